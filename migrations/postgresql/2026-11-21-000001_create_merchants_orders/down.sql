@@ -1,0 +1,4 @@
+DROP TABLE order_events;
+DROP TABLE orders;
+DROP TABLE merchant_shops;
+DROP TABLE merchants;

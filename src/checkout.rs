@@ -1,0 +1,642 @@
+//! Checkout, shared by the route families that start a KOMOJU hosted-page session
+//! (PROTOCOL.md §6.1, §6.2): validate Cafe24's request, create or find the order, create
+//! its KOMOJU session exactly once, and later apply what KOMOJU says about it.
+//!
+//! Exactly one session per attempt, whatever the concurrency: the order row (unique per
+//! `(mall_id, order_id)`) stores the attempt's idempotency key, `external_order_num` and
+//! the exact request body *before* KOMOJU is called. Every concurrent or later repeat
+//! sends the same key and bytes, so KOMOJU creates one session and answers the rest with
+//! the same reply (or 409 while the first is in flight, which the client waits out).
+//!
+//! Every change of order state goes through [`apply_event`]: one transaction that locks
+//! the order, asks [`crate::order_state::apply`], writes the new facts and an audit row.
+
+use std::collections::BTreeMap;
+
+use actix_web::web;
+use secrecy::ExposeSecret;
+
+use crate::cafe24::partner_id::PartnerId;
+use crate::cafe24::{hash_data, Fields};
+use crate::db::{self, orders, orders::OrderRow, DbConnection, DbError};
+use crate::error::ApiError;
+use crate::komoju::{CreateSession, KomojuError, SessionPaymentData};
+use crate::merchant::Merchant;
+use crate::money::{Currency, Money};
+use crate::order_state::{self, Event, OrderState, Outcome};
+use crate::order_token::OrderRef;
+use crate::startup::AppState;
+
+/// Which route family an order came through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// §6.1: Cafe24 reads the result with `status`.
+    Sync,
+    /// §6.2: Cafe24 hears the result at `return_noty_url`.
+    Async,
+}
+
+impl Flow {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Flow::Sync => "sync",
+            Flow::Async => "async",
+        }
+    }
+
+    /// The path of the callback KOMOJU returns the buyer to.
+    pub fn callback_path(self) -> &'static str {
+        match self {
+            Flow::Sync => "/api/synchronous-checkout/checkout/callback",
+            Flow::Async => "/api/asynchronous-checkout/checkout/callback",
+        }
+    }
+}
+
+/// Request fields the checkout reads; every other field is kept in `request_fields`.
+const KNOWN_FIELDS: [&str; 13] = [
+    "partner_id",
+    "order_id",
+    "amount",
+    "currency",
+    "return_url",
+    "return_noty_url",
+    "hash_data",
+    "buyer_id",
+    "shop_no",
+    "buyer_email",
+    "buyer_name",
+    "lang",
+    "extra_data",
+];
+
+/// Longest `order_id` accepted.
+const MAX_ORDER_ID: usize = 100;
+
+/// A checkout request that passed every check of §6.1 (before any write).
+struct ValidCheckout {
+    partner_id: PartnerId,
+    order_id: String,
+    amount: Money,
+    amount_text: String,
+    return_url: String,
+    return_noty_url: Option<String>,
+    extra_data: Option<String>,
+    request_fields: String,
+    buyer_email: Option<String>,
+    lang: Option<String>,
+    merchant: Merchant,
+}
+
+/// Handles a checkout request: returns the KOMOJU `session_url` to give Cafe24 as
+/// `payment_url`. Errors are the §3 codes; a failure before the order row is written
+/// writes nothing and calls nobody.
+pub async fn start(app: &AppState, flow: Flow, fields: &Fields) -> Result<String, ApiError> {
+    let valid = validate(app, flow, fields).await?;
+    let order = create_or_find(app, flow, &valid).await?;
+    if let (Some(url), true) = (
+        &order.komoju_session_url,
+        order.state == OrderState::Pending.as_str(),
+    ) {
+        return Ok(url.clone());
+    }
+    create_session(app, &valid.merchant, &order).await
+}
+
+/// §6.1 steps before any write: hash, partner, money, merchant, URLs.
+async fn validate(app: &AppState, flow: Flow, fields: &Fields) -> Result<ValidCheckout, ApiError> {
+    let partner_id = fields.required("partner_id")?;
+    let order_id = fields.required("order_id")?;
+    let amount = fields.required("amount")?;
+    let currency = fields.required("currency")?;
+    let return_url = fields.required("return_url")?;
+    let hash = fields
+        .required("hash_data")
+        .map_err(|_| ApiError::InvalidHash)?;
+    let return_noty_url = match flow {
+        Flow::Async => Some(fields.required("return_noty_url")?),
+        Flow::Sync => fields.optional("return_noty_url"),
+    };
+    let signed = hash_data::PaymentRequest {
+        amount,
+        currency,
+        order_id,
+        partner_id,
+    };
+    if !signed.verify(
+        app.settings.cafe24_service_key.expose_secret().as_bytes(),
+        hash,
+    ) {
+        return Err(ApiError::InvalidHash);
+    }
+    let partner = PartnerId::parse(partner_id).map_err(|e| ApiError::invalid(e.to_string()))?;
+    if order_id.len() > MAX_ORDER_ID || order_id.chars().any(char::is_control) {
+        return Err(ApiError::invalid(format!(
+            "order_id must be at most {MAX_ORDER_ID} printable characters"
+        )));
+    }
+    if let Some(shop_no) = fields.optional("shop_no") {
+        if shop_no != partner.shop_no().to_string() {
+            return Err(ApiError::invalid("shop_no does not match partner_id"));
+        }
+    }
+    let currency = Currency::parse(currency)?;
+    let money = Money::parse_positive(amount, currency)?;
+    let merchant = load_merchant(app, partner.mall_id(), Some(partner.shop_no())).await?;
+    let check_url = |u: &str, name: &str| {
+        app.allowed_hosts
+            .check(u, &merchant.allowed_hosts)
+            .map(|_| ())
+            .map_err(|e| ApiError::UrlNotAllowed(format!("{name}: {e}")))
+    };
+    check_url(return_url, "return_url")?;
+    if let Some(noty) = return_noty_url {
+        check_url(noty, "return_noty_url")?;
+    }
+    Ok(ValidCheckout {
+        order_id: order_id.to_owned(),
+        amount: money,
+        amount_text: amount.to_owned(),
+        return_url: return_url.to_owned(),
+        return_noty_url: return_noty_url.map(str::to_owned),
+        extra_data: fields.optional("extra_data").map(str::to_owned),
+        request_fields: fields.others(&KNOWN_FIELDS),
+        buyer_email: fields.optional("buyer_email").map(str::to_owned),
+        lang: fields.optional("lang").map(str::to_owned),
+        partner_id: partner,
+        merchant,
+    })
+}
+
+/// Loads and opens the merchant. With `shop_no` (a new request from Cafe24) the mall
+/// must be enabled and the shop registered and enabled: unknown mall or shop →
+/// `unknown_merchant`, disabled mall → `merchant_disabled`. Without it (KOMOJU reporting
+/// on money that already moved) only the mall must exist: facts are applied even for a
+/// merchant disabled since.
+pub async fn load_merchant(
+    app: &AppState,
+    mall_id: &str,
+    shop_no: Option<i32>,
+) -> Result<Merchant, ApiError> {
+    let mall = mall_id.to_owned();
+    let (row, shop) = app
+        .db
+        .run(move |c| {
+            let row = db::merchants::find(c, &mall)?;
+            let shop = match shop_no {
+                Some(no) if row.is_some() => db::merchants::find_shop(c, &mall, no)?,
+                _ => None,
+            };
+            Ok((row, shop))
+        })
+        .await
+        .map_err(|e| ApiError::from_db("loading merchant", e))?;
+    let row = row.ok_or(ApiError::UnknownMerchant)?;
+    if let Some(no) = shop_no {
+        if !row.enabled {
+            return Err(ApiError::MerchantDisabled);
+        }
+        if !shop.map(|s| s.enabled).unwrap_or(false) {
+            log::info!("mall {} shop {no} is not enabled", row.mall_id);
+            return Err(ApiError::UnknownMerchant);
+        }
+    }
+    Merchant::open(&row, &app.secrets).map_err(|e| {
+        log::error!("{e}");
+        ApiError::Internal
+    })
+}
+
+/// Writes the order (or finds it), deciding whether a session is needed.
+async fn create_or_find(
+    app: &AppState,
+    flow: Flow,
+    v: &ValidCheckout,
+) -> Result<OrderRow, ApiError> {
+    let mall_id = v.partner_id.mall_id().to_owned();
+    let order_id = v.order_id.clone();
+    let now = app.clock.now_naive();
+    let find = {
+        let (mall_id, order_id) = (mall_id.clone(), order_id.clone());
+        move |c: &mut DbConnection| orders::find_by_order_id(c, &mall_id, &order_id)
+    };
+    let existing = app
+        .db
+        .run(find.clone())
+        .await
+        .map_err(|e| ApiError::from_db("reading order", e))?;
+    let existing = match existing {
+        Some(o) => o,
+        None => {
+            let row = new_order_row(app, flow, v, now)?;
+            let inserted = row.clone();
+            match app.db.run(move |c| orders::insert(c, &inserted)).await {
+                Ok(()) => {
+                    log::info!(
+                        "order created: mall_id={} order_id={} flow={} amount={} {}",
+                        row.mall_id,
+                        row.order_id,
+                        row.flow,
+                        row.amount_text,
+                        row.currency
+                    );
+                    return Ok(row);
+                }
+                // A concurrent identical request inserted it first: use theirs.
+                Err(e) if db::is_unique_violation(&e) => app
+                    .db
+                    .run(find.clone())
+                    .await
+                    .map_err(|e| ApiError::from_db("reading order", e))?
+                    .ok_or(ApiError::Internal)?,
+                Err(e) => return Err(ApiError::from_db("inserting order", e)),
+            }
+        }
+    };
+    if existing.amount != v.amount.minor() || existing.currency != v.amount.currency().code() {
+        return Err(ApiError::OrderConflict(
+            "order_id already exists with another amount or currency".into(),
+        ));
+    }
+    if existing.flow != flow.as_str() {
+        return Err(ApiError::OrderConflict(format!(
+            "order_id already exists in the {} checkout flow",
+            existing.flow
+        )));
+    }
+    let state = existing
+        .state()
+        .map_err(|e| ApiError::from_db("reading order", e))?;
+    match state {
+        OrderState::Pending => Ok(existing),
+        s if s.allows_new_attempt() => new_attempt(app, v, existing).await,
+        s => Err(ApiError::OrderConflict(format!("order is already {s}"))),
+    }
+}
+
+/// Starts a fresh KOMOJU session for an order whose last attempt ended unpaid.
+async fn new_attempt(
+    app: &AppState,
+    v: &ValidCheckout,
+    old: OrderRow,
+) -> Result<OrderRow, ApiError> {
+    let attempt = old.attempt + 1;
+    let key = uuid::Uuid::new_v4().to_string();
+    let external_order_num = external_order_num(&old.order_id, attempt);
+    let flow = if old.flow == "async" {
+        Flow::Async
+    } else {
+        Flow::Sync
+    };
+    let body = session_request(app, flow, v, &old.order_id, attempt, &external_order_num)?;
+    let now = app.clock.now_naive();
+    let id = old.id.clone();
+    let changed = app
+        .db
+        .run(move |c| {
+            orders::start_attempt(
+                c,
+                &id,
+                &orders::NewAttempt {
+                    attempt,
+                    komoju_idempotency_key: &key,
+                    external_order_num: &external_order_num,
+                    komoju_session_request: &body,
+                },
+                now,
+            )
+        })
+        .await
+        .map_err(|e| ApiError::from_db("starting attempt", e))?;
+    if changed == 1 {
+        log::info!(
+            "order {} of {}: attempt {attempt} after {}",
+            old.order_id,
+            old.mall_id,
+            old.state
+        );
+    }
+    let id = old.id.clone();
+    let row = app
+        .db
+        .run(move |c| orders::find(c, &id))
+        .await
+        .map_err(|e| ApiError::from_db("reading order", e))?
+        .ok_or(ApiError::Internal)?;
+    if row.state != OrderState::Pending.as_str() {
+        return Err(ApiError::OrderConflict(format!(
+            "order is already {}",
+            row.state
+        )));
+    }
+    Ok(row)
+}
+
+fn new_order_row(
+    app: &AppState,
+    flow: Flow,
+    v: &ValidCheckout,
+    now: chrono::NaiveDateTime,
+) -> Result<OrderRow, ApiError> {
+    let attempt = 1;
+    let external_order_num = external_order_num(&v.order_id, attempt);
+    Ok(OrderRow {
+        id: uuid::Uuid::new_v4().to_string(),
+        mall_id: v.partner_id.mall_id().to_owned(),
+        order_id: v.order_id.clone(),
+        shop_no: v.partner_id.shop_no(),
+        partner_id: v.partner_id.as_str().to_owned(),
+        flow: flow.as_str().to_owned(),
+        amount: v.amount.minor(),
+        amount_text: v.amount_text.clone(),
+        currency: v.amount.currency().code().to_owned(),
+        state: OrderState::Pending.as_str().to_owned(),
+        return_url: v.return_url.clone(),
+        return_noty_url: v.return_noty_url.clone(),
+        extra_data: v.extra_data.clone(),
+        request_fields: v.request_fields.clone(),
+        attempt,
+        komoju_idempotency_key: uuid::Uuid::new_v4().to_string(),
+        komoju_session_request: session_request(
+            app,
+            flow,
+            v,
+            &v.order_id,
+            attempt,
+            &external_order_num,
+        )?,
+        external_order_num,
+        komoju_session_id: None,
+        komoju_session_url: None,
+        komoju_payment_id: None,
+        payment_type: None,
+        captured_amount: None,
+        captured_currency: None,
+        refunded_amount: 0,
+        pending_notice_sent: false,
+        created_at: now,
+        updated_at: now,
+    })
+}
+
+/// `{order_id}-{attempt}-{6 random hex}`: unique per attempt, as KOMOJU requires.
+fn external_order_num(order_id: &str, attempt: i32) -> String {
+    let suffix: u32 = rand::random::<u32>() & 0x00ff_ffff;
+    format!("{order_id}-{attempt}-{suffix:06x}")
+}
+
+/// The exact JSON body of the attempt's `POST /sessions`.
+fn session_request(
+    app: &AppState,
+    flow: Flow,
+    v: &ValidCheckout,
+    order_id: &str,
+    attempt: i32,
+    external_order_num: &str,
+) -> Result<String, ApiError> {
+    let payment_types = v.merchant.payment_types_for(flow == Flow::Sync);
+    if payment_types.is_empty() {
+        log::warn!(
+            "merchant {} offers no payment type usable in {} checkout",
+            v.merchant.mall_id,
+            flow.as_str()
+        );
+        return Err(ApiError::MerchantDisabled);
+    }
+    let key = app.order_keys.issue(
+        &OrderRef {
+            mall_id: v.partner_id.mall_id().to_owned(),
+            order_id: order_id.to_owned(),
+            flow: flow.as_str().to_owned(),
+            attempt,
+        },
+        app.clock.unix_seconds(),
+    );
+    let return_url = crate::cafe24::append_query(
+        &format!(
+            "{}{}",
+            app.settings.public_base_url.as_str().trim_end_matches('/'),
+            flow.callback_path()
+        ),
+        &[("key", &key)],
+    );
+    let locale = match v
+        .lang
+        .as_deref()
+        .map(|l| l.get(..2).unwrap_or(l).to_ascii_lowercase())
+    {
+        Some(l) if ["ja", "en", "ko"].contains(&l.as_str()) => l,
+        _ => v.merchant.locale.clone(),
+    };
+    let mut metadata = BTreeMap::new();
+    metadata.insert("mall_id".to_owned(), v.partner_id.mall_id().to_owned());
+    metadata.insert("order_id".to_owned(), order_id.to_owned());
+    metadata.insert("flow".to_owned(), flow.as_str().to_owned());
+    let body = CreateSession {
+        amount: v.amount.minor(),
+        currency: v.amount.currency().code().to_owned(),
+        return_url,
+        default_locale: locale,
+        email: v.buyer_email.clone(),
+        payment_types,
+        payment_data: SessionPaymentData {
+            external_order_num: external_order_num.to_owned(),
+        },
+        metadata,
+    };
+    serde_json::to_string(&body).map_err(|_| ApiError::Internal)
+}
+
+/// Calls KOMOJU with the attempt's stored key and body, checks the reply, stores the
+/// session. A failure leaves the order `pending` without a session: the next identical
+/// request repeats the same call, and KOMOJU's idempotency makes it one session.
+async fn create_session(
+    app: &AppState,
+    merchant: &Merchant,
+    order: &OrderRow,
+) -> Result<String, ApiError> {
+    let session = app
+        .komoju
+        .create_session(
+            &merchant.komoju_secret_key,
+            &order.komoju_idempotency_key,
+            &order.komoju_session_request,
+        )
+        .await
+        .map_err(|e| upstream("creating KOMOJU session", &order.order_id, e))?;
+    if session.amount.is_some_and(|a| a != order.amount)
+        || session
+            .currency
+            .as_deref()
+            .is_some_and(|c| c != order.currency)
+    {
+        log::error!(
+            "KOMOJU session {} for order {} of {} has amount {:?} {:?}, expected {} {}",
+            session.id,
+            order.order_id,
+            order.mall_id,
+            session.amount,
+            session.currency,
+            order.amount,
+            order.currency
+        );
+        return Err(ApiError::Upstream(
+            "KOMOJU answered a session with another amount".into(),
+        ));
+    }
+    let url = session
+        .session_url
+        .clone()
+        .filter(|u| u.starts_with("https://") || u.starts_with("http://"))
+        .ok_or_else(|| {
+            ApiError::Upstream("KOMOJU answered a session without session_url".into())
+        })?;
+    let (id, attempt, sid, surl, now) = (
+        order.id.clone(),
+        order.attempt,
+        session.id.clone(),
+        url.clone(),
+        app.clock.now_naive(),
+    );
+    let stored = app
+        .db
+        .run(move |c| orders::set_session(c, &id, attempt, &sid, &surl, now))
+        .await
+        .map_err(|e| ApiError::from_db("storing session", e))?;
+    if stored == 0 {
+        log::error!(
+            "order {} of {}: session {} could not be stored (attempt changed)",
+            order.order_id,
+            order.mall_id,
+            session.id
+        );
+        return Err(ApiError::OrderConflict(
+            "order changed while its session was created; retry".into(),
+        ));
+    }
+    log::info!(
+        "order {} of {}: KOMOJU session {}",
+        order.order_id,
+        order.mall_id,
+        session.id
+    );
+    Ok(url)
+}
+
+/// Logs a KOMOJU failure and maps it to `upstream_error` (§7).
+pub fn upstream(context: &str, order_id: &str, e: KomojuError) -> ApiError {
+    log::warn!("{context} for order {order_id}: {e}");
+    match e {
+        KomojuError::Api { code, .. } if code == "not_refundable" => {
+            ApiError::NotRefundable("KOMOJU cannot refund this payment type by API".into())
+        }
+        KomojuError::Timeout => ApiError::Upstream("KOMOJU did not answer in time".into()),
+        _ => ApiError::Upstream("KOMOJU could not complete the request".into()),
+    }
+}
+
+/// Applies one KOMOJU fact to the order in one transaction (lock, decide, write facts
+/// and audit row). Returns the order as it is after the event and the outcome.
+pub fn apply_event(
+    conn: &mut DbConnection,
+    order_pk: &str,
+    event: &Event,
+    source: &str,
+    now: chrono::NaiveDateTime,
+) -> Result<(OrderRow, Outcome), DbError> {
+    db::transaction(conn, |c| {
+        let row = orders::lock_order(c, order_pk)?
+            .ok_or_else(|| DbError::Corrupt(format!("order {order_pk} vanished")))?;
+        let before = row.facts()?;
+        let outcome = order_state::apply(&before, event);
+        if outcome.changed {
+            orders::save_facts(c, order_pk, &outcome.facts, now)?;
+        }
+        let detail = outcome.note.clone().unwrap_or_default();
+        orders::insert_event(
+            c,
+            &orders::NewOrderEvent {
+                order_pk: order_pk.to_owned(),
+                source: source.to_owned(),
+                event: event.name().to_owned(),
+                from_state: before.state.as_str().to_owned(),
+                to_state: outcome.facts.state.as_str().to_owned(),
+                applied: outcome.changed,
+                detail,
+                created_at: now,
+            },
+        )?;
+        let after = orders::find(c, order_pk)?
+            .ok_or_else(|| DbError::Corrupt(format!("order {order_pk} vanished")))?;
+        let level = if outcome.anomaly {
+            log::Level::Warn
+        } else {
+            log::Level::Info
+        };
+        log::log!(
+            level,
+            "order {} of {}: {} via {source}: {} -> {}{}",
+            row.order_id,
+            row.mall_id,
+            event.name(),
+            before.state,
+            outcome.facts.state,
+            outcome
+                .note
+                .as_deref()
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default()
+        );
+        Ok((after, outcome))
+    })
+}
+
+/// Reads the order's session from KOMOJU and applies what it says. `session_id` must be
+/// the order's current session (checked by the caller). Returns the order afterwards.
+pub async fn refresh_from_session(
+    app: &AppState,
+    merchant: &Merchant,
+    order: OrderRow,
+    source: &'static str,
+) -> Result<OrderRow, ApiError> {
+    let Some(session_id) = order.komoju_session_id.clone() else {
+        return Ok(order);
+    };
+    let session = app
+        .komoju
+        .get_session(&merchant.komoju_secret_key, &session_id)
+        .await
+        .map_err(|e| upstream("reading KOMOJU session", &order.order_id, e))?;
+    if session.id != session_id {
+        log::error!(
+            "KOMOJU answered session {} when asked for {session_id}",
+            session.id
+        );
+        return Err(ApiError::Upstream("KOMOJU answered another session".into()));
+    }
+    let Some(event) = session.to_event() else {
+        return Ok(order);
+    };
+    let now = app.clock.now_naive();
+    let pk = order.id.clone();
+    let (after, _) = app
+        .db
+        .run(move |c| apply_event(c, &pk, &event, source, now))
+        .await
+        .map_err(|e| ApiError::from_db("applying session", e))?;
+    Ok(after)
+}
+
+/// Finds the order a verified key names.
+pub async fn order_for_key(app: &AppState, key: &OrderRef) -> Result<OrderRow, ApiError> {
+    let (mall, order_id) = (key.mall_id.clone(), key.order_id.clone());
+    app.db
+        .run(move |c| orders::find_by_order_id(c, &mall, &order_id))
+        .await
+        .map_err(|e| ApiError::from_db("reading order", e))?
+        .ok_or(ApiError::OrderNotFound)
+}
+
+/// Shared state handed to handlers.
+pub type State = web::Data<AppState>;

@@ -1,0 +1,265 @@
+//! The operator's interface (PROTOCOL.md §11): one binary, `cafe24-komoju`, with the
+//! subcommands `serve`, `migrate`, `merchant add|list|enable|disable` and `sign`.
+//! Commands other than `serve` write their result to the given writer, so tests can run
+//! them in-process.
+
+use std::io::Write;
+
+use clap::{Args, Parser, Subcommand};
+use secrecy::{ExposeSecret, SecretString};
+
+use crate::cafe24::hash_data;
+use crate::clock::Clock;
+use crate::db::{self, Database};
+use crate::merchant::MerchantInput;
+use crate::secrets::{mask, SecretBox};
+use crate::settings::Settings;
+use crate::startup::Application;
+
+/// Command line of `cafe24-komoju`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "cafe24-komoju",
+    version,
+    about = "Cafe24 PG app for KOMOJU payments"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run pending migrations, then serve HTTP.
+    Serve,
+    /// Run pending migrations and exit.
+    Migrate,
+    /// Register and list merchants (Cafe24 malls).
+    #[command(subcommand)]
+    Merchant(MerchantCommand),
+    /// Print the Cafe24 hash_data of the values (concatenated in order), keyed with CAFE24_SERVICE_KEY.
+    Sign {
+        /// The values, e.g. AMOUNT CURRENCY ORDER_ID PARTNER_ID for a payment request.
+        #[arg(required = true)]
+        values: Vec<String>,
+    },
+}
+
+/// `merchant …`.
+#[derive(Debug, Subcommand)]
+pub enum MerchantCommand {
+    /// Register or update a merchant and enable one of its shops (repeat for more shops).
+    Add(AddMerchant),
+    /// List merchants and shops, secrets masked.
+    List,
+    /// Enable a mall, or one shop with --shop-no.
+    Enable(Target),
+    /// Disable a mall, or one shop with --shop-no.
+    Disable(Target),
+}
+
+/// Which mall or shop.
+#[derive(Debug, Args)]
+pub struct Target {
+    #[arg(long)]
+    pub mall_id: String,
+    #[arg(long)]
+    pub shop_no: Option<i32>,
+}
+
+/// `merchant add`. The secrets may come from the environment instead of the command
+/// line (which shells keep in their history).
+#[derive(Debug, Args)]
+pub struct AddMerchant {
+    #[arg(long)]
+    pub mall_id: String,
+    #[arg(long)]
+    pub shop_no: i32,
+    /// KOMOJU secret key (sk_…).
+    #[arg(long, env = "MERCHANT_KOMOJU_SECRET_KEY", hide_env_values = true)]
+    pub komoju_secret_key: String,
+    /// KOMOJU webhook secret token.
+    #[arg(long, env = "MERCHANT_KOMOJU_WEBHOOK_SECRET", hide_env_values = true)]
+    pub komoju_webhook_secret: String,
+    /// The third part of partner_id (mall_id:shop_no:public_ref).
+    #[arg(long, default_value = "komoju")]
+    pub public_ref: String,
+    #[arg(long, value_delimiter = ',', default_value = "credit_card,konbini")]
+    pub payment_types: Vec<String>,
+    #[arg(long, default_value = "ja")]
+    pub locale: String,
+    #[arg(long, default_value = "sync")]
+    pub cancel_mode: String,
+    /// An extra callback host for this merchant (exact host, or .suffix); repeatable.
+    #[arg(long = "allowed-host")]
+    pub allowed_hosts: Vec<String>,
+    /// A paymethod override TYPE=CODE (e.g. paypay=etc); repeatable.
+    #[arg(long = "paymethod")]
+    pub paymethod_codes: Vec<String>,
+}
+
+/// A command failed; the message is for the operator and holds no secret.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error("{0}")]
+    Usage(String),
+    #[error("{0}")]
+    Db(#[from] db::DbError),
+    #[error("{0}")]
+    Startup(#[from] crate::startup::StartupError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Runs a command. `serve` blocks until the server stops.
+pub async fn run(cli: Cli, settings: Settings, out: &mut dyn Write) -> Result<(), CliError> {
+    match cli.command {
+        Command::Serve => {
+            let app = Application::build(settings, Clock::system()).await?;
+            app.run_until_stopped().await?;
+            Ok(())
+        }
+        Command::Migrate => {
+            let db = Database::connect(&settings.database_url)?;
+            let applied = db.run_migrations()?;
+            writeln!(
+                out,
+                "{} migration(s) applied on {}",
+                applied.len(),
+                db.backend_name()
+            )?;
+            for m in applied {
+                writeln!(out, "  {m}")?;
+            }
+            Ok(())
+        }
+        Command::Sign { values } => {
+            let refs: Vec<&str> = values.iter().map(String::as_str).collect();
+            writeln!(
+                out,
+                "{}",
+                hash_data::sign(
+                    settings.cafe24_service_key.expose_secret().as_bytes(),
+                    &refs
+                )
+            )?;
+            Ok(())
+        }
+        Command::Merchant(cmd) => merchant(cmd, &settings, out),
+    }
+}
+
+fn merchant(
+    cmd: MerchantCommand,
+    settings: &Settings,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let db = Database::connect(&settings.database_url)?;
+    db.run_migrations()?;
+    let mut conn = db.get()?;
+    let secrets = SecretBox::new(&settings.app_secret);
+    let now = Clock::system().now_naive();
+    match cmd {
+        MerchantCommand::Add(a) => {
+            let input = MerchantInput {
+                mall_id: a.mall_id,
+                shop_no: a.shop_no,
+                public_ref: a.public_ref,
+                komoju_secret_key: SecretString::from(a.komoju_secret_key),
+                komoju_webhook_secret: SecretString::from(a.komoju_webhook_secret),
+                payment_types: a
+                    .payment_types
+                    .into_iter()
+                    .map(|t| t.trim().to_owned())
+                    .collect(),
+                locale: a.locale,
+                cancel_mode: a.cancel_mode,
+                allowed_hosts: a
+                    .allowed_hosts
+                    .into_iter()
+                    .map(|h| h.trim().to_ascii_lowercase())
+                    .collect(),
+                paymethod_codes: a.paymethod_codes,
+            };
+            input.validate().map_err(CliError::Usage)?;
+            let row = input.to_row(&secrets, now);
+            db::merchants::upsert_with_shop(&mut conn, &row, input.shop_no)?;
+            writeln!(
+                out,
+                "merchant {} saved; shop {} enabled; partner_id {}:{}:{}; KOMOJU key {}",
+                input.mall_id,
+                input.shop_no,
+                input.mall_id,
+                input.shop_no,
+                input.public_ref,
+                mask(input.komoju_secret_key.expose_secret())
+            )?;
+            Ok(())
+        }
+        MerchantCommand::List => {
+            let all = db::merchants::list(&mut conn)?;
+            if all.is_empty() {
+                writeln!(out, "no merchants")?;
+            }
+            for (m, shops) in all {
+                let shown =
+                    |column: &str, sealed: &str| match secrets.open(&m.mall_id, column, sealed) {
+                        Ok(s) => mask(s.expose_secret()),
+                        Err(_) => "<cannot open: APP_SECRET changed?>".to_owned(),
+                    };
+                writeln!(
+                    out,
+                    "{} [{}] public_ref={} key={} webhook_secret={} payment_types={} locale={} cancel_mode={} allowed_hosts={} paymethod={}",
+                    m.mall_id,
+                    if m.enabled { "enabled" } else { "disabled" },
+                    m.public_ref,
+                    shown(crate::merchant::SECRET_KEY_COLUMN, &m.komoju_secret_key),
+                    shown(crate::merchant::WEBHOOK_SECRET_COLUMN, &m.komoju_webhook_secret),
+                    m.payment_types,
+                    m.locale,
+                    m.cancel_mode,
+                    if m.allowed_hosts.is_empty() { "-" } else { &m.allowed_hosts },
+                    if m.paymethod_codes.is_empty() { "-" } else { &m.paymethod_codes },
+                )?;
+                for s in shops {
+                    writeln!(
+                        out,
+                        "  shop {} [{}]",
+                        s.shop_no,
+                        if s.enabled { "enabled" } else { "disabled" }
+                    )?;
+                }
+            }
+            Ok(())
+        }
+        MerchantCommand::Enable(t) | MerchantCommand::Disable(t) if t.mall_id.is_empty() => {
+            Err(CliError::Usage("--mall-id is required".into()))
+        }
+        MerchantCommand::Enable(t) => set_enabled(&mut conn, t, true, now, out),
+        MerchantCommand::Disable(t) => set_enabled(&mut conn, t, false, now, out),
+    }
+}
+
+fn set_enabled(
+    conn: &mut db::DbConnection,
+    t: Target,
+    enabled: bool,
+    now: chrono::NaiveDateTime,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let changed = db::merchants::set_enabled(conn, &t.mall_id, t.shop_no, enabled, now)?;
+    let what = match t.shop_no {
+        Some(n) => format!("shop {n} of {}", t.mall_id),
+        None => format!("mall {}", t.mall_id),
+    };
+    if changed == 0 {
+        return Err(CliError::Usage(format!("{what} is not registered")));
+    }
+    writeln!(
+        out,
+        "{what} {}",
+        if enabled { "enabled" } else { "disabled" }
+    )?;
+    Ok(())
+}

@@ -1,0 +1,154 @@
+//! Merchant rows: a Cafe24 mall, its KOMOJU credentials (sealed), settings and shops.
+//! Reads and writes only; sealing and opening secrets is [`crate::secrets`]'s job.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::{merchant_shops, merchants};
+use super::{DbConnection, DbError};
+
+/// A `merchants` row as stored (secrets still sealed).
+#[derive(Debug, Clone, Queryable, Selectable, Insertable, AsChangeset)]
+#[diesel(table_name = merchants)]
+pub struct MerchantRow {
+    pub mall_id: String,
+    pub public_ref: String,
+    pub komoju_secret_key: String,
+    pub komoju_webhook_secret: String,
+    pub payment_types: String,
+    pub locale: String,
+    pub cancel_mode: String,
+    pub allowed_hosts: String,
+    pub paymethod_codes: String,
+    pub enabled: bool,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// A `merchant_shops` row.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = merchant_shops)]
+pub struct ShopRow {
+    pub mall_id: String,
+    pub shop_no: i32,
+    pub enabled: bool,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// The merchant of `mall_id`, if registered.
+pub fn find(conn: &mut DbConnection, mall_id: &str) -> Result<Option<MerchantRow>, DbError> {
+    Ok(merchants::table
+        .find(mall_id)
+        .select(MerchantRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// The shop `shop_no` of `mall_id`, if registered.
+pub fn find_shop(
+    conn: &mut DbConnection,
+    mall_id: &str,
+    shop_no: i32,
+) -> Result<Option<ShopRow>, DbError> {
+    Ok(merchant_shops::table
+        .find((mall_id, shop_no))
+        .select(ShopRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Inserts or updates the merchant (keeping its `created_at`) and enables the shop, in
+/// one transaction.
+pub fn upsert_with_shop(
+    conn: &mut DbConnection,
+    row: &MerchantRow,
+    shop_no: i32,
+) -> Result<(), DbError> {
+    conn.transaction(|conn| {
+        match find(conn, &row.mall_id)? {
+            Some(existing) => {
+                let mut updated = row.clone();
+                updated.created_at = existing.created_at;
+                diesel::update(merchants::table.find(&row.mall_id))
+                    .set(&updated)
+                    .execute(conn)?;
+            }
+            None => {
+                diesel::insert_into(merchants::table)
+                    .values(row)
+                    .execute(conn)?;
+            }
+        }
+        match find_shop(conn, &row.mall_id, shop_no)? {
+            Some(_) => {
+                diesel::update(merchant_shops::table.find((&row.mall_id, shop_no)))
+                    .set((
+                        merchant_shops::enabled.eq(true),
+                        merchant_shops::updated_at.eq(row.updated_at),
+                    ))
+                    .execute(conn)?;
+            }
+            None => {
+                diesel::insert_into(merchant_shops::table)
+                    .values(ShopRow {
+                        mall_id: row.mall_id.clone(),
+                        shop_no,
+                        enabled: true,
+                        created_at: row.updated_at,
+                        updated_at: row.updated_at,
+                    })
+                    .execute(conn)?;
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Enables or disables a whole mall (`shop_no` None) or one of its shops. Returns the
+/// number of rows changed (0 when nothing matched).
+pub fn set_enabled(
+    conn: &mut DbConnection,
+    mall_id: &str,
+    shop_no: Option<i32>,
+    enabled: bool,
+    now: NaiveDateTime,
+) -> Result<usize, DbError> {
+    Ok(match shop_no {
+        None => diesel::update(merchants::table.find(mall_id))
+            .set((
+                merchants::enabled.eq(enabled),
+                merchants::updated_at.eq(now),
+            ))
+            .execute(conn)?,
+        Some(no) => diesel::update(merchant_shops::table.find((mall_id, no)))
+            .set((
+                merchant_shops::enabled.eq(enabled),
+                merchant_shops::updated_at.eq(now),
+            ))
+            .execute(conn)?,
+    })
+}
+
+/// Every merchant with its shops, ordered by mall id then shop number.
+pub fn list(conn: &mut DbConnection) -> Result<Vec<(MerchantRow, Vec<ShopRow>)>, DbError> {
+    let all: Vec<MerchantRow> = merchants::table
+        .order(merchants::mall_id.asc())
+        .select(MerchantRow::as_select())
+        .load(conn)?;
+    let shops: Vec<ShopRow> = merchant_shops::table
+        .order((merchant_shops::mall_id.asc(), merchant_shops::shop_no.asc()))
+        .select(ShopRow::as_select())
+        .load(conn)?;
+    Ok(all
+        .into_iter()
+        .map(|m| {
+            let own = shops
+                .iter()
+                .filter(|s| s.mall_id == m.mall_id)
+                .cloned()
+                .collect();
+            (m, own)
+        })
+        .collect())
+}

@@ -1,0 +1,235 @@
+//! The database: one connection type over SQLite and PostgreSQL, the pool, the embedded
+//! migrations, and the bridge from async handlers to diesel's blocking calls.
+//!
+//! The backend is picked by the scheme of `DATABASE_URL` (`sqlite://path` or a bare path
+//! for SQLite, `postgres://…` or `postgresql://…` for PostgreSQL). Both backends share
+//! the table definitions in [`schema`]; each has its own migration tree under
+//! `migrations/`, embedded in the binary.
+//!
+//! SQLite is opened in WAL mode with a busy timeout and served by a pool of **one**
+//! connection: every unit of work is serialized, so a read-then-write transaction can
+//! never lose a race to another writer (SQLite has no `SELECT … FOR UPDATE`). PostgreSQL
+//! gets a real pool and row locks. This module never decides anything about orders.
+
+pub mod merchants;
+pub mod orders;
+pub mod schema;
+
+use std::time::Duration;
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::r2d2::ManageConnection;
+use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgresql");
+
+/// One connection to either backend. Query code written against it runs on both.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Postgres(diesel::PgConnection),
+    Sqlite(diesel::SqliteConnection),
+}
+
+/// Which database `DATABASE_URL` names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Backend {
+    /// A file path (the `sqlite://` prefix removed).
+    Sqlite(String),
+    /// A libpq connection URL.
+    Postgres(String),
+}
+
+impl Backend {
+    /// Reads the backend from a URL: `postgres://` / `postgresql://` → PostgreSQL;
+    /// `sqlite://PATH`, `sqlite:PATH` or a bare path → SQLite.
+    pub fn from_url(url: &str) -> Backend {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Backend::Postgres(url.to_owned())
+        } else if let Some(path) = url.strip_prefix("sqlite://") {
+            Backend::Sqlite(path.to_owned())
+        } else if let Some(path) = url.strip_prefix("sqlite:") {
+            Backend::Sqlite(path.to_owned())
+        } else {
+            Backend::Sqlite(url.to_owned())
+        }
+    }
+
+    /// `"sqlite"` or `"postgresql"`, for logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Postgres(_) => "postgresql",
+        }
+    }
+}
+
+/// Errors of the storage layer. A handler maps [`DbError::Unavailable`] to the contract's
+/// `unavailable` (503); every other variant is a bug or a broken invariant (500).
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// No connection could be had (server down, pool exhausted past its timeout).
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// A query failed.
+    #[error("database query failed: {0}")]
+    Query(#[from] diesel::result::Error),
+    /// A stored value could not be read back into a domain type.
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+    /// Migrations could not run.
+    #[error("migration failed: {0}")]
+    Migration(String),
+}
+
+impl DbError {
+    /// True when the failure is the database being out of reach rather than a bad query:
+    /// the caller may answer 503 and be retried.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            DbError::Unavailable(_) => true,
+            DbError::Query(diesel::result::Error::DatabaseError(kind, _)) => {
+                matches!(kind, diesel::result::DatabaseErrorKind::ClosedConnection)
+            }
+            DbError::Query(diesel::result::Error::BrokenTransactionManager) => true,
+            _ => false,
+        }
+    }
+}
+
+/// Opens connections for the pool and applies per-connection settings.
+#[derive(Debug)]
+pub struct ConnectionManager {
+    backend: Backend,
+}
+
+impl ManageConnection for ConnectionManager {
+    type Connection = DbConnection;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<DbConnection, Self::Error> {
+        match &self.backend {
+            Backend::Postgres(url) => diesel::PgConnection::establish(url)
+                .map(DbConnection::Postgres)
+                .map_err(diesel::r2d2::Error::ConnectionError),
+            Backend::Sqlite(path) => {
+                let mut conn = diesel::SqliteConnection::establish(path)
+                    .map_err(diesel::r2d2::Error::ConnectionError)?;
+                conn.batch_execute(
+                    "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
+                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                )
+                .map_err(diesel::r2d2::Error::QueryError)?;
+                Ok(DbConnection::Sqlite(conn))
+            }
+        }
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), Self::Error> {
+        conn.batch_execute("SELECT 1")
+            .map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, _conn: &mut DbConnection) -> bool {
+        false
+    }
+}
+
+/// A pool of connections to one database. Cheap to clone.
+#[derive(Clone)]
+pub struct Database {
+    pool: r2d2::Pool<ConnectionManager>,
+    backend_name: &'static str,
+}
+
+impl Database {
+    /// Builds the pool for `url` (see [`Backend::from_url`]). For SQLite the parent
+    /// directory of the file is created. Connections are opened lazily; a database that
+    /// is down at start-up surfaces as [`DbError::Unavailable`] on first use.
+    pub fn connect(url: &str) -> Result<Database, DbError> {
+        let backend = Backend::from_url(url);
+        let backend_name = backend.name();
+        let max_size = match &backend {
+            Backend::Sqlite(path) => {
+                if let Some(dir) = std::path::Path::new(path).parent() {
+                    if !dir.as_os_str().is_empty() {
+                        std::fs::create_dir_all(dir).map_err(|e| {
+                            DbError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+                        })?;
+                    }
+                }
+                1
+            }
+            Backend::Postgres(_) => 10,
+        };
+        let pool = r2d2::Pool::builder()
+            .max_size(max_size)
+            .min_idle(Some(0))
+            .connection_timeout(Duration::from_secs(5))
+            .build_unchecked(ConnectionManager { backend });
+        Ok(Database { pool, backend_name })
+    }
+
+    /// `"sqlite"` or `"postgresql"`.
+    pub fn backend_name(&self) -> &'static str {
+        self.backend_name
+    }
+
+    /// Runs the pending migrations of this backend's tree; returns their names.
+    pub fn run_migrations(&self) -> Result<Vec<String>, DbError> {
+        let mut conn = self.get()?;
+        let applied = match &mut *conn {
+            DbConnection::Sqlite(c) => c
+                .run_pending_migrations(SQLITE_MIGRATIONS)
+                .map(|v| v.iter().map(|m| m.to_string()).collect()),
+            DbConnection::Postgres(c) => c
+                .run_pending_migrations(POSTGRES_MIGRATIONS)
+                .map(|v| v.iter().map(|m| m.to_string()).collect()),
+        };
+        applied.map_err(|e| DbError::Migration(e.to_string()))
+    }
+
+    /// A connection from the pool, blocking up to the pool's timeout.
+    pub fn get(&self) -> Result<r2d2::PooledConnection<ConnectionManager>, DbError> {
+        self.pool
+            .get()
+            .map_err(|e| DbError::Unavailable(e.to_string()))
+    }
+
+    /// Runs blocking database work on tokio's blocking pool, so async handlers never stall
+    /// the reactor. `f` gets a pooled connection; it decides its own transactions.
+    pub async fn run<T, F>(&self, f: F) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, DbError> + Send + 'static,
+    {
+        let db = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = db.get()?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| DbError::Unavailable(format!("blocking task failed: {e}")))?
+    }
+}
+
+/// Runs `f` in a transaction; on PostgreSQL the caller locks rows it decides on with
+/// [`lock_order`](orders::lock_order). Errors roll back.
+pub fn transaction<T, F>(conn: &mut DbConnection, f: F) -> Result<T, DbError>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, DbError>,
+{
+    conn.transaction(f)
+}
+
+/// True when a diesel error is a unique-constraint violation (a lost insert race).
+pub fn is_unique_violation(e: &DbError) -> bool {
+    matches!(
+        e,
+        DbError::Query(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            _
+        ))
+    )
+}

@@ -1,0 +1,265 @@
+//! Order rows and their audit trail. One order per `(mall_id, order_id)`; every change
+//! of state is written with an `order_events` row describing why.
+//!
+//! Functions take a connection that may already be inside a transaction, so the same
+//! query serves alone or in a larger unit of work. Nothing here decides a transition:
+//! that is [`crate::order_state`]'s job.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::{order_events, orders};
+use super::{DbConnection, DbError};
+use crate::order_state::{OrderFacts, OrderState};
+
+/// An `orders` row. Amounts in minor units; `amount_text` is Cafe24's exact string.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = orders)]
+pub struct OrderRow {
+    pub id: String,
+    pub mall_id: String,
+    pub order_id: String,
+    pub shop_no: i32,
+    pub partner_id: String,
+    /// `sync`, `async` or `external`.
+    pub flow: String,
+    pub amount: i64,
+    pub amount_text: String,
+    pub currency: String,
+    pub state: String,
+    pub return_url: String,
+    pub return_noty_url: Option<String>,
+    pub extra_data: Option<String>,
+    /// The other request fields Cafe24 sent (JSON object of strings), kept as received.
+    pub request_fields: String,
+    /// 1 for the first KOMOJU session; +1 for each new session after a cancelled one.
+    pub attempt: i32,
+    /// `X-KOMOJU-IDEMPOTENCY` of this attempt's `POST /sessions`, stored before the call.
+    pub komoju_idempotency_key: String,
+    /// `payment_data.external_order_num` of this attempt (unique per attempt).
+    pub external_order_num: String,
+    /// The exact JSON body of this attempt's `POST /sessions`, resent byte for byte.
+    pub komoju_session_request: String,
+    pub komoju_session_id: Option<String>,
+    pub komoju_session_url: Option<String>,
+    pub komoju_payment_id: Option<String>,
+    pub payment_type: Option<String>,
+    pub captured_amount: Option<i64>,
+    pub captured_currency: Option<String>,
+    pub refunded_amount: i64,
+    pub pending_notice_sent: bool,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+impl OrderRow {
+    /// The stored state; a name this build does not know is a [`DbError::Corrupt`].
+    pub fn state(&self) -> Result<OrderState, DbError> {
+        OrderState::parse(&self.state).ok_or_else(|| {
+            DbError::Corrupt(format!("order {} has state {:?}", self.id, self.state))
+        })
+    }
+
+    /// The facts the state machine reads.
+    pub fn facts(&self) -> Result<OrderFacts, DbError> {
+        Ok(OrderFacts {
+            state: self.state()?,
+            amount: self.amount,
+            currency: self.currency.clone(),
+            session_id: self.komoju_session_id.clone(),
+            payment_id: self.komoju_payment_id.clone(),
+            payment_type: self.payment_type.clone(),
+            captured_amount: self.captured_amount,
+            refunded_amount: self.refunded_amount,
+            pending_notice_sent: self.pending_notice_sent,
+        })
+    }
+}
+
+/// An `order_events` row to insert.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = order_events)]
+pub struct NewOrderEvent {
+    pub order_pk: String,
+    /// Who saw it: `callback`, `status`, `webhook`, `checkout`, …
+    pub source: String,
+    /// What happened, e.g. `payment.captured`.
+    pub event: String,
+    pub from_state: String,
+    pub to_state: String,
+    /// False when the state machine ignored the event.
+    pub applied: bool,
+    pub detail: String,
+    pub created_at: NaiveDateTime,
+}
+
+/// An `order_events` row as stored.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = order_events)]
+pub struct OrderEventRow {
+    pub id: i64,
+    pub order_pk: String,
+    pub source: String,
+    pub event: String,
+    pub from_state: String,
+    pub to_state: String,
+    pub applied: bool,
+    pub detail: String,
+    pub created_at: NaiveDateTime,
+}
+
+/// The order `order_id` of `mall_id`.
+pub fn find_by_order_id(
+    conn: &mut DbConnection,
+    mall_id: &str,
+    order_id: &str,
+) -> Result<Option<OrderRow>, DbError> {
+    Ok(orders::table
+        .filter(orders::mall_id.eq(mall_id))
+        .filter(orders::order_id.eq(order_id))
+        .select(OrderRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// The order with primary key `id`.
+pub fn find(conn: &mut DbConnection, id: &str) -> Result<Option<OrderRow>, DbError> {
+    Ok(orders::table
+        .find(id)
+        .select(OrderRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Reads the order for a decision inside a transaction: on PostgreSQL the row is locked
+/// (`SELECT … FOR UPDATE`) until the transaction ends; SQLite's single connection
+/// already serializes every writer.
+pub fn lock_order(conn: &mut DbConnection, id: &str) -> Result<Option<OrderRow>, DbError> {
+    match conn {
+        DbConnection::Postgres(pg) => Ok(orders::table
+            .find(id)
+            .select(OrderRow::as_select())
+            .for_update()
+            .first(pg)
+            .optional()?),
+        DbConnection::Sqlite(_) => find(conn, id),
+    }
+}
+
+/// Inserts a new order. A concurrent insert of the same `(mall_id, order_id)` fails with
+/// a unique violation (see [`super::is_unique_violation`]).
+pub fn insert(conn: &mut DbConnection, row: &OrderRow) -> Result<(), DbError> {
+    diesel::insert_into(orders::table)
+        .values(row)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Records the KOMOJU session of attempt `attempt`. Only fills an empty slot or repeats
+/// the same id, so concurrent identical checkouts converge; returns the rows changed.
+pub fn set_session(
+    conn: &mut DbConnection,
+    id: &str,
+    attempt: i32,
+    session_id: &str,
+    session_url: &str,
+    now: NaiveDateTime,
+) -> Result<usize, DbError> {
+    Ok(diesel::update(
+        orders::table
+            .find(id)
+            .filter(orders::attempt.eq(attempt))
+            .filter(
+                orders::komoju_session_id
+                    .is_null()
+                    .or(orders::komoju_session_id.eq(session_id)),
+            ),
+    )
+    .set((
+        orders::komoju_session_id.eq(session_id),
+        orders::komoju_session_url.eq(session_url),
+        orders::updated_at.eq(now),
+    ))
+    .execute(conn)?)
+}
+
+/// The fields of a new checkout attempt on an order whose last attempt ended unpaid.
+pub struct NewAttempt<'a> {
+    pub attempt: i32,
+    pub komoju_idempotency_key: &'a str,
+    pub external_order_num: &'a str,
+    pub komoju_session_request: &'a str,
+}
+
+/// Starts attempt `next.attempt` if the order is still at `next.attempt - 1` (a
+/// concurrent request may have started it first); returns the rows changed.
+pub fn start_attempt(
+    conn: &mut DbConnection,
+    id: &str,
+    next: &NewAttempt<'_>,
+    now: NaiveDateTime,
+) -> Result<usize, DbError> {
+    Ok(diesel::update(
+        orders::table
+            .find(id)
+            .filter(orders::attempt.eq(next.attempt - 1)),
+    )
+    .set((
+        orders::attempt.eq(next.attempt),
+        orders::state.eq(OrderState::Pending.as_str()),
+        orders::komoju_idempotency_key.eq(next.komoju_idempotency_key),
+        orders::external_order_num.eq(next.external_order_num),
+        orders::komoju_session_request.eq(next.komoju_session_request),
+        orders::komoju_session_id.eq(None::<String>),
+        orders::komoju_session_url.eq(None::<String>),
+        orders::komoju_payment_id.eq(None::<String>),
+        orders::payment_type.eq(None::<String>),
+        orders::pending_notice_sent.eq(false),
+        orders::updated_at.eq(now),
+    ))
+    .execute(conn)?)
+}
+
+/// Writes the facts the state machine returned.
+pub fn save_facts(
+    conn: &mut DbConnection,
+    id: &str,
+    facts: &OrderFacts,
+    now: NaiveDateTime,
+) -> Result<(), DbError> {
+    diesel::update(orders::table.find(id))
+        .set((
+            orders::state.eq(facts.state.as_str()),
+            orders::komoju_payment_id.eq(&facts.payment_id),
+            orders::payment_type.eq(&facts.payment_type),
+            orders::captured_amount.eq(facts.captured_amount),
+            orders::captured_currency.eq(facts.captured_amount.map(|_| facts.currency.clone())),
+            orders::refunded_amount.eq(facts.refunded_amount),
+            orders::pending_notice_sent.eq(facts.pending_notice_sent),
+            orders::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Appends to the order's audit trail.
+pub fn insert_event(conn: &mut DbConnection, event: &NewOrderEvent) -> Result<(), DbError> {
+    diesel::insert_into(order_events::table)
+        .values(event)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The order's audit trail, oldest first.
+pub fn events(conn: &mut DbConnection, order_pk: &str) -> Result<Vec<OrderEventRow>, DbError> {
+    Ok(order_events::table
+        .filter(order_events::order_pk.eq(order_pk))
+        .order(order_events::id.asc())
+        .select(OrderEventRow::as_select())
+        .load(conn)?)
+}
+
+/// Number of orders (for tests and operators).
+pub fn count(conn: &mut DbConnection) -> Result<i64, DbError> {
+    Ok(orders::table.count().get_result(conn)?)
+}

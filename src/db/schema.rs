@@ -1,0 +1,81 @@
+//! Diesel table definitions shared by both backends. Written by hand to match
+//! `migrations/sqlite` and `migrations/postgresql`, which must stay in step.
+
+diesel::table! {
+    merchants (mall_id) {
+        mall_id -> Text,
+        public_ref -> Text,
+        komoju_secret_key -> Text,
+        komoju_webhook_secret -> Text,
+        payment_types -> Text,
+        locale -> Text,
+        cancel_mode -> Text,
+        allowed_hosts -> Text,
+        paymethod_codes -> Text,
+        enabled -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    merchant_shops (mall_id, shop_no) {
+        mall_id -> Text,
+        shop_no -> Integer,
+        enabled -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    orders (id) {
+        id -> Text,
+        mall_id -> Text,
+        order_id -> Text,
+        shop_no -> Integer,
+        partner_id -> Text,
+        flow -> Text,
+        amount -> BigInt,
+        amount_text -> Text,
+        currency -> Text,
+        state -> Text,
+        return_url -> Text,
+        return_noty_url -> Nullable<Text>,
+        extra_data -> Nullable<Text>,
+        request_fields -> Text,
+        attempt -> Integer,
+        komoju_idempotency_key -> Text,
+        external_order_num -> Text,
+        komoju_session_request -> Text,
+        komoju_session_id -> Nullable<Text>,
+        komoju_session_url -> Nullable<Text>,
+        komoju_payment_id -> Nullable<Text>,
+        payment_type -> Nullable<Text>,
+        captured_amount -> Nullable<BigInt>,
+        captured_currency -> Nullable<Text>,
+        refunded_amount -> BigInt,
+        pending_notice_sent -> Bool,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    order_events (id) {
+        id -> BigInt,
+        order_pk -> Text,
+        source -> Text,
+        event -> Text,
+        from_state -> Text,
+        to_state -> Text,
+        applied -> Bool,
+        detail -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(merchant_shops -> merchants (mall_id));
+diesel::joinable!(orders -> merchants (mall_id));
+diesel::joinable!(order_events -> orders (order_pk));
+diesel::allow_tables_to_appear_in_same_query!(merchants, merchant_shops, orders, order_events);

@@ -1,0 +1,415 @@
+//! The KOMOJU REST client (PROTOCOL.md §7; KOMOJU's Sessions API, seeds
+//! `komoju-hosted-page-{en,ja}.txt`).
+//!
+//! A plain struct around `reqwest::Client`: HTTP Basic with the merchant's secret key
+//! (`sk_…:`), JSON bodies, a timeout on every call, and `X-KOMOJU-IDEMPOTENCY` on every
+//! POST with a key the caller stored before the call. A 409 (same key still in flight)
+//! is retried after a pause with the same key and body. Replies are read into the
+//! exact wire types below and converted to [`crate::order_state::Event`]s beside them.
+//!
+//! It never decides anything about orders, never logs a secret key or a request body,
+//! and never follows redirects.
+
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use secrecy::{ExposeSecret, SecretString};
+use serde::{Deserialize, Serialize};
+
+use crate::order_state::{Event, PaymentStatus};
+
+/// How many times a POST answered 409 (key in flight) is tried again, and the pause.
+const CONFLICT_RETRIES: u32 = 40;
+const CONFLICT_PAUSE: Duration = Duration::from_millis(100);
+
+/// A failed KOMOJU call. `Display` never includes the secret key or a request body.
+#[derive(Debug, thiserror::Error)]
+pub enum KomojuError {
+    /// KOMOJU answered an error envelope (`{"error":{"code","message","param"}}`).
+    #[error("KOMOJU answered {status} {code}: {message}")]
+    Api {
+        status: u16,
+        code: String,
+        message: String,
+        param: Option<String>,
+    },
+    /// No answer in time.
+    #[error("KOMOJU did not answer in time")]
+    Timeout,
+    /// Connection refused, reset, DNS…
+    #[error("KOMOJU could not be reached: {0}")]
+    Transport(String),
+    /// An answer we cannot read (not the expected JSON, or an unexpected status).
+    #[error("KOMOJU answered something unreadable ({status}): {detail}")]
+    Unreadable { status: u16, detail: String },
+    /// The idempotency key stayed in flight past every retry.
+    #[error("KOMOJU kept answering 409 for this idempotency key")]
+    StillInFlight,
+}
+
+impl KomojuError {
+    /// The KOMOJU error code, when KOMOJU answered one.
+    pub fn code(&self) -> Option<&str> {
+        match self {
+            KomojuError::Api { code, .. } => Some(code),
+            _ => None,
+        }
+    }
+}
+
+/// `POST /sessions` body (§7). Serialized once per attempt and stored; retries send the
+/// stored bytes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct CreateSession {
+    /// Minor units.
+    pub amount: i64,
+    pub currency: String,
+    /// Our callback URL, with the order `key`.
+    pub return_url: String,
+    pub default_locale: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    pub payment_types: Vec<String>,
+    pub payment_data: SessionPaymentData,
+    pub metadata: std::collections::BTreeMap<String, String>,
+}
+
+/// `payment_data` of a session request.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SessionPaymentData {
+    /// Unique per attempt: KOMOJU rejects a reused one.
+    pub external_order_num: String,
+}
+
+/// A Session as KOMOJU returns it (fields this service reads).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct Session {
+    pub id: String,
+    /// `pending`, `completed` or `cancelled`.
+    pub status: String,
+    pub session_url: Option<String>,
+    pub amount: Option<i64>,
+    pub currency: Option<String>,
+    #[serde(default)]
+    pub expired: bool,
+    pub payment: Option<Payment>,
+}
+
+/// A Payment as KOMOJU returns it (fields this service reads).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct Payment {
+    pub id: String,
+    pub status: String,
+    /// Minor units.
+    pub amount: i64,
+    pub currency: String,
+    pub payment_details: Option<PaymentDetails>,
+    /// The session the payment belongs to.
+    pub session: Option<String>,
+    #[serde(default)]
+    pub amount_refunded: i64,
+    pub external_order_num: Option<String>,
+}
+
+/// `payment_details` (only its type is read here).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct PaymentDetails {
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+impl Payment {
+    /// `payment_details.type`, or `unknown`.
+    pub fn payment_type(&self) -> &str {
+        self.payment_details
+            .as_ref()
+            .map(|d| d.kind.as_str())
+            .unwrap_or("unknown")
+    }
+
+    /// The state-machine event this payment snapshot stands for; `None` for a status
+    /// this build does not know (logged by the caller, changes nothing).
+    pub fn to_event(&self) -> Option<Event> {
+        let status = match self.status.as_str() {
+            "pending" => PaymentStatus::Pending,
+            "authorized" => PaymentStatus::Authorized,
+            "captured" => PaymentStatus::Captured,
+            "refunded" => PaymentStatus::Refunded,
+            "cancelled" => PaymentStatus::Cancelled,
+            "expired" => PaymentStatus::Expired,
+            "failed" => PaymentStatus::Failed,
+            _ => return None,
+        };
+        Some(Event::Payment {
+            session_id: self.session.clone(),
+            payment_id: self.id.clone(),
+            payment_type: self.payment_type().to_owned(),
+            status,
+            amount: self.amount,
+            currency: self.currency.clone(),
+            amount_refunded: self.amount_refunded,
+        })
+    }
+}
+
+impl Session {
+    /// What the session says about the order: its payment's event when it has one;
+    /// otherwise `cancelled` or expired sessions end the attempt; a pending session
+    /// says nothing yet.
+    pub fn to_event(&self) -> Option<Event> {
+        if let Some(payment) = &self.payment {
+            // A cancelled session may carry a pending payment of a failed try: the
+            // session's end is the fact then.
+            if !(self.status == "cancelled" && payment.status == "pending") {
+                let mut event = payment.to_event()?;
+                if let Event::Payment { session_id, .. } = &mut event {
+                    session_id.get_or_insert_with(|| self.id.clone());
+                }
+                return Some(event);
+            }
+        }
+        if self.status == "cancelled" {
+            Some(Event::SessionCancelled {
+                session_id: self.id.clone(),
+            })
+        } else if self.expired {
+            Some(Event::SessionExpired {
+                session_id: self.id.clone(),
+            })
+        } else {
+            None
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ErrorEnvelope {
+    error: ErrorBody,
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    message: String,
+    param: Option<String>,
+}
+
+/// The client. Cheap to clone; one per service.
+#[derive(Clone, Debug)]
+pub struct KomojuClient {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl KomojuClient {
+    /// A client for the API at `base` (e.g. `https://komoju.com/api/v1`), each call
+    /// bounded by `timeout`.
+    pub fn new(base: &str, timeout: Duration) -> Result<KomojuClient, KomojuError> {
+        let http = reqwest::Client::builder()
+            .timeout(timeout)
+            .connect_timeout(timeout.min(Duration::from_secs(5)))
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("cafe24-komoju/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| KomojuError::Transport(e.to_string()))?;
+        Ok(KomojuClient {
+            http,
+            base: base.trim_end_matches('/').to_owned(),
+        })
+    }
+
+    /// The API base this client calls.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// `POST /sessions` with the exact stored `body` (JSON text) and idempotency key.
+    pub async fn create_session(
+        &self,
+        secret_key: &SecretString,
+        idempotency_key: &str,
+        body: &str,
+    ) -> Result<Session, KomojuError> {
+        self.post(secret_key, "/sessions", idempotency_key, body)
+            .await
+    }
+
+    /// `GET /sessions/{id}`.
+    pub async fn get_session(
+        &self,
+        secret_key: &SecretString,
+        id: &str,
+    ) -> Result<Session, KomojuError> {
+        self.get(secret_key, &format!("/sessions/{}", path_segment(id)?))
+            .await
+    }
+
+    /// `GET /payments/{id}`.
+    pub async fn get_payment(
+        &self,
+        secret_key: &SecretString,
+        id: &str,
+    ) -> Result<Payment, KomojuError> {
+        self.get(secret_key, &format!("/payments/{}", path_segment(id)?))
+            .await
+    }
+
+    async fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        secret_key: &SecretString,
+        path: &str,
+    ) -> Result<T, KomojuError> {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .basic_auth(secret_key.expose_secret(), Some(""))
+            .header("Accept", "application/json")
+            .send()
+            .await
+            .map_err(transport)?;
+        read(response).await
+    }
+
+    async fn post<T: serde::de::DeserializeOwned>(
+        &self,
+        secret_key: &SecretString,
+        path: &str,
+        idempotency_key: &str,
+        body: &str,
+    ) -> Result<T, KomojuError> {
+        for attempt in 0..=CONFLICT_RETRIES {
+            let response = self
+                .http
+                .post(format!("{}{path}", self.base))
+                .basic_auth(secret_key.expose_secret(), Some(""))
+                .header("Accept", "application/json")
+                .header("Content-Type", "application/json")
+                .header("X-KOMOJU-IDEMPOTENCY", idempotency_key)
+                .body(body.to_owned())
+                .send()
+                .await
+                .map_err(transport)?;
+            if response.status() == StatusCode::CONFLICT && attempt < CONFLICT_RETRIES {
+                log::debug!("KOMOJU POST {path}: idempotency key in flight, retrying");
+                tokio::time::sleep(CONFLICT_PAUSE).await;
+                continue;
+            }
+            if response.status() == StatusCode::CONFLICT {
+                return Err(KomojuError::StillInFlight);
+            }
+            return read(response).await;
+        }
+        Err(KomojuError::StillInFlight)
+    }
+}
+
+fn transport(e: reqwest::Error) -> KomojuError {
+    if e.is_timeout() {
+        KomojuError::Timeout
+    } else {
+        // Without the URL: it is ours, but keep the message short and stable.
+        KomojuError::Transport(e.without_url().to_string())
+    }
+}
+
+async fn read<T: serde::de::DeserializeOwned>(
+    response: reqwest::Response,
+) -> Result<T, KomojuError> {
+    let status = response.status();
+    let bytes = response.bytes().await.map_err(transport)?;
+    if status.is_success() {
+        return serde_json::from_slice(&bytes).map_err(|e| KomojuError::Unreadable {
+            status: status.as_u16(),
+            detail: e.to_string(),
+        });
+    }
+    match serde_json::from_slice::<ErrorEnvelope>(&bytes) {
+        Ok(env) => Err(KomojuError::Api {
+            status: status.as_u16(),
+            code: env.error.code,
+            message: env.error.message,
+            param: env.error.param,
+        }),
+        Err(_) => Err(KomojuError::Unreadable {
+            status: status.as_u16(),
+            detail: "error reply without KOMOJU's error envelope".into(),
+        }),
+    }
+}
+
+/// KOMOJU ids are short alphanumerics; anything else never reaches a URL path.
+fn path_segment(id: &str) -> Result<&str, KomojuError> {
+    if !id.is_empty()
+        && id.len() <= 64
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+    {
+        Ok(id)
+    } else {
+        Err(KomojuError::Api {
+            status: 404,
+            code: "not_found".into(),
+            message: "malformed id".into(),
+            param: None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The session example of the seed `komoju-hosted-page-en.txt`, verbatim.
+    const SEED_SESSION: &str = r#"{
+  "id": "e9x5mvx3jkpkofzcg7umfael6",
+  "resource": "session",
+  "mode": "payment",
+  "amount": 8888,
+  "currency": "JPY",
+  "payment": null,
+  "session_url": "https://komoju.com/sessions/e9x5mvx3jkpkofzcg7umfael6",
+  "return_url": "https://example.com",
+  "default_locale": "ja",
+  "payment_methods": [
+    { "type": "credit_card" },
+    { "type": "konbini", "brands": { "seven-eleven": "/images/konbini/seven-eleven.svg", "lawson": "/images/konbini/lawson.svg", "family-mart": "/images/konbini/family-mart.svg", "ministop": "/images/konbini/ministop.svg", "daily-yamazaki": "/images/konbini/daily-yamazaki.svg", "seicomart": "/images/konbini/seicomart.svg" } }
+  ],
+  "created_at": "2020-08-17T18:03:53.000+09:00",
+  "cancelled_at": null,
+  "completed_at": null,
+  "status": "pending"
+}"#;
+
+    #[test]
+    fn reads_the_seed_session_and_it_says_nothing_yet() {
+        let s: Session = serde_json::from_str(SEED_SESSION).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.id, "e9x5mvx3jkpkofzcg7umfael6");
+        assert_eq!(s.status, "pending");
+        assert_eq!(s.amount, Some(8888));
+        assert!(s.payment.is_none());
+        assert_eq!(s.to_event(), None);
+    }
+
+    #[test]
+    fn cancelled_session_with_a_pending_try_is_a_cancel() {
+        let json = r#"{"id":"s1","status":"cancelled","payment":{"id":"p1","status":"pending","amount":1,"currency":"JPY","session":"s1"}}"#;
+        let s: Session = serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            s.to_event(),
+            Some(Event::SessionCancelled {
+                session_id: "s1".into()
+            })
+        );
+    }
+
+    #[test]
+    fn ids_with_path_characters_never_reach_a_url() {
+        assert!(path_segment("abc123").is_ok());
+        assert!(path_segment("../payments").is_err());
+        assert!(path_segment("a/b").is_err());
+        assert!(path_segment("").is_err());
+    }
+}

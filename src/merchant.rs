@@ -1,0 +1,297 @@
+//! Merchants as the service uses them: a Cafe24 mall with its KOMOJU credentials
+//! (opened), payment types, locale, cancel mode, extra callback hosts and `paymethod`
+//! codes; and the registration rules of `cafe24-komoju merchant add` (PROTOCOL.md §11).
+//!
+//! Sealing and opening secrets is [`crate::secrets`]'s; storage is [`crate::db::merchants`].
+
+use std::collections::BTreeMap;
+
+use secrecy::SecretString;
+
+use crate::cafe24::partner_id::is_valid_mall_id;
+use crate::db::merchants::MerchantRow;
+use crate::secrets::{SecretBox, SecretError};
+
+/// Column names used as associated data when sealing.
+pub const SECRET_KEY_COLUMN: &str = "komoju_secret_key";
+pub const WEBHOOK_SECRET_COLUMN: &str = "komoju_webhook_secret";
+
+/// KOMOJU payment types that settle later (a code is issued, money comes in later).
+pub const DEFERRED_PAYMENT_TYPES: [&str; 3] = ["konbini", "bank_transfer", "pay_easy"];
+
+/// `sync` or `async` cancellation (reported as `cancel_mode` in status replies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CancelMode {
+    Sync,
+    Async,
+}
+
+impl CancelMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CancelMode::Sync => "sync",
+            CancelMode::Async => "async",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<CancelMode> {
+        match s {
+            "sync" => Some(CancelMode::Sync),
+            "async" => Some(CancelMode::Async),
+            _ => None,
+        }
+    }
+}
+
+/// A merchant with its secrets opened. `Debug` never shows the secrets.
+#[derive(Debug, Clone)]
+pub struct Merchant {
+    pub mall_id: String,
+    pub public_ref: String,
+    pub komoju_secret_key: SecretString,
+    pub komoju_webhook_secret: SecretString,
+    /// KOMOJU payment types offered, e.g. `["credit_card", "konbini"]`.
+    pub payment_types: Vec<String>,
+    /// `ja`, `en` or `ko`.
+    pub locale: String,
+    pub cancel_mode: CancelMode,
+    /// Extra callback hosts allowed for this merchant (§10).
+    pub allowed_hosts: Vec<String>,
+    /// `paymethod` overrides: KOMOJU type → Cafe24 code.
+    pub paymethod_codes: BTreeMap<String, String>,
+    pub enabled: bool,
+}
+
+/// Why a merchant row could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum MerchantError {
+    #[error("merchant {mall_id}: {source}")]
+    Secret {
+        mall_id: String,
+        source: SecretError,
+    },
+    #[error("merchant {0}: stored cancel_mode is invalid")]
+    CancelMode(String),
+}
+
+impl Merchant {
+    /// Opens a stored row.
+    pub fn open(row: &MerchantRow, secrets: &SecretBox) -> Result<Merchant, MerchantError> {
+        let open = |column: &str, sealed: &str| {
+            secrets
+                .open(&row.mall_id, column, sealed)
+                .map_err(|source| MerchantError::Secret {
+                    mall_id: row.mall_id.clone(),
+                    source,
+                })
+        };
+        Ok(Merchant {
+            mall_id: row.mall_id.clone(),
+            public_ref: row.public_ref.clone(),
+            komoju_secret_key: open(SECRET_KEY_COLUMN, &row.komoju_secret_key)?,
+            komoju_webhook_secret: open(WEBHOOK_SECRET_COLUMN, &row.komoju_webhook_secret)?,
+            payment_types: split_list(&row.payment_types),
+            locale: row.locale.clone(),
+            cancel_mode: CancelMode::parse(&row.cancel_mode)
+                .ok_or_else(|| MerchantError::CancelMode(row.mall_id.clone()))?,
+            allowed_hosts: split_list(&row.allowed_hosts),
+            paymethod_codes: parse_codes(&row.paymethod_codes),
+            enabled: row.enabled,
+        })
+    }
+
+    /// The payment types a checkout of `flow` may offer: synchronous checkout leaves out
+    /// the deferred types (§6.1), since Cafe24's synchronous flow cannot hear of money
+    /// that arrives later.
+    pub fn payment_types_for(&self, synchronous: bool) -> Vec<String> {
+        self.payment_types
+            .iter()
+            .filter(|t| !(synchronous && DEFERRED_PAYMENT_TYPES.contains(&t.as_str())))
+            .cloned()
+            .collect()
+    }
+
+    /// Cafe24's `paymethod` for a KOMOJU payment type: the merchant's override, else
+    /// `card` for `credit_card` and `etc` for everything else (§6.1).
+    pub fn paymethod(&self, payment_type: Option<&str>) -> String {
+        match payment_type {
+            Some(t) => self.paymethod_codes.get(t).cloned().unwrap_or_else(|| {
+                if t == "credit_card" {
+                    "card".into()
+                } else {
+                    "etc".into()
+                }
+            }),
+            None => "etc".into(),
+        }
+    }
+}
+
+/// The input of `merchant add`, validated by [`MerchantInput::validate`].
+#[derive(Debug, Clone)]
+pub struct MerchantInput {
+    pub mall_id: String,
+    pub shop_no: i32,
+    pub public_ref: String,
+    pub komoju_secret_key: SecretString,
+    pub komoju_webhook_secret: SecretString,
+    pub payment_types: Vec<String>,
+    pub locale: String,
+    pub cancel_mode: String,
+    pub allowed_hosts: Vec<String>,
+    /// `type=code` pairs.
+    pub paymethod_codes: Vec<String>,
+}
+
+impl MerchantInput {
+    /// Checks every field; the message names the field, never a secret value.
+    pub fn validate(&self) -> Result<(), String> {
+        use secrecy::ExposeSecret;
+        if !is_valid_mall_id(&self.mall_id) {
+            return Err("--mall-id must be 1-50 characters of a-z, 0-9, '_' or '-'".into());
+        }
+        if !(1..=9999).contains(&self.shop_no) {
+            return Err("--shop-no must be between 1 and 9999".into());
+        }
+        if self.public_ref.is_empty()
+            || self.public_ref.len() > 100
+            || !self
+                .public_ref
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+        {
+            return Err(
+                "--public-ref must be 1-100 characters of A-Z, a-z, 0-9, '_', '.' or '-'".into(),
+            );
+        }
+        if !self.komoju_secret_key.expose_secret().starts_with("sk_") {
+            return Err("--komoju-secret-key must be a KOMOJU secret key (sk_…)".into());
+        }
+        if self.komoju_webhook_secret.expose_secret().len() < 8 {
+            return Err("--komoju-webhook-secret must be at least 8 characters".into());
+        }
+        if self.payment_types.is_empty()
+            || !self
+                .payment_types
+                .iter()
+                .all(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
+        {
+            return Err(
+                "--payment-types must list KOMOJU payment types, e.g. credit_card,konbini".into(),
+            );
+        }
+        if !["ja", "en", "ko"].contains(&self.locale.as_str()) {
+            return Err("--locale must be ja, en or ko".into());
+        }
+        if CancelMode::parse(&self.cancel_mode).is_none() {
+            return Err("--cancel-mode must be sync or async".into());
+        }
+        for h in &self.allowed_hosts {
+            let bare = h.strip_prefix('.').unwrap_or(h);
+            if bare.is_empty()
+                || url::Host::parse(bare).is_err()
+                || h.contains(['/', ':', '@', ','])
+            {
+                return Err(format!("--allowed-host {h:?} is not a host name"));
+            }
+        }
+        for pair in &self.paymethod_codes {
+            match pair.split_once('=') {
+                Some((t, c)) if !t.is_empty() && !c.is_empty() && !pair.contains(',') => {}
+                _ => return Err(format!("--paymethod {pair:?} must be TYPE=CODE")),
+            }
+        }
+        Ok(())
+    }
+
+    /// The row to store, secrets sealed.
+    pub fn to_row(&self, secrets: &SecretBox, now: chrono::NaiveDateTime) -> MerchantRow {
+        MerchantRow {
+            mall_id: self.mall_id.clone(),
+            public_ref: self.public_ref.clone(),
+            komoju_secret_key: secrets.seal(
+                &self.mall_id,
+                SECRET_KEY_COLUMN,
+                &self.komoju_secret_key,
+            ),
+            komoju_webhook_secret: secrets.seal(
+                &self.mall_id,
+                WEBHOOK_SECRET_COLUMN,
+                &self.komoju_webhook_secret,
+            ),
+            payment_types: self.payment_types.join(","),
+            locale: self.locale.clone(),
+            cancel_mode: self.cancel_mode.clone(),
+            allowed_hosts: self.allowed_hosts.join(","),
+            paymethod_codes: self.paymethod_codes.join(","),
+            enabled: true,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
+fn split_list(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+fn parse_codes(s: &str) -> BTreeMap<String, String> {
+    split_list(s)
+        .iter()
+        .filter_map(|p| p.split_once('='))
+        .map(|(t, c)| (t.to_owned(), c.to_owned()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn merchant(types: &[&str]) -> Merchant {
+        Merchant {
+            mall_id: "demomall".into(),
+            public_ref: "demo-public".into(),
+            komoju_secret_key: SecretString::from("sk_test_x".to_owned()),
+            komoju_webhook_secret: SecretString::from("whsec_x".to_owned()),
+            payment_types: types.iter().map(|s| s.to_string()).collect(),
+            locale: "ja".into(),
+            cancel_mode: CancelMode::Sync,
+            allowed_hosts: vec![],
+            paymethod_codes: parse_codes("paypay=pp"),
+            enabled: true,
+        }
+    }
+
+    #[test]
+    fn synchronous_checkout_never_offers_deferred_types() {
+        let m = merchant(&[
+            "credit_card",
+            "konbini",
+            "bank_transfer",
+            "pay_easy",
+            "paypay",
+        ]);
+        assert_eq!(m.payment_types_for(true), vec!["credit_card", "paypay"]);
+        assert_eq!(m.payment_types_for(false).len(), 5);
+    }
+
+    #[test]
+    fn paymethod_defaults_and_overrides() {
+        let m = merchant(&["credit_card"]);
+        assert_eq!(m.paymethod(Some("credit_card")), "card");
+        assert_eq!(m.paymethod(Some("konbini")), "etc");
+        assert_eq!(m.paymethod(Some("paypay")), "pp");
+        assert_eq!(m.paymethod(None), "etc");
+    }
+
+    #[test]
+    fn debug_never_shows_secrets() {
+        let shown = format!("{:?}", merchant(&["credit_card"]));
+        assert!(!shown.contains("sk_test_x"));
+        assert!(!shown.contains("whsec_x"));
+    }
+}

@@ -1,0 +1,227 @@
+//! Synchronous checkout (PROTOCOL.md §6.1; wiki "Checkout (Synchronous)"):
+//! - `POST /api/synchronous-checkout/checkout` (Cafe24): start a checkout, answer the
+//!   KOMOJU `payment_url`;
+//! - `GET|POST /api/synchronous-checkout/checkout/callback?key&session_id` (the buyer's
+//!   browser, sent back by KOMOJU): read the session from KOMOJU, apply it, redirect to
+//!   Cafe24's stored `return_url`;
+//! - `POST /api/synchronous-checkout/checkout/status` (Cafe24): the payment details,
+//!   signed with H3.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use secrecy::ExposeSecret;
+use serde_json::json;
+
+use crate::cafe24::{self, hash_data, Fields};
+use crate::checkout::{self, Flow, State};
+use crate::db::orders::OrderRow;
+use crate::error::ApiError;
+use crate::merchant::Merchant;
+use crate::order_state::OrderState;
+use crate::order_token::{KeyError, OrderRef};
+use crate::startup::AppState;
+
+/// Mounts the three routes.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/api/synchronous-checkout/checkout")
+            .route("", web::post().to(checkout))
+            .route("/callback", web::get().to(callback))
+            .route("/callback", web::post().to(callback))
+            .route("/status", web::post().to(status))
+            .route("/status", web::get().to(status)),
+    );
+}
+
+/// `POST …/checkout`: 200 `{"result_code":"0000","result_message","payment_url"}`.
+async fn checkout(
+    app: State,
+    req: HttpRequest,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let fields = cafe24::read_body(&req, body, app.settings.body_limit_bytes).await?;
+    let payment_url = checkout::start(&app, Flow::Sync, &fields).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "result_code": "0000",
+        "result_message": "Successfully created checkout",
+        "payment_url": payment_url,
+    })))
+}
+
+/// Query string and (for POST) body fields, query first.
+pub async fn request_fields(
+    app: &AppState,
+    req: &HttpRequest,
+    body: web::Payload,
+) -> Result<Fields, ApiError> {
+    let mut fields = cafe24::parse_form(req.query_string().as_bytes())?;
+    let posted = cafe24::read_body(req, body, app.settings.body_limit_bytes).await?;
+    fields.merge_missing(posted);
+    Ok(fields)
+}
+
+/// Verifies the `key` field against the service clock.
+pub fn verify_key(app: &AppState, fields: &Fields) -> Result<OrderRef, ApiError> {
+    let key = fields.required("key")?;
+    app.order_keys
+        .verify(key, app.clock.unix_seconds())
+        .map_err(|e| match e {
+            KeyError::Expired => ApiError::invalid("key has expired"),
+            KeyError::Invalid => ApiError::invalid("key is not a valid order key"),
+        })
+}
+
+/// `GET|POST …/checkout/callback`: 302 to the order's `return_url` with `result_code`
+/// (`0000` paid, `9999` otherwise), `result_message`, `key` and `extra_data`.
+async fn callback(
+    app: State,
+    req: HttpRequest,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let fields = request_fields(&app, &req, body).await?;
+    let key = verify_key(&app, &fields)?;
+    if key.flow != Flow::Sync.as_str() {
+        return Err(ApiError::invalid("key belongs to another checkout flow"));
+    }
+    let raw_key = fields.required("key")?.to_owned();
+    let order = checkout::order_for_key(&app, &key).await?;
+    let session_id = fields.optional("session_id");
+    if key.attempt != order.attempt
+        || session_id.is_none()
+        || session_id != order.komoju_session_id.as_deref()
+    {
+        log::warn!(
+            "callback for order {} of {}: session {:?} (attempt {}) is not the order's current one; nothing changed",
+            order.order_id, order.mall_id, session_id, key.attempt
+        );
+        return Ok(redirect(
+            &order,
+            "9999",
+            "This payment session does not belong to the order",
+            &raw_key,
+        ));
+    }
+    let merchant = checkout::load_merchant(&app, &order.mall_id, None).await?;
+    let order = match checkout::refresh_from_session(&app, &merchant, order, "callback").await {
+        Ok(o) => o,
+        Err(ApiError::Upstream(msg)) => {
+            return Ok(super::retry_page(StatusCode::BAD_GATEWAY, &msg))
+        }
+        Err(e) => return Err(e),
+    };
+    let (code, message) = match order.state().map_err(|e| ApiError::from_db("reading order", e))? {
+        OrderState::Paid => ("0000", "Payment completed".to_owned()),
+        OrderState::AwaitingPayment => (
+            "9999",
+            "Payment is awaited: the buyer has not paid yet, and synchronous checkout cannot wait for it".to_owned(),
+        ),
+        OrderState::Cancelled => ("9999", "Payment cancelled".to_owned()),
+        OrderState::Pending => ("9999", "Payment not completed".to_owned()),
+        s => ("9999", format!("Payment not completed ({s})")),
+    };
+    Ok(redirect(&order, code, &message, &raw_key))
+}
+
+fn redirect(order: &OrderRow, code: &str, message: &str, key: &str) -> HttpResponse {
+    let mut params = vec![
+        ("result_code", code),
+        ("result_message", message),
+        ("key", key),
+    ];
+    if let Some(extra) = order.extra_data.as_deref() {
+        params.push(("extra_data", extra));
+    }
+    let location = cafe24::append_query(&order.return_url, &params);
+    HttpResponse::Found()
+        .insert_header((header::LOCATION, location))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish()
+}
+
+/// `POST …/checkout/status` (field `key`): the §6.1 payment details with H3.
+async fn status(
+    app: State,
+    req: HttpRequest,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let fields = request_fields(&app, &req, body).await?;
+    let key = verify_key(&app, &fields)?;
+    let mut order = checkout::order_for_key(&app, &key).await?;
+    let merchant = checkout::load_merchant(&app, &order.mall_id, None).await?;
+    if order.state == OrderState::Pending.as_str() && order.komoju_session_id.is_some() {
+        // The buyer may never have come back: ask KOMOJU, but answer from our records
+        // if it cannot say.
+        let pk = order.id.clone();
+        match checkout::refresh_from_session(&app, &merchant, order.clone(), "status").await {
+            Ok(o) => order = o,
+            Err(e) => {
+                log::warn!("status of order {pk}: KOMOJU read failed ({e}); answering from records")
+            }
+        }
+    }
+    Ok(HttpResponse::Ok().json(payment_details(&app, &merchant, &order)?))
+}
+
+/// The §6.1 status reply for an order.
+pub fn payment_details(
+    app: &AppState,
+    merchant: &Merchant,
+    order: &OrderRow,
+) -> Result<serde_json::Value, ApiError> {
+    let state = order
+        .state()
+        .map_err(|e| ApiError::from_db("reading order", e))?;
+    let paid = state.is_paid();
+    let amount = if paid {
+        paid_amount_text(order)
+    } else {
+        "0".to_owned()
+    };
+    let tid = order.komoju_payment_id.clone().unwrap_or_default();
+    let hash = hash_data::PaymentResult {
+        amount: &amount,
+        currency: &order.currency,
+        order_id: &order.order_id,
+        partner_id: &order.partner_id,
+        tid: &tid,
+    }
+    .sign(app.settings.cafe24_service_key.expose_secret().as_bytes());
+    let (result_code, result_message) = match state {
+        OrderState::Paid => ("0000", "Payment completed".to_owned()),
+        OrderState::PartiallyRefunded => {
+            ("0000", "Payment completed, partially refunded".to_owned())
+        }
+        OrderState::Refunded => ("0000", "Payment completed, refunded".to_owned()),
+        OrderState::AwaitingPayment => ("1400", "Payment is awaited".to_owned()),
+        s => ("1400", format!("Payment not completed ({s})")),
+    };
+    Ok(json!({
+        "partner_id": order.partner_id,
+        "paymethod": merchant.paymethod(order.payment_type.as_deref()),
+        "tid": tid,
+        "amount": amount,
+        "order_id": order.order_id,
+        "currency": order.currency,
+        "cancel_mode": merchant.cancel_mode.as_str(),
+        "all_cancel_tf": "T",
+        "part_cancel_tf": "T",
+        "escrow_tf": "F",
+        "payed_tf": if paid { "T" } else { "F" },
+        "easy_pay": "F",
+        "hash_data": hash,
+        "extra_data": order.extra_data.clone().unwrap_or_default(),
+        "result_code": result_code,
+        "result_message": result_message,
+    }))
+}
+
+/// The paid amount in Cafe24's format: the exact string Cafe24 sent when the capture
+/// equals the order amount (it always does outside `amount_mismatch`).
+pub fn paid_amount_text(order: &OrderRow) -> String {
+    match order.captured_amount {
+        Some(c) if c != order.amount => crate::money::Currency::parse(&order.currency)
+            .map(|cur| crate::money::Money::from_minor(c, cur).to_decimal_string())
+            .unwrap_or_else(|_| c.to_string()),
+        _ => order.amount_text.clone(),
+    }
+}

@@ -1,0 +1,233 @@
+//! An in-memory stand-in for KOMOJU: the slice of its REST API (`/api/v1/sessions`,
+//! `/api/v1/payments/{id}`, `…/cancel`, `…/refund`) and of its hosted page that this
+//! service depends on, with KOMOJU's shapes, error envelope, HTTP Basic secret-key auth,
+//! per-key object ownership and `X-KOMOJU-IDEMPOTENCY` semantics (sources:
+//! `shared/reference/komoju-api.md` §1–§5, `shared/seeds/komoju-hosted-page-en.txt`).
+//! It owns its state (sessions, payments, refunds, idempotent replies, a log of API
+//! requests) and builds its JSON itself; it shares no types with the service's KOMOJU
+//! client, so a test that passes against it says something about that client. It is for
+//! development and tests only and is never mounted in production: the service mounts it
+//! under `/sandbox/komoju` when no real KOMOJU is configured, and integration tests serve
+//! it on its own loopback port. Test controls (fault injection, amount skew, capture and
+//! expiry triggers) live on [`Sandbox`]. It does not emulate webhooks (yet; every state
+//! change goes through one function per transition in `state.rs` so they can hook in),
+//! publishable keys, manual capture, `POST /sessions/{id}/cancel|pay`, payment lists,
+//! `refund_request`, customers, API versions, rate limits or the 24-hour lifetime of
+//! idempotency keys.
+
+mod api;
+mod page;
+mod state;
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use actix_web::web;
+
+use state::{State, Transition};
+
+/// Handle to the sandbox's state; cheap to clone (an `Arc` inside) and thread-safe. The
+/// state sits behind a `std::sync::Mutex` that is never held across an `.await`.
+#[derive(Clone)]
+pub struct Sandbox {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    /// Absolute URL of the mount point as a browser sees it, without trailing slash.
+    public_base: String,
+    state: Mutex<State>,
+}
+
+/// A fault injected into the API by [`Sandbox::fail_next`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// Answer 500 `{"error":{"code":"internal_server_error",…}}` without processing the
+    /// request; nothing is stored under its idempotency key, so a retry is processed fresh.
+    InternalError,
+    /// Process the request normally (and store its idempotent reply), then sleep this long
+    /// before answering, so that a client with a shorter timeout gives up.
+    DelayAfterProcessing(Duration),
+    /// Process normally, but the reply on the wire carries `amount` (of the session, of its
+    /// embedded payment, of a payment) increased by 1. Stored state and the stored
+    /// idempotent reply stay correct. Error replies are sent unchanged.
+    WrongAmountInReply,
+}
+
+/// One API request (anything under `/api/v1`) as the sandbox saw and answered it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedRequest {
+    /// HTTP method, upper case, e.g. `"POST"`.
+    pub method: String,
+    /// Path without the mount prefix and without query, e.g. `"/api/v1/sessions"`.
+    pub path: String,
+    /// The `X-KOMOJU-IDEMPOTENCY` header as sent (lossily decoded), if any.
+    pub idempotency_key: Option<String>,
+    /// The HTTP status answered.
+    pub status: u16,
+}
+
+/// Why a test trigger ([`Sandbox::capture`], [`Sandbox::expire`]) did nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SandboxError {
+    /// No payment with that id.
+    NotFound,
+    /// The payment is in a state the transition does not start from; the text says which.
+    InvalidState(String),
+}
+
+impl fmt::Display for SandboxError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SandboxError::NotFound => f.write_str("not found"),
+            SandboxError::InvalidState(why) => write!(f, "invalid state: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for SandboxError {}
+
+impl Sandbox {
+    /// Creates an empty sandbox. `public_base` is the absolute URL at which the sandbox's
+    /// routes are reachable by a browser, without trailing slash (one is trimmed if given),
+    /// e.g. `"http://127.0.0.1:8080/sandbox/komoju"`; sessions get
+    /// `session_url = "{public_base}/sessions/{id}"` and the hosted page's forms post there.
+    pub fn new(public_base: &str) -> Sandbox {
+        Sandbox {
+            inner: Arc::new(Inner {
+                public_base: public_base.trim_end_matches('/').to_string(),
+                state: Mutex::new(State::default()),
+            }),
+        }
+    }
+
+    /// Returns a closure for `App::configure` / `ServiceConfig::configure` that mounts one
+    /// `actix_web::Scope` at `prefix` (e.g. `"/sandbox/komoju"`, or `""` when the sandbox is
+    /// served alone) holding every route:
+    ///
+    /// - `/api/v1/…` (any method): `POST /api/v1/sessions`, `GET /api/v1/sessions/{id}`,
+    ///   `GET /api/v1/payments/{id}`, `POST /api/v1/payments/{id}/cancel`,
+    ///   `POST /api/v1/payments/{id}/refund`; anything else there is 404 `not_found`.
+    /// - `GET /sessions/{id}` and `POST /sessions/{id}/pay`: the hosted page.
+    /// - `GET /instructions/{payment_id}`: konbini instructions.
+    /// - `POST /payments/{id}/simulate-capture`, `POST /payments/{id}/simulate-expire`:
+    ///   browser buttons for [`Sandbox::capture`] and [`Sandbox::expire`] (no auth).
+    ///
+    /// Any other path under the prefix is answered 404 with KOMOJU's JSON error envelope.
+    pub fn configure(&self, prefix: &str) -> impl FnOnce(&mut web::ServiceConfig) + 'static {
+        let sandbox = self.clone();
+        let prefix = prefix.trim_end_matches('/').to_string();
+        move |cfg: &mut web::ServiceConfig| {
+            cfg.service(
+                web::scope(&prefix)
+                    .app_data(web::Data::new(sandbox))
+                    .route("/api/v1/{tail:.*}", web::route().to(api::handle))
+                    .route("/sessions/{id}", web::get().to(page::show_session))
+                    .route("/sessions/{id}/pay", web::post().to(page::pay))
+                    .route("/instructions/{id}", web::get().to(page::instructions))
+                    .route(
+                        "/payments/{id}/simulate-capture",
+                        web::post().to(page::simulate_capture),
+                    )
+                    .route(
+                        "/payments/{id}/simulate-expire",
+                        web::post().to(page::simulate_expire),
+                    )
+                    .default_service(web::to(api::not_found)),
+            );
+        }
+    }
+
+    /// Injects `fault` into each of the next `n` API requests (any method, any path under
+    /// `/api/v1`, whether or not it authenticates); then the fault clears itself. Calls
+    /// queue up: after the first call's `n` requests the next call's fault applies.
+    /// `n == 0` does nothing.
+    pub fn fail_next(&self, n: u32, fault: Fault) {
+        if n > 0 {
+            self.lock().faults.push_back((fault, n));
+        }
+    }
+
+    /// Number of sessions created so far, across all secret keys (idempotent replays and
+    /// rejected requests do not count).
+    pub fn sessions_created(&self) -> usize {
+        self.lock().sessions_created
+    }
+
+    /// Every API request received (anything under `/api/v1`, hosted-page routes excluded),
+    /// in the order they were answered.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.lock().requests.clone()
+    }
+
+    /// Konbini paid at the store (or a manual capture): `authorized` → `captured`, with
+    /// `captured_at` set and the amount skewed by [`Sandbox::set_capture_amount_delta`].
+    /// Works on any secret key's payment.
+    pub fn capture(&self, payment_id: &str) -> Result<(), SandboxError> {
+        self.transition(|state, now| state.capture_payment(payment_id, now))
+    }
+
+    /// The payment deadline passed: `authorized` or `pending` → `expired`.
+    pub fn expire(&self, payment_id: &str) -> Result<(), SandboxError> {
+        self.transition(|state, now| state.expire_payment(payment_id, now))
+    }
+
+    /// Makes KOMOJU record `amount + delta` (minor units) on every card payment made on the
+    /// hosted page and on every [`Sandbox::capture`] from now on, to provoke amount
+    /// mismatches; `0` resets. The session's own amount is never skewed.
+    pub fn set_capture_amount_delta(&self, delta: i64) {
+        self.lock().capture_amount_delta = delta;
+    }
+
+    /// The session as `GET /api/v1/sessions/{id}` would return it to its owner (without
+    /// any fault applied), or `None` if there is no such session.
+    pub fn session_json(&self, id: &str) -> Option<serde_json::Value> {
+        let now = state::now();
+        let state = self.lock();
+        let session = state.sessions.get(id)?;
+        serde_json::to_value(state.session_view(session, &self.inner.public_base, now, 0)).ok()
+    }
+
+    /// The payment as `GET /api/v1/payments/{id}` would return it to its owner (without any
+    /// fault applied), or `None` if there is no such payment.
+    pub fn payment_json(&self, id: &str) -> Option<serde_json::Value> {
+        let state = self.lock();
+        let payment = state.payments.get(id)?;
+        serde_json::to_value(state::payment_view(payment, &self.inner.public_base, 0)).ok()
+    }
+
+    fn public_base(&self) -> &str {
+        &self.inner.public_base
+    }
+
+    /// Locks the state; a poisoned lock is recovered, since every transition leaves the
+    /// state consistent before it can panic.
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.inner.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs one state transition under the lock, then announces what changed.
+    fn transition<T, E>(
+        &self,
+        f: impl FnOnce(&mut State, state::Time) -> Result<(T, Vec<Transition>), E>,
+    ) -> Result<T, E> {
+        let now = state::now();
+        let (value, transitions) = {
+            let mut state = self.lock();
+            f(&mut state, now)?
+        };
+        self.announce(&transitions);
+        Ok(value)
+    }
+
+    /// The one place every state change passes after the lock is released: this is where
+    /// webhook deliveries will be queued. For now it only logs.
+    fn announce(&self, transitions: &[Transition]) {
+        for transition in transitions {
+            log::debug!("komoju sandbox: {transition:?}");
+        }
+    }
+}

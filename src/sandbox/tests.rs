@@ -1,0 +1,1106 @@
+//! The sandbox's own tests, against an in-process actix service (`actix_web::test`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::time::{Duration, Instant};
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Service, ServiceResponse};
+use actix_web::http::header::HeaderMap;
+use actix_web::http::StatusCode;
+use actix_web::test::{self, TestRequest};
+use actix_web::web::Bytes;
+use actix_web::App;
+use base64::Engine as _;
+use serde_json::{json, Value};
+
+use super::page::return_url_with_session;
+use super::state::IdempotencyBegin;
+use super::{Fault, Sandbox, SandboxError};
+
+const BASE: &str = "http://127.0.0.1:9999/sandbox/komoju";
+const KEY: &str = "sk_test_alpha";
+const OTHER_KEY: &str = "sk_test_beta";
+
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    body: Bytes,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8(self.body.to_vec()).unwrap()
+    }
+
+    fn location(&self) -> String {
+        self.headers
+            .get("location")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .to_string()
+    }
+}
+
+async fn send<S, R, B>(app: &S, req: R) -> Answer
+where
+    S: Service<R, Response = ServiceResponse<B>, Error = actix_web::Error>,
+    B: MessageBody,
+{
+    let resp = test::call_service(app, req).await;
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = test::read_body(resp).await;
+    Answer {
+        status,
+        headers,
+        body,
+    }
+}
+
+fn basic(key: &str) -> (&'static str, String) {
+    let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{key}:"));
+    ("Authorization", format!("Basic {encoded}"))
+}
+
+fn post_json(path: &str, key: &str, body: &Value) -> TestRequest {
+    TestRequest::post()
+        .uri(path)
+        .insert_header(basic(key))
+        .insert_header(("Content-Type", "application/json"))
+        .set_payload(serde_json::to_vec(body).unwrap())
+}
+
+fn get(path: &str, key: &str) -> TestRequest {
+    TestRequest::get().uri(path).insert_header(basic(key))
+}
+
+fn session_body(order: &str) -> Value {
+    json!({
+        "amount": 1000,
+        "currency": "JPY",
+        "return_url": "https://shop.example/callback?key=a%20b",
+        "default_locale": "en",
+        "email": "buyer@example.com",
+        "payment_types": ["credit_card", "konbini"],
+        "payment_data": {"external_order_num": order},
+        "metadata": {"mall_id": "mall1", "order_id": "o1"}
+    })
+}
+
+fn sandbox() -> Sandbox {
+    Sandbox::new(BASE)
+}
+
+macro_rules! app {
+    ($sandbox:expr) => {
+        test::init_service(App::new().configure($sandbox.configure(""))).await
+    };
+}
+
+/// Creates a session for `KEY` and returns its id.
+macro_rules! create {
+    ($app:expr, $order:expr) => {{
+        let answer = send(
+            $app,
+            post_json("/api/v1/sessions", KEY, &session_body($order)).to_request(),
+        )
+        .await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+        answer.json()["id"].as_str().unwrap().to_string()
+    }};
+}
+
+/// Presses a button on the hosted page.
+macro_rules! pay {
+    ($app:expr, $session:expr, $method:expr) => {{
+        let req = TestRequest::post()
+            .uri(&format!("/sessions/{}/pay", $session))
+            .insert_header(("Content-Type", "application/x-www-form-urlencoded"))
+            .set_payload(format!("method={}", $method))
+            .to_request();
+        send($app, req).await
+    }};
+}
+
+fn error_of(answer: &Answer) -> (String, Value) {
+    let body = answer.json();
+    (
+        body["error"]["code"].as_str().unwrap().to_string(),
+        body["error"]["param"].clone(),
+    )
+}
+
+fn payment_id_of(sb: &Sandbox, session: &str) -> String {
+    sb.session_json(session).unwrap()["payment"]["id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[actix_web::test]
+async fn create_session_has_komoju_shape() {
+    let sb = sandbox();
+    let app = app!(sb);
+    let answer = send(
+        &app,
+        post_json("/api/v1/sessions", KEY, &session_body("order-1")).to_request(),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let text = answer.text();
+    let keys = [
+        "id",
+        "resource",
+        "mode",
+        "amount",
+        "currency",
+        "payment",
+        "session_url",
+        "return_url",
+        "default_locale",
+        "payment_methods",
+        "created_at",
+        "cancelled_at",
+        "completed_at",
+        "status",
+        "expired",
+        "metadata",
+        "payment_data",
+        "email",
+    ];
+    let positions: Vec<usize> = keys
+        .iter()
+        .map(|k| text.find(&format!("\"{k}\":")).unwrap())
+        .collect();
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "{text}");
+
+    let s = answer.json();
+    assert_eq!(s.as_object().unwrap().len(), keys.len());
+    let id = s["id"].as_str().unwrap();
+    assert_eq!(id.len(), 25);
+    assert!(id
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
+    assert_eq!(s["resource"], "session");
+    assert_eq!(s["mode"], "payment");
+    assert_eq!(s["amount"], 1000);
+    assert_eq!(s["currency"], "JPY");
+    assert_eq!(s["payment"], Value::Null);
+    assert_eq!(s["session_url"], format!("{BASE}/sessions/{id}"));
+    assert_eq!(s["return_url"], "https://shop.example/callback?key=a%20b");
+    assert_eq!(s["default_locale"], "en");
+    assert_eq!(
+        s["payment_methods"],
+        json!([
+            {"type": "credit_card"},
+            {"type": "konbini", "brands": {
+                "seven-eleven": "/images/konbini/seven-eleven.svg",
+                "lawson": "/images/konbini/lawson.svg",
+                "family-mart": "/images/konbini/family-mart.svg",
+                "ministop": "/images/konbini/ministop.svg",
+                "daily-yamazaki": "/images/konbini/daily-yamazaki.svg",
+                "seicomart": "/images/konbini/seicomart.svg"
+            }}
+        ])
+    );
+    assert!(
+        text.contains(r#""brands":{"seven-eleven":"/images/konbini/seven-eleven.svg","lawson""#)
+    );
+    let created = s["created_at"].as_str().unwrap();
+    assert_eq!(created.len(), "2020-08-17T18:03:53.000+09:00".len());
+    assert!(created.ends_with(".000+09:00"), "{created}");
+    assert_eq!(s["cancelled_at"], Value::Null);
+    assert_eq!(s["completed_at"], Value::Null);
+    assert_eq!(s["status"], "pending");
+    assert_eq!(s["expired"], false);
+    assert_eq!(s["metadata"], json!({"mall_id": "mall1", "order_id": "o1"}));
+    assert_eq!(s["payment_data"], json!({"external_order_num": "order-1"}));
+    assert_eq!(s["email"], "buyer@example.com");
+    assert_eq!(sb.sessions_created(), 1);
+    assert_eq!(sb.session_json(id).unwrap(), s);
+
+    let fetched = send(
+        &app,
+        get(&format!("/api/v1/sessions/{id}"), KEY).to_request(),
+    )
+    .await;
+    assert_eq!(fetched.status, StatusCode::OK);
+    assert_eq!(fetched.json(), s);
+}
+
+#[actix_web::test]
+async fn defaults_and_form_encoded_bodies() {
+    let sb = sandbox();
+    let app = app!(sb);
+    let req = TestRequest::post()
+        .uri("/api/v1/sessions")
+        .insert_header(basic(KEY))
+        .insert_header(("Content-Type", "application/x-www-form-urlencoded"))
+        .set_payload(
+            "return_url=https%3A%2F%2Fexample.com&amount=8888&currency=JPY\
+             &payment_data[external_order_num]=my_custom_order&metadata[test]=value\
+             &payment_types[]=konbini",
+        )
+        .to_request();
+    let answer = send(&app, req).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    let s = answer.json();
+    assert_eq!(s["amount"], 8888);
+    assert_eq!(s["default_locale"], "ja");
+    assert_eq!(s["email"], Value::Null);
+    assert_eq!(s["metadata"], json!({"test": "value"}));
+    assert_eq!(s["payment_data"]["external_order_num"], "my_custom_order");
+    assert_eq!(s["payment_methods"][0]["type"], "konbini");
+    assert_eq!(s["payment_methods"].as_array().unwrap().len(), 1);
+
+    let minimal =
+        json!({"amount": "500", "currency": "USD", "return_url": "http://localhost:8080/cb"});
+    let answer = send(
+        &app,
+        post_json("/api/v1/sessions", KEY, &minimal).to_request(),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    let s = answer.json();
+    assert_eq!(s["amount"], 500);
+    assert_eq!(
+        s["payment_methods"],
+        json!([{"type": "credit_card"}, {"type": "konbini", "brands": s["payment_methods"][1]["brands"].clone()}])
+    );
+    assert_eq!(s["payment_data"], json!({"external_order_num": null}));
+    assert_eq!(s["metadata"], json!({}));
+}
+
+#[actix_web::test]
+async fn create_session_validates_fields() {
+    let sb = sandbox();
+    let app = app!(sb);
+    let cases = [
+        ("amount", json!(0), "invalid_parameter"),
+        ("amount", json!(-5), "invalid_parameter"),
+        ("amount", json!(10.5), "invalid_parameter"),
+        ("amount", Value::Null, "missing_parameter"),
+        ("currency", json!("jpy"), "invalid_parameter"),
+        ("currency", json!("JPYX"), "invalid_parameter"),
+        ("return_url", json!("/relative"), "invalid_parameter"),
+        (
+            "return_url",
+            json!("ftp://example.com/"),
+            "invalid_parameter",
+        ),
+        ("default_locale", json!("fr"), "invalid_parameter"),
+        ("payment_types", json!([]), "invalid_parameter"),
+        ("metadata", json!({"n": 1}), "invalid_parameter"),
+        ("expires_in_seconds", json!(86401), "invalid_parameter"),
+    ];
+    for (field, value, code) in cases {
+        let mut body = session_body("x");
+        body[field] = value.clone();
+        let answer = send(&app, post_json("/api/v1/sessions", KEY, &body).to_request()).await;
+        assert_eq!(
+            answer.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{field}={value}"
+        );
+        assert_eq!(
+            error_of(&answer),
+            (code.to_string(), json!(field)),
+            "{field}={value}"
+        );
+    }
+    let bad_json = TestRequest::post()
+        .uri("/api/v1/sessions")
+        .insert_header(basic(KEY))
+        .insert_header(("Content-Type", "application/json"))
+        .set_payload("{not json")
+        .to_request();
+    assert_eq!(send(&app, bad_json).await.status, StatusCode::BAD_REQUEST);
+    assert_eq!(sb.sessions_created(), 0);
+}
+
+#[actix_web::test]
+async fn idempotent_replay_returns_identical_body_and_creates_once() {
+    let sb = sandbox();
+    let app = app!(sb);
+    let body = session_body("order-1");
+    let first = send(
+        &app,
+        post_json("/api/v1/sessions", KEY, &body)
+            .insert_header(("X-KOMOJU-IDEMPOTENCY", "key-1"))
+            .to_request(),
+    )
+    .await;
+    let second = send(
+        &app,
+        post_json("/api/v1/sessions", KEY, &body)
+            .insert_header(("X-KOMOJU-IDEMPOTENCY", "key-1"))
+            .to_request(),
+    )
+    .await;
+    assert_eq!(first.status, StatusCode::OK);
+    assert_eq!(second.status, StatusCode::OK);
+    assert_eq!(first.body, second.body);
+    assert_eq!(sb.sessions_created(), 1);
+
+    // The key is scoped per secret key: another merchant's same key is a fresh request.
+    let other = send(
+        &app,
+        post_json("/api/v1/sessions", OTHER_KEY, &body)
+            .insert_header(("X-KOMOJU-IDEMPOTENCY", "key-1"))
+            .to_request(),
+    )
+    .await;
+    assert_eq!(other.status, StatusCode::OK);
+    assert_ne!(other.json()["id"], first.json()["id"]);
+    assert_eq!(sb.sessions_created(), 2);
+
+    let requests = sb.requests();
+    assert_eq!(requests.len(), 3);
+    assert_eq!(requests[0].method, "POST");
+    assert_eq!(requests[0].path, "/api/v1/sessions");
+    assert_eq!(requests[0].idempotency_key.as_deref(), Some("key-1"));
+    assert_eq!(requests[1].status, 200);
+}
+
+#[actix_web::test]
+async fn idempotency_key_reused_with_other_body_or_invalid_is_rejected() {
+    let sb = sandbox();
+    let app = app!(sb);
+    let first = send(
+        &app,
+        post_json("/api/v1/sessions", KEY, &session_body("order-1"))
+            .insert_header(("X-KOMOJU-IDEMPOTENCY", "key-1"))
+            .to_request(),
+    )
+    .await;
+    assert_eq!(first.status, StatusCode::OK);
+    let mismatch = send(
+        &app,
+        post_json("/api/v1/sessions", KEY, &session_body("order-2"))
+            .insert_header(("X-KOMOJU-IDEMPOTENCY", "key-1"))
+            .to_request(),
+    )
+    .await;
+    assert_eq!(mismatch.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        error_of(&mismatch),
+        (
+            "invalid_parameter".to_string(),
+            json!("X-KOMOJU-IDEMPOTENCY")
+        )
+    );
+    let too_long = send(
+        &app,
+        post_json("/api/v1/sessions", KEY, &session_body("order-3"))
+            .insert_header(("X-KOMOJU-IDEMPOTENCY", "k".repeat(101)))
+            .to_request(),
+    )
+    .await;
+    assert_eq!(too_long.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(sb.sessions_created(), 1);
+}
+
+#[actix_web::test]
+async fn idempotency_key_in_flight_is_409() {
+    let sb = sandbox();
+    let app = app!(sb);
+    // Processing is synchronous, so mark the key in flight the way the handler does.
+    assert!(matches!(
+        sb.lock().begin_idempotent(KEY, "busy", [0; 32]),
+        IdempotencyBegin::Fresh
+    ));
+    let answer = send(
+        &app,
+        post_json("/api/v1/sessions", KEY, &session_body("order-1"))
+            .insert_header(("X-KOMOJU-IDEMPOTENCY", "busy"))
+            .to_request(),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::CONFLICT);
+    assert_eq!(error_of(&answer).0, "conflict");
+    assert_eq!(
+        answer.json()["error"]["message"],
+        "A request with this idempotency key is in progress"
+    );
+    assert_eq!(sb.sessions_created(), 0);
+}
+
+#[actix_web::test]
+async fn reused_external_order_num_is_422() {
+    let sb = sandbox();
+    let app = app!(sb);
+    create!(&app, "order-1");
+    let again = send(
+        &app,
+        post_json("/api/v1/sessions", KEY, &session_body("order-1")).to_request(),
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        error_of(&again),
+        (
+            "invalid_parameter".to_string(),
+            json!("payment_data.external_order_num")
+        )
+    );
+    assert_eq!(
+        again.json()["error"]["message"],
+        "external_order_num has already been used"
+    );
+    // Another merchant has its own namespace.
+    let other = send(
+        &app,
+        post_json("/api/v1/sessions", OTHER_KEY, &session_body("order-1")).to_request(),
+    )
+    .await;
+    assert_eq!(other.status, StatusCode::OK);
+    assert_eq!(sb.sessions_created(), 2);
+}
+
+#[actix_web::test]
+async fn missing_or_invalid_auth_is_401() {
+    let sb = sandbox();
+    let app = app!(sb);
+    let no_auth = TestRequest::post()
+        .uri("/api/v1/sessions")
+        .set_json(session_body("order-1"))
+        .to_request();
+    let answer = send(&app, no_auth).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(error_of(&answer), ("unauthorized".to_string(), Value::Null));
+
+    for bad in ["pk_test_public", "sk_", "sk_test:password"] {
+        let answer = send(
+            &app,
+            post_json("/api/v1/sessions", bad, &session_body("order-1")).to_request(),
+        )
+        .await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{bad}");
+    }
+    let bearer = TestRequest::get()
+        .uri("/api/v1/sessions/x")
+        .insert_header(("Authorization", "Bearer sk_test_alpha"))
+        .to_request();
+    assert_eq!(send(&app, bearer).await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(sb.sessions_created(), 0);
+}
+
+#[actix_web::test]
+async fn other_key_cannot_read_or_change_objects() {
+    let sb = sandbox();
+    let app = app!(sb);
+    let session = create!(&app, "order-1");
+    let answer = send(
+        &app,
+        get(&format!("/api/v1/sessions/{session}"), OTHER_KEY).to_request(),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::NOT_FOUND);
+    assert_eq!(error_of(&answer).0, "not_found");
+
+    pay!(&app, &session, "konbini");
+    let payment = payment_id_of(&sb, &session);
+    let read = send(
+        &app,
+        get(&format!("/api/v1/payments/{payment}"), OTHER_KEY).to_request(),
+    )
+    .await;
+    assert_eq!(read.status, StatusCode::NOT_FOUND);
+    let cancel = send(
+        &app,
+        post_json(
+            &format!("/api/v1/payments/{payment}/cancel"),
+            OTHER_KEY,
+            &json!({}),
+        )
+        .to_request(),
+    )
+    .await;
+    assert_eq!(cancel.status, StatusCode::NOT_FOUND);
+    assert_eq!(sb.payment_json(&payment).unwrap()["status"], "authorized");
+}
+
+#[actix_web::test]
+async fn unknown_routes_are_404_json() {
+    let sb = sandbox();
+    let app = app!(sb);
+    for req in [
+        get("/api/v1/customers", KEY).to_request(),
+        get("/api/v1/sessions/nope", KEY).to_request(),
+        get("/api/v1/payments/nope", KEY).to_request(),
+        TestRequest::get().uri("/elsewhere").to_request(),
+    ] {
+        let answer = send(&app, req).await;
+        assert_eq!(answer.status, StatusCode::NOT_FOUND);
+        assert_eq!(error_of(&answer).0, "not_found");
+    }
+    assert_eq!(sb.requests().len(), 3);
+    assert_eq!(sb.requests()[0].path, "/api/v1/customers");
+}
+
+#[actix_web::test]
+async fn pay_by_card_redirects_and_captures() {
+    let sb = sandbox();
+    let app = app!(sb);
+    let session = create!(&app, "order-1");
+
+    let page = send(
+        &app,
+        TestRequest::get()
+            .uri(&format!("/sessions/{session}"))
+            .to_request(),
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::OK);
+    let html = page.text();
+    assert!(html.contains("KOMOJU sandbox — not a real payment"));
+    assert!(html.contains("1000 JPY"));
+    assert!(html.contains("shop.example"));
+    assert!(html.contains(&format!(
+        "method=\"post\" action=\"{BASE}/sessions/{session}/pay\""
+    )));
+    for id in ["pay-card", "pay-konbini", "return-to-merchant"] {
+        assert!(html.contains(&format!("id=\"{id}\"")), "{id}");
+    }
+
+    let answer = pay!(&app, &session, "credit_card");
+    assert_eq!(answer.status, StatusCode::FOUND);
+    assert_eq!(
+        answer.location(),
+        format!("https://shop.example/callback?key=a%20b&session_id={session}")
+    );
+    let fetched = send(
+        &app,
+        get(&format!("/api/v1/sessions/{session}"), KEY).to_request(),
+    )
+    .await;
+    let s = fetched.json();
+    assert_eq!(s["status"], "completed");
+    assert!(s["completed_at"].is_string());
+    let p = &s["payment"];
+    assert_eq!(p["status"], "captured");
+    assert!(p["captured_at"].is_string());
+    assert_eq!(p["amount"], 1000);
+    assert_eq!(p["total"], 1000);
+    assert_eq!(p["currency"], "JPY");
+    assert_eq!(p["session"], session.as_str());
+    assert_eq!(p["external_order_num"], "order-1");
+    assert_eq!(p["metadata"], json!({"mall_id": "mall1", "order_id": "o1"}));
+    assert_eq!(p["locale"], "en");
+    assert_eq!(p["payment_deadline"], Value::Null);
+    assert_eq!(p["payment_details"]["type"], "credit_card");
+    assert_eq!(p["payment_details"]["last_four_digits"], "4242");
+    assert_eq!(p["payment_details"]["email"], "buyer@example.com");
+    assert_eq!(p["refunds"], json!([]));
+    assert_eq!(p["refund_requests"], json!([]));
+    assert_eq!(p.as_object().unwrap().len(), 23);
+
+    let direct = send(
+        &app,
+        get(
+            &format!("/api/v1/payments/{}", p["id"].as_str().unwrap()),
+            KEY,
+        )
+        .to_request(),
+    )
+    .await;
+    assert_eq!(direct.json(), *p);
+
+    // A completed session cannot be paid again; its page links back to the merchant.
+    assert_eq!(
+        pay!(&app, &session, "credit_card").status,
+        StatusCode::CONFLICT
+    );
+    let page = send(
+        &app,
+        TestRequest::get()
+            .uri(&format!("/sessions/{session}"))
+            .to_request(),
+    )
+    .await;
+    let html = page.text();
+    assert!(html.contains("completed"));
+    assert!(html.contains(&format!("callback?key=a%20b&amp;session_id={session}")));
+    assert!(!html.contains("id=\"pay-card\""));
+}
+
+#[actix_web::test]
+async fn konbini_is_authorized_then_captured() {
+    let sb = sandbox();
+    let app = app!(sb);
+    // A session that offered only cards: the sandbox still accepts konbini (misbehaving KOMOJU).
+    let mut body = session_body("order-1");
+    body["payment_types"] = json!(["credit_card"]);
+    let created = send(&app, post_json("/api/v1/sessions", KEY, &body).to_request()).await;
+    let session = created.json()["id"].as_str().unwrap().to_string();
+    let page = send(
+        &app,
+        TestRequest::get()
+            .uri(&format!("/sessions/{session}"))
+            .to_request(),
+    )
+    .await;
+    assert!(!page.text().contains("pay-konbini"));
+
+    let answer = pay!(&app, &session, "konbini");
+    assert_eq!(answer.status, StatusCode::FOUND);
+    let payment = payment_id_of(&sb, &session);
+    let p = sb.payment_json(&payment).unwrap();
+    assert_eq!(p["status"], "authorized");
+    assert_eq!(p["captured_at"], Value::Null);
+    let details = &p["payment_details"];
+    assert_eq!(details["type"], "konbini");
+    assert_eq!(details["store"], "seven-eleven");
+    let code = details["confirmation_code"].as_str().unwrap();
+    assert!(code.len() == 6 && code.bytes().all(|b| b.is_ascii_digit()));
+    let receipt = details["receipt"].as_str().unwrap();
+    assert!(receipt.len() == 11 && receipt.bytes().all(|b| b.is_ascii_digit()));
+    assert_eq!(
+        details["instructions_url"],
+        format!("{BASE}/instructions/{payment}")
+    );
+    assert!(p["payment_deadline"]
+        .as_str()
+        .unwrap()
+        .ends_with("T23:59:59.000+09:00"));
+    assert_eq!(sb.session_json(&session).unwrap()["status"], "completed");
+
+    let instructions = send(
+        &app,
+        TestRequest::get()
+            .uri(&format!("/instructions/{payment}"))
+            .to_request(),
+    )
+    .await;
+    assert_eq!(instructions.status, StatusCode::OK);
+    assert!(instructions.text().contains(receipt));
+    assert!(instructions
+        .text()
+        .contains("Simulate payment at the store"));
+
+    sb.capture(&payment).unwrap();
+    let p = sb.payment_json(&payment).unwrap();
+    assert_eq!(p["status"], "captured");
+    assert!(p["captured_at"].is_string());
+    assert!(matches!(
+        sb.capture(&payment),
+        Err(SandboxError::InvalidState(_))
+    ));
+    assert_eq!(sb.capture("nope"), Err(SandboxError::NotFound));
+}
+
+#[actix_web::test]
+async fn simulate_routes_capture_and_expire() {
+    let sb = sandbox();
+    let app = app!(sb);
+    let first = create!(&app, "order-1");
+    let second = create!(&app, "order-2");
+    pay!(&app, &first, "konbini");
+    pay!(&app, &second, "konbini");
+    let (p1, p2) = (payment_id_of(&sb, &first), payment_id_of(&sb, &second));
+
+    let captured = send(
+        &app,
+        TestRequest::post()
+            .uri(&format!("/payments/{p1}/simulate-capture"))
+            .to_request(),
+    )
+    .await;
+    assert_eq!(captured.status, StatusCode::OK);
+    assert_eq!(sb.payment_json(&p1).unwrap()["status"], "captured");
+    let again = send(
+        &app,
+        TestRequest::post()
+            .uri(&format!("/payments/{p1}/simulate-expire"))
+            .to_request(),
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::CONFLICT);
+
+    let expired = send(
+        &app,
+        TestRequest::post()
+            .uri(&format!("/payments/{p2}/simulate-expire"))
+            .to_request(),
+    )
+    .await;
+    assert_eq!(expired.status, StatusCode::OK);
+    assert_eq!(sb.payment_json(&p2).unwrap()["status"], "expired");
+    assert!(sb.expire(&p2).is_err());
+    // Browser controls are not API requests.
+    assert_eq!(sb.requests().len(), 2);
+}
+
+#[actix_web::test]
+async fn return_to_merchant_cancels_session() {
+    let sb = sandbox();
+    let app = app!(sb);
+    let session = create!(&app, "order-1");
+    let answer = pay!(&app, &session, "return");
+    assert_eq!(answer.status, StatusCode::FOUND);
+    assert!(answer
+        .location()
+        .ends_with(&format!("&session_id={session}")));
+    let s = sb.session_json(&session).unwrap();
+    assert_eq!(s["status"], "cancelled");
+    assert!(s["cancelled_at"].is_string());
+    assert_eq!(s["payment"], Value::Null);
+    assert_eq!(pay!(&app, &session, "konbini").status, StatusCode::CONFLICT);
+    assert_eq!(pay!(&app, "nope", "konbini").status, StatusCode::NOT_FOUND);
+    assert_eq!(pay!(&app, &session, "cash").status, StatusCode::BAD_REQUEST);
+}
+
+#[actix_web::test]
+async fn refunds_partial_then_full_and_konbini_not_refundable() {
+    let sb = sandbox();
+    let app = app!(sb);
+    let session = create!(&app, "order-1");
+    pay!(&app, &session, "credit_card");
+    let payment = payment_id_of(&sb, &session);
+    let refund_path = format!("/api/v1/payments/{payment}/refund");
+
+    let partial = send(
+        &app,
+        post_json(
+            &refund_path,
+            KEY,
+            &json!({"amount": 300, "description": "one item"}),
+        )
+        .to_request(),
+    )
+    .await;
+    assert_eq!(partial.status, StatusCode::OK, "{}", partial.text());
+    let p = partial.json();
+    assert_eq!(p["status"], "captured");
+    assert_eq!(p["amount_refunded"], 300);
+    let refund = &p["refunds"][0];
+    assert_eq!(refund["resource"], "refund");
+    assert_eq!(refund["amount"], 300);
+    assert_eq!(refund["currency"], "JPY");
+    assert_eq!(refund["payment"], payment.as_str());
+    assert_eq!(refund["description"], "one item");
+    assert_eq!(refund["chargeback"], false);
+    assert_eq!(refund["id"].as_str().unwrap().len(), 25);
+
+    let too_much = send(
+        &app,
+        post_json(&refund_path, KEY, &json!({"amount": 701})).to_request(),
+    )
+    .await;
+    assert_eq!(too_much.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        error_of(&too_much),
+        ("invalid_parameter".to_string(), json!("amount"))
+    );
+
+    let rest = send(&app, post_json(&refund_path, KEY, &json!({})).to_request()).await;
+    let p = rest.json();
+    assert_eq!(p["status"], "refunded");
+    assert_eq!(p["amount_refunded"], 1000);
+    assert_eq!(p["refunds"][1]["amount"], 700);
+    assert_eq!(p["refunds"][1]["description"], Value::Null);
+
+    let after = send(&app, post_json(&refund_path, KEY, &json!({})).to_request()).await;
+    assert_eq!(after.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(error_of(&after).0, "not_refundable");
+
+    let konbini = create!(&app, "order-2");
+    pay!(&app, &konbini, "konbini");
+    let konbini_payment = payment_id_of(&sb, &konbini);
+    sb.capture(&konbini_payment).unwrap();
+    let answer = send(
+        &app,
+        post_json(
+            &format!("/api/v1/payments/{konbini_payment}/refund"),
+            KEY,
+            &json!({}),
+        )
+        .to_request(),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(error_of(&answer).0, "not_refundable");
+    assert_eq!(
+        sb.payment_json(&konbini_payment).unwrap()["amount_refunded"],
+        0
+    );
+}
+
+#[actix_web::test]
+async fn cancel_authorized_payment() {
+    let sb = sandbox();
+    let app = app!(sb);
+    let session = create!(&app, "order-1");
+    pay!(&app, &session, "konbini");
+    let payment = payment_id_of(&sb, &session);
+    let path = format!("/api/v1/payments/{payment}/cancel");
+    let answer = send(
+        &app,
+        TestRequest::post()
+            .uri(&path)
+            .insert_header(basic(KEY))
+            .to_request(),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+    assert_eq!(answer.json()["status"], "cancelled");
+    let again = send(
+        &app,
+        TestRequest::post()
+            .uri(&path)
+            .insert_header(basic(KEY))
+            .to_request(),
+    )
+    .await;
+    assert_eq!(again.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(error_of(&again).0, "not_cancellable");
+    assert!(sb.capture(&payment).is_err());
+
+    let card = create!(&app, "order-2");
+    pay!(&app, &card, "credit_card");
+    let card_payment = payment_id_of(&sb, &card);
+    let answer = send(
+        &app,
+        post_json(
+            &format!("/api/v1/payments/{card_payment}/cancel"),
+            KEY,
+            &json!({}),
+        )
+        .to_request(),
+    )
+    .await;
+    assert_eq!(error_of(&answer).0, "not_cancellable");
+}
+
+#[actix_web::test]
+async fn internal_error_fault_answers_500_once_without_processing() {
+    let sb = sandbox();
+    let app = app!(sb);
+    sb.fail_next(1, Fault::InternalError);
+    let request = || {
+        post_json("/api/v1/sessions", KEY, &session_body("order-1"))
+            .insert_header(("X-KOMOJU-IDEMPOTENCY", "key-1"))
+            .to_request()
+    };
+    let failed = send(&app, request()).await;
+    assert_eq!(failed.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        failed.json(),
+        json!({"error": {"code": "internal_server_error", "message": failed.json()["error"]["message"].clone(), "param": null}})
+    );
+    assert_eq!(sb.sessions_created(), 0);
+    let retried = send(&app, request()).await;
+    assert_eq!(retried.status, StatusCode::OK);
+    assert_eq!(sb.sessions_created(), 1);
+    let statuses: Vec<u16> = sb.requests().iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [500, 200]);
+}
+
+#[actix_web::test]
+async fn wrong_amount_fault_changes_only_the_wire_reply() {
+    let sb = sandbox();
+    let app = app!(sb);
+    let request = || {
+        post_json("/api/v1/sessions", KEY, &session_body("order-1"))
+            .insert_header(("X-KOMOJU-IDEMPOTENCY", "key-1"))
+            .to_request()
+    };
+    sb.fail_next(1, Fault::WrongAmountInReply);
+    let skewed = send(&app, request()).await;
+    assert_eq!(skewed.json()["amount"], 1001);
+    let session = skewed.json()["id"].as_str().unwrap().to_string();
+    assert_eq!(sb.session_json(&session).unwrap()["amount"], 1000);
+    let replay = send(&app, request()).await;
+    assert_eq!(replay.json()["amount"], 1000);
+    assert_eq!(sb.sessions_created(), 1);
+
+    pay!(&app, &session, "credit_card");
+    sb.fail_next(1, Fault::WrongAmountInReply);
+    let s = send(
+        &app,
+        get(&format!("/api/v1/sessions/{session}"), KEY).to_request(),
+    )
+    .await
+    .json();
+    assert_eq!(s["amount"], 1001);
+    assert_eq!(s["payment"]["amount"], 1001);
+    let payment = s["payment"]["id"].as_str().unwrap().to_string();
+    assert_eq!(sb.payment_json(&payment).unwrap()["amount"], 1000);
+    let s = send(
+        &app,
+        get(&format!("/api/v1/sessions/{session}"), KEY).to_request(),
+    )
+    .await
+    .json();
+    assert_eq!(s["payment"]["amount"], 1000);
+}
+
+#[actix_web::test]
+async fn delay_fault_processes_then_waits() {
+    let sb = sandbox();
+    let app = app!(sb);
+    sb.fail_next(1, Fault::DelayAfterProcessing(Duration::from_millis(200)));
+    let started = Instant::now();
+    let answer = send(
+        &app,
+        post_json("/api/v1/sessions", KEY, &session_body("order-1"))
+            .insert_header(("X-KOMOJU-IDEMPOTENCY", "key-1"))
+            .to_request(),
+    )
+    .await;
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    assert_eq!(answer.status, StatusCode::OK);
+    let replay = send(
+        &app,
+        post_json("/api/v1/sessions", KEY, &session_body("order-1"))
+            .insert_header(("X-KOMOJU-IDEMPOTENCY", "key-1"))
+            .to_request(),
+    )
+    .await;
+    assert_eq!(replay.body, answer.body);
+    assert_eq!(sb.sessions_created(), 1);
+}
+
+#[actix_web::test]
+async fn capture_amount_delta_skews_recorded_amounts_until_reset() {
+    let sb = sandbox();
+    let app = app!(sb);
+    sb.set_capture_amount_delta(5);
+    let card = create!(&app, "order-1");
+    pay!(&app, &card, "credit_card");
+    let p = sb.payment_json(&payment_id_of(&sb, &card)).unwrap();
+    assert_eq!(
+        (p["amount"].clone(), p["total"].clone()),
+        (json!(1005), json!(1005))
+    );
+    assert_eq!(sb.session_json(&card).unwrap()["amount"], 1000);
+
+    let konbini = create!(&app, "order-2");
+    pay!(&app, &konbini, "konbini");
+    let payment = payment_id_of(&sb, &konbini);
+    assert_eq!(sb.payment_json(&payment).unwrap()["amount"], 1000);
+    sb.capture(&payment).unwrap();
+    assert_eq!(sb.payment_json(&payment).unwrap()["amount"], 1005);
+
+    sb.set_capture_amount_delta(0);
+    let card = create!(&app, "order-3");
+    pay!(&app, &card, "credit_card");
+    assert_eq!(
+        sb.payment_json(&payment_id_of(&sb, &card)).unwrap()["amount"],
+        1000
+    );
+}
+
+#[actix_web::test]
+async fn mounted_under_a_prefix() {
+    let sb = Sandbox::new("http://127.0.0.1:8080/sandbox/komoju/");
+    let app = test::init_service(App::new().configure(sb.configure("/sandbox/komoju"))).await;
+    let answer = send(
+        &app,
+        post_json(
+            "/sandbox/komoju/api/v1/sessions",
+            KEY,
+            &session_body("order-1"),
+        )
+        .to_request(),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK);
+    let id = answer.json()["id"].as_str().unwrap().to_string();
+    assert_eq!(
+        answer.json()["session_url"],
+        format!("http://127.0.0.1:8080/sandbox/komoju/sessions/{id}")
+    );
+    assert_eq!(sb.requests()[0].path, "/api/v1/sessions");
+    let page = send(
+        &app,
+        TestRequest::get()
+            .uri(&format!("/sandbox/komoju/sessions/{id}"))
+            .to_request(),
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::OK);
+    let outside = send(&app, get("/api/v1/sessions", KEY).to_request()).await;
+    assert_eq!(outside.status, StatusCode::NOT_FOUND);
+}
+
+#[actix_web::test]
+async fn hosted_page_escapes_and_formats() {
+    let sb = sandbox();
+    let app = app!(sb);
+    let body = json!({
+        "amount": 123456,
+        "currency": "USD",
+        "return_url": "https://shop.example/cb?a=1&b=<x>",
+        "payment_types": ["credit_card"]
+    });
+    let created = send(&app, post_json("/api/v1/sessions", KEY, &body).to_request()).await;
+    assert_eq!(created.status, StatusCode::OK, "{}", created.text());
+    let id = created.json()["id"].as_str().unwrap().to_string();
+    pay!(&app, &id, "return");
+    let html = send(
+        &app,
+        TestRequest::get()
+            .uri(&format!("/sessions/{id}"))
+            .to_request(),
+    )
+    .await
+    .text();
+    assert!(html.contains("1234.56 USD"));
+    assert!(!html.contains("<x>"));
+    assert!(html.contains("b=&lt;x&gt;&amp;session_id="));
+    assert!(html.contains("cancelled"));
+}
+
+#[test]
+fn return_url_gets_session_id_in_the_right_place() {
+    let cases = [
+        ("https://example.com", "https://example.com?session_id=s1"),
+        (
+            "https://example.com/cb",
+            "https://example.com/cb?session_id=s1",
+        ),
+        (
+            "https://example.com/cb?k=v",
+            "https://example.com/cb?k=v&session_id=s1",
+        ),
+        (
+            "https://example.com/cb?",
+            "https://example.com/cb?session_id=s1",
+        ),
+        (
+            "https://example.com/cb?k=v&",
+            "https://example.com/cb?k=v&session_id=s1",
+        ),
+        (
+            "https://example.com/cb#top",
+            "https://example.com/cb?session_id=s1#top",
+        ),
+        (
+            "https://example.com/cb?k=a%20b#x?y",
+            "https://example.com/cb?k=a%20b&session_id=s1#x?y",
+        ),
+    ];
+    for (given, expected) in cases {
+        assert_eq!(return_url_with_session(given, "s1"), expected, "{given}");
+    }
+}
+
+#[test]
+fn faults_queue_and_clear_themselves() {
+    let sb = sandbox();
+    sb.fail_next(2, Fault::InternalError);
+    sb.fail_next(0, Fault::WrongAmountInReply);
+    sb.fail_next(1, Fault::WrongAmountInReply);
+    let mut state = sb.lock();
+    assert_eq!(state.take_fault(), Some(Fault::InternalError));
+    assert_eq!(state.take_fault(), Some(Fault::InternalError));
+    assert_eq!(state.take_fault(), Some(Fault::WrongAmountInReply));
+    assert_eq!(state.take_fault(), None);
+}

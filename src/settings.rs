@@ -1,0 +1,287 @@
+//! Settings: read once at start-up from the environment (and a `.env` file when present,
+//! loaded by `main`). PROTOCOL.md §11.
+//!
+//! Variables read here:
+//! `APP_ENV`, `DATABASE_URL`, `BIND_ADDR`, `PUBLIC_BASE_URL`, `CAFE24_SERVICE_KEY`,
+//! `CAFE24_CLIENT_ID`, `CAFE24_ALLOWED_HOSTS`, `KOMOJU_API_BASE`, `KOMOJU_TIMEOUT_SECS`,
+//! `APP_SECRET`, `BODY_LIMIT_BYTES`, `ORDER_KEY_TTL_SECS`. (`RUST_LOG` is env_logger's.)
+//!
+//! In development every variable has a default; the secrets' defaults are public
+//! strings, so `APP_ENV=production` refuses to start while any of them is in use and
+//! names the variable. Secret values never appear in `Debug` output or errors.
+
+use std::time::Duration;
+
+use secrecy::{ExposeSecret, SecretString};
+
+/// The development default of `CAFE24_SERVICE_KEY` (public: never use it for real).
+pub const DEV_SERVICE_KEY: &str = "dev-cafe24-service-key";
+/// The development default of `CAFE24_CLIENT_ID`.
+pub const DEV_CLIENT_ID: &str = "dev-cafe24-client-id";
+/// The development default of `APP_SECRET`.
+pub const DEV_APP_SECRET: &str = "dev-app-secret-change-me-0123456789abcdef";
+/// The §10 default allow-list.
+pub const DEFAULT_ALLOWED_HOSTS: &str = ".cafe24.com,.cafe24shop.com,.cafe24api.com";
+/// KOMOJU's production API.
+pub const KOMOJU_PRODUCTION_API: &str = "https://komoju.com/api/v1";
+
+/// `development` (defaults allowed, sandbox available) or `production`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppEnv {
+    Development,
+    Production,
+}
+
+/// Why the settings are unusable. Names the variable, never its value.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SettingsError {
+    #[error("{0} is not valid: {1}")]
+    Invalid(&'static str, String),
+    #[error("{0} is still the development default; APP_ENV=production refuses to start with it")]
+    DevDefaultInProduction(&'static str),
+}
+
+/// Where the service talks to KOMOJU.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KomojuTarget {
+    /// A real KOMOJU API base (`KOMOJU_API_BASE`).
+    Api(url::Url),
+    /// The built-in sandbox, mounted under `/sandbox/komoju` (development only).
+    Sandbox,
+}
+
+/// Every setting, parsed.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub app_env: AppEnv,
+    pub database_url: String,
+    pub bind_addr: String,
+    /// Base of the URLs given to KOMOJU and browsers, without trailing slash.
+    pub public_base_url: url::Url,
+    pub cafe24_service_key: SecretString,
+    pub cafe24_client_id: String,
+    /// Comma-separated §10 allow-list.
+    pub cafe24_allowed_hosts: String,
+    pub komoju: KomojuTarget,
+    /// Timeout of one KOMOJU call.
+    pub komoju_timeout: Duration,
+    /// At least 32 bytes.
+    pub app_secret: SecretString,
+    /// Largest request body accepted, in bytes (default 64 KiB).
+    pub body_limit_bytes: usize,
+    /// Lifetime of the `key` tokens given to Cafe24 (default 7 days).
+    pub order_key_ttl: Duration,
+    /// Variables left at a development default, for the start-up warning.
+    pub dev_defaults: Vec<&'static str>,
+}
+
+impl Settings {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Settings, SettingsError> {
+        Settings::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// Reads settings through `lookup` (the environment, or a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Settings, SettingsError> {
+        let get = |k: &str| lookup(k).filter(|v| !v.trim().is_empty());
+        let mut dev_defaults = Vec::new();
+        let mut secret = |k: &'static str, default: &str| match get(k) {
+            Some(v) => v,
+            None => {
+                dev_defaults.push(k);
+                default.to_owned()
+            }
+        };
+        let service_key = secret("CAFE24_SERVICE_KEY", DEV_SERVICE_KEY);
+        let client_id = secret("CAFE24_CLIENT_ID", DEV_CLIENT_ID);
+        let app_secret = secret("APP_SECRET", DEV_APP_SECRET);
+
+        let app_env = match get("APP_ENV").as_deref().unwrap_or("development") {
+            "development" | "dev" => AppEnv::Development,
+            "production" | "prod" => AppEnv::Production,
+            _ => {
+                return Err(SettingsError::Invalid(
+                    "APP_ENV",
+                    "expected development or production".into(),
+                ))
+            }
+        };
+        let bind_addr = get("BIND_ADDR").unwrap_or_else(|| "127.0.0.1:8080".into());
+        let public_base_url =
+            get("PUBLIC_BASE_URL").unwrap_or_else(|| format!("http://{bind_addr}"));
+        let public_base_url = parse_base_url("PUBLIC_BASE_URL", &public_base_url)?;
+        let komoju = match get("KOMOJU_API_BASE") {
+            Some(v) => KomojuTarget::Api(parse_base_url("KOMOJU_API_BASE", &v)?),
+            None if app_env == AppEnv::Development => KomojuTarget::Sandbox,
+            None => KomojuTarget::Api(parse_base_url("KOMOJU_API_BASE", KOMOJU_PRODUCTION_API)?),
+        };
+        if app_secret.len() < 32 {
+            return Err(SettingsError::Invalid(
+                "APP_SECRET",
+                "must be at least 32 bytes".into(),
+            ));
+        }
+        let settings = Settings {
+            app_env,
+            database_url: get("DATABASE_URL")
+                .unwrap_or_else(|| "sqlite://data/cafe24-komoju.sqlite3".into()),
+            bind_addr,
+            public_base_url,
+            cafe24_service_key: SecretString::from(service_key),
+            cafe24_client_id: client_id,
+            cafe24_allowed_hosts: get("CAFE24_ALLOWED_HOSTS")
+                .unwrap_or_else(|| DEFAULT_ALLOWED_HOSTS.into()),
+            komoju,
+            komoju_timeout: Duration::from_secs(parse_num(&get, "KOMOJU_TIMEOUT_SECS", 15)?),
+            app_secret: SecretString::from(app_secret),
+            body_limit_bytes: parse_num(&get, "BODY_LIMIT_BYTES", 64 * 1024)? as usize,
+            order_key_ttl: Duration::from_secs(parse_num(
+                &get,
+                "ORDER_KEY_TTL_SECS",
+                7 * 24 * 3600,
+            )?),
+            dev_defaults,
+        };
+        settings.check_production()?;
+        Ok(settings)
+    }
+
+    /// In production, refuses any development default and the sandbox.
+    pub fn check_production(&self) -> Result<(), SettingsError> {
+        if self.app_env != AppEnv::Production {
+            return Ok(());
+        }
+        if let Some(first) = self.dev_defaults.first() {
+            return Err(SettingsError::DevDefaultInProduction(first));
+        }
+        let defaults = [
+            (
+                "CAFE24_SERVICE_KEY",
+                self.cafe24_service_key.expose_secret() == DEV_SERVICE_KEY,
+            ),
+            ("CAFE24_CLIENT_ID", self.cafe24_client_id == DEV_CLIENT_ID),
+            (
+                "APP_SECRET",
+                self.app_secret.expose_secret() == DEV_APP_SECRET,
+            ),
+        ];
+        if let Some((name, _)) = defaults.iter().find(|(_, is_default)| *is_default) {
+            return Err(SettingsError::DevDefaultInProduction(name));
+        }
+        Ok(())
+    }
+
+    /// True in development mode.
+    pub fn is_development(&self) -> bool {
+        self.app_env == AppEnv::Development
+    }
+}
+
+fn parse_base_url(name: &'static str, v: &str) -> Result<url::Url, SettingsError> {
+    let trimmed = v.trim_end_matches('/');
+    let url = url::Url::parse(trimmed).map_err(|e| SettingsError::Invalid(name, e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(SettingsError::Invalid(
+            name,
+            "must be an http(s) URL".into(),
+        ));
+    }
+    Ok(url)
+}
+
+fn parse_num(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: u64,
+) -> Result<u64, SettingsError> {
+    match get(name) {
+        None => Ok(default),
+        Some(v) => v
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| SettingsError::Invalid(name, "must be a positive whole number".into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn with(pairs: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn no_settings_is_development_on_sqlite_with_the_sandbox() {
+        let s = with(&[]).unwrap_or_else(|e| panic!("{e}"));
+        assert!(s.is_development());
+        assert_eq!(s.database_url, "sqlite://data/cafe24-komoju.sqlite3");
+        assert_eq!(s.komoju, KomojuTarget::Sandbox);
+        assert_eq!(
+            s.dev_defaults,
+            vec!["CAFE24_SERVICE_KEY", "CAFE24_CLIENT_ID", "APP_SECRET"]
+        );
+        assert_eq!(s.body_limit_bytes, 65536);
+    }
+
+    #[test]
+    fn production_refuses_each_development_default_by_name() {
+        let key = "k".repeat(40);
+        let full = [
+            ("APP_ENV", "production"),
+            ("CAFE24_SERVICE_KEY", "real-service-key"),
+            ("CAFE24_CLIENT_ID", "real-client"),
+            ("APP_SECRET", key.as_str()),
+        ];
+        let s = with(&full).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            s.komoju,
+            KomojuTarget::Api(
+                url::Url::parse(KOMOJU_PRODUCTION_API).unwrap_or_else(|e| panic!("{e}"))
+            )
+        );
+        for missing in ["CAFE24_SERVICE_KEY", "CAFE24_CLIENT_ID", "APP_SECRET"] {
+            let rest: Vec<(&str, &str)> = full
+                .iter()
+                .copied()
+                .filter(|(k, _)| *k != missing)
+                .collect();
+            let err = with(&rest).err();
+            assert_eq!(err, Some(SettingsError::DevDefaultInProduction(missing)));
+            let msg = err.map(|e| e.to_string()).unwrap_or_default();
+            assert!(msg.contains(missing));
+        }
+        let explicit_default: Vec<(&str, &str)> = full
+            .iter()
+            .copied()
+            .map(|(k, v)| {
+                if k == "APP_SECRET" {
+                    (k, DEV_APP_SECRET)
+                } else {
+                    (k, v)
+                }
+            })
+            .collect();
+        assert_eq!(
+            with(&explicit_default).err(),
+            Some(SettingsError::DevDefaultInProduction("APP_SECRET"))
+        );
+    }
+
+    #[test]
+    fn short_app_secret_is_refused_without_echoing_it() {
+        let err = with(&[("APP_SECRET", "too-short-secret")])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("APP_SECRET"));
+        assert!(!err.contains("too-short-secret"));
+    }
+}

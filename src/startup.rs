@@ -1,0 +1,168 @@
+//! Building and running the service: the shared [`AppState`], the HTTP server on a
+//! listener whose port is known (tests bind port 0), and the KOMOJU sandbox in
+//! development mode.
+
+use std::net::TcpListener;
+
+use actix_web::middleware::Logger;
+use actix_web::{web, App, HttpServer};
+
+use crate::cafe24::callback_url::AllowedHosts;
+use crate::clock::Clock;
+use crate::db::Database;
+use crate::komoju::KomojuClient;
+use crate::order_token::OrderKeys;
+use crate::sandbox::Sandbox;
+use crate::secrets::SecretBox;
+use crate::settings::{KomojuTarget, Settings};
+
+/// Where the sandbox is mounted in development mode.
+pub const SANDBOX_PREFIX: &str = "/sandbox/komoju";
+
+/// Everything a handler needs. Built once; shared by every worker.
+#[derive(Debug)]
+pub struct AppState {
+    pub settings: Settings,
+    pub db: Database,
+    pub komoju: KomojuClient,
+    pub secrets: SecretBox,
+    pub order_keys: OrderKeys,
+    pub allowed_hosts: AllowedHosts,
+    pub clock: Clock,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Database({})", self.backend_name())
+    }
+}
+
+/// Why the service could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    #[error("{0}")]
+    Db(#[from] crate::db::DbError),
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Komoju(#[from] crate::komoju::KomojuError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A built, not yet running, service.
+pub struct Application {
+    server: actix_web::dev::Server,
+    port: u16,
+    state: web::Data<AppState>,
+    sandbox: Option<Sandbox>,
+}
+
+impl Application {
+    /// Binds `settings.bind_addr`, runs migrations and builds the server.
+    pub async fn build(settings: Settings, clock: Clock) -> Result<Application, StartupError> {
+        let listener =
+            TcpListener::bind(&settings.bind_addr).map_err(|source| StartupError::Bind {
+                addr: settings.bind_addr.clone(),
+                source,
+            })?;
+        Application::build_with_listener(settings, listener, clock).await
+    }
+
+    /// Builds the server on an already bound listener (tests bind port 0).
+    pub async fn build_with_listener(
+        settings: Settings,
+        listener: TcpListener,
+        clock: Clock,
+    ) -> Result<Application, StartupError> {
+        let db = Database::connect(&settings.database_url)?;
+        let migrations = {
+            let db = db.clone();
+            tokio::task::spawn_blocking(move || db.run_migrations())
+                .await
+                .map_err(|e| crate::db::DbError::Migration(e.to_string()))??
+        };
+        for m in &migrations {
+            log::info!("applied migration {m}");
+        }
+        let local = listener.local_addr()?;
+        let (komoju_base, sandbox) = match &settings.komoju {
+            KomojuTarget::Api(url) => (url.as_str().trim_end_matches('/').to_owned(), None),
+            KomojuTarget::Sandbox => {
+                let public = format!(
+                    "{}{SANDBOX_PREFIX}",
+                    settings.public_base_url.as_str().trim_end_matches('/')
+                );
+                let api = format!("http://{local}{SANDBOX_PREFIX}/api/v1");
+                log::warn!("KOMOJU sandbox mounted at {public}: no real payment is made (set KOMOJU_API_BASE for a real KOMOJU)");
+                (api, Some(Sandbox::new(&public)))
+            }
+        };
+        let state = web::Data::new(AppState {
+            komoju: KomojuClient::new(&komoju_base, settings.komoju_timeout)?,
+            secrets: SecretBox::new(&settings.app_secret),
+            order_keys: OrderKeys::new(&settings.app_secret, settings.order_key_ttl),
+            allowed_hosts: AllowedHosts::new(
+                &settings.cafe24_allowed_hosts,
+                settings.is_development(),
+            ),
+            db,
+            clock,
+            settings,
+        });
+        log::info!(
+            "serving on http://{local} ({} database, KOMOJU at {}, public base {})",
+            state.db.backend_name(),
+            state.komoju.base(),
+            state.settings.public_base_url
+        );
+        let data = state.clone();
+        let mounted = sandbox.clone();
+        let server = HttpServer::new(move || {
+            let app = App::new()
+                .wrap(
+                    // The query string is left out: it holds order keys.
+                    Logger::new("%a \"%{method}xi %U\" %s %b %Dms")
+                        .custom_request_replace("method", |req| req.method().to_string()),
+                )
+                .app_data(data.clone())
+                .configure(crate::routes::configure);
+            match &mounted {
+                Some(s) => app.configure(s.configure(SANDBOX_PREFIX)),
+                None => app,
+            }
+        })
+        .listen(listener)?
+        .shutdown_timeout(10)
+        .run();
+        Ok(Application {
+            server,
+            port: local.port(),
+            state,
+            sandbox,
+        })
+    }
+
+    /// The port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The shared state (for tests and background work).
+    pub fn state(&self) -> web::Data<AppState> {
+        self.state.clone()
+    }
+
+    /// The mounted sandbox, in development mode without `KOMOJU_API_BASE`.
+    pub fn sandbox(&self) -> Option<Sandbox> {
+        self.sandbox.clone()
+    }
+
+    /// Serves until the process is told to stop (SIGINT/SIGTERM: graceful).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}

@@ -1,0 +1,216 @@
+//! The operator's commands (PROTOCOL.md §11), run in-process against a real database.
+
+use std::collections::HashMap;
+
+use cafe24_komoju::cli::{self, Cli};
+use cafe24_komoju::settings::Settings;
+use clap::Parser;
+
+use crate::both_backends;
+use crate::helpers::*;
+
+both_backends!(merchant_secrets_are_sealed_and_masked);
+
+async fn merchant_secrets_are_sealed_and_masked(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let listed = app.cli(&["merchant", "list"]).await;
+    assert!(listed.contains("demomall [enabled]"), "{listed}");
+    assert!(listed.contains("shop 1 [enabled]"), "{listed}");
+    assert!(
+        !listed.contains("sk_test_demomall_0123456789"),
+        "secret key shown: {listed}"
+    );
+    assert!(
+        !listed.contains("whsec_demomall_0123456789"),
+        "webhook secret shown: {listed}"
+    );
+    assert!(listed.contains("sk_test_…6789"), "{listed}");
+
+    // At rest: sealed, not plaintext.
+    let rows = app
+        .state
+        .db
+        .run(|c| cafe24_komoju::db::merchants::list(c))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (row, _) = &rows[0];
+    assert!(row.komoju_secret_key.starts_with("v1:"));
+    assert!(!row.komoju_secret_key.contains("sk_test"));
+    assert!(!row.komoju_webhook_secret.contains("whsec"));
+
+    // Bad input to `merchant add` names the flag and stores nothing.
+    let mut out = Vec::new();
+    let err = cli::run(
+        Cli::parse_from([
+            "cafe24-komoju",
+            "merchant",
+            "add",
+            "--mall-id",
+            "Bad Mall",
+            "--shop-no",
+            "1",
+            "--komoju-secret-key",
+            "sk_test_x_0123456789",
+            "--komoju-webhook-secret",
+            "whsec_0123456789",
+        ]),
+        app.settings.clone(),
+        &mut out,
+    )
+    .await
+    .err()
+    .map(|e| e.to_string())
+    .unwrap_or_default();
+    assert!(err.contains("--mall-id"), "{err}");
+    let mut out = Vec::new();
+    let err = cli::run(
+        Cli::parse_from([
+            "cafe24-komoju",
+            "merchant",
+            "add",
+            "--mall-id",
+            "mall2",
+            "--shop-no",
+            "1",
+            "--komoju-secret-key",
+            "pk_test_not_a_secret_key",
+            "--komoju-webhook-secret",
+            "whsec_0123456789",
+        ]),
+        app.settings.clone(),
+        &mut out,
+    )
+    .await
+    .err()
+    .map(|e| e.to_string())
+    .unwrap_or_default();
+    assert!(
+        err.contains("--komoju-secret-key") && !err.contains("pk_test_not_a_secret_key"),
+        "{err}"
+    );
+    assert_eq!(
+        app.cli(&["merchant", "list"])
+            .await
+            .matches("[enabled]")
+            .count(),
+        2
+    );
+}
+
+#[actix_web::test]
+async fn sign_prints_the_protocol_test_vector() {
+    let env: HashMap<&str, &str> = [("CAFE24_SERVICE_KEY", "test-service-key")]
+        .into_iter()
+        .collect();
+    let settings = Settings::from_lookup(|k| env.get(k).map(|v| v.to_string()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut out = Vec::new();
+    cli::run(
+        Cli::parse_from([
+            "cafe24-komoju",
+            "sign",
+            "3065.00",
+            "PHP",
+            "20220519-0000029",
+            "demomall:1:demo-public",
+        ]),
+        settings,
+        &mut out,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        String::from_utf8(out).unwrap_or_default().trim(),
+        "pVyNk4tIav+unOFEb8EC2XxVPJ47ngJbfKZ1RGgeW6w="
+    );
+}
+
+#[actix_web::test]
+async fn development_mounts_the_sandbox_and_production_never_does() {
+    let db = TestDb::new(&Backend::Sqlite);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
+    let settings = test_settings(&db.url, port, None, &[]);
+    let app = cafe24_komoju::startup::Application::build_with_listener(
+        settings.clone(),
+        listener,
+        cafe24_komoju::clock::Clock::system(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(app.sandbox().is_some());
+    tokio::spawn(app.run_until_stopped());
+    let mut out = Vec::new();
+    cli::run(
+        Cli::parse_from([
+            "cafe24-komoju",
+            "merchant",
+            "add",
+            "--mall-id",
+            MALL,
+            "--shop-no",
+            "1",
+            "--public-ref",
+            "demo-public",
+            "--komoju-secret-key",
+            "sk_test_demomall_0123456789",
+            "--komoju-webhook-secret",
+            "whsec_demomall_0123456789",
+        ]),
+        settings,
+        &mut out,
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let resp = client
+        .post(format!(
+            "http://127.0.0.1:{port}/api/synchronous-checkout/checkout"
+        ))
+        .form(&checkout_fields("20220519-0000029", "3065.00", "PHP"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(resp.status(), 200);
+    let body: serde_json::Value = resp.json().await.unwrap_or_default();
+    let url = body["payment_url"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        url.starts_with(&format!("http://127.0.0.1:{port}/sandbox/komoju/sessions/")),
+        "{url}"
+    );
+    let page = client
+        .get(&url)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap_or_default();
+    assert!(html.contains("pay-card") && html.contains("return-to-merchant"));
+
+    // Production: no sandbox route exists, and KOMOJU is the real API.
+    let db2 = TestDb::new(&Backend::Sqlite);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let port2 = listener.local_addr().map(|a| a.port()).unwrap_or_default();
+    let prod = test_settings(&db2.url, port2, None, &[("APP_ENV", "production")]);
+    let app2 = cafe24_komoju::startup::Application::build_with_listener(
+        prod,
+        listener,
+        cafe24_komoju::clock::Clock::system(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert!(app2.sandbox().is_none());
+    assert_eq!(app2.state().komoju.base(), "https://komoju.com/api/v1");
+    tokio::spawn(app2.run_until_stopped());
+    let resp = client
+        .get(format!(
+            "http://127.0.0.1:{port2}/sandbox/komoju/api/v1/sessions/x"
+        ))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(resp.status(), 404);
+}

@@ -1,0 +1,359 @@
+//! Test harness: spawns the service on port 0 against a fresh database and a KOMOJU
+//! sandbox on its own port, with a controllable clock and helpers per endpoint.
+
+use std::collections::HashMap;
+use std::net::TcpListener;
+
+use actix_web::{web, App, HttpServer};
+use base64::Engine;
+use cafe24_komoju::cli::{self, Cli};
+use cafe24_komoju::clock::Clock;
+use cafe24_komoju::db::{self, orders::OrderRow};
+use cafe24_komoju::sandbox::Sandbox;
+use cafe24_komoju::settings::Settings;
+use cafe24_komoju::startup::{AppState, Application};
+use clap::Parser;
+use diesel::prelude::*;
+use hmac::{Hmac, Mac};
+
+pub const SERVICE_KEY: &str = "test-service-key";
+pub const APP_SECRET: &str = "test-app-secret-0123456789abcdef-0123456789";
+pub const MALL: &str = "demomall";
+pub const RETURN_URL: &str =
+    "https://demomall.cafe24shop.com/Pay/Recv/openpg/PayReceiveRtnPage.php";
+
+/// Which database a test runs on.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    Sqlite,
+    Postgres(String),
+}
+
+impl Backend {
+    /// PostgreSQL when `TEST_POSTGRES_URL` is set. Under CI (`CI` set) a missing URL is a
+    /// failure, never a silent skip.
+    pub fn postgres() -> Option<Backend> {
+        match std::env::var("TEST_POSTGRES_URL") {
+            Ok(url) if !url.is_empty() => Some(Backend::Postgres(url)),
+            _ if std::env::var("CI").is_ok() => {
+                panic!("CI is set but TEST_POSTGRES_URL is not: the PostgreSQL suite must run")
+            }
+            _ => {
+                eprintln!("TEST_POSTGRES_URL not set: PostgreSQL variant skipped");
+                None
+            }
+        }
+    }
+}
+
+/// Generates `NAME::sqlite` and `NAME::postgres` tests from `async fn NAME(Backend)`.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[actix_web::test]
+            async fn sqlite() {
+                super::$name($crate::helpers::Backend::Sqlite).await
+            }
+            #[actix_web::test]
+            async fn postgres() {
+                if let Some(b) = $crate::helpers::Backend::postgres() {
+                    super::$name(b).await
+                }
+            }
+        }
+    )*};
+}
+
+/// A database that lives as long as the test: a temporary SQLite file, or a fresh
+/// PostgreSQL schema (dropped at the end).
+pub struct TestDb {
+    pub url: String,
+    _dir: Option<tempfile::TempDir>,
+    pg_schema: Option<(String, String)>,
+}
+
+impl TestDb {
+    pub fn new(backend: &Backend) -> TestDb {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+                let url = format!("sqlite://{}", dir.path().join("test.sqlite3").display());
+                TestDb {
+                    url,
+                    _dir: Some(dir),
+                    pg_schema: None,
+                }
+            }
+            Backend::Postgres(admin) => {
+                let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+                let mut conn = diesel::PgConnection::establish(admin)
+                    .unwrap_or_else(|e| panic!("cannot reach TEST_POSTGRES_URL: {e}"));
+                diesel::sql_query(format!("CREATE SCHEMA {schema}"))
+                    .execute(&mut conn)
+                    .unwrap_or_else(|e| panic!("create schema: {e}"));
+                let sep = if admin.contains('?') { '&' } else { '?' };
+                let url = format!("{admin}{sep}options=-c%20search_path%3D{schema}");
+                TestDb {
+                    url,
+                    _dir: None,
+                    pg_schema: Some((admin.clone(), schema)),
+                }
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let Some((admin, schema)) = &self.pg_schema {
+            if let Ok(mut conn) = diesel::PgConnection::establish(admin) {
+                let _ = diesel::sql_query(format!("DROP SCHEMA IF EXISTS {schema} CASCADE"))
+                    .execute(&mut conn);
+            }
+        }
+    }
+}
+
+pub struct TestApp {
+    pub address: String,
+    pub sandbox: Sandbox,
+    pub clock: Clock,
+    pub state: web::Data<AppState>,
+    pub settings: Settings,
+    pub client: reqwest::Client,
+    pub _db: TestDb,
+}
+
+/// Settings for a test app; `extra` overrides.
+pub fn test_settings(
+    db_url: &str,
+    port: u16,
+    komoju: Option<&str>,
+    extra: &[(&str, &str)],
+) -> Settings {
+    let mut env: HashMap<String, String> = HashMap::new();
+    env.insert("DATABASE_URL".into(), db_url.into());
+    env.insert("BIND_ADDR".into(), format!("127.0.0.1:{port}"));
+    env.insert("PUBLIC_BASE_URL".into(), format!("http://127.0.0.1:{port}"));
+    env.insert("CAFE24_SERVICE_KEY".into(), SERVICE_KEY.into());
+    env.insert("CAFE24_CLIENT_ID".into(), "test-client-id".into());
+    env.insert("APP_SECRET".into(), APP_SECRET.into());
+    env.insert("KOMOJU_TIMEOUT_SECS".into(), "2".into());
+    if let Some(k) = komoju {
+        env.insert("KOMOJU_API_BASE".into(), k.into());
+    }
+    for (k, v) in extra {
+        env.insert((*k).into(), (*v).into());
+    }
+    Settings::from_lookup(|k| env.get(k).cloned()).unwrap_or_else(|e| panic!("settings: {e}"))
+}
+
+/// Serves a fresh sandbox alone on a loopback port; returns it and its API base.
+pub fn spawn_sandbox() -> (Sandbox, String) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
+    let sandbox = Sandbox::new(&format!("http://127.0.0.1:{port}"));
+    let served = sandbox.clone();
+    let server = HttpServer::new(move || App::new().configure(served.configure("")))
+        .workers(2)
+        .listen(listener)
+        .unwrap_or_else(|e| panic!("listen: {e}"))
+        .run();
+    tokio::spawn(server);
+    (sandbox, format!("http://127.0.0.1:{port}/api/v1"))
+}
+
+pub async fn spawn_app(backend: Backend) -> TestApp {
+    spawn_app_with(backend, &[]).await
+}
+
+pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let db = TestDb::new(&backend);
+    let (sandbox, komoju_api) = spawn_sandbox();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
+    let settings = test_settings(&db.url, port, Some(&komoju_api), extra);
+    let clock = Clock::system();
+    let app = Application::build_with_listener(settings.clone(), listener, clock.clone())
+        .await
+        .unwrap_or_else(|e| panic!("build: {e}"));
+    let state = app.state();
+    tokio::spawn(app.run_until_stopped());
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap_or_else(|e| panic!("client: {e}"));
+    let test = TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        sandbox,
+        clock,
+        state,
+        settings,
+        client,
+        _db: db,
+    };
+    test.cli(&[
+        "merchant",
+        "add",
+        "--mall-id",
+        MALL,
+        "--shop-no",
+        "1",
+        "--public-ref",
+        "demo-public",
+        "--komoju-secret-key",
+        "sk_test_demomall_0123456789",
+        "--komoju-webhook-secret",
+        "whsec_demomall_0123456789",
+        "--payment-types",
+        "credit_card,konbini",
+    ])
+    .await;
+    test
+}
+
+/// Cafe24's hash_data, computed here independently of the service's code.
+pub fn cafe24_hash(values: &[&str]) -> String {
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SERVICE_KEY.as_bytes())
+        .unwrap_or_else(|e| panic!("{e}"));
+    mac.update(values.concat().as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+/// A signed checkout request with the Cafe24 sample app's values.
+pub fn checkout_fields(order_id: &str, amount: &str, currency: &str) -> Vec<(String, String)> {
+    let partner_id = format!("{MALL}:1:demo-public");
+    let hash = cafe24_hash(&[amount, currency, order_id, &partner_id]);
+    vec![
+        ("partner_id".into(), partner_id),
+        ("order_id".into(), order_id.into()),
+        ("amount".into(), amount.into()),
+        ("currency".into(), currency.into()),
+        ("return_url".into(), RETURN_URL.into()),
+        ("buyer_id".into(), "buyer01".into()),
+        ("shop_no".into(), "1".into()),
+        ("buyer_email".into(), "buyer@example.com".into()),
+        ("hash_data".into(), hash),
+    ]
+}
+
+pub fn set(fields: &mut Vec<(String, String)>, name: &str, value: &str) {
+    fields.retain(|(k, _)| k != name);
+    fields.push((name.into(), value.into()));
+}
+
+pub fn remove(fields: &mut Vec<(String, String)>, name: &str) {
+    fields.retain(|(k, _)| k != name);
+}
+
+pub fn location(resp: &reqwest::Response) -> String {
+    resp.headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_else(|| panic!("no Location header (status {})", resp.status()))
+        .to_owned()
+}
+
+pub fn query_of(url: &str) -> HashMap<String, String> {
+    let parsed = url::Url::parse(url).unwrap_or_else(|e| panic!("{url}: {e}"));
+    parsed
+        .query_pairs()
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+impl TestApp {
+    pub async fn cli(&self, args: &[&str]) -> String {
+        let mut argv = vec!["cafe24-komoju"];
+        argv.extend_from_slice(args);
+        let mut out = Vec::new();
+        cli::run(Cli::parse_from(argv), self.settings.clone(), &mut out)
+            .await
+            .unwrap_or_else(|e| panic!("cli {args:?}: {e}"));
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    pub async fn post_form(&self, path: &str, fields: &[(String, String)]) -> reqwest::Response {
+        self.client
+            .post(format!("{}{path}", self.address))
+            .form(fields)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("POST {path}: {e}"))
+    }
+
+    pub async fn sync_checkout(&self, fields: &[(String, String)]) -> reqwest::Response {
+        self.post_form("/api/synchronous-checkout/checkout", fields)
+            .await
+    }
+
+    /// Checkout that must succeed; returns the payment_url.
+    pub async fn sync_checkout_ok(&self, fields: &[(String, String)]) -> String {
+        let resp = self.sync_checkout(fields).await;
+        assert_eq!(resp.status(), 200, "checkout failed");
+        let body: serde_json::Value = resp.json().await.unwrap_or_default();
+        assert_eq!(body["result_code"], "0000");
+        body["payment_url"].as_str().unwrap_or_default().to_owned()
+    }
+
+    /// On the sandbox's hosted page, presses the button `method` (`credit_card`,
+    /// `konbini` or `return`); returns where KOMOJU sends the browser (our callback).
+    pub async fn press(&self, payment_url: &str, method: &str) -> String {
+        let resp = self
+            .client
+            .post(format!("{payment_url}/pay"))
+            .form(&[("method", method)])
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("pay: {e}"));
+        assert_eq!(resp.status(), 302, "hosted page did not redirect");
+        location(&resp)
+    }
+
+    pub async fn get(&self, url: &str) -> reqwest::Response {
+        self.client
+            .get(url)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {url}: {e}"))
+    }
+
+    pub async fn status(&self, key: &str) -> (u16, serde_json::Value) {
+        let resp = self
+            .post_form(
+                "/api/synchronous-checkout/checkout/status",
+                &[("key".into(), key.into())],
+            )
+            .await;
+        let code = resp.status().as_u16();
+        (code, resp.json().await.unwrap_or_default())
+    }
+
+    pub async fn order(&self, order_id: &str) -> Option<OrderRow> {
+        let id = order_id.to_owned();
+        self.state
+            .db
+            .run(move |c| db::orders::find_by_order_id(c, MALL, &id))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    pub async fn order_count(&self) -> i64 {
+        self.state
+            .db
+            .run(db::orders::count)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// KOMOJU API calls that created something (POSTs), as the sandbox saw them.
+    pub fn komoju_posts(&self) -> Vec<cafe24_komoju::sandbox::RecordedRequest> {
+        self.sandbox
+            .requests()
+            .into_iter()
+            .filter(|r| r.method == "POST")
+            .collect()
+    }
+}

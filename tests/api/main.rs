@@ -1,0 +1,8 @@
+//! Integration tests: the real HTTP server, a real database (SQLite always; PostgreSQL
+//! when `TEST_POSTGRES_URL` is set, which CI requires) and the stateful KOMOJU sandbox
+//! served on its own loopback port.
+
+mod helpers;
+
+mod cli;
+mod synchronous_checkout;
