@@ -30,7 +30,7 @@ async fn merchant_secrets_are_sealed_and_masked(backend: Backend) {
     let rows = app
         .state
         .db
-        .run(|c| cafe24_komoju::db::merchants::list(c))
+        .run(cafe24_komoju::db::merchants::list)
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let (row, _) = &rows[0];

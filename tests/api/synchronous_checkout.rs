@@ -10,6 +10,8 @@ use crate::helpers::*;
 
 const ORDER: &str = "20220519-0000029";
 
+type Fields = Vec<(String, String)>;
+
 both_backends!(
     card_payment_goes_all_the_way_to_status,
     json_body_is_accepted_like_form,
@@ -254,7 +256,7 @@ async fn bad_input_changes_nothing_and_calls_nobody(backend: Backend) {
         );
         f
     };
-    let mut cases: Vec<(&str, Vec<(String, String)>, u16, &str)> = Vec::new();
+    let mut cases: Vec<(&str, Fields, u16, &str)> = Vec::new();
     let mut missing = base.clone();
     remove(&mut missing, "return_url");
     cases.push(("missing return_url", missing, 400, "invalid_request"));
