@@ -116,23 +116,18 @@ fn aad(mall_id: &str, column: &str) -> String {
     format!("{mall_id}\u{1f}{column}")
 }
 
-/// Masks a secret for display: `sk_test_…abcd` keeps a short prefix and the last four
-/// characters of secrets long enough to spare them, and `****` otherwise.
+/// Masks a secret for display: a well-known prefix (`sk_test_`, `sk_live_`, `sk_`,
+/// `whsec_`) and the last four characters of secrets long enough to spare them
+/// (`sk_test_…cdef`); `****` otherwise. Nothing else of the secret is shown.
 pub fn mask(secret: &str) -> String {
     let chars: Vec<char> = secret.chars().collect();
     if chars.len() < 16 {
         return "****".to_owned();
     }
-    let prefix: String = match secret.find('_') {
-        Some(i) if i < 8 => {
-            let rest = &secret[i + 1..];
-            match rest.find('_') {
-                Some(j) if j < 8 => secret[..i + 1 + j + 1].to_owned(),
-                _ => secret[..i + 1].to_owned(),
-            }
-        }
-        _ => String::new(),
-    };
+    let prefix = ["sk_test_", "sk_live_", "sk_", "whsec_"]
+        .into_iter()
+        .find(|p| secret.starts_with(p))
+        .unwrap_or("");
     let tail: String = chars[chars.len() - 4..].iter().collect();
     format!("{prefix}…{tail}")
 }
@@ -223,6 +218,8 @@ mod tests {
     fn masks_keep_only_a_prefix_and_the_last_four() {
         assert_eq!(mask("sk_test_1234567890abcdef"), "sk_test_…cdef");
         assert_eq!(mask("whsec_0123456789abcdef"), "whsec_…cdef");
+        assert_eq!(mask("whsec_sandbox_demomall"), "whsec_…mall");
+        assert_eq!(mask("abc_defghijklmnopqrs"), "…pqrs");
         assert_eq!(mask("short"), "****");
         assert!(!mask("sk_live_supersecretvalue99").contains("supersecret"));
     }
