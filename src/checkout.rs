@@ -8,8 +8,9 @@
 //! sends the same key and bytes, so KOMOJU creates one session and answers the rest with
 //! the same reply (or 409 while the first is in flight, which the client waits out).
 //!
-//! Every change of order state goes through [`apply_event`]: one transaction that locks
-//! the order, asks [`crate::order_state::apply`], writes the new facts and an audit row.
+//! Every change of order state goes through [`crate::order_updates::apply`]: one
+//! transaction that locks the order, asks the state machine, writes the new facts, an
+//! audit row and the notifications Cafe24 must receive.
 
 use std::collections::BTreeMap;
 
@@ -18,13 +19,15 @@ use secrecy::ExposeSecret;
 
 use crate::cafe24::partner_id::PartnerId;
 use crate::cafe24::{hash_data, Fields};
-use crate::db::{self, orders, orders::OrderRow, DbConnection, DbError};
+use crate::db::webhook_events::WebhookEventRow;
+use crate::db::{self, orders, orders::OrderRow, DbConnection};
 use crate::error::ApiError;
 use crate::komoju::{CreateSession, KomojuError, SessionPaymentData};
 use crate::merchant::Merchant;
 use crate::money::{Currency, Money};
-use crate::order_state::{self, Event, OrderState, Outcome};
+use crate::order_state::{Event, OrderState};
 use crate::order_token::OrderRef;
+use crate::order_updates;
 use crate::startup::AppState;
 
 /// Which route family an order came through.
@@ -536,62 +539,6 @@ pub fn upstream(context: &str, order_id: &str, e: KomojuError) -> ApiError {
     }
 }
 
-/// Applies one KOMOJU fact to the order in one transaction (lock, decide, write facts
-/// and audit row). Returns the order as it is after the event and the outcome.
-pub fn apply_event(
-    conn: &mut DbConnection,
-    order_pk: &str,
-    event: &Event,
-    source: &str,
-    now: chrono::NaiveDateTime,
-) -> Result<(OrderRow, Outcome), DbError> {
-    db::transaction(conn, |c| {
-        let row = orders::lock_order(c, order_pk)?
-            .ok_or_else(|| DbError::Corrupt(format!("order {order_pk} vanished")))?;
-        let before = row.facts()?;
-        let outcome = order_state::apply(&before, event);
-        if outcome.changed {
-            orders::save_facts(c, order_pk, &outcome.facts, now)?;
-        }
-        let detail = outcome.note.clone().unwrap_or_default();
-        orders::insert_event(
-            c,
-            &orders::NewOrderEvent {
-                order_pk: order_pk.to_owned(),
-                source: source.to_owned(),
-                event: event.name().to_owned(),
-                from_state: before.state.as_str().to_owned(),
-                to_state: outcome.facts.state.as_str().to_owned(),
-                applied: outcome.changed,
-                detail,
-                created_at: now,
-            },
-        )?;
-        let after = orders::find(c, order_pk)?
-            .ok_or_else(|| DbError::Corrupt(format!("order {order_pk} vanished")))?;
-        let level = if outcome.anomaly {
-            log::Level::Warn
-        } else {
-            log::Level::Info
-        };
-        log::log!(
-            level,
-            "order {} of {}: {} via {source}: {} -> {}{}",
-            row.order_id,
-            row.mall_id,
-            event.name(),
-            before.state,
-            outcome.facts.state,
-            outcome
-                .note
-                .as_deref()
-                .map(|n| format!(" ({n})"))
-                .unwrap_or_default()
-        );
-        Ok((after, outcome))
-    })
-}
-
 /// Reads the order's session from KOMOJU and applies what it says. `session_id` must be
 /// the order's current session (checked by the caller). Returns the order afterwards.
 pub async fn refresh_from_session(
@@ -618,14 +565,39 @@ pub async fn refresh_from_session(
     let Some(event) = session.to_event() else {
         return Ok(order);
     };
-    let now = app.clock.now_naive();
-    let pk = order.id.clone();
-    let (after, _) = app
-        .db
-        .run(move |c| apply_event(c, &pk, &event, source, now))
+    let applied = apply_fact(app, merchant, &order.id, event, source, None)
         .await
-        .map_err(|e| ApiError::from_db("applying session", e))?;
-    Ok(after)
+        .map_err(|e| ApiError::from_db("applying KOMOJU session", e))?;
+    Ok(applied.order)
+}
+
+/// Applies a KOMOJU fact through [`order_updates::apply`] on the blocking pool.
+pub async fn apply_fact(
+    app: &AppState,
+    merchant: &Merchant,
+    order_pk: &str,
+    event: Event,
+    source: &'static str,
+    webhook: Option<WebhookEventRow>,
+) -> Result<order_updates::Applied, crate::db::DbError> {
+    let now = app.clock.now_naive();
+    let pk = order_pk.to_owned();
+    let merchant = merchant.clone();
+    let key = app
+        .settings
+        .cafe24_service_key
+        .expose_secret()
+        .as_bytes()
+        .to_vec();
+    app.db
+        .run(move |c| {
+            let ctx = order_updates::Context {
+                merchant: &merchant,
+                service_key: &key,
+            };
+            order_updates::apply(c, &ctx, &pk, &event, source, webhook, now)
+        })
+        .await
 }
 
 /// Finds the order a verified key names.

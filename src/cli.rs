@@ -1,5 +1,6 @@
 //! The operator's interface (PROTOCOL.md §11): one binary, `cafe24-komoju`, with the
-//! subcommands `serve`, `migrate`, `merchant add|list|enable|disable` and `sign`.
+//! subcommands `serve`, `migrate`, `merchant add|list|enable|disable`,
+//! `notifications list|retry` and `sign`.
 //! Commands other than `serve` write their result to the given writer, so tests can run
 //! them in-process.
 
@@ -38,6 +39,9 @@ pub enum Command {
     /// Register and list merchants (Cafe24 malls).
     #[command(subcommand)]
     Merchant(MerchantCommand),
+    /// See and replay notifications to Cafe24 (the outbox).
+    #[command(subcommand)]
+    Notifications(NotificationsCommand),
     /// Print the Cafe24 hash_data of the values (concatenated in order), keyed with CAFE24_SERVICE_KEY.
     Sign {
         /// The values, e.g. AMOUNT CURRENCY ORDER_ID PARTNER_ID for a payment request.
@@ -50,13 +54,32 @@ pub enum Command {
 #[derive(Debug, Subcommand)]
 pub enum MerchantCommand {
     /// Register or update a merchant and enable one of its shops (repeat for more shops).
-    Add(AddMerchant),
+    Add(Box<AddMerchant>),
     /// List merchants and shops, secrets masked.
     List,
     /// Enable a mall, or one shop with --shop-no.
     Enable(Target),
     /// Disable a mall, or one shop with --shop-no.
     Disable(Target),
+}
+
+/// `notifications …`.
+#[derive(Debug, Subcommand)]
+pub enum NotificationsCommand {
+    /// List notifications, newest first.
+    List {
+        /// Only this state: pending, delivered or dead.
+        #[arg(long)]
+        state: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+    /// Make a pending or dead notification due now, with a fresh retry schedule.
+    Retry {
+        /// The notification id (first column of `list`).
+        id: i64,
+    },
 }
 
 /// Which mall or shop.
@@ -97,6 +120,9 @@ pub struct AddMerchant {
     /// A paymethod override TYPE=CODE (e.g. paypay=etc); repeatable.
     #[arg(long = "paymethod")]
     pub paymethod_codes: Vec<String>,
+    /// How notifications to Cafe24 are encoded: form or json.
+    #[arg(long, default_value = "form")]
+    pub notify_encoding: String,
 }
 
 /// A command failed; the message is for the operator and holds no secret.
@@ -147,6 +173,7 @@ pub async fn run(cli: Cli, settings: Settings, out: &mut dyn Write) -> Result<()
             Ok(())
         }
         Command::Merchant(cmd) => merchant(cmd, &settings, out),
+        Command::Notifications(cmd) => notifications(cmd, &settings, out),
     }
 }
 
@@ -181,6 +208,7 @@ fn merchant(
                     .map(|h| h.trim().to_ascii_lowercase())
                     .collect(),
                 paymethod_codes: a.paymethod_codes,
+                notify_encoding: a.notify_encoding,
             };
             input.validate().map_err(CliError::Usage)?;
             let row = input.to_row(&secrets, now);
@@ -238,6 +266,70 @@ fn merchant(
         }
         MerchantCommand::Enable(t) => set_enabled(&mut conn, t, true, now, out),
         MerchantCommand::Disable(t) => set_enabled(&mut conn, t, false, now, out),
+    }
+}
+
+fn notifications(
+    cmd: NotificationsCommand,
+    settings: &Settings,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let db = Database::connect(&settings.database_url)?;
+    db.run_migrations()?;
+    let mut conn = db.get()?;
+    match cmd {
+        NotificationsCommand::List { state, limit } => {
+            if let Some(s) = state.as_deref() {
+                if ![
+                    db::notifications::PENDING,
+                    db::notifications::DELIVERED,
+                    db::notifications::DEAD,
+                ]
+                .contains(&s)
+                {
+                    return Err(CliError::Usage(
+                        "--state must be pending, delivered or dead".into(),
+                    ));
+                }
+            }
+            let rows =
+                db::notifications::list(&mut conn, state.as_deref(), limit.clamp(1, 10_000))?;
+            if rows.is_empty() {
+                writeln!(out, "no notifications")?;
+            }
+            for n in rows {
+                let order = db::orders::find(&mut conn, &n.order_pk)?;
+                let (mall, order_id) = order.map(|o| (o.mall_id, o.order_id)).unwrap_or_default();
+                writeln!(
+                    out,
+                    "{} {} {} mall={} order={} attempts={} next={} status={} error={} target={}",
+                    n.id,
+                    n.state,
+                    n.kind,
+                    mall,
+                    order_id,
+                    n.attempts,
+                    n.next_attempt_at.format("%Y-%m-%dT%H:%M:%SZ"),
+                    n.last_status
+                        .map(|s| s.to_string())
+                        .unwrap_or_else(|| "-".into()),
+                    n.last_error.as_deref().unwrap_or("-"),
+                    n.target_url,
+                )?;
+            }
+            Ok(())
+        }
+        NotificationsCommand::Retry { id } => {
+            let now = Clock::system().now_naive();
+            if db::notifications::retry(&mut conn, id, now)? {
+                writeln!(out, "notification {id} is due now (fresh schedule)")?;
+                Ok(())
+            } else {
+                Err(CliError::Usage(format!(
+                    "notification {id} does not exist or was already delivered"
+                )))
+            }
+        }
     }
 }
 

@@ -7,7 +7,9 @@
 //!   in for KOMOJU in development and tests;
 //! - one module per route family under [`routes`];
 //! - the order state machine, pure and free of I/O: [`order_state`];
-//! - the checkout use case shared by the checkout families: [`checkout`];
+//! - the checkout use case shared by the checkout families: [`checkout`]; applying
+//!   KOMOJU facts with their notifications in one transaction: [`order_updates`];
+//!   delivering those notifications: [`outbox`];
 //! - storage: [`db`]; money: [`money`]; merchants: [`merchant`], [`secrets`];
 //! - running it: [`settings`], [`startup`], [`cli`], [`clock`], [`order_token`], [`error`].
 
@@ -22,6 +24,8 @@ pub mod merchant;
 pub mod money;
 pub mod order_state;
 pub mod order_token;
+pub mod order_updates;
+pub mod outbox;
 pub mod routes;
 pub mod sandbox;
 pub mod secrets;

@@ -60,6 +60,8 @@ pub struct Merchant {
     /// `paymethod` overrides: KOMOJU type → Cafe24 code.
     pub paymethod_codes: BTreeMap<String, String>,
     pub enabled: bool,
+    /// How notifications to Cafe24 are encoded: `form` (default) or `json` (§9).
+    pub notify_encoding: String,
 }
 
 /// Why a merchant row could not be opened.
@@ -97,6 +99,7 @@ impl Merchant {
             allowed_hosts: split_list(&row.allowed_hosts),
             paymethod_codes: parse_codes(&row.paymethod_codes),
             enabled: row.enabled,
+            notify_encoding: row.notify_encoding.clone(),
         })
     }
 
@@ -141,6 +144,8 @@ pub struct MerchantInput {
     pub allowed_hosts: Vec<String>,
     /// `type=code` pairs.
     pub paymethod_codes: Vec<String>,
+    /// `form` or `json`.
+    pub notify_encoding: String,
 }
 
 impl MerchantInput {
@@ -195,6 +200,9 @@ impl MerchantInput {
                 return Err(format!("--allowed-host {h:?} is not a host name"));
             }
         }
+        if !["form", "json"].contains(&self.notify_encoding.as_str()) {
+            return Err("--notify-encoding must be form or json".into());
+        }
         for pair in &self.paymethod_codes {
             match pair.split_once('=') {
                 Some((t, c)) if !t.is_empty() && !c.is_empty() && !pair.contains(',') => {}
@@ -227,6 +235,7 @@ impl MerchantInput {
             enabled: true,
             created_at: now,
             updated_at: now,
+            notify_encoding: self.notify_encoding.clone(),
         }
     }
 }
@@ -263,6 +272,7 @@ mod tests {
             allowed_hosts: vec![],
             paymethod_codes: parse_codes("paypay=pp"),
             enabled: true,
+            notify_encoding: "form".into(),
         }
     }
 

@@ -4,7 +4,9 @@
 //! Variables read here:
 //! `APP_ENV`, `DATABASE_URL`, `BIND_ADDR`, `PUBLIC_BASE_URL`, `CAFE24_SERVICE_KEY`,
 //! `CAFE24_CLIENT_ID`, `CAFE24_ALLOWED_HOSTS`, `KOMOJU_API_BASE`, `KOMOJU_TIMEOUT_SECS`,
-//! `APP_SECRET`, `BODY_LIMIT_BYTES`, `ORDER_KEY_TTL_SECS`. (`RUST_LOG` is env_logger's.)
+//! `APP_SECRET`, `BODY_LIMIT_BYTES`, `ORDER_KEY_TTL_SECS`, `OUTBOX_WORKER`,
+//! `OUTBOX_POLL_MS`, `OUTBOX_LEASE_SECS`, `OUTBOX_BATCH`, `NOTIFY_TIMEOUT_SECS`.
+//! (`RUST_LOG` is env_logger's.)
 //!
 //! In development every variable has a default; the secrets' defaults are public
 //! strings, so `APP_ENV=production` refuses to start while any of them is in use and
@@ -71,6 +73,9 @@ pub struct Settings {
     pub body_limit_bytes: usize,
     /// Lifetime of the `key` tokens given to Cafe24 (default 7 days).
     pub order_key_ttl: Duration,
+    /// The notification worker: run by `serve` unless `OUTBOX_WORKER=off`.
+    pub outbox_worker: bool,
+    pub outbox: crate::outbox::OutboxSettings,
     /// Variables left at a development default, for the start-up warning.
     pub dev_defaults: Vec<&'static str>,
 }
@@ -140,6 +145,17 @@ impl Settings {
                 "ORDER_KEY_TTL_SECS",
                 7 * 24 * 3600,
             )?),
+            outbox_worker: match get("OUTBOX_WORKER").as_deref() {
+                None | Some("on") | Some("true") | Some("1") => true,
+                Some("off") | Some("false") | Some("0") => false,
+                Some(_) => {
+                    return Err(SettingsError::Invalid(
+                        "OUTBOX_WORKER",
+                        "expected on or off".into(),
+                    ))
+                }
+            },
+            outbox: outbox_settings(&get)?,
             dev_defaults,
         };
         settings.check_production()?;
@@ -175,6 +191,25 @@ impl Settings {
     pub fn is_development(&self) -> bool {
         self.app_env == AppEnv::Development
     }
+}
+
+fn outbox_settings(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<crate::outbox::OutboxSettings, SettingsError> {
+    let lease = Duration::from_secs(parse_num(get, "OUTBOX_LEASE_SECS", 60)?);
+    let send_timeout = Duration::from_secs(parse_num(get, "NOTIFY_TIMEOUT_SECS", 15)?);
+    if send_timeout >= lease {
+        return Err(SettingsError::Invalid(
+            "NOTIFY_TIMEOUT_SECS",
+            "must be shorter than OUTBOX_LEASE_SECS".into(),
+        ));
+    }
+    Ok(crate::outbox::OutboxSettings {
+        poll: Duration::from_millis(parse_num(get, "OUTBOX_POLL_MS", 1000)?),
+        lease,
+        send_timeout,
+        batch: parse_num(get, "OUTBOX_BATCH", 10)?.min(1000) as i64,
+    })
 }
 
 fn parse_base_url(name: &'static str, v: &str) -> Result<url::Url, SettingsError> {

@@ -3,6 +3,9 @@
 //! development mode.
 
 use std::net::TcpListener;
+use std::sync::Arc;
+
+use tokio::sync::{watch, Notify};
 
 use actix_web::middleware::Logger;
 use actix_web::{web, App, HttpServer};
@@ -20,7 +23,6 @@ use crate::settings::{KomojuTarget, Settings};
 pub const SANDBOX_PREFIX: &str = "/sandbox/komoju";
 
 /// Everything a handler needs. Built once; shared by every worker.
-#[derive(Debug)]
 pub struct AppState {
     pub settings: Settings,
     pub db: Database,
@@ -29,6 +31,20 @@ pub struct AppState {
     pub order_keys: OrderKeys,
     pub allowed_hosts: AllowedHosts,
     pub clock: Clock,
+    /// Wakes the outbox worker after a commit that enqueued notifications.
+    pub outbox_wake: Arc<Notify>,
+    /// The sandbox, when it stands in for KOMOJU (development only).
+    pub sandbox: Option<Sandbox>,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("db", &self.db)
+            .field("komoju", &self.komoju.base())
+            .field("sandbox", &self.sandbox.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for Database {
@@ -59,6 +75,8 @@ pub struct Application {
     port: u16,
     state: web::Data<AppState>,
     sandbox: Option<Sandbox>,
+    shutdown: watch::Sender<bool>,
+    worker: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Application {
@@ -111,6 +129,8 @@ impl Application {
             ),
             db,
             clock,
+            outbox_wake: Arc::new(Notify::new()),
+            sandbox: sandbox.clone(),
             settings,
         });
         log::info!(
@@ -138,11 +158,25 @@ impl Application {
         .listen(listener)?
         .shutdown_timeout(10)
         .run();
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let worker = if state.settings.outbox_worker {
+            let worker = crate::outbox::Worker::new(
+                state.clone(),
+                state.settings.outbox.clone(),
+                state.outbox_wake.clone(),
+            )
+            .map_err(|e| crate::komoju::KomojuError::Transport(e.to_string()))?;
+            Some(tokio::spawn(worker.run(shutdown_rx)))
+        } else {
+            None
+        };
         Ok(Application {
             server,
             port: local.port(),
             state,
             sandbox,
+            shutdown,
+            worker,
         })
     }
 
@@ -161,8 +195,18 @@ impl Application {
         self.sandbox.clone()
     }
 
-    /// Serves until the process is told to stop (SIGINT/SIGTERM: graceful).
+    /// Serves until the process is told to stop. On SIGINT/SIGTERM the server stops
+    /// accepting and finishes its requests, then the outbox worker stops claiming and
+    /// finishes the batch it is sending, so no row stays leased by a stopped process.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        let _ = self.shutdown.send(true);
+        if let Some(worker) = self.worker {
+            let limit = self.state.settings.outbox.send_timeout + std::time::Duration::from_secs(5);
+            if tokio::time::timeout(limit, worker).await.is_err() {
+                log::warn!("outbox worker did not stop in time; its leases expire by themselves");
+            }
+        }
+        served
     }
 }

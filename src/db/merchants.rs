@@ -23,6 +23,8 @@ pub struct MerchantRow {
     pub enabled: bool,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// `form` or `json`: how notifications to Cafe24 are encoded.
+    pub notify_encoding: String,
 }
 
 /// A `merchant_shops` row.

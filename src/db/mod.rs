@@ -12,8 +12,10 @@
 //! gets a real pool and row locks. This module never decides anything about orders.
 
 pub mod merchants;
+pub mod notifications;
 pub mod orders;
 pub mod schema;
+pub mod webhook_events;
 
 use std::time::Duration;
 

@@ -263,3 +263,29 @@ pub fn events(conn: &mut DbConnection, order_pk: &str) -> Result<Vec<OrderEventR
 pub fn count(conn: &mut DbConnection) -> Result<i64, DbError> {
     Ok(orders::table.count().get_result(conn)?)
 }
+
+/// The order whose current KOMOJU session is `session_id`.
+pub fn find_by_session(
+    conn: &mut DbConnection,
+    session_id: &str,
+) -> Result<Option<OrderRow>, DbError> {
+    Ok(orders::table
+        .filter(orders::komoju_session_id.eq(session_id))
+        .select(OrderRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// The order of `mall_id` whose current attempt uses `external_order_num`.
+pub fn find_by_external_order_num(
+    conn: &mut DbConnection,
+    mall_id: &str,
+    external_order_num: &str,
+) -> Result<Option<OrderRow>, DbError> {
+    Ok(orders::table
+        .filter(orders::mall_id.eq(mall_id))
+        .filter(orders::external_order_num.eq(external_order_num))
+        .select(OrderRow::as_select())
+        .first(conn)
+        .optional()?)
+}

@@ -15,6 +15,7 @@ diesel::table! {
         enabled -> Bool,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        notify_encoding -> Text,
     }
 }
 
@@ -75,7 +76,48 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    webhook_events (mall_id, event_id) {
+        mall_id -> Text,
+        event_id -> Text,
+        event_type -> Text,
+        order_pk -> Nullable<Text>,
+        outcome -> Text,
+        received_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    notifications (id) {
+        id -> BigInt,
+        order_pk -> Text,
+        kind -> Text,
+        dedup_key -> Text,
+        target_url -> Text,
+        encoding -> Text,
+        fields -> Text,
+        state -> Text,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        lease_owner -> Nullable<Text>,
+        lease_expires_at -> Nullable<Timestamp>,
+        last_status -> Nullable<Integer>,
+        last_error -> Nullable<Text>,
+        delivered_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(notifications -> orders (order_pk));
 diesel::joinable!(merchant_shops -> merchants (mall_id));
 diesel::joinable!(orders -> merchants (mall_id));
 diesel::joinable!(order_events -> orders (order_pk));
-diesel::allow_tables_to_appear_in_same_query!(merchants, merchant_shops, orders, order_events);
+diesel::allow_tables_to_appear_in_same_query!(
+    merchants,
+    merchant_shops,
+    orders,
+    order_events,
+    webhook_events,
+    notifications
+);

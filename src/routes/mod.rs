@@ -2,6 +2,8 @@
 //! `cafe24-pg-app-routes.txt`), plus the operator's health check. Handlers are thin:
 //! extract, call one domain function, shape the reply.
 
+pub mod asynchronous_checkout;
+pub mod komoju_webhook;
 pub mod synchronous_checkout;
 
 use actix_web::{web, HttpResponse};
@@ -9,7 +11,11 @@ use actix_web::{web, HttpResponse};
 /// Mounts every route family.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/health", web::get().to(health))
-        .configure(synchronous_checkout::configure);
+        // Before the scopes: a scope owns its whole prefix, and the webhook paths sit
+        // under the asynchronous families' prefixes.
+        .configure(komoju_webhook::configure)
+        .configure(synchronous_checkout::configure)
+        .configure(asynchronous_checkout::configure);
 }
 
 /// `GET /health`: 200 `{"status":"ok","database":"up"}` when the database answers, 503

@@ -9,17 +9,19 @@
 //! development and tests only and is never mounted in production: the service mounts it
 //! under `/sandbox/komoju` when no real KOMOJU is configured, and integration tests serve
 //! it on its own loopback port. Test controls (fault injection, amount skew, capture and
-//! expiry triggers) live on [`Sandbox`]. It does not emulate webhooks (yet; every state
-//! change goes through one function per transition in `state.rs` so they can hook in),
-//! publishable keys, manual capture, `POST /sessions/{id}/cancel|pay`, payment lists,
-//! `refund_request`, customers, API versions, rate limits or the 24-hour lifetime of
-//! idempotency keys.
+//! expiry triggers) live on [`Sandbox`]. It sends signed webhooks for payment changes
+//! (`webhooks.rs`: [`Sandbox::set_webhook`] registers a secret key's endpoint; retries,
+//! pausing, redelivery and injected stale events are test controls there). It does not
+//! emulate `ping` or other non-payment events, publishable keys, manual capture,
+//! `POST /sessions/{id}/cancel|pay`, payment lists, `refund_request`, customers, API
+//! versions, rate limits or the 24-hour lifetime of idempotency keys.
 
 mod api;
 mod page;
 mod state;
 #[cfg(test)]
 mod tests;
+mod webhooks;
 
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -28,6 +30,7 @@ use std::time::Duration;
 use actix_web::web;
 
 use state::{State, Transition};
+pub use webhooks::WebhookDelivery;
 
 /// Handle to the sandbox's state; cheap to clone (an `Arc` inside) and thread-safe. The
 /// state sits behind a `std::sync::Mutex` that is never held across an `.await`.
@@ -210,24 +213,29 @@ impl Sandbox {
     }
 
     /// Runs one state transition under the lock, then announces what changed.
+    /// The transition's webhook events are rendered in the same critical section, so their
+    /// `data` is the payment exactly as the change left it.
     fn transition<T, E>(
         &self,
         f: impl FnOnce(&mut State, state::Time) -> Result<(T, Vec<Transition>), E>,
     ) -> Result<T, E> {
         let now = state::now();
-        let (value, transitions) = {
+        let (value, transitions, events) = {
             let mut state = self.lock();
-            f(&mut state, now)?
+            let (value, transitions) = f(&mut state, now)?;
+            let events = webhooks::events_for(&mut state, &transitions, self.public_base(), now);
+            (value, transitions, events)
         };
-        self.announce(&transitions);
+        self.announce(&transitions, events);
         Ok(value)
     }
 
-    /// The one place every state change passes after the lock is released: this is where
-    /// webhook deliveries will be queued. For now it only logs.
-    fn announce(&self, transitions: &[Transition]) {
+    /// The one place every state change passes after the lock is released: logs it and
+    /// starts one delivery task per webhook event (none while paused: they were queued).
+    fn announce(&self, transitions: &[Transition], events: Vec<webhooks::Outgoing>) {
         for transition in transitions {
             log::debug!("komoju sandbox: {transition:?}");
         }
+        self.dispatch(events);
     }
 }

@@ -1,6 +1,7 @@
 //! The sandbox's in-memory records, the one function per money-state transition, and the
 //! JSON views of sessions and payments in KOMOJU's key order.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 
 use chrono::{DateTime, Datelike, FixedOffset, SubsecRound, TimeDelta, Utc};
@@ -8,6 +9,7 @@ use rand::Rng;
 use serde::Serialize;
 
 use super::api::Reply;
+use super::webhooks::Registry;
 use super::{Fault, RecordedRequest, SandboxError};
 
 /// A timestamp in KOMOJU's zone (JST), whole seconds.
@@ -64,7 +66,7 @@ fn konbini_deadline(created: &Time) -> Time {
         .unwrap_or(*created + TimeDelta::days(3))
 }
 
-/// A state change, as webhooks will announce it.
+/// A state change, as `webhooks::events_for` announces it (payment changes only).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Transition {
     SessionCompleted { session: String },
@@ -254,6 +256,7 @@ pub(super) struct State {
     pub(super) requests: Vec<RecordedRequest>,
     pub(super) capture_amount_delta: i64,
     pub(super) sessions_created: usize,
+    pub(super) webhooks: Registry,
 }
 
 impl State {
@@ -697,7 +700,7 @@ pub(super) fn payment_view(p: &PaymentRecord, public_base: &str, amount_skew: i6
     PaymentView {
         id: p.id.clone(),
         resource: "payment",
-        status: p.status.as_str(),
+        status: Cow::Borrowed(p.status.as_str()),
         amount: p.amount + amount_skew,
         tax: 0,
         customer: None,
@@ -790,7 +793,7 @@ struct PaymentDataView {
 pub(super) struct PaymentView {
     id: String,
     resource: &'static str,
-    status: &'static str,
+    status: Cow<'static, str>,
     amount: i64,
     tax: i64,
     customer: Option<serde_json::Value>,
@@ -811,6 +814,13 @@ pub(super) struct PaymentView {
     customer_given_name: Option<String>,
     refunds: Vec<RefundView>,
     refund_requests: Vec<serde_json::Value>,
+}
+
+impl PaymentView {
+    /// For injected stale events (`Sandbox::send_event`).
+    pub(super) fn override_status(&mut self, status: &str) {
+        self.status = Cow::Owned(status.to_string());
+    }
 }
 
 #[derive(Serialize)]

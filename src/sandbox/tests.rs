@@ -2,21 +2,24 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::io::{Read as _, Write as _};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use actix_web::body::MessageBody;
-use actix_web::dev::{Service, ServiceResponse};
+use actix_web::dev::{ServerHandle, Service, ServiceResponse};
 use actix_web::http::header::HeaderMap;
 use actix_web::http::StatusCode;
 use actix_web::test::{self, TestRequest};
-use actix_web::web::Bytes;
-use actix_web::App;
+use actix_web::web::{self, Bytes};
+use actix_web::{App, HttpRequest, HttpResponse, HttpServer};
 use base64::Engine as _;
 use serde_json::{json, Value};
 
 use super::page::return_url_with_session;
 use super::state::IdempotencyBegin;
-use super::{Fault, Sandbox, SandboxError};
+use super::{Fault, Sandbox, SandboxError, WebhookDelivery};
 
 const BASE: &str = "http://127.0.0.1:9999/sandbox/komoju";
 const KEY: &str = "sk_test_alpha";
@@ -1103,4 +1106,617 @@ fn faults_queue_and_clear_themselves() {
     assert_eq!(state.take_fault(), Some(Fault::InternalError));
     assert_eq!(state.take_fault(), Some(Fault::WrongAmountInReply));
     assert_eq!(state.take_fault(), None);
+}
+
+// ---- webhooks ----
+
+const WEBHOOK_SECRET: &str = "whsec_test_secret";
+const IDLE: Duration = Duration::from_secs(10);
+
+#[derive(Clone, Debug)]
+struct Received {
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Received {
+    fn header(&self, name: &str) -> String {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
+            .unwrap_or_default()
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body).unwrap()
+    }
+}
+
+struct ReceiverState {
+    received: Mutex<Vec<Received>>,
+    failures_left: AtomicU32,
+}
+
+/// Records every request; answers 500 while failures are left, else 200. `/redirect`
+/// answers 302 to `/hook`.
+async fn receive(req: HttpRequest, body: Bytes, shared: web::Data<ReceiverState>) -> HttpResponse {
+    shared.received.lock().unwrap().push(Received {
+        headers: req.headers().clone(),
+        body: String::from_utf8(body.to_vec()).unwrap(),
+    });
+    if req.path() == "/redirect" {
+        return HttpResponse::Found()
+            .insert_header(("Location", "/hook"))
+            .finish();
+    }
+    let fail = shared
+        .failures_left
+        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok();
+    if fail {
+        HttpResponse::InternalServerError().body("not now")
+    } else {
+        HttpResponse::Ok().body("ok")
+    }
+}
+
+/// A webhook receiver on its own loopback port (one actix worker thread).
+struct Receiver {
+    url: String,
+    base: String,
+    shared: web::Data<ReceiverState>,
+    handle: ServerHandle,
+}
+
+impl Receiver {
+    /// Answers 500 to the first `failures` requests.
+    fn start(failures: u32) -> Receiver {
+        let shared = web::Data::new(ReceiverState {
+            received: Mutex::new(Vec::new()),
+            failures_left: AtomicU32::new(failures),
+        });
+        let data = shared.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .app_data(data.clone())
+                .default_service(web::to(receive))
+        })
+        .workers(1)
+        .disable_signals()
+        .bind(("127.0.0.1", 0))
+        .unwrap();
+        let base = format!("http://{}", server.addrs()[0]);
+        let server = server.run();
+        let handle = server.handle();
+        actix_web::rt::spawn(server);
+        Receiver {
+            url: format!("{base}/hook"),
+            base,
+            shared,
+            handle,
+        }
+    }
+
+    fn received(&self) -> Vec<Received> {
+        self.shared.received.lock().unwrap().clone()
+    }
+
+    fn types(&self) -> Vec<String> {
+        self.received()
+            .iter()
+            .map(|r| r.header("x-komoju-event"))
+            .collect()
+    }
+
+    async fn stop(self) {
+        self.handle.stop(false).await;
+    }
+}
+
+fn hmac_hex(secret: &str, body: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(body);
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn webhook_sandbox(receiver: &Receiver) -> Sandbox {
+    let sb = sandbox();
+    sb.set_webhook(KEY, &receiver.url, WEBHOOK_SECRET);
+    sb
+}
+
+fn statuses(deliveries: &[WebhookDelivery]) -> Vec<(u16, u32)> {
+    deliveries.iter().map(|d| (d.status, d.attempt)).collect()
+}
+
+#[test]
+fn signature_is_lowercase_hex_hmac_sha256() {
+    assert_eq!(
+        super::webhooks::sign("key", b"The quick brown fox jumps over the lazy dog"),
+        "f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8"
+    );
+}
+
+#[test]
+fn webhook_futures_are_send() {
+    fn assert_send<T: Send>(_: T) {}
+    let sb = sandbox();
+    assert_send(sb.flush_webhooks());
+    assert_send(sb.redeliver("ev_x"));
+    assert_send(sb.webhooks_idle(Duration::ZERO));
+    assert_send(sb.send_event("p", "captured", None));
+}
+
+#[actix_web::test]
+async fn webhook_is_signed_and_carries_the_payment_as_get_returns_it() {
+    let receiver = Receiver::start(0);
+    let sb = webhook_sandbox(&receiver);
+    let app = app!(sb);
+    let session = create!(&app, "order-1");
+    pay!(&app, &session, "credit_card");
+    assert!(sb.webhooks_idle(IDLE).await);
+    let payment = payment_id_of(&sb, &session);
+
+    let got = receiver.received();
+    assert_eq!(got.len(), 1);
+    let r = &got[0];
+    assert_eq!(r.header("content-type"), "application/json");
+    assert_eq!(r.header("user-agent"), "Komoju-Webhook");
+    assert_eq!(r.header("x-komoju-event"), "payment.captured");
+    let signature = r.header("x-komoju-signature");
+    assert_eq!(signature, hmac_hex(WEBHOOK_SECRET, r.body.as_bytes()));
+    assert_ne!(signature, hmac_hex("another secret", r.body.as_bytes()));
+
+    let event = r.json();
+    let id = event["id"].as_str().unwrap();
+    assert_eq!(r.header("x-komoju-id"), id);
+    assert_eq!(id.len(), 25);
+    assert!(id.starts_with("ev_"));
+    assert!(id[3..]
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()));
+    assert_eq!(event["type"], "payment.captured");
+    assert_eq!(event["resource"], "event");
+    assert_eq!(event["reason"], Value::Null);
+    let created_at = event["created_at"].as_str().unwrap();
+    assert!(created_at.ends_with("+09:00"));
+    assert!(chrono::DateTime::parse_from_rfc3339(created_at).is_ok());
+    // `data` is byte for byte what GET /payments/{id} answers; compact JSON, KOMOJU's order.
+    let fetched = send(
+        &app,
+        get(&format!("/api/v1/payments/{payment}"), KEY).to_request(),
+    )
+    .await;
+    let expected = format!(
+        "{{\"id\":\"{id}\",\"type\":\"payment.captured\",\"resource\":\"event\",\"data\":{},\"created_at\":\"{created_at}\",\"reason\":null}}",
+        fetched.text()
+    );
+    assert_eq!(r.body, expected);
+
+    let deliveries = sb.deliveries();
+    assert_eq!(deliveries.len(), 1);
+    let d = &deliveries[0];
+    assert_eq!(d.event_id, id);
+    assert_eq!(d.event_type, "payment.captured");
+    assert_eq!(d.url, receiver.url);
+    assert_eq!(d.body, r.body);
+    assert_eq!(d.signature, signature);
+    assert_eq!((d.status, d.attempt), (200, 1));
+    receiver.stop().await;
+}
+
+#[actix_web::test]
+async fn every_payment_change_sends_its_event_in_order() {
+    let receiver = Receiver::start(0);
+    let sb = webhook_sandbox(&receiver);
+    let app = app!(sb);
+
+    // Konbini: authorized on the hosted page, then paid at the store.
+    let first = create!(&app, "order-1");
+    pay!(&app, &first, "konbini");
+    let p1 = payment_id_of(&sb, &first);
+    assert!(sb.webhooks_idle(IDLE).await);
+    sb.capture(&p1).unwrap();
+    assert!(sb.webhooks_idle(IDLE).await);
+    assert_eq!(receiver.types(), ["payment.authorized", "payment.captured"]);
+    let got = receiver.received();
+    let (authorized, captured) = (got[0].json(), got[1].json());
+    assert_ne!(authorized["id"], captured["id"]);
+    assert_eq!(authorized["data"]["id"], p1.as_str());
+    assert_eq!(authorized["data"]["status"], "authorized");
+    assert_eq!(authorized["data"]["captured_at"], Value::Null);
+    assert_eq!(authorized["data"]["payment_details"]["type"], "konbini");
+    assert_eq!(captured["data"]["status"], "captured");
+    assert!(captured["data"]["captured_at"].is_string());
+
+    // Cancelled through the API, expired by the deadline, and "return to merchant".
+    let second = create!(&app, "order-2");
+    let third = create!(&app, "order-3");
+    let fourth = create!(&app, "order-4");
+    pay!(&app, &second, "konbini");
+    pay!(&app, &third, "konbini");
+    let (p2, p3) = (payment_id_of(&sb, &second), payment_id_of(&sb, &third));
+    assert!(sb.webhooks_idle(IDLE).await);
+    let cancelled = send(
+        &app,
+        post_json(&format!("/api/v1/payments/{p2}/cancel"), KEY, &json!({})).to_request(),
+    )
+    .await;
+    assert_eq!(cancelled.status, StatusCode::OK);
+    assert!(sb.webhooks_idle(IDLE).await);
+    sb.expire(&p3).unwrap();
+    assert!(sb.webhooks_idle(IDLE).await);
+    pay!(&app, &fourth, "return");
+    assert!(sb.webhooks_idle(IDLE).await);
+    assert_eq!(
+        receiver.types()[2..],
+        [
+            "payment.authorized",
+            "payment.authorized",
+            "payment.cancelled",
+            "payment.expired"
+        ]
+    );
+    let got = receiver.received();
+    assert_eq!(got[4].json()["data"]["id"], p2.as_str());
+    assert_eq!(got[4].json()["data"]["status"], "cancelled");
+    assert_eq!(got[5].json()["data"]["id"], p3.as_str());
+    assert_eq!(got[5].json()["data"]["status"], "expired");
+    // Failed transitions send nothing.
+    assert!(sb.capture(&p3).is_err());
+    assert!(sb.webhooks_idle(IDLE).await);
+    assert_eq!(receiver.received().len(), 6);
+    receiver.stop().await;
+}
+
+#[actix_web::test]
+async fn a_full_refund_sends_both_refund_events() {
+    let receiver = Receiver::start(0);
+    let sb = webhook_sandbox(&receiver);
+    let app = app!(sb);
+    let session = create!(&app, "order-1");
+    pay!(&app, &session, "credit_card");
+    let payment = payment_id_of(&sb, &session);
+    let refund_path = format!("/api/v1/payments/{payment}/refund");
+
+    let partial = send(
+        &app,
+        post_json(&refund_path, KEY, &json!({"amount": 300})).to_request(),
+    )
+    .await;
+    assert_eq!(partial.status, StatusCode::OK);
+    assert!(sb.webhooks_idle(IDLE).await);
+    assert_eq!(
+        receiver.types(),
+        ["payment.captured", "payment.refund.created"]
+    );
+    let data = receiver.received()[1].json()["data"].clone();
+    assert_eq!(data["status"], "captured");
+    assert_eq!(data["amount_refunded"], 300);
+
+    let rest = send(&app, post_json(&refund_path, KEY, &json!({})).to_request()).await;
+    assert_eq!(rest.status, StatusCode::OK);
+    assert!(sb.webhooks_idle(IDLE).await);
+    let got = receiver.received();
+    assert_eq!(got.len(), 4);
+    // Sent concurrently: either may arrive first.
+    let mut last_two: Vec<String> = got[2..]
+        .iter()
+        .map(|r| r.header("x-komoju-event"))
+        .collect();
+    last_two.sort();
+    assert_eq!(last_two, ["payment.refund.created", "payment.refunded"]);
+    for r in &got[2..] {
+        let event = r.json();
+        assert_eq!(event["type"], r.header("x-komoju-event").as_str());
+        assert_eq!(event["data"]["status"], "refunded");
+        assert_eq!(event["data"]["amount_refunded"], 1000);
+        assert_eq!(event["data"]["refunds"].as_array().unwrap().len(), 2);
+    }
+    assert_ne!(got[2].json()["id"], got[3].json()["id"]);
+    assert!(sb.deliveries().iter().all(|d| d.status == 200));
+    receiver.stop().await;
+}
+
+#[actix_web::test]
+async fn a_failing_receiver_gets_the_same_event_on_the_third_attempt() {
+    let receiver = Receiver::start(2);
+    let sb = webhook_sandbox(&receiver);
+    sb.set_webhook_retry_delays(vec![Duration::from_millis(50); 3]);
+    let app = app!(sb);
+    let session = create!(&app, "order-1");
+    let started = Instant::now();
+    pay!(&app, &session, "credit_card");
+    assert!(sb.webhooks_idle(IDLE).await);
+    assert!(started.elapsed() >= Duration::from_millis(100));
+
+    let got = receiver.received();
+    assert_eq!(got.len(), 3);
+    for r in &got[1..] {
+        assert_eq!(r.body, got[0].body);
+        for name in ["x-komoju-id", "x-komoju-event", "x-komoju-signature"] {
+            assert_eq!(r.header(name), got[0].header(name), "{name}");
+        }
+    }
+    let deliveries = sb.deliveries();
+    assert_eq!(statuses(&deliveries), [(500, 1), (500, 2), (200, 3)]);
+    assert!(deliveries
+        .iter()
+        .all(|d| d.event_id == got[0].header("x-komoju-id") && d.body == got[0].body));
+    receiver.stop().await;
+}
+
+#[actix_web::test]
+async fn gives_up_after_the_last_delay_and_never_follows_redirects() {
+    let receiver = Receiver::start(0);
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let sb = sandbox();
+    sb.set_webhook(
+        KEY,
+        &format!("http://127.0.0.1:{closed_port}/hook"),
+        WEBHOOK_SECRET,
+    );
+    sb.set_webhook_retry_delays(vec![Duration::from_millis(10); 2]);
+    let app = app!(sb);
+    let first = create!(&app, "order-1");
+    pay!(&app, &first, "credit_card");
+    assert!(sb.webhooks_idle(IDLE).await);
+    assert_eq!(statuses(&sb.deliveries()), [(0, 1), (0, 2), (0, 3)]);
+
+    sb.set_webhook(KEY, &format!("{}/redirect", receiver.base), WEBHOOK_SECRET);
+    sb.set_webhook_retry_delays(Vec::new());
+    let second = create!(&app, "order-2");
+    pay!(&app, &second, "credit_card");
+    assert!(sb.webhooks_idle(IDLE).await);
+    assert_eq!(statuses(&sb.deliveries()[3..]), [(302, 1)]);
+    assert_eq!(receiver.received().len(), 1);
+    receiver.stop().await;
+}
+
+#[actix_web::test]
+async fn paused_events_wait_for_a_flush_or_unpause() {
+    let receiver = Receiver::start(0);
+    let sb = webhook_sandbox(&receiver);
+    let app = app!(sb);
+    sb.set_webhooks_paused(true);
+    let first = create!(&app, "order-1");
+    let second = create!(&app, "order-2");
+    pay!(&app, &first, "credit_card");
+    pay!(&app, &second, "konbini");
+    assert!(!sb.webhooks_idle(Duration::from_millis(100)).await);
+    assert!(receiver.received().is_empty());
+    assert!(sb.deliveries().is_empty());
+
+    assert_eq!(sb.flush_webhooks().await, [200, 200]);
+    assert_eq!(receiver.types(), ["payment.captured", "payment.authorized"]);
+    assert!(sb.webhooks_idle(IDLE).await);
+    assert!(sb.flush_webhooks().await.is_empty());
+
+    // Still paused; unpausing releases the queue. The event carries the payment as it
+    // was when it changed, not as it is when sent.
+    let p2 = payment_id_of(&sb, &second);
+    sb.capture(&p2).unwrap();
+    sb.expire(&p2).unwrap_err();
+    assert!(!sb.webhooks_idle(Duration::from_millis(50)).await);
+    assert_eq!(receiver.received().len(), 2);
+    sb.set_webhooks_paused(false);
+    assert!(sb.webhooks_idle(IDLE).await);
+    let got = receiver.received();
+    assert_eq!(got.len(), 3);
+    assert_eq!(got[2].json()["type"], "payment.captured");
+    assert_eq!(got[2].json()["data"]["status"], "captured");
+    receiver.stop().await;
+}
+
+#[actix_web::test]
+async fn redeliver_sends_identical_bytes() {
+    let receiver = Receiver::start(0);
+    let sb = webhook_sandbox(&receiver);
+    let app = app!(sb);
+    let session = create!(&app, "order-1");
+    pay!(&app, &session, "credit_card");
+    assert!(sb.webhooks_idle(IDLE).await);
+    let event_id = sb.deliveries()[0].event_id.clone();
+
+    assert_eq!(sb.redeliver(&event_id).await, 200);
+    let got = receiver.received();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[1].body, got[0].body);
+    for name in [
+        "x-komoju-id",
+        "x-komoju-event",
+        "x-komoju-signature",
+        "content-type",
+        "user-agent",
+    ] {
+        assert_eq!(got[1].header(name), got[0].header(name), "{name}");
+    }
+    assert_eq!(statuses(&sb.deliveries()), [(200, 1), (200, 2)]);
+    assert_eq!(sb.redeliver("ev_nosuchevent").await, 0);
+    receiver.stop().await;
+}
+
+#[actix_web::test]
+async fn only_keys_with_a_webhook_get_events_and_registering_again_replaces() {
+    let receiver = Receiver::start(0);
+    let sb = sandbox();
+    sb.set_webhook(OTHER_KEY, &receiver.url, WEBHOOK_SECRET);
+    let app = app!(sb);
+    let first = create!(&app, "order-1");
+    pay!(&app, &first, "credit_card");
+    assert!(sb.webhooks_idle(Duration::ZERO).await);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert!(receiver.received().is_empty());
+    assert!(sb.deliveries().is_empty());
+    assert_eq!(
+        sb.send_event(&payment_id_of(&sb, &first), "captured", None)
+            .await,
+        0
+    );
+
+    sb.set_webhook(KEY, "http://127.0.0.1:9/unused", "old secret");
+    sb.set_webhook(KEY, &receiver.url, "new secret");
+    let second = create!(&app, "order-2");
+    pay!(&app, &second, "credit_card");
+    assert!(sb.webhooks_idle(IDLE).await);
+    let got = receiver.received();
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        got[0].header("x-komoju-signature"),
+        hmac_hex("new secret", got[0].body.as_bytes())
+    );
+    receiver.stop().await;
+}
+
+#[actix_web::test]
+async fn send_event_injects_a_stale_status() {
+    let receiver = Receiver::start(0);
+    let sb = webhook_sandbox(&receiver);
+    let app = app!(sb);
+    let session = create!(&app, "order-1");
+    pay!(&app, &session, "konbini");
+    let payment = payment_id_of(&sb, &session);
+    sb.capture(&payment).unwrap();
+    assert!(sb.webhooks_idle(IDLE).await);
+
+    assert_eq!(
+        sb.send_event(&payment, "authorized", Some("authorized"))
+            .await,
+        200
+    );
+    assert_eq!(sb.send_event(&payment, "payment.captured", None).await, 200);
+    let got = receiver.received();
+    assert_eq!(got.len(), 4);
+    let stale = got[2].json();
+    assert_eq!(stale["type"], "payment.authorized");
+    assert_eq!(got[2].header("x-komoju-event"), "payment.authorized");
+    assert_eq!(stale["data"]["status"], "authorized");
+    assert!(stale["data"]["captured_at"].is_string());
+    assert_eq!(got[3].json()["data"]["status"], "captured");
+    assert_eq!(sb.payment_json(&payment).unwrap()["status"], "captured");
+    assert_eq!(sb.send_event("nope", "captured", None).await, 0);
+    receiver.stop().await;
+}
+
+#[actix_web::test]
+async fn delivers_to_the_server_it_is_mounted_in() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let sb = Sandbox::new(&format!("{base}/sandbox/komoju"));
+    sb.set_webhook(KEY, &format!("{base}/webhook"), WEBHOOK_SECRET);
+    let shared = web::Data::new(ReceiverState {
+        received: Mutex::new(Vec::new()),
+        failures_left: AtomicU32::new(0),
+    });
+    let (served, data) = (sb.clone(), shared.clone());
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(data.clone())
+            .configure(served.configure("/sandbox/komoju"))
+            .route("/webhook", web::post().to(receive))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)
+    .unwrap()
+    .run();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .no_proxy()
+        .build()
+        .unwrap();
+    let created: Value = client
+        .post(format!("{base}/sandbox/komoju/api/v1/sessions"))
+        .basic_auth(KEY, None::<&str>)
+        .json(&session_body("order-1"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let session = created["id"].as_str().unwrap();
+    let paid = client
+        .post(format!("{base}/sandbox/komoju/sessions/{session}/pay"))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body("method=credit_card")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(paid.status().as_u16(), 302);
+    assert!(sb.webhooks_idle(IDLE).await);
+    assert_eq!(statuses(&sb.deliveries()), [(200, 1)]);
+    let got = shared.received.lock().unwrap().clone();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].header("x-komoju-event"), "payment.captured");
+    handle.stop(false).await;
+}
+
+/// Reads one HTTP/1.1 request from `stream` (headers and a Content-Length body).
+fn read_request(stream: &mut std::net::TcpStream) -> String {
+    let mut data = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = stream.read(&mut chunk).unwrap();
+        data.extend_from_slice(&chunk[..n]);
+        let text = String::from_utf8_lossy(&data).to_string();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .find_map(|l| {
+                    let (name, value) = l.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse::<usize>().unwrap())
+                })
+                .unwrap_or(0);
+            if data.len() >= end + 4 + length || n == 0 {
+                return text;
+            }
+        } else if n == 0 {
+            return text;
+        }
+    }
+}
+
+#[test]
+fn a_change_made_outside_any_runtime_is_still_delivered() {
+    let sb = sandbox();
+    let payment = actix_web::rt::System::new().block_on(async {
+        let app = app!(sb);
+        let session = create!(&app, "order-1");
+        pay!(&app, &session, "konbini");
+        payment_id_of(&sb, &session)
+    });
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let responder = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().unwrap();
+        let request = read_request(&mut stream);
+        stream
+            .write_all(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        request
+    });
+    sb.set_webhook(KEY, &url, WEBHOOK_SECRET);
+    sb.capture(&payment).unwrap();
+    let request = responder.join().unwrap().to_ascii_lowercase();
+    assert!(request.starts_with("post /hook http/1.1\r\n"));
+    assert!(request.contains("x-komoju-event: payment.captured\r\n"));
+    let deadline = Instant::now() + IDLE;
+    while sb.deliveries().is_empty() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(statuses(&sb.deliveries()), [(204, 1)]);
 }

@@ -140,6 +140,9 @@ pub fn test_settings(
     env.insert("CAFE24_CLIENT_ID".into(), "test-client-id".into());
     env.insert("APP_SECRET".into(), APP_SECRET.into());
     env.insert("KOMOJU_TIMEOUT_SECS".into(), "2".into());
+    env.insert("OUTBOX_POLL_MS".into(), "50".into());
+    env.insert("NOTIFY_TIMEOUT_SECS".into(), "2".into());
+    env.insert("OUTBOX_LEASE_SECS".into(), "10".into());
     if let Some(k) = komoju {
         env.insert("KOMOJU_API_BASE".into(), k.into());
     }
@@ -356,4 +359,240 @@ impl TestApp {
             .filter(|r| r.method == "POST")
             .collect()
     }
+}
+
+/// One request the fake Cafe24 received.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub path: String,
+    pub fields: HashMap<String, String>,
+    /// The service clock when it arrived.
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub answered: u16,
+}
+
+#[derive(Default)]
+struct ReceiverState {
+    received: Vec<Received>,
+    fail_next: u32,
+    fail_always: bool,
+    hang: Option<std::time::Duration>,
+}
+
+/// A fake Cafe24 on loopback: records every POST (form or JSON) and answers
+/// `{"result":"OK"}`, or 500 while told to fail.
+#[derive(Clone)]
+pub struct Receiver {
+    pub base: String,
+    state: std::sync::Arc<std::sync::Mutex<ReceiverState>>,
+}
+
+impl Receiver {
+    pub fn spawn(clock: Clock) -> Receiver {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
+        let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
+        let state = std::sync::Arc::new(std::sync::Mutex::new(ReceiverState::default()));
+        let shared = state.clone();
+        let server = HttpServer::new(move || {
+            let shared = shared.clone();
+            let clock = clock.clone();
+            App::new().default_service(web::to(
+                move |req: actix_web::HttpRequest, body: web::Bytes| {
+                    let shared = shared.clone();
+                    let clock = clock.clone();
+                    async move {
+                        let ct = req
+                            .headers()
+                            .get("content-type")
+                            .and_then(|v| v.to_str().ok())
+                            .unwrap_or("")
+                            .to_owned();
+                        let fields: HashMap<String, String> = if ct.starts_with("application/json")
+                        {
+                            serde_json::from_slice::<HashMap<String, String>>(&body)
+                                .unwrap_or_default()
+                        } else {
+                            serde_urlencoded::from_bytes(&body).unwrap_or_default()
+                        };
+                        let (status, hang) = {
+                            let mut s = shared.lock().unwrap_or_else(|e| e.into_inner());
+                            let fail = s.fail_always || s.fail_next > 0;
+                            if s.fail_next > 0 {
+                                s.fail_next -= 1;
+                            }
+                            let status = if fail { 500 } else { 200 };
+                            s.received.push(Received {
+                                path: req.path().to_owned(),
+                                fields,
+                                at: clock.now(),
+                                answered: status,
+                            });
+                            (status, s.hang)
+                        };
+                        if let Some(h) = hang {
+                            tokio::time::sleep(h).await;
+                        }
+                        if status == 200 {
+                            actix_web::HttpResponse::Ok().json(serde_json::json!({"result": "OK"}))
+                        } else {
+                            actix_web::HttpResponse::InternalServerError().body("down")
+                        }
+                    }
+                },
+            ))
+        })
+        .workers(2)
+        .listen(listener)
+        .unwrap_or_else(|e| panic!("listen: {e}"))
+        .run();
+        tokio::spawn(server);
+        Receiver {
+            base: format!("http://127.0.0.1:{port}"),
+            state,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .received
+            .clone()
+    }
+
+    pub fn fail_next(&self, n: u32) {
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .fail_next = n;
+    }
+
+    pub fn fail_always(&self, on: bool) {
+        self.state
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .fail_always = on;
+    }
+
+    #[allow(dead_code)]
+    pub fn hang(&self, d: Option<std::time::Duration>) {
+        self.state.lock().unwrap_or_else(|e| e.into_inner()).hang = d;
+    }
+
+    /// Waits until at least `n` requests arrived (or `timeout`); returns what arrived.
+    pub async fn wait_for(&self, n: usize, timeout: std::time::Duration) -> Vec<Received> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let got = self.received();
+            if got.len() >= n || std::time::Instant::now() > deadline {
+                return got;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Lowercase hex HMAC-SHA256, as KOMOJU signs webhooks; computed independently here.
+pub fn komoju_signature(secret: &str, body: &[u8]) -> String {
+    let mut mac =
+        Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+    mac.update(body);
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+pub const WEBHOOK_SECRET: &str = "whsec_demomall_0123456789";
+
+/// A KOMOJU event envelope around a payment, as bytes.
+pub fn event_body(event_id: &str, event_type: &str, payment: &serde_json::Value) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "id": event_id,
+        "type": event_type,
+        "resource": "event",
+        "data": payment,
+        "created_at": "2026-11-21T12:00:00.000+09:00",
+        "reason": null,
+    }))
+    .unwrap_or_default()
+}
+
+impl TestApp {
+    /// Sends a signed webhook for `mall` to the service; returns the HTTP status.
+    pub async fn send_webhook(&self, mall: &str, body: &[u8], signature: Option<&str>) -> u16 {
+        let mut req = self
+            .client
+            .post(format!(
+                "{}/api/asynchronous-checkout/checkout/webhook?mall_id={mall}",
+                self.address
+            ))
+            .header("Content-Type", "application/json")
+            .header("X-Komoju-Event", "payment")
+            .body(body.to_vec());
+        if let Some(s) = signature {
+            req = req.header("X-Komoju-Signature", s);
+        }
+        req.send().await.map(|r| r.status().as_u16()).unwrap_or(0)
+    }
+
+    pub async fn async_checkout(&self, fields: &[(String, String)]) -> reqwest::Response {
+        self.post_form("/api/asynchronous-checkout/checkout", fields)
+            .await
+    }
+
+    pub async fn async_checkout_ok(&self, fields: &[(String, String)]) -> String {
+        let resp = self.async_checkout(fields).await;
+        assert_eq!(resp.status(), 200, "async checkout failed");
+        let body: serde_json::Value = resp.json().await.unwrap_or_default();
+        body["payment_url"].as_str().unwrap_or_default().to_owned()
+    }
+
+    pub async fn notifications(&self) -> Vec<cafe24_komoju::db::notifications::NotificationRow> {
+        self.state
+            .db
+            .run(|c| cafe24_komoju::db::notifications::list(c, None, 10_000))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Waits until no notification is leased (every attempt under way has been recorded),
+    /// so that moving the clock cannot race a worker's bookkeeping.
+    pub async fn outbox_settled(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while self
+            .notifications()
+            .await
+            .iter()
+            .any(|n| n.lease_owner.is_some())
+        {
+            assert!(std::time::Instant::now() < deadline, "outbox never settled");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    pub async fn webhook_event_count(&self) -> i64 {
+        self.state
+            .db
+            .run(cafe24_komoju::db::webhook_events::count)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+}
+
+/// An async checkout request whose `return_noty_url` is the receiver.
+pub fn async_fields(
+    order_id: &str,
+    amount: &str,
+    currency: &str,
+    receiver: &Receiver,
+) -> Vec<(String, String)> {
+    let mut f = checkout_fields(order_id, amount, currency);
+    f.push(("return_noty_url".into(), receiver.url("/noty")));
+    f
 }

@@ -4,5 +4,6 @@
 
 mod helpers;
 
+mod asynchronous_checkout;
 mod cli;
 mod synchronous_checkout;

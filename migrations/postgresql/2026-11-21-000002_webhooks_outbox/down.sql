@@ -1,0 +1,3 @@
+ALTER TABLE merchants DROP COLUMN notify_encoding;
+DROP TABLE notifications;
+DROP TABLE webhook_events;

@@ -1,0 +1,278 @@
+//! The outbox table: notifications to Cafe24, written in the transaction that changed
+//! the order, claimed by workers with a lease, finished only by the lease holder.
+//!
+//! Claiming is one statement per backend: PostgreSQL `UPDATE … WHERE id IN (SELECT …
+//! FOR UPDATE SKIP LOCKED) RETURNING *`, so several instances never claim the same row;
+//! SQLite `UPDATE … RETURNING *` on its single writer connection.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text, Timestamp};
+
+use super::schema::notifications;
+use super::{DbConnection, DbError};
+
+/// `pending`: waiting for its next attempt (or leased by a worker sending it now).
+pub const PENDING: &str = "pending";
+/// `delivered`: Cafe24 answered OK.
+pub const DELIVERED: &str = "delivered";
+/// `dead`: every attempt of the schedule failed; replay with `notifications retry`.
+pub const DEAD: &str = "dead";
+
+/// A `notifications` row.
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Insertable)]
+#[diesel(table_name = notifications)]
+pub struct NotificationRow {
+    pub id: i64,
+    pub order_pk: String,
+    /// `return_noty` (payment result), `cancel_noty` (refund result), `return_notification` (external).
+    pub kind: String,
+    /// Unique per order transition: the same change never enqueues twice.
+    pub dedup_key: String,
+    pub target_url: String,
+    /// `form` or `json`.
+    pub encoding: String,
+    /// The fields to send, a JSON array of `[name, value]` string pairs, in order.
+    pub fields: String,
+    pub state: String,
+    /// Attempts started so far (incremented when claimed).
+    pub attempts: i32,
+    pub next_attempt_at: NaiveDateTime,
+    pub lease_owner: Option<String>,
+    pub lease_expires_at: Option<NaiveDateTime>,
+    pub last_status: Option<i32>,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<NaiveDateTime>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+impl NotificationRow {
+    /// The stored fields as pairs.
+    pub fn field_pairs(&self) -> Result<Vec<(String, String)>, DbError> {
+        serde_json::from_str(&self.fields)
+            .map_err(|e| DbError::Corrupt(format!("notification {} fields: {e}", self.id)))
+    }
+}
+
+/// A notification to enqueue.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = notifications)]
+pub struct NewNotification {
+    pub order_pk: String,
+    pub kind: String,
+    pub dedup_key: String,
+    pub target_url: String,
+    pub encoding: String,
+    pub fields: String,
+    pub state: String,
+    pub attempts: i32,
+    pub next_attempt_at: NaiveDateTime,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// Enqueues inside the caller's transaction. A repeated `dedup_key` is skipped (returns
+/// false): the transition was already enqueued.
+pub fn enqueue(conn: &mut DbConnection, n: &NewNotification) -> Result<bool, DbError> {
+    let exists: i64 = notifications::table
+        .filter(notifications::dedup_key.eq(&n.dedup_key))
+        .count()
+        .get_result(conn)?;
+    if exists > 0 {
+        return Ok(false);
+    }
+    diesel::insert_into(notifications::table)
+        .values(n)
+        .execute(conn)?;
+    Ok(true)
+}
+
+const CLAIM_POSTGRES: &str = "UPDATE notifications \
+    SET lease_owner = $1, lease_expires_at = $2, attempts = attempts + 1, updated_at = $3 \
+    WHERE id IN (SELECT id FROM notifications \
+                 WHERE state = 'pending' AND next_attempt_at <= $3 \
+                   AND (lease_expires_at IS NULL OR lease_expires_at < $3) \
+                 ORDER BY next_attempt_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) \
+    RETURNING *";
+
+const CLAIM_SQLITE: &str = "UPDATE notifications \
+    SET lease_owner = ?1, lease_expires_at = ?2, attempts = attempts + 1, updated_at = ?3 \
+    WHERE id IN (SELECT id FROM notifications \
+                 WHERE state = 'pending' AND next_attempt_at <= ?3 \
+                   AND (lease_expires_at IS NULL OR lease_expires_at < ?3) \
+                 ORDER BY next_attempt_at, id LIMIT ?4) \
+    RETURNING *";
+
+/// Claims up to `limit` due rows for `owner` until `lease_until`.
+pub fn claim(
+    conn: &mut DbConnection,
+    owner: &str,
+    now: NaiveDateTime,
+    lease_until: NaiveDateTime,
+    limit: i64,
+) -> Result<Vec<NotificationRow>, DbError> {
+    let rows = match conn {
+        DbConnection::Postgres(pg) => diesel::sql_query(CLAIM_POSTGRES)
+            .bind::<Text, _>(owner)
+            .bind::<Timestamp, _>(lease_until)
+            .bind::<Timestamp, _>(now)
+            .bind::<BigInt, _>(limit)
+            .load::<NotificationRow>(pg)?,
+        DbConnection::Sqlite(lite) => diesel::sql_query(CLAIM_SQLITE)
+            .bind::<Text, _>(owner)
+            .bind::<Timestamp, _>(lease_until)
+            .bind::<Timestamp, _>(now)
+            .bind::<BigInt, _>(limit)
+            .load::<NotificationRow>(lite)?,
+    };
+    Ok(rows)
+}
+
+/// How an attempt ended.
+pub enum Finish {
+    Delivered {
+        status: i32,
+    },
+    Retry {
+        status: Option<i32>,
+        error: String,
+        next_attempt_at: NaiveDateTime,
+    },
+    Dead {
+        status: Option<i32>,
+        error: String,
+    },
+}
+
+/// Records the end of an attempt, only if `owner` still holds the lease (a worker whose
+/// lease was taken over finishes nothing). Returns whether the row was updated.
+pub fn finish(
+    conn: &mut DbConnection,
+    id: i64,
+    owner: &str,
+    how: Finish,
+    now: NaiveDateTime,
+) -> Result<bool, DbError> {
+    let target = notifications::table
+        .find(id)
+        .filter(notifications::lease_owner.eq(owner))
+        .filter(notifications::state.eq(PENDING));
+    let none_owner = notifications::lease_owner.eq(None::<String>);
+    let none_expiry = notifications::lease_expires_at.eq(None::<NaiveDateTime>);
+    let n = match how {
+        Finish::Delivered { status } => diesel::update(target)
+            .set((
+                notifications::state.eq(DELIVERED),
+                notifications::last_status.eq(Some(status)),
+                notifications::last_error.eq(None::<String>),
+                notifications::delivered_at.eq(Some(now)),
+                none_owner,
+                none_expiry,
+                notifications::updated_at.eq(now),
+            ))
+            .execute(conn)?,
+        Finish::Retry {
+            status,
+            error,
+            next_attempt_at,
+        } => diesel::update(target)
+            .set((
+                notifications::last_status.eq(status),
+                notifications::last_error.eq(Some(error)),
+                notifications::next_attempt_at.eq(next_attempt_at),
+                none_owner,
+                none_expiry,
+                notifications::updated_at.eq(now),
+            ))
+            .execute(conn)?,
+        Finish::Dead { status, error } => diesel::update(target)
+            .set((
+                notifications::state.eq(DEAD),
+                notifications::last_status.eq(status),
+                notifications::last_error.eq(Some(error)),
+                none_owner,
+                none_expiry,
+                notifications::updated_at.eq(now),
+            ))
+            .execute(conn)?,
+    };
+    Ok(n == 1)
+}
+
+/// Gives claimed rows back without counting the attempt (graceful shutdown).
+pub fn release(
+    conn: &mut DbConnection,
+    ids: &[i64],
+    owner: &str,
+    now: NaiveDateTime,
+) -> Result<usize, DbError> {
+    Ok(diesel::update(
+        notifications::table
+            .filter(notifications::id.eq_any(ids))
+            .filter(notifications::lease_owner.eq(owner))
+            .filter(notifications::state.eq(PENDING)),
+    )
+    .set((
+        notifications::attempts.eq(notifications::attempts - 1),
+        notifications::lease_owner.eq(None::<String>),
+        notifications::lease_expires_at.eq(None::<NaiveDateTime>),
+        notifications::updated_at.eq(now),
+    ))
+    .execute(conn)?)
+}
+
+/// Makes a notification due now with a fresh schedule (operator replay). Returns false
+/// when there is no such row or it was already delivered.
+pub fn retry(conn: &mut DbConnection, id: i64, now: NaiveDateTime) -> Result<bool, DbError> {
+    let n = diesel::update(
+        notifications::table
+            .find(id)
+            .filter(notifications::state.ne(DELIVERED)),
+    )
+    .set((
+        notifications::state.eq(PENDING),
+        notifications::attempts.eq(0),
+        notifications::next_attempt_at.eq(now),
+        notifications::lease_owner.eq(None::<String>),
+        notifications::lease_expires_at.eq(None::<NaiveDateTime>),
+        notifications::updated_at.eq(now),
+    ))
+    .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// Notifications, newest first, optionally of one state.
+pub fn list(
+    conn: &mut DbConnection,
+    state: Option<&str>,
+    limit: i64,
+) -> Result<Vec<NotificationRow>, DbError> {
+    let mut q = notifications::table
+        .select(NotificationRow::as_select())
+        .order(notifications::id.desc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(s) = state {
+        q = q.filter(notifications::state.eq(s.to_owned()));
+    }
+    Ok(q.load(conn)?)
+}
+
+/// One notification.
+pub fn find(conn: &mut DbConnection, id: i64) -> Result<Option<NotificationRow>, DbError> {
+    Ok(notifications::table
+        .find(id)
+        .select(NotificationRow::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// The notifications of one order, oldest first.
+pub fn for_order(conn: &mut DbConnection, order_pk: &str) -> Result<Vec<NotificationRow>, DbError> {
+    Ok(notifications::table
+        .filter(notifications::order_pk.eq(order_pk))
+        .order(notifications::id.asc())
+        .select(NotificationRow::as_select())
+        .load(conn)?)
+}

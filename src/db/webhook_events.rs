@@ -1,0 +1,46 @@
+//! KOMOJU webhook events already processed, keyed by `(mall_id, event_id)`: a repeat of
+//! an event is recognised by the unique key, inside the same transaction as its effect.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::schema::webhook_events;
+use super::{DbConnection, DbError};
+
+/// A `webhook_events` row.
+#[derive(Debug, Clone, Queryable, Selectable, Insertable)]
+#[diesel(table_name = webhook_events)]
+pub struct WebhookEventRow {
+    pub mall_id: String,
+    /// The event's `id` (stable across KOMOJU's redeliveries).
+    pub event_id: String,
+    pub event_type: String,
+    pub order_pk: Option<String>,
+    /// `applied`, `ignored`, `unknown_order`, `ping`, `unreadable`.
+    pub outcome: String,
+    pub received_at: NaiveDateTime,
+}
+
+/// Records an event. A repeat fails with a unique violation
+/// ([`super::is_unique_violation`]), which rolls back the caller's transaction.
+pub fn insert(conn: &mut DbConnection, row: &WebhookEventRow) -> Result<(), DbError> {
+    diesel::insert_into(webhook_events::table)
+        .values(row)
+        .execute(conn)?;
+    Ok(())
+}
+
+/// True when `(mall_id, event_id)` was already recorded.
+pub fn exists(conn: &mut DbConnection, mall_id: &str, event_id: &str) -> Result<bool, DbError> {
+    let n: i64 = webhook_events::table
+        .filter(webhook_events::mall_id.eq(mall_id))
+        .filter(webhook_events::event_id.eq(event_id))
+        .count()
+        .get_result(conn)?;
+    Ok(n > 0)
+}
+
+/// Number of recorded events (tests, operators).
+pub fn count(conn: &mut DbConnection) -> Result<i64, DbError> {
+    Ok(webhook_events::table.count().get_result(conn)?)
+}

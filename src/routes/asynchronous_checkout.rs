@@ -1,0 +1,118 @@
+//! Asynchronous checkout (PROTOCOL.md §6.2; wiki "Checkout (Asynchronous)"):
+//! - `POST /api/asynchronous-checkout/checkout` (Cafe24): as the synchronous one, plus a
+//!   required `return_noty_url`;
+//! - `GET|POST /api/asynchronous-checkout/checkout/callback?key&session_id` (the buyer's
+//!   browser): read the session, apply it through the state machine (which enqueues the
+//!   notification of any change), redirect to `return_url` with `0000` (authorized or
+//!   captured), `0001` (failed) or `9999` (cancelled, expired). It sends nothing to
+//!   `return_noty_url` itself: the outbox does, once per transition;
+//! - the webhook is [`super::komoju_webhook`].
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::json;
+
+use super::synchronous_checkout::{request_fields, verify_key};
+use crate::cafe24;
+use crate::checkout::{self, Flow, State};
+use crate::db::orders::OrderRow;
+use crate::error::ApiError;
+use crate::order_state::OrderState;
+
+/// Mounts checkout and callback.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/api/asynchronous-checkout/checkout")
+            .route("", web::post().to(checkout))
+            .route("/callback", web::get().to(callback))
+            .route("/callback", web::post().to(callback)),
+    );
+}
+
+/// `POST …/checkout`: 200 `{"result_code":"0000","result_message","payment_url"}`.
+async fn checkout(
+    app: State,
+    req: HttpRequest,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let fields = cafe24::read_body(&req, body, app.settings.body_limit_bytes).await?;
+    let payment_url = checkout::start(&app, Flow::Async, &fields).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "result_code": "0000",
+        "result_message": "Successfully created checkout",
+        "payment_url": payment_url,
+    })))
+}
+
+/// The §6.2 redirect code of an order state: `0000` when the session completed (payment
+/// authorized or captured), `0001` when the payment failed, `9999` otherwise.
+pub fn result_code(state: OrderState) -> (&'static str, &'static str) {
+    match state {
+        OrderState::Paid | OrderState::PartiallyRefunded | OrderState::Refunded => {
+            ("0000", "Payment completed")
+        }
+        OrderState::AwaitingPayment => ("0000", "Payment requested, awaiting the buyer's payment"),
+        OrderState::Authorized => ("0000", "Payment authorized"),
+        OrderState::Failed => ("0001", "Payment failed"),
+        OrderState::Cancelled => ("9999", "Payment cancelled"),
+        OrderState::Expired => ("9999", "Payment expired"),
+        OrderState::AmountMismatch => ("9999", "Payment could not be confirmed"),
+        OrderState::Pending => ("9999", "Payment not completed"),
+    }
+}
+
+async fn callback(
+    app: State,
+    req: HttpRequest,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let fields = request_fields(&app, &req, body).await?;
+    let key = verify_key(&app, &fields)?;
+    if key.flow != Flow::Async.as_str() {
+        return Err(ApiError::invalid("key belongs to another checkout flow"));
+    }
+    let order = checkout::order_for_key(&app, &key).await?;
+    let session_id = fields.optional("session_id");
+    if key.attempt != order.attempt
+        || session_id.is_none()
+        || session_id != order.komoju_session_id.as_deref()
+    {
+        log::warn!(
+            "callback for order {} of {}: session {:?} (attempt {}) is not the order's current one; nothing changed",
+            order.order_id, order.mall_id, session_id, key.attempt
+        );
+        return Ok(redirect(
+            &order,
+            "9999",
+            "This payment session does not belong to the order",
+        ));
+    }
+    let merchant = checkout::load_merchant(&app, &order.mall_id, None).await?;
+    let order = match checkout::refresh_from_session(&app, &merchant, order, "callback").await {
+        Ok(o) => o,
+        Err(ApiError::Upstream(msg)) => {
+            return Ok(super::retry_page(StatusCode::BAD_GATEWAY, &msg))
+        }
+        Err(e) => return Err(e),
+    };
+    app.outbox_wake.notify_one();
+    let state = order
+        .state()
+        .map_err(|e| ApiError::from_db("reading order", e))?;
+    let (code, message) = result_code(state);
+    Ok(redirect(&order, code, message))
+}
+
+fn redirect(order: &OrderRow, code: &str, message: &str) -> HttpResponse {
+    let mut params = vec![("result_code", code), ("result_message", message)];
+    if let Some(extra) = order.extra_data.as_deref() {
+        params.push(("extra_data", extra));
+    }
+    HttpResponse::Found()
+        .insert_header((
+            header::LOCATION,
+            cafe24::append_query(&order.return_url, &params),
+        ))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish()
+}
