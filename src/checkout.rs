@@ -459,6 +459,19 @@ async fn create_session(
     merchant: &Merchant,
     order: &OrderRow,
 ) -> Result<String, ApiError> {
+    if let Some(sandbox) = &app.sandbox {
+        // Development: the built-in KOMOJU sends this merchant's webhooks back to us,
+        // as a real KOMOJU would once the merchant registered the URL in its dashboard.
+        sandbox.set_webhook(
+            merchant.komoju_secret_key.expose_secret(),
+            &format!(
+                "{}/api/asynchronous-checkout/checkout/webhook?mall_id={}",
+                app.settings.public_base_url.as_str().trim_end_matches('/'),
+                merchant.mall_id
+            ),
+            merchant.komoju_webhook_secret.expose_secret(),
+        );
+    }
     let session = app
         .komoju
         .create_session(

@@ -91,8 +91,15 @@ impl DbError {
     pub fn is_unavailable(&self) -> bool {
         match self {
             DbError::Unavailable(_) => true,
-            DbError::Query(diesel::result::Error::DatabaseError(kind, _)) => {
+            DbError::Query(diesel::result::Error::DatabaseError(kind, info)) => {
                 matches!(kind, diesel::result::DatabaseErrorKind::ClosedConnection)
+                    // SQLite: another writer held the file past the busy timeout.
+                    || info.message().contains("database is locked")
+                    || info.message().contains("database is busy")
+                    // PostgreSQL: the server went away mid-query.
+                    || info.message().contains("terminating connection")
+                    || info.message().contains("server closed the connection")
+                    || info.message().contains("connection to server")
             }
             DbError::Query(diesel::result::Error::BrokenTransactionManager) => true,
             _ => false,

@@ -477,3 +477,64 @@ async fn async_callback_redirects_without_notifying_twice(backend: Backend) {
         .await;
     assert_eq!(resp.status(), 400);
 }
+
+both_backends!(sandbox_webhooks_drive_konbini_and_card_end_to_end);
+
+/// The KOMOJU sandbox sends its own signed webhooks: no test-made event at all.
+async fn sandbox_webhooks_drive_konbini_and_card_end_to_end(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.route_sandbox_webhooks();
+    let cafe24 = Receiver::spawn(app.clock.clone());
+    // Konbini: the buyer takes a payment slip and never comes back to the mall.
+    let url = app
+        .async_checkout_ok(&async_fields(ORDER, "3065", "JPY", &cafe24))
+        .await;
+    let authorized = pay(&app, &url, "konbini").await;
+    let got = cafe24.wait_for(1, WAIT).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(
+        (
+            got[0].fields["request_type"].as_str(),
+            got[0].fields["payed_tf"].as_str()
+        ),
+        ("payment", "F")
+    );
+    app.sandbox
+        .capture(authorized["id"].as_str().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let got = cafe24.wait_for(2, WAIT).await;
+    assert_eq!(got.len(), 2);
+    assert_eq!(
+        (
+            got[1].fields["request_type"].as_str(),
+            got[1].fields["payed_tf"].as_str()
+        ),
+        ("notification", "T")
+    );
+    check_h3(&got[1].fields);
+    // Card: the webhook and the buyer's return race; Cafe24 hears once.
+    let other = "20220519-0000077";
+    let url2 = app
+        .async_checkout_ok(&async_fields(other, "1200.50", "PHP", &cafe24))
+        .await;
+    let callback = app.press(&url2, "credit_card").await;
+    let resp = app.get(&callback).await;
+    assert_eq!(query_of(&location(&resp))["result_code"], "0000");
+    assert!(app.sandbox.webhooks_idle(WAIT).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let for_other: Vec<_> = cafe24
+        .received()
+        .into_iter()
+        .filter(|r| r.fields["order_id"] == other)
+        .collect();
+    assert_eq!(for_other.len(), 1, "{for_other:?}");
+    assert_eq!(for_other[0].fields["amount"], "1200.50");
+    assert_eq!(
+        app.sandbox
+            .deliveries()
+            .iter()
+            .filter(|d| d.status != 200)
+            .count(),
+        0
+    );
+}

@@ -132,6 +132,17 @@ pub fn test_settings(
     komoju: Option<&str>,
     extra: &[(&str, &str)],
 ) -> Settings {
+    let env = test_env(db_url, port, komoju, extra);
+    Settings::from_lookup(|k| env.get(k).cloned()).unwrap_or_else(|e| panic!("settings: {e}"))
+}
+
+/// The environment of a test service (in-process settings or a child process).
+pub fn test_env(
+    db_url: &str,
+    port: u16,
+    komoju: Option<&str>,
+    extra: &[(&str, &str)],
+) -> HashMap<String, String> {
     let mut env: HashMap<String, String> = HashMap::new();
     env.insert("DATABASE_URL".into(), db_url.into());
     env.insert("BIND_ADDR".into(), format!("127.0.0.1:{port}"));
@@ -149,7 +160,7 @@ pub fn test_settings(
     for (k, v) in extra {
         env.insert((*k).into(), (*v).into());
     }
-    Settings::from_lookup(|k| env.get(k).cloned()).unwrap_or_else(|e| panic!("settings: {e}"))
+    env
 }
 
 /// Serves a fresh sandbox alone on a loopback port; returns it and its API base.
@@ -478,7 +489,6 @@ impl Receiver {
             .fail_always = on;
     }
 
-    #[allow(dead_code)]
     pub fn hang(&self, d: Option<std::time::Duration>) {
         self.state.lock().unwrap_or_else(|e| e.into_inner()).hang = d;
     }
@@ -561,6 +571,21 @@ impl TestApp {
             .unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// Lets the sandbox send this merchant's KOMOJU webhooks to the service, as KOMOJU
+    /// does once the merchant registered the webhook URL.
+    pub fn route_sandbox_webhooks(&self) {
+        self.sandbox.set_webhook(
+            "sk_test_demomall_0123456789",
+            &format!(
+                "{}/api/asynchronous-checkout/checkout/webhook?mall_id={MALL}",
+                self.address
+            ),
+            WEBHOOK_SECRET,
+        );
+        self.sandbox
+            .set_webhook_retry_delays(vec![std::time::Duration::from_millis(200); 5]);
+    }
+
     /// Waits until no notification is leased (every attempt under way has been recorded),
     /// so that moving the clock cannot race a worker's bookkeeping.
     pub async fn outbox_settled(&self) {
@@ -595,4 +620,103 @@ pub fn async_fields(
     let mut f = checkout_fields(order_id, amount, currency);
     f.push(("return_noty_url".into(), receiver.url("/noty")));
     f
+}
+
+/// A free loopback port (bound, then released).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The real `cafe24-komoju serve` binary in its own process.
+pub struct ServiceProcess {
+    pub address: String,
+    child: std::process::Child,
+    env: HashMap<String, String>,
+    log: std::path::PathBuf,
+}
+
+impl ServiceProcess {
+    /// Starts `serve` with `env` and waits until `/health` answers.
+    pub async fn start(env: HashMap<String, String>, log: std::path::PathBuf) -> ServiceProcess {
+        let address = format!("http://{}", env["BIND_ADDR"]);
+        let child = Self::spawn(&env, &log);
+        let mut p = ServiceProcess {
+            address,
+            child,
+            env,
+            log,
+        };
+        p.wait_healthy().await;
+        p
+    }
+
+    fn spawn(env: &HashMap<String, String>, log: &std::path::Path) -> std::process::Child {
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let err = out.try_clone().unwrap_or_else(|e| panic!("{e}"));
+        std::process::Command::new(env!("CARGO_BIN_EXE_cafe24-komoju"))
+            .arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_LOG", "info")
+            .envs(env)
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn: {e}"))
+    }
+
+    async fn wait_healthy(&mut self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            if let Ok(r) = reqwest::get(format!("{}/health", self.address)).await {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!(
+                    "service exited ({status}); log: {}",
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                );
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "service never became healthy"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then waits for the process to exit.
+    pub fn terminate(&mut self) -> Option<std::process::ExitStatus> {
+        let _ = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+        self.child.wait().ok()
+    }
+
+    pub async fn restart(&mut self) {
+        self.child = Self::spawn(&self.env, &self.log);
+        self.wait_healthy().await;
+    }
+}
+
+impl Drop for ServiceProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
 }

@@ -6,4 +6,5 @@ mod helpers;
 
 mod asynchronous_checkout;
 mod cli;
+mod processes;
 mod synchronous_checkout;
