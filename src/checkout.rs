@@ -25,7 +25,7 @@ use crate::error::ApiError;
 use crate::komoju::{CreateSession, KomojuError, SessionPaymentData};
 use crate::merchant::Merchant;
 use crate::money::{Currency, Money};
-use crate::order_state::{Event, OrderState};
+use crate::order_state::OrderState;
 use crate::order_token::OrderRef;
 use crate::order_updates;
 use crate::startup::AppState;
@@ -380,6 +380,7 @@ fn new_order_row(
         pending_notice_sent: false,
         created_at: now,
         updated_at: now,
+        cancel_noty_url: None,
     })
 }
 
@@ -575,10 +576,10 @@ pub async fn refresh_from_session(
         );
         return Err(ApiError::Upstream("KOMOJU answered another session".into()));
     }
-    let Some(event) = session.to_event() else {
+    let Some(fact) = session.to_fact() else {
         return Ok(order);
     };
-    let applied = apply_fact(app, merchant, &order.id, event, source, None)
+    let applied = apply_fact(app, merchant, &order.id, fact, source, None)
         .await
         .map_err(|e| ApiError::from_db("applying KOMOJU session", e))?;
     Ok(applied.order)
@@ -589,7 +590,7 @@ pub async fn apply_fact(
     app: &AppState,
     merchant: &Merchant,
     order_pk: &str,
-    event: Event,
+    fact: order_updates::Fact,
     source: &'static str,
     webhook: Option<WebhookEventRow>,
 ) -> Result<order_updates::Applied, crate::db::DbError> {
@@ -608,7 +609,7 @@ pub async fn apply_fact(
                 merchant: &merchant,
                 service_key: &key,
             };
-            order_updates::apply(c, &ctx, &pk, &event, source, webhook, now)
+            order_updates::apply(c, &ctx, &pk, &fact, source, webhook, now)
         })
         .await
 }

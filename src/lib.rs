@@ -9,11 +9,13 @@
 //! - the order state machine, pure and free of I/O: [`order_state`];
 //! - the checkout use case shared by the checkout families: [`checkout`]; applying
 //!   KOMOJU facts with their notifications in one transaction: [`order_updates`];
-//!   delivering those notifications: [`outbox`];
+//!   delivering those notifications: [`outbox`]; cancellations and refunds, never
+//!   twice: [`cancellation`];
 //! - storage: [`db`]; money: [`money`]; merchants: [`merchant`], [`secrets`];
 //! - running it: [`settings`], [`startup`], [`cli`], [`clock`], [`order_token`], [`error`].
 
 pub mod cafe24;
+pub mod cancellation;
 pub mod checkout;
 pub mod cli;
 pub mod clock;

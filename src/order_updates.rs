@@ -14,8 +14,10 @@ use chrono::NaiveDateTime;
 use crate::cafe24::hash_data;
 use crate::db::notifications::{self, NewNotification};
 use crate::db::orders::{self, OrderRow};
+use crate::db::refunds::{self, RefundRow};
 use crate::db::webhook_events::{self, WebhookEventRow};
 use crate::db::{self, DbConnection, DbError};
+use crate::komoju::Refund;
 use crate::merchant::Merchant;
 use crate::order_state::{self, Event, NoticeAmount, Outcome, PaymentNotice};
 
@@ -25,6 +27,27 @@ pub struct Context<'a> {
     pub merchant: &'a Merchant,
     pub service_key: &'a [u8],
 }
+
+/// One thing KOMOJU said: the state-machine event and, for a payment, its refunds.
+#[derive(Debug, Clone)]
+pub struct Fact {
+    pub event: Event,
+    /// `payment.refunds` (empty for session events).
+    pub refunds: Vec<Refund>,
+}
+
+impl From<Event> for Fact {
+    fn from(event: Event) -> Fact {
+        Fact {
+            event,
+            refunds: Vec::new(),
+        }
+    }
+}
+
+/// Sources that confirm an asynchronous cancellation (§6.5): KOMOJU's webhook, or the
+/// reconciliation pass's read of the payment.
+const CONFIRMING_SOURCES: [&str; 2] = ["webhook", "reconcile"];
 
 /// The result of [`apply`].
 #[derive(Debug)]
@@ -43,11 +66,12 @@ pub fn apply(
     conn: &mut DbConnection,
     ctx: &Context<'_>,
     order_pk: &str,
-    event: &Event,
+    fact: &Fact,
     source: &str,
     webhook: Option<WebhookEventRow>,
     now: NaiveDateTime,
 ) -> Result<Applied, DbError> {
+    let event = &fact.event;
     db::transaction(conn, |c| {
         let row = orders::lock_order(c, order_pk)?
             .ok_or_else(|| DbError::Corrupt(format!("order {order_pk} vanished")))?;
@@ -80,6 +104,9 @@ pub fn apply(
                     }
                 }
             }
+        }
+        if CONFIRMING_SOURCES.contains(&source) {
+            enqueued += confirm_cancellations(c, ctx, &after, fact, now)?;
         }
         if let Some(mut w) = webhook {
             w.order_pk = Some(order_pk.to_owned());
@@ -182,6 +209,139 @@ pub fn payment_notification(
             "{}:{}:a{}:{}:{}:{}",
             order.id, kind, order.attempt, notice.request_type, notice.payed_tf, notice.result_code
         ),
+        target_url: target,
+        encoding: ctx.merchant.notify_encoding.clone(),
+        fields: serde_json::to_string(&fields).unwrap_or_else(|_| "[]".into()),
+        state: notifications::PENDING.to_owned(),
+        attempts: 0,
+        next_attempt_at: now,
+        created_at: now,
+        updated_at: now,
+    })
+}
+
+/// §6.5: a confirmation from KOMOJU (webhook or reconciliation read) completes the
+/// asynchronous cancellations it covers and reports each to `cancel_noty_url`; refunds
+/// made elsewhere (KOMOJU dashboard) are reported to the order's `cancel_noty_url` when
+/// Cafe24 gave one. One notification per KOMOJU refund id (or per cancellation), however
+/// many events repeat it (`payment.refund.created` and `payment.refunded` arrive together
+/// for one full refund).
+fn confirm_cancellations(
+    c: &mut DbConnection,
+    ctx: &Context<'_>,
+    order: &OrderRow,
+    fact: &Fact,
+    now: NaiveDateTime,
+) -> Result<usize, DbError> {
+    let mut enqueued = 0;
+    let rows = refunds::for_order(c, &order.id)?;
+    let cancelled = matches!(
+        &fact.event,
+        Event::Payment { status: order_state::PaymentStatus::Cancelled, payment_id, .. }
+            if order.komoju_payment_id.as_deref() == Some(payment_id.as_str())
+    );
+    for row in rows.iter().filter(|r| r.state == refunds::ACCEPTED) {
+        let confirmed = match row.operation.as_str() {
+            "cancel" => cancelled,
+            _ => row
+                .komoju_refund_id
+                .as_deref()
+                .is_some_and(|id| fact.refunds.iter().any(|r| r.id == id)),
+        };
+        if confirmed && refunds::confirm(c, &row.id, now)? {
+            let key = row
+                .komoju_refund_id
+                .clone()
+                .unwrap_or_else(|| format!("cancel-{}", row.id));
+            if let Some(n) = cancel_notification(
+                ctx,
+                order,
+                &row.cancel_noty_url,
+                &row.cancel_amount_text,
+                &row.tid,
+                &key,
+                now,
+            ) {
+                if notifications::enqueue(c, &n)? {
+                    enqueued += 1;
+                }
+            }
+            log::info!(
+                "order {} of {}: {} {} confirmed by KOMOJU",
+                order.order_id,
+                order.mall_id,
+                row.operation,
+                row.id
+            );
+        }
+    }
+    for refund in &fact.refunds {
+        if rows
+            .iter()
+            .any(|r: &RefundRow| r.komoju_refund_id.as_deref() == Some(refund.id.as_str()))
+        {
+            continue;
+        }
+        let amount = crate::money::Currency::parse(&order.currency)
+            .map(|cur| crate::money::Money::from_minor(refund.amount, cur).to_decimal_string())
+            .unwrap_or_else(|_| refund.amount.to_string());
+        let tid = order.komoju_payment_id.clone().unwrap_or_default();
+        match cancel_notification(ctx, order, &order.cancel_noty_url, &amount, &tid, &refund.id, now) {
+            Some(n) if notifications::enqueue(c, &n)? => {
+                enqueued += 1;
+                log::info!("order {} of {}: refund {} made outside Cafe24, reported", order.order_id, order.mall_id, refund.id);
+            }
+            Some(_) => {}
+            None if ctx.merchant.cancel_mode == crate::merchant::CancelMode::Async => log::warn!(
+                "order {} of {}: refund {} made outside Cafe24, but no cancel_noty_url is known to report it",
+                order.order_id, order.mall_id, refund.id
+            ),
+            None => {}
+        }
+    }
+    Ok(enqueued)
+}
+
+/// The §6.5 `cancel_noty_url` notification (status `P`, refunded), signed with H4.
+fn cancel_notification(
+    ctx: &Context<'_>,
+    order: &OrderRow,
+    target: &Option<String>,
+    cancel_amount: &str,
+    tid: &str,
+    refund_key: &str,
+    now: NaiveDateTime,
+) -> Option<NewNotification> {
+    let target = target.clone()?;
+    let hash = hash_data::CancelResult {
+        cancel_amount,
+        currency: &order.currency,
+        order_id: &order.order_id,
+        partner_id: &order.partner_id,
+        tid,
+    }
+    .sign(ctx.service_key);
+    let fields: Vec<(&str, String)> = vec![
+        ("request_type", "cancelnoty".to_owned()),
+        ("partner_id", order.partner_id.clone()),
+        ("tid", tid.to_owned()),
+        ("order_id", order.order_id.clone()),
+        (
+            "paymethod",
+            ctx.merchant.paymethod(order.payment_type.as_deref()),
+        ),
+        ("currency", order.currency.clone()),
+        ("cancel_amount", cancel_amount.to_owned()),
+        ("status", "P".to_owned()),
+        ("hash_data", hash),
+        ("extra_data", order.extra_data.clone().unwrap_or_default()),
+        ("result_code", "0000".to_owned()),
+        ("result_message", "Refund completed".to_owned()),
+    ];
+    Some(NewNotification {
+        order_pk: order.id.clone(),
+        kind: "cancel_noty".to_owned(),
+        dedup_key: format!("{}:cancel_noty:{refund_key}", order.id),
         target_url: target,
         encoding: ctx.merchant.notify_encoding.clone(),
         fields: serde_json::to_string(&fields).unwrap_or_else(|_| "[]".into()),

@@ -59,6 +59,11 @@ pub struct OutboxSettings {
     pub send_timeout: Duration,
     /// Rows claimed at once.
     pub batch: i64,
+    /// How often the reconciliation pass looks for unconfirmed asynchronous cancellations.
+    pub reconcile_interval: Duration,
+    /// How long an accepted asynchronous cancellation waits for KOMOJU's webhook before the
+    /// pass reads the payment instead.
+    pub reconcile_after: Duration,
 }
 
 /// How one attempt went.
@@ -115,9 +120,18 @@ impl Worker {
     /// stops, so no row is left leased by a stopped worker.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         log::info!("outbox worker {} started", self.owner);
+        let mut last_reconcile = std::time::Instant::now();
         loop {
             if *shutdown.borrow() {
                 break;
+            }
+            if last_reconcile.elapsed() >= self.settings.reconcile_interval {
+                last_reconcile = std::time::Instant::now();
+                if let Err(e) =
+                    crate::cancellation::reconcile(&self.app, self.settings.reconcile_after).await
+                {
+                    log::error!("reconciliation pass: {e}");
+                }
             }
             let sent = match self.run_once().await {
                 Ok(n) => n,
@@ -128,7 +142,7 @@ impl Worker {
             };
             if sent == 0 {
                 tokio::select! {
-                    _ = tokio::time::sleep(self.settings.poll) => {}
+                    _ = tokio::time::sleep(self.settings.poll.min(self.settings.reconcile_interval)) => {}
                     _ = self.wake.notified() => {}
                     _ = shutdown.changed() => {}
                 }

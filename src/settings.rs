@@ -5,7 +5,8 @@
 //! `APP_ENV`, `DATABASE_URL`, `BIND_ADDR`, `PUBLIC_BASE_URL`, `CAFE24_SERVICE_KEY`,
 //! `CAFE24_CLIENT_ID`, `CAFE24_ALLOWED_HOSTS`, `KOMOJU_API_BASE`, `KOMOJU_TIMEOUT_SECS`,
 //! `APP_SECRET`, `BODY_LIMIT_BYTES`, `ORDER_KEY_TTL_SECS`, `OUTBOX_WORKER`,
-//! `OUTBOX_POLL_MS`, `OUTBOX_LEASE_SECS`, `OUTBOX_BATCH`, `NOTIFY_TIMEOUT_SECS`.
+//! `OUTBOX_POLL_MS`, `OUTBOX_LEASE_SECS`, `OUTBOX_BATCH`, `NOTIFY_TIMEOUT_SECS`,
+//! `RECONCILE_INTERVAL_MS`, `RECONCILE_AFTER_SECS`.
 //! (`RUST_LOG` is env_logger's.)
 //!
 //! In development every variable has a default; the secrets' defaults are public
@@ -209,6 +210,8 @@ fn outbox_settings(
         lease,
         send_timeout,
         batch: parse_num(get, "OUTBOX_BATCH", 10)?.min(1000) as i64,
+        reconcile_interval: Duration::from_millis(parse_num(get, "RECONCILE_INTERVAL_MS", 30_000)?),
+        reconcile_after: Duration::from_secs(parse_num(get, "RECONCILE_AFTER_SECS", 300)?),
     })
 }
 

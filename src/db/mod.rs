@@ -14,6 +14,7 @@
 pub mod merchants;
 pub mod notifications;
 pub mod orders;
+pub mod refunds;
 pub mod schema;
 pub mod webhook_events;
 

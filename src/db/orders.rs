@@ -50,6 +50,9 @@ pub struct OrderRow {
     pub pending_notice_sent: bool,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// The latest `cancel_noty_url` Cafe24 gave in a cancellation request: where refunds
+    /// made elsewhere (KOMOJU dashboard) are reported.
+    pub cancel_noty_url: Option<String>,
 }
 
 impl OrderRow {
@@ -288,4 +291,17 @@ pub fn find_by_external_order_num(
         .select(OrderRow::as_select())
         .first(conn)
         .optional()?)
+}
+
+/// Remembers the `cancel_noty_url` of the latest cancellation request.
+pub fn set_cancel_noty_url(
+    conn: &mut DbConnection,
+    id: &str,
+    url: &str,
+    now: NaiveDateTime,
+) -> Result<(), DbError> {
+    diesel::update(orders::table.find(id))
+        .set((orders::cancel_noty_url.eq(url), orders::updated_at.eq(now)))
+        .execute(conn)?;
+    Ok(())
 }

@@ -59,6 +59,7 @@ diesel::table! {
         pending_notice_sent -> Bool,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        cancel_noty_url -> Nullable<Text>,
     }
 }
 
@@ -109,6 +110,31 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    refunds (id) {
+        id -> Text,
+        order_pk -> Text,
+        mode -> Text,
+        operation -> Text,
+        fingerprint -> Text,
+        cancel_amount -> BigInt,
+        cancel_amount_text -> Text,
+        tid -> Text,
+        cancel_noty_url -> Nullable<Text>,
+        extra_data -> Nullable<Text>,
+        idempotency_key -> Text,
+        komoju_request -> Text,
+        komoju_refund_id -> Nullable<Text>,
+        state -> Text,
+        reply_status -> Nullable<Integer>,
+        reply_body -> Nullable<Text>,
+        confirmed_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(refunds -> orders (order_pk));
 diesel::joinable!(notifications -> orders (order_pk));
 diesel::joinable!(merchant_shops -> merchants (mall_id));
 diesel::joinable!(orders -> merchants (mall_id));
@@ -119,5 +145,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     orders,
     order_events,
     webhook_events,
-    notifications
+    notifications,
+    refunds
 );

@@ -109,6 +109,17 @@ pub struct Payment {
     #[serde(default)]
     pub amount_refunded: i64,
     pub external_order_num: Option<String>,
+    /// Refunds so far (chargebacks included), oldest first.
+    #[serde(default)]
+    pub refunds: Vec<Refund>,
+}
+
+/// A refund inside a Payment.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct Refund {
+    pub id: String,
+    /// Minor units.
+    pub amount: i64,
 }
 
 /// `payment_details` (only its type is read here).
@@ -152,7 +163,28 @@ impl Payment {
     }
 }
 
+impl Payment {
+    /// The fact this payment snapshot stands for, with its refunds.
+    pub fn to_fact(&self) -> Option<crate::order_updates::Fact> {
+        Some(crate::order_updates::Fact {
+            event: self.to_event()?,
+            refunds: self.refunds.clone(),
+        })
+    }
+}
+
 impl Session {
+    /// As [`Session::to_event`], with the payment's refunds.
+    pub fn to_fact(&self) -> Option<crate::order_updates::Fact> {
+        let event = self.to_event()?;
+        let refunds = self
+            .payment
+            .as_ref()
+            .map(|p| p.refunds.clone())
+            .unwrap_or_default();
+        Some(crate::order_updates::Fact { event, refunds })
+    }
+
     /// What the session says about the order: its payment's event when it has one;
     /// otherwise `cancelled` or expired sessions end the attempt; a pending session
     /// says nothing yet.
@@ -244,6 +276,30 @@ impl KomojuClient {
     ) -> Result<Session, KomojuError> {
         self.get(secret_key, &format!("/sessions/{}", path_segment(id)?))
             .await
+    }
+
+    /// `POST /payments/{id}/refund` with the exact stored `body` (`{"amount":…}`).
+    pub async fn refund_payment(
+        &self,
+        secret_key: &SecretString,
+        idempotency_key: &str,
+        payment_id: &str,
+        body: &str,
+    ) -> Result<Payment, KomojuError> {
+        let path = format!("/payments/{}/refund", path_segment(payment_id)?);
+        self.post(secret_key, &path, idempotency_key, body).await
+    }
+
+    /// `POST /payments/{id}/cancel` (a payment not captured yet).
+    pub async fn cancel_payment(
+        &self,
+        secret_key: &SecretString,
+        idempotency_key: &str,
+        payment_id: &str,
+        body: &str,
+    ) -> Result<Payment, KomojuError> {
+        let path = format!("/payments/{}/cancel", path_segment(payment_id)?);
+        self.post(secret_key, &path, idempotency_key, body).await
     }
 
     /// `GET /payments/{id}`.

@@ -160,7 +160,7 @@ async fn webhook(
     let refs: DataRefs = serde_json::from_value(data.clone()).unwrap_or_default();
     let payment: Option<Payment> = serde_json::from_value(data).ok();
     let order = find_order(&app, &mall_id, &refs).await?;
-    let (Some(order), Some(event)) = (order, payment.as_ref().and_then(Payment::to_event)) else {
+    let (Some(order), Some(fact)) = (order, payment.as_ref().and_then(Payment::to_fact)) else {
         log::warn!(
             "webhook {} ({}) for {mall_id}: no order for session {:?} / external_order_num {:?}, or unreadable payment; acknowledged",
             envelope.id, envelope.kind, refs.session, refs.external_order_num
@@ -172,7 +172,7 @@ async fn webhook(
         log::info!("webhook {} for {mall_id}: already processed", envelope.id);
         return Ok(ack("duplicate"));
     }
-    match checkout::apply_fact(&app, &merchant, &order.id, event, "webhook", Some(record)).await {
+    match checkout::apply_fact(&app, &merchant, &order.id, fact, "webhook", Some(record)).await {
         Ok(applied) => {
             if applied.enqueued > 0 {
                 app.outbox_wake.notify_one();

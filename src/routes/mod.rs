@@ -2,8 +2,10 @@
 //! `cafe24-pg-app-routes.txt`), plus the operator's health check. Handlers are thin:
 //! extract, call one domain function, shape the reply.
 
+pub mod asynchronous_cancellation;
 pub mod asynchronous_checkout;
 pub mod komoju_webhook;
+pub mod synchronous_cancellation;
 pub mod synchronous_checkout;
 
 use actix_web::{web, HttpResponse};
@@ -15,7 +17,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         // under the asynchronous families' prefixes.
         .configure(komoju_webhook::configure)
         .configure(synchronous_checkout::configure)
-        .configure(asynchronous_checkout::configure);
+        .configure(asynchronous_checkout::configure)
+        .configure(synchronous_cancellation::configure)
+        .configure(asynchronous_cancellation::configure);
 }
 
 /// `GET /health`: 200 `{"status":"ok","database":"up"}` when the database answers, 503

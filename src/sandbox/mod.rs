@@ -185,6 +185,12 @@ impl Sandbox {
         self.lock().capture_amount_delta = delta;
     }
 
+    /// With `true`, card payments made on the hosted page stay `authorized` (a KOMOJU
+    /// account on manual capture); [`Sandbox::capture`] captures them.
+    pub fn set_card_manual_capture(&self, manual: bool) {
+        self.lock().card_manual_capture = manual;
+    }
+
     /// The session as `GET /api/v1/sessions/{id}` would return it to its owner (without
     /// any fault applied), or `None` if there is no such session.
     pub fn session_json(&self, id: &str) -> Option<serde_json::Value> {

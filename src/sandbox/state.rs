@@ -255,6 +255,8 @@ pub(super) struct State {
     pub(super) faults: VecDeque<(Fault, u32)>,
     pub(super) requests: Vec<RecordedRequest>,
     pub(super) capture_amount_delta: i64,
+    /// Card payments made on the hosted page stay `authorized` (manual capture).
+    pub(super) card_manual_capture: bool,
     pub(super) sessions_created: usize,
     pub(super) webhooks: Registry,
 }
@@ -377,16 +379,31 @@ impl State {
         session_id: &str,
         now: Time,
     ) -> Result<(String, Vec<Transition>), SandboxError> {
-        let amount = self.payable_session(session_id, now)?.amount + self.capture_amount_delta;
+        let manual = self.card_manual_capture;
+        let delta = if manual { 0 } else { self.capture_amount_delta };
+        let amount = self.payable_session(session_id, now)?.amount + delta;
         let method = Method::CreditCard {
             year: now.year() + 1,
         };
-        let payment =
-            self.attach_payment(session_id, method, PaymentStatus::Captured, amount, now)?;
+        let status = if manual {
+            PaymentStatus::Authorized
+        } else {
+            PaymentStatus::Captured
+        };
+        let payment = self.attach_payment(session_id, method, status, amount, now)?;
+        let first = if manual {
+            Transition::PaymentAuthorized {
+                payment: payment.clone(),
+            }
+        } else {
+            Transition::PaymentCaptured {
+                payment: payment.clone(),
+            }
+        };
         Ok((
-            payment.clone(),
+            payment,
             vec![
-                Transition::PaymentCaptured { payment },
+                first,
                 Transition::SessionCompleted {
                     session: session_id.to_string(),
                 },

@@ -154,6 +154,7 @@ pub fn test_env(
     env.insert("OUTBOX_POLL_MS".into(), "50".into());
     env.insert("NOTIFY_TIMEOUT_SECS".into(), "2".into());
     env.insert("OUTBOX_LEASE_SECS".into(), "10".into());
+    env.insert("RECONCILE_INTERVAL_MS".into(), "100".into());
     if let Some(k) = komoju {
         env.insert("KOMOJU_API_BASE".into(), k.into());
     }
@@ -718,5 +719,71 @@ impl ServiceProcess {
 impl Drop for ServiceProcess {
     fn drop(&mut self) {
         self.kill();
+    }
+}
+
+/// A signed cancellation request (H2 computed here independently).
+pub fn cancel_fields(
+    order_id: &str,
+    tid: &str,
+    cancel_amount: &str,
+    currency: &str,
+) -> Vec<(String, String)> {
+    let partner_id = format!("{MALL}:1:demo-public");
+    let hash = cafe24_hash(&[cancel_amount, currency, order_id, &partner_id, tid]);
+    vec![
+        ("partner_id".into(), partner_id),
+        ("order_id".into(), order_id.into()),
+        ("tid".into(), tid.into()),
+        ("cancel_amount".into(), cancel_amount.into()),
+        ("currency".into(), currency.into()),
+        ("hash_data".into(), hash),
+    ]
+}
+
+impl TestApp {
+    pub async fn sync_cancel(&self, fields: &[(String, String)]) -> (u16, serde_json::Value) {
+        let r = self
+            .post_form("/api/synchronous-cancellation/cancel", fields)
+            .await;
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or_default())
+    }
+
+    pub async fn async_cancel(&self, fields: &[(String, String)]) -> (u16, serde_json::Value) {
+        let r = self
+            .post_form("/api/asynchronous-cancellation/cancel", fields)
+            .await;
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or_default())
+    }
+
+    /// A synchronous checkout paid on the sandbox with `method` and returned through the
+    /// callback; returns the KOMOJU payment id (`tid`).
+    pub async fn paid_order(
+        &self,
+        order_id: &str,
+        amount: &str,
+        currency: &str,
+        method: &str,
+    ) -> String {
+        let url = self
+            .sync_checkout_ok(&checkout_fields(order_id, amount, currency))
+            .await;
+        let callback = self.press(&url, method).await;
+        let resp = self.get(&callback).await;
+        assert_eq!(resp.status(), 302);
+        self.order(order_id)
+            .await
+            .and_then(|o| o.komoju_payment_id)
+            .unwrap_or_else(|| panic!("order {order_id} has no payment"))
+    }
+
+    /// KOMOJU's refunds of a payment, as the sandbox holds them.
+    pub fn komoju_refunds(&self, tid: &str) -> Vec<serde_json::Value> {
+        self.sandbox.payment_json(tid).unwrap_or_default()["refunds"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
     }
 }

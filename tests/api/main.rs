@@ -5,6 +5,7 @@
 mod helpers;
 
 mod asynchronous_checkout;
+mod cancellation;
 mod cli;
 mod processes;
 mod synchronous_checkout;

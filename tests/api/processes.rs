@@ -127,10 +127,118 @@ impl Harness {
 }
 
 both_backends!(
+    killed_after_komoju_refunded_before_the_commit_refunds_once,
     killed_after_cafe24_got_it_before_marking_it_is_delivered_again,
     sigterm_finishes_the_notification_in_flight,
     database_outage_during_a_webhook_is_5xx_then_redelivery_applies_once,
 );
+
+async fn killed_after_komoju_refunded_before_the_commit_refunds_once(backend: Backend) {
+    let h = Harness::new(&backend).await;
+    let mut service = h
+        .start("refund-crash", &[("KOMOJU_TIMEOUT_SECS", "20")])
+        .await;
+    let order_id = "20220519-0000029";
+    // A paid synchronous order.
+    let resp = h
+        .client
+        .post(format!(
+            "{}/api/synchronous-checkout/checkout",
+            service.address
+        ))
+        .form(&checkout_fields(order_id, "3000", "JPY"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let url = resp.json::<serde_json::Value>().await.unwrap_or_default()["payment_url"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let pay = h
+        .client
+        .post(format!("{url}/pay"))
+        .form(&[("method", "credit_card")])
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let callback = pay
+        .headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert_eq!(
+        h.client
+            .get(&callback)
+            .send()
+            .await
+            .map(|r| r.status().as_u16())
+            .unwrap_or(0),
+        302
+    );
+    let session_id = url.rsplit('/').next().unwrap_or_default();
+    let tid = h.sandbox.session_json(session_id).unwrap_or_default()["payment"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    // KOMOJU refunds, but its answer is slow; the service dies before it commits.
+    h.sandbox.fail_next(
+        1,
+        cafe24_komoju::sandbox::Fault::DelayAfterProcessing(Duration::from_secs(15)),
+    );
+    let fields = cancel_fields(order_id, &tid, "3000", "JPY");
+    let cancel_url = format!("{}/api/synchronous-cancellation/cancel", service.address);
+    let first = tokio::spawn({
+        let (client, url, fields) = (h.client.clone(), cancel_url.clone(), fields.clone());
+        async move {
+            client
+                .post(url)
+                .form(&fields)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        }
+    });
+    let refunds = |h: &Harness| {
+        h.sandbox.payment_json(&tid).unwrap_or_default()["refunds"]
+            .as_array()
+            .map(Vec::len)
+            .unwrap_or(0)
+    };
+    let deadline = std::time::Instant::now() + WAIT;
+    while refunds(&h) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "KOMOJU never refunded"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    service.kill();
+    assert_eq!(
+        first.await.unwrap_or(0),
+        0,
+        "the first request died with the service"
+    );
+    service.restart().await;
+    // Cafe24 repeats the request: the stored idempotency key is replayed.
+    let resp = h
+        .client
+        .post(&cancel_url)
+        .form(&fields)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(resp.status(), 200);
+    assert_eq!(refunds(&h), 1, "refunded twice");
+    let db = Database::connect(&h.db.url).unwrap_or_else(|e| panic!("{e}"));
+    let order = db
+        .run(move |c| db::orders::find_by_order_id(c, MALL, order_id))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("no order"));
+    assert_eq!(order.state, "refunded");
+}
 
 async fn killed_after_cafe24_got_it_before_marking_it_is_delivered_again(backend: Backend) {
     let h = Harness::new(&backend).await;

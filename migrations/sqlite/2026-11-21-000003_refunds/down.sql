@@ -1,0 +1,2 @@
+ALTER TABLE orders DROP COLUMN cancel_noty_url;
+DROP TABLE refunds;

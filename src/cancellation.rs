@@ -1,0 +1,440 @@
+//! Cancellations and refunds, shared by the two cancellation route families
+//! (PROTOCOL.md §6.4, §6.5; §2 H2/H4; §3; §7).
+//!
+//! Never twice: every request is a `refunds` row with its own KOMOJU idempotency key and
+//! exact request body, written (under the order's row lock) before KOMOJU is called. The
+//! same request repeated within [`DEDUP_WINDOW`] finds that row: it gets the first reply,
+//! or, if the first call's outcome is unknown (timeout, crash), repeats the call with the
+//! same key, so KOMOJU refunds once. Money still unconfirmed at KOMOJU is reserved, so
+//! concurrent different requests cannot refund more than was captured.
+//!
+//! Before capture (card authorized, konbini code issued) the payment is cancelled at
+//! KOMOJU, in full; after capture it is refunded, partially when less than what is left.
+
+use std::time::Duration;
+
+use actix_web::http::StatusCode;
+use secrecy::ExposeSecret;
+use serde_json::json;
+use sha2::{Digest, Sha256};
+
+use crate::cafe24::partner_id::PartnerId;
+use crate::cafe24::{hash_data, Fields};
+use crate::checkout;
+use crate::db::refunds::{self, RefundRow};
+use crate::db::{self, orders, DbError};
+use crate::error::ApiError;
+use crate::komoju::{KomojuError, Payment};
+use crate::money::{Currency, Money};
+use crate::order_state::OrderState;
+use crate::startup::AppState;
+
+/// A repeat of the same request within this window gets the first reply (§6.4).
+pub const DEDUP_WINDOW: Duration = Duration::from_secs(10 * 60);
+
+/// Which route family the request came through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// §6.4: `0000` only when KOMOJU confirmed.
+    Sync,
+    /// §6.5: `0000` once KOMOJU accepted; `cancel_noty_url` hears the confirmation.
+    Async,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Sync => "sync",
+            Mode::Async => "async",
+        }
+    }
+}
+
+/// A reply to Cafe24: HTTP status and JSON body (stored, so repeats get it verbatim).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: serde_json::Value,
+}
+
+impl Reply {
+    fn from_error(e: &ApiError) -> Reply {
+        use actix_web::ResponseError;
+        Reply {
+            status: e.status_code(),
+            body: json!({"result_code": "9999", "result_message": e.to_string(), "error": e.code()}),
+        }
+    }
+
+    fn from_row(row: &RefundRow) -> Option<Reply> {
+        let status = StatusCode::from_u16(u16::try_from(row.reply_status?).ok()?).ok()?;
+        let body = serde_json::from_str(row.reply_body.as_deref()?).ok()?;
+        Some(Reply { status, body })
+    }
+}
+
+/// Fields the cancellation reads (everything else is ignored).
+struct ValidCancel {
+    partner_id: PartnerId,
+    order_id: String,
+    tid: String,
+    cancel_amount: Money,
+    cancel_amount_text: String,
+    cancel_noty_url: Option<String>,
+    extra_data: Option<String>,
+    fingerprint: String,
+}
+
+/// Handles a cancellation request; returns the reply for Cafe24. Errors before the
+/// KOMOJU call change nothing and call nobody.
+pub async fn cancel(app: &AppState, mode: Mode, fields: &Fields) -> Result<Reply, ApiError> {
+    let valid = validate(mode, app, fields)?;
+    let merchant = checkout::load_merchant(app, valid.partner_id.mall_id(), None).await?;
+    if let Some(url) = &valid.cancel_noty_url {
+        app.allowed_hosts
+            .check(url, &merchant.allowed_hosts)
+            .map_err(|e| ApiError::UrlNotAllowed(format!("cancel_noty_url: {e}")))?;
+    }
+    let row = decide(app, mode, &valid).await?;
+    if let Some(reply) = Reply::from_row(&row) {
+        log::info!(
+            "cancel {} of order {}: repeat within the window, first reply replayed",
+            row.id,
+            valid.order_id
+        );
+        return Ok(reply);
+    }
+    let secret = merchant.komoju_secret_key.clone();
+    let result = if row.operation == "cancel" {
+        app.komoju
+            .cancel_payment(&secret, &row.idempotency_key, &row.tid, &row.komoju_request)
+            .await
+    } else {
+        app.komoju
+            .refund_payment(&secret, &row.idempotency_key, &row.tid, &row.komoju_request)
+            .await
+    };
+    let (state, refund_id, reply, payment) = match result {
+        Ok(payment) => {
+            let refund_id = if row.operation == "refund" {
+                our_refund_id(app, &row, &payment).await?
+            } else {
+                None
+            };
+            if row.operation == "refund" && refund_id.is_none() {
+                log::error!(
+                    "KOMOJU refund of {} answered without a refund of {} for order {}",
+                    row.tid,
+                    row.cancel_amount,
+                    valid.order_id
+                );
+                return Err(ApiError::Upstream(
+                    "KOMOJU answered without the refund".into(),
+                ));
+            }
+            let (state, message) = match (mode, row.operation.as_str()) {
+                (Mode::Sync, "cancel") => (refunds::SUCCEEDED, "Payment cancelled"),
+                (Mode::Sync, _) => (refunds::SUCCEEDED, "Refund completed"),
+                (Mode::Async, "cancel") => (refunds::ACCEPTED, "Cancellation requested"),
+                (Mode::Async, _) => (refunds::ACCEPTED, "Refund requested"),
+            };
+            let reply = Reply {
+                status: StatusCode::OK,
+                body: json!({"result_code": "0000", "result_message": message}),
+            };
+            (state, refund_id, reply, Some(payment))
+        }
+        Err(e @ KomojuError::Api { .. }) if e.code() == Some("not_refundable") => {
+            log::warn!(
+                "cancel of order {} ({}): KOMOJU says not refundable by API",
+                valid.order_id,
+                row.tid
+            );
+            let err = ApiError::NotRefundable(
+                "KOMOJU cannot refund this payment type (konbini, bank transfer, Pay-easy) by API: \
+                 request a bank-transfer refund (refund request) for it in the KOMOJU dashboard"
+                    .into(),
+            );
+            (refunds::NOT_REFUNDABLE, None, Reply::from_error(&err), None)
+        }
+        Err(KomojuError::Api { status, code, .. })
+            if (400..500).contains(&status) && status != 409 =>
+        {
+            log::warn!(
+                "cancel of order {} ({}): KOMOJU refused it ({status} {code})",
+                valid.order_id,
+                row.tid
+            );
+            let err = ApiError::Upstream(format!("KOMOJU refused the request ({code})"));
+            (refunds::FAILED, None, Reply::from_error(&err), None)
+        }
+        // 5xx, timeout, unreadable, still in flight: the outcome is unknown. The row stays
+        // pending; a repeat of the request replays the same key.
+        Err(e) => {
+            return Err(checkout::upstream(
+                "cancelling at KOMOJU",
+                &valid.order_id,
+                e,
+            ))
+        }
+    };
+    let body = reply.body.to_string();
+    let (id, status_code, now) = (
+        row.id.clone(),
+        i32::from(reply.status.as_u16()),
+        app.clock.now_naive(),
+    );
+    let stored = app
+        .db
+        .run(move |c| {
+            refunds::record_result(c, &id, state, refund_id.as_deref(), status_code, &body, now)
+        })
+        .await
+        .map_err(|e| ApiError::from_db("recording cancellation", e))?;
+    if let Some(fact) = payment.as_ref().and_then(Payment::to_fact) {
+        checkout::apply_fact(app, &merchant, &row.order_pk, fact, "cancel", None)
+            .await
+            .map_err(|e| ApiError::from_db("applying cancellation", e))?;
+    }
+    log::info!(
+        "cancel {} of order {} of {} ({} {} {}): {}",
+        row.id,
+        valid.order_id,
+        valid.partner_id.mall_id(),
+        row.operation,
+        row.cancel_amount_text,
+        mode.as_str(),
+        stored.state
+    );
+    Reply::from_row(&stored).ok_or(ApiError::Internal)
+}
+
+/// §6.4 checks that need no storage: fields, H2, partner, money.
+fn validate(mode: Mode, app: &AppState, fields: &Fields) -> Result<ValidCancel, ApiError> {
+    let partner_id = fields.required("partner_id")?;
+    let order_id = fields.required("order_id")?;
+    let tid = fields.required("tid")?;
+    let cancel_amount = fields.required("cancel_amount")?;
+    let currency = fields.required("currency")?;
+    let hash = fields
+        .required("hash_data")
+        .map_err(|_| ApiError::InvalidHash)?;
+    let cancel_noty_url = match mode {
+        Mode::Async => Some(fields.required("cancel_noty_url")?),
+        Mode::Sync => fields.optional("cancel_noty_url"),
+    };
+    let signed = hash_data::CancelRequest {
+        cancel_amount,
+        currency,
+        order_id,
+        partner_id,
+        tid,
+    };
+    if !signed.verify(
+        app.settings.cafe24_service_key.expose_secret().as_bytes(),
+        hash,
+    ) {
+        return Err(ApiError::InvalidHash);
+    }
+    let partner = PartnerId::parse(partner_id).map_err(|e| ApiError::invalid(e.to_string()))?;
+    let currency_code = Currency::parse(currency)?;
+    let money = Money::parse_positive(cancel_amount, currency_code)?;
+    let fingerprint = {
+        let mut h = Sha256::new();
+        for part in [
+            mode.as_str(),
+            partner_id,
+            order_id,
+            tid,
+            cancel_amount,
+            currency,
+        ] {
+            h.update(part.as_bytes());
+            h.update([0x1f]);
+        }
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    };
+    Ok(ValidCancel {
+        order_id: order_id.to_owned(),
+        tid: tid.to_owned(),
+        cancel_amount: money,
+        cancel_amount_text: cancel_amount.to_owned(),
+        cancel_noty_url: cancel_noty_url.map(str::to_owned),
+        extra_data: fields.optional("extra_data").map(str::to_owned),
+        partner_id: partner,
+        fingerprint,
+    })
+}
+
+/// Under the order's lock: the repeat of a recent request, or a new request row after the
+/// order, `tid`, state and amount checks.
+async fn decide(app: &AppState, mode: Mode, v: &ValidCancel) -> Result<RefundRow, ApiError> {
+    let mall = v.partner_id.mall_id().to_owned();
+    let partner = v.partner_id.as_str().to_owned();
+    let order_id = v.order_id.clone();
+    let tid = v.tid.clone();
+    let amount = v.cancel_amount;
+    let amount_text = v.cancel_amount_text.clone();
+    let fingerprint = v.fingerprint.clone();
+    let noty = v.cancel_noty_url.clone();
+    let extra = v.extra_data.clone();
+    let now = app.clock.now_naive();
+    let since = now - chrono::Duration::from_std(DEDUP_WINDOW).unwrap_or_default();
+    let outcome = app
+        .db
+        .run(move |c| {
+            db::transaction(c, |c| {
+                let Some(found) = orders::find_by_order_id(c, &mall, &order_id)? else {
+                    return Ok(Err(ApiError::OrderNotFound));
+                };
+                let Some(order) = orders::lock_order(c, &found.id)? else {
+                    return Ok(Err(ApiError::OrderNotFound));
+                };
+                if order.partner_id != partner {
+                    return Ok(Err(ApiError::OrderNotFound));
+                }
+                if order.komoju_payment_id.as_deref() != Some(tid.as_str()) {
+                    return Ok(Err(ApiError::TidMismatch));
+                }
+                if order.currency != amount.currency().code() {
+                    return Ok(Err(ApiError::OrderConflict("currency is not the order's".into())));
+                }
+                if let Some(row) = refunds::find_recent(c, &order.id, &fingerprint, since)? {
+                    return Ok(Ok(row));
+                }
+                let state = order.state()?;
+                let operation = match state {
+                    OrderState::Paid | OrderState::PartiallyRefunded => "refund",
+                    OrderState::Authorized | OrderState::AwaitingPayment => "cancel",
+                    s => return Ok(Err(ApiError::OrderConflict(format!("order is {s}: nothing to cancel")))),
+                };
+                if operation == "cancel" {
+                    if amount.minor() != order.amount {
+                        return Ok(Err(ApiError::OrderConflict(
+                            "a payment not captured yet can only be cancelled in full".into(),
+                        )));
+                    }
+                    if refunds::reserved(c, &order.id, since)? > 0 {
+                        return Ok(Err(ApiError::OrderConflict("a cancellation of this order is under way".into())));
+                    }
+                } else {
+                    let captured = order.captured_amount.unwrap_or(0);
+                    let left = captured - order.refunded_amount - refunds::reserved(c, &order.id, since)?;
+                    if amount.minor() > left {
+                        return Ok(Err(ApiError::AmountExceedsRefundable(format!(
+                            "cancel_amount is more than what is left to refund ({})",
+                            Money::from_minor(left.max(0), amount.currency()).to_decimal_string()
+                        ))));
+                    }
+                }
+                let body = if operation == "refund" {
+                    json!({"amount": amount.minor(), "description": format!("Cafe24 order {order_id}")}).to_string()
+                } else {
+                    "{}".to_owned()
+                };
+                let row = RefundRow {
+                    id: uuid::Uuid::new_v4().to_string(),
+                    order_pk: order.id.clone(),
+                    mode: mode.as_str().to_owned(),
+                    operation: operation.to_owned(),
+                    fingerprint: fingerprint.clone(),
+                    cancel_amount: amount.minor(),
+                    cancel_amount_text: amount_text.clone(),
+                    tid: tid.clone(),
+                    cancel_noty_url: noty.clone(),
+                    extra_data: extra.clone(),
+                    idempotency_key: uuid::Uuid::new_v4().to_string(),
+                    komoju_request: body,
+                    komoju_refund_id: None,
+                    state: refunds::PENDING.to_owned(),
+                    reply_status: None,
+                    reply_body: None,
+                    confirmed_at: None,
+                    created_at: now,
+                    updated_at: now,
+                };
+                refunds::insert(c, &row)?;
+                if let (Mode::Async, Some(url)) = (mode, &noty) {
+                    orders::set_cancel_noty_url(c, &order.id, url, now)?;
+                }
+                Ok(Ok(row))
+            })
+        })
+        .await
+        .map_err(|e: DbError| ApiError::from_db("deciding cancellation", e))?;
+    outcome
+}
+
+/// Which refund in KOMOJU's answer is this request's: one of our amount that no other
+/// request of the order claims (the newest such).
+async fn our_refund_id(
+    app: &AppState,
+    row: &RefundRow,
+    payment: &Payment,
+) -> Result<Option<String>, ApiError> {
+    let pk = row.order_pk.clone();
+    let own = row.id.clone();
+    let claimed: Vec<String> = app
+        .db
+        .run(move |c| refunds::for_order(c, &pk))
+        .await
+        .map_err(|e| ApiError::from_db("reading refunds", e))?
+        .into_iter()
+        .filter(|r| r.id != own)
+        .filter_map(|r| r.komoju_refund_id)
+        .collect();
+    if let Some(known) = &row.komoju_refund_id {
+        return Ok(Some(known.clone()));
+    }
+    Ok(payment
+        .refunds
+        .iter()
+        .rev()
+        .find(|r| r.amount == row.cancel_amount && !claimed.contains(&r.id))
+        .map(|r| r.id.clone()))
+}
+
+/// The reconciliation pass: asynchronous cancellations KOMOJU accepted more than `after`
+/// ago and no webhook confirmed are confirmed by reading the payment. Returns how many
+/// payments were read.
+pub async fn reconcile(app: &AppState, after: Duration) -> Result<usize, DbError> {
+    let before = app.clock.now_naive() - chrono::Duration::from_std(after).unwrap_or_default();
+    let rows = app
+        .db
+        .run(move |c| refunds::awaiting_confirmation(c, before, 20))
+        .await?;
+    let mut read = 0;
+    for row in rows {
+        let pk = row.order_pk.clone();
+        let Some(order) = app.db.run(move |c| orders::find(c, &pk)).await? else {
+            continue;
+        };
+        let merchant = match checkout::load_merchant(app, &order.mall_id, None).await {
+            Ok(m) => m,
+            Err(e) => {
+                log::warn!("reconcile {}: merchant {}: {e}", row.id, order.mall_id);
+                continue;
+            }
+        };
+        match app
+            .komoju
+            .get_payment(&merchant.komoju_secret_key, &row.tid)
+            .await
+        {
+            Ok(payment) => {
+                read += 1;
+                if let Some(fact) = payment.to_fact() {
+                    checkout::apply_fact(app, &merchant, &order.id, fact, "reconcile", None)
+                        .await?;
+                    app.outbox_wake.notify_one();
+                }
+            }
+            Err(e) => log::warn!(
+                "reconcile {}: reading payment {} failed: {e}",
+                row.id,
+                row.tid
+            ),
+        }
+    }
+    Ok(read)
+}

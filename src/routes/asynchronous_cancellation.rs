@@ -1,0 +1,33 @@
+//! Asynchronous cancellation (PROTOCOL.md §6.5; wiki "Cancellation (Asynchronous)"):
+//! `POST /api/asynchronous-cancellation/cancel`, and the sample app's
+//! `/api/asynchronous-refund/cancel`. As the synchronous one plus a required
+//! `cancel_noty_url`; `0000` ("refund requested") once KOMOJU accepted. KOMOJU's
+//! confirmation (webhook, or the reconciliation pass's read) enqueues the
+//! `cancel_noty_url` notification. The webhook routes are [`super::komoju_webhook`].
+
+use actix_web::{web, HttpRequest, HttpResponse};
+
+use crate::cafe24;
+use crate::cancellation::{self, Mode};
+use crate::checkout::State;
+use crate::error::ApiError;
+
+/// Mounts the route and its alias.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    for path in [
+        "/api/asynchronous-cancellation/cancel",
+        "/api/asynchronous-refund/cancel",
+    ] {
+        cfg.route(path, web::post().to(cancel));
+    }
+}
+
+async fn cancel(
+    app: State,
+    req: HttpRequest,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let fields = cafe24::read_body(&req, body, app.settings.body_limit_bytes).await?;
+    let reply = cancellation::cancel(&app, Mode::Async, &fields).await?;
+    Ok(HttpResponse::build(reply.status).json(reply.body))
+}
