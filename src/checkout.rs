@@ -37,6 +37,9 @@ pub enum Flow {
     Sync,
     /// §6.2: Cafe24 hears the result at `return_noty_url`.
     Async,
+    /// External checkout (§6.3): the mall front's button; Cafe24 hears the result at the
+    /// reservation's `return_notification_url`.
+    External,
 }
 
 impl Flow {
@@ -45,7 +48,15 @@ impl Flow {
         match self {
             Flow::Sync => "sync",
             Flow::Async => "async",
+            Flow::External => "external",
         }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Flow> {
+        [Flow::Sync, Flow::Async, Flow::External]
+            .into_iter()
+            .find(|f| f.as_str() == s)
     }
 
     /// The path of the callback KOMOJU returns the buyer to.
@@ -53,6 +64,7 @@ impl Flow {
         match self {
             Flow::Sync => "/api/synchronous-checkout/checkout/callback",
             Flow::Async => "/api/asynchronous-checkout/checkout/callback",
+            Flow::External => "/api/external-checkout/order/callback",
         }
     }
 }
@@ -78,18 +90,21 @@ const KNOWN_FIELDS: [&str; 13] = [
 const MAX_ORDER_ID: usize = 100;
 
 /// A checkout request that passed every check of §6.1 (before any write).
-struct ValidCheckout {
-    partner_id: PartnerId,
-    order_id: String,
-    amount: Money,
-    amount_text: String,
-    return_url: String,
-    return_noty_url: Option<String>,
-    extra_data: Option<String>,
-    request_fields: String,
-    buyer_email: Option<String>,
-    lang: Option<String>,
-    merchant: Merchant,
+pub(crate) struct ValidCheckout {
+    pub(crate) partner_id: PartnerId,
+    pub(crate) order_id: String,
+    pub(crate) amount: Money,
+    pub(crate) amount_text: String,
+    /// Cafe24's `return_url` (external checkout: the mall's `return_url_base`).
+    pub(crate) return_url: String,
+    /// Where Cafe24 hears the result (`return_noty_url` / `return_notification_url`).
+    pub(crate) return_noty_url: Option<String>,
+    pub(crate) extra_data: Option<String>,
+    /// Other request fields, a JSON object kept with the order.
+    pub(crate) request_fields: String,
+    pub(crate) buyer_email: Option<String>,
+    pub(crate) lang: Option<String>,
+    pub(crate) merchant: Merchant,
 }
 
 /// Handles a checkout request: returns the KOMOJU `session_url` to give Cafe24 as
@@ -97,14 +112,25 @@ struct ValidCheckout {
 /// writes nothing and calls nobody.
 pub async fn start(app: &AppState, flow: Flow, fields: &Fields) -> Result<String, ApiError> {
     let valid = validate(app, flow, fields).await?;
-    let order = create_or_find(app, flow, &valid).await?;
+    start_valid(app, flow, &valid).await.map(|(_, url)| url)
+}
+
+/// Creates or finds the order of a validated request and its KOMOJU session; returns the
+/// order and the `session_url`.
+pub(crate) async fn start_valid(
+    app: &AppState,
+    flow: Flow,
+    valid: &ValidCheckout,
+) -> Result<(OrderRow, String), ApiError> {
+    let order = create_or_find(app, flow, valid).await?;
     if let (Some(url), true) = (
         &order.komoju_session_url,
         order.state == OrderState::Pending.as_str(),
     ) {
-        return Ok(url.clone());
+        return Ok((order.clone(), url.clone()));
     }
-    create_session(app, &valid.merchant, &order).await
+    let url = create_session(app, &valid.merchant, &order).await?;
+    Ok((order, url))
 }
 
 /// §6.1 steps before any write: hash, partner, money, merchant, URLs.
@@ -118,7 +144,7 @@ async fn validate(app: &AppState, flow: Flow, fields: &Fields) -> Result<ValidCh
         .required("hash_data")
         .map_err(|_| ApiError::InvalidHash)?;
     let return_noty_url = match flow {
-        Flow::Async => Some(fields.required("return_noty_url")?),
+        Flow::Async | Flow::External => Some(fields.required("return_noty_url")?),
         Flow::Sync => fields.optional("return_noty_url"),
     };
     let signed = hash_data::PaymentRequest {
@@ -287,11 +313,7 @@ async fn new_attempt(
     let attempt = old.attempt + 1;
     let key = uuid::Uuid::new_v4().to_string();
     let external_order_num = external_order_num(&old.order_id, attempt);
-    let flow = if old.flow == "async" {
-        Flow::Async
-    } else {
-        Flow::Sync
-    };
+    let flow = Flow::parse(&old.flow).unwrap_or(Flow::Sync);
     let body = session_request(app, flow, v, &old.order_id, attempt, &external_order_num)?;
     let now = app.clock.now_naive();
     let id = old.id.clone();

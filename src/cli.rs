@@ -42,6 +42,9 @@ pub enum Command {
     /// See and replay notifications to Cafe24 (the outbox).
     #[command(subcommand)]
     Notifications(NotificationsCommand),
+    /// Print the Scripttag `integrity` value (sha384-…) of the external-checkout loader
+    /// served at PUBLIC_BASE_URL/api/external-checkout/script.
+    ScriptIntegrity,
     /// Print the Cafe24 hash_data of the values (concatenated in order), keyed with CAFE24_SERVICE_KEY.
     Sign {
         /// The values, e.g. AMOUNT CURRENCY ORDER_ID PARTNER_ID for a payment request.
@@ -123,6 +126,15 @@ pub struct AddMerchant {
     /// How notifications to Cafe24 are encoded: form or json.
     #[arg(long, default_value = "form")]
     pub notify_encoding: String,
+    /// The shop's name, shown by the external-checkout button.
+    #[arg(long, default_value = "")]
+    pub shop_name: String,
+    /// The shop's currency (ISO code), for the external-checkout button.
+    #[arg(long, default_value = "JPY")]
+    pub currency: String,
+    /// External checkout: show a review page before KOMOJU (on or off).
+    #[arg(long, default_value = "off")]
+    pub review_page: String,
 }
 
 /// A command failed; the message is for the operator and holds no secret.
@@ -172,6 +184,12 @@ pub async fn run(cli: Cli, settings: Settings, out: &mut dyn Write) -> Result<()
             )?;
             Ok(())
         }
+        Command::ScriptIntegrity => {
+            let base = settings.public_base_url.as_str().trim_end_matches('/');
+            let script = crate::external_checkout::loader_script(base);
+            writeln!(out, "{}", crate::external_checkout::integrity(&script))?;
+            Ok(())
+        }
         Command::Merchant(cmd) => merchant(cmd, &settings, out),
         Command::Notifications(cmd) => notifications(cmd, &settings, out),
     }
@@ -209,10 +227,17 @@ fn merchant(
                     .collect(),
                 paymethod_codes: a.paymethod_codes,
                 notify_encoding: a.notify_encoding,
+                shop_name: a.shop_name,
+                currency: a.currency.to_ascii_uppercase(),
+                external_review: match a.review_page.as_str() {
+                    "on" => true,
+                    "off" => false,
+                    _ => return Err(CliError::Usage("--review-page must be on or off".into())),
+                },
             };
             input.validate().map_err(CliError::Usage)?;
             let row = input.to_row(&secrets, now);
-            db::merchants::upsert_with_shop(&mut conn, &row, input.shop_no)?;
+            db::merchants::upsert_with_shop(&mut conn, &row, &input.to_shop_row(now))?;
             writeln!(
                 out,
                 "merchant {} saved; shop {} enabled; partner_id {}:{}:{}; KOMOJU key {}",
@@ -253,9 +278,11 @@ fn merchant(
                 for s in shops {
                     writeln!(
                         out,
-                        "  shop {} [{}]",
+                        "  shop {} [{}] {} {}",
                         s.shop_no,
-                        if s.enabled { "enabled" } else { "disabled" }
+                        if s.enabled { "enabled" } else { "disabled" },
+                        s.currency,
+                        s.shop_name
                     )?;
                 }
             }

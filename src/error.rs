@@ -51,6 +51,9 @@ pub enum ApiError {
     Upstream(String),
     #[error("service temporarily unavailable, retry later")]
     Unavailable,
+    /// Too many requests from one client for one mall (external checkout's HMAC endpoint).
+    #[error("too many requests, slow down")]
+    RateLimited,
     /// A bug or broken invariant; the cause was logged where it happened.
     #[error("internal error")]
     Internal,
@@ -82,6 +85,7 @@ impl ApiError {
             ApiError::NotRefundable(_) => "not_refundable",
             ApiError::Upstream(_) => "upstream_error",
             ApiError::Unavailable => "unavailable",
+            ApiError::RateLimited => "rate_limited",
             ApiError::Internal => "internal_error",
         }
     }
@@ -114,6 +118,7 @@ impl ResponseError for ApiError {
             ApiError::NotRefundable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

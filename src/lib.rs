@@ -10,7 +10,7 @@
 //! - the checkout use case shared by the checkout families: [`checkout`]; applying
 //!   KOMOJU facts with their notifications in one transaction: [`order_updates`];
 //!   delivering those notifications: [`outbox`]; cancellations and refunds, never
-//!   twice: [`cancellation`];
+//!   twice: [`cancellation`]; the mall front's KOMOJU button: [`external_checkout`];
 //! - storage: [`db`]; money: [`money`]; merchants: [`merchant`], [`secrets`];
 //! - running it: [`settings`], [`startup`], [`cli`], [`clock`], [`order_token`], [`error`].
 
@@ -21,6 +21,7 @@ pub mod cli;
 pub mod clock;
 pub mod db;
 pub mod error;
+pub mod external_checkout;
 pub mod komoju;
 pub mod merchant;
 pub mod money;

@@ -62,6 +62,8 @@ pub struct Merchant {
     pub enabled: bool,
     /// How notifications to Cafe24 are encoded: `form` (default) or `json` (§9).
     pub notify_encoding: String,
+    /// External checkout shows a review page before KOMOJU.
+    pub external_review: bool,
 }
 
 /// Why a merchant row could not be opened.
@@ -100,6 +102,7 @@ impl Merchant {
             paymethod_codes: parse_codes(&row.paymethod_codes),
             enabled: row.enabled,
             notify_encoding: row.notify_encoding.clone(),
+            external_review: row.external_review,
         })
     }
 
@@ -146,6 +149,11 @@ pub struct MerchantInput {
     pub paymethod_codes: Vec<String>,
     /// `form` or `json`.
     pub notify_encoding: String,
+    /// The shop's name and currency, shown by the external-checkout button.
+    pub shop_name: String,
+    pub currency: String,
+    /// The external-checkout review page.
+    pub external_review: bool,
 }
 
 impl MerchantInput {
@@ -200,6 +208,15 @@ impl MerchantInput {
                 return Err(format!("--allowed-host {h:?} is not a host name"));
             }
         }
+        if crate::money::Currency::parse(&self.currency).is_err() {
+            return Err(
+                "--currency must be one of the supported currencies (JPY, KRW, USD, EUR, PHP, …)"
+                    .into(),
+            );
+        }
+        if self.shop_name.chars().count() > 100 || self.shop_name.chars().any(char::is_control) {
+            return Err("--shop-name must be at most 100 printable characters".into());
+        }
         if !["form", "json"].contains(&self.notify_encoding.as_str()) {
             return Err("--notify-encoding must be form or json".into());
         }
@@ -236,6 +253,20 @@ impl MerchantInput {
             created_at: now,
             updated_at: now,
             notify_encoding: self.notify_encoding.clone(),
+            external_review: self.external_review,
+        }
+    }
+
+    /// The shop row to store (enabled).
+    pub fn to_shop_row(&self, now: chrono::NaiveDateTime) -> crate::db::merchants::ShopRow {
+        crate::db::merchants::ShopRow {
+            mall_id: self.mall_id.clone(),
+            shop_no: self.shop_no,
+            enabled: true,
+            created_at: now,
+            updated_at: now,
+            shop_name: self.shop_name.clone(),
+            currency: self.currency.clone(),
         }
     }
 }
@@ -273,6 +304,7 @@ mod tests {
             paymethod_codes: parse_codes("paypay=pp"),
             enabled: true,
             notify_encoding: "form".into(),
+            external_review: false,
         }
     }
 

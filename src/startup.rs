@@ -19,6 +19,12 @@ use crate::sandbox::Sandbox;
 use crate::secrets::SecretBox;
 use crate::settings::{KomojuTarget, Settings};
 
+/// `/script/hmac` requests allowed per client address and mall per minute (burst too).
+const HMAC_REQUESTS_PER_MINUTE: std::num::NonZeroU32 = match std::num::NonZeroU32::new(20) {
+    Some(n) => n,
+    None => unreachable!(),
+};
+
 /// Where the sandbox is mounted in development mode.
 pub const SANDBOX_PREFIX: &str = "/sandbox/komoju";
 
@@ -35,6 +41,8 @@ pub struct AppState {
     pub outbox_wake: Arc<Notify>,
     /// The sandbox, when it stands in for KOMOJU (development only).
     pub sandbox: Option<Sandbox>,
+    /// External checkout's `/script/hmac`: requests per (client address, mall).
+    pub hmac_limiter: governor::DefaultKeyedRateLimiter<(String, String)>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -131,6 +139,9 @@ impl Application {
             clock,
             outbox_wake: Arc::new(Notify::new()),
             sandbox: sandbox.clone(),
+            hmac_limiter: governor::RateLimiter::keyed(governor::Quota::per_minute(
+                HMAC_REQUESTS_PER_MINUTE,
+            )),
             settings,
         });
         log::info!(

@@ -25,6 +25,8 @@ pub struct MerchantRow {
     pub updated_at: NaiveDateTime,
     /// `form` or `json`: how notifications to Cafe24 are encoded.
     pub notify_encoding: String,
+    /// External checkout sends the buyer to a review page before KOMOJU.
+    pub external_review: bool,
 }
 
 /// A `merchant_shops` row.
@@ -36,6 +38,10 @@ pub struct ShopRow {
     pub enabled: bool,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// Shown by the external-checkout button.
+    pub shop_name: String,
+    /// The shop's currency (ISO code), for the external-checkout button.
+    pub currency: String,
 }
 
 /// The merchant of `mall_id`, if registered.
@@ -65,8 +71,9 @@ pub fn find_shop(
 pub fn upsert_with_shop(
     conn: &mut DbConnection,
     row: &MerchantRow,
-    shop_no: i32,
+    shop: &ShopRow,
 ) -> Result<(), DbError> {
+    let shop_no = shop.shop_no;
     conn.transaction(|conn| {
         match find(conn, &row.mall_id)? {
             Some(existing) => {
@@ -87,19 +94,15 @@ pub fn upsert_with_shop(
                 diesel::update(merchant_shops::table.find((&row.mall_id, shop_no)))
                     .set((
                         merchant_shops::enabled.eq(true),
+                        merchant_shops::shop_name.eq(&shop.shop_name),
+                        merchant_shops::currency.eq(&shop.currency),
                         merchant_shops::updated_at.eq(row.updated_at),
                     ))
                     .execute(conn)?;
             }
             None => {
                 diesel::insert_into(merchant_shops::table)
-                    .values(ShopRow {
-                        mall_id: row.mall_id.clone(),
-                        shop_no,
-                        enabled: true,
-                        created_at: row.updated_at,
-                        updated_at: row.updated_at,
-                    })
+                    .values(shop)
                     .execute(conn)?;
             }
         }

@@ -16,6 +16,7 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         notify_encoding -> Text,
+        external_review -> Bool,
     }
 }
 
@@ -26,6 +27,8 @@ diesel::table! {
         enabled -> Bool,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        shop_name -> Text,
+        currency -> Text,
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod asynchronous_cancellation;
 pub mod asynchronous_checkout;
+pub mod external_checkout;
 pub mod komoju_webhook;
 pub mod synchronous_cancellation;
 pub mod synchronous_checkout;
@@ -19,7 +20,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .configure(synchronous_checkout::configure)
         .configure(asynchronous_checkout::configure)
         .configure(synchronous_cancellation::configure)
-        .configure(asynchronous_cancellation::configure);
+        .configure(asynchronous_cancellation::configure)
+        .configure(external_checkout::configure);
 }
 
 /// `GET /health`: 200 `{"status":"ok","database":"up"}` when the database answers, 503

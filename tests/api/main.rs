@@ -7,5 +7,6 @@ mod helpers;
 mod asynchronous_checkout;
 mod cancellation;
 mod cli;
+mod external_checkout;
 mod processes;
 mod synchronous_checkout;

@@ -1,0 +1,369 @@
+//! External checkout (PROTOCOL.md §6.3; wiki "External Checkout"), under
+//! `/api/external-checkout`:
+//! - `GET /script`: the loader installed by Cafe24's Scripttag API (stable bytes, long
+//!   cache, CORS `*`); `GET /script/app.js`: the button script it loads;
+//! - `GET /script/data?mall_id&shop_no`: what the button shows;
+//! - `GET /script/hmac?mall_id&request_time&member_id`: the precreateOrder request HMAC,
+//!   for registered, enabled malls only, near now, rate-limited;
+//! - `POST /payload`: the reservation → order and KOMOJU session;
+//! - `GET /order/review?key`, `POST /order/pay`: the optional review page;
+//! - `GET /order/callback?key&session_id`: KOMOJU's return → the mall's `pgsuccess` or
+//!   `pg_fail` page, while the outbox tells `return_notification_url`.
+
+use actix_cors::Cors;
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use futures_util::StreamExt;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::synchronous_checkout::{request_fields, verify_key};
+use crate::checkout::{self, Flow, State};
+use crate::error::ApiError;
+use crate::external_checkout::{self as external, Payload};
+use crate::order_state::OrderState;
+
+/// Mounts the family's scope, with CORS for the mall front's calls.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/api/external-checkout")
+            .wrap(
+                Cors::default()
+                    .allow_any_origin()
+                    .send_wildcard()
+                    .allowed_methods(vec!["GET", "POST"])
+                    .allowed_header(header::CONTENT_TYPE)
+                    .max_age(3600),
+            )
+            .route("/script", web::get().to(loader))
+            .route("/script/app.js", web::get().to(app_js))
+            .route("/script/data", web::get().to(data))
+            .route("/script/hmac", web::get().to(hmac))
+            .route("/payload", web::post().to(payload))
+            .route("/order/review", web::get().to(review))
+            .route("/order/pay", web::post().to(pay))
+            .route("/order/callback", web::get().to(callback))
+            .route("/order/callback", web::post().to(callback)),
+    );
+}
+
+fn base(app: &State) -> String {
+    app.settings
+        .public_base_url
+        .as_str()
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+fn javascript(body: String) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("application/javascript; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "public, max-age=604800"))
+        .insert_header((header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"))
+        .insert_header(("X-Content-Type-Options", "nosniff"))
+        .body(body)
+}
+
+async fn loader(app: State) -> HttpResponse {
+    javascript(external::loader_script(&base(&app)))
+}
+
+async fn app_js(app: State) -> HttpResponse {
+    javascript(external::app_script(&base(&app)))
+}
+
+#[derive(Deserialize)]
+struct ShopQuery {
+    mall_id: Option<String>,
+    shop_no: Option<String>,
+}
+
+/// `GET /script/data`: `{"result_code":"0000","mall_id","shop_no","shop_name","currency",
+/// "public_ref","payment_types","client_id","review","button_label"}`.
+async fn data(app: State, q: web::Query<ShopQuery>) -> Result<HttpResponse, ApiError> {
+    let mall_id = q
+        .mall_id
+        .as_deref()
+        .filter(|m| !m.is_empty())
+        .ok_or_else(|| ApiError::invalid("mall_id is required"))?;
+    let shop_no: i32 = q
+        .shop_no
+        .as_deref()
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| ApiError::invalid("shop_no is required"))?;
+    let merchant = checkout::load_merchant(&app, mall_id, Some(shop_no)).await?;
+    let shop = external::load_shop(&app, mall_id, shop_no).await?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(json!({
+            "result_code": "0000",
+            "mall_id": merchant.mall_id,
+            "shop_no": shop_no,
+            "shop_name": shop.shop_name,
+            "currency": shop.currency,
+            "public_ref": merchant.public_ref,
+            "payment_types": merchant.payment_types,
+            "client_id": app.settings.cafe24_client_id,
+            "review": merchant.external_review,
+            "button_label": "Pay with KOMOJU",
+        })))
+}
+
+#[derive(Deserialize)]
+struct HmacQuery {
+    mall_id: Option<String>,
+    request_time: Option<String>,
+    member_id: Option<String>,
+    client_key: Option<String>,
+}
+
+/// `GET /script/hmac`: `{"result_code":"0000","hmac":…}`. Not an oracle: the mall must be
+/// registered and enabled, `client_id` is always this app's, `request_time` within five
+/// minutes of now, and each client address may ask a mall a limited number of times.
+async fn hmac(
+    app: State,
+    req: HttpRequest,
+    q: web::Query<HmacQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let mall_id = q
+        .mall_id
+        .as_deref()
+        .filter(|m| !m.is_empty())
+        .ok_or_else(|| ApiError::invalid("mall_id is required"))?;
+    let ip = req
+        .peer_addr()
+        .map(|a| a.ip().to_string())
+        .unwrap_or_default();
+    if app
+        .hmac_limiter
+        .check_key(&(ip.clone(), mall_id.to_owned()))
+        .is_err()
+    {
+        log::warn!("script/hmac: rate limit hit by {ip} for mall {mall_id}");
+        return Err(ApiError::RateLimited);
+    }
+    let request_time = q
+        .request_time
+        .as_deref()
+        .ok_or_else(|| ApiError::invalid("request_time is required"))?;
+    let seconds: i64 = request_time
+        .parse()
+        .ok()
+        .filter(|_| request_time.len() <= 12 && request_time.bytes().all(|b| b.is_ascii_digit()))
+        .ok_or_else(|| ApiError::invalid("request_time must be Unix seconds"))?;
+    if (seconds - app.clock.unix_seconds()).abs() > external::REQUEST_TIME_TOLERANCE_SECS {
+        return Err(ApiError::invalid(
+            "request_time is not within 5 minutes of now",
+        ));
+    }
+    let member_id = q.member_id.as_deref().unwrap_or("");
+    if member_id.len() > 100 || member_id.chars().any(char::is_control) {
+        return Err(ApiError::invalid("member_id is malformed"));
+    }
+    if let Some(k) = q.client_key.as_deref().filter(|k| !k.is_empty()) {
+        if k != app.settings.cafe24_client_id {
+            return Err(ApiError::invalid("client_key is not this app's client id"));
+        }
+    }
+    let merchant = checkout::load_merchant(&app, mall_id, None).await?;
+    if !merchant.enabled {
+        return Err(ApiError::MerchantDisabled);
+    }
+    use secrecy::ExposeSecret;
+    let hmac = external::request_hmac(
+        app.settings.cafe24_service_key.expose_secret().as_bytes(),
+        mall_id,
+        request_time,
+        &app.settings.cafe24_client_id,
+        member_id,
+    );
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(json!({"result_code": "0000", "hmac": hmac})))
+}
+
+/// `POST /payload`: `{"result_code":"0000","session_url","review_url"}`.
+async fn payload(app: State, mut body: web::Payload) -> Result<HttpResponse, ApiError> {
+    let limit = app.settings.body_limit_bytes;
+    let mut bytes = web::BytesMut::new();
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.map_err(|_| ApiError::invalid("request body could not be read"))?;
+        if bytes.len() + chunk.len() > limit {
+            return Err(ApiError::InvalidRequest {
+                message: format!("request body is larger than {limit} bytes"),
+                status: StatusCode::PAYLOAD_TOO_LARGE,
+            });
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    let payload: Payload = serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::invalid(format!(
+            "body is not a reservation: {}",
+            e.to_string().split(" at line").next().unwrap_or("")
+        ))
+    })?;
+    let started = external::start(&app, &payload).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "result_code": "0000",
+        "result_message": "Checkout created",
+        "session_url": started.session_url,
+        "review_url": started.review_url,
+    })))
+}
+
+/// Verifies an external order key and loads its order, still pending with a session.
+async fn pending_order(app: &State, key: &str) -> Result<crate::db::orders::OrderRow, ApiError> {
+    let fields = crate::cafe24::Fields::from_pairs(vec![("key".into(), key.to_owned())])?;
+    let order_ref = verify_key(app, &fields)?;
+    if order_ref.flow != Flow::External.as_str() {
+        return Err(ApiError::invalid("key belongs to another checkout flow"));
+    }
+    let order = checkout::order_for_key(app, &order_ref).await?;
+    if order.attempt != order_ref.attempt
+        || order.state != OrderState::Pending.as_str()
+        || order.komoju_session_url.is_none()
+    {
+        return Err(ApiError::OrderConflict(format!("order is {}", order.state)));
+    }
+    Ok(order)
+}
+
+#[derive(Deserialize)]
+struct KeyQuery {
+    key: Option<String>,
+}
+
+/// `GET /order/review?key`: the order summary, every value escaped, with a Pay button
+/// whose form carries a token only this page can know.
+async fn review(app: State, q: web::Query<KeyQuery>) -> Result<HttpResponse, ApiError> {
+    let key = q
+        .key
+        .as_deref()
+        .ok_or_else(|| ApiError::invalid("key is required"))?;
+    let order = pending_order(&app, key).await?;
+    let shop = external::load_shop(&app, &order.mall_id, order.shop_no).await?;
+    let esc = |s: &str| html_escape::encode_text(s).into_owned();
+    let attr = |s: &str| html_escape::encode_double_quoted_attribute(s).into_owned();
+    let rows: String = external::stored_lines(&order)
+        .iter()
+        .map(|(name, qty, price)| {
+            format!(
+                "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{} {}</td></tr>",
+                esc(name),
+                esc(qty),
+                esc(price),
+                esc(&order.currency)
+            )
+        })
+        .collect();
+    let total = crate::routes::synchronous_checkout::paid_amount_text(&order);
+    let body = format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>Review your order</title>\
+<style>body{{font-family:system-ui,sans-serif;background:#f4f5f7;color:#1d2330;margin:0}}\
+main{{max-width:34rem;margin:3rem auto;background:#fff;border-radius:8px;padding:2rem;box-shadow:0 1px 4px rgba(0,0,0,.12)}}\
+table{{width:100%;border-collapse:collapse}}td,th{{padding:.4rem;border-bottom:1px solid #e4e6ea;text-align:left}}\
+.n{{text-align:right}}button{{margin-top:1.5rem;width:100%;padding:.8rem;font-size:1rem;border:0;border-radius:6px;background:#172b4d;color:#fff;cursor:pointer}}</style>\
+</head><body><main><h1>Review your order</h1><p>{shop} · order <strong>{order_id}</strong></p>\
+<table><thead><tr><th>Item</th><th class=\"n\">Qty</th><th class=\"n\">Price</th></tr></thead><tbody>{rows}</tbody>\
+<tfoot><tr><th>Total</th><th></th><th class=\"n\" id=\"review-total\">{total} {currency}</th></tr></tfoot></table>\
+<form method=\"post\" action=\"{base}/api/external-checkout/order/pay\">\
+<input type=\"hidden\" name=\"key\" value=\"{key}\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+<button type=\"submit\" id=\"review-pay\">Pay with KOMOJU</button></form></main></body></html>",
+        shop = esc(if shop.shop_name.is_empty() { &order.mall_id } else { &shop.shop_name }),
+        order_id = esc(&order.order_id),
+        total = esc(&total),
+        currency = esc(&order.currency),
+        base = attr(&base(&app)),
+        key = attr(key),
+        csrf = attr(&external::csrf_token(&app, key)),
+    );
+    Ok(HttpResponse::Ok()
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'; base-uri 'none'",
+        ))
+        .insert_header((header::X_FRAME_OPTIONS, "DENY"))
+        .insert_header((header::REFERRER_POLICY, "no-referrer"))
+        .body(body))
+}
+
+/// `POST /order/pay` (form `key`, `csrf`): 303 to the KOMOJU hosted page.
+async fn pay(app: State, req: HttpRequest, body: web::Payload) -> Result<HttpResponse, ApiError> {
+    let fields = crate::cafe24::read_body(&req, body, app.settings.body_limit_bytes).await?;
+    let key = fields.required("key")?;
+    let csrf = fields.required("csrf")?;
+    let expected = external::csrf_token(&app, key);
+    if !subtle_eq(csrf.as_bytes(), expected.as_bytes()) {
+        return Err(ApiError::invalid(
+            "the form token is not this page's; reload the review page",
+        ));
+    }
+    let order = pending_order(&app, key).await?;
+    let url = order.komoju_session_url.unwrap_or_default();
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, url))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish())
+}
+
+fn subtle_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// `GET|POST /order/callback?key&session_id`: applies the session (the outbox tells
+/// `return_notification_url`), then sends the buyer to the mall: `pgsuccess` when paid or
+/// awaiting payment, `pg_fail` otherwise. The mall base comes from the stored order.
+async fn callback(
+    app: State,
+    req: HttpRequest,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let fields = request_fields(&app, &req, body).await?;
+    let key = verify_key(&app, &fields)?;
+    if key.flow != Flow::External.as_str() {
+        return Err(ApiError::invalid("key belongs to another checkout flow"));
+    }
+    let order = checkout::order_for_key(&app, &key).await?;
+    let session_id = fields.optional("session_id");
+    let order = if key.attempt != order.attempt
+        || session_id.is_none()
+        || session_id != order.komoju_session_id.as_deref()
+    {
+        log::warn!(
+            "external callback for order {} of {}: session {:?} is not the order's current one; nothing changed",
+            order.order_id, order.mall_id, session_id
+        );
+        return Ok(to_mall(&order, false));
+    } else {
+        let merchant = checkout::load_merchant(&app, &order.mall_id, None).await?;
+        match checkout::refresh_from_session(&app, &merchant, order, "callback").await {
+            Ok(o) => o,
+            Err(ApiError::Upstream(msg)) => {
+                return Ok(super::retry_page(StatusCode::BAD_GATEWAY, &msg))
+            }
+            Err(e) => return Err(e),
+        }
+    };
+    app.outbox_wake.notify_one();
+    let state = order
+        .state()
+        .map_err(|e| ApiError::from_db("reading order", e))?;
+    let success =
+        state.is_paid() || matches!(state, OrderState::AwaitingPayment | OrderState::Authorized);
+    Ok(to_mall(&order, success))
+}
+
+fn to_mall(order: &crate::db::orders::OrderRow, success: bool) -> HttpResponse {
+    let page = if success { "pgsuccess" } else { "pg_fail" };
+    let url = crate::cafe24::append_query(
+        &format!("{}/api/shop/{page}", order.return_url.trim_end_matches('/')),
+        &[("order_id", &order.order_id)],
+    );
+    HttpResponse::Found()
+        .insert_header((header::LOCATION, url))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish()
+}
