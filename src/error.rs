@@ -30,6 +30,9 @@ pub enum ApiError {
     UnsupportedCurrency,
     #[error("hash_data is missing or wrong")]
     InvalidHash,
+    /// External checkout: the reservation's `hmac` is not Cafe24's (code `invalid_hash`).
+    #[error("the reservation's hmac does not match Cafe24's")]
+    InvalidReservationHmac,
     #[error("{0}")]
     UrlNotAllowed(String),
     #[error("mall is not registered, or the shop is not enabled")]
@@ -74,7 +77,7 @@ impl ApiError {
             ApiError::InvalidRequest { .. } => "invalid_request",
             ApiError::InvalidAmount(_) => "invalid_amount",
             ApiError::UnsupportedCurrency => "unsupported_currency",
-            ApiError::InvalidHash => "invalid_hash",
+            ApiError::InvalidHash | ApiError::InvalidReservationHmac => "invalid_hash",
             ApiError::UrlNotAllowed(_) => "url_not_allowed",
             ApiError::UnknownMerchant => "unknown_merchant",
             ApiError::MerchantDisabled => "merchant_disabled",
@@ -109,7 +112,7 @@ impl ResponseError for ApiError {
             ApiError::InvalidAmount(_)
             | ApiError::UnsupportedCurrency
             | ApiError::UrlNotAllowed(_) => StatusCode::BAD_REQUEST,
-            ApiError::InvalidHash => StatusCode::UNAUTHORIZED,
+            ApiError::InvalidHash | ApiError::InvalidReservationHmac => StatusCode::UNAUTHORIZED,
             ApiError::UnknownMerchant | ApiError::OrderNotFound => StatusCode::NOT_FOUND,
             ApiError::MerchantDisabled => StatusCode::FORBIDDEN,
             ApiError::OrderConflict(_)

@@ -315,7 +315,7 @@ pub async fn start(app: &AppState, payload: &Payload) -> Result<Started, ApiErro
         &payload.return_notification_url,
         &received,
     ) {
-        return Err(ApiError::InvalidHash);
+        return Err(ApiError::InvalidReservationHmac);
     }
     for (name, url) in [
         ("return_notification_url", &payload.return_notification_url),
@@ -331,7 +331,11 @@ pub async fn start(app: &AppState, payload: &Payload) -> Result<Started, ApiErro
         .order
         .iter()
         .map(|l| {
+            let line_total = lines_total(std::slice::from_ref(l), currency)
+                .map(|m| m.to_decimal_string())
+                .unwrap_or_default();
             serde_json::json!({
+                "line_total": line_total,
                 "product_no": l.product_no.as_ref().map(Text::as_text),
                 "product_name": l.product_name,
                 "variant_code": l.variant_code,
@@ -417,7 +421,7 @@ pub fn csrf_token(app: &AppState, key: &str) -> String {
 }
 
 /// The lines stored with an external order, for the review page: `(name, quantity,
-/// unit price text)`.
+/// line total text)`, the line total being (product price + option price) × quantity.
 pub fn stored_lines(order: &OrderRow) -> Vec<(String, String, String)> {
     let v: serde_json::Value = serde_json::from_str(&order.request_fields).unwrap_or_default();
     v["lines"]
@@ -429,7 +433,7 @@ pub fn stored_lines(order: &OrderRow) -> Vec<(String, String, String)> {
                     (
                         l["product_name"].as_str().unwrap_or("").to_owned(),
                         l["quantity"].as_str().unwrap_or("").to_owned(),
-                        l["product_price"].as_str().unwrap_or("").to_owned(),
+                        l["line_total"].as_str().unwrap_or("").to_owned(),
                     )
                 })
                 .collect()

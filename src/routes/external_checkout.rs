@@ -246,12 +246,12 @@ async fn review(app: State, q: web::Query<KeyQuery>) -> Result<HttpResponse, Api
     let attr = |s: &str| html_escape::encode_double_quoted_attribute(s).into_owned();
     let rows: String = external::stored_lines(&order)
         .iter()
-        .map(|(name, qty, price)| {
+        .map(|(name, qty, line_total)| {
             format!(
                 "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{} {}</td></tr>",
                 esc(name),
                 esc(qty),
-                esc(price),
+                esc(line_total),
                 esc(&order.currency)
             )
         })
@@ -265,7 +265,7 @@ main{{max-width:34rem;margin:3rem auto;background:#fff;border-radius:8px;padding
 table{{width:100%;border-collapse:collapse}}td,th{{padding:.4rem;border-bottom:1px solid #e4e6ea;text-align:left}}\
 .n{{text-align:right}}button{{margin-top:1.5rem;width:100%;padding:.8rem;font-size:1rem;border:0;border-radius:6px;background:#172b4d;color:#fff;cursor:pointer}}</style>\
 </head><body><main><h1>Review your order</h1><p>{shop} · order <strong>{order_id}</strong></p>\
-<table><thead><tr><th>Item</th><th class=\"n\">Qty</th><th class=\"n\">Price</th></tr></thead><tbody>{rows}</tbody>\
+<table><thead><tr><th>Item</th><th class=\"n\">Qty</th><th class=\"n\">Amount</th></tr></thead><tbody>{rows}</tbody>\
 <tfoot><tr><th>Total</th><th></th><th class=\"n\" id=\"review-total\">{total} {currency}</th></tr></tfoot></table>\
 <form method=\"post\" action=\"{base}/api/external-checkout/order/pay\">\
 <input type=\"hidden\" name=\"key\" value=\"{key}\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\

@@ -44,9 +44,7 @@
   }
 
   function sleep(ms) {
-    return new Promise(function (resolve) {
-      setTimeout(resolve, ms);
-    });
+    return new Promise(function (resolve) { setTimeout(resolve, ms); });
   }
 
   // 3. The container; a script tag in <head> runs before the body exists, so one more
@@ -112,11 +110,7 @@
         return;
       }
       target[name].apply(target, args.concat([function (err, res) {
-        if (err) {
-          reject(err);
-        } else {
-          resolve(res);
-        }
+        return err ? reject(err) : resolve(res);
       }]));
     });
   }
