@@ -648,3 +648,51 @@ pub async fn order_for_key(app: &AppState, key: &OrderRef) -> Result<OrderRow, A
 
 /// Shared state handed to handlers.
 pub type State = web::Data<AppState>;
+
+/// What a KOMOJU return to one of our callbacks found.
+#[derive(Debug)]
+pub enum Returned {
+    /// The session was read from KOMOJU and applied; the order as it is now.
+    Applied(OrderRow),
+    /// The `session_id` (or the key's attempt) is not the order's current session:
+    /// nothing was read or changed.
+    NotCurrent(OrderRow),
+    /// KOMOJU could not be read; nothing changed, and the same URL works again later.
+    KomojuUnreachable(String),
+}
+
+/// The shared part of every callback KOMOJU returns the buyer to (§6.1, §6.2, §6.3):
+/// verify the `key` (HS256, audience, expiry) and that it names an order of `flow`;
+/// trust nothing else from the query but `session_id`, which must be the order's current
+/// session; read that session from KOMOJU and apply it.
+pub async fn buyer_returned(
+    app: &AppState,
+    flow: Flow,
+    fields: &Fields,
+) -> Result<Returned, ApiError> {
+    let key = crate::routes::synchronous_checkout::verify_key(app, fields)?;
+    if key.flow != flow.as_str() {
+        return Err(ApiError::invalid("key belongs to another checkout flow"));
+    }
+    let order = order_for_key(app, &key).await?;
+    let session_id = fields.optional("session_id");
+    if key.attempt != order.attempt
+        || session_id.is_none()
+        || session_id != order.komoju_session_id.as_deref()
+    {
+        log::warn!(
+            "{} callback for order {} of {}: session {:?} (attempt {}) is not the order's current one; nothing changed",
+            flow.as_str(), order.order_id, order.mall_id, session_id, key.attempt
+        );
+        return Ok(Returned::NotCurrent(order));
+    }
+    let merchant = load_merchant(app, &order.mall_id, None).await?;
+    match refresh_from_session(app, &merchant, order, "callback").await {
+        Ok(order) => {
+            app.outbox_wake.notify_one();
+            Ok(Returned::Applied(order))
+        }
+        Err(ApiError::Upstream(msg)) => Ok(Returned::KomojuUnreachable(msg)),
+        Err(e) => Err(e),
+    }
+}

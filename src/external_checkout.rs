@@ -461,7 +461,7 @@ mod tests {
         let lines = [line("1200.50", Some("99.99"), "2"), line("0.01", None, "3")];
         assert_eq!(
             lines_total(&lines, Currency::PHP).map(|m| m.minor()).ok(),
-            Some(260101 + 3)
+            Some(2 * (120050 + 9999) + 3)
         );
         assert_eq!(
             lines_total(&[line("3065", Some("0"), "1")], Currency::JPY)

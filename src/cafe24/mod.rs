@@ -94,9 +94,39 @@ impl Fields {
 /// another content type or an unparseable body → 400 `invalid_request`.
 pub async fn read_body(
     req: &HttpRequest,
-    mut payload: web::Payload,
+    payload: web::Payload,
     limit: usize,
 ) -> Result<Fields, ApiError> {
+    let body = read_bytes(req, payload, limit).await?;
+    if body.is_empty() {
+        return Ok(Fields::default());
+    }
+    let content_type = req
+        .headers()
+        .get(actix_web::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    match content_type.as_str() {
+        "application/x-www-form-urlencoded" => parse_form(&body),
+        "application/json" => parse_json(&body),
+        _ => Err(ApiError::invalid(
+            "body must be application/x-www-form-urlencoded or application/json",
+        )),
+    }
+}
+
+/// Reads a raw request body of at most `limit` bytes (checked against `Content-Length`
+/// first, then while reading). Over the limit → 413 `invalid_request`.
+pub async fn read_bytes(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<web::BytesMut, ApiError> {
     let too_large = || ApiError::InvalidRequest {
         message: format!("request body is larger than {limit} bytes"),
         status: StatusCode::PAYLOAD_TOO_LARGE,
@@ -119,26 +149,7 @@ pub async fn read_body(
         }
         body.extend_from_slice(&chunk);
     }
-    if body.is_empty() {
-        return Ok(Fields::default());
-    }
-    let content_type = req
-        .headers()
-        .get(actix_web::http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .split(';')
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_ascii_lowercase();
-    match content_type.as_str() {
-        "application/x-www-form-urlencoded" => parse_form(&body),
-        "application/json" => parse_json(&body),
-        _ => Err(ApiError::invalid(
-            "body must be application/x-www-form-urlencoded or application/json",
-        )),
-    }
+    Ok(body)
 }
 
 /// Parses a query string (or form body) into fields.

@@ -12,9 +12,9 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
-use super::synchronous_checkout::{request_fields, verify_key};
+use super::synchronous_checkout::request_fields;
 use crate::cafe24;
-use crate::checkout::{self, Flow, State};
+use crate::checkout::{self, Flow, Returned, State};
 use crate::db::orders::OrderRow;
 use crate::error::ApiError;
 use crate::order_state::OrderState;
@@ -67,35 +67,19 @@ async fn callback(
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let fields = request_fields(&app, &req, body).await?;
-    let key = verify_key(&app, &fields)?;
-    if key.flow != Flow::Async.as_str() {
-        return Err(ApiError::invalid("key belongs to another checkout flow"));
-    }
-    let order = checkout::order_for_key(&app, &key).await?;
-    let session_id = fields.optional("session_id");
-    if key.attempt != order.attempt
-        || session_id.is_none()
-        || session_id != order.komoju_session_id.as_deref()
-    {
-        log::warn!(
-            "callback for order {} of {}: session {:?} (attempt {}) is not the order's current one; nothing changed",
-            order.order_id, order.mall_id, session_id, key.attempt
-        );
-        return Ok(redirect(
-            &order,
-            "9999",
-            "This payment session does not belong to the order",
-        ));
-    }
-    let merchant = checkout::load_merchant(&app, &order.mall_id, None).await?;
-    let order = match checkout::refresh_from_session(&app, &merchant, order, "callback").await {
-        Ok(o) => o,
-        Err(ApiError::Upstream(msg)) => {
+    let order = match checkout::buyer_returned(&app, Flow::Async, &fields).await? {
+        Returned::Applied(order) => order,
+        Returned::NotCurrent(order) => {
+            return Ok(redirect(
+                &order,
+                "9999",
+                "This payment session does not belong to the order",
+            ))
+        }
+        Returned::KomojuUnreachable(msg) => {
             return Ok(super::retry_page(StatusCode::BAD_GATEWAY, &msg))
         }
-        Err(e) => return Err(e),
     };
-    app.outbox_wake.notify_one();
     let state = order
         .state()
         .map_err(|e| ApiError::from_db("reading order", e))?;

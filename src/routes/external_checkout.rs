@@ -13,12 +13,11 @@
 use actix_cors::Cors;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
-use futures_util::StreamExt;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::synchronous_checkout::{request_fields, verify_key};
-use crate::checkout::{self, Flow, State};
+use crate::checkout::{self, Flow, Returned, State};
 use crate::error::ApiError;
 use crate::external_checkout::{self as external, Payload};
 use crate::order_state::OrderState;
@@ -183,19 +182,12 @@ async fn hmac(
 }
 
 /// `POST /payload`: `{"result_code":"0000","session_url","review_url"}`.
-async fn payload(app: State, mut body: web::Payload) -> Result<HttpResponse, ApiError> {
-    let limit = app.settings.body_limit_bytes;
-    let mut bytes = web::BytesMut::new();
-    while let Some(chunk) = body.next().await {
-        let chunk = chunk.map_err(|_| ApiError::invalid("request body could not be read"))?;
-        if bytes.len() + chunk.len() > limit {
-            return Err(ApiError::InvalidRequest {
-                message: format!("request body is larger than {limit} bytes"),
-                status: StatusCode::PAYLOAD_TOO_LARGE,
-            });
-        }
-        bytes.extend_from_slice(&chunk);
-    }
+async fn payload(
+    app: State,
+    req: HttpRequest,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let bytes = crate::cafe24::read_bytes(&req, body, app.settings.body_limit_bytes).await?;
     let payload: Payload = serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::invalid(format!(
             "body is not a reservation: {}",
@@ -322,32 +314,13 @@ async fn callback(
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let fields = request_fields(&app, &req, body).await?;
-    let key = verify_key(&app, &fields)?;
-    if key.flow != Flow::External.as_str() {
-        return Err(ApiError::invalid("key belongs to another checkout flow"));
-    }
-    let order = checkout::order_for_key(&app, &key).await?;
-    let session_id = fields.optional("session_id");
-    let order = if key.attempt != order.attempt
-        || session_id.is_none()
-        || session_id != order.komoju_session_id.as_deref()
-    {
-        log::warn!(
-            "external callback for order {} of {}: session {:?} is not the order's current one; nothing changed",
-            order.order_id, order.mall_id, session_id
-        );
-        return Ok(to_mall(&order, false));
-    } else {
-        let merchant = checkout::load_merchant(&app, &order.mall_id, None).await?;
-        match checkout::refresh_from_session(&app, &merchant, order, "callback").await {
-            Ok(o) => o,
-            Err(ApiError::Upstream(msg)) => {
-                return Ok(super::retry_page(StatusCode::BAD_GATEWAY, &msg))
-            }
-            Err(e) => return Err(e),
+    let order = match checkout::buyer_returned(&app, Flow::External, &fields).await? {
+        Returned::Applied(order) => order,
+        Returned::NotCurrent(order) => return Ok(to_mall(&order, false)),
+        Returned::KomojuUnreachable(msg) => {
+            return Ok(super::retry_page(StatusCode::BAD_GATEWAY, &msg))
         }
     };
-    app.outbox_wake.notify_one();
     let state = order
         .state()
         .map_err(|e| ApiError::from_db("reading order", e))?;

@@ -11,9 +11,7 @@
 //! id is answered 200 and changes nothing; a database failure is 503 so KOMOJU sends it
 //! again; `ping` and events for unknown orders are answered 200 (and logged).
 
-use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
-use futures_util::StreamExt;
 use hmac::{Hmac, Mac};
 use secrecy::ExposeSecret;
 use serde::Deserialize;
@@ -91,25 +89,14 @@ async fn webhook(
     app: State,
     req: HttpRequest,
     query: web::Query<MallQuery>,
-    mut payload: web::Payload,
+    payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let mall_id = query
         .mall_id
         .clone()
         .filter(|m| crate::cafe24::partner_id::is_valid_mall_id(m))
         .ok_or_else(|| ApiError::invalid("mall_id query parameter is required"))?;
-    let limit = app.settings.body_limit_bytes;
-    let mut body = web::BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|_| ApiError::invalid("request body could not be read"))?;
-        if body.len() + chunk.len() > limit {
-            return Err(ApiError::InvalidRequest {
-                message: format!("request body is larger than {limit} bytes"),
-                status: StatusCode::PAYLOAD_TOO_LARGE,
-            });
-        }
-        body.extend_from_slice(&chunk);
-    }
+    let body = crate::cafe24::read_bytes(&req, payload, app.settings.body_limit_bytes).await?;
     let merchant = checkout::load_merchant(&app, &mall_id, None).await?;
     let header = req
         .headers()

@@ -13,7 +13,7 @@ use secrecy::ExposeSecret;
 use serde_json::json;
 
 use crate::cafe24::{self, hash_data, Fields};
-use crate::checkout::{self, Flow, State};
+use crate::checkout::{self, Flow, Returned, State};
 use crate::db::orders::OrderRow;
 use crate::error::ApiError;
 use crate::merchant::Merchant;
@@ -79,35 +79,20 @@ async fn callback(
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let fields = request_fields(&app, &req, body).await?;
-    let key = verify_key(&app, &fields)?;
-    if key.flow != Flow::Sync.as_str() {
-        return Err(ApiError::invalid("key belongs to another checkout flow"));
-    }
     let raw_key = fields.required("key")?.to_owned();
-    let order = checkout::order_for_key(&app, &key).await?;
-    let session_id = fields.optional("session_id");
-    if key.attempt != order.attempt
-        || session_id.is_none()
-        || session_id != order.komoju_session_id.as_deref()
-    {
-        log::warn!(
-            "callback for order {} of {}: session {:?} (attempt {}) is not the order's current one; nothing changed",
-            order.order_id, order.mall_id, session_id, key.attempt
-        );
-        return Ok(redirect(
-            &order,
-            "9999",
-            "This payment session does not belong to the order",
-            &raw_key,
-        ));
-    }
-    let merchant = checkout::load_merchant(&app, &order.mall_id, None).await?;
-    let order = match checkout::refresh_from_session(&app, &merchant, order, "callback").await {
-        Ok(o) => o,
-        Err(ApiError::Upstream(msg)) => {
+    let order = match checkout::buyer_returned(&app, Flow::Sync, &fields).await? {
+        Returned::Applied(order) => order,
+        Returned::NotCurrent(order) => {
+            return Ok(redirect(
+                &order,
+                "9999",
+                "This payment session does not belong to the order",
+                &raw_key,
+            ))
+        }
+        Returned::KomojuUnreachable(msg) => {
             return Ok(super::retry_page(StatusCode::BAD_GATEWAY, &msg))
         }
-        Err(e) => return Err(e),
     };
     let (code, message) = match order.state().map_err(|e| ApiError::from_db("reading order", e))? {
         OrderState::Paid => ("0000", "Payment completed".to_owned()),
