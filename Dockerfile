@@ -5,6 +5,10 @@ WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
 COPY migrations ./migrations
+COPY static ./static
+# Declared in Cargo.toml as targets, so present for the manifest to load.
+COPY tests ./tests
+COPY benches ./benches
 RUN cargo build --release --locked
 
 FROM debian:bookworm-slim
