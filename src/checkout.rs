@@ -636,6 +636,19 @@ pub async fn apply_fact(
         .await
 }
 
+/// Verifies the request's `key` field (an order key) against the service clock.
+pub fn verify_key(app: &AppState, fields: &Fields) -> Result<OrderRef, ApiError> {
+    let key = fields.required("key")?;
+    app.order_keys
+        .verify(key, app.clock.unix_seconds())
+        .map_err(|e| match e {
+            crate::order_token::KeyError::Expired => ApiError::invalid("key has expired"),
+            crate::order_token::KeyError::Invalid => {
+                ApiError::invalid("key is not a valid order key")
+            }
+        })
+}
+
 /// Finds the order a verified key names.
 pub async fn order_for_key(app: &AppState, key: &OrderRef) -> Result<OrderRow, ApiError> {
     let (mall, order_id) = (key.mall_id.clone(), key.order_id.clone());
@@ -670,7 +683,7 @@ pub async fn buyer_returned(
     flow: Flow,
     fields: &Fields,
 ) -> Result<Returned, ApiError> {
-    let key = crate::routes::synchronous_checkout::verify_key(app, fields)?;
+    let key = verify_key(app, fields)?;
     if key.flow != flow.as_str() {
         return Err(ApiError::invalid("key belongs to another checkout flow"));
     }

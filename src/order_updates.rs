@@ -163,7 +163,7 @@ pub fn payment_notification(
     }
     let target = order.return_noty_url.clone()?;
     let amount = match notice.amount {
-        NoticeAmount::Paid => crate::routes::synchronous_checkout::paid_amount_text(order),
+        NoticeAmount::Paid => order.paid_amount_text(),
         NoticeAmount::Order => order.amount_text.clone(),
         NoticeAmount::Zero => "0".to_owned(),
     };

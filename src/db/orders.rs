@@ -63,6 +63,18 @@ impl OrderRow {
         })
     }
 
+    /// The paid amount in Cafe24's decimal format: the exact string Cafe24 sent when the
+    /// capture equals the order amount (it always does outside `amount_mismatch`), else
+    /// the captured minor units formatted for the currency.
+    pub fn paid_amount_text(&self) -> String {
+        match self.captured_amount {
+            Some(c) if c != self.amount => crate::money::Currency::parse(&self.currency)
+                .map(|cur| crate::money::Money::from_minor(c, cur).to_decimal_string())
+                .unwrap_or_else(|_| c.to_string()),
+            _ => self.amount_text.clone(),
+        }
+    }
+
     /// The facts the state machine reads.
     pub fn facts(&self) -> Result<OrderFacts, DbError> {
         Ok(OrderFacts {

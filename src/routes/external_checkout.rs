@@ -16,7 +16,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::synchronous_checkout::{request_fields, verify_key};
+use super::synchronous_checkout::request_fields;
 use crate::checkout::{self, Flow, Returned, State};
 use crate::error::ApiError;
 use crate::external_checkout::{self as external, Payload};
@@ -206,7 +206,7 @@ async fn payload(
 /// Verifies an external order key and loads its order, still pending with a session.
 async fn pending_order(app: &State, key: &str) -> Result<crate::db::orders::OrderRow, ApiError> {
     let fields = crate::cafe24::Fields::from_pairs(vec![("key".into(), key.to_owned())])?;
-    let order_ref = verify_key(app, &fields)?;
+    let order_ref = checkout::verify_key(app, &fields)?;
     if order_ref.flow != Flow::External.as_str() {
         return Err(ApiError::invalid("key belongs to another checkout flow"));
     }
@@ -248,7 +248,7 @@ async fn review(app: State, q: web::Query<KeyQuery>) -> Result<HttpResponse, Api
             )
         })
         .collect();
-    let total = crate::routes::synchronous_checkout::paid_amount_text(&order);
+    let total = order.paid_amount_text();
     let body = format!(
         "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>Review your order</title>\

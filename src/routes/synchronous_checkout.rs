@@ -18,7 +18,6 @@ use crate::db::orders::OrderRow;
 use crate::error::ApiError;
 use crate::merchant::Merchant;
 use crate::order_state::OrderState;
-use crate::order_token::{KeyError, OrderRef};
 use crate::startup::AppState;
 
 /// Mounts the three routes.
@@ -58,17 +57,6 @@ pub async fn request_fields(
     let posted = cafe24::read_body(req, body, app.settings.body_limit_bytes).await?;
     fields.merge_missing(posted);
     Ok(fields)
-}
-
-/// Verifies the `key` field against the service clock.
-pub fn verify_key(app: &AppState, fields: &Fields) -> Result<OrderRef, ApiError> {
-    let key = fields.required("key")?;
-    app.order_keys
-        .verify(key, app.clock.unix_seconds())
-        .map_err(|e| match e {
-            KeyError::Expired => ApiError::invalid("key has expired"),
-            KeyError::Invalid => ApiError::invalid("key is not a valid order key"),
-        })
 }
 
 /// `GET|POST …/checkout/callback`: 302 to the order's `return_url` with `result_code`
@@ -130,7 +118,7 @@ async fn status(
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let fields = request_fields(&app, &req, body).await?;
-    let key = verify_key(&app, &fields)?;
+    let key = checkout::verify_key(&app, &fields)?;
     let mut order = checkout::order_for_key(&app, &key).await?;
     let merchant = checkout::load_merchant(&app, &order.mall_id, None).await?;
     if order.state == OrderState::Pending.as_str() && order.komoju_session_id.is_some() {
@@ -158,7 +146,7 @@ pub fn payment_details(
         .map_err(|e| ApiError::from_db("reading order", e))?;
     let paid = state.is_paid();
     let amount = if paid {
-        paid_amount_text(order)
+        order.paid_amount_text()
     } else {
         "0".to_owned()
     };
@@ -198,15 +186,4 @@ pub fn payment_details(
         "result_code": result_code,
         "result_message": result_message,
     }))
-}
-
-/// The paid amount in Cafe24's format: the exact string Cafe24 sent when the capture
-/// equals the order amount (it always does outside `amount_mismatch`).
-pub fn paid_amount_text(order: &OrderRow) -> String {
-    match order.captured_amount {
-        Some(c) if c != order.amount => crate::money::Currency::parse(&order.currency)
-            .map(|cur| crate::money::Money::from_minor(c, cur).to_decimal_string())
-            .unwrap_or_else(|_| c.to_string()),
-        _ => order.amount_text.clone(),
-    }
 }
