@@ -406,6 +406,28 @@ pub async fn load_shop(
 /// The form token of the review page: HMAC of the order key with a key derived from
 /// `APP_SECRET`, so only a page this service rendered for that key can post it.
 pub fn csrf_token(app: &AppState, key: &str) -> String {
+    csrf_mac(app, key)
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Checks a posted form token (hex) in constant time.
+pub fn csrf_valid(app: &AppState, key: &str, token: &str) -> bool {
+    let bytes: Option<Vec<u8>> = (token.len() == 64 && token.is_ascii())
+        .then(|| {
+            (0..64)
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&token[i..i + 2], 16).ok())
+                .collect()
+        })
+        .flatten();
+    bytes.is_some_and(|b| csrf_mac(app, key).verify_slice(&b).is_ok())
+}
+
+fn csrf_mac(app: &AppState, key: &str) -> Hmac<Sha256> {
     let mut mac =
         match Hmac::<Sha256>::new_from_slice(app.settings.app_secret.expose_secret().as_bytes()) {
             Ok(m) => m,
@@ -413,11 +435,7 @@ pub fn csrf_token(app: &AppState, key: &str) -> String {
         };
     mac.update(b"cafe24-komoju/review-csrf/v1\x1f");
     mac.update(key.as_bytes());
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    mac
 }
 
 /// The lines stored with an external order, for the review page: `(name, quantity,

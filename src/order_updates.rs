@@ -234,12 +234,17 @@ fn confirm_cancellations(
     now: NaiveDateTime,
 ) -> Result<usize, DbError> {
     let mut enqueued = 0;
-    let rows = refunds::for_order(c, &order.id)?;
     let cancelled = matches!(
         &fact.event,
         Event::Payment { status: order_state::PaymentStatus::Cancelled, payment_id, .. }
             if order.komoju_payment_id.as_deref() == Some(payment_id.as_str())
     );
+    // Only refunds or a cancel can confirm anything: a plain capture (the common webhook)
+    // skips the query.
+    if fact.refunds.is_empty() && !cancelled {
+        return Ok(0);
+    }
+    let rows = refunds::for_order(c, &order.id)?;
     for row in rows.iter().filter(|r| r.state == refunds::ACCEPTED) {
         let confirmed = match row.operation.as_str() {
             "cancel" => cancelled,

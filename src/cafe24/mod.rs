@@ -120,6 +120,18 @@ pub async fn read_body(
     }
 }
 
+/// The query string's fields, then the body's (form or JSON) for the names the query
+/// does not have: callbacks are reached by GET (KOMOJU's redirect) and by POST.
+pub async fn query_and_body(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limit: usize,
+) -> Result<Fields, ApiError> {
+    let mut fields = parse_form(req.query_string().as_bytes())?;
+    fields.merge_missing(read_body(req, payload, limit).await?);
+    Ok(fields)
+}
+
 /// Reads a raw request body of at most `limit` bytes (checked against `Content-Length`
 /// first, then while reading). Over the limit → 413 `invalid_request`.
 pub async fn read_bytes(

@@ -10,9 +10,7 @@
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::json;
 
-use super::synchronous_checkout::request_fields;
 use crate::cafe24;
 use crate::checkout::{self, Flow, Returned, State};
 use crate::db::orders::OrderRow;
@@ -23,25 +21,17 @@ use crate::order_state::OrderState;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api/asynchronous-checkout/checkout")
-            .route("", web::post().to(checkout))
+            .route(
+                "",
+                web::post().to(
+                    |app: State, req: HttpRequest, body: web::Payload| async move {
+                        super::checkout_reply(&app, &req, body, Flow::Async).await
+                    },
+                ),
+            )
             .route("/callback", web::get().to(callback))
             .route("/callback", web::post().to(callback)),
     );
-}
-
-/// `POST …/checkout`: 200 `{"result_code":"0000","result_message","payment_url"}`.
-async fn checkout(
-    app: State,
-    req: HttpRequest,
-    body: web::Payload,
-) -> Result<HttpResponse, ApiError> {
-    let fields = cafe24::read_body(&req, body, app.settings.body_limit_bytes).await?;
-    let payment_url = checkout::start(&app, Flow::Async, &fields).await?;
-    Ok(HttpResponse::Ok().json(json!({
-        "result_code": "0000",
-        "result_message": "Successfully created checkout",
-        "payment_url": payment_url,
-    })))
 }
 
 /// The §6.2 redirect code of an order state: `0000` when the session completed (payment
@@ -66,7 +56,7 @@ async fn callback(
     req: HttpRequest,
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let fields = request_fields(&app, &req, body).await?;
+    let fields = cafe24::query_and_body(&req, body, app.settings.body_limit_bytes).await?;
     let order = match checkout::buyer_returned(&app, Flow::Async, &fields).await? {
         Returned::Applied(order) => order,
         Returned::NotCurrent(order) => {

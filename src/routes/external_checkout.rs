@@ -16,7 +16,6 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::synchronous_checkout::request_fields;
 use crate::checkout::{self, Flow, Returned, State};
 use crate::error::ApiError;
 use crate::external_checkout::{self as external, Payload};
@@ -287,8 +286,7 @@ async fn pay(app: State, req: HttpRequest, body: web::Payload) -> Result<HttpRes
     let fields = crate::cafe24::read_body(&req, body, app.settings.body_limit_bytes).await?;
     let key = fields.required("key")?;
     let csrf = fields.required("csrf")?;
-    let expected = external::csrf_token(&app, key);
-    if !subtle_eq(csrf.as_bytes(), expected.as_bytes()) {
+    if !external::csrf_valid(&app, key, csrf) {
         return Err(ApiError::invalid(
             "the form token is not this page's; reload the review page",
         ));
@@ -301,10 +299,6 @@ async fn pay(app: State, req: HttpRequest, body: web::Payload) -> Result<HttpRes
         .finish())
 }
 
-fn subtle_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
 /// `GET|POST /order/callback?key&session_id`: applies the session (the outbox tells
 /// `return_notification_url`), then sends the buyer to the mall: `pgsuccess` when paid or
 /// awaiting payment, `pg_fail` otherwise. The mall base comes from the stored order.
@@ -313,7 +307,7 @@ async fn callback(
     req: HttpRequest,
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let fields = request_fields(&app, &req, body).await?;
+    let fields = crate::cafe24::query_and_body(&req, body, app.settings.body_limit_bytes).await?;
     let order = match checkout::buyer_returned(&app, Flow::External, &fields).await? {
         Returned::Applied(order) => order,
         Returned::NotCurrent(order) => return Ok(to_mall(&order, false)),

@@ -45,6 +45,23 @@ async fn health(app: crate::checkout::State) -> HttpResponse {
     }
 }
 
+/// `POST …/checkout` of the synchronous and asynchronous families: 200
+/// `{"result_code":"0000","result_message","payment_url"}`.
+pub(crate) async fn checkout_reply(
+    app: &crate::startup::AppState,
+    req: &actix_web::HttpRequest,
+    body: web::Payload,
+    flow: crate::checkout::Flow,
+) -> Result<HttpResponse, crate::error::ApiError> {
+    let fields = crate::cafe24::read_body(req, body, app.settings.body_limit_bytes).await?;
+    let payment_url = crate::checkout::start(app, flow, &fields).await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({
+        "result_code": "0000",
+        "result_message": "Successfully created checkout",
+        "payment_url": payment_url,
+    })))
+}
+
 /// A small HTML page for the buyer's browser when a callback cannot finish (KOMOJU
 /// unreachable): nothing changed, and reloading the same URL tries again.
 pub fn retry_page(status: actix_web::http::StatusCode, message: &str) -> HttpResponse {

@@ -12,7 +12,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use secrecy::ExposeSecret;
 use serde_json::json;
 
-use crate::cafe24::{self, hash_data, Fields};
+use crate::cafe24::{self, hash_data};
 use crate::checkout::{self, Flow, Returned, State};
 use crate::db::orders::OrderRow;
 use crate::error::ApiError;
@@ -24,39 +24,19 @@ use crate::startup::AppState;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api/synchronous-checkout/checkout")
-            .route("", web::post().to(checkout))
+            .route(
+                "",
+                web::post().to(
+                    |app: State, req: HttpRequest, body: web::Payload| async move {
+                        super::checkout_reply(&app, &req, body, Flow::Sync).await
+                    },
+                ),
+            )
             .route("/callback", web::get().to(callback))
             .route("/callback", web::post().to(callback))
             .route("/status", web::post().to(status))
             .route("/status", web::get().to(status)),
     );
-}
-
-/// `POST …/checkout`: 200 `{"result_code":"0000","result_message","payment_url"}`.
-async fn checkout(
-    app: State,
-    req: HttpRequest,
-    body: web::Payload,
-) -> Result<HttpResponse, ApiError> {
-    let fields = cafe24::read_body(&req, body, app.settings.body_limit_bytes).await?;
-    let payment_url = checkout::start(&app, Flow::Sync, &fields).await?;
-    Ok(HttpResponse::Ok().json(json!({
-        "result_code": "0000",
-        "result_message": "Successfully created checkout",
-        "payment_url": payment_url,
-    })))
-}
-
-/// Query string and (for POST) body fields, query first.
-pub async fn request_fields(
-    app: &AppState,
-    req: &HttpRequest,
-    body: web::Payload,
-) -> Result<Fields, ApiError> {
-    let mut fields = cafe24::parse_form(req.query_string().as_bytes())?;
-    let posted = cafe24::read_body(req, body, app.settings.body_limit_bytes).await?;
-    fields.merge_missing(posted);
-    Ok(fields)
 }
 
 /// `GET|POST …/checkout/callback`: 302 to the order's `return_url` with `result_code`
@@ -66,7 +46,7 @@ async fn callback(
     req: HttpRequest,
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let fields = request_fields(&app, &req, body).await?;
+    let fields = cafe24::query_and_body(&req, body, app.settings.body_limit_bytes).await?;
     let raw_key = fields.required("key")?.to_owned();
     let order = match checkout::buyer_returned(&app, Flow::Sync, &fields).await? {
         Returned::Applied(order) => order,
@@ -117,7 +97,7 @@ async fn status(
     req: HttpRequest,
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let fields = request_fields(&app, &req, body).await?;
+    let fields = cafe24::query_and_body(&req, body, app.settings.body_limit_bytes).await?;
     let key = checkout::verify_key(&app, &fields)?;
     let mut order = checkout::order_for_key(&app, &key).await?;
     let merchant = checkout::load_merchant(&app, &order.mall_id, None).await?;
