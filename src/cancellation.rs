@@ -88,13 +88,15 @@ struct ValidCancel {
 /// Handles a cancellation request; returns the reply for Cafe24. Errors before the
 /// KOMOJU call change nothing and call nobody.
 pub async fn cancel(app: &AppState, mode: Mode, fields: &Fields) -> Result<Reply, ApiError> {
-    let valid = validate(mode, app, fields)?;
-    let merchant = checkout::load_merchant(app, valid.partner_id.mall_id(), None).await?;
-    if let Some(url) = &valid.cancel_noty_url {
-        app.allowed_hosts
-            .check(url, &merchant.allowed_hosts)
-            .map_err(|e| ApiError::UrlNotAllowed(format!("cancel_noty_url: {e}")))?;
-    }
+    let mut valid = validate(mode, app, fields)?;
+    let merchant = checkout::load_partner(app, &valid.partner_id, false).await?;
+    valid.cancel_noty_url = valid
+        .cancel_noty_url
+        .map(|url| {
+            app.allowed_hosts
+                .check_field("cancel_noty_url", &url, &merchant.allowed_hosts)
+        })
+        .transpose()?;
     let row = decide(app, mode, &valid).await?;
     if let Some(reply) = Reply::from_row(&row) {
         log::info!(

@@ -172,23 +172,20 @@ async fn validate(app: &AppState, flow: Flow, fields: &Fields) -> Result<ValidCh
     }
     let currency = Currency::parse(currency)?;
     let money = Money::parse_positive(amount, currency)?;
-    let merchant = load_merchant(app, partner.mall_id(), Some(partner.shop_no())).await?;
-    let check_url = |u: &str, name: &str| {
-        app.allowed_hosts
-            .check(u, &merchant.allowed_hosts)
-            .map(|_| ())
-            .map_err(|e| ApiError::UrlNotAllowed(format!("{name}: {e}")))
-    };
-    check_url(return_url, "return_url")?;
-    if let Some(noty) = return_noty_url {
-        check_url(noty, "return_noty_url")?;
-    }
+    let merchant = load_partner(app, &partner, true).await?;
+    let hosts = &merchant.allowed_hosts;
+    let return_url = app
+        .allowed_hosts
+        .check_field("return_url", return_url, hosts)?;
+    let return_noty_url = return_noty_url
+        .map(|url| app.allowed_hosts.check_field("return_noty_url", url, hosts))
+        .transpose()?;
     Ok(ValidCheckout {
         order_id: order_id.to_owned(),
         amount: money,
         amount_text: amount.to_owned(),
-        return_url: return_url.to_owned(),
-        return_noty_url: return_noty_url.map(str::to_owned),
+        return_url,
+        return_noty_url,
         extra_data: fields.optional("extra_data").map(str::to_owned),
         request_fields: fields.others(&KNOWN_FIELDS),
         buyer_email: fields.optional("buyer_email").map(str::to_owned),
@@ -235,6 +232,26 @@ pub async fn load_merchant(
         log::error!("{e}");
         ApiError::Internal
     })
+}
+
+/// Loads the merchant a `partner_id` names, as [`load_merchant`] does (with its shop
+/// when `new_request`), and checks that its `public_ref` is the merchant's: a
+/// `partner_id` with another mall's or a made-up `public_ref` is `unknown_merchant`.
+pub async fn load_partner(
+    app: &AppState,
+    partner: &PartnerId,
+    new_request: bool,
+) -> Result<Merchant, ApiError> {
+    let shop_no = new_request.then_some(partner.shop_no());
+    let merchant = load_merchant(app, partner.mall_id(), shop_no).await?;
+    if merchant.public_ref != partner.public_ref() {
+        log::info!(
+            "partner_id {partner} does not carry mall {}'s public_ref",
+            merchant.mall_id
+        );
+        return Err(ApiError::UnknownMerchant);
+    }
+    Ok(merchant)
 }
 
 /// Writes the order (or finds it), deciding whether a session is needed.
@@ -430,15 +447,15 @@ fn session_request(
         );
         return Err(ApiError::MerchantDisabled);
     }
-    let key = app.order_keys.issue(
+    let key = issue_key(
+        app,
         &OrderRef {
             mall_id: v.partner_id.mall_id().to_owned(),
             order_id: order_id.to_owned(),
             flow: flow.as_str().to_owned(),
             attempt,
         },
-        app.clock.unix_seconds(),
-    );
+    )?;
     let return_url = crate::cafe24::append_query(
         &format!(
             "{}{}",
@@ -446,7 +463,7 @@ fn session_request(
             flow.callback_path()
         ),
         &[("key", &key)],
-    );
+    )?;
     let locale = match v
         .lang
         .as_deref()
@@ -634,6 +651,17 @@ pub async fn apply_fact(
             order_updates::apply(c, &ctx, &pk, &fact, source, webhook, now)
         })
         .await
+}
+
+/// Issues the order key of `order` at the service clock. Errors: signing failed
+/// (logged), `internal_error`.
+pub(crate) fn issue_key(app: &AppState, order: &OrderRef) -> Result<String, ApiError> {
+    app.order_keys
+        .issue(order, app.clock.unix_seconds())
+        .map_err(|e| {
+            log::error!("{e}");
+            ApiError::Internal
+        })
 }
 
 /// Verifies the request's `key` field (an order key) against the service clock.

@@ -236,7 +236,9 @@ fn merchant(
                 },
             };
             input.validate().map_err(CliError::Usage)?;
-            let row = input.to_row(&secrets, now);
+            let row = input
+                .to_row(&secrets, now)
+                .map_err(|e| CliError::Usage(e.to_string()))?;
             db::merchants::upsert_with_shop(&mut conn, &row, &input.to_shop_row(now))?;
             writeln!(
                 out,

@@ -20,8 +20,10 @@ use crate::db::DbError;
 /// A failure answered to the caller, one variant per §3 error code.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
-    /// A required field missing or malformed; body not parseable. `status` is 400, or
-    /// 413 when the body is over the size limit.
+    /// A required field missing or malformed; body not parseable. `status` is 400; 413
+    /// when the body is over the size limit, 408 when it did not arrive in time (the
+    /// connection is then closed), 404 for a path no route serves, 405 for a method the
+    /// path does not serve.
     #[error("{message}")]
     InvalidRequest { message: String, status: StatusCode },
     #[error("{0}")]
@@ -127,7 +129,12 @@ impl ResponseError for ApiError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        HttpResponse::build(self.status_code()).json(json!({
+        let mut reply = HttpResponse::build(self.status_code());
+        if self.status_code() == StatusCode::REQUEST_TIMEOUT {
+            // The body never arrived: nothing more can be read from this connection.
+            reply.force_close();
+        }
+        reply.json(json!({
             "result_code": "9999",
             "result_message": self.to_string(),
             "error": self.code(),

@@ -76,11 +76,14 @@ pub fn request_hmac(
 }
 
 /// Cafe24's reservation (precreateOrder response) HMAC, as the Cafe24 sample app checks
-/// it (`ExternalCheckout` controller; Cafe24's own documentation of it could not be
-/// read): key `client_id · order_id`; message PHP's `json_encode` of the string
-/// `(string)(int) total · order_id · response_time · return_notification_url`, i.e.
-/// with the quotes, `/` escaped as `\/` and non-ASCII as `\uXXXX`. `total_major` is the
-/// total in major units truncated toward zero, as PHP's `(int)` does.
+/// it (`app/Http/Controllers/ExternalCheckout/InternalController.php`, `createPayload`;
+/// `../shared/reference/cafe24-pg-sample-app.md` row 8; Cafe24's own documentation of it
+/// could not be read): key `client_id · order_id`; message
+/// `json_encode($s, JSON_UNESCAPED_UNICODE | JSON_UNESCAPED_SLASHES)` of the string
+/// `$s = (string)(int) total · order_id · response_time · return_notification_url`,
+/// i.e. quoted, with `/` and non-ASCII characters left as they are (see
+/// [`php_json_encode`]). `total_major` is the total in major units truncated toward
+/// zero, as PHP's `(int)` does.
 pub fn reservation_hmac(
     client_id: &str,
     order_id: &str,
@@ -139,7 +142,12 @@ fn reservation_mac(
     mac
 }
 
-/// PHP's `json_encode` of a string with default flags.
+/// PHP's `json_encode($s, JSON_UNESCAPED_UNICODE | JSON_UNESCAPED_SLASHES)` of a
+/// string (PHP ≥ 7.1, `ext/json/json_encoder.c`): quoted; `"` and `\` escaped with a
+/// backslash; `\b \f \n \r \t` by name; other characters below U+0020 as `\u00xx`
+/// (lowercase hex); U+2028 and U+2029 as `\u2028` / `\u2029` (escaped unless
+/// `JSON_UNESCAPED_LINE_TERMINATORS` is also given); everything else, `/`, DEL and
+/// non-ASCII included, as it is.
 fn php_json_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
     out.push('"');
@@ -147,17 +155,13 @@ fn php_json_encode(s: &str) -> String {
         match ch {
             '"' => out.push_str("\\\""),
             '\\' => out.push_str("\\\\"),
-            '/' => out.push_str("\\/"),
             '\u{08}' => out.push_str("\\b"),
             '\u{0c}' => out.push_str("\\f"),
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
-                let mut buf = [0u16; 2];
-                for unit in c.encode_utf16(&mut buf) {
-                    out.push_str(&format!("\\u{unit:04x}"));
-                }
+            c if (c as u32) < 0x20 || c == '\u{2028}' || c == '\u{2029}' => {
+                out.push_str(&format!("\\u{:04x}", c as u32));
             }
             c => out.push(c),
         }
@@ -317,14 +321,15 @@ pub async fn start(app: &AppState, payload: &Payload) -> Result<Started, ApiErro
     ) {
         return Err(ApiError::InvalidReservationHmac);
     }
-    for (name, url) in [
-        ("return_notification_url", &payload.return_notification_url),
-        ("return_url_base", &payload.return_url_base),
-    ] {
+    let hosts = &merchant.allowed_hosts;
+    let return_notification_url = app.allowed_hosts.check_field(
+        "return_notification_url",
+        &payload.return_notification_url,
+        hosts,
+    )?;
+    let return_url_base =
         app.allowed_hosts
-            .check(url, &merchant.allowed_hosts)
-            .map_err(|e| ApiError::UrlNotAllowed(format!("{name}: {e}")))?;
-    }
+            .check_field("return_url_base", &payload.return_url_base, hosts)?;
     let partner_id = PartnerId::new(&payload.mall_id, shop_no, &merchant.public_ref)
         .map_err(|e| ApiError::invalid(e.to_string()))?;
     let lines: Vec<serde_json::Value> = payload
@@ -350,8 +355,8 @@ pub async fn start(app: &AppState, payload: &Payload) -> Result<Started, ApiErro
         order_id: payload.order_id.clone(),
         amount: total,
         amount_text: total.to_decimal_string(),
-        return_url: payload.return_url_base.trim_end_matches('/').to_owned(),
-        return_noty_url: Some(payload.return_notification_url.clone()),
+        return_url: return_url_base.trim_end_matches('/').to_owned(),
+        return_noty_url: Some(return_notification_url),
         extra_data: None,
         request_fields: serde_json::json!({
             "member_id": payload.member_id,
@@ -365,24 +370,28 @@ pub async fn start(app: &AppState, payload: &Payload) -> Result<Started, ApiErro
         merchant,
     };
     let (order, session_url) = checkout::start_valid(app, Flow::External, &valid).await?;
-    let review_url = valid.merchant.external_review.then(|| {
-        let key = app.order_keys.issue(
-            &OrderRef {
-                mall_id: order.mall_id.clone(),
-                order_id: order.order_id.clone(),
-                flow: Flow::External.as_str().to_owned(),
-                attempt: order.attempt,
-            },
-            app.clock.unix_seconds(),
-        );
-        crate::cafe24::append_query(
-            &format!(
-                "{}/api/external-checkout/order/review",
-                app.settings.public_base_url.as_str().trim_end_matches('/')
-            ),
-            &[("key", &key)],
-        )
-    });
+    let review_url = valid
+        .merchant
+        .external_review
+        .then(|| {
+            let key = checkout::issue_key(
+                app,
+                &OrderRef {
+                    mall_id: order.mall_id.clone(),
+                    order_id: order.order_id.clone(),
+                    flow: Flow::External.as_str().to_owned(),
+                    attempt: order.attempt,
+                },
+            )?;
+            crate::cafe24::append_query(
+                &format!(
+                    "{}/api/external-checkout/order/review",
+                    app.settings.public_base_url.as_str().trim_end_matches('/')
+                ),
+                &[("key", &key)],
+            )
+        })
+        .transpose()?;
     Ok(Started {
         session_url,
         review_url,
@@ -495,12 +504,41 @@ mod tests {
     }
 
     #[test]
-    fn php_json_encode_matches_php() {
+    fn php_json_encode_leaves_slashes_and_unicode_as_they_are() {
+        // Expected strings written by hand from PHP's json_encoder.c rules.
         assert_eq!(
             php_json_encode("3065A-1https://a.b/c"),
-            r#""3065A-1https:\/\/a.b\/c""#
+            r#""3065A-1https://a.b/c""#
         );
-        assert_eq!(php_json_encode("é\"\\"), r#""\u00e9\"\\""#);
+        assert_eq!(php_json_encode("é\"\\"), "\"é\\\"\\\\\"");
+        assert_eq!(
+            php_json_encode("a\nb\tc\u{1}\u{7f}\u{2028}"),
+            r#""a\nb\tc\u0001"#.to_owned() + "\u{7f}" + r#"\u2028""#
+        );
+    }
+
+    /// A known-answer vector computed outside this code, with Python's `hmac` and
+    /// `json.dumps(s, ensure_ascii=False)` (identical to PHP's `json_encode` with
+    /// `JSON_UNESCAPED_UNICODE | JSON_UNESCAPED_SLASHES` for this string).
+    #[test]
+    fn reservation_hmac_matches_a_vector_computed_outside() {
+        let url = "https://demomall.cafe24.com/exec/front/order/pg/notify?shop=デモ店&order_id=20261121-0000042";
+        let message = php_json_encode(&format!("306520261121-00000422026-11-21 12:00:00{url}"));
+        assert_eq!(
+            hex::encode(message.as_bytes()),
+            "223330363532303236313132312d30303030303432323032362d31312d32312031323a30303a303068747470733a2f2f64656d6f6d616c6c2e6361666532342e636f6d2f657865632f66726f6e742f6f726465722f70672f6e6f746966793f73686f703de38387e383a2e5ba97266f726465725f69643d32303236313132312d3030303030343222"
+        );
+        let mac = reservation_hmac(
+            "test-client-id",
+            "20261121-0000042",
+            3065,
+            "2026-11-21 12:00:00",
+            url,
+        );
+        assert_eq!(
+            STANDARD.encode(mac),
+            "3KRF00tPkRmONg2AscbD65x4KpzfsXqnusQhZHzGtPc="
+        );
     }
 
     #[test]

@@ -34,3 +34,4 @@ pub mod sandbox;
 pub mod secrets;
 pub mod settings;
 pub mod startup;
+pub mod text;

@@ -229,21 +229,25 @@ impl MerchantInput {
         Ok(())
     }
 
-    /// The row to store, secrets sealed.
-    pub fn to_row(&self, secrets: &SecretBox, now: chrono::NaiveDateTime) -> MerchantRow {
-        MerchantRow {
+    /// The row to store, secrets sealed. Errors: a secret could not be sealed.
+    pub fn to_row(
+        &self,
+        secrets: &SecretBox,
+        now: chrono::NaiveDateTime,
+    ) -> Result<MerchantRow, crate::secrets::SecretError> {
+        Ok(MerchantRow {
             mall_id: self.mall_id.clone(),
             public_ref: self.public_ref.clone(),
             komoju_secret_key: secrets.seal(
                 &self.mall_id,
                 SECRET_KEY_COLUMN,
                 &self.komoju_secret_key,
-            ),
+            )?,
             komoju_webhook_secret: secrets.seal(
                 &self.mall_id,
                 WEBHOOK_SECRET_COLUMN,
                 &self.komoju_webhook_secret,
-            ),
+            )?,
             payment_types: self.payment_types.join(","),
             locale: self.locale.clone(),
             cancel_mode: self.cancel_mode.clone(),
@@ -254,7 +258,7 @@ impl MerchantInput {
             updated_at: now,
             notify_encoding: self.notify_encoding.clone(),
             external_review: self.external_review,
-        }
+        })
     }
 
     /// The shop row to store (enabled).

@@ -47,6 +47,12 @@ pub enum KeyError {
     Expired,
 }
 
+/// An order key could not be signed (the JWT library refused): nothing is handed out
+/// rather than an empty key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("order key could not be signed")]
+pub struct IssueError;
+
 /// Issues and verifies order keys.
 #[derive(Clone)]
 pub struct OrderKeys {
@@ -79,8 +85,9 @@ impl OrderKeys {
         }
     }
 
-    /// A key for `order`, issued at `now` (Unix seconds).
-    pub fn issue(&self, order: &OrderRef, now: i64) -> String {
+    /// A key for `order`, issued at `now` (Unix seconds): a compact HS256 JWT.
+    /// Errors: [`IssueError`] when signing fails.
+    pub fn issue(&self, order: &OrderRef, now: i64) -> Result<String, IssueError> {
         let claims = Claims {
             aud: AUDIENCE.into(),
             iss: ISSUER.into(),
@@ -88,9 +95,8 @@ impl OrderKeys {
             exp: now.saturating_add(self.ttl_secs),
             order: order.clone(),
         };
-        // HS256 over a plain struct cannot fail to encode.
         jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .unwrap_or_default()
+            .map_err(|_| IssueError)
     }
 
     /// Verifies `token` at `now` (Unix seconds): HS256 only, audience, issuer, expiry.
@@ -138,7 +144,9 @@ mod tests {
     #[test]
     fn issued_key_verifies_until_it_expires() {
         let k = keys();
-        let t = k.issue(&order(), 1_000_000);
+        let t = k
+            .issue(&order(), 1_000_000)
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(k.verify(&t, 1_000_001), Ok(order()));
         assert_eq!(k.verify(&t, 1_003_600), Err(KeyError::Expired));
     }
@@ -146,7 +154,9 @@ mod tests {
     #[test]
     fn forged_keys_are_refused() {
         let k = keys();
-        let t = k.issue(&order(), 1_000_000);
+        let t = k
+            .issue(&order(), 1_000_000)
+            .unwrap_or_else(|e| panic!("{e}"));
         // Another secret.
         let other = OrderKeys::new(
             &SecretString::from("another-secret-of-at-least-32-bytes!!".to_owned()),

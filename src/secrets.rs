@@ -29,6 +29,10 @@ pub enum SecretError {
         "sealed secret does not open with this key and mall (tampered, or APP_SECRET changed)"
     )]
     Unopenable,
+    /// AES-GCM refused to encrypt (only possible for inputs of 64 GiB and more): nothing
+    /// is stored rather than a nonce without its ciphertext.
+    #[error("secret could not be sealed")]
+    SealFailed,
 }
 
 /// Seals and opens merchant secrets with the key derived from `APP_SECRET`.
@@ -63,8 +67,14 @@ impl SecretBox {
         }
     }
 
-    /// Seals `plaintext` for `mall_id`'s `column`; returns the stored form.
-    pub fn seal(&self, mall_id: &str, column: &str, plaintext: &SecretString) -> String {
+    /// Seals `plaintext` for `mall_id`'s `column`; returns the stored form
+    /// (`PREFIX` + base64(nonce · ciphertext · tag)). Errors: [`SecretError::SealFailed`].
+    pub fn seal(
+        &self,
+        mall_id: &str,
+        column: &str,
+        plaintext: &SecretString,
+    ) -> Result<String, SecretError> {
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
         let aad = aad(mall_id, column);
         let sealed = self
@@ -76,10 +86,10 @@ impl SecretBox {
                     aad: aad.as_bytes(),
                 },
             )
-            .unwrap_or_default(); // AES-GCM encryption cannot fail for inputs < 64 GiB.
+            .map_err(|_| SecretError::SealFailed)?;
         let mut out = nonce.to_vec();
         out.extend_from_slice(&sealed);
-        format!("{PREFIX}{}", STANDARD.encode(out))
+        Ok(format!("{PREFIX}{}", STANDARD.encode(out)))
     }
 
     /// Opens a value sealed by [`SecretBox::seal`] for the same mall and column.
@@ -143,11 +153,13 @@ mod tests {
     #[test]
     fn seals_and_opens_for_the_same_mall_and_column() {
         let b = sbox("an-app-secret-of-at-least-32-bytes!!");
-        let sealed = b.seal(
-            "demomall",
-            "komoju_secret_key",
-            &SecretString::from("sk_test_abc".to_owned()),
-        );
+        let sealed = b
+            .seal(
+                "demomall",
+                "komoju_secret_key",
+                &SecretString::from("sk_test_abc".to_owned()),
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
         assert!(sealed.starts_with("v1:"));
         assert!(!sealed.contains("sk_test_abc"));
         let opened = b
@@ -159,11 +171,13 @@ mod tests {
     #[test]
     fn another_mall_or_column_or_key_does_not_open() {
         let b = sbox("an-app-secret-of-at-least-32-bytes!!");
-        let sealed = b.seal(
-            "demomall",
-            "komoju_secret_key",
-            &SecretString::from("sk_test_abc".to_owned()),
-        );
+        let sealed = b
+            .seal(
+                "demomall",
+                "komoju_secret_key",
+                &SecretString::from("sk_test_abc".to_owned()),
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
             b.open("othermall", "komoju_secret_key", &sealed).err(),
             Some(SecretError::Unopenable)
@@ -182,11 +196,13 @@ mod tests {
     #[test]
     fn tampered_ciphertext_fails() {
         let b = sbox("an-app-secret-of-at-least-32-bytes!!");
-        let sealed = b.seal(
-            "demomall",
-            "c",
-            &SecretString::from("sk_test_abc".to_owned()),
-        );
+        let sealed = b
+            .seal(
+                "demomall",
+                "c",
+                &SecretString::from("sk_test_abc".to_owned()),
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
         let mut raw = STANDARD.decode(&sealed[3..]).unwrap_or_default();
         let last = raw.len() - 1;
         raw[last] ^= 1;
@@ -209,8 +225,9 @@ mod tests {
     fn nonces_are_fresh() {
         let b = sbox("an-app-secret-of-at-least-32-bytes!!");
         let s = SecretString::from("same".to_owned());
-        let seen: std::collections::HashSet<String> =
-            (0..1000).map(|_| b.seal("m", "c", &s)).collect();
+        let seen: std::collections::HashSet<String> = (0..1000)
+            .map(|_| b.seal("m", "c", &s).unwrap_or_else(|e| panic!("{e}")))
+            .collect();
         assert_eq!(seen.len(), 1000);
     }
 

@@ -4,7 +4,7 @@
 //! Variables read here:
 //! `APP_ENV`, `DATABASE_URL`, `BIND_ADDR`, `PUBLIC_BASE_URL`, `CAFE24_SERVICE_KEY`,
 //! `CAFE24_CLIENT_ID`, `CAFE24_ALLOWED_HOSTS`, `KOMOJU_API_BASE`, `KOMOJU_TIMEOUT_SECS`,
-//! `APP_SECRET`, `BODY_LIMIT_BYTES`, `ORDER_KEY_TTL_SECS`, `OUTBOX_WORKER`,
+//! `APP_SECRET`, `BODY_LIMIT_BYTES`, `BODY_TIMEOUT_SECS`, `ORDER_KEY_TTL_SECS`, `OUTBOX_WORKER`,
 //! `OUTBOX_POLL_MS`, `OUTBOX_LEASE_SECS`, `OUTBOX_BATCH`, `NOTIFY_TIMEOUT_SECS`,
 //! `RECONCILE_INTERVAL_MS`, `RECONCILE_AFTER_SECS`.
 //! (`RUST_LOG` is env_logger's.)
@@ -72,6 +72,8 @@ pub struct Settings {
     pub app_secret: SecretString,
     /// Largest request body accepted, in bytes (default 64 KiB).
     pub body_limit_bytes: usize,
+    /// Longest time a whole request body may take to arrive (default 10 s).
+    pub body_timeout: Duration,
     /// Lifetime of the `key` tokens given to Cafe24 (default 7 days).
     pub order_key_ttl: Duration,
     /// The notification worker: run by `serve` unless `OUTBOX_WORKER=off`.
@@ -141,6 +143,7 @@ impl Settings {
             komoju_timeout: Duration::from_secs(parse_num(&get, "KOMOJU_TIMEOUT_SECS", 15)?),
             app_secret: SecretString::from(app_secret),
             body_limit_bytes: parse_num(&get, "BODY_LIMIT_BYTES", 64 * 1024)? as usize,
+            body_timeout: Duration::from_secs(parse_num(&get, "BODY_TIMEOUT_SECS", 10)?),
             order_key_ttl: Duration::from_secs(parse_num(
                 &get,
                 "ORDER_KEY_TTL_SECS",
@@ -186,6 +189,14 @@ impl Settings {
             return Err(SettingsError::DevDefaultInProduction(name));
         }
         Ok(())
+    }
+
+    /// The limits every request body is read within.
+    pub fn body_limits(&self) -> crate::cafe24::BodyLimits {
+        crate::cafe24::BodyLimits {
+            max_bytes: self.body_limit_bytes,
+            timeout: self.body_timeout,
+        }
     }
 
     /// True in development mode.
@@ -267,6 +278,7 @@ mod tests {
             vec!["CAFE24_SERVICE_KEY", "CAFE24_CLIENT_ID", "APP_SECRET"]
         );
         assert_eq!(s.body_limit_bytes, 65536);
+        assert_eq!(s.body_timeout, Duration::from_secs(10));
     }
 
     #[test]

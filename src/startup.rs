@@ -160,7 +160,8 @@ impl Application {
                         .custom_request_replace("method", |req| req.method().to_string()),
                 )
                 .app_data(data.clone())
-                .configure(crate::routes::configure);
+                .configure(crate::routes::configure)
+                .default_service(web::to(crate::routes::not_found));
             match &mounted {
                 Some(s) => app.configure(s.configure(SANDBOX_PREFIX)),
                 None => app,

@@ -1,7 +1,12 @@
 //! Allowed callback hosts for Cafe24 URLs (PROTOCOL §10).
 //!
 //! This module owns the one check every callback URL passes before it is stored or used:
-//! `return_url`, `return_noty_url`, `cancel_noty_url` and the external-checkout URLs. A URL
+//! `return_url`, `return_noty_url`, `cancel_noty_url` and the external-checkout URLs.
+//! What is stored and used afterwards is the URL as the parser serialised it
+//! ([`url::Url::as_str`]), never the raw text: parsers disagree on raw text (a backslash,
+//! a missing `//`, a tab inside a host), they do not on its serialisation. Raw text the
+//! parser would silently repair is refused outright: control characters, surrounding
+//! spaces, backslashes, and a scheme not followed by exactly `//`. A URL
 //! is accepted when it is absolute `https` on the default port, has no userinfo, names a
 //! host (not an IP address), and that host equals an allowed host or ends with an allowed
 //! `.suffix`. Hosts are compared after the `url` crate has parsed and normalized them
@@ -36,6 +41,10 @@ pub enum CallbackUrlError {
     /// Not parseable as an absolute URL.
     #[error("callback URL is not a valid absolute URL")]
     Invalid,
+    /// Raw text a parser would have to repair: a control character, a backslash, a
+    /// leading or trailing space, or not exactly `//` after the scheme.
+    #[error("callback URL must not contain control characters or backslashes, nor start or end with a space, and needs exactly // after the scheme")]
+    NotCanonical,
     /// Scheme other than `https` (or `http` on loopback in development mode).
     #[error("callback URL must use https")]
     SchemeNotAllowed,
@@ -124,7 +133,9 @@ impl AllowedHosts {
     /// `merchant_hosts` are extra entries registered on the merchant, by the same rules as
     /// [`AllowedHosts::new`] (exact hosts, or `.suffix`).
     ///
-    /// Rules: at most 2048 bytes; absolute; scheme `https`; no userinfo; host a domain name
+    /// Rules: at most 2048 bytes; no ASCII control character or backslash, no leading or
+    /// trailing space; absolute; scheme `https`, followed by exactly `//`; no userinfo;
+    /// host a domain name
     /// (not an IP address, not ending with `.`); no explicit non-default port; host allowed.
     /// In development mode (`allow_loopback_http`), `127.0.0.1`, `[::1]` and `localhost`
     /// are also accepted over `http` or `https` on any port.
@@ -134,10 +145,25 @@ impl AllowedHosts {
         if url.len() > MAX_URL_LEN {
             return Err(CallbackUrlError::TooLong);
         }
+        // What a parser would strip or reinterpret: controls anywhere (tab and newline are
+        // silently removed), a backslash (read as `/` by browsers, not by others),
+        // surrounding spaces (trimmed).
+        if url.bytes().any(|b| b.is_ascii_control() || b == b'\\')
+            || url.starts_with(' ')
+            || url.ends_with(' ')
+        {
+            return Err(CallbackUrlError::NotCanonical);
+        }
         let parsed = Url::parse(url).map_err(|_| CallbackUrlError::Invalid)?;
         let scheme = parsed.scheme();
         if scheme != "https" && scheme != "http" {
             return Err(CallbackUrlError::SchemeNotAllowed);
+        }
+        // `https:host/` and `https:///host/` parse as `https://host/`; only the written
+        // form is accepted.
+        let authority = url.get(scheme.len()..).and_then(|r| r.strip_prefix("://"));
+        if !authority.is_some_and(|a| !a.starts_with('/')) {
+            return Err(CallbackUrlError::NotCanonical);
         }
         if !parsed.username().is_empty() || parsed.password().is_some() {
             return Err(CallbackUrlError::HasUserinfo);
@@ -182,6 +208,20 @@ impl AllowedHosts {
         } else {
             Err(CallbackUrlError::HostNotAllowed)
         }
+    }
+
+    /// [`AllowedHosts::check`] of the request field `name`, answering the URL to store:
+    /// its serialisation ([`Url::as_str`]), never the raw text. Errors:
+    /// `url_not_allowed` naming the field and the rule.
+    pub fn check_field(
+        &self,
+        name: &str,
+        url: &str,
+        merchant_hosts: &[String],
+    ) -> Result<String, crate::error::ApiError> {
+        self.check(url, merchant_hosts)
+            .map(String::from)
+            .map_err(|e| crate::error::ApiError::UrlNotAllowed(format!("{name}: {e}")))
     }
 
     /// The normalized entries, in the order given: `.suffix` entries and exact hosts.

@@ -12,6 +12,7 @@ pub mod hash_data;
 pub mod partner_id;
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest};
@@ -22,18 +23,37 @@ use crate::error::ApiError;
 /// Longest value accepted in any single field, in bytes.
 pub const MAX_FIELD_BYTES: usize = 4096;
 
-/// The fields of one request, as received. Keys are unique.
+/// How much of a request body is read, and for how long.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BodyLimits {
+    /// Largest body accepted, in bytes (`BODY_LIMIT_BYTES`).
+    pub max_bytes: usize,
+    /// Longest time the whole body may take to arrive, counted from the first read
+    /// (`BODY_TIMEOUT_SECS`): a client that sends headers and then trickles or stalls the
+    /// body gets 408 and its connection closed.
+    pub timeout: Duration,
+}
+
+/// The fields of one request, as received. Keys are unique; no name or value holds a
+/// NUL character (PostgreSQL cannot store one, and no Cafe24 field has one).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Fields {
     pairs: Vec<(String, String)>,
 }
 
 impl Fields {
-    /// Fields from `(name, value)` pairs; a repeated name is `invalid_request` (a hash
-    /// over one of two values would be ambiguous).
+    /// Fields from `(name, value)` pairs. `invalid_request` for a repeated name (a hash
+    /// over one of two values would be ambiguous), a value over [`MAX_FIELD_BYTES`], or a
+    /// NUL character in a name or value.
     pub fn from_pairs(pairs: Vec<(String, String)>) -> Result<Fields, ApiError> {
         let mut seen = std::collections::HashSet::new();
         for (k, v) in &pairs {
+            if k.contains('\0') || v.contains('\0') {
+                return Err(ApiError::invalid(format!(
+                    "field {} contains a NUL character",
+                    k.escape_debug()
+                )));
+            }
             if !seen.insert(k.as_str()) {
                 return Err(ApiError::invalid(format!(
                     "field {k} is given more than once"
@@ -89,15 +109,28 @@ impl Fields {
     }
 }
 
-/// Reads a request body of at most `limit` bytes into [`Fields`]: form or JSON by
-/// `Content-Type`, an empty body as no fields. Over the limit → 413 `invalid_request`;
-/// another content type or an unparseable body → 400 `invalid_request`.
+/// The `mall_id` field, required and well-formed (1 to 50 lowercase letters, digits,
+/// `_` or `-`, as Cafe24 names malls). Errors: `invalid_request` saying which.
+pub fn mall_id_field(fields: &Fields) -> Result<&str, ApiError> {
+    let mall_id = fields.required("mall_id")?;
+    if partner_id::is_valid_mall_id(mall_id) {
+        Ok(mall_id)
+    } else {
+        Err(ApiError::invalid(
+            "mall_id must be 1 to 50 lowercase letters, digits, '_' or '-'",
+        ))
+    }
+}
+
+/// Reads a request body within `limits` into [`Fields`]: form or JSON by
+/// `Content-Type`, an empty body as no fields. Over the size → 413, too slow → 408,
+/// another content type or an unparseable body → 400; all `invalid_request`.
 pub async fn read_body(
     req: &HttpRequest,
     payload: web::Payload,
-    limit: usize,
+    limits: BodyLimits,
 ) -> Result<Fields, ApiError> {
-    let body = read_bytes(req, payload, limit).await?;
+    let body = read_bytes(req, payload, limits).await?;
     if body.is_empty() {
         return Ok(Fields::default());
     }
@@ -125,16 +158,47 @@ pub async fn read_body(
 pub async fn query_and_body(
     req: &HttpRequest,
     payload: web::Payload,
-    limit: usize,
+    limits: BodyLimits,
 ) -> Result<Fields, ApiError> {
-    let mut fields = parse_form(req.query_string().as_bytes())?;
-    fields.merge_missing(read_body(req, payload, limit).await?);
+    let mut fields = query(req)?;
+    fields.merge_missing(read_body(req, payload, limits).await?);
     Ok(fields)
 }
 
-/// Reads a raw request body of at most `limit` bytes (checked against `Content-Length`
-/// first, then while reading). Over the limit → 413 `invalid_request`.
+/// The query string's fields (the same rules as a form body: no repeated name, no NUL).
+pub fn query(req: &HttpRequest) -> Result<Fields, ApiError> {
+    parse_urlencoded(req.query_string().as_bytes(), "query string")
+}
+
+/// Reads a raw request body within `limits`: its size is checked against
+/// `Content-Length` first, then while reading (over it → 413 `invalid_request`); the
+/// whole body must arrive within `limits.timeout` (else 408 `invalid_request`, and the
+/// connection is closed).
 pub async fn read_bytes(
+    req: &HttpRequest,
+    payload: web::Payload,
+    limits: BodyLimits,
+) -> Result<web::BytesMut, ApiError> {
+    match tokio::time::timeout(limits.timeout, read_within(req, payload, limits.max_bytes)).await {
+        Ok(read) => read,
+        Err(_) => {
+            log::warn!(
+                "request body of {} did not arrive within {} s; answered 408",
+                req.path(),
+                limits.timeout.as_secs_f32()
+            );
+            Err(ApiError::InvalidRequest {
+                message: format!(
+                    "request body did not arrive within {} seconds",
+                    limits.timeout.as_secs_f32()
+                ),
+                status: StatusCode::REQUEST_TIMEOUT,
+            })
+        }
+    }
+}
+
+async fn read_within(
     req: &HttpRequest,
     mut payload: web::Payload,
     limit: usize,
@@ -166,8 +230,12 @@ pub async fn read_bytes(
 
 /// Parses a query string (or form body) into fields.
 pub fn parse_form(bytes: &[u8]) -> Result<Fields, ApiError> {
+    parse_urlencoded(bytes, "body")
+}
+
+fn parse_urlencoded(bytes: &[u8], what: &str) -> Result<Fields, ApiError> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(bytes)
-        .map_err(|_| ApiError::invalid("body is not valid form encoding"))?;
+        .map_err(|_| ApiError::invalid(format!("{what} is not valid form encoding")))?;
     Fields::from_pairs(pairs)
 }
 
@@ -194,6 +262,23 @@ pub fn parse_json(bytes: &[u8]) -> Result<Fields, ApiError> {
         pairs.push((k, value));
     }
     Fields::from_pairs(pairs)
+}
+
+/// Reads a JSON document into `T` (a mall front's reservation): `invalid_request` when
+/// it is not JSON, not of `T`'s shape (the message names the field), or holds a NUL
+/// character in any string or key.
+pub fn parse_json_document<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|_| ApiError::invalid("body is not JSON"))?;
+    if crate::text::json_holds_nul(&value) {
+        return Err(ApiError::invalid("body contains a NUL character"));
+    }
+    serde_json::from_value(value).map_err(|e| {
+        ApiError::invalid(format!(
+            "body is not of the expected shape: {}",
+            e.to_string().split(" at line").next().unwrap_or("")
+        ))
+    })
 }
 
 /// A JSON object read as ordered `(key, raw value)` pairs, duplicates preserved (so that
@@ -225,31 +310,20 @@ impl<'de> serde::Deserialize<'de> for OrderedRawMap {
     }
 }
 
-/// Appends query parameters to `base`, joining with `?` or `&` as the URL needs and
-/// keeping any fragment last. Values are form-encoded.
-pub fn append_query(base: &str, params: &[(&str, &str)]) -> String {
-    let (without_fragment, fragment) = match base.split_once('#') {
-        Some((u, f)) => (u, Some(f)),
-        None => (base, None),
-    };
-    let encoded = serde_urlencoded::to_string(params).unwrap_or_default();
-    let mut out = String::with_capacity(base.len() + encoded.len() + 2);
-    out.push_str(without_fragment);
-    if !encoded.is_empty() {
-        if without_fragment.contains('?') {
-            if !without_fragment.ends_with('?') && !without_fragment.ends_with('&') {
-                out.push('&');
-            }
-        } else {
-            out.push('?');
-        }
-        out.push_str(&encoded);
+/// `base` with `params` appended to its query, form-encoded, joined with `?` or `&` as
+/// the URL needs, the fragment kept last; built by [`url::Url`], so the result is the
+/// parser's serialisation (no control character, space or raw non-ASCII can reach a
+/// `Location` header). Errors: `base` is not an absolute URL (a bug or a row stored
+/// before URLs were normalised): logged, `internal_error`.
+pub fn append_query(base: &str, params: &[(&str, &str)]) -> Result<String, ApiError> {
+    let mut url = url::Url::parse(base).map_err(|e| {
+        log::error!("cannot build a redirect: a stored URL is not an absolute URL ({e})");
+        ApiError::Internal
+    })?;
+    if !params.is_empty() {
+        url.query_pairs_mut().extend_pairs(params);
     }
-    if let Some(f) = fragment {
-        out.push('#');
-        out.push_str(f);
-    }
-    out
+    Ok(url.into())
 }
 
 #[cfg(test)]
@@ -282,22 +356,30 @@ mod tests {
 
     #[test]
     fn query_is_appended_with_the_right_separator() {
+        let appended = |base: &str, params: &[(&str, &str)]| {
+            append_query(base, params).unwrap_or_else(|e| panic!("{e}"))
+        };
         assert_eq!(
-            append_query("https://a.cafe24.com/r", &[("a", "1")]),
+            appended("https://a.cafe24.com/r", &[("a", "1")]),
             "https://a.cafe24.com/r?a=1"
         );
         assert_eq!(
-            append_query("https://a.cafe24.com/r?x=1", &[("a", "1 2")]),
+            appended("https://a.cafe24.com/r?x=1", &[("a", "1 2")]),
             "https://a.cafe24.com/r?x=1&a=1+2"
         );
         assert_eq!(
-            append_query("https://a.cafe24.com/r?", &[("a", "1")]),
+            appended("https://a.cafe24.com/r?", &[("a", "1")]),
             "https://a.cafe24.com/r?a=1"
         );
         assert_eq!(
-            append_query("https://a.cafe24.com/r#top", &[("a", "1")]),
+            appended("https://a.cafe24.com/r#top", &[("a", "1")]),
             "https://a.cafe24.com/r?a=1#top"
         );
+        assert_eq!(
+            appended("https://a.cafe24.com/r\tx\n", &[("m", "a\r\nb")]),
+            "https://a.cafe24.com/rx?m=a%0D%0Ab"
+        );
+        assert!(append_query("not a url", &[]).is_err());
     }
 
     #[test]

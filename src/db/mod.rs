@@ -146,6 +146,53 @@ impl ManageConnection for ConnectionManager {
     }
 }
 
+/// Makes the SQLite file readable by its owner only (it holds orders, their KOMOJU
+/// idempotency keys, sealed merchant secrets and buyers' e-mail addresses): created `0600` when absent,
+/// tightened to `0600` (with a warning) when it exists with group or other bits. SQLite
+/// gives its `-wal` and `-shm` files the database file's mode. In-memory databases are
+/// left alone.
+fn owner_only(path: &std::path::Path) -> Result<(), DbError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        let text = path.to_string_lossy();
+        if text.is_empty() || text == ":memory:" || text.starts_with("file:") {
+            return Ok(());
+        }
+        let failed = |e: std::io::Error| {
+            DbError::Unavailable(format!("cannot secure {}: {e}", path.display()))
+        };
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.permissions().mode() & 0o077 != 0 => {
+                log::warn!(
+                    "{} was readable by others (mode {:o}); now 0600",
+                    path.display(),
+                    meta.permissions().mode() & 0o777
+                );
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                    .map_err(failed)?;
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o600)
+                    .open(path)
+                    .map(drop)
+                    .or_else(|e| match e.kind() {
+                        std::io::ErrorKind::AlreadyExists => Ok(()),
+                        _ => Err(failed(e)),
+                    })?;
+            }
+            Err(e) => return Err(failed(e)),
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
+}
+
 /// A pool of connections to one database. Cheap to clone.
 #[derive(Clone)]
 pub struct Database {
@@ -169,6 +216,7 @@ impl Database {
                         })?;
                     }
                 }
+                owner_only(std::path::Path::new(path))?;
                 1
             }
             Backend::Postgres(_) => 10,

@@ -10,6 +10,8 @@
 //! It never decides anything about orders, never logs a secret key or a request body,
 //! and never follows redirects.
 
+pub mod webhook;
+
 use std::time::Duration;
 
 use reqwest::StatusCode;

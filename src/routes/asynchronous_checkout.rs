@@ -8,7 +8,7 @@
 //!   `return_noty_url` itself: the outbox does, once per transition;
 //! - the webhook is [`super::komoju_webhook`].
 
-use actix_web::http::{header, StatusCode};
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
 use crate::cafe24;
@@ -21,16 +21,16 @@ use crate::order_state::OrderState;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api/asynchronous-checkout/checkout")
-            .route(
-                "",
-                web::post().to(
-                    |app: State, req: HttpRequest, body: web::Payload| async move {
-                        super::checkout_reply(&app, &req, body, Flow::Async).await
-                    },
-                ),
-            )
-            .route("/callback", web::get().to(callback))
-            .route("/callback", web::post().to(callback)),
+            .service(super::resource("", "POST").route(web::post().to(
+                |app: State, req: HttpRequest, body: web::Payload| async move {
+                    super::checkout_reply(&app, &req, body, Flow::Async).await
+                },
+            )))
+            .service(
+                super::resource("/callback", "GET, POST")
+                    .route(web::get().to(callback))
+                    .route(web::post().to(callback)),
+            ),
     );
 }
 
@@ -56,15 +56,15 @@ async fn callback(
     req: HttpRequest,
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let fields = cafe24::query_and_body(&req, body, app.settings.body_limit_bytes).await?;
+    let fields = cafe24::query_and_body(&req, body, app.settings.body_limits()).await?;
     let order = match checkout::buyer_returned(&app, Flow::Async, &fields).await? {
         Returned::Applied(order) => order,
         Returned::NotCurrent(order) => {
-            return Ok(redirect(
+            return redirect(
                 &order,
                 "9999",
                 "This payment session does not belong to the order",
-            ))
+            )
         }
         Returned::KomojuUnreachable(msg) => {
             return Ok(super::retry_page(StatusCode::BAD_GATEWAY, &msg))
@@ -74,19 +74,13 @@ async fn callback(
         .state()
         .map_err(|e| ApiError::from_db("reading order", e))?;
     let (code, message) = result_code(state);
-    Ok(redirect(&order, code, message))
+    redirect(&order, code, message)
 }
 
-fn redirect(order: &OrderRow, code: &str, message: &str) -> HttpResponse {
+fn redirect(order: &OrderRow, code: &str, message: &str) -> Result<HttpResponse, ApiError> {
     let mut params = vec![("result_code", code), ("result_message", message)];
     if let Some(extra) = order.extra_data.as_deref() {
         params.push(("extra_data", extra));
     }
-    HttpResponse::Found()
-        .insert_header((
-            header::LOCATION,
-            cafe24::append_query(&order.return_url, &params),
-        ))
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .finish()
+    super::found(&order.return_url, &params)
 }

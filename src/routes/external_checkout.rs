@@ -13,7 +13,6 @@
 use actix_cors::Cors;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde::Deserialize;
 use serde_json::json;
 
 use crate::checkout::{self, Flow, Returned, State};
@@ -33,15 +32,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .allowed_header(header::CONTENT_TYPE)
                     .max_age(3600),
             )
-            .route("/script", web::get().to(loader))
-            .route("/script/app.js", web::get().to(app_js))
-            .route("/script/data", web::get().to(data))
-            .route("/script/hmac", web::get().to(hmac))
-            .route("/payload", web::post().to(payload))
-            .route("/order/review", web::get().to(review))
-            .route("/order/pay", web::post().to(pay))
-            .route("/order/callback", web::get().to(callback))
-            .route("/order/callback", web::post().to(callback)),
+            .service(super::resource("/script", "GET").route(web::get().to(loader)))
+            .service(super::resource("/script/app.js", "GET").route(web::get().to(app_js)))
+            .service(super::resource("/script/data", "GET").route(web::get().to(data)))
+            .service(super::resource("/script/hmac", "GET").route(web::get().to(hmac)))
+            .service(super::resource("/payload", "POST").route(web::post().to(payload)))
+            .service(super::resource("/order/review", "GET").route(web::get().to(review)))
+            .service(super::resource("/order/pay", "POST").route(web::post().to(pay)))
+            .service(
+                super::resource("/order/callback", "GET, POST")
+                    .route(web::get().to(callback))
+                    .route(web::post().to(callback)),
+            ),
     );
 }
 
@@ -70,25 +72,15 @@ async fn app_js(app: State) -> HttpResponse {
     javascript(external::app_script(&base(&app)))
 }
 
-#[derive(Deserialize)]
-struct ShopQuery {
-    mall_id: Option<String>,
-    shop_no: Option<String>,
-}
-
 /// `GET /script/data`: `{"result_code":"0000","mall_id","shop_no","shop_name","currency",
 /// "public_ref","payment_types","client_id","review","button_label"}`.
-async fn data(app: State, q: web::Query<ShopQuery>) -> Result<HttpResponse, ApiError> {
-    let mall_id = q
-        .mall_id
-        .as_deref()
-        .filter(|m| !m.is_empty())
-        .ok_or_else(|| ApiError::invalid("mall_id is required"))?;
+async fn data(app: State, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let q = crate::cafe24::query(&req)?;
+    let mall_id = crate::cafe24::mall_id_field(&q)?;
     let shop_no: i32 = q
-        .shop_no
-        .as_deref()
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| ApiError::invalid("shop_no is required"))?;
+        .required("shop_no")?
+        .parse()
+        .map_err(|_| ApiError::invalid("shop_no must be a shop number"))?;
     let merchant = checkout::load_merchant(&app, mall_id, Some(shop_no)).await?;
     let shop = external::load_shop(&app, mall_id, shop_no).await?;
     Ok(HttpResponse::Ok()
@@ -107,27 +99,12 @@ async fn data(app: State, q: web::Query<ShopQuery>) -> Result<HttpResponse, ApiE
         })))
 }
 
-#[derive(Deserialize)]
-struct HmacQuery {
-    mall_id: Option<String>,
-    request_time: Option<String>,
-    member_id: Option<String>,
-    client_key: Option<String>,
-}
-
 /// `GET /script/hmac`: `{"result_code":"0000","hmac":…}`. Not an oracle: the mall must be
 /// registered and enabled, `client_id` is always this app's, `request_time` within five
 /// minutes of now, and each client address may ask a mall a limited number of times.
-async fn hmac(
-    app: State,
-    req: HttpRequest,
-    q: web::Query<HmacQuery>,
-) -> Result<HttpResponse, ApiError> {
-    let mall_id = q
-        .mall_id
-        .as_deref()
-        .filter(|m| !m.is_empty())
-        .ok_or_else(|| ApiError::invalid("mall_id is required"))?;
+async fn hmac(app: State, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let q = crate::cafe24::query(&req)?;
+    let mall_id = crate::cafe24::mall_id_field(&q)?;
     let ip = req
         .peer_addr()
         .map(|a| a.ip().to_string())
@@ -140,10 +117,7 @@ async fn hmac(
         log::warn!("script/hmac: rate limit hit by {ip} for mall {mall_id}");
         return Err(ApiError::RateLimited);
     }
-    let request_time = q
-        .request_time
-        .as_deref()
-        .ok_or_else(|| ApiError::invalid("request_time is required"))?;
+    let request_time = q.required("request_time")?;
     let seconds: i64 = request_time
         .parse()
         .ok()
@@ -154,11 +128,11 @@ async fn hmac(
             "request_time is not within 5 minutes of now",
         ));
     }
-    let member_id = q.member_id.as_deref().unwrap_or("");
+    let member_id = q.get("member_id").unwrap_or("");
     if member_id.len() > 100 || member_id.chars().any(char::is_control) {
         return Err(ApiError::invalid("member_id is malformed"));
     }
-    if let Some(k) = q.client_key.as_deref().filter(|k| !k.is_empty()) {
+    if let Some(k) = q.optional("client_key") {
         if k != app.settings.cafe24_client_id {
             return Err(ApiError::invalid("client_key is not this app's client id"));
         }
@@ -186,13 +160,8 @@ async fn payload(
     req: HttpRequest,
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let bytes = crate::cafe24::read_bytes(&req, body, app.settings.body_limit_bytes).await?;
-    let payload: Payload = serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::invalid(format!(
-            "body is not a reservation: {}",
-            e.to_string().split(" at line").next().unwrap_or("")
-        ))
-    })?;
+    let bytes = crate::cafe24::read_bytes(&req, body, app.settings.body_limits()).await?;
+    let payload: Payload = crate::cafe24::parse_json_document(&bytes)?;
     let started = external::start(&app, &payload).await?;
     Ok(HttpResponse::Ok().json(json!({
         "result_code": "0000",
@@ -219,18 +188,11 @@ async fn pending_order(app: &State, key: &str) -> Result<crate::db::orders::Orde
     Ok(order)
 }
 
-#[derive(Deserialize)]
-struct KeyQuery {
-    key: Option<String>,
-}
-
 /// `GET /order/review?key`: the order summary, every value escaped, with a Pay button
 /// whose form carries a token only this page can know.
-async fn review(app: State, q: web::Query<KeyQuery>) -> Result<HttpResponse, ApiError> {
-    let key = q
-        .key
-        .as_deref()
-        .ok_or_else(|| ApiError::invalid("key is required"))?;
+async fn review(app: State, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let q = crate::cafe24::query(&req)?;
+    let key = q.required("key")?;
     let order = pending_order(&app, key).await?;
     let shop = external::load_shop(&app, &order.mall_id, order.shop_no).await?;
     let esc = |s: &str| html_escape::encode_text(s).into_owned();
@@ -283,7 +245,7 @@ table{{width:100%;border-collapse:collapse}}td,th{{padding:.4rem;border-bottom:1
 
 /// `POST /order/pay` (form `key`, `csrf`): 303 to the KOMOJU hosted page.
 async fn pay(app: State, req: HttpRequest, body: web::Payload) -> Result<HttpResponse, ApiError> {
-    let fields = crate::cafe24::read_body(&req, body, app.settings.body_limit_bytes).await?;
+    let fields = crate::cafe24::read_body(&req, body, app.settings.body_limits()).await?;
     let key = fields.required("key")?;
     let csrf = fields.required("csrf")?;
     if !external::csrf_valid(&app, key, csrf) {
@@ -307,10 +269,10 @@ async fn callback(
     req: HttpRequest,
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let fields = crate::cafe24::query_and_body(&req, body, app.settings.body_limit_bytes).await?;
+    let fields = crate::cafe24::query_and_body(&req, body, app.settings.body_limits()).await?;
     let order = match checkout::buyer_returned(&app, Flow::External, &fields).await? {
         Returned::Applied(order) => order,
-        Returned::NotCurrent(order) => return Ok(to_mall(&order, false)),
+        Returned::NotCurrent(order) => return to_mall(&order, false),
         Returned::KomojuUnreachable(msg) => {
             return Ok(super::retry_page(StatusCode::BAD_GATEWAY, &msg))
         }
@@ -320,17 +282,13 @@ async fn callback(
         .map_err(|e| ApiError::from_db("reading order", e))?;
     let success =
         state.is_paid() || matches!(state, OrderState::AwaitingPayment | OrderState::Authorized);
-    Ok(to_mall(&order, success))
+    to_mall(&order, success)
 }
 
-fn to_mall(order: &crate::db::orders::OrderRow, success: bool) -> HttpResponse {
+fn to_mall(order: &crate::db::orders::OrderRow, success: bool) -> Result<HttpResponse, ApiError> {
     let page = if success { "pgsuccess" } else { "pg_fail" };
-    let url = crate::cafe24::append_query(
+    super::found(
         &format!("{}/api/shop/{page}", order.return_url.trim_end_matches('/')),
         &[("order_id", &order.order_id)],
-    );
-    HttpResponse::Found()
-        .insert_header((header::LOCATION, url))
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .finish()
+    )
 }

@@ -12,16 +12,13 @@
 //! again; `ping` and events for unknown orders are answered 200 (and logged).
 
 use actix_web::{web, HttpRequest, HttpResponse};
-use hmac::{Hmac, Mac};
 use secrecy::ExposeSecret;
-use serde::Deserialize;
 use serde_json::json;
-use sha2::Sha256;
 
 use crate::checkout::{self, State};
 use crate::db::{self, webhook_events::WebhookEventRow};
 use crate::error::ApiError;
-use crate::komoju::Payment;
+use crate::komoju::webhook::{self as komoju_webhook, Content, OrderRefs};
 
 /// Mounts the handler at every webhook path.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -30,133 +27,81 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         "/api/asynchronous-cancellation/cancel/webhook",
         "/api/asynchronous-refund/cancel/webhook",
     ] {
-        cfg.route(path, web::post().to(webhook));
+        cfg.service(super::resource(path, "POST").route(web::post().to(webhook)));
     }
-}
-
-#[derive(Deserialize)]
-struct MallQuery {
-    mall_id: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct Envelope {
-    id: String,
-    #[serde(rename = "type")]
-    kind: String,
-    data: Option<serde_json::Value>,
-}
-
-#[derive(Deserialize, Default)]
-struct DataRefs {
-    session: Option<String>,
-    external_order_num: Option<String>,
-    #[serde(default)]
-    metadata: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 fn ack(outcome: &str) -> HttpResponse {
     HttpResponse::Ok().json(json!({ "status": "ok", "outcome": outcome }))
 }
 
-/// Verifies `X-Komoju-Signature` (lowercase hex HMAC-SHA256 of the raw body with the
-/// merchant's webhook secret) in constant time.
-pub fn signature_valid(secret: &[u8], body: &[u8], header: Option<&str>) -> bool {
-    let Some(sig) = header.map(str::trim) else {
-        return false;
-    };
-    let Some(expected) = decode_hex(sig) else {
-        return false;
-    };
-    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
-        return false;
-    };
-    mac.update(body);
-    mac.verify_slice(&expected).is_ok()
-}
-
-fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() != 64 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
-        .collect()
+fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
 async fn webhook(
     app: State,
     req: HttpRequest,
-    query: web::Query<MallQuery>,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let mall_id = query
-        .mall_id
-        .clone()
-        .filter(|m| crate::cafe24::partner_id::is_valid_mall_id(m))
-        .ok_or_else(|| ApiError::invalid("mall_id query parameter is required"))?;
-    let body = crate::cafe24::read_bytes(&req, payload, app.settings.body_limit_bytes).await?;
-    let merchant = checkout::load_merchant(&app, &mall_id, None).await?;
-    let header = req
-        .headers()
-        .get("X-Komoju-Signature")
-        .and_then(|v| v.to_str().ok());
-    if !signature_valid(
+    let query = crate::cafe24::parse_form(req.query_string().as_bytes())?;
+    let mall_id = crate::cafe24::mall_id_field(&query)?;
+    let body = crate::cafe24::read_bytes(&req, payload, app.settings.body_limits()).await?;
+    let merchant = checkout::load_merchant(&app, mall_id, None).await?;
+    let event = match komoju_webhook::read(
         merchant.komoju_webhook_secret.expose_secret().as_bytes(),
         &body,
-        header,
+        header(&req, "X-Komoju-Signature"),
+        header(&req, "X-Komoju-ID"),
     ) {
-        log::warn!("webhook for {mall_id}: bad or missing signature; ignored");
-        return Ok(HttpResponse::Unauthorized().json(json!({
-            "result_code": "9999",
-            "result_message": "X-Komoju-Signature is missing or wrong",
-            "error": "invalid_signature",
-        })));
-    }
-    let envelope: Envelope = serde_json::from_slice(&body)
-        .map_err(|_| ApiError::invalid("webhook body is not a KOMOJU event"))?;
-    if envelope.id.is_empty() || envelope.id.len() > 200 {
-        return Err(ApiError::invalid("webhook event id is missing"));
-    }
-    let now = app.clock.now_naive();
+        Ok(event) => event,
+        Err(e) => {
+            log::warn!("webhook for {mall_id}: bad or missing signature; ignored");
+            return Ok(HttpResponse::Unauthorized().json(json!({
+                "result_code": "9999",
+                "result_message": e.to_string(),
+                "error": "invalid_signature",
+            })));
+        }
+    };
     let record = WebhookEventRow {
-        mall_id: mall_id.clone(),
-        event_id: envelope.id.clone(),
-        event_type: envelope.kind.clone(),
+        mall_id: mall_id.to_owned(),
+        event_id: event.id.clone(),
+        event_type: event.kind.clone(),
         order_pk: None,
         outcome: String::new(),
-        received_at: now,
+        received_at: app.clock.now_naive(),
     };
-    if envelope.kind == "ping" {
-        record_only(&app, record, "ping").await?;
-        return Ok(ack("ping"));
-    }
-    let Some(data) = envelope
-        .data
-        .filter(|_| envelope.kind.starts_with("payment."))
-    else {
-        log::info!(
-            "webhook {} for {mall_id}: event type {} not handled; acknowledged",
-            envelope.id,
-            envelope.kind
-        );
-        record_only(&app, record, "not_handled").await?;
-        return Ok(ack("not_handled"));
+    let (payment, refs) = match event.content {
+        Content::Payment { payment, refs } => (payment, refs),
+        Content::Ping => return record_only(&app, record, "ping").await,
+        Content::NotHandled => {
+            log::info!(
+                "webhook {} for {mall_id}: event type {} not handled; acknowledged",
+                event.id,
+                event.kind
+            );
+            return record_only(&app, record, "not_handled").await;
+        }
+        Content::Unreadable(why) => {
+            log::warn!(
+                "webhook {} ({}) for {mall_id}: {why}; recorded and acknowledged",
+                event.id,
+                event.kind
+            );
+            return record_only(&app, record, "unreadable").await;
+        }
     };
-    let refs: DataRefs = serde_json::from_value(data.clone()).unwrap_or_default();
-    let payment: Option<Payment> = serde_json::from_value(data).ok();
-    let order = find_order(&app, &mall_id, &refs).await?;
-    let (Some(order), Some(fact)) = (order, payment.as_ref().and_then(Payment::to_fact)) else {
+    let order = find_order(&app, mall_id, &refs).await?;
+    let (Some(order), Some(fact)) = (order, payment.to_fact()) else {
         log::warn!(
-            "webhook {} ({}) for {mall_id}: no order for session {:?} / external_order_num {:?}, or unreadable payment; acknowledged",
-            envelope.id, envelope.kind, refs.session, refs.external_order_num
+            "webhook {} ({}) for {mall_id}: no order for session {:?} / external_order_num {:?}, or a payment status this build does not know; acknowledged",
+            event.id, event.kind, refs.session, refs.external_order_num
         );
-        record_only(&app, record, "unknown_order").await?;
-        return Ok(ack("unknown_order"));
+        return record_only(&app, record, "unknown_order").await;
     };
-    if is_duplicate(&app, &mall_id, &envelope.id).await? {
-        log::info!("webhook {} for {mall_id}: already processed", envelope.id);
+    if is_duplicate(&app, mall_id, &event.id).await? {
+        log::info!("webhook {} for {mall_id}: already processed", event.id);
         return Ok(ack("duplicate"));
     }
     match checkout::apply_fact(&app, &merchant, &order.id, fact, "webhook", Some(record)).await {
@@ -174,7 +119,7 @@ async fn webhook(
         Err(e) if db::is_unique_violation(&e) => {
             log::info!(
                 "webhook {} for {mall_id}: already processed (concurrent delivery)",
-                envelope.id
+                event.id
             );
             Ok(ack("duplicate"))
         }
@@ -182,20 +127,21 @@ async fn webhook(
     }
 }
 
-/// Records an event that changes no order (ping, unknown order); a repeat is fine.
+/// Records an event that changes no order (ping, unknown order, unreadable) and
+/// acknowledges it with `outcome`; a repeat is fine.
 async fn record_only(
     app: &State,
     mut record: WebhookEventRow,
-    outcome: &str,
-) -> Result<(), ApiError> {
+    outcome: &'static str,
+) -> Result<HttpResponse, ApiError> {
     record.outcome = outcome.to_owned();
     match app
         .db
         .run(move |c| db::webhook_events::insert(c, &record))
         .await
     {
-        Ok(()) => Ok(()),
-        Err(e) if db::is_unique_violation(&e) => Ok(()),
+        Ok(()) => Ok(ack(outcome)),
+        Err(e) if db::is_unique_violation(&e) => Ok(ack(outcome)),
         Err(e) => Err(ApiError::from_db("recording webhook event", e)),
     }
 }
@@ -211,19 +157,15 @@ async fn is_duplicate(app: &State, mall_id: &str, event_id: &str) -> Result<bool
 async fn find_order(
     app: &State,
     mall_id: &str,
-    refs: &DataRefs,
+    refs: &OrderRefs,
 ) -> Result<Option<db::orders::OrderRow>, ApiError> {
     let mall = mall_id.to_owned();
     let session = refs.session.clone();
     let meta_order = refs
         .metadata
         .as_ref()
-        .filter(|m| m.get("mall_id").and_then(|v| v.as_str()) == Some(mall_id))
-        .and_then(|m| {
-            m.get("order_id")
-                .and_then(|v| v.as_str())
-                .map(str::to_owned)
-        });
+        .filter(|(m, _)| m == mall_id)
+        .map(|(_, order_id)| order_id.clone());
     let eon = refs.external_order_num.clone();
     app.db
         .run(move |c| {
@@ -246,36 +188,4 @@ async fn find_order(
         })
         .await
         .map_err(|e| ApiError::from_db("finding webhook order", e))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn sign(secret: &[u8], body: &[u8]) -> String {
-        let mut mac = Hmac::<Sha256>::new_from_slice(secret).unwrap_or_else(|e| panic!("{e}"));
-        mac.update(body);
-        mac.finalize()
-            .into_bytes()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
-    }
-
-    #[test]
-    fn signature_is_checked_over_the_raw_bytes() {
-        let body = br#"{"id":"ev1","type":"ping"}"#;
-        let sig = sign(b"secret", body);
-        assert!(signature_valid(b"secret", body, Some(&sig)));
-        assert!(signature_valid(b"secret", body, Some(&sig.to_uppercase())));
-        assert!(!signature_valid(b"other", body, Some(&sig)));
-        assert!(!signature_valid(
-            b"secret",
-            br#"{"id":"ev1", "type":"ping"}"#,
-            Some(&sig)
-        ));
-        assert!(!signature_valid(b"secret", body, None));
-        assert!(!signature_valid(b"secret", body, Some(&sig[..62])));
-        assert!(!signature_valid(b"secret", body, Some("zz")));
-    }
 }

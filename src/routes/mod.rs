@@ -9,19 +9,53 @@ pub mod komoju_webhook;
 pub mod synchronous_cancellation;
 pub mod synchronous_checkout;
 
-use actix_web::{web, HttpResponse};
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+
+use crate::error::ApiError;
 
 /// Mounts every route family.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/health", web::get().to(health))
-        // Before the scopes: a scope owns its whole prefix, and the webhook paths sit
-        // under the asynchronous families' prefixes.
-        .configure(komoju_webhook::configure)
-        .configure(synchronous_checkout::configure)
-        .configure(asynchronous_checkout::configure)
-        .configure(synchronous_cancellation::configure)
-        .configure(asynchronous_cancellation::configure)
-        .configure(external_checkout::configure);
+    cfg.app_data(
+        web::QueryConfig::default().error_handler(|e, _| {
+            ApiError::invalid(format!("query string is malformed: {e}")).into()
+        }),
+    )
+    .service(resource("/health", "GET").route(web::get().to(health)))
+    // Before the scopes: a scope owns its whole prefix, and the webhook paths sit
+    // under the asynchronous families' prefixes.
+    .configure(komoju_webhook::configure)
+    .configure(synchronous_checkout::configure)
+    .configure(asynchronous_checkout::configure)
+    .configure(synchronous_cancellation::configure)
+    .configure(asynchronous_cancellation::configure)
+    .configure(external_checkout::configure);
+}
+
+/// A resource at `path` that answers a method it does not serve with 405 in the §3
+/// envelope and `Allow: allow` (for example `"GET, POST"`); the caller adds the routes.
+pub fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
+    web::resource(path).default_service(web::to(move |req: HttpRequest| async move {
+        let error = ApiError::InvalidRequest {
+            message: format!("method {} is not allowed here; use {allow}", req.method()),
+            status: StatusCode::METHOD_NOT_ALLOWED,
+        };
+        let mut reply = error.error_response();
+        if let Ok(value) = header::HeaderValue::from_str(allow) {
+            reply.headers_mut().insert(header::ALLOW, value);
+        }
+        reply
+    }))
+}
+
+/// The reply to a path no route serves: 404 in the §3 envelope (the path is not echoed:
+/// it is the caller's own).
+pub async fn not_found() -> HttpResponse {
+    ApiError::InvalidRequest {
+        message: "no route serves this path".into(),
+        status: StatusCode::NOT_FOUND,
+    }
+    .error_response()
 }
 
 /// `GET /health`: 200 `{"status":"ok","database":"up"}` when the database answers, 503
@@ -53,13 +87,22 @@ pub(crate) async fn checkout_reply(
     body: web::Payload,
     flow: crate::checkout::Flow,
 ) -> Result<HttpResponse, crate::error::ApiError> {
-    let fields = crate::cafe24::read_body(req, body, app.settings.body_limit_bytes).await?;
+    let fields = crate::cafe24::read_body(req, body, app.settings.body_limits()).await?;
     let payment_url = crate::checkout::start(app, flow, &fields).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "result_code": "0000",
         "result_message": "Successfully created checkout",
         "payment_url": payment_url,
     })))
+}
+
+/// 302 to `base` with `params` appended (Cafe24's stored `return_url`, or the mall's
+/// `pgsuccess`/`pg_fail` page), never cached.
+pub(crate) fn found(base: &str, params: &[(&str, &str)]) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Found()
+        .insert_header((header::LOCATION, crate::cafe24::append_query(base, params)?))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish())
 }
 
 /// A small HTML page for the buyer's browser when a callback cannot finish (KOMOJU

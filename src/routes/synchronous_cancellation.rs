@@ -16,7 +16,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         "/api/synchronous-cancellation/cancel",
         "/api/synchronous-refund/cancel",
     ] {
-        cfg.route(path, web::post().to(cancel));
+        cfg.service(super::resource(path, "POST").route(web::post().to(cancel)));
     }
 }
 
@@ -25,7 +25,7 @@ async fn cancel(
     req: HttpRequest,
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let fields = cafe24::read_body(&req, body, app.settings.body_limit_bytes).await?;
+    let fields = cafe24::read_body(&req, body, app.settings.body_limits()).await?;
     let reply = cancellation::cancel(&app, Mode::Sync, &fields).await?;
     Ok(HttpResponse::build(reply.status).json(reply.body))
 }

@@ -7,7 +7,7 @@
 //! - `POST /api/synchronous-checkout/checkout/status` (Cafe24): the payment details,
 //!   signed with H3.
 
-use actix_web::http::{header, StatusCode};
+use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use secrecy::ExposeSecret;
 use serde_json::json;
@@ -24,18 +24,21 @@ use crate::startup::AppState;
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
         web::scope("/api/synchronous-checkout/checkout")
-            .route(
-                "",
-                web::post().to(
-                    |app: State, req: HttpRequest, body: web::Payload| async move {
-                        super::checkout_reply(&app, &req, body, Flow::Sync).await
-                    },
-                ),
+            .service(super::resource("", "POST").route(web::post().to(
+                |app: State, req: HttpRequest, body: web::Payload| async move {
+                    super::checkout_reply(&app, &req, body, Flow::Sync).await
+                },
+            )))
+            .service(
+                super::resource("/callback", "GET, POST")
+                    .route(web::get().to(callback))
+                    .route(web::post().to(callback)),
             )
-            .route("/callback", web::get().to(callback))
-            .route("/callback", web::post().to(callback))
-            .route("/status", web::post().to(status))
-            .route("/status", web::get().to(status)),
+            .service(
+                super::resource("/status", "GET, POST")
+                    .route(web::post().to(status))
+                    .route(web::get().to(status)),
+            ),
     );
 }
 
@@ -46,17 +49,17 @@ async fn callback(
     req: HttpRequest,
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let fields = cafe24::query_and_body(&req, body, app.settings.body_limit_bytes).await?;
+    let fields = cafe24::query_and_body(&req, body, app.settings.body_limits()).await?;
     let raw_key = fields.required("key")?.to_owned();
     let order = match checkout::buyer_returned(&app, Flow::Sync, &fields).await? {
         Returned::Applied(order) => order,
         Returned::NotCurrent(order) => {
-            return Ok(redirect(
+            return redirect(
                 &order,
                 "9999",
                 "This payment session does not belong to the order",
                 &raw_key,
-            ))
+            )
         }
         Returned::KomojuUnreachable(msg) => {
             return Ok(super::retry_page(StatusCode::BAD_GATEWAY, &msg))
@@ -72,10 +75,15 @@ async fn callback(
         OrderState::Pending => ("9999", "Payment not completed".to_owned()),
         s => ("9999", format!("Payment not completed ({s})")),
     };
-    Ok(redirect(&order, code, &message, &raw_key))
+    redirect(&order, code, &message, &raw_key)
 }
 
-fn redirect(order: &OrderRow, code: &str, message: &str, key: &str) -> HttpResponse {
+fn redirect(
+    order: &OrderRow,
+    code: &str,
+    message: &str,
+    key: &str,
+) -> Result<HttpResponse, ApiError> {
     let mut params = vec![
         ("result_code", code),
         ("result_message", message),
@@ -84,11 +92,7 @@ fn redirect(order: &OrderRow, code: &str, message: &str, key: &str) -> HttpRespo
     if let Some(extra) = order.extra_data.as_deref() {
         params.push(("extra_data", extra));
     }
-    let location = cafe24::append_query(&order.return_url, &params);
-    HttpResponse::Found()
-        .insert_header((header::LOCATION, location))
-        .insert_header((header::CACHE_CONTROL, "no-store"))
-        .finish()
+    super::found(&order.return_url, &params)
 }
 
 /// `POST …/checkout/status` (field `key`): the §6.1 payment details with H3.
@@ -97,7 +101,7 @@ async fn status(
     req: HttpRequest,
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let fields = cafe24::query_and_body(&req, body, app.settings.body_limit_bytes).await?;
+    let fields = cafe24::query_and_body(&req, body, app.settings.body_limits()).await?;
     let key = checkout::verify_key(&app, &fields)?;
     let mut order = checkout::order_for_key(&app, &key).await?;
     let merchant = checkout::load_merchant(&app, &order.mall_id, None).await?;

@@ -480,12 +480,12 @@ window.addEventListener("error", function (e) {{ window.__stub.log.push("uncaugh
     return btoa(String.fromCharCode.apply(null, mac));
   }}
   function later(fn) {{ setTimeout(fn, 100); }}
-  // The reservation is signed over PHP's json_encode of a string (Cafe24 is PHP; the
-  // sample app verifies it that way): JSON.stringify plus "/" as "\/" and non-ASCII as \uXXXX.
+  // The reservation is signed over PHP's json_encode of a string with
+  // JSON_UNESCAPED_UNICODE | JSON_UNESCAPED_SLASHES (Cafe24 is PHP; the sample app's
+  // createPayload verifies it that way): quoted, "/" and non-ASCII left as they are,
+  // which is what the browser's own JSON.stringify does for these strings.
   function phpJsonEncode(s) {{
-    return JSON.stringify(s).replace(/\//g, "\\/").replace(/[\u0080-\uffff]/g, function (c) {{
-      return "\\u" + ("000" + c.charCodeAt(0).toString(16)).slice(-4);
-    }});
+    return JSON.stringify(s);
   }}
   var sdk = {{
     MALL_ID: cfg.mall_id,
