@@ -20,6 +20,7 @@ both_backends!(
     payload_creates_the_order_exactly_or_refuses,
     paid_button_order_returns_to_the_mall_and_notifies_cafe24,
     review_page_escapes_and_protects_its_form,
+    reservation_signed_as_the_cafe24_sample_checks_it_is_accepted,
 );
 
 /// Cafe24's reservation HMAC as the sample app checks it, computed here independently:
@@ -465,5 +466,50 @@ async fn review_page_escapes_and_protects_its_form(backend: Backend) {
     assert_eq!(
         location(&ok),
         reply["session_url"].as_str().unwrap_or_default()
+    );
+}
+
+/// Issue 8 §1: a reservation signed the way the Cafe24 sample's `createPayload` checks it
+/// (`json_encode(…, JSON_UNESCAPED_UNICODE | JSON_UNESCAPED_SLASHES)`), with a real-looking
+/// `return_notification_url` holding slashes and non-ASCII characters. The `hmac` below
+/// was computed outside this code, with Python:
+/// `base64(hmac.new(b"test-client-id20261121-0000042",
+///   json.dumps("306520261121-00000422026-11-21 12:00:00" + url, ensure_ascii=False).encode(),
+///   sha256).digest())`.
+/// With PHP's default flags (`/` as `\/`, non-ASCII as `\uXXXX`) it would be
+/// `vXWFxYR/dzMc+X6Tqqi/FiJmlngEte5z6YIJ/Bc8pxg=`, which must be refused.
+async fn reservation_signed_as_the_cafe24_sample_checks_it_is_accepted(backend: Backend) {
+    // The notification URL is a real mall's: no worker, so nothing leaves the machine.
+    let app = spawn_app_with(backend, &[("OUTBOX_WORKER", "off")]).await;
+    register_shop(&app, false, "JPY").await;
+    let notify = "https://demomall.cafe24.com/exec/front/order/pg/notify?shop=デモ店&order_id=20261121-0000042";
+    let reservation = |hmac: &str| {
+        serde_json::json!({
+            "mall_id": MALL, "shop_no": 1, "member_id": "", "is_guest": true, "currency": "JPY",
+            "order_id": "20261121-0000042", "return_notification_url": notify,
+            "return_url_base": "https://demomall.cafe24.com", "response_time": "2026-11-21 12:00:00",
+            "hmac": hmac,
+            "order": [{"product_no": 7, "product_name": "茶碗", "quantity": 1, "product_price": "3065", "option_price": "0"}],
+        })
+    };
+    let (status, err) = app
+        .ext_payload(&reservation("vXWFxYR/dzMc+X6Tqqi/FiJmlngEte5z6YIJ/Bc8pxg="))
+        .await;
+    assert_eq!((status, err["error"].as_str()), (401, Some("invalid_hash")));
+    assert_eq!(app.order_count().await, 0);
+    let (status, body) = app
+        .ext_payload(&reservation("3KRF00tPkRmONg2AscbD65x4KpzfsXqnusQhZHzGtPc="))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["result_code"], "0000");
+    let order = app
+        .order("20261121-0000042")
+        .await
+        .unwrap_or_else(|| panic!("no order"));
+    assert_eq!(order.amount, 3065);
+    // Stored as the URL parser serialised it: the path and query percent-encoded.
+    assert_eq!(
+        order.return_noty_url.as_deref(),
+        Some("https://demomall.cafe24.com/exec/front/order/pg/notify?shop=%E3%83%87%E3%83%A2%E5%BA%97&order_id=20261121-0000042")
     );
 }

@@ -8,5 +8,6 @@ mod asynchronous_checkout;
 mod cancellation;
 mod cli;
 mod external_checkout;
+mod hostile_input;
 mod processes;
 mod synchronous_checkout;
