@@ -16,11 +16,11 @@ use std::time::{Duration, Instant};
 
 use actix_web::{web, App, HttpResponse, HttpServer};
 use base64::Engine;
-use cafe24_komoju::cli::{self, Cli};
+use cafe24_komoju::app::cli::{self, Cli};
+use cafe24_komoju::app::settings::Settings;
+use cafe24_komoju::app::startup::Application;
 use cafe24_komoju::clock::Clock;
 use cafe24_komoju::sandbox::Sandbox;
-use cafe24_komoju::settings::Settings;
-use cafe24_komoju::startup::Application;
 use clap::Parser;
 use diesel::prelude::*;
 use hmac::{Hmac, Mac};
@@ -113,6 +113,7 @@ async fn run(backend: &'static str, db_url: String, orders: usize, concurrency: 
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     let state = app.state();
+    let outbox_settings = settings.outbox.clone();
     tokio::spawn(app.run_until_stopped());
     let mut out = Vec::new();
     cli::run(
@@ -212,9 +213,9 @@ async fn run(backend: &'static str, db_url: String, orders: usize, concurrency: 
     let webhook_secs = started.elapsed().as_secs_f64();
 
     // 2. Notifications delivered per second by one worker.
-    let worker = cafe24_komoju::outbox::Worker::new(
+    let worker = cafe24_komoju::notifications::Worker::new(
         state.clone(),
-        state.settings.outbox.clone(),
+        outbox_settings,
         state.outbox_wake.clone(),
     )
     .unwrap_or_else(|e| panic!("{e}"));

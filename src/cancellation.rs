@@ -20,14 +20,13 @@ use sha2::{Digest, Sha256};
 
 use crate::cafe24::partner_id::PartnerId;
 use crate::cafe24::{hash_data, Fields};
-use crate::checkout;
 use crate::db::refunds::{self, RefundRow};
 use crate::db::{self, orders, DbError};
 use crate::error::ApiError;
 use crate::komoju::{KomojuError, Payment};
 use crate::money::{Currency, Money};
-use crate::order_state::OrderState;
-use crate::startup::AppState;
+use crate::orders::state::OrderState;
+use crate::services::Services;
 
 /// A repeat of the same request within this window gets the first reply (§6.4).
 pub const DEDUP_WINDOW: Duration = Duration::from_secs(10 * 60);
@@ -87,9 +86,9 @@ struct ValidCancel {
 
 /// Handles a cancellation request; returns the reply for Cafe24. Errors before the
 /// KOMOJU call change nothing and call nobody.
-pub async fn cancel(app: &AppState, mode: Mode, fields: &Fields) -> Result<Reply, ApiError> {
+pub async fn cancel(app: &Services, mode: Mode, fields: &Fields) -> Result<Reply, ApiError> {
     let mut valid = validate(mode, app, fields)?;
-    let merchant = checkout::load_partner(app, &valid.partner_id, false).await?;
+    let merchant = crate::merchant::load_partner(app, &valid.partner_id, false).await?;
     valid.cancel_noty_url = valid
         .cancel_noty_url
         .map(|url| {
@@ -172,13 +171,7 @@ pub async fn cancel(app: &AppState, mode: Mode, fields: &Fields) -> Result<Reply
         }
         // 5xx, timeout, unreadable, still in flight: the outcome is unknown. The row stays
         // pending; a repeat of the request replays the same key.
-        Err(e) => {
-            return Err(checkout::upstream(
-                "cancelling at KOMOJU",
-                &valid.order_id,
-                e,
-            ))
-        }
+        Err(e) => return Err(e.into_api_error("cancelling at KOMOJU", &valid.order_id)),
     };
     let body = reply.body.to_string();
     let (id, status_code, now) = (
@@ -194,7 +187,7 @@ pub async fn cancel(app: &AppState, mode: Mode, fields: &Fields) -> Result<Reply
         .await
         .map_err(|e| ApiError::from_db("recording cancellation", e))?;
     if let Some(fact) = payment.as_ref().and_then(Payment::to_fact) {
-        checkout::apply_fact(app, &merchant, &row.order_pk, fact, "cancel", None)
+        crate::orders::updates::apply_fact(app, &merchant, &row.order_pk, fact, "cancel", None)
             .await
             .map_err(|e| ApiError::from_db("applying cancellation", e))?;
     }
@@ -212,7 +205,7 @@ pub async fn cancel(app: &AppState, mode: Mode, fields: &Fields) -> Result<Reply
 }
 
 /// §6.4 checks that need no storage: fields, H2, partner, money.
-fn validate(mode: Mode, app: &AppState, fields: &Fields) -> Result<ValidCancel, ApiError> {
+fn validate(mode: Mode, app: &Services, fields: &Fields) -> Result<ValidCancel, ApiError> {
     let partner_id = fields.required("partner_id")?;
     let order_id = fields.required("order_id")?;
     let tid = fields.required("tid")?;
@@ -232,10 +225,7 @@ fn validate(mode: Mode, app: &AppState, fields: &Fields) -> Result<ValidCancel, 
         partner_id,
         tid,
     };
-    if !signed.verify(
-        app.settings.cafe24_service_key.expose_secret().as_bytes(),
-        hash,
-    ) {
+    if !signed.verify(app.cafe24_service_key.expose_secret().as_bytes(), hash) {
         return Err(ApiError::InvalidHash);
     }
     let partner = PartnerId::parse(partner_id).map_err(|e| ApiError::invalid(e.to_string()))?;
@@ -270,7 +260,7 @@ fn validate(mode: Mode, app: &AppState, fields: &Fields) -> Result<ValidCancel, 
 
 /// Under the order's lock: the repeat of a recent request, or a new request row after the
 /// order, `tid`, state and amount checks.
-async fn decide(app: &AppState, mode: Mode, v: &ValidCancel) -> Result<RefundRow, ApiError> {
+async fn decide(app: &Services, mode: Mode, v: &ValidCancel) -> Result<RefundRow, ApiError> {
     let mall = v.partner_id.mall_id().to_owned();
     let partner = v.partner_id.as_str().to_owned();
     let order_id = v.order_id.clone();
@@ -370,7 +360,7 @@ async fn decide(app: &AppState, mode: Mode, v: &ValidCancel) -> Result<RefundRow
 /// Which refund in KOMOJU's answer is this request's: one of our amount that no other
 /// request of the order claims (the newest such).
 async fn our_refund_id(
-    app: &AppState,
+    app: &Services,
     row: &RefundRow,
     payment: &Payment,
 ) -> Result<Option<String>, ApiError> {
@@ -394,49 +384,4 @@ async fn our_refund_id(
         .rev()
         .find(|r| r.amount == row.cancel_amount && !claimed.contains(&r.id))
         .map(|r| r.id.clone()))
-}
-
-/// The reconciliation pass: asynchronous cancellations KOMOJU accepted more than `after`
-/// ago and no webhook confirmed are confirmed by reading the payment. Returns how many
-/// payments were read.
-pub async fn reconcile(app: &AppState, after: Duration) -> Result<usize, DbError> {
-    let before = app.clock.now_naive() - chrono::Duration::from_std(after).unwrap_or_default();
-    let rows = app
-        .db
-        .run(move |c| refunds::awaiting_confirmation(c, before, 20))
-        .await?;
-    let mut read = 0;
-    for row in rows {
-        let pk = row.order_pk.clone();
-        let Some(order) = app.db.run(move |c| orders::find(c, &pk)).await? else {
-            continue;
-        };
-        let merchant = match checkout::load_merchant(app, &order.mall_id, None).await {
-            Ok(m) => m,
-            Err(e) => {
-                log::warn!("reconcile {}: merchant {}: {e}", row.id, order.mall_id);
-                continue;
-            }
-        };
-        match app
-            .komoju
-            .get_payment(&merchant.komoju_secret_key, &row.tid)
-            .await
-        {
-            Ok(payment) => {
-                read += 1;
-                if let Some(fact) = payment.to_fact() {
-                    checkout::apply_fact(app, &merchant, &order.id, fact, "reconcile", None)
-                        .await?;
-                    app.outbox_wake.notify_one();
-                }
-            }
-            Err(e) => log::warn!(
-                "reconcile {}: reading payment {} failed: {e}",
-                row.id,
-                row.tid
-            ),
-        }
-    }
-    Ok(read)
 }

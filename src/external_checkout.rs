@@ -19,12 +19,13 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256, Sha384};
 
 use crate::cafe24::partner_id::PartnerId;
-use crate::checkout::{self, Flow, ValidCheckout};
+use crate::checkout::{self, ValidCheckout};
 use crate::db::orders::OrderRow;
 use crate::error::ApiError;
 use crate::money::{Currency, Money};
-use crate::order_token::OrderRef;
-use crate::startup::AppState;
+use crate::orders::token::OrderRef;
+use crate::orders::Flow;
+use crate::services::Services;
 
 /// The loader installed by Cafe24's Scripttag API; its bytes (for one version and one
 /// `PUBLIC_BASE_URL`) are what the registered `integrity` value covers.
@@ -277,7 +278,7 @@ pub fn lines_total(lines: &[Line], currency: Currency) -> Result<Money, ApiError
 }
 
 /// Handles a reservation: checks it, creates the order and its KOMOJU session.
-pub async fn start(app: &AppState, payload: &Payload) -> Result<Started, ApiError> {
+pub async fn start(app: &Services, payload: &Payload) -> Result<Started, ApiError> {
     let shop_no: i32 = payload
         .shop_no
         .as_text()
@@ -291,7 +292,7 @@ pub async fn start(app: &AppState, payload: &Payload) -> Result<Started, ApiErro
             "order_id must be 1 to 100 printable characters",
         ));
     }
-    let merchant = checkout::load_merchant(app, &payload.mall_id, Some(shop_no)).await?;
+    let merchant = crate::merchant::load(app, &payload.mall_id, Some(shop_no)).await?;
     let shop = load_shop(app, &payload.mall_id, shop_no).await?;
     let currency = Currency::parse(&payload.currency)?;
     if currency.code() != shop.currency {
@@ -312,7 +313,7 @@ pub async fn start(app: &AppState, payload: &Payload) -> Result<Started, ApiErro
     let total_major = total.minor() / 10i64.pow(currency.exponent());
     let received = STANDARD.decode(payload.hmac.trim()).unwrap_or_default();
     if !reservation_valid(
-        &app.settings.cafe24_client_id,
+        &app.cafe24_client_id,
         &payload.order_id,
         total_major,
         &response_time,
@@ -374,7 +375,7 @@ pub async fn start(app: &AppState, payload: &Payload) -> Result<Started, ApiErro
         .merchant
         .external_review
         .then(|| {
-            let key = checkout::issue_key(
+            let key = crate::orders::keys::issue(
                 app,
                 &OrderRef {
                     mall_id: order.mall_id.clone(),
@@ -384,10 +385,7 @@ pub async fn start(app: &AppState, payload: &Payload) -> Result<Started, ApiErro
                 },
             )?;
             crate::cafe24::append_query(
-                &format!(
-                    "{}/api/external-checkout/order/review",
-                    app.settings.public_base_url.as_str().trim_end_matches('/')
-                ),
+                &format!("{}/api/external-checkout/order/review", app.public_base()),
                 &[("key", &key)],
             )
         })
@@ -400,7 +398,7 @@ pub async fn start(app: &AppState, payload: &Payload) -> Result<Started, ApiErro
 
 /// The shop row (registered and enabled: checked by `load_merchant`).
 pub async fn load_shop(
-    app: &AppState,
+    app: &Services,
     mall_id: &str,
     shop_no: i32,
 ) -> Result<crate::db::merchants::ShopRow, ApiError> {
@@ -414,7 +412,7 @@ pub async fn load_shop(
 
 /// The form token of the review page: HMAC of the order key with a key derived from
 /// `APP_SECRET`, so only a page this service rendered for that key can post it.
-pub fn csrf_token(app: &AppState, key: &str) -> String {
+pub fn csrf_token(app: &Services, key: &str) -> String {
     csrf_mac(app, key)
         .finalize()
         .into_bytes()
@@ -424,7 +422,7 @@ pub fn csrf_token(app: &AppState, key: &str) -> String {
 }
 
 /// Checks a posted form token (hex) in constant time.
-pub fn csrf_valid(app: &AppState, key: &str, token: &str) -> bool {
+pub fn csrf_valid(app: &Services, key: &str, token: &str) -> bool {
     let bytes: Option<Vec<u8>> = (token.len() == 64 && token.is_ascii())
         .then(|| {
             (0..64)
@@ -436,9 +434,9 @@ pub fn csrf_valid(app: &AppState, key: &str, token: &str) -> bool {
     bytes.is_some_and(|b| csrf_mac(app, key).verify_slice(&b).is_ok())
 }
 
-fn csrf_mac(app: &AppState, key: &str) -> Hmac<Sha256> {
+fn csrf_mac(app: &Services, key: &str) -> Hmac<Sha256> {
     let mut mac =
-        match Hmac::<Sha256>::new_from_slice(app.settings.app_secret.expose_secret().as_bytes()) {
+        match Hmac::<Sha256>::new_from_slice(app.form_token_key.expose_secret().as_bytes()) {
             Ok(m) => m,
             Err(_) => unreachable!("HMAC-SHA256 takes keys of any length"),
         };

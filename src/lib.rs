@@ -1,23 +1,26 @@
 //! cafe24-komoju: a Cafe24 PG app that takes payments through KOMOJU hosted-page
-//! sessions. The wire contract is `shared/PROTOCOL.md`; `docs/architecture.md` maps it
-//! to these modules:
+//! sessions. The wire contract is `shared/PROTOCOL.md`; `docs/architecture.md` maps each
+//! of its rules to the one module that owns it.
 //!
-//! - one module per external system: [`cafe24`] (requests, `hash_data`, `partner_id`,
-//!   callback URLs) and [`komoju`] (the REST client), plus the [`sandbox`] that stands
-//!   in for KOMOJU in development and tests;
-//! - one module per route family under [`routes`];
-//! - the order state machine, pure and free of I/O: [`order_state`];
-//! - the checkout use case shared by the checkout families: [`checkout`]; applying
-//!   KOMOJU facts with their notifications in one transaction: [`order_updates`];
-//!   delivering those notifications: [`outbox`]; cancellations and refunds, never
-//!   twice: [`cancellation`]; the mall front's KOMOJU button: [`external_checkout`];
-//! - storage: [`db`]; money: [`money`]; merchants: [`merchant`], [`secrets`];
-//! - running it: [`settings`], [`startup`], [`cli`], [`clock`], [`order_token`], [`error`].
+//! Dependencies point one way, and the layout shows it:
+//!
+//! - [`routes`]: HTTP only: extract, call one use case, shape the reply;
+//! - use cases: [`checkout`] (start, buyer returned), [`external_checkout`],
+//!   [`cancellation`], [`webhooks`] (the §8 pipeline), [`notifications`] (the outbox
+//!   worker), [`reconciliation`] (reading from KOMOJU what no webhook said); they take
+//!   the [`services::Services`] they need, never the composition root;
+//! - domain: [`orders`] (the pure state machine, applying a fact in one transaction,
+//!   the order key), [`money`], [`merchant`];
+//! - adapters: [`cafe24`] (every Cafe24 wire rule), [`komoju`] (client, wire types,
+//!   webhooks), [`db`] (queries), [`secrets`], [`clock`], [`text`], [`error`] (the §3
+//!   envelope);
+//! - [`app`]: settings, the composition root that builds the services and the server,
+//!   and the command line. Nothing below it imports it.
 
+pub mod app;
 pub mod cafe24;
 pub mod cancellation;
 pub mod checkout;
-pub mod cli;
 pub mod clock;
 pub mod db;
 pub mod error;
@@ -25,13 +28,12 @@ pub mod external_checkout;
 pub mod komoju;
 pub mod merchant;
 pub mod money;
-pub mod order_state;
-pub mod order_token;
-pub mod order_updates;
-pub mod outbox;
+pub mod notifications;
+pub mod orders;
+pub mod reconciliation;
 pub mod routes;
 pub mod sandbox;
 pub mod secrets;
-pub mod settings;
-pub mod startup;
+pub mod services;
 pub mod text;
+pub mod webhooks;

@@ -2,8 +2,8 @@
 
 use clap::Parser;
 
-use cafe24_komoju::cli::{self, Cli, Command};
-use cafe24_komoju::settings::Settings;
+use cafe24_komoju::app::cli::{self, Cli, Command};
+use cafe24_komoju::app::settings::Settings;
 
 #[actix_web::main]
 async fn main() -> std::process::ExitCode {

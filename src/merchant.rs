@@ -9,8 +9,12 @@ use std::collections::BTreeMap;
 use secrecy::SecretString;
 
 use crate::cafe24::partner_id::is_valid_mall_id;
+use crate::cafe24::partner_id::PartnerId;
+use crate::db;
 use crate::db::merchants::MerchantRow;
+use crate::error::ApiError;
 use crate::secrets::{SecretBox, SecretError};
+use crate::services::Services;
 
 /// Column names used as associated data when sealing.
 pub const SECRET_KEY_COLUMN: &str = "komoju_secret_key";
@@ -289,6 +293,65 @@ fn parse_codes(s: &str) -> BTreeMap<String, String> {
         .filter_map(|p| p.split_once('='))
         .map(|(t, c)| (t.to_owned(), c.to_owned()))
         .collect()
+}
+
+/// Loads and opens the merchant. With `shop_no` (a new request from Cafe24) the mall
+/// must be enabled and the shop registered and enabled: unknown mall or shop →
+/// `unknown_merchant`, disabled mall → `merchant_disabled`. Without it (KOMOJU reporting
+/// on money that already moved) only the mall must exist: facts are applied even for a
+/// merchant disabled since.
+pub async fn load(
+    app: &Services,
+    mall_id: &str,
+    shop_no: Option<i32>,
+) -> Result<Merchant, ApiError> {
+    let mall = mall_id.to_owned();
+    let (row, shop) = app
+        .db
+        .run(move |c| {
+            let row = db::merchants::find(c, &mall)?;
+            let shop = match shop_no {
+                Some(no) if row.is_some() => db::merchants::find_shop(c, &mall, no)?,
+                _ => None,
+            };
+            Ok((row, shop))
+        })
+        .await
+        .map_err(|e| ApiError::from_db("loading merchant", e))?;
+    let row = row.ok_or(ApiError::UnknownMerchant)?;
+    if let Some(no) = shop_no {
+        if !row.enabled {
+            return Err(ApiError::MerchantDisabled);
+        }
+        if !shop.map(|s| s.enabled).unwrap_or(false) {
+            log::info!("mall {} shop {no} is not enabled", row.mall_id);
+            return Err(ApiError::UnknownMerchant);
+        }
+    }
+    Merchant::open(&row, &app.secrets).map_err(|e| {
+        log::error!("{e}");
+        ApiError::Internal
+    })
+}
+
+/// Loads the merchant a `partner_id` names, as [`load`] does (with its shop
+/// when `new_request`), and checks that its `public_ref` is the merchant's: a
+/// `partner_id` with another mall's or a made-up `public_ref` is `unknown_merchant`.
+pub async fn load_partner(
+    app: &Services,
+    partner: &PartnerId,
+    new_request: bool,
+) -> Result<Merchant, ApiError> {
+    let shop_no = new_request.then_some(partner.shop_no());
+    let merchant = load(app, partner.mall_id(), shop_no).await?;
+    if merchant.public_ref != partner.public_ref() {
+        log::info!(
+            "partner_id {partner} does not carry mall {}'s public_ref",
+            merchant.mall_id
+        );
+        return Err(ApiError::UnknownMerchant);
+    }
+    Ok(merchant)
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Property tests of the pure order state machine (PROTOCOL.md §5, §6.2): random,
 //! consistent KOMOJU histories, delivered shuffled and with duplicates and stale events.
 
-use cafe24_komoju::order_state::{apply, Event, OrderFacts, OrderState, PaymentStatus};
+use cafe24_komoju::orders::state::{apply, Event, OrderFacts, OrderState, PaymentStatus};
 use proptest::prelude::*;
 
 const AMOUNT: i64 = 306_500;

@@ -9,6 +9,7 @@
 
 pub mod callback_url;
 pub mod hash_data;
+pub mod notify;
 pub mod partner_id;
 
 use std::collections::BTreeMap;

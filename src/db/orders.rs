@@ -3,14 +3,14 @@
 //!
 //! Functions take a connection that may already be inside a transaction, so the same
 //! query serves alone or in a larger unit of work. Nothing here decides a transition:
-//! that is [`crate::order_state`]'s job.
+//! that is [`crate::orders::state`]'s job.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::schema::{order_events, orders};
 use super::{DbConnection, DbError};
-use crate::order_state::{OrderFacts, OrderState};
+use crate::orders::state::{OrderFacts, OrderState};
 
 /// An `orders` row. Amounts in minor units; `amount_text` is Cafe24's exact string.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]

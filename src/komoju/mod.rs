@@ -5,7 +5,7 @@
 //! (`sk_…:`), JSON bodies, a timeout on every call, and `X-KOMOJU-IDEMPOTENCY` on every
 //! POST with a key the caller stored before the call. A 409 (same key still in flight)
 //! is retried after a pause with the same key and body. Replies are read into the
-//! exact wire types below and converted to [`crate::order_state::Event`]s beside them.
+//! exact wire types below and converted to [`crate::orders::state::Event`]s beside them.
 //!
 //! It never decides anything about orders, never logs a secret key or a request body,
 //! and never follows redirects.
@@ -18,7 +18,7 @@ use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 
-use crate::order_state::{Event, PaymentStatus};
+use crate::orders::state::{Event, Fact, PaymentStatus, RefundFact};
 
 /// How many times a POST answered 409 (key in flight) is tried again, and the pause.
 const CONFLICT_RETRIES: u32 = 40;
@@ -50,6 +50,21 @@ pub enum KomojuError {
 }
 
 impl KomojuError {
+    /// Logs the failure of `context` for `order_id` and maps it to the §3 reply (§7):
+    /// KOMOJU's `not_refundable` → `not_refundable`; a timeout, 5xx, transport failure
+    /// or unreadable reply → `upstream_error`. The message never repeats KOMOJU's body.
+    pub fn into_api_error(self, context: &str, order_id: &str) -> crate::error::ApiError {
+        use crate::error::ApiError;
+        log::warn!("{context} for order {order_id}: {self}");
+        match self {
+            KomojuError::Api { code, .. } if code == "not_refundable" => {
+                ApiError::NotRefundable("KOMOJU cannot refund this payment type by API".into())
+            }
+            KomojuError::Timeout => ApiError::Upstream("KOMOJU did not answer in time".into()),
+            _ => ApiError::Upstream("KOMOJU could not complete the request".into()),
+        }
+    }
+
     /// The KOMOJU error code, when KOMOJU answered one.
     pub fn code(&self) -> Option<&str> {
         match self {
@@ -167,24 +182,34 @@ impl Payment {
 
 impl Payment {
     /// The fact this payment snapshot stands for, with its refunds.
-    pub fn to_fact(&self) -> Option<crate::order_updates::Fact> {
-        Some(crate::order_updates::Fact {
+    pub fn to_fact(&self) -> Option<Fact> {
+        Some(Fact {
             event: self.to_event()?,
-            refunds: self.refunds.clone(),
+            refunds: self.refund_facts(),
         })
+    }
+
+    fn refund_facts(&self) -> Vec<RefundFact> {
+        self.refunds
+            .iter()
+            .map(|r| RefundFact {
+                id: r.id.clone(),
+                amount: r.amount,
+            })
+            .collect()
     }
 }
 
 impl Session {
     /// As [`Session::to_event`], with the payment's refunds.
-    pub fn to_fact(&self) -> Option<crate::order_updates::Fact> {
+    pub fn to_fact(&self) -> Option<Fact> {
         let event = self.to_event()?;
         let refunds = self
             .payment
             .as_ref()
-            .map(|p| p.refunds.clone())
+            .map(Payment::refund_facts)
             .unwrap_or_default();
-        Some(crate::order_updates::Fact { event, refunds })
+        Some(Fact { event, refunds })
     }
 
     /// What the session says about the order: its payment's event when it has one;

@@ -7,9 +7,9 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
+use super::State;
 use crate::cafe24;
 use crate::cancellation::{self, Mode};
-use crate::checkout::State;
 use crate::error::ApiError;
 
 /// Mounts the route and its alias.
@@ -27,7 +27,7 @@ async fn cancel(
     req: HttpRequest,
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let fields = cafe24::read_body(&req, body, app.settings.body_limits()).await?;
+    let fields = cafe24::read_body(&req, body, app.body_limits).await?;
     let reply = cancellation::cancel(&app, Mode::Async, &fields).await?;
     Ok(HttpResponse::build(reply.status).json(reply.body))
 }

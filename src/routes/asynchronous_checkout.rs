@@ -11,11 +11,13 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
+use super::State;
 use crate::cafe24;
-use crate::checkout::{self, Flow, Returned, State};
+use crate::checkout::{self, Returned};
 use crate::db::orders::OrderRow;
 use crate::error::ApiError;
-use crate::order_state::OrderState;
+use crate::orders::state::OrderState;
+use crate::orders::Flow;
 
 /// Mounts checkout and callback.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -56,7 +58,7 @@ async fn callback(
     req: HttpRequest,
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let fields = cafe24::query_and_body(&req, body, app.settings.body_limits()).await?;
+    let fields = cafe24::query_and_body(&req, body, app.body_limits).await?;
     let order = match checkout::buyer_returned(&app, Flow::Async, &fields).await? {
         Returned::Applied(order) => order,
         Returned::NotCurrent(order) => {

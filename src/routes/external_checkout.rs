@@ -15,10 +15,12 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
-use crate::checkout::{self, Flow, Returned, State};
+use super::State;
+use crate::checkout::{self, Returned};
 use crate::error::ApiError;
 use crate::external_checkout::{self as external, Payload};
-use crate::order_state::OrderState;
+use crate::orders::state::OrderState;
+use crate::orders::Flow;
 
 /// Mounts the family's scope, with CORS for the mall front's calls.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -47,14 +49,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     );
 }
 
-fn base(app: &State) -> String {
-    app.settings
-        .public_base_url
-        .as_str()
-        .trim_end_matches('/')
-        .to_owned()
-}
-
 fn javascript(body: String) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/javascript; charset=utf-8")
@@ -65,11 +59,11 @@ fn javascript(body: String) -> HttpResponse {
 }
 
 async fn loader(app: State) -> HttpResponse {
-    javascript(external::loader_script(&base(&app)))
+    javascript(external::loader_script(app.public_base()))
 }
 
 async fn app_js(app: State) -> HttpResponse {
-    javascript(external::app_script(&base(&app)))
+    javascript(external::app_script(app.public_base()))
 }
 
 /// `GET /script/data`: `{"result_code":"0000","mall_id","shop_no","shop_name","currency",
@@ -81,7 +75,7 @@ async fn data(app: State, req: HttpRequest) -> Result<HttpResponse, ApiError> {
         .required("shop_no")?
         .parse()
         .map_err(|_| ApiError::invalid("shop_no must be a shop number"))?;
-    let merchant = checkout::load_merchant(&app, mall_id, Some(shop_no)).await?;
+    let merchant = crate::merchant::load(&app, mall_id, Some(shop_no)).await?;
     let shop = external::load_shop(&app, mall_id, shop_no).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -93,7 +87,7 @@ async fn data(app: State, req: HttpRequest) -> Result<HttpResponse, ApiError> {
             "currency": shop.currency,
             "public_ref": merchant.public_ref,
             "payment_types": merchant.payment_types,
-            "client_id": app.settings.cafe24_client_id,
+            "client_id": app.cafe24_client_id,
             "review": merchant.external_review,
             "button_label": "Pay with KOMOJU",
         })))
@@ -133,20 +127,20 @@ async fn hmac(app: State, req: HttpRequest) -> Result<HttpResponse, ApiError> {
         return Err(ApiError::invalid("member_id is malformed"));
     }
     if let Some(k) = q.optional("client_key") {
-        if k != app.settings.cafe24_client_id {
+        if k != app.cafe24_client_id {
             return Err(ApiError::invalid("client_key is not this app's client id"));
         }
     }
-    let merchant = checkout::load_merchant(&app, mall_id, None).await?;
+    let merchant = crate::merchant::load(&app, mall_id, None).await?;
     if !merchant.enabled {
         return Err(ApiError::MerchantDisabled);
     }
     use secrecy::ExposeSecret;
     let hmac = external::request_hmac(
-        app.settings.cafe24_service_key.expose_secret().as_bytes(),
+        app.cafe24_service_key.expose_secret().as_bytes(),
         mall_id,
         request_time,
-        &app.settings.cafe24_client_id,
+        &app.cafe24_client_id,
         member_id,
     );
     Ok(HttpResponse::Ok()
@@ -160,7 +154,7 @@ async fn payload(
     req: HttpRequest,
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let bytes = crate::cafe24::read_bytes(&req, body, app.settings.body_limits()).await?;
+    let bytes = crate::cafe24::read_bytes(&req, body, app.body_limits).await?;
     let payload: Payload = crate::cafe24::parse_json_document(&bytes)?;
     let started = external::start(&app, &payload).await?;
     Ok(HttpResponse::Ok().json(json!({
@@ -174,11 +168,11 @@ async fn payload(
 /// Verifies an external order key and loads its order, still pending with a session.
 async fn pending_order(app: &State, key: &str) -> Result<crate::db::orders::OrderRow, ApiError> {
     let fields = crate::cafe24::Fields::from_pairs(vec![("key".into(), key.to_owned())])?;
-    let order_ref = checkout::verify_key(app, &fields)?;
+    let order_ref = crate::orders::keys::verify(app, &fields)?;
     if order_ref.flow != Flow::External.as_str() {
         return Err(ApiError::invalid("key belongs to another checkout flow"));
     }
-    let order = checkout::order_for_key(app, &order_ref).await?;
+    let order = crate::orders::keys::order_of(app, &order_ref).await?;
     if order.attempt != order_ref.attempt
         || order.state != OrderState::Pending.as_str()
         || order.komoju_session_url.is_none()
@@ -227,7 +221,7 @@ table{{width:100%;border-collapse:collapse}}td,th{{padding:.4rem;border-bottom:1
         order_id = esc(&order.order_id),
         total = esc(&total),
         currency = esc(&order.currency),
-        base = attr(&base(&app)),
+        base = attr(app.public_base()),
         key = attr(key),
         csrf = attr(&external::csrf_token(&app, key)),
     );
@@ -245,7 +239,7 @@ table{{width:100%;border-collapse:collapse}}td,th{{padding:.4rem;border-bottom:1
 
 /// `POST /order/pay` (form `key`, `csrf`): 303 to the KOMOJU hosted page.
 async fn pay(app: State, req: HttpRequest, body: web::Payload) -> Result<HttpResponse, ApiError> {
-    let fields = crate::cafe24::read_body(&req, body, app.settings.body_limits()).await?;
+    let fields = crate::cafe24::read_body(&req, body, app.body_limits).await?;
     let key = fields.required("key")?;
     let csrf = fields.required("csrf")?;
     if !external::csrf_valid(&app, key, csrf) {
@@ -269,7 +263,7 @@ async fn callback(
     req: HttpRequest,
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let fields = crate::cafe24::query_and_body(&req, body, app.settings.body_limits()).await?;
+    let fields = crate::cafe24::query_and_body(&req, body, app.body_limits).await?;
     let order = match checkout::buyer_returned(&app, Flow::External, &fields).await? {
         Returned::Applied(order) => order,
         Returned::NotCurrent(order) => return to_mall(&order, false),

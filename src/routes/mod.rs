@@ -13,6 +13,10 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 
 use crate::error::ApiError;
+use crate::services::Services;
+
+/// What every handler extracts: the shared [`Services`].
+pub type State = web::Data<Services>;
 
 /// Mounts every route family.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -60,7 +64,7 @@ pub async fn not_found() -> HttpResponse {
 
 /// `GET /health`: 200 `{"status":"ok","database":"up"}` when the database answers, 503
 /// otherwise.
-async fn health(app: crate::checkout::State) -> HttpResponse {
+async fn health(app: State) -> HttpResponse {
     match app
         .db
         .run(|c| {
@@ -82,12 +86,12 @@ async fn health(app: crate::checkout::State) -> HttpResponse {
 /// `POST …/checkout` of the synchronous and asynchronous families: 200
 /// `{"result_code":"0000","result_message","payment_url"}`.
 pub(crate) async fn checkout_reply(
-    app: &crate::startup::AppState,
+    app: &Services,
     req: &actix_web::HttpRequest,
     body: web::Payload,
-    flow: crate::checkout::Flow,
+    flow: crate::orders::Flow,
 ) -> Result<HttpResponse, crate::error::ApiError> {
-    let fields = crate::cafe24::read_body(req, body, app.settings.body_limits()).await?;
+    let fields = crate::cafe24::read_body(req, body, app.body_limits).await?;
     let payment_url = crate::checkout::start(app, flow, &fields).await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({
         "result_code": "0000",

@@ -12,13 +12,15 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use secrecy::ExposeSecret;
 use serde_json::json;
 
+use super::State;
 use crate::cafe24::{self, hash_data};
-use crate::checkout::{self, Flow, Returned, State};
+use crate::checkout::{self, Returned};
 use crate::db::orders::OrderRow;
 use crate::error::ApiError;
 use crate::merchant::Merchant;
-use crate::order_state::OrderState;
-use crate::startup::AppState;
+use crate::orders::state::OrderState;
+use crate::orders::Flow;
+use crate::services::Services;
 
 /// Mounts the three routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -49,7 +51,7 @@ async fn callback(
     req: HttpRequest,
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let fields = cafe24::query_and_body(&req, body, app.settings.body_limits()).await?;
+    let fields = cafe24::query_and_body(&req, body, app.body_limits).await?;
     let raw_key = fields.required("key")?.to_owned();
     let order = match checkout::buyer_returned(&app, Flow::Sync, &fields).await? {
         Returned::Applied(order) => order,
@@ -101,10 +103,10 @@ async fn status(
     req: HttpRequest,
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
-    let fields = cafe24::query_and_body(&req, body, app.settings.body_limits()).await?;
-    let key = checkout::verify_key(&app, &fields)?;
-    let mut order = checkout::order_for_key(&app, &key).await?;
-    let merchant = checkout::load_merchant(&app, &order.mall_id, None).await?;
+    let fields = cafe24::query_and_body(&req, body, app.body_limits).await?;
+    let key = crate::orders::keys::verify(&app, &fields)?;
+    let mut order = crate::orders::keys::order_of(&app, &key).await?;
+    let merchant = crate::merchant::load(&app, &order.mall_id, None).await?;
     if order.state == OrderState::Pending.as_str() && order.komoju_session_id.is_some() {
         // The buyer may never have come back: ask KOMOJU, but answer from our records
         // if it cannot say.
@@ -121,7 +123,7 @@ async fn status(
 
 /// The §6.1 status reply for an order.
 pub fn payment_details(
-    app: &AppState,
+    app: &Services,
     merchant: &Merchant,
     order: &OrderRow,
 ) -> Result<serde_json::Value, ApiError> {
@@ -142,7 +144,7 @@ pub fn payment_details(
         partner_id: &order.partner_id,
         tid: &tid,
     }
-    .sign(app.settings.cafe24_service_key.expose_secret().as_bytes());
+    .sign(app.cafe24_service_key.expose_secret().as_bytes());
     let (result_code, result_message) = match state {
         OrderState::Paid => ("0000", "Payment completed".to_owned()),
         OrderState::PartiallyRefunded => {

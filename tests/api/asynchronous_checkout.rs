@@ -397,7 +397,7 @@ async fn cafe24_down_forever_goes_dead_then_retry_delivers(backend: Backend) {
         200
     );
     assert_eq!(cafe24.wait_for(1, WAIT).await.len(), 1);
-    for (i, step) in cafe24_komoju::outbox::SCHEDULE.iter().enumerate() {
+    for (i, step) in cafe24_komoju::notifications::SCHEDULE.iter().enumerate() {
         app.outbox_settled().await;
         app.clock.advance(*step + *step / 9);
         assert_eq!(

@@ -2,8 +2,8 @@
 
 use std::collections::HashMap;
 
-use cafe24_komoju::cli::{self, Cli};
-use cafe24_komoju::settings::Settings;
+use cafe24_komoju::app::cli::{self, Cli};
+use cafe24_komoju::app::settings::Settings;
 use clap::Parser;
 
 use crate::both_backends;
@@ -131,7 +131,7 @@ async fn development_mounts_the_sandbox_and_production_never_does() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
     let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
     let settings = test_settings(&db.url, port, None, &[]);
-    let app = cafe24_komoju::startup::Application::build_with_listener(
+    let app = cafe24_komoju::app::startup::Application::build_with_listener(
         settings.clone(),
         listener,
         cafe24_komoju::clock::Clock::system(),
@@ -195,7 +195,7 @@ async fn development_mounts_the_sandbox_and_production_never_does() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
     let port2 = listener.local_addr().map(|a| a.port()).unwrap_or_default();
     let prod = test_settings(&db2.url, port2, None, &[("APP_ENV", "production")]);
-    let app2 = cafe24_komoju::startup::Application::build_with_listener(
+    let app2 = cafe24_komoju::app::startup::Application::build_with_listener(
         prod,
         listener,
         cafe24_komoju::clock::Clock::system(),

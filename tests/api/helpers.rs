@@ -6,12 +6,13 @@ use std::net::TcpListener;
 
 use actix_web::{web, App, HttpServer};
 use base64::Engine;
-use cafe24_komoju::cli::{self, Cli};
+use cafe24_komoju::app::cli::{self, Cli};
+use cafe24_komoju::app::settings::Settings;
+use cafe24_komoju::app::startup::Application;
 use cafe24_komoju::clock::Clock;
 use cafe24_komoju::db::{self, orders::OrderRow};
 use cafe24_komoju::sandbox::Sandbox;
-use cafe24_komoju::settings::Settings;
-use cafe24_komoju::startup::{AppState, Application};
+use cafe24_komoju::services::Services;
 use clap::Parser;
 use diesel::prelude::*;
 use hmac::{Hmac, Mac};
@@ -119,7 +120,7 @@ pub struct TestApp {
     pub address: String,
     pub sandbox: Sandbox,
     pub clock: Clock,
-    pub state: web::Data<AppState>,
+    pub state: web::Data<Services>,
     pub settings: Settings,
     pub client: reqwest::Client,
     pub _db: TestDb,

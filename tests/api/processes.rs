@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use cafe24_komoju::cli::{self, Cli};
+use cafe24_komoju::app::cli::{self, Cli};
 use cafe24_komoju::clock::Clock;
 use cafe24_komoju::db::{self, Database};
 use clap::Parser;

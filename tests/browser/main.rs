@@ -21,11 +21,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
-use cafe24_komoju::cli::{self, Cli};
+use cafe24_komoju::app::cli::{self, Cli};
+use cafe24_komoju::app::settings::Settings;
+use cafe24_komoju::app::startup::Application;
 use cafe24_komoju::clock::Clock;
 use cafe24_komoju::sandbox::Sandbox;
-use cafe24_komoju::settings::Settings;
-use cafe24_komoju::startup::Application;
 use clap::Parser;
 use fantoccini::{Client, ClientBuilder, Locator};
 use futures_util::FutureExt;

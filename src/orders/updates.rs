@@ -4,10 +4,10 @@
 //!
 //! Whoever sees the fact first (the buyer's callback, a webhook, a status read, a
 //! reconciliation) calls [`apply`]: it locks the order, asks the pure
-//! [`crate::order_state::apply`], writes the new facts, an audit row, the notices as
+//! [`crate::orders::state::apply`], writes the new facts, an audit row, the notices as
 //! outbox rows (each under a de-duplication key, so a transition is enqueued once), and
 //! the webhook event id when there is one. It never sends anything: the outbox worker
-//! ([`crate::outbox`]) does, after the commit.
+//! ([`crate::notifications`]) does, after the commit.
 
 use chrono::NaiveDateTime;
 
@@ -17,32 +17,18 @@ use crate::db::orders::{self, OrderRow};
 use crate::db::refunds::{self, RefundRow};
 use crate::db::webhook_events::{self, WebhookEventRow};
 use crate::db::{self, DbConnection, DbError};
-use crate::komoju::Refund;
 use crate::merchant::Merchant;
-use crate::order_state::{self, Event, NoticeAmount, Outcome, PaymentNotice};
+use crate::orders::state::{
+    self as order_state, Event, Fact, NoticeAmount, Outcome, PaymentNotice,
+};
+use crate::services::Services;
+use secrecy::ExposeSecret;
 
 /// What [`apply`] needs besides the order: the merchant (for `paymethod`) and the Cafe24
 /// service key (for `hash_data`).
 pub struct Context<'a> {
     pub merchant: &'a Merchant,
     pub service_key: &'a [u8],
-}
-
-/// One thing KOMOJU said: the state-machine event and, for a payment, its refunds.
-#[derive(Debug, Clone)]
-pub struct Fact {
-    pub event: Event,
-    /// `payment.refunds` (empty for session events).
-    pub refunds: Vec<Refund>,
-}
-
-impl From<Event> for Fact {
-    fn from(event: Event) -> Fact {
-        Fact {
-            event,
-            refunds: Vec::new(),
-        }
-    }
 }
 
 /// Sources that confirm an asynchronous cancellation (§6.5): KOMOJU's webhook, or the
@@ -356,4 +342,27 @@ fn cancel_notification(
         created_at: now,
         updated_at: now,
     })
+}
+/// Applies a KOMOJU fact through [`apply`] on the blocking pool, at the service clock.
+pub async fn apply_fact(
+    app: &Services,
+    merchant: &Merchant,
+    order_pk: &str,
+    fact: Fact,
+    source: &'static str,
+    webhook: Option<WebhookEventRow>,
+) -> Result<Applied, crate::db::DbError> {
+    let now = app.clock.now_naive();
+    let pk = order_pk.to_owned();
+    let merchant = merchant.clone();
+    let key = app.cafe24_service_key.expose_secret().as_bytes().to_vec();
+    app.db
+        .run(move |c| {
+            let ctx = Context {
+                merchant: &merchant,
+                service_key: &key,
+            };
+            apply(c, &ctx, &pk, &fact, source, webhook, now)
+        })
+        .await
 }

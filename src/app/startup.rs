@@ -10,14 +10,15 @@ use tokio::sync::{watch, Notify};
 use actix_web::middleware::Logger;
 use actix_web::{web, App, HttpServer};
 
+use crate::app::settings::{KomojuTarget, Settings};
 use crate::cafe24::callback_url::AllowedHosts;
 use crate::clock::Clock;
 use crate::db::Database;
 use crate::komoju::KomojuClient;
-use crate::order_token::OrderKeys;
+use crate::orders::token::OrderKeys;
 use crate::sandbox::Sandbox;
 use crate::secrets::SecretBox;
-use crate::settings::{KomojuTarget, Settings};
+use crate::services::Services;
 
 /// `/script/hmac` requests allowed per client address and mall per minute (burst too).
 const HMAC_REQUESTS_PER_MINUTE: std::num::NonZeroU32 = match std::num::NonZeroU32::new(20) {
@@ -27,33 +28,6 @@ const HMAC_REQUESTS_PER_MINUTE: std::num::NonZeroU32 = match std::num::NonZeroU3
 
 /// Where the sandbox is mounted in development mode.
 pub const SANDBOX_PREFIX: &str = "/sandbox/komoju";
-
-/// Everything a handler needs. Built once; shared by every worker.
-pub struct AppState {
-    pub settings: Settings,
-    pub db: Database,
-    pub komoju: KomojuClient,
-    pub secrets: SecretBox,
-    pub order_keys: OrderKeys,
-    pub allowed_hosts: AllowedHosts,
-    pub clock: Clock,
-    /// Wakes the outbox worker after a commit that enqueued notifications.
-    pub outbox_wake: Arc<Notify>,
-    /// The sandbox, when it stands in for KOMOJU (development only).
-    pub sandbox: Option<Sandbox>,
-    /// External checkout's `/script/hmac`: requests per (client address, mall).
-    pub hmac_limiter: governor::DefaultKeyedRateLimiter<(String, String)>,
-}
-
-impl std::fmt::Debug for AppState {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AppState")
-            .field("db", &self.db)
-            .field("komoju", &self.komoju.base())
-            .field("sandbox", &self.sandbox.is_some())
-            .finish_non_exhaustive()
-    }
-}
 
 impl std::fmt::Debug for Database {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -81,10 +55,13 @@ pub enum StartupError {
 pub struct Application {
     server: actix_web::dev::Server,
     port: u16,
-    state: web::Data<AppState>,
+    state: web::Data<Services>,
     sandbox: Option<Sandbox>,
     shutdown: watch::Sender<bool>,
-    worker: Option<tokio::task::JoinHandle<()>>,
+    /// The outbox worker and the reconciliation task.
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// How long they may take to finish their batch once told to stop.
+    stop_limit: std::time::Duration,
 }
 
 impl Application {
@@ -127,8 +104,9 @@ impl Application {
                 (api, Some(Sandbox::new(&public)))
             }
         };
-        let state = web::Data::new(AppState {
+        let state = web::Data::new(Services {
             komoju: KomojuClient::new(&komoju_base, settings.komoju_timeout)?,
+            komoju_is_sandbox: sandbox.is_some(),
             secrets: SecretBox::new(&settings.app_secret),
             order_keys: OrderKeys::new(&settings.app_secret, settings.order_key_ttl),
             allowed_hosts: AllowedHosts::new(
@@ -142,13 +120,17 @@ impl Application {
             hmac_limiter: governor::RateLimiter::keyed(governor::Quota::per_minute(
                 HMAC_REQUESTS_PER_MINUTE,
             )),
-            settings,
+            cafe24_service_key: settings.cafe24_service_key.clone(),
+            cafe24_client_id: settings.cafe24_client_id.clone(),
+            public_base_url: settings.public_base_url.clone(),
+            body_limits: settings.body_limits(),
+            form_token_key: settings.app_secret.clone(),
         });
         log::info!(
             "serving on http://{local} ({} database, KOMOJU at {}, public base {})",
             state.db.backend_name(),
             state.komoju.base(),
-            state.settings.public_base_url
+            settings.public_base_url
         );
         let data = state.clone();
         let mounted = sandbox.clone();
@@ -171,24 +153,29 @@ impl Application {
         .shutdown_timeout(10)
         .run();
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let worker = if state.settings.outbox_worker {
-            let worker = crate::outbox::Worker::new(
+        let mut tasks = Vec::new();
+        if settings.outbox_worker {
+            let worker = crate::notifications::Worker::new(
                 state.clone(),
-                state.settings.outbox.clone(),
+                settings.outbox.clone(),
                 state.outbox_wake.clone(),
             )
             .map_err(|e| crate::komoju::KomojuError::Transport(e.to_string()))?;
-            Some(tokio::spawn(worker.run(shutdown_rx)))
-        } else {
-            None
-        };
+            tasks.push(tokio::spawn(worker.run(shutdown_rx.clone())));
+            tasks.push(tokio::spawn(crate::reconciliation::run(
+                state.clone().into_inner(),
+                settings.reconcile.clone(),
+                shutdown_rx,
+            )));
+        }
         Ok(Application {
             server,
             port: local.port(),
             state,
             sandbox,
             shutdown,
-            worker,
+            tasks,
+            stop_limit: settings.outbox.send_timeout + std::time::Duration::from_secs(5),
         })
     }
 
@@ -198,7 +185,7 @@ impl Application {
     }
 
     /// The shared state (for tests and background work).
-    pub fn state(&self) -> web::Data<AppState> {
+    pub fn state(&self) -> web::Data<Services> {
         self.state.clone()
     }
 
@@ -213,11 +200,11 @@ impl Application {
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let served = self.server.await;
         let _ = self.shutdown.send(true);
-        if let Some(worker) = self.worker {
-            let limit = self.state.settings.outbox.send_timeout + std::time::Duration::from_secs(5);
-            if tokio::time::timeout(limit, worker).await.is_err() {
-                log::warn!("outbox worker did not stop in time; its leases expire by themselves");
-            }
+        let all = futures_util::future::join_all(self.tasks);
+        if tokio::time::timeout(self.stop_limit, all).await.is_err() {
+            log::warn!(
+                "background tasks did not stop in time; the outbox's leases expire by themselves"
+            );
         }
         served
     }

@@ -1,6 +1,6 @@
 //! Delivering notifications to Cafe24, at least once (PROTOCOL.md §9).
 //!
-//! Rows are written by [`crate::order_updates`] in the transaction that changed the
+//! Rows are written by [`crate::orders::updates`] in the transaction that changed the
 //! order. A [`Worker`] (started by `serve`, one per process) claims due rows with a lease
 //! (`db::notifications::claim`), sends each outside any transaction with a timeout
 //! shorter than the lease, and records the result only if it still holds the lease. A
@@ -9,7 +9,9 @@
 //! retry ID`. Redirects are never followed, and the target host is checked against the
 //! allow-list again before every send.
 //!
-//! Success is HTTP 2xx with a body that reads `OK`, or JSON whose `result` is `OK`.
+//! Sending one notification (the POST, and what counts as success) is
+//! [`crate::cafe24::notify`]'s; this worker owns when and how often. KOMOJU reconciliation
+//! is not here: it is [`crate::reconciliation`]'s own task.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,9 +19,10 @@ use std::time::Duration;
 use actix_web::web;
 use tokio::sync::{watch, Notify};
 
+use crate::cafe24::notify::{Attempt, Encoding, Sender};
 use crate::db::notifications::{self, Finish, NotificationRow};
 use crate::db::{self, DbError};
-use crate::startup::AppState;
+use crate::services::Services;
 
 /// Delays after the 1st, 2nd, … failed attempt. After a failure of attempt
 /// `SCHEDULE.len() + 1` (the 9th) the row is dead.
@@ -33,9 +36,6 @@ pub const SCHEDULE: [Duration; 8] = [
     Duration::from_secs(12 * 3600),
     Duration::from_secs(24 * 3600),
 ];
-
-/// Largest response body read from Cafe24.
-const MAX_REPLY_BYTES: usize = 16 * 1024;
 
 /// The delay before the next attempt after `attempts` attempts have failed, with the
 /// jitter factor `jitter` in `[-1, 1]` scaled to ±10 %; `None` when the schedule is over.
@@ -59,30 +59,13 @@ pub struct OutboxSettings {
     pub send_timeout: Duration,
     /// Rows claimed at once.
     pub batch: i64,
-    /// How often the reconciliation pass looks for unconfirmed asynchronous cancellations.
-    pub reconcile_interval: Duration,
-    /// How long an accepted asynchronous cancellation waits for KOMOJU's webhook before the
-    /// pass reads the payment instead.
-    pub reconcile_after: Duration,
-}
-
-/// How one attempt went.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Attempt {
-    Delivered(u16),
-    Failed {
-        status: Option<u16>,
-        error: String,
-    },
-    /// Not sendable at all (the target is no longer allowed): dead at once.
-    Refused(String),
 }
 
 /// Claims and sends notifications.
 pub struct Worker {
-    app: web::Data<AppState>,
+    app: web::Data<Services>,
     owner: String,
-    http: reqwest::Client,
+    sender: Sender,
     settings: OutboxSettings,
     wake: Arc<Notify>,
 }
@@ -90,16 +73,11 @@ pub struct Worker {
 impl Worker {
     /// A worker with a fresh lease owner id (`host-pid-random`).
     pub fn new(
-        app: web::Data<AppState>,
+        app: web::Data<Services>,
         settings: OutboxSettings,
         wake: Arc<Notify>,
     ) -> Result<Worker, reqwest::Error> {
-        let http = reqwest::Client::builder()
-            .timeout(settings.send_timeout)
-            .connect_timeout(settings.send_timeout.min(Duration::from_secs(5)))
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("cafe24-komoju/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let sender = Sender::new(settings.send_timeout)?;
         let owner = format!(
             "{}-{}-{}",
             std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into()),
@@ -109,7 +87,7 @@ impl Worker {
         Ok(Worker {
             app,
             owner,
-            http,
+            sender,
             settings,
             wake,
         })
@@ -120,18 +98,9 @@ impl Worker {
     /// stops, so no row is left leased by a stopped worker.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         log::info!("outbox worker {} started", self.owner);
-        let mut last_reconcile = std::time::Instant::now();
         loop {
             if *shutdown.borrow() {
                 break;
-            }
-            if last_reconcile.elapsed() >= self.settings.reconcile_interval {
-                last_reconcile = std::time::Instant::now();
-                if let Err(e) =
-                    crate::cancellation::reconcile(&self.app, self.settings.reconcile_after).await
-                {
-                    log::error!("reconciliation pass: {e}");
-                }
             }
             let sent = match self.run_once().await {
                 Ok(n) => n,
@@ -142,7 +111,7 @@ impl Worker {
             };
             if sent == 0 {
                 tokio::select! {
-                    _ = tokio::time::sleep(self.settings.poll.min(self.settings.reconcile_interval)) => {}
+                    _ = tokio::time::sleep(self.settings.poll) => {}
                     _ = self.wake.notified() => {}
                     _ = shutdown.changed() => {}
                 }
@@ -223,7 +192,7 @@ impl Worker {
         }
     }
 
-    /// One POST to Cafe24.
+    /// One POST to Cafe24, once the target is still allowed.
     async fn attempt(&self, row: &NotificationRow) -> Attempt {
         if let Err(reason) = self.target_allowed(row).await {
             return Attempt::Refused(reason);
@@ -232,47 +201,12 @@ impl Worker {
             Ok(p) => p,
             Err(e) => return Attempt::Refused(e.to_string()),
         };
-        let request = self.http.post(&row.target_url);
-        let request = if row.encoding == "json" {
-            let map: serde_json::Map<String, serde_json::Value> = pairs
-                .into_iter()
-                .map(|(k, v)| (k, serde_json::Value::String(v)))
-                .collect();
-            request.json(&map)
+        let encoding = if row.encoding == "json" {
+            Encoding::Json
         } else {
-            request.form(&pairs)
+            Encoding::Form
         };
-        let response = match request.send().await {
-            Ok(r) => r,
-            Err(e) if e.is_timeout() => {
-                return Attempt::Failed {
-                    status: None,
-                    error: "timeout".into(),
-                }
-            }
-            Err(e) => {
-                return Attempt::Failed {
-                    status: None,
-                    error: format!("connection failed: {}", e.without_url()),
-                }
-            }
-        };
-        let status = response.status().as_u16();
-        let body = read_limited(response).await;
-        if !(200..300).contains(&status) {
-            return Attempt::Failed {
-                status: Some(status),
-                error: format!("HTTP {status}"),
-            };
-        }
-        if reads_ok(&body) {
-            Attempt::Delivered(status)
-        } else {
-            Attempt::Failed {
-                status: Some(status),
-                error: "reply did not say OK".into(),
-            }
-        }
+        self.sender.send(&row.target_url, encoding, &pairs).await
     }
 
     /// §9: the host is checked against the allow-list again at send time.
@@ -306,34 +240,6 @@ impl Worker {
     }
 }
 
-async fn read_limited(mut response: reqwest::Response) -> Vec<u8> {
-    let mut body = Vec::new();
-    while let Ok(Some(chunk)) = response.chunk().await {
-        body.extend_from_slice(&chunk);
-        if body.len() > MAX_REPLY_BYTES {
-            break;
-        }
-    }
-    body
-}
-
-/// True for a body `OK` (any case, surrounding white space) or JSON `{"result":"OK"}`.
-pub fn reads_ok(body: &[u8]) -> bool {
-    let text = String::from_utf8_lossy(body);
-    let text = text.trim();
-    if text.eq_ignore_ascii_case("ok") {
-        return true;
-    }
-    serde_json::from_str::<serde_json::Value>(text)
-        .ok()
-        .and_then(|v| {
-            v.get("result")
-                .and_then(|r| r.as_str())
-                .map(|r| r.eq_ignore_ascii_case("ok"))
-        })
-        .unwrap_or(false)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -348,15 +254,5 @@ mod tests {
         assert_eq!(next_delay(1, 1.0), Some(Duration::from_secs(11)));
         assert_eq!(next_delay(1, -1.0), Some(Duration::from_secs(9)));
         assert_eq!(next_delay(1, 5.0), Some(Duration::from_secs(11)));
-    }
-
-    #[test]
-    fn only_ok_replies_count() {
-        assert!(reads_ok(b"OK"));
-        assert!(reads_ok(b" ok\n"));
-        assert!(reads_ok(br#"{"result":"OK"}"#));
-        assert!(!reads_ok(br#"{"result":"FAIL"}"#));
-        assert!(!reads_ok(b""));
-        assert!(!reads_ok(b"NOT OK"));
     }
 }

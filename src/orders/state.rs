@@ -493,6 +493,32 @@ fn move_to(
     }
 }
 
+/// One thing KOMOJU said: the state-machine event and, for a payment, its refunds.
+#[derive(Debug, Clone)]
+pub struct Fact {
+    pub event: Event,
+    /// `payment.refunds` (empty for session events).
+    pub refunds: Vec<RefundFact>,
+}
+
+impl From<Event> for Fact {
+    fn from(event: Event) -> Fact {
+        Fact {
+            event,
+            refunds: Vec::new(),
+        }
+    }
+}
+
+/// A refund KOMOJU lists on a payment (chargebacks included).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundFact {
+    /// KOMOJU's refund id.
+    pub id: String,
+    /// Minor units.
+    pub amount: i64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

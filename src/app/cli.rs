@@ -9,13 +9,13 @@ use std::io::Write;
 use clap::{Args, Parser, Subcommand};
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::app::settings::Settings;
+use crate::app::startup::Application;
 use crate::cafe24::hash_data;
 use crate::clock::Clock;
 use crate::db::{self, Database};
 use crate::merchant::MerchantInput;
 use crate::secrets::{mask, SecretBox};
-use crate::settings::Settings;
-use crate::startup::Application;
 
 /// Command line of `cafe24-komoju`.
 #[derive(Debug, Parser)]
@@ -145,7 +145,7 @@ pub enum CliError {
     #[error("{0}")]
     Db(#[from] db::DbError),
     #[error("{0}")]
-    Startup(#[from] crate::startup::StartupError),
+    Startup(#[from] crate::app::startup::StartupError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
 }

@@ -78,7 +78,8 @@ pub struct Settings {
     pub order_key_ttl: Duration,
     /// The notification worker: run by `serve` unless `OUTBOX_WORKER=off`.
     pub outbox_worker: bool,
-    pub outbox: crate::outbox::OutboxSettings,
+    pub outbox: crate::notifications::OutboxSettings,
+    pub reconcile: crate::reconciliation::ReconcileSettings,
     /// Variables left at a development default, for the start-up warning.
     pub dev_defaults: Vec<&'static str>,
 }
@@ -160,6 +161,14 @@ impl Settings {
                 }
             },
             outbox: outbox_settings(&get)?,
+            reconcile: crate::reconciliation::ReconcileSettings {
+                interval: Duration::from_millis(parse_num(&get, "RECONCILE_INTERVAL_MS", 30_000)?),
+                cancellations_after: Duration::from_secs(parse_num(
+                    &get,
+                    "RECONCILE_AFTER_SECS",
+                    300,
+                )?),
+            },
             dev_defaults,
         };
         settings.check_production()?;
@@ -207,7 +216,7 @@ impl Settings {
 
 fn outbox_settings(
     get: &impl Fn(&str) -> Option<String>,
-) -> Result<crate::outbox::OutboxSettings, SettingsError> {
+) -> Result<crate::notifications::OutboxSettings, SettingsError> {
     let lease = Duration::from_secs(parse_num(get, "OUTBOX_LEASE_SECS", 60)?);
     let send_timeout = Duration::from_secs(parse_num(get, "NOTIFY_TIMEOUT_SECS", 15)?);
     if send_timeout >= lease {
@@ -216,13 +225,11 @@ fn outbox_settings(
             "must be shorter than OUTBOX_LEASE_SECS".into(),
         ));
     }
-    Ok(crate::outbox::OutboxSettings {
+    Ok(crate::notifications::OutboxSettings {
         poll: Duration::from_millis(parse_num(get, "OUTBOX_POLL_MS", 1000)?),
         lease,
         send_timeout,
         batch: parse_num(get, "OUTBOX_BATCH", 10)?.min(1000) as i64,
-        reconcile_interval: Duration::from_millis(parse_num(get, "RECONCILE_INTERVAL_MS", 30_000)?),
-        reconcile_after: Duration::from_secs(parse_num(get, "RECONCILE_AFTER_SECS", 300)?),
     })
 }
 

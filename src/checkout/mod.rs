@@ -8,66 +8,30 @@
 //! sends the same key and bytes, so KOMOJU creates one session and answers the rest with
 //! the same reply (or 409 while the first is in flight, which the client waits out).
 //!
-//! Every change of order state goes through [`crate::order_updates::apply`]: one
+//! Every change of order state goes through [`crate::orders::updates::apply`]: one
 //! transaction that locks the order, asks the state machine, writes the new facts, an
-//! audit row and the notifications Cafe24 must receive.
+//! audit row and the notifications Cafe24 must receive. The buyer's return from KOMOJU
+//! is [`returned`].
+
+mod returned;
+
+pub use returned::{buyer_returned, refresh_from_session, Returned};
 
 use std::collections::BTreeMap;
 
-use actix_web::web;
 use secrecy::ExposeSecret;
 
 use crate::cafe24::partner_id::PartnerId;
 use crate::cafe24::{hash_data, Fields};
-use crate::db::webhook_events::WebhookEventRow;
 use crate::db::{self, orders, orders::OrderRow, DbConnection};
 use crate::error::ApiError;
-use crate::komoju::{CreateSession, KomojuError, SessionPaymentData};
+use crate::komoju::{CreateSession, SessionPaymentData};
 use crate::merchant::Merchant;
 use crate::money::{Currency, Money};
-use crate::order_state::OrderState;
-use crate::order_token::OrderRef;
-use crate::order_updates;
-use crate::startup::AppState;
-
-/// Which route family an order came through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Flow {
-    /// §6.1: Cafe24 reads the result with `status`.
-    Sync,
-    /// §6.2: Cafe24 hears the result at `return_noty_url`.
-    Async,
-    /// External checkout (§6.3): the mall front's button; Cafe24 hears the result at the
-    /// reservation's `return_notification_url`.
-    External,
-}
-
-impl Flow {
-    /// The stored name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Flow::Sync => "sync",
-            Flow::Async => "async",
-            Flow::External => "external",
-        }
-    }
-
-    /// Parses a stored name.
-    pub fn parse(s: &str) -> Option<Flow> {
-        [Flow::Sync, Flow::Async, Flow::External]
-            .into_iter()
-            .find(|f| f.as_str() == s)
-    }
-
-    /// The path of the callback KOMOJU returns the buyer to.
-    pub fn callback_path(self) -> &'static str {
-        match self {
-            Flow::Sync => "/api/synchronous-checkout/checkout/callback",
-            Flow::Async => "/api/asynchronous-checkout/checkout/callback",
-            Flow::External => "/api/external-checkout/order/callback",
-        }
-    }
-}
+use crate::orders::state::OrderState;
+use crate::orders::token::OrderRef;
+use crate::orders::Flow;
+use crate::services::Services;
 
 /// Request fields the checkout reads; every other field is kept in `request_fields`.
 const KNOWN_FIELDS: [&str; 13] = [
@@ -110,7 +74,7 @@ pub(crate) struct ValidCheckout {
 /// Handles a checkout request: returns the KOMOJU `session_url` to give Cafe24 as
 /// `payment_url`. Errors are the §3 codes; a failure before the order row is written
 /// writes nothing and calls nobody.
-pub async fn start(app: &AppState, flow: Flow, fields: &Fields) -> Result<String, ApiError> {
+pub async fn start(app: &Services, flow: Flow, fields: &Fields) -> Result<String, ApiError> {
     let valid = validate(app, flow, fields).await?;
     start_valid(app, flow, &valid).await.map(|(_, url)| url)
 }
@@ -118,7 +82,7 @@ pub async fn start(app: &AppState, flow: Flow, fields: &Fields) -> Result<String
 /// Creates or finds the order of a validated request and its KOMOJU session; returns the
 /// order and the `session_url`.
 pub(crate) async fn start_valid(
-    app: &AppState,
+    app: &Services,
     flow: Flow,
     valid: &ValidCheckout,
 ) -> Result<(OrderRow, String), ApiError> {
@@ -134,7 +98,7 @@ pub(crate) async fn start_valid(
 }
 
 /// §6.1 steps before any write: hash, partner, money, merchant, URLs.
-async fn validate(app: &AppState, flow: Flow, fields: &Fields) -> Result<ValidCheckout, ApiError> {
+async fn validate(app: &Services, flow: Flow, fields: &Fields) -> Result<ValidCheckout, ApiError> {
     let partner_id = fields.required("partner_id")?;
     let order_id = fields.required("order_id")?;
     let amount = fields.required("amount")?;
@@ -153,10 +117,7 @@ async fn validate(app: &AppState, flow: Flow, fields: &Fields) -> Result<ValidCh
         order_id,
         partner_id,
     };
-    if !signed.verify(
-        app.settings.cafe24_service_key.expose_secret().as_bytes(),
-        hash,
-    ) {
+    if !signed.verify(app.cafe24_service_key.expose_secret().as_bytes(), hash) {
         return Err(ApiError::InvalidHash);
     }
     let partner = PartnerId::parse(partner_id).map_err(|e| ApiError::invalid(e.to_string()))?;
@@ -172,7 +133,7 @@ async fn validate(app: &AppState, flow: Flow, fields: &Fields) -> Result<ValidCh
     }
     let currency = Currency::parse(currency)?;
     let money = Money::parse_positive(amount, currency)?;
-    let merchant = load_partner(app, &partner, true).await?;
+    let merchant = crate::merchant::load_partner(app, &partner, true).await?;
     let hosts = &merchant.allowed_hosts;
     let return_url = app
         .allowed_hosts
@@ -195,68 +156,9 @@ async fn validate(app: &AppState, flow: Flow, fields: &Fields) -> Result<ValidCh
     })
 }
 
-/// Loads and opens the merchant. With `shop_no` (a new request from Cafe24) the mall
-/// must be enabled and the shop registered and enabled: unknown mall or shop →
-/// `unknown_merchant`, disabled mall → `merchant_disabled`. Without it (KOMOJU reporting
-/// on money that already moved) only the mall must exist: facts are applied even for a
-/// merchant disabled since.
-pub async fn load_merchant(
-    app: &AppState,
-    mall_id: &str,
-    shop_no: Option<i32>,
-) -> Result<Merchant, ApiError> {
-    let mall = mall_id.to_owned();
-    let (row, shop) = app
-        .db
-        .run(move |c| {
-            let row = db::merchants::find(c, &mall)?;
-            let shop = match shop_no {
-                Some(no) if row.is_some() => db::merchants::find_shop(c, &mall, no)?,
-                _ => None,
-            };
-            Ok((row, shop))
-        })
-        .await
-        .map_err(|e| ApiError::from_db("loading merchant", e))?;
-    let row = row.ok_or(ApiError::UnknownMerchant)?;
-    if let Some(no) = shop_no {
-        if !row.enabled {
-            return Err(ApiError::MerchantDisabled);
-        }
-        if !shop.map(|s| s.enabled).unwrap_or(false) {
-            log::info!("mall {} shop {no} is not enabled", row.mall_id);
-            return Err(ApiError::UnknownMerchant);
-        }
-    }
-    Merchant::open(&row, &app.secrets).map_err(|e| {
-        log::error!("{e}");
-        ApiError::Internal
-    })
-}
-
-/// Loads the merchant a `partner_id` names, as [`load_merchant`] does (with its shop
-/// when `new_request`), and checks that its `public_ref` is the merchant's: a
-/// `partner_id` with another mall's or a made-up `public_ref` is `unknown_merchant`.
-pub async fn load_partner(
-    app: &AppState,
-    partner: &PartnerId,
-    new_request: bool,
-) -> Result<Merchant, ApiError> {
-    let shop_no = new_request.then_some(partner.shop_no());
-    let merchant = load_merchant(app, partner.mall_id(), shop_no).await?;
-    if merchant.public_ref != partner.public_ref() {
-        log::info!(
-            "partner_id {partner} does not carry mall {}'s public_ref",
-            merchant.mall_id
-        );
-        return Err(ApiError::UnknownMerchant);
-    }
-    Ok(merchant)
-}
-
 /// Writes the order (or finds it), deciding whether a session is needed.
 async fn create_or_find(
-    app: &AppState,
+    app: &Services,
     flow: Flow,
     v: &ValidCheckout,
 ) -> Result<OrderRow, ApiError> {
@@ -323,7 +225,7 @@ async fn create_or_find(
 
 /// Starts a fresh KOMOJU session for an order whose last attempt ended unpaid.
 async fn new_attempt(
-    app: &AppState,
+    app: &Services,
     v: &ValidCheckout,
     old: OrderRow,
 ) -> Result<OrderRow, ApiError> {
@@ -376,7 +278,7 @@ async fn new_attempt(
 }
 
 fn new_order_row(
-    app: &AppState,
+    app: &Services,
     flow: Flow,
     v: &ValidCheckout,
     now: chrono::NaiveDateTime,
@@ -431,7 +333,7 @@ fn external_order_num(order_id: &str, attempt: i32) -> String {
 
 /// The exact JSON body of the attempt's `POST /sessions`.
 fn session_request(
-    app: &AppState,
+    app: &Services,
     flow: Flow,
     v: &ValidCheckout,
     order_id: &str,
@@ -447,7 +349,7 @@ fn session_request(
         );
         return Err(ApiError::MerchantDisabled);
     }
-    let key = issue_key(
+    let key = crate::orders::keys::issue(
         app,
         &OrderRef {
             mall_id: v.partner_id.mall_id().to_owned(),
@@ -457,11 +359,7 @@ fn session_request(
         },
     )?;
     let return_url = crate::cafe24::append_query(
-        &format!(
-            "{}{}",
-            app.settings.public_base_url.as_str().trim_end_matches('/'),
-            flow.callback_path()
-        ),
+        &format!("{}{}", app.public_base(), flow.callback_path()),
         &[("key", &key)],
     )?;
     let locale = match v
@@ -495,7 +393,7 @@ fn session_request(
 /// session. A failure leaves the order `pending` without a session: the next identical
 /// request repeats the same call, and KOMOJU's idempotency makes it one session.
 async fn create_session(
-    app: &AppState,
+    app: &Services,
     merchant: &Merchant,
     order: &OrderRow,
 ) -> Result<String, ApiError> {
@@ -506,7 +404,7 @@ async fn create_session(
             merchant.komoju_secret_key.expose_secret(),
             &format!(
                 "{}/api/asynchronous-checkout/checkout/webhook?mall_id={}",
-                app.settings.public_base_url.as_str().trim_end_matches('/'),
+                app.public_base(),
                 merchant.mall_id
             ),
             merchant.komoju_webhook_secret.expose_secret(),
@@ -520,7 +418,7 @@ async fn create_session(
             &order.komoju_session_request,
         )
         .await
-        .map_err(|e| upstream("creating KOMOJU session", &order.order_id, e))?;
+        .map_err(|e| e.into_api_error("creating KOMOJU session", &order.order_id))?;
     if session.amount.is_some_and(|a| a != order.amount)
         || session
             .currency
@@ -578,162 +476,4 @@ async fn create_session(
         session.id
     );
     Ok(url)
-}
-
-/// Logs a KOMOJU failure and maps it to `upstream_error` (§7).
-pub fn upstream(context: &str, order_id: &str, e: KomojuError) -> ApiError {
-    log::warn!("{context} for order {order_id}: {e}");
-    match e {
-        KomojuError::Api { code, .. } if code == "not_refundable" => {
-            ApiError::NotRefundable("KOMOJU cannot refund this payment type by API".into())
-        }
-        KomojuError::Timeout => ApiError::Upstream("KOMOJU did not answer in time".into()),
-        _ => ApiError::Upstream("KOMOJU could not complete the request".into()),
-    }
-}
-
-/// Reads the order's session from KOMOJU and applies what it says. `session_id` must be
-/// the order's current session (checked by the caller). Returns the order afterwards.
-pub async fn refresh_from_session(
-    app: &AppState,
-    merchant: &Merchant,
-    order: OrderRow,
-    source: &'static str,
-) -> Result<OrderRow, ApiError> {
-    let Some(session_id) = order.komoju_session_id.clone() else {
-        return Ok(order);
-    };
-    let session = app
-        .komoju
-        .get_session(&merchant.komoju_secret_key, &session_id)
-        .await
-        .map_err(|e| upstream("reading KOMOJU session", &order.order_id, e))?;
-    if session.id != session_id {
-        log::error!(
-            "KOMOJU answered session {} when asked for {session_id}",
-            session.id
-        );
-        return Err(ApiError::Upstream("KOMOJU answered another session".into()));
-    }
-    let Some(fact) = session.to_fact() else {
-        return Ok(order);
-    };
-    let applied = apply_fact(app, merchant, &order.id, fact, source, None)
-        .await
-        .map_err(|e| ApiError::from_db("applying KOMOJU session", e))?;
-    Ok(applied.order)
-}
-
-/// Applies a KOMOJU fact through [`order_updates::apply`] on the blocking pool.
-pub async fn apply_fact(
-    app: &AppState,
-    merchant: &Merchant,
-    order_pk: &str,
-    fact: order_updates::Fact,
-    source: &'static str,
-    webhook: Option<WebhookEventRow>,
-) -> Result<order_updates::Applied, crate::db::DbError> {
-    let now = app.clock.now_naive();
-    let pk = order_pk.to_owned();
-    let merchant = merchant.clone();
-    let key = app
-        .settings
-        .cafe24_service_key
-        .expose_secret()
-        .as_bytes()
-        .to_vec();
-    app.db
-        .run(move |c| {
-            let ctx = order_updates::Context {
-                merchant: &merchant,
-                service_key: &key,
-            };
-            order_updates::apply(c, &ctx, &pk, &fact, source, webhook, now)
-        })
-        .await
-}
-
-/// Issues the order key of `order` at the service clock. Errors: signing failed
-/// (logged), `internal_error`.
-pub(crate) fn issue_key(app: &AppState, order: &OrderRef) -> Result<String, ApiError> {
-    app.order_keys
-        .issue(order, app.clock.unix_seconds())
-        .map_err(|e| {
-            log::error!("{e}");
-            ApiError::Internal
-        })
-}
-
-/// Verifies the request's `key` field (an order key) against the service clock.
-pub fn verify_key(app: &AppState, fields: &Fields) -> Result<OrderRef, ApiError> {
-    let key = fields.required("key")?;
-    app.order_keys
-        .verify(key, app.clock.unix_seconds())
-        .map_err(|e| match e {
-            crate::order_token::KeyError::Expired => ApiError::invalid("key has expired"),
-            crate::order_token::KeyError::Invalid => {
-                ApiError::invalid("key is not a valid order key")
-            }
-        })
-}
-
-/// Finds the order a verified key names.
-pub async fn order_for_key(app: &AppState, key: &OrderRef) -> Result<OrderRow, ApiError> {
-    let (mall, order_id) = (key.mall_id.clone(), key.order_id.clone());
-    app.db
-        .run(move |c| orders::find_by_order_id(c, &mall, &order_id))
-        .await
-        .map_err(|e| ApiError::from_db("reading order", e))?
-        .ok_or(ApiError::OrderNotFound)
-}
-
-/// Shared state handed to handlers.
-pub type State = web::Data<AppState>;
-
-/// What a KOMOJU return to one of our callbacks found.
-#[derive(Debug)]
-pub enum Returned {
-    /// The session was read from KOMOJU and applied; the order as it is now.
-    Applied(OrderRow),
-    /// The `session_id` (or the key's attempt) is not the order's current session:
-    /// nothing was read or changed.
-    NotCurrent(OrderRow),
-    /// KOMOJU could not be read; nothing changed, and the same URL works again later.
-    KomojuUnreachable(String),
-}
-
-/// The shared part of every callback KOMOJU returns the buyer to (§6.1, §6.2, §6.3):
-/// verify the `key` (HS256, audience, expiry) and that it names an order of `flow`;
-/// trust nothing else from the query but `session_id`, which must be the order's current
-/// session; read that session from KOMOJU and apply it.
-pub async fn buyer_returned(
-    app: &AppState,
-    flow: Flow,
-    fields: &Fields,
-) -> Result<Returned, ApiError> {
-    let key = verify_key(app, fields)?;
-    if key.flow != flow.as_str() {
-        return Err(ApiError::invalid("key belongs to another checkout flow"));
-    }
-    let order = order_for_key(app, &key).await?;
-    let session_id = fields.optional("session_id");
-    if key.attempt != order.attempt
-        || session_id.is_none()
-        || session_id != order.komoju_session_id.as_deref()
-    {
-        log::warn!(
-            "{} callback for order {} of {}: session {:?} (attempt {}) is not the order's current one; nothing changed",
-            flow.as_str(), order.order_id, order.mall_id, session_id, key.attempt
-        );
-        return Ok(Returned::NotCurrent(order));
-    }
-    let merchant = load_merchant(app, &order.mall_id, None).await?;
-    match refresh_from_session(app, &merchant, order, "callback").await {
-        Ok(order) => {
-            app.outbox_wake.notify_one();
-            Ok(Returned::Applied(order))
-        }
-        Err(ApiError::Upstream(msg)) => Ok(Returned::KomojuUnreachable(msg)),
-        Err(e) => Err(e),
-    }
 }

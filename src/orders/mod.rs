@@ -1,0 +1,49 @@
+//! The order domain (PROTOCOL.md §5): [`state`], the pure state machine and notice
+//! table; [`updates`], applying a KOMOJU fact to an order and enqueuing what Cafe24 must
+//! hear, in one transaction; [`token`], the `key` naming an order, and [`keys`], that
+//! key at the service clock. [`Flow`] says which
+//! route family an order came through.
+
+pub mod keys;
+pub mod state;
+pub mod token;
+pub mod updates;
+
+/// Which route family an order came through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    /// §6.1: Cafe24 reads the result with `status`.
+    Sync,
+    /// §6.2: Cafe24 hears the result at `return_noty_url`.
+    Async,
+    /// External checkout (§6.3): the mall front's button; Cafe24 hears the result at the
+    /// reservation's `return_notification_url`.
+    External,
+}
+
+impl Flow {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Flow::Sync => "sync",
+            Flow::Async => "async",
+            Flow::External => "external",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Flow> {
+        [Flow::Sync, Flow::Async, Flow::External]
+            .into_iter()
+            .find(|f| f.as_str() == s)
+    }
+
+    /// The path of the callback KOMOJU returns the buyer to.
+    pub fn callback_path(self) -> &'static str {
+        match self {
+            Flow::Sync => "/api/synchronous-checkout/checkout/callback",
+            Flow::Async => "/api/asynchronous-checkout/checkout/callback",
+            Flow::External => "/api/external-checkout/order/callback",
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! What the use cases share, built once by the composition root ([`crate::app::startup`])
+//! and handed down: the database, the KOMOJU client, the keys, the allow-list, the
+//! clock, and the few settings the use cases read. A use case takes `&Services`, so it
+//! runs the same from a route, the command line or a test. This module owns no rule of
+//! the protocol; it only holds.
+
+use std::sync::Arc;
+
+use secrecy::SecretString;
+use tokio::sync::Notify;
+
+use crate::cafe24::callback_url::AllowedHosts;
+use crate::cafe24::BodyLimits;
+use crate::clock::Clock;
+use crate::db::Database;
+use crate::komoju::KomojuClient;
+use crate::orders::token::OrderKeys;
+use crate::secrets::SecretBox;
+
+/// Everything a use case needs. Built once; shared by every worker and task.
+pub struct Services {
+    pub db: Database,
+    pub komoju: KomojuClient,
+    /// True when KOMOJU is the development sandbox mounted in this process.
+    pub komoju_is_sandbox: bool,
+    /// The sandbox, when it stands in for KOMOJU (development only).
+    pub sandbox: Option<crate::sandbox::Sandbox>,
+    pub secrets: SecretBox,
+    pub order_keys: OrderKeys,
+    pub allowed_hosts: AllowedHosts,
+    pub clock: Clock,
+    /// The Cafe24 service key (`CAFE24_SERVICE_KEY`): keys every `hash_data`.
+    pub cafe24_service_key: SecretString,
+    /// This app's Cafe24 client id (`CAFE24_CLIENT_ID`).
+    pub cafe24_client_id: String,
+    /// Base of the URLs given to KOMOJU and browsers (`PUBLIC_BASE_URL`).
+    pub public_base_url: url::Url,
+    /// Limits of every request body.
+    pub body_limits: BodyLimits,
+    /// Keys the review page's form token (from `APP_SECRET`).
+    pub form_token_key: SecretString,
+    /// Wakes the outbox worker after a commit that enqueued notifications.
+    pub outbox_wake: Arc<Notify>,
+    /// External checkout's `/script/hmac`: requests per (client address, mall).
+    pub hmac_limiter: governor::DefaultKeyedRateLimiter<(String, String)>,
+}
+
+impl Services {
+    /// `PUBLIC_BASE_URL` without its trailing slash, to put a path after.
+    pub fn public_base(&self) -> &str {
+        self.public_base_url.as_str().trim_end_matches('/')
+    }
+}
+
+impl std::fmt::Debug for Services {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Services")
+            .field("db", &self.db.backend_name())
+            .field("komoju", &self.komoju.base())
+            .field("komoju_is_sandbox", &self.komoju_is_sandbox)
+            .finish_non_exhaustive()
+    }
+}
