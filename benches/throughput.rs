@@ -39,11 +39,7 @@ fn hmac_hex(body: &[u8]) -> String {
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(WEBHOOK_SECRET.as_bytes())
         .unwrap_or_else(|e| panic!("{e}"));
     mac.update(body);
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(mac.finalize().into_bytes())
 }
 
 fn port() -> (TcpListener, u16) {

@@ -244,7 +244,7 @@ fn validate(mode: Mode, app: &Services, fields: &Fields) -> Result<ValidCancel, 
             h.update(part.as_bytes());
             h.update([0x1f]);
         }
-        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+        hex::encode(h.finalize())
     };
     Ok(ValidCancel {
         order_id: order_id.to_owned(),

@@ -18,11 +18,14 @@ use secrecy::ExposeSecret;
 use serde::Deserialize;
 use sha2::{Digest, Sha256, Sha384};
 
+use crate::cafe24::external_checkout::{request_hmac, reservation_valid};
 use crate::cafe24::partner_id::PartnerId;
+use crate::cafe24::Fields;
 use crate::checkout::{self, ValidCheckout};
 use crate::db::orders::OrderRow;
 use crate::error::ApiError;
 use crate::money::{Currency, Money};
+use crate::orders::state::OrderState;
 use crate::orders::token::OrderRef;
 use crate::orders::Flow;
 use crate::services::Services;
@@ -61,114 +64,6 @@ pub fn integrity(script: &str) -> String {
         "sha384-{}",
         STANDARD.encode(Sha384::digest(script.as_bytes()))
     )
-}
-
-/// The precreateOrder request HMAC (the Cafe24 sample's `ExternalCheckout` controller,
-/// `getHmac`): `base64(HMAC-SHA256(service_key, mall_id · request_time · client_id ·
-/// member_id))`.
-pub fn request_hmac(
-    service_key: &[u8],
-    mall_id: &str,
-    request_time: &str,
-    client_id: &str,
-    member_id: &str,
-) -> String {
-    crate::cafe24::hash_data::sign(service_key, &[mall_id, request_time, client_id, member_id])
-}
-
-/// Cafe24's reservation (precreateOrder response) HMAC, as the Cafe24 sample app checks
-/// it (`app/Http/Controllers/ExternalCheckout/InternalController.php`, `createPayload`;
-/// `../shared/reference/cafe24-pg-sample-app.md` row 8; Cafe24's own documentation of it
-/// could not be read): key `client_id · order_id`; message
-/// `json_encode($s, JSON_UNESCAPED_UNICODE | JSON_UNESCAPED_SLASHES)` of the string
-/// `$s = (string)(int) total · order_id · response_time · return_notification_url`,
-/// i.e. quoted, with `/` and non-ASCII characters left as they are (see
-/// [`php_json_encode`]). `total_major` is the total in major units truncated toward
-/// zero, as PHP's `(int)` does.
-pub fn reservation_hmac(
-    client_id: &str,
-    order_id: &str,
-    total_major: i64,
-    response_time: &str,
-    return_notification_url: &str,
-) -> Vec<u8> {
-    reservation_mac(
-        client_id,
-        order_id,
-        total_major,
-        response_time,
-        return_notification_url,
-    )
-    .finalize()
-    .into_bytes()
-    .to_vec()
-}
-
-/// Checks a received reservation HMAC (raw bytes) in constant time.
-pub fn reservation_valid(
-    client_id: &str,
-    order_id: &str,
-    total_major: i64,
-    response_time: &str,
-    return_notification_url: &str,
-    received: &[u8],
-) -> bool {
-    reservation_mac(
-        client_id,
-        order_id,
-        total_major,
-        response_time,
-        return_notification_url,
-    )
-    .verify_slice(received)
-    .is_ok()
-}
-
-fn reservation_mac(
-    client_id: &str,
-    order_id: &str,
-    total_major: i64,
-    response_time: &str,
-    return_notification_url: &str,
-) -> Hmac<Sha256> {
-    let message = php_json_encode(&format!(
-        "{total_major}{order_id}{response_time}{return_notification_url}"
-    ));
-    let key = format!("{client_id}{order_id}");
-    let mut mac = match Hmac::<Sha256>::new_from_slice(key.as_bytes()) {
-        Ok(m) => m,
-        Err(_) => unreachable!("HMAC-SHA256 takes keys of any length"),
-    };
-    mac.update(message.as_bytes());
-    mac
-}
-
-/// PHP's `json_encode($s, JSON_UNESCAPED_UNICODE | JSON_UNESCAPED_SLASHES)` of a
-/// string (PHP ≥ 7.1, `ext/json/json_encoder.c`): quoted; `"` and `\` escaped with a
-/// backslash; `\b \f \n \r \t` by name; other characters below U+0020 as `\u00xx`
-/// (lowercase hex); U+2028 and U+2029 as `\u2028` / `\u2029` (escaped unless
-/// `JSON_UNESCAPED_LINE_TERMINATORS` is also given); everything else, `/`, DEL and
-/// non-ASCII included, as it is.
-fn php_json_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for ch in s.chars() {
-        match ch {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\u{08}' => out.push_str("\\b"),
-            '\u{0c}' => out.push_str("\\f"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || c == '\u{2028}' || c == '\u{2029}' => {
-                out.push_str(&format!("\\u{:04x}", c as u32));
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
 }
 
 /// A number sent as a JSON string or number, kept as its text.
@@ -410,28 +305,139 @@ pub async fn load_shop(
         .ok_or(ApiError::UnknownMerchant)
 }
 
+/// `GET /script/hmac`'s answer: the precreateOrder request HMAC for `q`'s `mall_id`,
+/// `request_time` and `member_id`, asked from `peer` (the client address). Not an
+/// oracle: at most [`crate::services::Services::hmac_limiter`]'s rate per (address,
+/// mall) (`rate_limited`), the mall registered (`unknown_merchant`) and enabled
+/// (`merchant_disabled`), `request_time` Unix seconds within
+/// [`REQUEST_TIME_TOLERANCE_SECS`] of now, `member_id` at most 100 printable
+/// characters, and `client_id` always this app's (a `client_key` that differs is
+/// `invalid_request`).
+pub async fn signed_request(app: &Services, peer: &str, q: &Fields) -> Result<String, ApiError> {
+    let mall_id = crate::cafe24::mall_id_field(q)?;
+    if app
+        .hmac_limiter
+        .check_key(&(peer.to_owned(), mall_id.to_owned()))
+        .is_err()
+    {
+        log::warn!("script/hmac: rate limit hit by {peer} for mall {mall_id}");
+        return Err(ApiError::RateLimited);
+    }
+    let request_time = q.required("request_time")?;
+    let seconds: i64 = request_time
+        .parse()
+        .ok()
+        .filter(|_| request_time.len() <= 12 && request_time.bytes().all(|b| b.is_ascii_digit()))
+        .ok_or_else(|| ApiError::invalid("request_time must be Unix seconds"))?;
+    if (seconds - app.clock.unix_seconds()).abs() > REQUEST_TIME_TOLERANCE_SECS {
+        return Err(ApiError::invalid(
+            "request_time is not within 5 minutes of now",
+        ));
+    }
+    let member_id = q.get("member_id").unwrap_or("");
+    if member_id.len() > 100 || member_id.chars().any(char::is_control) {
+        return Err(ApiError::invalid("member_id is malformed"));
+    }
+    if q.optional("client_key")
+        .is_some_and(|k| k != app.cafe24_client_id)
+    {
+        return Err(ApiError::invalid("client_key is not this app's client id"));
+    }
+    let merchant = crate::merchant::load(app, mall_id, None).await?;
+    if !merchant.enabled {
+        return Err(ApiError::MerchantDisabled);
+    }
+    Ok(request_hmac(
+        app.cafe24_service_key.expose_secret().as_bytes(),
+        mall_id,
+        request_time,
+        &app.cafe24_client_id,
+        member_id,
+    ))
+}
+
+/// What the review page shows: the order as stored, and the form that pays it.
+#[derive(Debug, Clone)]
+pub struct Review {
+    /// The shop's name, or the mall id when the shop has none.
+    pub shop_name: String,
+    pub order_id: String,
+    /// `(name, quantity, line total)` per line, as [`stored_lines`].
+    pub lines: Vec<(String, String, String)>,
+    /// Cafe24's decimal format.
+    pub total: String,
+    pub currency: String,
+    /// Where the form posts: `{PUBLIC_BASE_URL}/api/external-checkout/order/pay`.
+    pub pay_url: String,
+    /// The order key, posted back with the form.
+    pub key: String,
+    /// The form token ([`csrf_token`]).
+    pub csrf: String,
+}
+
+/// `GET /order/review?key`: the page's content for a pending external order. Errors:
+/// the key's (`invalid_request`), `order_not_found`, `order_conflict` when the order is
+/// no longer pending.
+pub async fn review(app: &Services, key: &str) -> Result<Review, ApiError> {
+    let order = pending_order(app, key).await?;
+    let shop = load_shop(app, &order.mall_id, order.shop_no).await?;
+    Ok(Review {
+        shop_name: if shop.shop_name.is_empty() {
+            order.mall_id.clone()
+        } else {
+            shop.shop_name
+        },
+        lines: stored_lines(&order),
+        total: order.paid_amount_text(),
+        pay_url: format!("{}/api/external-checkout/order/pay", app.public_base()),
+        csrf: csrf_token(app, key),
+        key: key.to_owned(),
+        order_id: order.order_id,
+        currency: order.currency,
+    })
+}
+
+/// `POST /order/pay`: the KOMOJU `session_url` to send the buyer to, once the form token
+/// is the review page's for this key. Errors as [`review`], and `invalid_request` for a
+/// token that is not this page's.
+pub async fn pay(app: &Services, key: &str, csrf: &str) -> Result<String, ApiError> {
+    if !csrf_valid(app, key, csrf) {
+        return Err(ApiError::invalid(
+            "the form token is not this page's; reload the review page",
+        ));
+    }
+    let order = pending_order(app, key).await?;
+    order.komoju_session_url.ok_or(ApiError::Internal)
+}
+
+/// Verifies an external order key and loads its order, still pending with a session.
+async fn pending_order(app: &Services, key: &str) -> Result<OrderRow, ApiError> {
+    let fields = Fields::from_pairs(vec![("key".into(), key.to_owned())])?;
+    let order_ref = crate::orders::keys::verify(app, &fields)?;
+    if order_ref.flow != Flow::External.as_str() {
+        return Err(ApiError::invalid("key belongs to another checkout flow"));
+    }
+    let order = crate::orders::keys::order_of(app, &order_ref).await?;
+    if order.attempt != order_ref.attempt
+        || order.state != OrderState::Pending.as_str()
+        || order.komoju_session_url.is_none()
+    {
+        return Err(ApiError::OrderConflict(format!("order is {}", order.state)));
+    }
+    Ok(order)
+}
+
 /// The form token of the review page: HMAC of the order key with a key derived from
 /// `APP_SECRET`, so only a page this service rendered for that key can post it.
 pub fn csrf_token(app: &Services, key: &str) -> String {
-    csrf_mac(app, key)
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(csrf_mac(app, key).finalize().into_bytes())
 }
 
 /// Checks a posted form token (hex) in constant time.
 pub fn csrf_valid(app: &Services, key: &str, token: &str) -> bool {
-    let bytes: Option<Vec<u8>> = (token.len() == 64 && token.is_ascii())
-        .then(|| {
-            (0..64)
-                .step_by(2)
-                .map(|i| u8::from_str_radix(&token[i..i + 2], 16).ok())
-                .collect()
-        })
-        .flatten();
-    bytes.is_some_and(|b| csrf_mac(app, key).verify_slice(&b).is_ok())
+    let mut bytes = [0u8; 32];
+    hex::decode_to_slice(token, &mut bytes).is_ok()
+        && csrf_mac(app, key).verify_slice(&bytes).is_ok()
 }
 
 fn csrf_mac(app: &Services, key: &str) -> Hmac<Sha256> {
@@ -499,95 +505,6 @@ mod tests {
         assert!(lines_total(&[line("10", None, "-1")], Currency::JPY).is_err());
         assert!(lines_total(&[], Currency::JPY).is_err());
         assert!(lines_total(&[line("9223372036854775807", None, "2")], Currency::JPY).is_err());
-    }
-
-    #[test]
-    fn php_json_encode_leaves_slashes_and_unicode_as_they_are() {
-        // Expected strings written by hand from PHP's json_encoder.c rules.
-        assert_eq!(
-            php_json_encode("3065A-1https://a.b/c"),
-            r#""3065A-1https://a.b/c""#
-        );
-        assert_eq!(php_json_encode("é\"\\"), "\"é\\\"\\\\\"");
-        assert_eq!(
-            php_json_encode("a\nb\tc\u{1}\u{7f}\u{2028}"),
-            r#""a\nb\tc\u0001"#.to_owned() + "\u{7f}" + r#"\u2028""#
-        );
-    }
-
-    /// A known-answer vector computed outside this code, with Python's `hmac` and
-    /// `json.dumps(s, ensure_ascii=False)` (identical to PHP's `json_encode` with
-    /// `JSON_UNESCAPED_UNICODE | JSON_UNESCAPED_SLASHES` for this string).
-    #[test]
-    fn reservation_hmac_matches_a_vector_computed_outside() {
-        let url = "https://demomall.cafe24.com/exec/front/order/pg/notify?shop=デモ店&order_id=20261121-0000042";
-        let message = php_json_encode(&format!("306520261121-00000422026-11-21 12:00:00{url}"));
-        assert_eq!(
-            hex::encode(message.as_bytes()),
-            "223330363532303236313132312d30303030303432323032362d31312d32312031323a30303a303068747470733a2f2f64656d6f6d616c6c2e6361666532342e636f6d2f657865632f66726f6e742f6f726465722f70672f6e6f746966793f73686f703de38387e383a2e5ba97266f726465725f69643d32303236313132312d3030303030343222"
-        );
-        let mac = reservation_hmac(
-            "test-client-id",
-            "20261121-0000042",
-            3065,
-            "2026-11-21 12:00:00",
-            url,
-        );
-        assert_eq!(
-            STANDARD.encode(mac),
-            "3KRF00tPkRmONg2AscbD65x4KpzfsXqnusQhZHzGtPc="
-        );
-    }
-
-    #[test]
-    fn reservation_hmac_is_keyed_by_client_and_order() {
-        let a = reservation_hmac(
-            "client",
-            "order-1",
-            3065,
-            "1700000000",
-            "https://m.cafe24.com/n",
-        );
-        assert_eq!(
-            a,
-            reservation_hmac(
-                "client",
-                "order-1",
-                3065,
-                "1700000000",
-                "https://m.cafe24.com/n"
-            )
-        );
-        assert_ne!(
-            a,
-            reservation_hmac(
-                "client",
-                "order-2",
-                3065,
-                "1700000000",
-                "https://m.cafe24.com/n"
-            )
-        );
-        assert_ne!(
-            a,
-            reservation_hmac(
-                "other",
-                "order-1",
-                3065,
-                "1700000000",
-                "https://m.cafe24.com/n"
-            )
-        );
-        assert_ne!(
-            a,
-            reservation_hmac(
-                "client",
-                "order-1",
-                3066,
-                "1700000000",
-                "https://m.cafe24.com/n"
-            )
-        );
     }
 
     #[test]

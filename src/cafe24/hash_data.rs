@@ -271,7 +271,7 @@ mod tests {
     }
 
     fn to_hex(bytes: &[u8]) -> String {
-        bytes.iter().map(|byte| format!("{byte:02x}")).collect()
+        hex::encode(bytes)
     }
 
     #[test]

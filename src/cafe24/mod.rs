@@ -8,6 +8,7 @@
 //! value. This module never touches the database or KOMOJU.
 
 pub mod callback_url;
+pub mod external_checkout;
 pub mod hash_data;
 pub mod notify;
 pub mod partner_id;

@@ -98,51 +98,11 @@ async fn data(app: State, req: HttpRequest) -> Result<HttpResponse, ApiError> {
 /// minutes of now, and each client address may ask a mall a limited number of times.
 async fn hmac(app: State, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let q = crate::cafe24::query(&req)?;
-    let mall_id = crate::cafe24::mall_id_field(&q)?;
-    let ip = req
+    let peer = req
         .peer_addr()
         .map(|a| a.ip().to_string())
         .unwrap_or_default();
-    if app
-        .hmac_limiter
-        .check_key(&(ip.clone(), mall_id.to_owned()))
-        .is_err()
-    {
-        log::warn!("script/hmac: rate limit hit by {ip} for mall {mall_id}");
-        return Err(ApiError::RateLimited);
-    }
-    let request_time = q.required("request_time")?;
-    let seconds: i64 = request_time
-        .parse()
-        .ok()
-        .filter(|_| request_time.len() <= 12 && request_time.bytes().all(|b| b.is_ascii_digit()))
-        .ok_or_else(|| ApiError::invalid("request_time must be Unix seconds"))?;
-    if (seconds - app.clock.unix_seconds()).abs() > external::REQUEST_TIME_TOLERANCE_SECS {
-        return Err(ApiError::invalid(
-            "request_time is not within 5 minutes of now",
-        ));
-    }
-    let member_id = q.get("member_id").unwrap_or("");
-    if member_id.len() > 100 || member_id.chars().any(char::is_control) {
-        return Err(ApiError::invalid("member_id is malformed"));
-    }
-    if let Some(k) = q.optional("client_key") {
-        if k != app.cafe24_client_id {
-            return Err(ApiError::invalid("client_key is not this app's client id"));
-        }
-    }
-    let merchant = crate::merchant::load(&app, mall_id, None).await?;
-    if !merchant.enabled {
-        return Err(ApiError::MerchantDisabled);
-    }
-    use secrecy::ExposeSecret;
-    let hmac = external::request_hmac(
-        app.cafe24_service_key.expose_secret().as_bytes(),
-        mall_id,
-        request_time,
-        &app.cafe24_client_id,
-        member_id,
-    );
+    let hmac = external::signed_request(&app, &peer, &q).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(json!({"result_code": "0000", "hmac": hmac})))
@@ -165,66 +125,11 @@ async fn payload(
     })))
 }
 
-/// Verifies an external order key and loads its order, still pending with a session.
-async fn pending_order(app: &State, key: &str) -> Result<crate::db::orders::OrderRow, ApiError> {
-    let fields = crate::cafe24::Fields::from_pairs(vec![("key".into(), key.to_owned())])?;
-    let order_ref = crate::orders::keys::verify(app, &fields)?;
-    if order_ref.flow != Flow::External.as_str() {
-        return Err(ApiError::invalid("key belongs to another checkout flow"));
-    }
-    let order = crate::orders::keys::order_of(app, &order_ref).await?;
-    if order.attempt != order_ref.attempt
-        || order.state != OrderState::Pending.as_str()
-        || order.komoju_session_url.is_none()
-    {
-        return Err(ApiError::OrderConflict(format!("order is {}", order.state)));
-    }
-    Ok(order)
-}
-
 /// `GET /order/review?key`: the order summary, every value escaped, with a Pay button
 /// whose form carries a token only this page can know.
 async fn review(app: State, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let q = crate::cafe24::query(&req)?;
-    let key = q.required("key")?;
-    let order = pending_order(&app, key).await?;
-    let shop = external::load_shop(&app, &order.mall_id, order.shop_no).await?;
-    let esc = |s: &str| html_escape::encode_text(s).into_owned();
-    let attr = |s: &str| html_escape::encode_double_quoted_attribute(s).into_owned();
-    let rows: String = external::stored_lines(&order)
-        .iter()
-        .map(|(name, qty, line_total)| {
-            format!(
-                "<tr><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{} {}</td></tr>",
-                esc(name),
-                esc(qty),
-                esc(line_total),
-                esc(&order.currency)
-            )
-        })
-        .collect();
-    let total = order.paid_amount_text();
-    let body = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">\
-<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>Review your order</title>\
-<style>body{{font-family:system-ui,sans-serif;background:#f4f5f7;color:#1d2330;margin:0}}\
-main{{max-width:34rem;margin:3rem auto;background:#fff;border-radius:8px;padding:2rem;box-shadow:0 1px 4px rgba(0,0,0,.12)}}\
-table{{width:100%;border-collapse:collapse}}td,th{{padding:.4rem;border-bottom:1px solid #e4e6ea;text-align:left}}\
-.n{{text-align:right}}button{{margin-top:1.5rem;width:100%;padding:.8rem;font-size:1rem;border:0;border-radius:6px;background:#172b4d;color:#fff;cursor:pointer}}</style>\
-</head><body><main><h1>Review your order</h1><p>{shop} · order <strong>{order_id}</strong></p>\
-<table><thead><tr><th>Item</th><th class=\"n\">Qty</th><th class=\"n\">Amount</th></tr></thead><tbody>{rows}</tbody>\
-<tfoot><tr><th>Total</th><th></th><th class=\"n\" id=\"review-total\">{total} {currency}</th></tr></tfoot></table>\
-<form method=\"post\" action=\"{base}/api/external-checkout/order/pay\">\
-<input type=\"hidden\" name=\"key\" value=\"{key}\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-<button type=\"submit\" id=\"review-pay\">Pay with KOMOJU</button></form></main></body></html>",
-        shop = esc(if shop.shop_name.is_empty() { &order.mall_id } else { &shop.shop_name }),
-        order_id = esc(&order.order_id),
-        total = esc(&total),
-        currency = esc(&order.currency),
-        base = attr(app.public_base()),
-        key = attr(key),
-        csrf = attr(&external::csrf_token(&app, key)),
-    );
+    let review = external::review(&app, q.required("key")?).await?;
     Ok(HttpResponse::Ok()
         .content_type("text/html; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -234,21 +139,13 @@ table{{width:100%;border-collapse:collapse}}td,th{{padding:.4rem;border-bottom:1
         ))
         .insert_header((header::X_FRAME_OPTIONS, "DENY"))
         .insert_header((header::REFERRER_POLICY, "no-referrer"))
-        .body(body))
+        .body(super::pages::review(&review).into_string()))
 }
 
 /// `POST /order/pay` (form `key`, `csrf`): 303 to the KOMOJU hosted page.
 async fn pay(app: State, req: HttpRequest, body: web::Payload) -> Result<HttpResponse, ApiError> {
     let fields = crate::cafe24::read_body(&req, body, app.body_limits).await?;
-    let key = fields.required("key")?;
-    let csrf = fields.required("csrf")?;
-    if !external::csrf_valid(&app, key, csrf) {
-        return Err(ApiError::invalid(
-            "the form token is not this page's; reload the review page",
-        ));
-    }
-    let order = pending_order(&app, key).await?;
-    let url = order.komoju_session_url.unwrap_or_default();
+    let url = external::pay(&app, fields.required("key")?, fields.required("csrf")?).await?;
     Ok(HttpResponse::SeeOther()
         .insert_header((header::LOCATION, url))
         .insert_header((header::CACHE_CONTROL, "no-store"))

@@ -6,6 +6,7 @@ pub mod asynchronous_cancellation;
 pub mod asynchronous_checkout;
 pub mod external_checkout;
 pub mod komoju_webhook;
+pub mod pages;
 pub mod synchronous_cancellation;
 pub mod synchronous_checkout;
 
@@ -112,14 +113,8 @@ pub(crate) fn found(base: &str, params: &[(&str, &str)]) -> Result<HttpResponse,
 /// A small HTML page for the buyer's browser when a callback cannot finish (KOMOJU
 /// unreachable): nothing changed, and reloading the same URL tries again.
 pub fn retry_page(status: actix_web::http::StatusCode, message: &str) -> HttpResponse {
-    let body = format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>Payment status pending</title></head>\
-         <body style=\"font-family:sans-serif;max-width:36em;margin:3em auto\"><h1>We could not confirm your payment yet</h1>\
-         <p>{}</p><p>Nothing was lost. Please reload this page in a moment.</p></body></html>",
-        html_escape::encode_text(message)
-    );
     HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")
         .insert_header(("Cache-Control", "no-store"))
-        .body(body)
+        .body(pages::retry(message).into_string())
 }

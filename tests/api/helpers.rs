@@ -513,11 +513,7 @@ pub fn komoju_signature(secret: &str, body: &[u8]) -> String {
     let mut mac =
         Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
     mac.update(body);
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(mac.finalize().into_bytes())
 }
 
 pub const WEBHOOK_SECRET: &str = "whsec_demomall_0123456789";
