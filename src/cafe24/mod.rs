@@ -12,6 +12,7 @@ pub mod external_checkout;
 pub mod hash_data;
 pub mod notify;
 pub mod partner_id;
+pub mod payment_result;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

@@ -12,6 +12,7 @@
 use chrono::NaiveDateTime;
 
 use crate::cafe24::hash_data;
+use crate::cafe24::payment_result::PaymentResult;
 use crate::db::notifications::{self, NewNotification};
 use crate::db::orders::{self, OrderRow};
 use crate::db::refunds::{self, RefundRow};
@@ -154,35 +155,19 @@ pub fn payment_notification(
         NoticeAmount::Zero => "0".to_owned(),
     };
     let tid = order.komoju_payment_id.clone().unwrap_or_default();
-    let hash = hash_data::PaymentResult {
-        amount: &amount,
-        currency: &order.currency,
-        order_id: &order.order_id,
+    let fields = PaymentResult {
         partner_id: &order.partner_id,
+        paymethod: ctx.merchant.paymethod(order.payment_type.as_deref()),
         tid: &tid,
+        amount: &amount,
+        order_id: &order.order_id,
+        currency: &order.currency,
+        payed: notice.payed_tf == "T",
+        extra_data: order.extra_data.as_deref().unwrap_or_default(),
+        result_code: notice.result_code,
+        result_message: notice.result_message,
     }
-    .sign(ctx.service_key);
-    let fields: Vec<(&str, String)> = vec![
-        ("request_type", notice.request_type.to_owned()),
-        ("partner_id", order.partner_id.clone()),
-        (
-            "paymethod",
-            ctx.merchant.paymethod(order.payment_type.as_deref()),
-        ),
-        ("tid", tid.clone()),
-        ("amount", amount),
-        ("order_id", order.order_id.clone()),
-        ("currency", order.currency.clone()),
-        ("all_cancel_tf", "T".to_owned()),
-        ("part_cancel_tf", "T".to_owned()),
-        ("escrow_tf", "F".to_owned()),
-        ("payed_tf", notice.payed_tf.to_owned()),
-        ("easypay", "F".to_owned()),
-        ("hash_data", hash),
-        ("extra_data", order.extra_data.clone().unwrap_or_default()),
-        ("result_code", notice.result_code.to_owned()),
-        ("result_message", notice.result_message.to_owned()),
-    ];
+    .notice(ctx.service_key, notice.request_type);
     let kind = if order.flow == "external" {
         "return_notification"
     } else {

@@ -10,10 +10,9 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use secrecy::ExposeSecret;
-use serde_json::json;
 
 use super::State;
-use crate::cafe24::{self, hash_data};
+use crate::cafe24::{self, payment_result::PaymentResult};
 use crate::checkout::{self, Returned};
 use crate::db::orders::OrderRow;
 use crate::error::ApiError;
@@ -137,14 +136,6 @@ pub fn payment_details(
         "0".to_owned()
     };
     let tid = order.komoju_payment_id.clone().unwrap_or_default();
-    let hash = hash_data::PaymentResult {
-        amount: &amount,
-        currency: &order.currency,
-        order_id: &order.order_id,
-        partner_id: &order.partner_id,
-        tid: &tid,
-    }
-    .sign(app.cafe24_service_key.expose_secret().as_bytes());
     let (result_code, result_message) = match state {
         OrderState::Paid => ("0000", "Payment completed".to_owned()),
         OrderState::PartiallyRefunded => {
@@ -154,22 +145,20 @@ pub fn payment_details(
         OrderState::AwaitingPayment => ("1400", "Payment is awaited".to_owned()),
         s => ("1400", format!("Payment not completed ({s})")),
     };
-    Ok(json!({
-        "partner_id": order.partner_id,
-        "paymethod": merchant.paymethod(order.payment_type.as_deref()),
-        "tid": tid,
-        "amount": amount,
-        "order_id": order.order_id,
-        "currency": order.currency,
-        "cancel_mode": merchant.cancel_mode.as_str(),
-        "all_cancel_tf": "T",
-        "part_cancel_tf": "T",
-        "escrow_tf": "F",
-        "payed_tf": if paid { "T" } else { "F" },
-        "easy_pay": "F",
-        "hash_data": hash,
-        "extra_data": order.extra_data.clone().unwrap_or_default(),
-        "result_code": result_code,
-        "result_message": result_message,
-    }))
+    Ok(PaymentResult {
+        partner_id: &order.partner_id,
+        paymethod: merchant.paymethod(order.payment_type.as_deref()),
+        tid: &tid,
+        amount: &amount,
+        order_id: &order.order_id,
+        currency: &order.currency,
+        payed: paid,
+        extra_data: order.extra_data.as_deref().unwrap_or_default(),
+        result_code,
+        result_message: &result_message,
+    }
+    .status_reply(
+        app.cafe24_service_key.expose_secret().as_bytes(),
+        merchant.cancel_mode.as_str(),
+    ))
 }

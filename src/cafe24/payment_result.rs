@@ -1,0 +1,124 @@
+//! The payment result as Cafe24 reads it, in one place (PROTOCOL.md §6.1 `status` reply,
+//! §6.2 `return_noty_url` notice, external checkout's `return_notification_url`): the
+//! shared field set, signed with H3 over the strings that are sent.
+
+use super::hash_data;
+
+/// One order's payment result, as strings in Cafe24's formats.
+#[derive(Debug, Clone)]
+pub struct PaymentResult<'a> {
+    pub partner_id: &'a str,
+    /// `card`, `etc` or the merchant's override.
+    pub paymethod: String,
+    /// KOMOJU's payment id; empty before a payment exists.
+    pub tid: &'a str,
+    /// Cafe24's decimal string: the paid amount, the order amount (pending notice) or `0`.
+    pub amount: &'a str,
+    pub order_id: &'a str,
+    pub currency: &'a str,
+    /// `payed_tf`: `T` when the money is in.
+    pub payed: bool,
+    pub extra_data: &'a str,
+    /// `0000`, `1400`, `9999`…
+    pub result_code: &'a str,
+    pub result_message: &'a str,
+}
+
+impl PaymentResult<'_> {
+    /// H3 = `amount · currency · order_id · partner_id · tid`, keyed with the service key.
+    fn hash(&self, service_key: &[u8]) -> String {
+        hash_data::PaymentResult {
+            amount: self.amount,
+            currency: self.currency,
+            order_id: self.order_id,
+            partner_id: self.partner_id,
+            tid: self.tid,
+        }
+        .sign(service_key)
+    }
+
+    /// The fields both messages carry, with `easy` the name of the easy-pay flag (the
+    /// status reply says `easy_pay`, the notice `easypay`, as §6.1 and §6.2 list them).
+    fn fields(&self, service_key: &[u8], easy: &'static str) -> Vec<(&'static str, String)> {
+        vec![
+            ("partner_id", self.partner_id.to_owned()),
+            ("paymethod", self.paymethod.clone()),
+            ("tid", self.tid.to_owned()),
+            ("amount", self.amount.to_owned()),
+            ("order_id", self.order_id.to_owned()),
+            ("currency", self.currency.to_owned()),
+            ("all_cancel_tf", "T".to_owned()),
+            ("part_cancel_tf", "T".to_owned()),
+            ("escrow_tf", "F".to_owned()),
+            ("payed_tf", if self.payed { "T" } else { "F" }.to_owned()),
+            (easy, "F".to_owned()),
+            ("hash_data", self.hash(service_key)),
+            ("extra_data", self.extra_data.to_owned()),
+            ("result_code", self.result_code.to_owned()),
+            ("result_message", self.result_message.to_owned()),
+        ]
+    }
+
+    /// §6.1's `status` reply, with the merchant's `cancel_mode` (`sync` or `async`).
+    pub fn status_reply(&self, service_key: &[u8], cancel_mode: &str) -> serde_json::Value {
+        let mut map = serde_json::Map::new();
+        for (name, value) in self.fields(service_key, "easy_pay") {
+            map.insert(name.to_owned(), serde_json::Value::String(value));
+            if name == "currency" {
+                map.insert("cancel_mode".to_owned(), cancel_mode.into());
+            }
+        }
+        serde_json::Value::Object(map)
+    }
+
+    /// §6.2's notice, led by its `request_type` (`payment` or `notification`).
+    pub fn notice(&self, service_key: &[u8], request_type: &str) -> Vec<(&'static str, String)> {
+        let mut fields = vec![("request_type", request_type.to_owned())];
+        fields.extend(self.fields(service_key, "easypay"));
+        fields
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result() -> PaymentResult<'static> {
+        PaymentResult {
+            partner_id: "demomall:1:demo-public",
+            paymethod: "card".into(),
+            tid: "pay1",
+            amount: "3065.00",
+            order_id: "20220519-0000029",
+            currency: "PHP",
+            payed: true,
+            extra_data: "",
+            result_code: "0000",
+            result_message: "ok",
+        }
+    }
+
+    #[test]
+    fn status_and_notice_carry_the_same_signed_fields() {
+        let key = b"test-service-key";
+        let status = result().status_reply(key, "sync");
+        let notice = result().notice(key, "payment");
+        let h3 = hash_data::sign(
+            key,
+            &[
+                "3065.00",
+                "PHP",
+                "20220519-0000029",
+                "demomall:1:demo-public",
+                "pay1",
+            ],
+        );
+        assert_eq!(status["hash_data"], h3.as_str());
+        assert_eq!(status["easy_pay"], "F");
+        assert_eq!(status["cancel_mode"], "sync");
+        assert!(notice.contains(&("hash_data", h3)));
+        assert!(notice.contains(&("easypay", "F".to_owned())));
+        assert_eq!(notice[0], ("request_type", "payment".to_owned()));
+        assert_eq!(notice.len(), 16);
+    }
+}
