@@ -3,8 +3,10 @@
 //! to these modules:
 //!
 //! - one module per external system: [`cafe24`] (requests, `hash_data`, `partner_id`,
-//!   callback URLs) and [`komoju`] (the REST client), plus the [`sandbox`] that stands
-//!   in for KOMOJU in development and tests;
+//!   callback URLs) and [`komoju`] (the REST client); the KOMOJU sandbox that stands in
+//!   for KOMOJU in development and tests is the crate `cafe24-komoju-sandbox`
+//!   (`crates/sandbox`), mounted by [`startup`] with the default `sandbox` feature and
+//!   reached only over HTTP;
 //! - one module per route family under [`routes`];
 //! - the order state machine, pure and free of I/O: [`order_state`];
 //! - the checkout use case shared by the checkout families: [`checkout`]; applying
@@ -30,7 +32,6 @@ pub mod order_token;
 pub mod order_updates;
 pub mod outbox;
 pub mod routes;
-pub mod sandbox;
 pub mod secrets;
 pub mod settings;
 pub mod startup;

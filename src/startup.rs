@@ -1,6 +1,7 @@
 //! Building and running the service: the shared [`AppState`], the HTTP server on a
 //! listener whose port is known (tests bind port 0), and the KOMOJU sandbox in
-//! development mode.
+//! development mode (the crate `cafe24-komoju-sandbox`, with the default `sandbox`
+//! feature; this is the only module that names it).
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -15,9 +16,10 @@ use crate::clock::Clock;
 use crate::db::Database;
 use crate::komoju::KomojuClient;
 use crate::order_token::OrderKeys;
-use crate::sandbox::Sandbox;
 use crate::secrets::SecretBox;
 use crate::settings::{KomojuTarget, Settings};
+#[cfg(feature = "sandbox")]
+use cafe24_komoju_sandbox::Sandbox;
 
 /// `/script/hmac` requests allowed per client address and mall per minute (burst too).
 const HMAC_REQUESTS_PER_MINUTE: std::num::NonZeroU32 = match std::num::NonZeroU32::new(20) {
@@ -39,8 +41,9 @@ pub struct AppState {
     pub clock: Clock,
     /// Wakes the outbox worker after a commit that enqueued notifications.
     pub outbox_wake: Arc<Notify>,
-    /// The sandbox, when it stands in for KOMOJU (development only).
-    pub sandbox: Option<Sandbox>,
+    /// True when the mounted sandbox stands in for KOMOJU (development only): the service
+    /// then registers each merchant's webhook endpoint with it over HTTP.
+    pub komoju_is_sandbox: bool,
     /// External checkout's `/script/hmac`: requests per (client address, mall).
     pub hmac_limiter: governor::DefaultKeyedRateLimiter<(String, String)>,
 }
@@ -50,7 +53,7 @@ impl std::fmt::Debug for AppState {
         f.debug_struct("AppState")
             .field("db", &self.db)
             .field("komoju", &self.komoju.base())
-            .field("sandbox", &self.sandbox.is_some())
+            .field("komoju_is_sandbox", &self.komoju_is_sandbox)
             .finish_non_exhaustive()
     }
 }
@@ -75,6 +78,10 @@ pub enum StartupError {
     Komoju(#[from] crate::komoju::KomojuError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// Development mode without `KOMOJU_API_BASE` asks for the sandbox, which this build
+    /// does not have.
+    #[error("this build has no KOMOJU sandbox (built without the `sandbox` feature): set KOMOJU_API_BASE to a KOMOJU API")]
+    NoSandbox,
 }
 
 /// A built, not yet running, service.
@@ -82,6 +89,7 @@ pub struct Application {
     server: actix_web::dev::Server,
     port: u16,
     state: web::Data<AppState>,
+    #[cfg(feature = "sandbox")]
     sandbox: Option<Sandbox>,
     shutdown: watch::Sender<bool>,
     worker: Option<tokio::task::JoinHandle<()>>,
@@ -104,6 +112,11 @@ impl Application {
         listener: TcpListener,
         clock: Clock,
     ) -> Result<Application, StartupError> {
+        // Before the database is touched: this build cannot serve what is asked.
+        #[cfg(not(feature = "sandbox"))]
+        if matches!(settings.komoju, KomojuTarget::Sandbox) {
+            return Err(StartupError::NoSandbox);
+        }
         let db = Database::connect(&settings.database_url)?;
         let migrations = {
             let db = db.clone();
@@ -115,6 +128,8 @@ impl Application {
             log::info!("applied migration {m}");
         }
         let local = listener.local_addr()?;
+        let komoju_is_sandbox = matches!(settings.komoju, KomojuTarget::Sandbox);
+        #[cfg(feature = "sandbox")]
         let (komoju_base, sandbox) = match &settings.komoju {
             KomojuTarget::Api(url) => (url.as_str().trim_end_matches('/').to_owned(), None),
             KomojuTarget::Sandbox => {
@@ -127,6 +142,11 @@ impl Application {
                 (api, Some(Sandbox::new(&public)))
             }
         };
+        #[cfg(not(feature = "sandbox"))]
+        let komoju_base = match &settings.komoju {
+            KomojuTarget::Api(url) => url.as_str().trim_end_matches('/').to_owned(),
+            KomojuTarget::Sandbox => return Err(StartupError::NoSandbox),
+        };
         let state = web::Data::new(AppState {
             komoju: KomojuClient::new(&komoju_base, settings.komoju_timeout)?,
             secrets: SecretBox::new(&settings.app_secret),
@@ -138,7 +158,7 @@ impl Application {
             db,
             clock,
             outbox_wake: Arc::new(Notify::new()),
-            sandbox: sandbox.clone(),
+            komoju_is_sandbox,
             hmac_limiter: governor::RateLimiter::keyed(governor::Quota::per_minute(
                 HMAC_REQUESTS_PER_MINUTE,
             )),
@@ -151,6 +171,7 @@ impl Application {
             state.settings.public_base_url
         );
         let data = state.clone();
+        #[cfg(feature = "sandbox")]
         let mounted = sandbox.clone();
         let server = HttpServer::new(move || {
             let app = App::new()
@@ -162,10 +183,12 @@ impl Application {
                 .app_data(data.clone())
                 .configure(crate::routes::configure)
                 .default_service(web::to(crate::routes::not_found));
-            match &mounted {
+            #[cfg(feature = "sandbox")]
+            let app = match &mounted {
                 Some(s) => app.configure(s.configure(SANDBOX_PREFIX)),
                 None => app,
-            }
+            };
+            app
         })
         .listen(listener)?
         .shutdown_timeout(10)
@@ -186,6 +209,7 @@ impl Application {
             server,
             port: local.port(),
             state,
+            #[cfg(feature = "sandbox")]
             sandbox,
             shutdown,
             worker,
@@ -202,7 +226,9 @@ impl Application {
         self.state.clone()
     }
 
-    /// The mounted sandbox, in development mode without `KOMOJU_API_BASE`.
+    /// The mounted sandbox, in development mode without `KOMOJU_API_BASE` (only with the
+    /// `sandbox` feature; tests drive its test controls through this handle).
+    #[cfg(feature = "sandbox")]
     pub fn sandbox(&self) -> Option<Sandbox> {
         self.sandbox.clone()
     }
