@@ -254,11 +254,7 @@ pub(super) fn sign(secret: &str, body: &[u8]) -> String {
         return String::new();
     };
     mac.update(body);
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(mac.finalize().into_bytes())
 }
 
 /// One client for every sandbox: no redirects, no proxy, no connection pool (a pooled
