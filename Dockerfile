@@ -1,15 +1,23 @@
 # Two stages: build with the Rust toolchain, run on a slim Debian. SQLite, libpq and
 # OpenSSL are compiled into the binary, so the runtime image needs only CA certificates.
+#
+# By default the image is a production one: built with `--no-default-features`, so it
+# has no KOMOJU sandbox at all (it then needs KOMOJU_API_BASE in development mode; in
+# production that defaults to KOMOJU). For a development image with the built-in
+# sandbox, build with `--build-arg CARGO_FEATURES=sandbox` (docker-compose.yml does).
 FROM rust:1-bookworm AS build
+ARG CARGO_FEATURES=""
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
 COPY src ./src
+# The workspace's other members (the KOMOJU sandbox crate).
+COPY crates ./crates
 COPY migrations ./migrations
 COPY static ./static
 # Declared in Cargo.toml as targets, so present for the manifest to load.
 COPY tests ./tests
 COPY benches ./benches
-RUN cargo build --release --locked
+RUN cargo build --release --locked --no-default-features --features "$CARGO_FEATURES"
 
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \

@@ -20,7 +20,7 @@ use cafe24_komoju::app::cli::{self, Cli};
 use cafe24_komoju::app::settings::Settings;
 use cafe24_komoju::app::startup::Application;
 use cafe24_komoju::clock::Clock;
-use cafe24_komoju::sandbox::Sandbox;
+use cafe24_komoju_sandbox::Sandbox;
 use clap::Parser;
 use diesel::prelude::*;
 use hmac::{Hmac, Mac};

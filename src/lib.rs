@@ -16,6 +16,10 @@
 //!   envelope);
 //! - [`app`]: settings, the composition root that builds the services and the server,
 //!   and the command line. Nothing below it imports it.
+//!
+//! The KOMOJU sandbox that stands in for KOMOJU in development and tests is the crate
+//! `cafe24-komoju-sandbox` (`crates/sandbox`), mounted by [`app::startup`] with the
+//! default `sandbox` feature and reached only over HTTP.
 
 pub mod app;
 pub mod cafe24;
@@ -32,7 +36,6 @@ pub mod notifications;
 pub mod orders;
 pub mod reconciliation;
 pub mod routes;
-pub mod sandbox;
 pub mod secrets;
 pub mod services;
 pub mod text;

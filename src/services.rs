@@ -21,10 +21,9 @@ use crate::secrets::SecretBox;
 pub struct Services {
     pub db: Database,
     pub komoju: KomojuClient,
-    /// True when KOMOJU is the development sandbox mounted in this process.
+    /// True when the mounted sandbox stands in for KOMOJU (development only): the service
+    /// then registers each merchant's webhook endpoint with it over HTTP.
     pub komoju_is_sandbox: bool,
-    /// The sandbox, when it stands in for KOMOJU (development only).
-    pub sandbox: Option<crate::sandbox::Sandbox>,
     pub secrets: SecretBox,
     pub order_keys: OrderKeys,
     pub allowed_hosts: AllowedHosts,

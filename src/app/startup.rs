@@ -1,6 +1,7 @@
 //! Building and running the service: the shared [`AppState`], the HTTP server on a
 //! listener whose port is known (tests bind port 0), and the KOMOJU sandbox in
-//! development mode.
+//! development mode (the crate `cafe24-komoju-sandbox`, with the default `sandbox`
+//! feature; this is the only module that names it).
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -16,9 +17,10 @@ use crate::clock::Clock;
 use crate::db::Database;
 use crate::komoju::KomojuClient;
 use crate::orders::token::OrderKeys;
-use crate::sandbox::Sandbox;
 use crate::secrets::SecretBox;
 use crate::services::Services;
+#[cfg(feature = "sandbox")]
+use cafe24_komoju_sandbox::Sandbox;
 
 /// `/script/hmac` requests allowed per client address and mall per minute (burst too).
 const HMAC_REQUESTS_PER_MINUTE: std::num::NonZeroU32 = match std::num::NonZeroU32::new(20) {
@@ -49,6 +51,10 @@ pub enum StartupError {
     Komoju(#[from] crate::komoju::KomojuError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// Development mode without `KOMOJU_API_BASE` asks for the sandbox, which this build
+    /// does not have.
+    #[error("this build has no KOMOJU sandbox (built without the `sandbox` feature): set KOMOJU_API_BASE to a KOMOJU API")]
+    NoSandbox,
 }
 
 /// A built, not yet running, service.
@@ -56,6 +62,7 @@ pub struct Application {
     server: actix_web::dev::Server,
     port: u16,
     state: web::Data<Services>,
+    #[cfg(feature = "sandbox")]
     sandbox: Option<Sandbox>,
     shutdown: watch::Sender<bool>,
     /// The outbox worker and the reconciliation task.
@@ -81,6 +88,11 @@ impl Application {
         listener: TcpListener,
         clock: Clock,
     ) -> Result<Application, StartupError> {
+        // Before the database is touched: this build cannot serve what is asked.
+        #[cfg(not(feature = "sandbox"))]
+        if matches!(settings.komoju, KomojuTarget::Sandbox) {
+            return Err(StartupError::NoSandbox);
+        }
         let db = Database::connect(&settings.database_url)?;
         let migrations = {
             let db = db.clone();
@@ -92,6 +104,8 @@ impl Application {
             log::info!("applied migration {m}");
         }
         let local = listener.local_addr()?;
+        let komoju_is_sandbox = matches!(settings.komoju, KomojuTarget::Sandbox);
+        #[cfg(feature = "sandbox")]
         let (komoju_base, sandbox) = match &settings.komoju {
             KomojuTarget::Api(url) => (url.as_str().trim_end_matches('/').to_owned(), None),
             KomojuTarget::Sandbox => {
@@ -104,9 +118,13 @@ impl Application {
                 (api, Some(Sandbox::new(&public)))
             }
         };
+        #[cfg(not(feature = "sandbox"))]
+        let komoju_base = match &settings.komoju {
+            KomojuTarget::Api(url) => url.as_str().trim_end_matches('/').to_owned(),
+            KomojuTarget::Sandbox => return Err(StartupError::NoSandbox),
+        };
         let state = web::Data::new(Services {
             komoju: KomojuClient::new(&komoju_base, settings.komoju_timeout)?,
-            komoju_is_sandbox: sandbox.is_some(),
             secrets: SecretBox::new(&settings.app_secret),
             order_keys: OrderKeys::new(&settings.app_secret, settings.order_key_ttl),
             allowed_hosts: AllowedHosts::new(
@@ -116,7 +134,7 @@ impl Application {
             db,
             clock,
             outbox_wake: Arc::new(Notify::new()),
-            sandbox: sandbox.clone(),
+            komoju_is_sandbox,
             hmac_limiter: governor::RateLimiter::keyed(governor::Quota::per_minute(
                 HMAC_REQUESTS_PER_MINUTE,
             )),
@@ -133,6 +151,7 @@ impl Application {
             settings.public_base_url
         );
         let data = state.clone();
+        #[cfg(feature = "sandbox")]
         let mounted = sandbox.clone();
         let server = HttpServer::new(move || {
             let app = App::new()
@@ -144,10 +163,12 @@ impl Application {
                 .app_data(data.clone())
                 .configure(crate::routes::configure)
                 .default_service(web::to(crate::routes::not_found));
-            match &mounted {
+            #[cfg(feature = "sandbox")]
+            let app = match &mounted {
                 Some(s) => app.configure(s.configure(SANDBOX_PREFIX)),
                 None => app,
-            }
+            };
+            app
         })
         .listen(listener)?
         .shutdown_timeout(10)
@@ -172,6 +193,7 @@ impl Application {
             server,
             port: local.port(),
             state,
+            #[cfg(feature = "sandbox")]
             sandbox,
             shutdown,
             tasks,
@@ -189,7 +211,9 @@ impl Application {
         self.state.clone()
     }
 
-    /// The mounted sandbox, in development mode without `KOMOJU_API_BASE`.
+    /// The mounted sandbox, in development mode without `KOMOJU_API_BASE` (only with the
+    /// `sandbox` feature; tests drive its test controls through this handle).
+    #[cfg(feature = "sandbox")]
     pub fn sandbox(&self) -> Option<Sandbox> {
         self.sandbox.clone()
     }

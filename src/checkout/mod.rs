@@ -397,18 +397,25 @@ async fn create_session(
     merchant: &Merchant,
     order: &OrderRow,
 ) -> Result<String, ApiError> {
-    if let Some(sandbox) = &app.sandbox {
-        // Development: the built-in KOMOJU sends this merchant's webhooks back to us,
-        // as a real KOMOJU would once the merchant registered the URL in its dashboard.
-        sandbox.set_webhook(
-            merchant.komoju_secret_key.expose_secret(),
+    if app.komoju_is_sandbox {
+        // Development: the mounted sandbox sends this merchant's webhooks back to us, as a
+        // real KOMOJU would once the merchant registered the URL in its dashboard. Over
+        // HTTP, every time (the sandbox replaces the endpoint, so repeating is harmless).
+        let url = crate::cafe24::append_query(
             &format!(
-                "{}/api/asynchronous-checkout/checkout/webhook?mall_id={}",
-                app.public_base(),
-                merchant.mall_id
+                "{}/api/asynchronous-checkout/checkout/webhook",
+                app.public_base()
             ),
-            merchant.komoju_webhook_secret.expose_secret(),
-        );
+            &[("mall_id", &merchant.mall_id)],
+        )?;
+        app.komoju
+            .register_sandbox_webhook(
+                &merchant.komoju_secret_key,
+                &url,
+                &merchant.komoju_webhook_secret,
+            )
+            .await
+            .map_err(|e| e.into_api_error("registering the sandbox webhook", &order.order_id))?;
     }
     let session = app
         .komoju

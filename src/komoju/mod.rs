@@ -329,6 +329,49 @@ impl KomojuClient {
         self.post(secret_key, &path, idempotency_key, body).await
     }
 
+    /// Development only, against the KOMOJU sandbox (`cafe24-komoju-sandbox`), never a
+    /// real KOMOJU: `POST /webhook_endpoints` with `{"url","secret"}`, the sandbox's
+    /// stand-in for registering the merchant's webhook in KOMOJU's dashboard. From then on
+    /// the sandbox POSTs the payment events of `secret_key` to `url`, signed with
+    /// `webhook_secret`. Registering again replaces the endpoint, so calling it before
+    /// every session is fine. Neither the key nor the secret is logged.
+    pub async fn register_sandbox_webhook(
+        &self,
+        secret_key: &SecretString,
+        url: &str,
+        webhook_secret: &SecretString,
+    ) -> Result<(), KomojuError> {
+        #[derive(Serialize)]
+        struct Body<'a> {
+            url: &'a str,
+            secret: &'a str,
+        }
+        #[derive(Deserialize)]
+        struct Registered {
+            registered: bool,
+        }
+        let response = self
+            .http
+            .post(format!("{}/webhook_endpoints", self.base))
+            .basic_auth(secret_key.expose_secret(), Some(""))
+            .header("Accept", "application/json")
+            .json(&Body {
+                url,
+                secret: webhook_secret.expose_secret(),
+            })
+            .send()
+            .await
+            .map_err(transport)?;
+        let status = response.status().as_u16();
+        match read::<Registered>(response).await? {
+            Registered { registered: true } => Ok(()),
+            Registered { registered: false } => Err(KomojuError::Unreadable {
+                status,
+                detail: "the sandbox did not register the webhook endpoint".into(),
+            }),
+        }
+    }
+
     /// `GET /payments/{id}`.
     pub async fn get_payment(
         &self,

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use cafe24_komoju::sandbox::Fault;
+use cafe24_komoju_sandbox::Fault;
 
 use crate::both_backends;
 use crate::helpers::*;

@@ -125,6 +125,11 @@ async fn sign_prints_the_protocol_test_vector() {
     );
 }
 
+/// With the `sandbox` feature (the default): development without `KOMOJU_API_BASE` mounts
+/// the sandbox, the service registers the merchant's webhook endpoint with it over HTTP
+/// (`POST /api/v1/webhook_endpoints`, as it would talk to KOMOJU) and gets its webhooks;
+/// production never mounts it.
+#[cfg(feature = "sandbox")]
 #[actix_web::test]
 async fn development_mounts_the_sandbox_and_production_never_does() {
     let db = TestDb::new(&Backend::Sqlite);
@@ -138,7 +143,10 @@ async fn development_mounts_the_sandbox_and_production_never_does() {
     )
     .await
     .unwrap_or_else(|e| panic!("{e}"));
-    assert!(app.sandbox().is_some());
+    let sandbox = app
+        .sandbox()
+        .unwrap_or_else(|| panic!("development without KOMOJU_API_BASE mounts the sandbox"));
+    assert!(app.state().komoju_is_sandbox);
     tokio::spawn(app.run_until_stopped());
     let mut out = Vec::new();
     cli::run(
@@ -190,6 +198,48 @@ async fn development_mounts_the_sandbox_and_production_never_does() {
     let html = page.text().await.unwrap_or_default();
     assert!(html.contains("pay-card") && html.contains("return-to-merchant"));
 
+    // The service registered this merchant's webhook endpoint over HTTP, authenticated
+    // with the merchant's secret key, before creating the session.
+    let calls: Vec<(String, String, u16)> = sandbox
+        .requests()
+        .into_iter()
+        .map(|r| (r.method, r.path, r.status))
+        .collect();
+    assert_eq!(
+        calls.first(),
+        Some(&("POST".into(), "/api/v1/webhook_endpoints".into(), 200)),
+        "{calls:?}"
+    );
+    assert!(
+        calls.contains(&("POST".into(), "/api/v1/sessions".into(), 200)),
+        "{calls:?}"
+    );
+    // Paying on the hosted page sends the payment's webhook to the service, signed with
+    // the merchant's webhook secret, and the service accepts it.
+    let pay = client
+        .post(format!("{url}/pay"))
+        .form(&[("method", "credit_card")])
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(pay.status(), 302);
+    assert!(
+        sandbox
+            .webhooks_idle(std::time::Duration::from_secs(10))
+            .await
+    );
+    let deliveries = sandbox.deliveries();
+    assert!(!deliveries.is_empty());
+    for d in &deliveries {
+        assert_eq!(
+            d.url,
+            format!(
+                "http://127.0.0.1:{port}/api/asynchronous-checkout/checkout/webhook?mall_id={MALL}"
+            )
+        );
+        assert_eq!(d.status, 200, "{d:?}");
+    }
+
     // Production: no sandbox route exists, and KOMOJU is the real API.
     let db2 = TestDb::new(&Backend::Sqlite);
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
@@ -203,6 +253,7 @@ async fn development_mounts_the_sandbox_and_production_never_does() {
     .await
     .unwrap_or_else(|e| panic!("{e}"));
     assert!(app2.sandbox().is_none());
+    assert!(!app2.state().komoju_is_sandbox);
     assert_eq!(app2.state().komoju.base(), "https://komoju.com/api/v1");
     tokio::spawn(app2.run_until_stopped());
     let resp = client
@@ -213,4 +264,32 @@ async fn development_mounts_the_sandbox_and_production_never_does() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(resp.status(), 404);
+}
+
+/// Without the `sandbox` feature (`cargo test --no-default-features`): development without
+/// `KOMOJU_API_BASE` refuses to start, before touching the database, and says why.
+#[cfg(not(feature = "sandbox"))]
+#[actix_web::test]
+async fn a_build_without_the_sandbox_refuses_to_start_without_komoju_api_base() {
+    let db = TestDb::new(&Backend::Sqlite);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
+    let settings = test_settings(&db.url, port, None, &[]);
+    let err = cafe24_komoju::startup::Application::build_with_listener(
+        settings,
+        listener,
+        cafe24_komoju::clock::Clock::system(),
+    )
+    .await
+    .err()
+    .unwrap_or_else(|| panic!("a build without the sandbox started without KOMOJU_API_BASE"));
+    assert!(matches!(
+        err,
+        cafe24_komoju::startup::StartupError::NoSandbox
+    ));
+    let message = err.to_string();
+    assert!(
+        message.contains("no KOMOJU sandbox") && message.contains("KOMOJU_API_BASE"),
+        "{message}"
+    );
 }

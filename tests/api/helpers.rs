@@ -11,8 +11,8 @@ use cafe24_komoju::app::settings::Settings;
 use cafe24_komoju::app::startup::Application;
 use cafe24_komoju::clock::Clock;
 use cafe24_komoju::db::{self, orders::OrderRow};
-use cafe24_komoju::sandbox::Sandbox;
 use cafe24_komoju::services::Services;
+use cafe24_komoju_sandbox::Sandbox;
 use clap::Parser;
 use diesel::prelude::*;
 use hmac::{Hmac, Mac};
@@ -365,7 +365,7 @@ impl TestApp {
     }
 
     /// KOMOJU API calls that created something (POSTs), as the sandbox saw them.
-    pub fn komoju_posts(&self) -> Vec<cafe24_komoju::sandbox::RecordedRequest> {
+    pub fn komoju_posts(&self) -> Vec<cafe24_komoju_sandbox::RecordedRequest> {
         self.sandbox
             .requests()
             .into_iter()

@@ -16,7 +16,7 @@ const WAIT: Duration = Duration::from_secs(10);
 
 struct Harness {
     db: TestDb,
-    sandbox: cafe24_komoju::sandbox::Sandbox,
+    sandbox: cafe24_komoju_sandbox::Sandbox,
     komoju_api: String,
     cafe24: Receiver,
     dir: tempfile::TempDir,
@@ -184,7 +184,7 @@ async fn killed_after_komoju_refunded_before_the_commit_refunds_once(backend: Ba
     // KOMOJU refunds, but its answer is slow; the service dies before it commits.
     h.sandbox.fail_next(
         1,
-        cafe24_komoju::sandbox::Fault::DelayAfterProcessing(Duration::from_secs(15)),
+        cafe24_komoju_sandbox::Fault::DelayAfterProcessing(Duration::from_secs(15)),
     );
     let fields = cancel_fields(order_id, &tid, "3000", "JPY");
     let cancel_url = format!("{}/api/synchronous-cancellation/cancel", service.address);

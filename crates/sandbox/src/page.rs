@@ -1,61 +1,56 @@
 //! The browser side of the sandbox: the hosted payment page, the konbini instructions page
 //! and the buttons that simulate what happens at the store. Plain HTML forms, inline CSS,
-//! no JavaScript; every dynamic value is HTML-escaped.
-
-use std::fmt::Write as _;
+//! no JavaScript; rendered with `maud` templates, which escape every dynamic value.
 
 use actix_web::http::{header, StatusCode};
 use actix_web::web::{self, Bytes};
 use actix_web::HttpResponse;
+use maud::{html, Markup, PreEscaped, DOCTYPE};
 
 use super::state::{self, Method, PaymentStatus, SessionStatus};
 use super::{Sandbox, SandboxError};
 
-/// Escapes text for HTML element content and quoted attribute values alike.
-fn esc(text: &str) -> std::borrow::Cow<'_, str> {
-    html_escape::encode_quoted_attribute(text)
-}
+const STYLE: &str = "
+body { font-family: system-ui, sans-serif; background: #f4f5f7; color: #1d2330; margin: 0; }
+main { max-width: 30rem; margin: 3rem auto; background: #fff; border-radius: 8px; padding: 2rem; box-shadow: 0 1px 4px rgba(0,0,0,.12); }
+h1 { font-size: 1.1rem; color: #b3261e; margin-top: 0; }
+h2 { font-size: 1.4rem; }
+dl { display: grid; grid-template-columns: auto 1fr; gap: .4rem 1rem; }
+dt { color: #5b6270; }
+dd { margin: 0; font-weight: 600; }
+form { display: flex; flex-direction: column; gap: .6rem; margin-top: 1.5rem; }
+button { font-size: 1rem; padding: .7rem; border-radius: 6px; border: 1px solid #1d4ed8; background: #1d4ed8; color: #fff; cursor: pointer; }
+button.secondary { background: #fff; color: #1d4ed8; }
+a { color: #1d4ed8; }
+";
 
-fn html(status: StatusCode, title: &str, body: &str) -> HttpResponse {
-    let page = format!(
-        r#"<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{title} · KOMOJU sandbox</title>
-<style>
-body {{ font-family: system-ui, sans-serif; background: #f4f5f7; color: #1d2330; margin: 0; }}
-main {{ max-width: 30rem; margin: 3rem auto; background: #fff; border-radius: 8px; padding: 2rem; box-shadow: 0 1px 4px rgba(0,0,0,.12); }}
-h1 {{ font-size: 1.1rem; color: #b3261e; margin-top: 0; }}
-h2 {{ font-size: 1.4rem; }}
-dl {{ display: grid; grid-template-columns: auto 1fr; gap: .4rem 1rem; }}
-dt {{ color: #5b6270; }}
-dd {{ margin: 0; font-weight: 600; }}
-form {{ display: flex; flex-direction: column; gap: .6rem; margin-top: 1.5rem; }}
-button {{ font-size: 1rem; padding: .7rem; border-radius: 6px; border: 1px solid #1d4ed8; background: #1d4ed8; color: #fff; cursor: pointer; }}
-button.secondary {{ background: #fff; color: #1d4ed8; }}
-a {{ color: #1d4ed8; }}
-</style>
-</head>
-<body>
-<main>
-<h1>KOMOJU sandbox — not a real payment</h1>
-<h2>{title}</h2>
-{body}
-</main>
-</body>
-</html>
-"#,
-        title = esc(title),
-    );
+/// A whole page: the sandbox banner, `title` as heading, then `body`.
+fn page(status: StatusCode, title: &str, body: Markup) -> HttpResponse {
+    let page = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · KOMOJU sandbox" }
+                style { (PreEscaped(STYLE)) }
+            }
+            body {
+                main {
+                    h1 { "KOMOJU sandbox — not a real payment" }
+                    h2 { (title) }
+                    (body)
+                }
+            }
+        }
+    };
     HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")
-        .body(page)
+        .body(page.into_string())
 }
 
 fn message(status: StatusCode, title: &str, text: &str) -> HttpResponse {
-    html(status, title, &format!("<p>{}</p>", esc(text)))
+    page(status, title, html! { p { (text) } })
 }
 
 /// Minor units → display: JPY and KRW have no decimals, every other currency two.
@@ -108,11 +103,14 @@ pub(super) async fn show_session(
         );
     };
     let amount = format_amount(session.amount, &session.currency);
-    let mut body = format!(
-        "<dl><dt>Amount</dt><dd id=\"amount\">{}</dd><dt>Merchant</dt><dd id=\"merchant\">{}</dd></dl>",
-        esc(&amount),
-        esc(&return_host(&session.return_url)),
-    );
+    let summary = html! {
+        dl {
+            dt { "Amount" }
+            dd id="amount" { (amount) }
+            dt { "Merchant" }
+            dd id="merchant" { (return_host(&session.return_url)) }
+        }
+    };
     if session.status != SessionStatus::Pending || session.expired(now) {
         let status = if session.expired(now) {
             "expired"
@@ -120,33 +118,32 @@ pub(super) async fn show_session(
             session.status.as_str()
         };
         let back = return_url_with_session(&session.return_url, &session.id);
-        let _ = write!(
-            body,
-            "<p>This session is <strong id=\"status\">{}</strong>.</p><p><a id=\"return-to-merchant\" href=\"{}\">Return to merchant</a></p>",
-            esc(status),
-            esc(&back),
-        );
-        return html(StatusCode::OK, "Payment session", &body);
+        let body = html! {
+            (summary)
+            p { "This session is " strong id="status" { (status) } "." }
+            p { a id="return-to-merchant" href=(back) { "Return to merchant" } }
+        };
+        return page(StatusCode::OK, "Payment session", body);
     }
-    let _ = write!(
-        body,
-        "<form method=\"post\" action=\"{}\">",
-        esc(&format!("{base}/sessions/{}/pay", session.id)),
-    );
-    if session.offers("credit_card") {
-        body.push_str(
-            "<button type=\"submit\" id=\"pay-card\" name=\"method\" value=\"credit_card\">Pay by card</button>",
-        );
-    }
-    if session.offers("konbini") {
-        body.push_str(
-            "<button type=\"submit\" id=\"pay-konbini\" name=\"method\" value=\"konbini\">Pay at a konbini</button>",
-        );
-    }
-    body.push_str(
-        "<button type=\"submit\" class=\"secondary\" id=\"return-to-merchant\" name=\"method\" value=\"return\">Return to merchant</button></form>",
-    );
-    html(StatusCode::OK, &format!("Pay {amount}"), &body)
+    let body = html! {
+        (summary)
+        form method="post" action=(format!("{base}/sessions/{}/pay", session.id)) {
+            @if session.offers("credit_card") {
+                button type="submit" id="pay-card" name="method" value="credit_card" {
+                    "Pay by card"
+                }
+            }
+            @if session.offers("konbini") {
+                button type="submit" id="pay-konbini" name="method" value="konbini" {
+                    "Pay at a konbini"
+                }
+            }
+            button type="submit" class="secondary" id="return-to-merchant" name="method" value="return" {
+                "Return to merchant"
+            }
+        }
+    };
+    page(StatusCode::OK, &format!("Pay {amount}"), body)
 }
 
 /// `POST /sessions/{id}/pay` with form field `method` = `credit_card` | `konbini` | `return`.
@@ -228,34 +225,44 @@ pub(super) async fn instructions(
         .as_ref()
         .map(state::format_time)
         .unwrap_or_default();
-    let mut body = format!(
-        "<dl><dt>Amount</dt><dd id=\"amount\">{}</dd><dt>Store</dt><dd>{}</dd><dt>Receipt number</dt><dd id=\"receipt\">{}</dd><dt>Confirmation code</dt><dd id=\"confirmation-code\">{}</dd><dt>Pay by</dt><dd id=\"deadline\">{}</dd><dt>Status</dt><dd id=\"status\">{}</dd></dl>",
-        esc(&format_amount(payment.amount, &payment.currency)),
-        esc(store),
-        esc(receipt),
-        esc(confirmation_code),
-        esc(&deadline),
-        esc(payment.status.as_str()),
-    );
-    if matches!(
+    let open = matches!(
         payment.status,
         PaymentStatus::Authorized | PaymentStatus::Pending
-    ) {
-        let _ = write!(
-            body,
-            "<form method=\"post\" action=\"{}\"><button type=\"submit\" id=\"simulate-capture\">Simulate payment at the store</button></form><form method=\"post\" action=\"{}\"><button type=\"submit\" class=\"secondary\" id=\"simulate-expire\">Simulate the deadline passing</button></form>",
-            esc(&format!("{base}/payments/{}/simulate-capture", payment.id)),
-            esc(&format!("{base}/payments/{}/simulate-expire", payment.id)),
-        );
-    }
-    if let Some(session) = state.sessions.get(&payment.session) {
-        let _ = write!(
-            body,
-            "<p><a id=\"return-to-merchant\" href=\"{}\">Return to merchant</a></p>",
-            esc(&return_url_with_session(&session.return_url, &session.id)),
-        );
-    }
-    html(StatusCode::OK, "Konbini payment instructions", &body)
+    );
+    let back = state
+        .sessions
+        .get(&payment.session)
+        .map(|session| return_url_with_session(&session.return_url, &session.id));
+    let body = html! {
+        dl {
+            dt { "Amount" }
+            dd id="amount" { (format_amount(payment.amount, &payment.currency)) }
+            dt { "Store" }
+            dd { (store) }
+            dt { "Receipt number" }
+            dd id="receipt" { (receipt) }
+            dt { "Confirmation code" }
+            dd id="confirmation-code" { (confirmation_code) }
+            dt { "Pay by" }
+            dd id="deadline" { (deadline) }
+            dt { "Status" }
+            dd id="status" { (payment.status.as_str()) }
+        }
+        @if open {
+            form method="post" action=(format!("{base}/payments/{}/simulate-capture", payment.id)) {
+                button type="submit" id="simulate-capture" { "Simulate payment at the store" }
+            }
+            form method="post" action=(format!("{base}/payments/{}/simulate-expire", payment.id)) {
+                button type="submit" class="secondary" id="simulate-expire" {
+                    "Simulate the deadline passing"
+                }
+            }
+        }
+        @if let Some(back) = back {
+            p { a id="return-to-merchant" href=(back) { "Return to merchant" } }
+        }
+    };
+    page(StatusCode::OK, "Konbini payment instructions", body)
 }
 
 /// `POST /payments/{id}/simulate-capture`: the customer paid at the store.
@@ -283,14 +290,17 @@ fn simulated(
     done: &str,
 ) -> HttpResponse {
     match result {
-        Ok(()) => html(
+        Ok(()) => page(
             StatusCode::OK,
             done,
-            &format!(
-                "<p>{}.</p><p><a href=\"{}\">Back to the instructions</a></p>",
-                esc(done),
-                esc(&format!("{}/instructions/{id}", sandbox.public_base())),
-            ),
+            html! {
+                p { (done) "." }
+                p {
+                    a href=(format!("{}/instructions/{id}", sandbox.public_base())) {
+                        "Back to the instructions"
+                    }
+                }
+            },
         ),
         Err(SandboxError::NotFound) => message(
             StatusCode::NOT_FOUND,

@@ -67,6 +67,15 @@ impl Reply {
         )
     }
 
+    /// 200 with a JSON body that has no `amount` to skew.
+    fn plain<V: Serialize>(body: &V) -> Reply {
+        Reply {
+            status: StatusCode::OK,
+            body: Bytes::from(serde_json::to_vec(body).unwrap_or_default()),
+            skewed: None,
+        }
+    }
+
     fn not_found() -> Reply {
         Reply::error(
             StatusCode::NOT_FOUND,
@@ -150,6 +159,7 @@ enum Route {
     GetPayment(String),
     CancelPayment(String),
     RefundPayment(String),
+    RegisterWebhook,
 }
 
 impl Route {
@@ -163,6 +173,7 @@ impl Route {
             ("GET", ["payments", payment]) => id(payment).map(Route::GetPayment),
             ("POST", ["payments", payment, "cancel"]) => id(payment).map(Route::CancelPayment),
             ("POST", ["payments", payment, "refund"]) => id(payment).map(Route::RefundPayment),
+            ("POST", ["webhook_endpoints"]) => Some(Route::RegisterWebhook),
             _ => None,
         }
     }
@@ -318,6 +329,22 @@ fn run(sandbox: &Sandbox, owner: &str, route: Route, headers: &HeaderMap, body: 
                     Ok((payment_reply(state, owner, &id, base), transitions))
                 })
                 .unwrap_or_else(|reply| reply)
+        }
+        Route::RegisterWebhook => {
+            let (url, secret) = match parse_body(headers, body).and_then(|b| webhook_endpoint(&b)) {
+                Ok(endpoint) => endpoint,
+                Err(reply) => return reply,
+            };
+            sandbox.lock().webhooks.register(owner, &url, &secret);
+            #[derive(Serialize)]
+            struct Registered<'a> {
+                url: &'a str,
+                registered: bool,
+            }
+            Reply::plain(&Registered {
+                url: &url,
+                registered: true,
+            })
         }
     }
 }
@@ -569,6 +596,32 @@ fn payment_types(value: &Value) -> Option<Vec<String>> {
         }
     }
     (!types.is_empty()).then_some(types)
+}
+
+/// `POST /api/v1/webhook_endpoints` body: `url` (absolute http or https) and `secret`
+/// (non-empty), both strings.
+fn webhook_endpoint(body: &Map<String, Value>) -> Result<(String, String), Reply> {
+    let url = match field(body, "url") {
+        None => return Err(Reply::missing("url")),
+        Some(Value::String(u)) if is_absolute_http_url(u) => u.clone(),
+        Some(_) => {
+            return Err(Reply::invalid(
+                "url",
+                "url must be an absolute http or https URL",
+            ))
+        }
+    };
+    let secret = match field(body, "secret") {
+        None => return Err(Reply::missing("secret")),
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        Some(_) => {
+            return Err(Reply::invalid(
+                "secret",
+                "secret must be a non-empty string",
+            ))
+        }
+    };
+    Ok((url, secret))
 }
 
 /// Refund body: `amount` (optional, > 0; checked against what is left later) and

@@ -1217,11 +1217,7 @@ fn hmac_hex(secret: &str, body: &[u8]) -> String {
     use hmac::{Hmac, Mac};
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
     mac.update(body);
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(mac.finalize().into_bytes())
 }
 
 fn webhook_sandbox(receiver: &Receiver) -> Sandbox {
@@ -1574,6 +1570,81 @@ async fn only_keys_with_a_webhook_get_events_and_registering_again_replaces() {
         got[0].header("x-komoju-signature"),
         hmac_hex("new secret", got[0].body.as_bytes())
     );
+    receiver.stop().await;
+}
+
+#[actix_web::test]
+async fn webhook_endpoints_registers_over_http_per_key_and_is_idempotent() {
+    let receiver = Receiver::start(0);
+    let sb = sandbox();
+    let app = app!(sb);
+    let endpoint = json!({"url": receiver.url, "secret": WEBHOOK_SECRET});
+
+    let unauthenticated = send(
+        &app,
+        TestRequest::post()
+            .uri("/api/v1/webhook_endpoints")
+            .insert_header(("Content-Type", "application/json"))
+            .set_payload(serde_json::to_vec(&endpoint).unwrap())
+            .to_request(),
+    )
+    .await;
+    assert_eq!(unauthenticated.status, StatusCode::UNAUTHORIZED);
+    for (body, param) in [
+        (json!({"secret": "s"}), "url"),
+        (json!({"url": "not a url", "secret": "s"}), "url"),
+        (json!({"url": receiver.url}), "secret"),
+        (json!({"url": receiver.url, "secret": ""}), "secret"),
+    ] {
+        let answer = send(
+            &app,
+            post_json("/api/v1/webhook_endpoints", KEY, &body).to_request(),
+        )
+        .await;
+        assert_eq!(answer.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+        assert_eq!(error_of(&answer).1, param);
+    }
+    let listed = send(&app, get("/api/v1/webhook_endpoints", KEY).to_request()).await;
+    assert_eq!(listed.status, StatusCode::NOT_FOUND);
+
+    for _ in 0..2 {
+        let answer = send(
+            &app,
+            post_json("/api/v1/webhook_endpoints", KEY, &endpoint).to_request(),
+        )
+        .await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+        assert_eq!(
+            answer.json(),
+            json!({"url": receiver.url, "registered": true})
+        );
+    }
+    let session = create!(&app, "order-1");
+    pay!(&app, &session, "credit_card");
+    assert!(sb.webhooks_idle(IDLE).await);
+    let got = receiver.received();
+    assert_eq!(got.len(), 1, "one endpoint, however often registered");
+    assert_eq!(
+        got[0].header("x-komoju-signature"),
+        hmac_hex(WEBHOOK_SECRET, got[0].body.as_bytes())
+    );
+    let registrations: Vec<_> = sb
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/api/v1/webhook_endpoints" && r.status == 200)
+        .collect();
+    assert_eq!(registrations.len(), 2);
+
+    // Another key's payments do not go to this endpoint.
+    let other = send(
+        &app,
+        post_json("/api/v1/sessions", OTHER_KEY, &session_body("order-2")).to_request(),
+    )
+    .await;
+    let other = other.json()["id"].as_str().unwrap().to_string();
+    pay!(&app, &other, "credit_card");
+    assert!(sb.webhooks_idle(IDLE).await);
+    assert_eq!(receiver.received().len(), 1);
     receiver.stop().await;
 }
 

@@ -138,6 +138,17 @@ struct Envelope<'a> {
 }
 
 impl Registry {
+    /// Sets (or replaces) the endpoint of objects owned by `owner`.
+    pub(super) fn register(&mut self, owner: &str, url: &str, secret: &str) {
+        self.endpoints.insert(
+            owner.to_string(),
+            Endpoint {
+                url: url.to_string(),
+                secret: secret.to_string(),
+            },
+        );
+    }
+
     /// Renders, signs and records an event of `owner`'s payment, or `None` when `owner`
     /// has no webhook endpoint.
     fn create(
@@ -243,11 +254,7 @@ pub(super) fn sign(secret: &str, body: &[u8]) -> String {
         return String::new();
     };
     mac.update(body);
-    mac.finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(mac.finalize().into_bytes())
 }
 
 /// One client for every sandbox: no redirects, no proxy, no connection pool (a pooled
@@ -373,15 +380,12 @@ impl Sandbox {
     /// Registers the webhook endpoint for objects owned by `secret_key` (the merchant's
     /// KOMOJU secret key): every payment change of that key's payments is POSTed to `url`,
     /// signed with `webhook_secret`. Calling again replaces it (for events created from
-    /// then on; an event keeps the URL and signature it was created with).
+    /// then on; an event keeps the URL and signature it was created with). Over HTTP the
+    /// same is `POST /api/v1/webhook_endpoints` (see the crate documentation).
     pub fn set_webhook(&self, secret_key: &str, url: &str, webhook_secret: &str) {
-        self.lock().webhooks.endpoints.insert(
-            secret_key.to_string(),
-            Endpoint {
-                url: url.to_string(),
-                secret: webhook_secret.to_string(),
-            },
-        );
+        self.lock()
+            .webhooks
+            .register(secret_key, url, webhook_secret);
     }
 
     /// Delays between automatic redeliveries after a non-2xx answer or a connection error.

@@ -1,20 +1,47 @@
 //! An in-memory stand-in for KOMOJU: the slice of its REST API (`/api/v1/sessions`,
-//! `/api/v1/payments/{id}`, `…/cancel`, `…/refund`) and of its hosted page that this
-//! service depends on, with KOMOJU's shapes, error envelope, HTTP Basic secret-key auth,
-//! per-key object ownership and `X-KOMOJU-IDEMPOTENCY` semantics (sources:
-//! `shared/reference/komoju-api.md` §1–§5, `shared/seeds/komoju-hosted-page-en.txt`).
-//! It owns its state (sessions, payments, refunds, idempotent replies, a log of API
-//! requests) and builds its JSON itself; it shares no types with the service's KOMOJU
-//! client, so a test that passes against it says something about that client. It is for
-//! development and tests only and is never mounted in production: the service mounts it
-//! under `/sandbox/komoju` when no real KOMOJU is configured, and integration tests serve
-//! it on its own loopback port. Test controls (fault injection, amount skew, capture and
-//! expiry triggers) live on [`Sandbox`]. It sends signed webhooks for payment changes
-//! (`webhooks.rs`: [`Sandbox::set_webhook`] registers a secret key's endpoint; retries,
-//! pausing, redelivery and injected stale events are test controls there). It does not
-//! emulate `ping` or other non-payment events, publishable keys, manual capture,
-//! `POST /sessions/{id}/cancel|pay`, payment lists, `refund_request`, customers, API
-//! versions, rate limits or the 24-hour lifetime of idempotency keys.
+//! `/api/v1/payments/{id}`, `…/cancel`, `…/refund`) and of its hosted page that the
+//! `cafe24-komoju` service depends on, with KOMOJU's shapes, error envelope, HTTP Basic
+//! secret-key auth, per-key object ownership and `X-KOMOJU-IDEMPOTENCY` semantics
+//! (sources: `shared/reference/komoju-api.md` §1–§5,
+//! `shared/seeds/komoju-hosted-page-en.txt`). It owns its state (sessions, payments,
+//! refunds, idempotent replies, a log of API requests) and builds its JSON itself; it
+//! shares no types with the service's KOMOJU client and depends on nothing of the
+//! service, so a test that passes against it says something about that client.
+//!
+//! It is a crate of its own, for development and tests only. The service talks to it
+//! only over HTTP, as it talks to KOMOJU: with its default `sandbox` cargo feature the
+//! service mounts it under `/sandbox/komoju` in development mode when no real KOMOJU is
+//! configured (a build with `--no-default-features` has no sandbox at all, and production
+//! never mounts it), and integration tests serve it on its own loopback port. Test
+//! controls (fault injection, amount skew, capture and expiry triggers) live on
+//! [`Sandbox`]. It sends signed webhooks for payment changes (`webhooks.rs`).
+//!
+//! # Registering a webhook endpoint
+//!
+//! With KOMOJU, a merchant registers its webhook URL and secret in KOMOJU's dashboard.
+//! The sandbox has no dashboard; its stand-in is a sandbox-only API call, authenticated
+//! like every other one (HTTP Basic, the merchant's secret key as user name, empty
+//! password):
+//!
+//! ```text
+//! POST {prefix}/api/v1/webhook_endpoints
+//! Content-Type: application/json
+//!
+//! {"url": "https://shop.example/webhook", "secret": "whsec_…"}
+//!
+//! 200 {"url": "https://shop.example/webhook", "registered": true}
+//! ```
+//!
+//! From then on every payment change of that secret key's payments is POSTed to `url`,
+//! signed with `secret`. Calling again replaces the endpoint (idempotent when repeated
+//! with the same values), so a client may simply call it before each session. `url`
+//! must be an absolute http or https URL and `secret` a non-empty string (422
+//! otherwise). Tests can do the same in process with [`Sandbox::set_webhook`]; retries,
+//! pausing, redelivery and injected stale events are test controls there.
+//!
+//! It does not emulate `ping` or other non-payment events, publishable keys, manual
+//! capture, `POST /sessions/{id}/cancel|pay`, payment lists, `refund_request`,
+//! customers, API versions, rate limits or the 24-hour lifetime of idempotency keys.
 
 mod api;
 mod page;
@@ -113,7 +140,9 @@ impl Sandbox {
     ///
     /// - `/api/v1/…` (any method): `POST /api/v1/sessions`, `GET /api/v1/sessions/{id}`,
     ///   `GET /api/v1/payments/{id}`, `POST /api/v1/payments/{id}/cancel`,
-    ///   `POST /api/v1/payments/{id}/refund`; anything else there is 404 `not_found`.
+    ///   `POST /api/v1/payments/{id}/refund`, and the sandbox-only
+    ///   `POST /api/v1/webhook_endpoints` (see the crate documentation); anything else
+    ///   there is 404 `not_found`.
     /// - `GET /sessions/{id}` and `POST /sessions/{id}/pay`: the hosted page.
     /// - `GET /instructions/{payment_id}`: konbini instructions.
     /// - `POST /payments/{id}/simulate-capture`, `POST /payments/{id}/simulate-expire`:
