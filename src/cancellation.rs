@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 
 use crate::cafe24::partner_id::PartnerId;
 use crate::cafe24::{hash_data, Fields};
-use crate::db::refunds::{self, RefundRow};
+use crate::db::refunds::{self, Operation, RefundRow, RefundState};
 use crate::db::{self, orders, DbError};
 use crate::error::ApiError;
 use crate::komoju::{KomojuError, Payment};
@@ -106,7 +106,7 @@ pub async fn cancel(app: &Services, mode: Mode, fields: &Fields) -> Result<Reply
         return Ok(reply);
     }
     let secret = merchant.komoju_secret_key.clone();
-    let result = if row.operation == "cancel" {
+    let result = if row.operation == Operation::Cancel {
         app.komoju
             .cancel_payment(&secret, &row.idempotency_key, &row.tid, &row.komoju_request)
             .await
@@ -117,12 +117,12 @@ pub async fn cancel(app: &Services, mode: Mode, fields: &Fields) -> Result<Reply
     };
     let (state, refund_id, reply, payment) = match result {
         Ok(payment) => {
-            let refund_id = if row.operation == "refund" {
+            let refund_id = if row.operation == Operation::Refund {
                 our_refund_id(app, &row, &payment).await?
             } else {
                 None
             };
-            if row.operation == "refund" && refund_id.is_none() {
+            if row.operation == Operation::Refund && refund_id.is_none() {
                 log::error!(
                     "KOMOJU refund of {} answered without a refund of {} for order {}",
                     row.tid,
@@ -133,11 +133,13 @@ pub async fn cancel(app: &Services, mode: Mode, fields: &Fields) -> Result<Reply
                     "KOMOJU answered without the refund".into(),
                 ));
             }
-            let (state, message) = match (mode, row.operation.as_str()) {
-                (Mode::Sync, "cancel") => (refunds::SUCCEEDED, "Payment cancelled"),
-                (Mode::Sync, _) => (refunds::SUCCEEDED, "Refund completed"),
-                (Mode::Async, "cancel") => (refunds::ACCEPTED, "Cancellation requested"),
-                (Mode::Async, _) => (refunds::ACCEPTED, "Refund requested"),
+            let (state, message) = match (mode, row.operation) {
+                (Mode::Sync, Operation::Cancel) => (RefundState::Succeeded, "Payment cancelled"),
+                (Mode::Sync, Operation::Refund) => (RefundState::Succeeded, "Refund completed"),
+                (Mode::Async, Operation::Cancel) => {
+                    (RefundState::Accepted, "Cancellation requested")
+                }
+                (Mode::Async, Operation::Refund) => (RefundState::Accepted, "Refund requested"),
             };
             let reply = Reply {
                 status: StatusCode::OK,
@@ -156,7 +158,12 @@ pub async fn cancel(app: &Services, mode: Mode, fields: &Fields) -> Result<Reply
                  request a bank-transfer refund (refund request) for it in the KOMOJU dashboard"
                     .into(),
             );
-            (refunds::NOT_REFUNDABLE, None, Reply::from_error(&err), None)
+            (
+                RefundState::NotRefundable,
+                None,
+                Reply::from_error(&err),
+                None,
+            )
         }
         Err(KomojuError::Api { status, code, .. })
             if (400..500).contains(&status) && status != 409 =>
@@ -167,7 +174,7 @@ pub async fn cancel(app: &Services, mode: Mode, fields: &Fields) -> Result<Reply
                 row.tid
             );
             let err = ApiError::Upstream(format!("KOMOJU refused the request ({code})"));
-            (refunds::FAILED, None, Reply::from_error(&err), None)
+            (RefundState::Failed, None, Reply::from_error(&err), None)
         }
         // 5xx, timeout, unreadable, still in flight: the outcome is unknown. The row stays
         // pending; a repeat of the request replays the same key.
@@ -294,13 +301,12 @@ async fn decide(app: &Services, mode: Mode, v: &ValidCancel) -> Result<RefundRow
                 if let Some(row) = refunds::find_recent(c, &order.id, &fingerprint, since)? {
                     return Ok(Ok(row));
                 }
-                let state = order.state()?;
-                let operation = match state {
-                    OrderState::Paid | OrderState::PartiallyRefunded => "refund",
-                    OrderState::Authorized | OrderState::AwaitingPayment => "cancel",
+                let operation = match order.state {
+                    OrderState::Paid | OrderState::PartiallyRefunded => Operation::Refund,
+                    OrderState::Authorized | OrderState::AwaitingPayment => Operation::Cancel,
                     s => return Ok(Err(ApiError::OrderConflict(format!("order is {s}: nothing to cancel")))),
                 };
-                if operation == "cancel" {
+                if operation == Operation::Cancel {
                     if amount.minor() != order.amount {
                         return Ok(Err(ApiError::OrderConflict(
                             "a payment not captured yet can only be cancelled in full".into(),
@@ -319,7 +325,7 @@ async fn decide(app: &Services, mode: Mode, v: &ValidCancel) -> Result<RefundRow
                         ))));
                     }
                 }
-                let body = if operation == "refund" {
+                let body = if operation == Operation::Refund {
                     json!({"amount": amount.minor(), "description": format!("Cafe24 order {order_id}")}).to_string()
                 } else {
                     "{}".to_owned()
@@ -328,7 +334,7 @@ async fn decide(app: &Services, mode: Mode, v: &ValidCancel) -> Result<RefundRow
                     id: uuid::Uuid::new_v4().to_string(),
                     order_pk: order.id.clone(),
                     mode: mode.as_str().to_owned(),
-                    operation: operation.to_owned(),
+                    operation,
                     fingerprint: fingerprint.clone(),
                     cancel_amount: amount.minor(),
                     cancel_amount_text: amount_text.clone(),
@@ -338,7 +344,7 @@ async fn decide(app: &Services, mode: Mode, v: &ValidCancel) -> Result<RefundRow
                     idempotency_key: uuid::Uuid::new_v4().to_string(),
                     komoju_request: body,
                     komoju_refund_id: None,
-                    state: refunds::PENDING.to_owned(),
+                    state: RefundState::Pending,
                     reply_status: None,
                     reply_body: None,
                     confirmed_at: None,

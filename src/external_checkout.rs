@@ -275,7 +275,7 @@ pub async fn start(app: &Services, payload: &Payload) -> Result<Started, ApiErro
                 &OrderRef {
                     mall_id: order.mall_id.clone(),
                     order_id: order.order_id.clone(),
-                    flow: Flow::External.as_str().to_owned(),
+                    flow: Flow::External,
                     attempt: order.attempt,
                 },
             )?;
@@ -414,12 +414,12 @@ pub async fn pay(app: &Services, key: &str, csrf: &str) -> Result<String, ApiErr
 async fn pending_order(app: &Services, key: &str) -> Result<OrderRow, ApiError> {
     let fields = Fields::from_pairs(vec![("key".into(), key.to_owned())])?;
     let order_ref = crate::orders::keys::verify(app, &fields)?;
-    if order_ref.flow != Flow::External.as_str() {
+    if order_ref.flow != Flow::External {
         return Err(ApiError::invalid("key belongs to another checkout flow"));
     }
     let order = crate::orders::keys::order_of(app, &order_ref).await?;
     if order.attempt != order_ref.attempt
-        || order.state != OrderState::Pending.as_str()
+        || order.state != OrderState::Pending
         || order.komoju_session_url.is_none()
     {
         return Err(ApiError::OrderConflict(format!("order is {}", order.state)));

@@ -6,13 +6,14 @@
 
 use std::io::Write;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use secrecy::{ExposeSecret, SecretString};
 
 use crate::app::settings::Settings;
 use crate::app::startup::Application;
 use crate::cafe24::hash_data;
 use crate::clock::Clock;
+use crate::db::notifications::NotificationState;
 use crate::db::{self, Database};
 use crate::merchant::MerchantInput;
 use crate::secrets::{mask, SecretBox};
@@ -71,9 +72,9 @@ pub enum MerchantCommand {
 pub enum NotificationsCommand {
     /// List notifications, newest first.
     List {
-        /// Only this state: pending, delivered or dead.
-        #[arg(long)]
-        state: Option<String>,
+        /// Only this state.
+        #[arg(long, value_enum)]
+        state: Option<StateArg>,
         /// At most this many.
         #[arg(long, default_value_t = 50)]
         limit: i64,
@@ -113,28 +114,86 @@ pub struct AddMerchant {
     pub public_ref: String,
     #[arg(long, value_delimiter = ',', default_value = "credit_card,konbini")]
     pub payment_types: Vec<String>,
-    #[arg(long, default_value = "ja")]
-    pub locale: String,
-    #[arg(long, default_value = "sync")]
-    pub cancel_mode: String,
+    /// The KOMOJU hosted page's default language.
+    #[arg(long, value_enum, default_value_t = LocaleArg::Ja)]
+    pub locale: LocaleArg,
+    /// How Cafe24 cancels: synchronous (§6.4) or asynchronous (§6.5).
+    #[arg(long, value_enum, default_value_t = CancelModeArg::Sync)]
+    pub cancel_mode: CancelModeArg,
     /// An extra callback host for this merchant (exact host, or .suffix); repeatable.
     #[arg(long = "allowed-host")]
     pub allowed_hosts: Vec<String>,
     /// A paymethod override TYPE=CODE (e.g. paypay=etc); repeatable.
     #[arg(long = "paymethod")]
     pub paymethod_codes: Vec<String>,
-    /// How notifications to Cafe24 are encoded: form or json.
-    #[arg(long, default_value = "form")]
-    pub notify_encoding: String,
+    /// How notifications to Cafe24 are encoded.
+    #[arg(long, value_enum, default_value_t = EncodingArg::Form)]
+    pub notify_encoding: EncodingArg,
     /// The shop's name, shown by the external-checkout button.
     #[arg(long, default_value = "")]
     pub shop_name: String,
     /// The shop's currency (ISO code), for the external-checkout button.
     #[arg(long, default_value = "JPY")]
     pub currency: String,
-    /// External checkout: show a review page before KOMOJU (on or off).
-    #[arg(long, default_value = "off")]
-    pub review_page: String,
+    /// External checkout: show a review page before KOMOJU.
+    #[arg(long, value_enum, default_value_t = OnOff::Off)]
+    pub review_page: OnOff,
+}
+
+/// `--locale`: the KOMOJU hosted page's languages (§7 `default_locale`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LocaleArg {
+    Ja,
+    En,
+    Ko,
+}
+
+/// `--cancel-mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CancelModeArg {
+    Sync,
+    Async,
+}
+
+/// `--notify-encoding` (§9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EncodingArg {
+    Form,
+    Json,
+}
+
+/// A switch: `on` or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
+}
+
+/// `notifications list --state`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StateArg {
+    Pending,
+    Delivered,
+    Dead,
+}
+
+impl From<StateArg> for NotificationState {
+    fn from(s: StateArg) -> NotificationState {
+        match s {
+            StateArg::Pending => NotificationState::Pending,
+            StateArg::Delivered => NotificationState::Delivered,
+            StateArg::Dead => NotificationState::Dead,
+        }
+    }
+}
+
+/// The name clap shows for a choice (`ja`, `async`, `json`…), which is also its stored
+/// form.
+fn choice<T: ValueEnum>(value: T) -> String {
+    value
+        .to_possible_value()
+        .map(|v| v.get_name().to_owned())
+        .unwrap_or_default()
 }
 
 /// A command failed; the message is for the operator and holds no secret.
@@ -218,22 +277,18 @@ fn merchant(
                     .into_iter()
                     .map(|t| t.trim().to_owned())
                     .collect(),
-                locale: a.locale,
-                cancel_mode: a.cancel_mode,
+                locale: choice(a.locale),
+                cancel_mode: choice(a.cancel_mode),
                 allowed_hosts: a
                     .allowed_hosts
                     .into_iter()
                     .map(|h| h.trim().to_ascii_lowercase())
                     .collect(),
                 paymethod_codes: a.paymethod_codes,
-                notify_encoding: a.notify_encoding,
+                notify_encoding: choice(a.notify_encoding),
                 shop_name: a.shop_name,
                 currency: a.currency.to_ascii_uppercase(),
-                external_review: match a.review_page.as_str() {
-                    "on" => true,
-                    "off" => false,
-                    _ => return Err(CliError::Usage("--review-page must be on or off".into())),
-                },
+                external_review: a.review_page == OnOff::On,
             };
             input.validate().map_err(CliError::Usage)?;
             let row = input
@@ -308,21 +363,8 @@ fn notifications(
     let mut conn = db.get()?;
     match cmd {
         NotificationsCommand::List { state, limit } => {
-            if let Some(s) = state.as_deref() {
-                if ![
-                    db::notifications::PENDING,
-                    db::notifications::DELIVERED,
-                    db::notifications::DEAD,
-                ]
-                .contains(&s)
-                {
-                    return Err(CliError::Usage(
-                        "--state must be pending, delivered or dead".into(),
-                    ));
-                }
-            }
             let rows =
-                db::notifications::list(&mut conn, state.as_deref(), limit.clamp(1, 10_000))?;
+                db::notifications::list(&mut conn, state.map(Into::into), limit.clamp(1, 10_000))?;
             if rows.is_empty() {
                 writeln!(out, "no notifications")?;
             }

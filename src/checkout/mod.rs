@@ -89,7 +89,7 @@ pub(crate) async fn start_valid(
     let order = create_or_find(app, flow, valid).await?;
     if let (Some(url), true) = (
         &order.komoju_session_url,
-        order.state == OrderState::Pending.as_str(),
+        order.state == OrderState::Pending,
     ) {
         return Ok((order.clone(), url.clone()));
     }
@@ -207,15 +207,13 @@ async fn create_or_find(
             "order_id already exists with another amount or currency".into(),
         ));
     }
-    if existing.flow != flow.as_str() {
+    if existing.flow != flow {
         return Err(ApiError::OrderConflict(format!(
             "order_id already exists in the {} checkout flow",
             existing.flow
         )));
     }
-    let state = existing
-        .state()
-        .map_err(|e| ApiError::from_db("reading order", e))?;
+    let state = existing.state;
     match state {
         OrderState::Pending => Ok(existing),
         s if s.allows_new_attempt() => new_attempt(app, v, existing).await,
@@ -232,7 +230,7 @@ async fn new_attempt(
     let attempt = old.attempt + 1;
     let key = uuid::Uuid::new_v4().to_string();
     let external_order_num = external_order_num(&old.order_id, attempt);
-    let flow = Flow::parse(&old.flow).unwrap_or(Flow::Sync);
+    let flow = old.flow;
     let body = session_request(app, flow, v, &old.order_id, attempt, &external_order_num)?;
     let now = app.clock.now_naive();
     let id = old.id.clone();
@@ -268,7 +266,7 @@ async fn new_attempt(
         .await
         .map_err(|e| ApiError::from_db("reading order", e))?
         .ok_or(ApiError::Internal)?;
-    if row.state != OrderState::Pending.as_str() {
+    if row.state != OrderState::Pending {
         return Err(ApiError::OrderConflict(format!(
             "order is already {}",
             row.state
@@ -291,11 +289,11 @@ fn new_order_row(
         order_id: v.order_id.clone(),
         shop_no: v.partner_id.shop_no(),
         partner_id: v.partner_id.as_str().to_owned(),
-        flow: flow.as_str().to_owned(),
+        flow,
         amount: v.amount.minor(),
         amount_text: v.amount_text.clone(),
         currency: v.amount.currency().code().to_owned(),
-        state: OrderState::Pending.as_str().to_owned(),
+        state: OrderState::Pending,
         return_url: v.return_url.clone(),
         return_noty_url: v.return_noty_url.clone(),
         extra_data: v.extra_data.clone(),
@@ -354,7 +352,7 @@ fn session_request(
         &OrderRef {
             mall_id: v.partner_id.mall_id().to_owned(),
             order_id: order_id.to_owned(),
-            flow: flow.as_str().to_owned(),
+            flow,
             attempt,
         },
     )?;

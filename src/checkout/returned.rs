@@ -31,7 +31,7 @@ pub async fn buyer_returned(
     fields: &Fields,
 ) -> Result<Returned, ApiError> {
     let key = keys::verify(app, fields)?;
-    if key.flow != flow.as_str() {
+    if key.flow != flow {
         return Err(ApiError::invalid("key belongs to another checkout flow"));
     }
     let order = keys::order_of(app, &key).await?;

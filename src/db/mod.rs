@@ -11,6 +11,60 @@
 //! never lose a race to another writer (SQLite has no `SELECT … FOR UPDATE`). PostgreSQL
 //! gets a real pool and row locks. This module never decides anything about orders.
 
+/// Maps a Rust enum to a `TEXT` column on both backends (and the connection over them):
+/// stored as its `as_str()`, read back through its `parse()`; a stored value the enum
+/// does not know is a deserialization error naming the type, never a silent default.
+/// The enum derives `AsExpression` and `FromSqlRow` with `sql_type = Text`.
+macro_rules! text_enum_column {
+    ($ty:ty) => {
+        impl<DB> diesel::serialize::ToSql<diesel::sql_types::Text, DB> for $ty
+        where
+            DB: diesel::backend::Backend,
+            str: diesel::serialize::ToSql<diesel::sql_types::Text, DB>,
+        {
+            fn to_sql<'b>(
+                &'b self,
+                out: &mut diesel::serialize::Output<'b, '_, DB>,
+            ) -> diesel::serialize::Result {
+                <str as diesel::serialize::ToSql<diesel::sql_types::Text, DB>>::to_sql(
+                    self.as_str(),
+                    out,
+                )
+            }
+        }
+
+        impl<DB> diesel::deserialize::FromSql<diesel::sql_types::Text, DB> for $ty
+        where
+            DB: diesel::backend::Backend,
+            String: diesel::deserialize::FromSql<diesel::sql_types::Text, DB>,
+        {
+            fn from_sql(bytes: DB::RawValue<'_>) -> diesel::deserialize::Result<Self> {
+                let text = <String as diesel::deserialize::FromSql<
+                            diesel::sql_types::Text,
+                            DB,
+                        >>::from_sql(bytes)?;
+                <$ty>::parse(&text)
+                    .ok_or_else(|| format!("unknown {} {text:?}", stringify!($ty)).into())
+            }
+        }
+    };
+    ($ty:ty, Display) => {
+        text_enum_column!($ty);
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+text_enum_column!(crate::orders::state::OrderState);
+text_enum_column!(crate::orders::Flow, Display);
+text_enum_column!(refunds::Operation, Display);
+text_enum_column!(refunds::RefundState, Display);
+text_enum_column!(notifications::NotificationState, Display);
+
 pub mod merchants;
 pub mod notifications;
 pub mod orders;

@@ -12,12 +12,39 @@ use diesel::sql_types::{BigInt, Text, Timestamp};
 use super::schema::notifications;
 use super::{DbConnection, DbError};
 
-/// `pending`: waiting for its next attempt (or leased by a worker sending it now).
-pub const PENDING: &str = "pending";
-/// `delivered`: Cafe24 answered OK.
-pub const DELIVERED: &str = "delivered";
-/// `dead`: every attempt of the schedule failed; replay with `notifications retry`.
-pub const DEAD: &str = "dead";
+/// Where a notification stands (the `notifications.state` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, diesel::AsExpression, diesel::FromSqlRow)]
+#[diesel(sql_type = diesel::sql_types::Text)]
+pub enum NotificationState {
+    /// Waiting for its next attempt (or leased by a worker sending it now).
+    Pending,
+    /// Cafe24 answered OK.
+    Delivered,
+    /// Every attempt of the schedule failed; replay with `notifications retry`.
+    Dead,
+}
+
+impl NotificationState {
+    /// The stored name: `pending`, `delivered` or `dead`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotificationState::Pending => "pending",
+            NotificationState::Delivered => "delivered",
+            NotificationState::Dead => "dead",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<NotificationState> {
+        [
+            NotificationState::Pending,
+            NotificationState::Delivered,
+            NotificationState::Dead,
+        ]
+        .into_iter()
+        .find(|n| n.as_str() == s)
+    }
+}
 
 /// A `notifications` row.
 #[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Insertable)]
@@ -34,7 +61,7 @@ pub struct NotificationRow {
     pub encoding: String,
     /// The fields to send, a JSON array of `[name, value]` string pairs, in order.
     pub fields: String,
-    pub state: String,
+    pub state: NotificationState,
     /// Attempts started so far (incremented when claimed).
     pub attempts: i32,
     pub next_attempt_at: NaiveDateTime,
@@ -65,7 +92,7 @@ pub struct NewNotification {
     pub target_url: String,
     pub encoding: String,
     pub fields: String,
-    pub state: String,
+    pub state: NotificationState,
     pub attempts: i32,
     pub next_attempt_at: NaiveDateTime,
     pub created_at: NaiveDateTime,
@@ -157,13 +184,13 @@ pub fn finish(
     let target = notifications::table
         .find(id)
         .filter(notifications::lease_owner.eq(owner))
-        .filter(notifications::state.eq(PENDING));
+        .filter(notifications::state.eq(NotificationState::Pending));
     let none_owner = notifications::lease_owner.eq(None::<String>);
     let none_expiry = notifications::lease_expires_at.eq(None::<NaiveDateTime>);
     let n = match how {
         Finish::Delivered { status } => diesel::update(target)
             .set((
-                notifications::state.eq(DELIVERED),
+                notifications::state.eq(NotificationState::Delivered),
                 notifications::last_status.eq(Some(status)),
                 notifications::last_error.eq(None::<String>),
                 notifications::delivered_at.eq(Some(now)),
@@ -188,7 +215,7 @@ pub fn finish(
             .execute(conn)?,
         Finish::Dead { status, error } => diesel::update(target)
             .set((
-                notifications::state.eq(DEAD),
+                notifications::state.eq(NotificationState::Dead),
                 notifications::last_status.eq(status),
                 notifications::last_error.eq(Some(error)),
                 none_owner,
@@ -211,7 +238,7 @@ pub fn release(
         notifications::table
             .filter(notifications::id.eq_any(ids))
             .filter(notifications::lease_owner.eq(owner))
-            .filter(notifications::state.eq(PENDING)),
+            .filter(notifications::state.eq(NotificationState::Pending)),
     )
     .set((
         notifications::attempts.eq(notifications::attempts - 1),
@@ -228,10 +255,10 @@ pub fn retry(conn: &mut DbConnection, id: i64, now: NaiveDateTime) -> Result<boo
     let n = diesel::update(
         notifications::table
             .find(id)
-            .filter(notifications::state.ne(DELIVERED)),
+            .filter(notifications::state.ne(NotificationState::Delivered)),
     )
     .set((
-        notifications::state.eq(PENDING),
+        notifications::state.eq(NotificationState::Pending),
         notifications::attempts.eq(0),
         notifications::next_attempt_at.eq(now),
         notifications::lease_owner.eq(None::<String>),
@@ -245,7 +272,7 @@ pub fn retry(conn: &mut DbConnection, id: i64, now: NaiveDateTime) -> Result<boo
 /// Notifications, newest first, optionally of one state.
 pub fn list(
     conn: &mut DbConnection,
-    state: Option<&str>,
+    state: Option<NotificationState>,
     limit: i64,
 ) -> Result<Vec<NotificationRow>, DbError> {
     let mut q = notifications::table
@@ -254,7 +281,7 @@ pub fn list(
         .limit(limit)
         .into_boxed();
     if let Some(s) = state {
-        q = q.filter(notifications::state.eq(s.to_owned()));
+        q = q.filter(notifications::state.eq(s));
     }
     Ok(q.load(conn)?)
 }

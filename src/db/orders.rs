@@ -22,11 +22,11 @@ pub struct OrderRow {
     pub shop_no: i32,
     pub partner_id: String,
     /// `sync`, `async` or `external`.
-    pub flow: String,
+    pub flow: crate::orders::Flow,
     pub amount: i64,
     pub amount_text: String,
     pub currency: String,
-    pub state: String,
+    pub state: crate::orders::state::OrderState,
     pub return_url: String,
     pub return_noty_url: Option<String>,
     pub extra_data: Option<String>,
@@ -56,13 +56,6 @@ pub struct OrderRow {
 }
 
 impl OrderRow {
-    /// The stored state; a name this build does not know is a [`DbError::Corrupt`].
-    pub fn state(&self) -> Result<OrderState, DbError> {
-        OrderState::parse(&self.state).ok_or_else(|| {
-            DbError::Corrupt(format!("order {} has state {:?}", self.id, self.state))
-        })
-    }
-
     /// The paid amount in Cafe24's decimal format: the exact string Cafe24 sent when the
     /// capture equals the order amount (it always does outside `amount_mismatch`), else
     /// the captured minor units formatted for the currency.
@@ -78,7 +71,7 @@ impl OrderRow {
     /// The facts the state machine reads.
     pub fn facts(&self) -> Result<OrderFacts, DbError> {
         Ok(OrderFacts {
-            state: self.state()?,
+            state: self.state,
             amount: self.amount,
             currency: self.currency.clone(),
             session_id: self.komoju_session_id.clone(),

@@ -8,17 +8,75 @@ use diesel::prelude::*;
 use super::schema::refunds;
 use super::{DbConnection, DbError};
 
-/// The KOMOJU call was not confirmed yet (in flight, or it failed in a retryable way).
-pub const PENDING: &str = "pending";
-/// KOMOJU accepted an asynchronous refund; its confirmation (webhook or reconciliation
-/// read) is awaited before Cafe24 is notified.
-pub const ACCEPTED: &str = "accepted";
-/// Done: refunded or cancelled at KOMOJU (and, in async mode, confirmed).
-pub const SUCCEEDED: &str = "succeeded";
-/// KOMOJU cannot refund this payment type by API.
-pub const NOT_REFUNDABLE: &str = "not_refundable";
-/// KOMOJU refused the request for another reason.
-pub const FAILED: &str = "failed";
+/// Which KOMOJU call a cancellation request makes (the `refunds.operation` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, diesel::AsExpression, diesel::FromSqlRow)]
+#[diesel(sql_type = diesel::sql_types::Text)]
+pub enum Operation {
+    /// `POST /payments/{id}/refund`, after capture (full or partial).
+    Refund,
+    /// `POST /payments/{id}/cancel`, before capture (in full).
+    Cancel,
+}
+
+impl Operation {
+    /// The stored name: `refund` or `cancel`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Refund => "refund",
+            Operation::Cancel => "cancel",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<Operation> {
+        [Operation::Refund, Operation::Cancel]
+            .into_iter()
+            .find(|o| o.as_str() == s)
+    }
+}
+
+/// Where a cancellation request stands (the `refunds.state` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, diesel::AsExpression, diesel::FromSqlRow)]
+#[diesel(sql_type = diesel::sql_types::Text)]
+pub enum RefundState {
+    /// The KOMOJU call was not confirmed yet (in flight, or it failed in a retryable way).
+    Pending,
+    /// KOMOJU accepted an asynchronous refund; its confirmation (webhook or reconciliation
+    /// read) is awaited before Cafe24 is notified.
+    Accepted,
+    /// Done: refunded or cancelled at KOMOJU (and, in async mode, confirmed).
+    Succeeded,
+    /// KOMOJU cannot refund this payment type by API.
+    NotRefundable,
+    /// KOMOJU refused the request for another reason.
+    Failed,
+}
+
+impl RefundState {
+    /// The stored name: `pending`, `accepted`, `succeeded`, `not_refundable`, `failed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefundState::Pending => "pending",
+            RefundState::Accepted => "accepted",
+            RefundState::Succeeded => "succeeded",
+            RefundState::NotRefundable => "not_refundable",
+            RefundState::Failed => "failed",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<RefundState> {
+        [
+            RefundState::Pending,
+            RefundState::Accepted,
+            RefundState::Succeeded,
+            RefundState::NotRefundable,
+            RefundState::Failed,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == s)
+    }
+}
 
 /// A `refunds` row. Amounts in minor units; `cancel_amount_text` is Cafe24's string.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -28,8 +86,7 @@ pub struct RefundRow {
     pub order_pk: String,
     /// `sync` or `async`: which route family the request came through.
     pub mode: String,
-    /// `refund` (after capture) or `cancel` (before capture).
-    pub operation: String,
+    pub operation: Operation,
     /// SHA-256 of the request's identifying fields: repeats have the same one.
     pub fingerprint: String,
     pub cancel_amount: i64,
@@ -42,7 +99,7 @@ pub struct RefundRow {
     /// The exact JSON body of the KOMOJU call.
     pub komoju_request: String,
     pub komoju_refund_id: Option<String>,
-    pub state: String,
+    pub state: RefundState,
     /// The first reply given to Cafe24 (HTTP status and JSON body), once there is one.
     pub reply_status: Option<i32>,
     pub reply_body: Option<String>,
@@ -85,7 +142,7 @@ pub fn reserved(
 ) -> Result<i64, DbError> {
     let amounts: Vec<i64> = refunds::table
         .filter(refunds::order_pk.eq(order_pk))
-        .filter(refunds::state.eq(PENDING))
+        .filter(refunds::state.eq(RefundState::Pending))
         .filter(refunds::created_at.ge(since))
         .select(refunds::cancel_amount)
         .load(conn)?;
@@ -97,7 +154,7 @@ pub fn reserved(
 pub fn record_result(
     conn: &mut DbConnection,
     id: &str,
-    state: &str,
+    state: RefundState,
     komoju_refund_id: Option<&str>,
     reply_status: i32,
     reply_body: &str,
@@ -121,13 +178,17 @@ pub fn record_result(
 
 /// Marks an accepted asynchronous refund confirmed; true if this call did it.
 pub fn confirm(conn: &mut DbConnection, id: &str, now: NaiveDateTime) -> Result<bool, DbError> {
-    let n = diesel::update(refunds::table.find(id).filter(refunds::state.eq(ACCEPTED)))
-        .set((
-            refunds::state.eq(SUCCEEDED),
-            refunds::confirmed_at.eq(Some(now)),
-            refunds::updated_at.eq(now),
-        ))
-        .execute(conn)?;
+    let n = diesel::update(
+        refunds::table
+            .find(id)
+            .filter(refunds::state.eq(RefundState::Accepted)),
+    )
+    .set((
+        refunds::state.eq(RefundState::Succeeded),
+        refunds::confirmed_at.eq(Some(now)),
+        refunds::updated_at.eq(now),
+    ))
+    .execute(conn)?;
     Ok(n == 1)
 }
 
@@ -159,7 +220,7 @@ pub fn awaiting_confirmation(
     limit: i64,
 ) -> Result<Vec<RefundRow>, DbError> {
     Ok(refunds::table
-        .filter(refunds::state.eq(ACCEPTED))
+        .filter(refunds::state.eq(RefundState::Accepted))
         .filter(refunds::updated_at.lt(before))
         .order(refunds::updated_at.asc())
         .limit(limit)

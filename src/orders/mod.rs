@@ -9,8 +9,20 @@ pub mod state;
 pub mod token;
 pub mod updates;
 
-/// Which route family an order came through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which route family an order came through (the `orders.flow` column).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    diesel::AsExpression,
+    diesel::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
+#[serde(rename_all = "lowercase")]
 pub enum Flow {
     /// §6.1: Cafe24 reads the result with `status`.
     Sync,

@@ -20,7 +20,8 @@
 use std::fmt;
 
 /// The states of §5. Stored as their snake_case names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, diesel::AsExpression, diesel::FromSqlRow)]
+#[diesel(sql_type = diesel::sql_types::Text)]
 pub enum OrderState {
     /// Session created, buyer not done.
     Pending,

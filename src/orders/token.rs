@@ -23,7 +23,7 @@ pub struct OrderRef {
     pub mall_id: String,
     pub order_id: String,
     /// `sync`, `async` or `external`.
-    pub flow: String,
+    pub flow: crate::orders::Flow,
     /// The checkout attempt the key was issued for.
     pub attempt: i32,
 }
@@ -136,7 +136,7 @@ mod tests {
         OrderRef {
             mall_id: "demomall".into(),
             order_id: "20220519-0000029".into(),
-            flow: "sync".into(),
+            flow: crate::orders::Flow::Sync,
             attempt: 1,
         }
     }

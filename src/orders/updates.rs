@@ -145,7 +145,7 @@ pub fn payment_notification(
     notice: &PaymentNotice,
     now: NaiveDateTime,
 ) -> Option<NewNotification> {
-    if order.flow == "sync" {
+    if order.flow == crate::orders::Flow::Sync {
         return None;
     }
     let target = order.return_noty_url.clone()?;
@@ -168,7 +168,7 @@ pub fn payment_notification(
         result_message: notice.result_message,
     }
     .notice(ctx.service_key, notice.request_type);
-    let kind = if order.flow == "external" {
+    let kind = if order.flow == crate::orders::Flow::External {
         "return_notification"
     } else {
         "return_noty"
@@ -183,7 +183,7 @@ pub fn payment_notification(
         target_url: target,
         encoding: ctx.merchant.notify_encoding.clone(),
         fields: serde_json::to_string(&fields).unwrap_or_else(|_| "[]".into()),
-        state: notifications::PENDING.to_owned(),
+        state: crate::db::notifications::NotificationState::Pending.to_owned(),
         attempts: 0,
         next_attempt_at: now,
         created_at: now,
@@ -216,7 +216,10 @@ fn confirm_cancellations(
         return Ok(0);
     }
     let rows = refunds::for_order(c, &order.id)?;
-    for row in rows.iter().filter(|r| r.state == refunds::ACCEPTED) {
+    for row in rows
+        .iter()
+        .filter(|r| r.state == crate::db::refunds::RefundState::Accepted)
+    {
         let confirmed = match row.operation.as_str() {
             "cancel" => cancelled,
             _ => row
@@ -321,7 +324,7 @@ fn cancel_notification(
         target_url: target,
         encoding: ctx.merchant.notify_encoding.clone(),
         fields: serde_json::to_string(&fields).unwrap_or_else(|_| "[]".into()),
-        state: notifications::PENDING.to_owned(),
+        state: crate::db::notifications::NotificationState::Pending.to_owned(),
         attempts: 0,
         next_attempt_at: now,
         created_at: now,

@@ -72,9 +72,7 @@ async fn callback(
             return Ok(super::retry_page(StatusCode::BAD_GATEWAY, &msg))
         }
     };
-    let state = order
-        .state()
-        .map_err(|e| ApiError::from_db("reading order", e))?;
+    let state = order.state;
     let (code, message) = result_code(state);
     redirect(&order, code, message)
 }

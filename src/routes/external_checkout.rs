@@ -168,9 +168,7 @@ async fn callback(
             return Ok(super::retry_page(StatusCode::BAD_GATEWAY, &msg))
         }
     };
-    let state = order
-        .state()
-        .map_err(|e| ApiError::from_db("reading order", e))?;
+    let state = order.state;
     let success =
         state.is_paid() || matches!(state, OrderState::AwaitingPayment | OrderState::Authorized);
     to_mall(&order, success)

@@ -66,7 +66,7 @@ async fn callback(
             return Ok(super::retry_page(StatusCode::BAD_GATEWAY, &msg))
         }
     };
-    let (code, message) = match order.state().map_err(|e| ApiError::from_db("reading order", e))? {
+    let (code, message) = match order.state {
         OrderState::Paid => ("0000", "Payment completed".to_owned()),
         OrderState::AwaitingPayment => (
             "9999",
@@ -106,7 +106,7 @@ async fn status(
     let key = crate::orders::keys::verify(&app, &fields)?;
     let mut order = crate::orders::keys::order_of(&app, &key).await?;
     let merchant = crate::merchant::load(&app, &order.mall_id, None).await?;
-    if order.state == OrderState::Pending.as_str() && order.komoju_session_id.is_some() {
+    if order.state == OrderState::Pending && order.komoju_session_id.is_some() {
         // The buyer may never have come back: ask KOMOJU, but answer from our records
         // if it cannot say.
         let pk = order.id.clone();
@@ -126,9 +126,7 @@ pub fn payment_details(
     merchant: &Merchant,
     order: &OrderRow,
 ) -> Result<serde_json::Value, ApiError> {
-    let state = order
-        .state()
-        .map_err(|e| ApiError::from_db("reading order", e))?;
+    let state = order.state;
     let paid = state.is_paid();
     let amount = if paid {
         order.paid_amount_text()

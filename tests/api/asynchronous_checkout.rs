@@ -82,7 +82,7 @@ async fn card_capture_sends_exactly_one_payment_notification(backend: Backend) {
     check_h3(f);
     // The buyer's return afterwards changes nothing and sends nothing more.
     let order = app.order(ORDER).await.unwrap_or_else(|| panic!("no order"));
-    assert_eq!(order.state, "paid");
+    assert_eq!(order.state.as_str(), "paid");
     let resp = app.get(&callback).await;
     assert_eq!(resp.status(), 302);
     assert_eq!(query_of(&location(&resp))["result_code"], "0000");
@@ -90,7 +90,7 @@ async fn card_capture_sends_exactly_one_payment_notification(backend: Backend) {
     assert_eq!(cafe24.received().len(), 1);
     let rows = app.notifications().await;
     assert_eq!(rows.len(), 1);
-    assert_eq!(rows[0].state, "delivered");
+    assert_eq!(rows[0].state.as_str(), "delivered");
     assert_eq!(rows[0].attempts, 1);
 }
 
@@ -124,7 +124,7 @@ async fn konbini_pending_then_paid_then_another_expired(backend: Backend) {
     assert_eq!(got[0].fields["paymethod"], "etc");
     check_h3(&got[0].fields);
     assert_eq!(
-        app.order(ORDER).await.map(|o| o.state),
+        app.order(ORDER).await.map(|o| o.state.to_string()),
         Some("awaiting_payment".into())
     );
 
@@ -181,7 +181,7 @@ async fn konbini_pending_then_paid_then_another_expired(backend: Backend) {
     assert_eq!(for_other[1].fields["amount"], "0");
     check_h3(&for_other[1].fields);
     assert_eq!(
-        app.order(other).await.map(|o| o.state),
+        app.order(other).await.map(|o| o.state.to_string()),
         Some("expired".into())
     );
 }
@@ -243,7 +243,10 @@ async fn stale_authorized_after_capture_changes_nothing(backend: Backend) {
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(got[0].fields["request_type"], "payment");
     assert_eq!(got[0].fields["payed_tf"], "T");
-    assert_eq!(app.order(ORDER).await.map(|o| o.state), Some("paid".into()));
+    assert_eq!(
+        app.order(ORDER).await.map(|o| o.state.to_string()),
+        Some("paid".into())
+    );
 }
 
 async fn bad_signatures_are_refused_and_store_nothing(backend: Backend) {
@@ -290,7 +293,7 @@ async fn bad_signatures_are_refused_and_store_nothing(backend: Backend) {
     );
     assert_eq!(app.webhook_event_count().await, 0);
     assert_eq!(
-        app.order(ORDER).await.map(|o| o.state),
+        app.order(ORDER).await.map(|o| o.state.to_string()),
         Some("pending".into())
     );
     tokio::time::sleep(Duration::from_millis(200)).await;
@@ -371,7 +374,7 @@ async fn cafe24_down_twice_is_delivered_on_the_third_attempt_on_schedule(backend
     );
     tokio::time::sleep(Duration::from_millis(200)).await;
     let rows = app.notifications().await;
-    assert_eq!(rows[0].state, "delivered");
+    assert_eq!(rows[0].state.as_str(), "delivered");
     assert_eq!(rows[0].attempts, 3);
     assert_eq!(
         got.iter()
@@ -410,7 +413,7 @@ async fn cafe24_down_forever_goes_dead_then_retry_delivers(backend: Backend) {
     app.outbox_settled().await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let rows = app.notifications().await;
-    assert_eq!(rows[0].state, "dead");
+    assert_eq!(rows[0].state.as_str(), "dead");
     assert_eq!(rows[0].attempts, 9);
     assert_eq!(rows[0].last_status, Some(500));
     // Nothing more is tried, however long we wait.
@@ -430,7 +433,7 @@ async fn cafe24_down_forever_goes_dead_then_retry_delivers(backend: Backend) {
     assert!(out.contains("due now"), "{out}");
     assert_eq!(cafe24.wait_for(10, WAIT).await.len(), 10);
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(app.notifications().await[0].state, "delivered");
+    assert_eq!(app.notifications().await[0].state.as_str(), "delivered");
 }
 
 async fn async_callback_redirects_without_notifying_twice(backend: Backend) {

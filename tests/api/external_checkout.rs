@@ -319,7 +319,7 @@ async fn payload_creates_the_order_exactly_or_refuses(backend: Backend) {
         .unwrap_or_else(|| panic!("no order"));
     assert_eq!(order.amount, 260099, "exact total in minor units");
     assert_eq!(order.amount_text, "2600.99");
-    assert_eq!(order.flow, "external");
+    assert_eq!(order.flow.as_str(), "external");
     let session_id = url.rsplit('/').next().unwrap_or_default();
     assert_eq!(
         app.sandbox.session_json(session_id).unwrap_or_default()["amount"],

@@ -103,7 +103,10 @@ async fn signed_webhooks_are_never_refused(backend: Backend) {
     assert!(body.contains("applied"), "{body}");
     assert!(app.event_recorded("hdr_evt_1").await);
     assert_eq!(
-        app.order(ORDER).await.map(|o| o.state).as_deref(),
+        app.order(ORDER)
+            .await
+            .map(|o| o.state.to_string())
+            .as_deref(),
         Some("paid")
     );
     let (status, body) = app.signed_delivery(&no_id, Some("hdr_evt_1")).await;

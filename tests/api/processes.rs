@@ -237,7 +237,7 @@ async fn killed_after_komoju_refunded_before_the_commit_refunds_once(backend: Ba
         .await
         .unwrap_or_else(|e| panic!("{e}"))
         .unwrap_or_else(|| panic!("no order"));
-    assert_eq!(order.state, "refunded");
+    assert_eq!(order.state.as_str(), "refunded");
 }
 
 async fn killed_after_cafe24_got_it_before_marking_it_is_delivered_again(backend: Backend) {
@@ -257,7 +257,7 @@ async fn killed_after_cafe24_got_it_before_marking_it_is_delivered_again(backend
     service.kill();
     let rows = h.notifications().await;
     assert_eq!(rows.len(), 1);
-    assert_eq!(rows[0].state, "pending", "the row was not marked");
+    assert_eq!(rows[0].state.as_str(), "pending", "the row was not marked");
     h.cafe24.hang(None);
     service.restart().await;
     // After the dead worker's lease expires, the new process delivers it again.
@@ -270,7 +270,7 @@ async fn killed_after_cafe24_got_it_before_marking_it_is_delivered_again(backend
     let deadline = std::time::Instant::now() + WAIT;
     loop {
         let rows = h.notifications().await;
-        if rows[0].state == "delivered" {
+        if rows[0].state.as_str() == "delivered" {
             assert_eq!(rows[0].attempts, 2);
             break;
         }
@@ -295,7 +295,7 @@ async fn sigterm_finishes_the_notification_in_flight(backend: Backend) {
         "graceful exit: {status:?}"
     );
     let rows = h.notifications().await;
-    assert_eq!(rows[0].state, "delivered", "{rows:?}");
+    assert_eq!(rows[0].state.as_str(), "delivered", "{rows:?}");
     assert!(rows[0].lease_owner.is_none());
 }
 
@@ -430,7 +430,7 @@ async fn two_processes_on_one_postgres_notify_each_order_exactly_once() {
     assert_eq!(rows.len(), 200);
     assert!(
         rows.iter()
-            .all(|r| r.state == "delivered" && r.attempts == 1),
+            .all(|r| r.state.as_str() == "delivered" && r.attempts == 1),
         "a row was sent twice"
     );
 }
