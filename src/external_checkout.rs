@@ -279,9 +279,8 @@ pub async fn start(app: &Services, payload: &Payload) -> Result<Started, ApiErro
                     attempt: order.attempt,
                 },
             )?;
-            crate::cafe24::append_query(
-                &format!("{}/api/external-checkout/order/review", app.public_base()),
-                &[("key", &key)],
+            Ok::<_, ApiError>(
+                app.public_url("/api/external-checkout/order/review", &[("key", &key)]),
             )
         })
         .transpose()?;
@@ -389,7 +388,7 @@ pub async fn review(app: &Services, key: &str) -> Result<Review, ApiError> {
         },
         lines: stored_lines(&order),
         total: order.paid_amount_text(),
-        pay_url: format!("{}/api/external-checkout/order/pay", app.public_base()),
+        pay_url: app.public_url("/api/external-checkout/order/pay", &[]),
         csrf: csrf_token(app, key),
         key: key.to_owned(),
         order_id: order.order_id,

@@ -39,4 +39,5 @@ pub mod routes;
 pub mod secrets;
 pub mod services;
 pub mod text;
+pub mod urls;
 pub mod webhooks;

@@ -45,9 +45,20 @@ pub struct Services {
 }
 
 impl Services {
-    /// `PUBLIC_BASE_URL` without its trailing slash, to put a path after.
+    /// `PUBLIC_BASE_URL` without its trailing slash (the loader script's base).
     pub fn public_base(&self) -> &str {
         self.public_base_url.as_str().trim_end_matches('/')
+    }
+
+    /// A URL of this service: `PUBLIC_BASE_URL` with `path` (`/api/…`) appended to its
+    /// path and `query` to its query, built by [`crate::urls`].
+    pub fn public_url(&self, path: &str, query: &[(&str, &str)]) -> String {
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        crate::urls::with_query(
+            crate::urls::with_path(&self.public_base_url, &segments),
+            query,
+        )
+        .into()
     }
 }
 

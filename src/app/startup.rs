@@ -113,7 +113,14 @@ impl Application {
                     "{}{SANDBOX_PREFIX}",
                     settings.public_base_url.as_str().trim_end_matches('/')
                 );
-                let api = format!("http://{local}{SANDBOX_PREFIX}/api/v1");
+                let api = url::Url::parse(&format!("http://{local}"))
+                    .map(|u| {
+                        let prefix: Vec<&str> =
+                            SANDBOX_PREFIX.trim_start_matches('/').split('/').collect();
+                        crate::urls::with_path(&crate::urls::with_path(&u, &prefix), &["api", "v1"])
+                            .to_string()
+                    })
+                    .map_err(|e| crate::komoju::KomojuError::Transport(e.to_string()))?;
                 log::warn!("KOMOJU sandbox mounted at {public}: no real payment is made (set KOMOJU_API_BASE for a real KOMOJU)");
                 (api, Some(Sandbox::new(&public)))
             }

@@ -319,14 +319,11 @@ impl<'de> serde::Deserialize<'de> for OrderedRawMap {
 /// `Location` header). Errors: `base` is not an absolute URL (a bug or a row stored
 /// before URLs were normalised): logged, `internal_error`.
 pub fn append_query(base: &str, params: &[(&str, &str)]) -> Result<String, ApiError> {
-    let mut url = url::Url::parse(base).map_err(|e| {
+    let url = url::Url::parse(base).map_err(|e| {
         log::error!("cannot build a redirect: a stored URL is not an absolute URL ({e})");
         ApiError::Internal
     })?;
-    if !params.is_empty() {
-        url.query_pairs_mut().extend_pairs(params);
-    }
-    Ok(url.into())
+    Ok(crate::urls::with_query(url, params).into())
 }
 
 #[cfg(test)]

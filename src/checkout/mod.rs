@@ -356,10 +356,7 @@ fn session_request(
             attempt,
         },
     )?;
-    let return_url = crate::cafe24::append_query(
-        &format!("{}{}", app.public_base(), flow.callback_path()),
-        &[("key", &key)],
-    )?;
+    let return_url = app.public_url(flow.callback_path(), &[("key", &key)]);
     let locale = match v
         .lang
         .as_deref()
@@ -399,13 +396,10 @@ async fn create_session(
         // Development: the mounted sandbox sends this merchant's webhooks back to us, as a
         // real KOMOJU would once the merchant registered the URL in its dashboard. Over
         // HTTP, every time (the sandbox replaces the endpoint, so repeating is harmless).
-        let url = crate::cafe24::append_query(
-            &format!(
-                "{}/api/asynchronous-checkout/checkout/webhook",
-                app.public_base()
-            ),
+        let url = app.public_url(
+            "/api/asynchronous-checkout/checkout/webhook",
             &[("mall_id", &merchant.mall_id)],
-        )?;
+        );
         app.komoju
             .register_sandbox_webhook(
                 &merchant.komoju_secret_key,

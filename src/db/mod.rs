@@ -40,9 +40,9 @@ macro_rules! text_enum_column {
         {
             fn from_sql(bytes: DB::RawValue<'_>) -> diesel::deserialize::Result<Self> {
                 let text = <String as diesel::deserialize::FromSql<
-                            diesel::sql_types::Text,
-                            DB,
-                        >>::from_sql(bytes)?;
+                                    diesel::sql_types::Text,
+                                    DB,
+                                >>::from_sql(bytes)?;
                 <$ty>::parse(&text)
                     .ok_or_else(|| format!("unknown {} {text:?}", stringify!($ty)).into())
             }

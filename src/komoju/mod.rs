@@ -259,13 +259,18 @@ struct ErrorBody {
 #[derive(Clone, Debug)]
 pub struct KomojuClient {
     http: reqwest::Client,
-    base: String,
+    base: url::Url,
+    /// `base` as text, without a trailing slash, for logs.
+    base_text: String,
 }
 
 impl KomojuClient {
     /// A client for the API at `base` (e.g. `https://komoju.com/api/v1`), each call
-    /// bounded by `timeout`.
+    /// bounded by `timeout`. Errors: `base` is not an absolute URL, or the HTTP client
+    /// cannot be built (`Transport`).
     pub fn new(base: &str, timeout: Duration) -> Result<KomojuClient, KomojuError> {
+        let base_url = url::Url::parse(base)
+            .map_err(|e| KomojuError::Transport(format!("KOMOJU API base is not a URL: {e}")))?;
         let http = reqwest::Client::builder()
             .timeout(timeout)
             .connect_timeout(timeout.min(Duration::from_secs(5)))
@@ -275,13 +280,19 @@ impl KomojuClient {
             .map_err(|e| KomojuError::Transport(e.to_string()))?;
         Ok(KomojuClient {
             http,
-            base: base.trim_end_matches('/').to_owned(),
+            base: base_url,
+            base_text: base.trim_end_matches('/').to_owned(),
         })
     }
 
     /// The API base this client calls.
     pub fn base(&self) -> &str {
-        &self.base
+        &self.base_text
+    }
+
+    /// `base` + the path `segments`, each percent-encoded as a segment.
+    fn endpoint(&self, segments: &[&str]) -> url::Url {
+        crate::urls::with_path(&self.base, segments)
     }
 
     /// `POST /sessions` with the exact stored `body` (JSON text) and idempotency key.
@@ -291,7 +302,7 @@ impl KomojuClient {
         idempotency_key: &str,
         body: &str,
     ) -> Result<Session, KomojuError> {
-        self.post(secret_key, "/sessions", idempotency_key, body)
+        self.post(secret_key, &["sessions"], idempotency_key, body)
             .await
     }
 
@@ -301,8 +312,7 @@ impl KomojuClient {
         secret_key: &SecretString,
         id: &str,
     ) -> Result<Session, KomojuError> {
-        self.get(secret_key, &format!("/sessions/{}", path_segment(id)?))
-            .await
+        self.get(secret_key, &["sessions", path_segment(id)?]).await
     }
 
     /// `POST /payments/{id}/refund` with the exact stored `body` (`{"amount":…}`).
@@ -313,7 +323,7 @@ impl KomojuClient {
         payment_id: &str,
         body: &str,
     ) -> Result<Payment, KomojuError> {
-        let path = format!("/payments/{}/refund", path_segment(payment_id)?);
+        let path = ["payments", path_segment(payment_id)?, "refund"];
         self.post(secret_key, &path, idempotency_key, body).await
     }
 
@@ -325,7 +335,7 @@ impl KomojuClient {
         payment_id: &str,
         body: &str,
     ) -> Result<Payment, KomojuError> {
-        let path = format!("/payments/{}/cancel", path_segment(payment_id)?);
+        let path = ["payments", path_segment(payment_id)?, "cancel"];
         self.post(secret_key, &path, idempotency_key, body).await
     }
 
@@ -352,7 +362,7 @@ impl KomojuClient {
         }
         let response = self
             .http
-            .post(format!("{}/webhook_endpoints", self.base))
+            .post(self.endpoint(&["webhook_endpoints"]))
             .basic_auth(secret_key.expose_secret(), Some(""))
             .header("Accept", "application/json")
             .json(&Body {
@@ -378,18 +388,17 @@ impl KomojuClient {
         secret_key: &SecretString,
         id: &str,
     ) -> Result<Payment, KomojuError> {
-        self.get(secret_key, &format!("/payments/{}", path_segment(id)?))
-            .await
+        self.get(secret_key, &["payments", path_segment(id)?]).await
     }
 
     async fn get<T: serde::de::DeserializeOwned>(
         &self,
         secret_key: &SecretString,
-        path: &str,
+        path: &[&str],
     ) -> Result<T, KomojuError> {
         let response = self
             .http
-            .get(format!("{}{path}", self.base))
+            .get(self.endpoint(path))
             .basic_auth(secret_key.expose_secret(), Some(""))
             .header("Accept", "application/json")
             .send()
@@ -401,14 +410,14 @@ impl KomojuClient {
     async fn post<T: serde::de::DeserializeOwned>(
         &self,
         secret_key: &SecretString,
-        path: &str,
+        path: &[&str],
         idempotency_key: &str,
         body: &str,
     ) -> Result<T, KomojuError> {
         for attempt in 0..=CONFLICT_RETRIES {
             let response = self
                 .http
-                .post(format!("{}{path}", self.base))
+                .post(self.endpoint(path))
                 .basic_auth(secret_key.expose_secret(), Some(""))
                 .header("Accept", "application/json")
                 .header("Content-Type", "application/json")
@@ -418,7 +427,10 @@ impl KomojuClient {
                 .await
                 .map_err(transport)?;
             if response.status() == StatusCode::CONFLICT && attempt < CONFLICT_RETRIES {
-                log::debug!("KOMOJU POST {path}: idempotency key in flight, retrying");
+                log::debug!(
+                    "KOMOJU POST /{}: idempotency key in flight, retrying",
+                    path.join("/")
+                );
                 tokio::time::sleep(CONFLICT_PAUSE).await;
                 continue;
             }

@@ -176,8 +176,13 @@ async fn callback(
 
 fn to_mall(order: &crate::db::orders::OrderRow, success: bool) -> Result<HttpResponse, ApiError> {
     let page = if success { "pgsuccess" } else { "pg_fail" };
-    super::found(
-        &format!("{}/api/shop/{page}", order.return_url.trim_end_matches('/')),
-        &[("order_id", &order.order_id)],
-    )
+    let base = url::Url::parse(&order.return_url).map_err(|e| {
+        log::error!(
+            "order {}: stored return_url_base is not a URL ({e})",
+            order.id
+        );
+        ApiError::Internal
+    })?;
+    let page_url = crate::urls::with_path(&base, &["api", "shop", page]);
+    super::found(page_url.as_str(), &[("order_id", &order.order_id)])
 }
