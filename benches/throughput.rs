@@ -21,9 +21,13 @@ use cafe24_komoju::app::settings::Settings;
 use cafe24_komoju::app::startup::Application;
 use cafe24_komoju::clock::Clock;
 use cafe24_komoju_sandbox::Sandbox;
+
+#[path = "../tests/common/merchant.rs"]
+mod merchant_fixture;
 use clap::Parser;
 use diesel::prelude::*;
 use hmac::{Hmac, Mac};
+use merchant_fixture::MerchantAdd;
 
 const SERVICE_KEY: &str = "bench-service-key";
 const WEBHOOK_SECRET: &str = "whsec_bench_0123456789";
@@ -113,21 +117,13 @@ async fn run(backend: &'static str, db_url: String, orders: usize, concurrency: 
     tokio::spawn(app.run_until_stopped());
     let mut out = Vec::new();
     cli::run(
-        Cli::parse_from([
-            "cafe24-komoju",
-            "merchant",
-            "add",
-            "--mall-id",
-            "benchmall",
-            "--shop-no",
-            "1",
-            "--public-ref",
-            "b",
-            "--komoju-secret-key",
-            "sk_test_bench_0123456789",
-            "--komoju-webhook-secret",
-            WEBHOOK_SECRET,
-        ]),
+        Cli::parse_from(
+            MerchantAdd::mall("benchmall")
+                .public_ref("b")
+                .secret_key("sk_test_bench_0123456789")
+                .webhook_secret(WEBHOOK_SECRET)
+                .argv(),
+        ),
         settings,
         &mut out,
     )

@@ -86,7 +86,7 @@ async fn card_capture_sends_exactly_one_payment_notification(backend: Backend) {
     let resp = app.get(&callback).await;
     assert_eq!(resp.status(), 302);
     assert_eq!(query_of(&location(&resp))["result_code"], "0000");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.drain_outbox().await;
     assert_eq!(cafe24.received().len(), 1);
     let rows = app.notifications().await;
     assert_eq!(rows.len(), 1);
@@ -200,7 +200,7 @@ async fn one_webhook_delivered_fifty_times_concurrently_changes_once(backend: Ba
             .await;
     assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
     cafe24.wait_for(1, WAIT).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.drain_outbox().await;
     assert_eq!(cafe24.received().len(), 1);
     assert_eq!(app.notifications().await.len(), 1);
     assert_eq!(app.webhook_event_count().await, 1);
@@ -238,7 +238,7 @@ async fn stale_authorized_after_capture_changes_nothing(backend: Backend) {
         200
     );
     cafe24.wait_for(1, WAIT).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.drain_outbox().await;
     let got = cafe24.received();
     assert_eq!(got.len(), 1, "{got:?}");
     assert_eq!(got[0].fields["request_type"], "payment");
@@ -296,7 +296,7 @@ async fn bad_signatures_are_refused_and_store_nothing(backend: Backend) {
         app.order(ORDER).await.map(|o| o.state.to_string()),
         Some("pending".into())
     );
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.drain_outbox().await;
     assert!(cafe24.received().is_empty());
     assert!(app.notifications().await.is_empty());
     // The genuine one still works afterwards.
@@ -346,14 +346,14 @@ async fn cafe24_down_twice_is_delivered_on_the_third_attempt_on_schedule(backend
     app.outbox_settled().await;
     // Not before its time: 10 s ± 10 % after the first attempt.
     app.clock.advance(Duration::from_secs(8));
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    app.drain_outbox().await;
     assert_eq!(cafe24.received().len(), 1, "retried before 9 s");
     app.clock.advance(Duration::from_secs(3));
     assert_eq!(cafe24.wait_for(2, WAIT).await.len(), 2);
     app.outbox_settled().await;
     // Then 60 s ± 10 %.
     app.clock.advance(Duration::from_secs(50));
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    app.drain_outbox().await;
     assert_eq!(cafe24.received().len(), 2, "retried before 54 s");
     app.clock.advance(Duration::from_secs(17));
     let got = cafe24.wait_for(3, WAIT).await;
@@ -372,7 +372,7 @@ async fn cafe24_down_twice_is_delivered_on_the_third_attempt_on_schedule(backend
         (54_000..=67_500).contains(&gap2),
         "second retry after {gap2} ms"
     );
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.drain_outbox().await;
     let rows = app.notifications().await;
     assert_eq!(rows[0].state.as_str(), "delivered");
     assert_eq!(rows[0].attempts, 3);
@@ -411,14 +411,14 @@ async fn cafe24_down_forever_goes_dead_then_retry_delivers(backend: Backend) {
         );
     }
     app.outbox_settled().await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.drain_outbox().await;
     let rows = app.notifications().await;
     assert_eq!(rows[0].state.as_str(), "dead");
     assert_eq!(rows[0].attempts, 9);
     assert_eq!(rows[0].last_status, Some(500));
     // Nothing more is tried, however long we wait.
     app.clock.advance(Duration::from_secs(7 * 24 * 3600));
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.drain_outbox().await;
     assert_eq!(cafe24.received().len(), 9);
     let dead = app.cli(&["notifications", "list", "--state", "dead"]).await;
     assert!(
@@ -432,7 +432,7 @@ async fn cafe24_down_forever_goes_dead_then_retry_delivers(backend: Backend) {
         .await;
     assert!(out.contains("due now"), "{out}");
     assert_eq!(cafe24.wait_for(10, WAIT).await.len(), 10);
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    app.drain_outbox().await;
     assert_eq!(app.notifications().await[0].state.as_str(), "delivered");
 }
 
@@ -460,7 +460,7 @@ async fn async_callback_redirects_without_notifying_twice(backend: Backend) {
             .await,
         200
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.drain_outbox().await;
     assert_eq!(cafe24.received().len(), 1);
     // A cancelled session: 9999 and one failure notice.
     let other = "20220519-0000050";
@@ -524,7 +524,7 @@ async fn sandbox_webhooks_drive_konbini_and_card_end_to_end(backend: Backend) {
     let resp = app.get(&callback).await;
     assert_eq!(query_of(&location(&resp))["result_code"], "0000");
     assert!(app.sandbox.webhooks_idle(WAIT).await);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.drain_outbox().await;
     let for_other: Vec<_> = cafe24
         .received()
         .into_iter()

@@ -230,20 +230,12 @@ async fn requests_that_do_not_fit_call_nobody(backend: Backend) {
     let pending = "20220519-0000040";
     app.sync_checkout_ok(&checkout_fields(pending, "100.00", "PHP"))
         .await;
-    app.cli(&[
-        "merchant",
-        "add",
-        "--mall-id",
-        "othermall",
-        "--shop-no",
-        "1",
-        "--public-ref",
-        "demo-public",
-        "--komoju-secret-key",
-        "sk_test_othermall_0123456",
-        "--komoju-webhook-secret",
-        "whsec_othermall_01234",
-    ])
+    app.add_merchant(
+        &MerchantAdd::mall("othermall")
+            .public_ref("demo-public")
+            .secret_key("sk_test_othermall_0123456")
+            .webhook_secret("whsec_othermall_01234"),
+    )
     .await;
     let posts_before = app.komoju_posts().len();
 
@@ -461,7 +453,7 @@ async fn async_refund_is_confirmed_by_webhook_once(backend: Backend) {
         "{kinds:?}"
     );
     let got = cafe24.wait_for(2, WAIT).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.drain_outbox().await;
     let cancels: Vec<_> = cafe24
         .received()
         .into_iter()
@@ -490,8 +482,12 @@ async fn async_refund_without_webhook_is_confirmed_by_reconciliation(backend: Ba
     fields.push(("cancel_noty_url".into(), cafe24.url("/cancel-noty")));
     let (status, body) = app.async_cancel(&fields).await;
     assert_eq!(status, 200, "{body}");
-    // No webhook comes. Before the delay nothing is said…
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    // No webhook comes. Before the delay a pass reads nothing and nothing is said…
+    let read = cafe24_komoju::reconciliation::cancellations(&app.state, Duration::from_secs(300))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(read, 0, "a pass read the payment before the delay");
+    app.drain_outbox().await;
     assert!(cafe24.received().iter().all(|r| r.path != "/cancel-noty"));
     // …after it, the reconciliation pass reads the payment and confirms.
     app.clock.advance(Duration::from_secs(301));
@@ -517,7 +513,7 @@ async fn async_refund_without_webhook_is_confirmed_by_reconciliation(backend: Ba
             .any(|r| r.method == "GET" && r.path == format!("/api/v1/payments/{tid}")),
         "the pass read the payment"
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    app.drain_outbox().await;
     assert_eq!(
         cafe24
             .received()

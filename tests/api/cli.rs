@@ -41,19 +41,12 @@ async fn merchant_secrets_are_sealed_and_masked(backend: Backend) {
     // Bad input to `merchant add` names the flag and stores nothing.
     let mut out = Vec::new();
     let err = cli::run(
-        Cli::parse_from([
-            "cafe24-komoju",
-            "merchant",
-            "add",
-            "--mall-id",
-            "Bad Mall",
-            "--shop-no",
-            "1",
-            "--komoju-secret-key",
-            "sk_test_x_0123456789",
-            "--komoju-webhook-secret",
-            "whsec_0123456789",
-        ]),
+        Cli::parse_from(
+            MerchantAdd::mall("Bad Mall")
+                .secret_key("sk_test_x_0123456789")
+                .webhook_secret("whsec_0123456789")
+                .argv(),
+        ),
         app.settings.clone(),
         &mut out,
     )
@@ -64,19 +57,12 @@ async fn merchant_secrets_are_sealed_and_masked(backend: Backend) {
     assert!(err.contains("--mall-id"), "{err}");
     let mut out = Vec::new();
     let err = cli::run(
-        Cli::parse_from([
-            "cafe24-komoju",
-            "merchant",
-            "add",
-            "--mall-id",
-            "mall2",
-            "--shop-no",
-            "1",
-            "--komoju-secret-key",
-            "pk_test_not_a_secret_key",
-            "--komoju-webhook-secret",
-            "whsec_0123456789",
-        ]),
+        Cli::parse_from(
+            MerchantAdd::mall("mall2")
+                .secret_key("pk_test_not_a_secret_key")
+                .webhook_secret("whsec_0123456789")
+                .argv(),
+        ),
         app.settings.clone(),
         &mut out,
     )
@@ -150,21 +136,7 @@ async fn development_mounts_the_sandbox_and_production_never_does() {
     tokio::spawn(app.run_until_stopped());
     let mut out = Vec::new();
     cli::run(
-        Cli::parse_from([
-            "cafe24-komoju",
-            "merchant",
-            "add",
-            "--mall-id",
-            MALL,
-            "--shop-no",
-            "1",
-            "--public-ref",
-            "demo-public",
-            "--komoju-secret-key",
-            "sk_test_demomall_0123456789",
-            "--komoju-webhook-secret",
-            "whsec_demomall_0123456789",
-        ]),
+        Cli::parse_from(MerchantAdd::demo().argv()),
         settings,
         &mut out,
     )

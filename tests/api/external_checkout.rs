@@ -38,26 +38,12 @@ fn reservation_hmac(order_id: &str, total_major: &str, response_time: &str, url:
 }
 
 async fn register_shop(app: &TestApp, review: bool, currency: &str) {
-    app.cli(&[
-        "merchant",
-        "add",
-        "--mall-id",
-        MALL,
-        "--shop-no",
-        "1",
-        "--public-ref",
-        "demo-public",
-        "--komoju-secret-key",
-        "sk_test_demomall_0123456789",
-        "--komoju-webhook-secret",
-        WEBHOOK_SECRET,
-        "--shop-name",
-        "Demo <Mall>",
-        "--currency",
-        currency,
-        "--review-page",
-        if review { "on" } else { "off" },
-    ])
+    app.add_merchant(
+        &MerchantAdd::demo()
+            .flag("--shop-name", "Demo <Mall>")
+            .flag("--currency", currency)
+            .flag("--review-page", if review { "on" } else { "off" }),
+    )
     .await;
 }
 

@@ -17,6 +17,8 @@ use clap::Parser;
 use diesel::prelude::*;
 use hmac::{Hmac, Mac};
 
+pub use crate::merchant_fixture::MerchantAdd;
+
 pub const SERVICE_KEY: &str = "test-service-key";
 pub const APP_SECRET: &str = "test-app-secret-0123456789abcdef-0123456789";
 pub const MALL: &str = "demomall";
@@ -210,23 +212,8 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp
         client,
         _db: db,
     };
-    test.cli(&[
-        "merchant",
-        "add",
-        "--mall-id",
-        MALL,
-        "--shop-no",
-        "1",
-        "--public-ref",
-        "demo-public",
-        "--komoju-secret-key",
-        "sk_test_demomall_0123456789",
-        "--komoju-webhook-secret",
-        "whsec_demomall_0123456789",
-        "--payment-types",
-        "credit_card,konbini",
-    ])
-    .await;
+    test.add_merchant(&MerchantAdd::demo().flag("--payment-types", "credit_card,konbini"))
+        .await;
     test
 }
 
@@ -281,6 +268,13 @@ pub fn query_of(url: &str) -> HashMap<String, String> {
 }
 
 impl TestApp {
+    /// Registers a merchant with `merchant add`; returns what the command printed.
+    pub async fn add_merchant(&self, merchant: &MerchantAdd) -> String {
+        let args = merchant.args();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.cli(&args).await
+    }
+
     pub async fn cli(&self, args: &[&str]) -> String {
         let mut argv = vec!["cafe24-komoju"];
         argv.extend_from_slice(args);
@@ -582,6 +576,23 @@ impl TestApp {
         );
         self.sandbox
             .set_webhook_retry_delays(vec![std::time::Duration::from_millis(200); 5]);
+    }
+
+    /// Drives the outbox to idle, deterministically: once the service's own worker holds
+    /// no lease, a worker of the test's claims and sends every row that is due at the
+    /// service clock, until none is left. Whatever Cafe24 has not received by then would
+    /// not be sent at this clock time at all, so an absence asserted after it holds
+    /// however fast or slow the machine is.
+    pub async fn drain_outbox(&self) {
+        self.outbox_settled().await;
+        let worker = cafe24_komoju::notifications::Worker::new(
+            self.state.clone(),
+            self.settings.outbox.clone(),
+            std::sync::Arc::new(tokio::sync::Notify::new()),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        while worker.run_once().await.unwrap_or_else(|e| panic!("{e}")) > 0 {}
+        self.outbox_settled().await;
     }
 
     /// Waits until no notification is leased (every attempt under way has been recorded),

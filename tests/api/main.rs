@@ -3,6 +3,8 @@
 //! served on its own loopback port.
 
 mod helpers;
+#[path = "../common/merchant.rs"]
+mod merchant_fixture;
 
 mod asynchronous_checkout;
 mod cancellation;

@@ -43,21 +43,7 @@ impl Harness {
         let settings = test_settings(&h.db.url, free_port(), Some(&h.komoju_api), &[]);
         let mut out = Vec::new();
         cli::run(
-            Cli::parse_from([
-                "cafe24-komoju",
-                "merchant",
-                "add",
-                "--mall-id",
-                MALL,
-                "--shop-no",
-                "1",
-                "--public-ref",
-                "demo-public",
-                "--komoju-secret-key",
-                "sk_test_demomall_0123456789",
-                "--komoju-webhook-secret",
-                WEBHOOK_SECRET,
-            ]),
+            Cli::parse_from(MerchantAdd::demo().argv()),
             settings,
             &mut out,
         )
@@ -116,6 +102,26 @@ impl Harness {
             .await
             .map(|r| r.status().as_u16())
             .unwrap_or(0)
+    }
+
+    /// Waits until every notification is delivered and unleased: a delivered row is never
+    /// sent again, so what the fake Cafe24 holds then is final, with no sleep.
+    async fn all_delivered(&self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let rows = self.notifications().await;
+            if rows.iter().all(|n| {
+                n.state == db::notifications::NotificationState::Delivered
+                    && n.lease_owner.is_none()
+            }) {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "not all delivered: {rows:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     async fn notifications(&self) -> Vec<db::notifications::NotificationRow> {
@@ -374,7 +380,7 @@ async fn assert_outage_recovered(h: &Harness, service: &str, body: &[u8]) {
         "a second redelivery is a duplicate"
     );
     assert_eq!(h.cafe24.wait_for(1, WAIT).await.len(), 1);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    h.all_delivered().await;
     assert_eq!(h.cafe24.received().len(), 1);
     assert_eq!(h.notifications().await.len(), 1);
 }
@@ -416,7 +422,7 @@ async fn two_processes_on_one_postgres_notify_each_order_exactly_once() {
         assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
     }
     let got = h.cafe24.wait_for(200, Duration::from_secs(60)).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    h.all_delivered().await;
     let got_all = h.cafe24.received();
     assert_eq!(got.len(), 200);
     assert_eq!(got_all.len(), 200, "some order was notified twice");

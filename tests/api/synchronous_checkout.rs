@@ -143,22 +143,10 @@ async fn return_to_merchant_is_9999_and_cancelled(backend: Backend) {
 
 async fn sync_never_offers_deferred_types_and_awaits_a_konbini_payment(backend: Backend) {
     let app = spawn_app(backend).await;
-    app.cli(&[
-        "merchant",
-        "add",
-        "--mall-id",
-        MALL,
-        "--shop-no",
-        "1",
-        "--public-ref",
-        "demo-public",
-        "--komoju-secret-key",
-        "sk_test_demomall_0123456789",
-        "--komoju-webhook-secret",
-        "whsec_demomall_0123456789",
+    app.add_merchant(&MerchantAdd::demo().flag(
         "--payment-types",
         "credit_card,konbini,bank_transfer,pay_easy,paypay",
-    ])
+    ))
     .await;
     let payment_url = app
         .sync_checkout_ok(&checkout_fields(ORDER, "3065", "JPY"))
@@ -200,20 +188,11 @@ async fn sync_never_offers_deferred_types_and_awaits_a_konbini_payment(backend: 
 
 async fn bad_input_changes_nothing_and_calls_nobody(backend: Backend) {
     let app = spawn_app(backend).await;
-    app.cli(&[
-        "merchant",
-        "add",
-        "--mall-id",
-        "othermall",
-        "--shop-no",
-        "1",
-        "--public-ref",
-        "p",
-        "--komoju-secret-key",
-        "sk_test_othermall_0123456",
-        "--komoju-webhook-secret",
-        "whsec_othermall_01234",
-    ])
+    app.add_merchant(
+        &MerchantAdd::mall("othermall")
+            .secret_key("sk_test_othermall_0123456")
+            .webhook_secret("whsec_othermall_01234"),
+    )
     .await;
     app.cli(&[
         "merchant",
@@ -224,20 +203,11 @@ async fn bad_input_changes_nothing_and_calls_nobody(backend: Backend) {
         "1",
     ])
     .await;
-    app.cli(&[
-        "merchant",
-        "add",
-        "--mall-id",
-        "offmall",
-        "--shop-no",
-        "1",
-        "--public-ref",
-        "p",
-        "--komoju-secret-key",
-        "sk_test_offmall_01234567",
-        "--komoju-webhook-secret",
-        "whsec_offmall_0123456",
-    ])
+    app.add_merchant(
+        &MerchantAdd::mall("offmall")
+            .secret_key("sk_test_offmall_01234567")
+            .webhook_secret("whsec_offmall_0123456"),
+    )
     .await;
     app.cli(&["merchant", "disable", "--mall-id", "offmall"])
         .await;

@@ -26,9 +26,13 @@ use cafe24_komoju::app::settings::Settings;
 use cafe24_komoju::app::startup::Application;
 use cafe24_komoju::clock::Clock;
 use cafe24_komoju_sandbox::Sandbox;
+
+#[path = "../common/merchant.rs"]
+mod merchant_fixture;
 use clap::Parser;
 use fantoccini::{Client, ClientBuilder, Locator};
 use futures_util::FutureExt;
+use merchant_fixture::MerchantAdd;
 use serde_json::json;
 
 const CHROMIUM: &str = "/usr/bin/chromium";
@@ -262,28 +266,13 @@ impl World {
             .unwrap_or_else(|e| panic!("build: {e}"));
         tokio::spawn(app.run_until_stopped());
 
-        let argv = [
-            "merchant",
-            "add",
-            "--mall-id",
-            MALL,
-            "--shop-no",
-            "1",
-            "--public-ref",
-            "demo-public",
-            "--komoju-secret-key",
-            "sk_test_demomall_0123456789",
-            "--komoju-webhook-secret",
-            "whsec_demomall_0123456789",
-            "--payment-types",
-            "credit_card,konbini",
-            "--shop-name",
-            "Demo Mall",
-            "--currency",
-            "JPY",
-            "--review-page",
-            if review_page { "on" } else { "off" },
-        ];
+        let merchant = MerchantAdd::demo()
+            .flag("--payment-types", "credit_card,konbini")
+            .flag("--shop-name", "Demo Mall")
+            .flag("--currency", "JPY")
+            .flag("--review-page", if review_page { "on" } else { "off" });
+        let argv = merchant.args();
+        let argv: Vec<&str> = argv.iter().map(String::as_str).collect();
         cli(&settings, &argv).await;
 
         // The fake Cafe24 back end: the return_notification_url receiver.
