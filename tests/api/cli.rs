@@ -247,7 +247,7 @@ async fn a_build_without_the_sandbox_refuses_to_start_without_komoju_api_base() 
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("{e}"));
     let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
     let settings = test_settings(&db.url, port, None, &[]);
-    let err = cafe24_komoju::startup::Application::build_with_listener(
+    let err = cafe24_komoju::app::startup::Application::build_with_listener(
         settings,
         listener,
         cafe24_komoju::clock::Clock::system(),
@@ -257,7 +257,7 @@ async fn a_build_without_the_sandbox_refuses_to_start_without_komoju_api_base() 
     .unwrap_or_else(|| panic!("a build without the sandbox started without KOMOJU_API_BASE"));
     assert!(matches!(
         err,
-        cafe24_komoju::startup::StartupError::NoSandbox
+        cafe24_komoju::app::startup::StartupError::NoSandbox
     ));
     let message = err.to_string();
     assert!(
