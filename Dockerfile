@@ -20,12 +20,16 @@ COPY benches ./benches
 RUN cargo build --release --locked --no-default-features --features "$CARGO_FEATURES"
 
 FROM debian:bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl \
     && rm -rf /var/lib/apt/lists/* && useradd --system --home /app app
 WORKDIR /app
 COPY --from=build /src/target/release/cafe24-komoju /usr/local/bin/cafe24-komoju
 USER app
 ENV BIND_ADDR=0.0.0.0:8080
 EXPOSE 8080
+# Liveness (PROTOCOL.md §13): the process serves. Readiness (/health/ready: database up,
+# migrations current) is for load balancers and docker-compose's depends_on.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
+    CMD curl -fsS http://127.0.0.1:8080/health || exit 1
 ENTRYPOINT ["cafe24-komoju"]
 CMD ["serve"]

@@ -40,9 +40,9 @@ macro_rules! text_enum_column {
         {
             fn from_sql(bytes: DB::RawValue<'_>) -> diesel::deserialize::Result<Self> {
                 let text = <String as diesel::deserialize::FromSql<
-                                    diesel::sql_types::Text,
-                                    DB,
-                                >>::from_sql(bytes)?;
+                                                    diesel::sql_types::Text,
+                                                    DB,
+                                                >>::from_sql(bytes)?;
                 <$ty>::parse(&text)
                     .ok_or_else(|| format!("unknown {} {text:?}", stringify!($ty)).into())
             }
@@ -247,6 +247,15 @@ fn owner_only(path: &std::path::Path) -> Result<(), DbError> {
     Ok(())
 }
 
+/// What `GET /health/ready` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Readiness {
+    /// The database answered.
+    pub database: bool,
+    /// No embedded migration is pending (false when the database did not answer).
+    pub migrations_current: bool,
+}
+
 /// A pool of connections to one database. Cheap to clone.
 #[derive(Clone)]
 pub struct Database {
@@ -300,6 +309,34 @@ impl Database {
                 .map(|v| v.iter().map(|m| m.to_string()).collect()),
         };
         applied.map_err(|e| DbError::Migration(e.to_string()))
+    }
+
+    /// How many embedded migrations this database has not run yet (0 when current),
+    /// read over `conn`. Errors: the migrations table cannot be read.
+    pub fn pending_migrations(conn: &mut DbConnection) -> Result<usize, DbError> {
+        let pending = match conn {
+            DbConnection::Sqlite(c) => c.pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
+            DbConnection::Postgres(c) => c.pending_migrations(POSTGRES_MIGRATIONS).map(|v| v.len()),
+        };
+        pending.map_err(|e| DbError::Migration(e.to_string()))
+    }
+
+    /// Readiness (PROTOCOL.md §13): whether the database answers, and whether its
+    /// migrations are current. Never an error: a failure is `database: false`, logged.
+    pub async fn readiness(&self) -> Readiness {
+        match self.run(Database::pending_migrations).await {
+            Ok(pending) => Readiness {
+                database: true,
+                migrations_current: pending == 0,
+            },
+            Err(e) => {
+                log::error!("readiness: {e}");
+                Readiness {
+                    database: false,
+                    migrations_current: false,
+                }
+            }
+        }
     }
 
     /// A connection from the pool, blocking up to the pool's timeout.

@@ -27,6 +27,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         }),
     )
     .service(resource("/health", "GET").route(web::get().to(health)))
+    .service(resource("/health/ready", "GET").route(web::get().to(ready)))
     // Before the scopes: a scope owns its whole prefix, and the webhook paths sit
     // under the asynchronous families' prefixes.
     .configure(komoju_webhook::configure)
@@ -63,25 +64,35 @@ pub async fn not_found() -> HttpResponse {
     .error_response()
 }
 
-/// `GET /health`: 200 `{"status":"ok","database":"up"}` when the database answers, 503
-/// otherwise.
-async fn health(app: State) -> HttpResponse {
-    match app
-        .db
-        .run(|c| {
-            use diesel::connection::SimpleConnection;
-            c.batch_execute("SELECT 1")
-                .map_err(crate::db::DbError::from)
-        })
-        .await
-    {
-        Ok(()) => HttpResponse::Ok().json(serde_json::json!({"status": "ok", "database": "up"})),
-        Err(e) => {
-            log::error!("health: {e}");
-            HttpResponse::ServiceUnavailable()
-                .json(serde_json::json!({"status": "degraded", "database": "down"}))
-        }
-    }
+/// `GET /health` (PROTOCOL.md §13): liveness, no dependency checked: 200
+/// `{"status":"ok"}` while the process serves.
+async fn health() -> HttpResponse {
+    HttpResponse::Ok()
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(serde_json::json!({"status": "ok"}))
+}
+
+/// `GET /health/ready` (§13): 200 when the database answers and its migrations are
+/// current, 503 otherwise; `{"status":"ok"|"degraded","checks":{"database":"up"|"down",
+/// "migrations":"current"|"pending"}}`.
+async fn ready(app: State) -> HttpResponse {
+    let r = app.db.readiness().await;
+    let ok = r.database && r.migrations_current;
+    let body = serde_json::json!({
+        "status": if ok { "ok" } else { "degraded" },
+        "checks": {
+            "database": if r.database { "up" } else { "down" },
+            "migrations": if r.migrations_current { "current" } else { "pending" },
+        },
+    });
+    let status = if ok {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    HttpResponse::build(status)
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .json(body)
 }
 
 /// `POST …/checkout` of the synchronous and asynchronous families: 200

@@ -10,6 +10,7 @@ mod asynchronous_checkout;
 mod cancellation;
 mod cli;
 mod external_checkout;
+mod health;
 mod hostile_input;
 mod processes;
 mod synchronous_checkout;

@@ -324,6 +324,17 @@ async fn database_outage_during_a_webhook_is_5xx_then_redelivery_applies_once(ba
                 (500..600).contains(&status),
                 "webhook during outage answered {status}"
             );
+            // Not ready while the database is cut, yet alive.
+            let ready = reqwest::get(format!("{}/health/ready", service.address))
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(ready.status(), 503);
+            let body_ready: serde_json::Value = ready.json().await.unwrap_or_default();
+            assert_eq!(body_ready["checks"]["database"], "down", "{body_ready}");
+            let live = reqwest::get(format!("{}/health", service.address))
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(live.status(), 200);
             proxy.cut(false);
             assert_outage_recovered(&h, &service.address, &body).await;
         }
