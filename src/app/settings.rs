@@ -6,7 +6,7 @@
 //! `CAFE24_CLIENT_ID`, `CAFE24_ALLOWED_HOSTS`, `KOMOJU_API_BASE`, `KOMOJU_TIMEOUT_SECS`,
 //! `APP_SECRET`, `BODY_LIMIT_BYTES`, `BODY_TIMEOUT_SECS`, `ORDER_KEY_TTL_SECS`, `OUTBOX_WORKER`,
 //! `OUTBOX_POLL_MS`, `OUTBOX_LEASE_SECS`, `OUTBOX_BATCH`, `NOTIFY_TIMEOUT_SECS`,
-//! `RECONCILE_INTERVAL_MS`, `RECONCILE_AFTER_SECS`.
+//! `RECONCILE_INTERVAL_MS`, `RECONCILE_AFTER_SECS`, `RECONCILE_PENDING_AFTER_SECS`.
 //! (`RUST_LOG` is env_logger's.)
 //!
 //! In development every variable has a default; the secrets' defaults are public
@@ -167,6 +167,11 @@ impl Settings {
                     &get,
                     "RECONCILE_AFTER_SECS",
                     300,
+                )?),
+                pending_after: Duration::from_secs(parse_num(
+                    &get,
+                    "RECONCILE_PENDING_AFTER_SECS",
+                    900,
                 )?),
             },
             dev_defaults,

@@ -35,7 +35,7 @@ pub struct AllowedHosts {
 /// repeats the URL.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CallbackUrlError {
-    /// Longer than 2048 bytes.
+    /// Longer than 2048 bytes, as received or as serialised (percent-encoded).
     #[error("callback URL is longer than 2048 characters")]
     TooLong,
     /// Not parseable as an absolute URL.
@@ -155,6 +155,11 @@ impl AllowedHosts {
             return Err(CallbackUrlError::NotCanonical);
         }
         let parsed = Url::parse(url).map_err(|_| CallbackUrlError::Invalid)?;
+        // What is stored is the serialisation, where a raw non-ASCII byte becomes three:
+        // it must pass this check again (the outbox re-checks before every send).
+        if parsed.as_str().len() > MAX_URL_LEN {
+            return Err(CallbackUrlError::TooLong);
+        }
         let scheme = parsed.scheme();
         if scheme != "https" && scheme != "http" {
             return Err(CallbackUrlError::SchemeNotAllowed);
@@ -501,6 +506,14 @@ mod tests {
         assert!(check(&production(), &fits).is_ok());
         let over = format!("{base}{}", "a".repeat(2049 - base.len()));
         assert_eq!(check(&production(), &over), Err(CallbackUrlError::TooLong));
+        // Found by fuzzing: 702 bytes that serialise to 2050 were accepted, then refused
+        // when the outbox checked the stored URL again before sending.
+        let grows = format!("{base}{}", "é".repeat(337));
+        assert!(grows.len() < 2048);
+        assert_eq!(check(&production(), &grows), Err(CallbackUrlError::TooLong));
+        let fits = format!("{base}{}", "é".repeat(336));
+        let stored = check(&production(), &fits).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(check(&production(), &stored), Ok(stored));
     }
 
     #[test]

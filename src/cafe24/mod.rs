@@ -250,6 +250,14 @@ pub fn parse_json(bytes: &[u8]) -> Result<Fields, ApiError> {
         serde_json::from_slice::<OrderedRawMap>(bytes)
             .map_err(|_| ApiError::invalid("body is not a JSON object"))?
             .0;
+    // Repeated names are refused even when one of them is `null` (dropped below).
+    let mut seen = std::collections::HashSet::new();
+    if let Some((k, _)) = map.iter().find(|(k, _)| !seen.insert(k.as_str())) {
+        return Err(ApiError::invalid(format!(
+            "field {} is given more than once",
+            k.escape_debug()
+        )));
+    }
     let mut pairs = Vec::with_capacity(map.len());
     for (k, raw) in map {
         let text = raw.get().trim();
@@ -343,6 +351,8 @@ mod tests {
     #[test]
     fn duplicates_and_non_objects_are_refused() {
         assert!(parse_json(br#"{"a":"1","a":"2"}"#).is_err());
+        // Found by fuzzing: a null twin was dropped before the duplicate check.
+        assert!(parse_json(br#"{"a":null,"a":"x"}"#).is_err());
         assert!(parse_json(b"[1,2]").is_err());
         assert!(parse_form(b"a=1&a=2").is_err());
         assert_eq!(

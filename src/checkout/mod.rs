@@ -320,6 +320,7 @@ fn new_order_row(
         created_at: now,
         updated_at: now,
         cancel_noty_url: None,
+        reconciled_at: None,
     })
 }
 

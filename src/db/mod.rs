@@ -246,6 +246,42 @@ fn owner_only(path: &std::path::Path) -> Result<(), DbError> {
     Ok(())
 }
 
+/// The arguments of the PostgreSQL advisory lock that lets one reconciliation pass run
+/// at a time: one lock per schema, so that every instance of one deployment shares it
+/// and deployments in other schemas of the same database do not.
+const RECONCILE_LOCK: &str = "hashtext('cafe24-komoju/reconcile'), hashtext(current_schema())";
+
+#[derive(QueryableByName)]
+struct Locked {
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    locked: bool,
+}
+
+/// Takes the reconciliation pass lock on `conn` without waiting: `true` when this
+/// connection now holds it (it is held until [`release_reconcile_lock`] or the connection
+/// closes). PostgreSQL: a session advisory lock (per schema), so several instances never
+/// run a pass at once. SQLite: always `true` (one writer connection serializes everything).
+pub fn try_reconcile_lock(conn: &mut DbConnection) -> Result<bool, DbError> {
+    match conn {
+        DbConnection::Postgres(pg) => {
+            let sql = format!("SELECT pg_try_advisory_lock({RECONCILE_LOCK}) AS locked");
+            Ok(diesel::sql_query(sql).get_result::<Locked>(pg)?.locked)
+        }
+        DbConnection::Sqlite(_) => Ok(true),
+    }
+}
+
+/// Releases what [`try_reconcile_lock`] took on the same connection.
+pub fn release_reconcile_lock(conn: &mut DbConnection) -> Result<(), DbError> {
+    if let DbConnection::Postgres(pg) = conn {
+        diesel::sql_query(format!(
+            "SELECT pg_advisory_unlock({RECONCILE_LOCK}) AS locked"
+        ))
+        .get_result::<Locked>(pg)?;
+    }
+    Ok(())
+}
+
 /// What `GET /health/ready` reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Readiness {

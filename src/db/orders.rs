@@ -53,6 +53,8 @@ pub struct OrderRow {
     /// The latest `cancel_noty_url` Cafe24 gave in a cancellation request: where refunds
     /// made elsewhere (KOMOJU dashboard) are reported.
     pub cancel_noty_url: Option<String>,
+    /// When a reconciliation pass last read this order's session from KOMOJU.
+    pub reconciled_at: Option<NaiveDateTime>,
 }
 
 impl OrderRow {
@@ -237,7 +239,7 @@ pub fn save_facts(
 ) -> Result<(), DbError> {
     diesel::update(orders::table.find(id))
         .set((
-            orders::state.eq(facts.state.as_str()),
+            orders::state.eq(facts.state),
             orders::komoju_payment_id.eq(&facts.payment_id),
             orders::payment_type.eq(&facts.payment_type),
             orders::captured_amount.eq(facts.captured_amount),
@@ -270,6 +272,41 @@ pub fn events(conn: &mut DbConnection, order_pk: &str) -> Result<Vec<OrderEventR
 /// Number of orders (for tests and operators).
 pub fn count(conn: &mut DbConnection) -> Result<i64, DbError> {
     Ok(orders::table.count().get_result(conn)?)
+}
+
+/// Orders still `pending` with a KOMOJU session, neither changed nor read by a
+/// reconciliation pass since `before`, least recently looked at first, at most `limit`:
+/// the ones a webhook should have moved.
+pub fn pending_unreconciled(
+    conn: &mut DbConnection,
+    before: NaiveDateTime,
+    limit: i64,
+) -> Result<Vec<OrderRow>, DbError> {
+    Ok(orders::table
+        .filter(orders::state.eq(OrderState::Pending))
+        .filter(orders::komoju_session_id.is_not_null())
+        .filter(orders::updated_at.lt(before))
+        .filter(
+            orders::reconciled_at
+                .is_null()
+                .or(orders::reconciled_at.lt(before)),
+        )
+        .order(orders::updated_at.asc())
+        .limit(limit)
+        .select(OrderRow::as_select())
+        .load(conn)?)
+}
+
+/// Records that a reconciliation pass read the order's session at `now`.
+pub fn set_reconciled(
+    conn: &mut DbConnection,
+    id: &str,
+    now: NaiveDateTime,
+) -> Result<(), DbError> {
+    diesel::update(orders::table.find(id))
+        .set(orders::reconciled_at.eq(Some(now)))
+        .execute(conn)?;
+    Ok(())
 }
 
 /// The order whose current KOMOJU session is `session_id`.

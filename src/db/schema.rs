@@ -63,6 +63,7 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         cancel_noty_url -> Nullable<Text>,
+        reconciled_at -> Nullable<Timestamp>,
     }
 }
 

@@ -120,7 +120,11 @@ struct DataRefs {
 }
 
 fn read_signed(body: &[u8], komoju_id: Option<&str>) -> Event {
-    let envelope: Option<Envelope> = serde_json::from_slice(body).ok();
+    // An object only: serde would also read a JSON array into the envelope by position.
+    let envelope: Option<Envelope> = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .filter(serde_json::Value::is_object)
+        .and_then(|v| serde_json::from_value(v).ok());
     let from_body = envelope
         .as_ref()
         .and_then(|e| e.id.as_ref())
@@ -247,6 +251,10 @@ mod tests {
         assert!(matches!(nul.content, Content::Unreadable(_)));
         let other = read_ok(br#"{"id":"e","type":"customer.created","data":{}}"#, None);
         assert_eq!(other.content, Content::NotHandled);
+        // Found by fuzzing: an array was read as an envelope by position.
+        let array = read_ok(br#"["evt","payment.captured",{"id":"p"}]"#, Some("hdr"));
+        assert_eq!(array.id, "hdr");
+        assert!(matches!(array.content, Content::Unreadable(_)), "{array:?}");
     }
 
     #[test]

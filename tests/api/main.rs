@@ -13,4 +13,5 @@ mod external_checkout;
 mod health;
 mod hostile_input;
 mod processes;
+mod reconciliation;
 mod synchronous_checkout;
