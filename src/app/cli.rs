@@ -16,6 +16,7 @@ use crate::clock::Clock;
 use crate::db::notifications::NotificationState;
 use crate::db::{self, Database};
 use crate::merchant::MerchantInput;
+use crate::orders::state::OrderState;
 use crate::secrets::{mask, SecretBox};
 
 /// Command line of `cafe24-komoju`.
@@ -43,6 +44,9 @@ pub enum Command {
     /// See and replay notifications to Cafe24 (the outbox).
     #[command(subcommand)]
     Notifications(NotificationsCommand),
+    /// Look orders up: one order's facts, timeline, notifications and refunds, or a list.
+    #[command(subcommand)]
+    Orders(OrdersCommand),
     /// Print the Scripttag `integrity` value (sha384-…) of the external-checkout loader
     /// served at PUBLIC_BASE_URL/api/external-checkout/script.
     ScriptIntegrity,
@@ -84,6 +88,64 @@ pub enum NotificationsCommand {
         /// The notification id (first column of `list`).
         id: i64,
     },
+}
+
+/// `orders …`.
+#[derive(Debug, Subcommand)]
+pub enum OrdersCommand {
+    /// One order: its facts, its timeline (every event seen: source, event, from -> to,
+    /// applied or why not), its notifications and its refunds.
+    Show {
+        /// The Cafe24 mall id.
+        mall_id: String,
+        /// Cafe24's order_id.
+        order_id: String,
+    },
+    /// Orders newest first.
+    List {
+        /// Only this mall.
+        #[arg(long)]
+        mall: Option<String>,
+        /// Only this state.
+        #[arg(long, value_enum)]
+        state: Option<OrderStateArg>,
+        /// Only orders created at or after this time: YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS (UTC).
+        #[arg(long, value_parser = crate::app::inspect::parse_since)]
+        since: Option<chrono::NaiveDateTime>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+    },
+}
+
+/// `orders list --state`: the §5 states by their stored names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OrderStateArg(pub OrderState);
+
+const ORDER_STATE_ARGS: [OrderStateArg; 10] = {
+    let all = OrderState::ALL;
+    [
+        OrderStateArg(all[0]),
+        OrderStateArg(all[1]),
+        OrderStateArg(all[2]),
+        OrderStateArg(all[3]),
+        OrderStateArg(all[4]),
+        OrderStateArg(all[5]),
+        OrderStateArg(all[6]),
+        OrderStateArg(all[7]),
+        OrderStateArg(all[8]),
+        OrderStateArg(all[9]),
+    ]
+};
+
+impl ValueEnum for OrderStateArg {
+    fn value_variants<'a>() -> &'a [Self] {
+        &ORDER_STATE_ARGS
+    }
+
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.0.as_str()))
+    }
 }
 
 /// Which mall or shop.
@@ -251,6 +313,29 @@ pub async fn run(cli: Cli, settings: Settings, out: &mut dyn Write) -> Result<()
         }
         Command::Merchant(cmd) => merchant(cmd, &settings, out),
         Command::Notifications(cmd) => notifications(cmd, &settings, out),
+        Command::Orders(cmd) => {
+            let db = Database::connect(&settings.database_url)?;
+            db.run_migrations()?;
+            let mut conn = db.get()?;
+            match cmd {
+                OrdersCommand::Show { mall_id, order_id } => {
+                    crate::app::inspect::show(&mut conn, &mall_id, &order_id, out)
+                }
+                OrdersCommand::List {
+                    mall,
+                    state,
+                    since,
+                    limit,
+                } => crate::app::inspect::list(
+                    &mut conn,
+                    mall.as_deref(),
+                    state.map(|s| s.0),
+                    since,
+                    limit,
+                    out,
+                ),
+            }
+        }
     }
 }
 

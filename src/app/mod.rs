@@ -3,5 +3,6 @@
 //! them, and the [`cli`]. Everything else is below it and never imports it.
 
 pub mod cli;
+pub mod inspect;
 pub mod settings;
 pub mod startup;

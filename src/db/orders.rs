@@ -132,6 +132,32 @@ pub fn find_by_order_id(
         .optional()?)
 }
 
+/// Orders newest first, at most `limit`, optionally of one mall, in one state, and
+/// created at or after `since`.
+pub fn list(
+    conn: &mut DbConnection,
+    mall_id: Option<&str>,
+    state: Option<OrderState>,
+    since: Option<NaiveDateTime>,
+    limit: i64,
+) -> Result<Vec<OrderRow>, DbError> {
+    let mut q = orders::table
+        .select(OrderRow::as_select())
+        .order(orders::created_at.desc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(m) = mall_id {
+        q = q.filter(orders::mall_id.eq(m.to_owned()));
+    }
+    if let Some(s) = state {
+        q = q.filter(orders::state.eq(s));
+    }
+    if let Some(t) = since {
+        q = q.filter(orders::created_at.ge(t));
+    }
+    Ok(q.load(conn)?)
+}
+
 /// The order with primary key `id`.
 pub fn find(conn: &mut DbConnection, id: &str) -> Result<Option<OrderRow>, DbError> {
     Ok(orders::table

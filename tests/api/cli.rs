@@ -9,7 +9,72 @@ use clap::Parser;
 use crate::both_backends;
 use crate::helpers::*;
 
-both_backends!(merchant_secrets_are_sealed_and_masked);
+both_backends!(
+    merchant_secrets_are_sealed_and_masked,
+    orders_show_and_list_tell_an_order_without_sql
+);
+
+/// Issue 11: `orders show` gives an order's facts, timeline, notifications and refunds;
+/// `orders list` filters by mall, state and time.
+async fn orders_show_and_list_tell_an_order_without_sql(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let order_id = "20261201-0000900";
+    let tid = app.paid_order(order_id, "3065", "JPY", "credit_card").await;
+    let (status, body) = app
+        .sync_cancel(&cancel_fields(order_id, &tid, "1000", "JPY"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let shown = app.cli(&["orders", "show", MALL, order_id]).await;
+    for expected in [
+        &format!("order {order_id} of demomall (shop 1), sync checkout, attempt 1"),
+        "state partially_refunded; amount 3065 JPY",
+        &format!("payment {tid} (credit_card)"),
+        "callback payment.captured pending -> paid applied",
+        "cancel payment.captured paid -> partially_refunded applied",
+        "refunds:",
+        "refund 1000 succeeded (sync mode)",
+    ] {
+        assert!(shown.contains(expected), "{expected:?} not in:\n{shown}");
+    }
+    assert!(
+        !shown.contains("buyer@example.com") && !shown.contains("sk_test"),
+        "{shown}"
+    );
+    let listed = app
+        .cli(&[
+            "orders",
+            "list",
+            "--state",
+            "partially_refunded",
+            "--since",
+            "2026-01-01",
+        ])
+        .await;
+    assert!(
+        listed.starts_with(&format!(
+            "demomall {order_id} sync partially_refunded 3065 JPY {tid}"
+        )),
+        "{listed}"
+    );
+    assert_eq!(
+        app.cli(&["orders", "list", "--mall", "othermall"])
+            .await
+            .trim(),
+        "no orders"
+    );
+    assert_eq!(
+        app.cli(&["orders", "list", "--state", "paid"]).await.trim(),
+        "no orders"
+    );
+    assert_eq!(
+        app.cli(&["orders", "list", "--since", "2999-01-01"])
+            .await
+            .trim(),
+        "no orders"
+    );
+    let unknown = Cli::try_parse_from(["cafe24-komoju", "orders", "list", "--state", "shipped"]);
+    assert!(unknown.is_err());
+}
 
 async fn merchant_secrets_are_sealed_and_masked(backend: Backend) {
     let app = spawn_app(backend).await;

@@ -1,0 +1,167 @@
+//! `cafe24-komoju orders show|list`: an order as an operator needs to see it, without
+//! SQL: its facts, its timeline (every `order_events` row: who saw what, from → to,
+//! applied or why not), its notifications and its refunds. Read-only; prints no secret
+//! and no buyer data beyond what identifies the order.
+
+use std::io::Write;
+
+use chrono::NaiveDateTime;
+
+use super::cli::CliError;
+use crate::db::{self, DbConnection};
+use crate::orders::state::OrderState;
+
+const TIME: &str = "%Y-%m-%dT%H:%M:%SZ";
+
+/// `orders show MALL ORDER_ID`. Errors: no such order (`Usage`), the database.
+pub fn show(
+    conn: &mut DbConnection,
+    mall_id: &str,
+    order_id: &str,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let order = db::orders::find_by_order_id(conn, mall_id, order_id)?
+        .ok_or_else(|| CliError::Usage(format!("no order {order_id} of mall {mall_id}")))?;
+    writeln!(
+        out,
+        "order {} of {} (shop {}), {} checkout, attempt {}",
+        order.order_id, order.mall_id, order.shop_no, order.flow, order.attempt
+    )?;
+    writeln!(
+        out,
+        "  state {}; amount {} {} (Cafe24 sent {:?}); captured {}; refunded {}",
+        order.state,
+        order.amount,
+        order.currency,
+        order.amount_text,
+        order
+            .captured_amount
+            .map_or_else(|| "-".to_owned(), |a| a.to_string()),
+        order.refunded_amount
+    )?;
+    writeln!(
+        out,
+        "  KOMOJU session {}, payment {} ({})",
+        order.komoju_session_id.as_deref().unwrap_or("-"),
+        order.komoju_payment_id.as_deref().unwrap_or("-"),
+        order.payment_type.as_deref().unwrap_or("-")
+    )?;
+    writeln!(
+        out,
+        "  created {}, updated {}, last reconciled {}",
+        order.created_at.format(TIME),
+        order.updated_at.format(TIME),
+        order
+            .reconciled_at
+            .map_or_else(|| "never".to_owned(), |t| t.format(TIME).to_string())
+    )?;
+    writeln!(out, "timeline:")?;
+    for e in db::orders::events(conn, &order.id)? {
+        let outcome = if e.applied {
+            "applied".to_owned()
+        } else if e.detail.is_empty() {
+            "ignored".to_owned()
+        } else {
+            format!("ignored: {}", e.detail)
+        };
+        writeln!(
+            out,
+            "  {} {} {} {} -> {} {}",
+            e.created_at.format(TIME),
+            e.source,
+            e.event,
+            e.from_state,
+            e.to_state,
+            outcome
+        )?;
+    }
+    writeln!(out, "notifications:")?;
+    for n in db::notifications::for_order(conn, &order.id)? {
+        writeln!(
+            out,
+            "  #{} {} {} attempts={} last_status={} last_error={} next={}",
+            n.id,
+            n.kind,
+            n.state,
+            n.attempts,
+            n.last_status
+                .map_or_else(|| "-".to_owned(), |s| s.to_string()),
+            n.last_error.as_deref().unwrap_or("-"),
+            n.next_attempt_at.format(TIME)
+        )?;
+    }
+    writeln!(out, "refunds:")?;
+    for r in db::refunds::for_order(conn, &order.id)? {
+        writeln!(
+            out,
+            "  {} {} {} {} ({} mode) KOMOJU refund {} at {}",
+            r.id,
+            r.operation,
+            r.cancel_amount_text,
+            r.state,
+            r.mode,
+            r.komoju_refund_id.as_deref().unwrap_or("-"),
+            r.created_at.format(TIME)
+        )?;
+    }
+    Ok(())
+}
+
+/// `orders list`: one line per order, newest first.
+pub fn list(
+    conn: &mut DbConnection,
+    mall_id: Option<&str>,
+    state: Option<OrderState>,
+    since: Option<NaiveDateTime>,
+    limit: i64,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let rows = db::orders::list(conn, mall_id, state, since, limit.clamp(1, 10_000))?;
+    if rows.is_empty() {
+        writeln!(out, "no orders")?;
+    }
+    for o in rows {
+        writeln!(
+            out,
+            "{} {} {} {} {} {} {} created={}",
+            o.mall_id,
+            o.order_id,
+            o.flow,
+            o.state,
+            o.amount_text,
+            o.currency,
+            o.komoju_payment_id.as_deref().unwrap_or("-"),
+            o.created_at.format(TIME)
+        )?;
+    }
+    Ok(())
+}
+
+/// `--since`: `YYYY-MM-DD` (midnight UTC) or `YYYY-MM-DDTHH:MM:SS` (UTC, `Z` optional).
+pub fn parse_since(s: &str) -> Result<NaiveDateTime, String> {
+    let t = s.trim_end_matches('Z');
+    NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S")
+        .or_else(|_| {
+            chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d")
+                .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default())
+        })
+        .map_err(|_| format!("{s:?} is not YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS (UTC)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_takes_a_date_or_a_utc_time() {
+        assert_eq!(
+            parse_since("2026-12-01").map(|t| t.to_string()),
+            Ok("2026-12-01 00:00:00".to_owned())
+        );
+        assert_eq!(
+            parse_since("2026-12-01T10:30:00Z").map(|t| t.to_string()),
+            Ok("2026-12-01 10:30:00".to_owned())
+        );
+        assert!(parse_since("yesterday").is_err());
+    }
+}
