@@ -59,6 +59,9 @@ pub enum ApiError {
     /// Too many requests from one client for one mall (external checkout's HMAC endpoint).
     #[error("too many requests, slow down")]
     RateLimited,
+    /// The operator API without a valid bearer token (nothing else is said).
+    #[error("a valid operator token is required")]
+    Unauthorized,
     /// A bug or broken invariant; the cause was logged where it happened.
     #[error("internal error")]
     Internal,
@@ -91,6 +94,7 @@ impl ApiError {
             ApiError::Upstream(_) => "upstream_error",
             ApiError::Unavailable => "unavailable",
             ApiError::RateLimited => "rate_limited",
+            ApiError::Unauthorized => "unauthorized",
             ApiError::Internal => "internal_error",
         }
     }
@@ -124,6 +128,7 @@ impl ResponseError for ApiError {
             ApiError::Upstream(_) => StatusCode::BAD_GATEWAY,
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -7,7 +7,8 @@
 //! - [`routes`]: HTTP only: extract, call one use case, shape the reply;
 //! - use cases: [`checkout`] (start, buyer returned), [`external_checkout`],
 //!   [`cancellation`], [`webhooks`] (the §8 pipeline), [`notifications`] (the outbox
-//!   worker), [`reconciliation`] (reading from KOMOJU what no webhook said); they take
+//!   worker), [`reconciliation`] (reading from KOMOJU what no webhook said), [`operator`]
+//!   (the operator API); they take
 //!   the [`services::Services`] they need, never the composition root;
 //! - domain: [`orders`] (the pure state machine, applying a fact in one transaction,
 //!   the order key), [`money`], [`merchant`];
@@ -33,6 +34,7 @@ pub mod komoju;
 pub mod merchant;
 pub mod money;
 pub mod notifications;
+pub mod operator;
 pub mod orders;
 pub mod reconciliation;
 pub mod routes;

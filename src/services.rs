@@ -36,6 +36,8 @@ pub struct Services {
     pub public_base_url: url::Url,
     /// Limits of every request body.
     pub body_limits: BodyLimits,
+    /// Issues and checks the operator API's bearer tokens (from `APP_SECRET`).
+    pub operator_keys: crate::operator::token::OperatorKeys,
     /// Keys the review page's form token (from `APP_SECRET`).
     pub form_token_key: SecretString,
     /// Wakes the outbox worker after a commit that enqueued notifications.

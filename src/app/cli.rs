@@ -47,6 +47,9 @@ pub enum Command {
     /// Look orders up: one order's facts, timeline, notifications and refunds, or a list.
     #[command(subcommand)]
     Orders(OrdersCommand),
+    /// The operator API's bearer tokens.
+    #[command(subcommand)]
+    Operator(OperatorCommand),
     /// Print the Scripttag `integrity` value (sha384-…) of the external-checkout loader
     /// served at PUBLIC_BASE_URL/api/external-checkout/script.
     ScriptIntegrity,
@@ -116,6 +119,36 @@ pub enum OrdersCommand {
         #[arg(long, default_value_t = 50)]
         limit: i64,
     },
+}
+
+/// `operator …`.
+#[derive(Debug, Subcommand)]
+pub enum OperatorCommand {
+    /// Print a bearer token for /operator/api/v1/ (HS256, audience cafe24-komoju/operator).
+    Token {
+        /// How long it is valid: a number with s, m, h or d (e.g. 1h, 30m).
+        #[arg(long, default_value = "1h", value_parser = parse_ttl)]
+        ttl: i64,
+    },
+}
+
+/// `--ttl`: `N` followed by `s`, `m`, `h` or `d`; at most 30 days.
+fn parse_ttl(s: &str) -> Result<i64, String> {
+    let (number, unit) = s.split_at(s.len().saturating_sub(1));
+    let scale = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("{s:?} is not N followed by s, m, h or d")),
+    };
+    let n: i64 = number
+        .parse()
+        .map_err(|_| format!("{s:?} is not N followed by s, m, h or d"))?;
+    match n.checked_mul(scale) {
+        Some(secs) if secs > 0 && secs <= 30 * 86_400 => Ok(secs),
+        _ => Err(format!("{s:?}: a lifetime from 1 s to 30 days")),
+    }
 }
 
 /// `orders list --state`: the §5 states by their stored names.
@@ -313,6 +346,14 @@ pub async fn run(cli: Cli, settings: Settings, out: &mut dyn Write) -> Result<()
         }
         Command::Merchant(cmd) => merchant(cmd, &settings, out),
         Command::Notifications(cmd) => notifications(cmd, &settings, out),
+        Command::Operator(OperatorCommand::Token { ttl }) => {
+            let keys = crate::operator::token::OperatorKeys::new(&settings.app_secret);
+            let token = keys
+                .issue(Clock::system().unix_seconds(), ttl)
+                .map_err(|e| CliError::Usage(e.to_string()))?;
+            writeln!(out, "{token}")?;
+            Ok(())
+        }
         Command::Orders(cmd) => {
             let db = Database::connect(&settings.database_url)?;
             db.run_migrations()?;

@@ -150,6 +150,7 @@ impl Application {
             public_base_url: settings.public_base_url.clone(),
             body_limits: settings.body_limits(),
             form_token_key: settings.app_secret.clone(),
+            operator_keys: crate::operator::token::OperatorKeys::new(&settings.app_secret),
         });
         log::info!(
             "serving on http://{local} ({} database, KOMOJU at {}, public base {})",

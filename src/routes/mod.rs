@@ -6,6 +6,7 @@ pub mod asynchronous_cancellation;
 pub mod asynchronous_checkout;
 pub mod external_checkout;
 pub mod komoju_webhook;
+pub mod operator;
 pub mod pages;
 pub mod synchronous_cancellation;
 pub mod synchronous_checkout;
@@ -26,6 +27,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             ApiError::invalid(format!("query string is malformed: {e}")).into()
         }),
     )
+    .app_data(
+        web::PathConfig::default()
+            .error_handler(|e, _| ApiError::invalid(format!("path is malformed: {e}")).into()),
+    )
     .service(resource("/health", "GET").route(web::get().to(health)))
     .service(resource("/health/ready", "GET").route(web::get().to(ready)))
     // Before the scopes: a scope owns its whole prefix, and the webhook paths sit
@@ -35,7 +40,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .configure(asynchronous_checkout::configure)
     .configure(synchronous_cancellation::configure)
     .configure(asynchronous_cancellation::configure)
-    .configure(external_checkout::configure);
+    .configure(external_checkout::configure)
+    .configure(operator::configure);
 }
 
 /// A resource at `path` that answers a method it does not serve with 405 in the §3

@@ -1,0 +1,204 @@
+//! The operator API (issue 11): what `orders show|list`, `notifications list|retry` and
+//! `merchant list` tell, as JSON under `/operator/api/v1/`, behind a bearer token.
+//!
+//! The token ([`token`]) is an HS256 JWT keyed from `APP_SECRET` (its own HKDF
+//! derivation, distinct from the order keys'), audience `cafe24-komoju/operator`, expiry
+//! required, the algorithm pinned; `cafe24-komoju operator token --ttl 1h` mints one. A request without
+//! a valid token learns nothing but that it is refused. Secrets are masked in every
+//! answer; buyer data (e-mail, request fields) is never included.
+
+pub mod token;
+
+use secrecy::ExposeSecret;
+use serde_json::{json, Value};
+
+use crate::db::{self, notifications::NotificationState, orders::OrderRow};
+use crate::error::ApiError;
+use crate::orders::state::OrderState;
+use crate::services::Services;
+
+const TIME: &str = "%Y-%m-%dT%H:%M:%SZ";
+
+/// The filters of `GET orders`.
+#[derive(Debug, Clone, Default)]
+pub struct OrderFilter {
+    pub mall_id: Option<String>,
+    pub state: Option<OrderState>,
+    pub since: Option<chrono::NaiveDateTime>,
+    pub limit: i64,
+}
+
+fn order_json(o: &OrderRow) -> Value {
+    json!({
+        "mall_id": o.mall_id,
+        "order_id": o.order_id,
+        "shop_no": o.shop_no,
+        "flow": o.flow.as_str(),
+        "state": o.state.as_str(),
+        "amount": o.amount,
+        "amount_text": o.amount_text,
+        "currency": o.currency,
+        "attempt": o.attempt,
+        "komoju_session_id": o.komoju_session_id,
+        "komoju_payment_id": o.komoju_payment_id,
+        "payment_type": o.payment_type,
+        "captured_amount": o.captured_amount,
+        "refunded_amount": o.refunded_amount,
+        "created_at": o.created_at.format(TIME).to_string(),
+        "updated_at": o.updated_at.format(TIME).to_string(),
+        "reconciled_at": o.reconciled_at.map(|t| t.format(TIME).to_string()),
+    })
+}
+
+fn notification_json(n: &db::notifications::NotificationRow) -> Value {
+    json!({
+        "id": n.id,
+        "kind": n.kind,
+        "state": n.state.as_str(),
+        "attempts": n.attempts,
+        "next_attempt_at": n.next_attempt_at.format(TIME).to_string(),
+        "last_status": n.last_status,
+        "last_error": n.last_error,
+        "delivered_at": n.delivered_at.map(|t| t.format(TIME).to_string()),
+    })
+}
+
+fn db_error(e: db::DbError) -> ApiError {
+    ApiError::from_db("operator API", e)
+}
+
+/// `GET orders`: `{"orders":[…]}`, newest first.
+pub async fn orders(app: &Services, filter: OrderFilter) -> Result<Value, ApiError> {
+    let rows = app
+        .db
+        .run(move |c| {
+            db::orders::list(
+                c,
+                filter.mall_id.as_deref(),
+                filter.state,
+                filter.since,
+                filter.limit.clamp(1, 1000),
+            )
+        })
+        .await
+        .map_err(db_error)?;
+    Ok(json!({ "orders": rows.iter().map(order_json).collect::<Vec<_>>() }))
+}
+
+/// `GET orders/{mall_id}/{order_id}`: the order with its `timeline`, `notifications`
+/// and `refunds`. Errors: `order_not_found`.
+pub async fn order(app: &Services, mall_id: &str, order_id: &str) -> Result<Value, ApiError> {
+    let (mall, id) = (mall_id.to_owned(), order_id.to_owned());
+    let found = app
+        .db
+        .run(move |c| {
+            let Some(o) = db::orders::find_by_order_id(c, &mall, &id)? else {
+                return Ok(None);
+            };
+            let events = db::orders::events(c, &o.id)?;
+            let notifications = db::notifications::for_order(c, &o.id)?;
+            let refunds = db::refunds::for_order(c, &o.id)?;
+            Ok(Some((o, events, notifications, refunds)))
+        })
+        .await
+        .map_err(db_error)?;
+    let (o, events, notifications, refunds) = found.ok_or(ApiError::OrderNotFound)?;
+    let mut body = order_json(&o);
+    body["timeline"] = events
+        .iter()
+        .map(|e| {
+            json!({
+                "at": e.created_at.format(TIME).to_string(),
+                "source": e.source,
+                "event": e.event,
+                "from": e.from_state,
+                "to": e.to_state,
+                "applied": e.applied,
+                "detail": e.detail,
+            })
+        })
+        .collect();
+    body["notifications"] = notifications.iter().map(notification_json).collect();
+    body["refunds"] = refunds
+        .iter()
+        .map(|r| {
+            json!({
+                "id": r.id,
+                "mode": r.mode,
+                "operation": r.operation.as_str(),
+                "cancel_amount": r.cancel_amount,
+                "cancel_amount_text": r.cancel_amount_text,
+                "tid": r.tid,
+                "state": r.state.as_str(),
+                "komoju_refund_id": r.komoju_refund_id,
+                "created_at": r.created_at.format(TIME).to_string(),
+            })
+        })
+        .collect();
+    Ok(body)
+}
+
+/// `GET notifications`: `{"notifications":[…]}`, newest first.
+pub async fn notifications(
+    app: &Services,
+    state: Option<NotificationState>,
+    limit: i64,
+) -> Result<Value, ApiError> {
+    let rows = app
+        .db
+        .run(move |c| db::notifications::list(c, state, limit.clamp(1, 1000)))
+        .await
+        .map_err(db_error)?;
+    Ok(json!({ "notifications": rows.iter().map(notification_json).collect::<Vec<_>>() }))
+}
+
+/// `POST notifications/{id}/retry`: the notification is due now with a fresh schedule.
+/// Errors: no such notification, or it was delivered already (404 `invalid_request`).
+pub async fn retry(app: &Services, id: i64) -> Result<Value, ApiError> {
+    let now = app.clock.now_naive();
+    let done = app
+        .db
+        .run(move |c| db::notifications::retry(c, id, now))
+        .await
+        .map_err(db_error)?;
+    if done {
+        app.outbox_wake.notify_one();
+        Ok(json!({ "id": id, "retried": true }))
+    } else {
+        Err(ApiError::InvalidRequest {
+            message: format!("notification {id} does not exist or was already delivered"),
+            status: actix_web::http::StatusCode::NOT_FOUND,
+        })
+    }
+}
+
+/// `GET merchants`: every mall with its shops, secrets masked.
+pub async fn merchants(app: &Services) -> Result<Value, ApiError> {
+    let all = app.db.run(db::merchants::list).await.map_err(db_error)?;
+    let shown =
+        |mall: &str, column: &str, sealed: &str| match app.secrets.open(mall, column, sealed) {
+            Ok(s) => crate::secrets::mask(s.expose_secret()),
+            Err(_) => "<cannot open: APP_SECRET changed?>".to_owned(),
+        };
+    let merchants: Vec<Value> = all
+        .iter()
+        .map(|(m, shops)| {
+            json!({
+                "mall_id": m.mall_id,
+                "enabled": m.enabled,
+                "public_ref": m.public_ref,
+                "komoju_secret_key": shown(&m.mall_id, crate::merchant::SECRET_KEY_COLUMN, &m.komoju_secret_key),
+                "komoju_webhook_secret": shown(&m.mall_id, crate::merchant::WEBHOOK_SECRET_COLUMN, &m.komoju_webhook_secret),
+                "payment_types": m.payment_types.split(',').filter(|t| !t.is_empty()).collect::<Vec<_>>(),
+                "cancel_mode": m.cancel_mode,
+                "shops": shops.iter().map(|s| json!({
+                    "shop_no": s.shop_no,
+                    "enabled": s.enabled,
+                    "shop_name": s.shop_name,
+                    "currency": s.currency,
+                })).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    Ok(json!({ "merchants": merchants }))
+}
