@@ -113,7 +113,7 @@ pub enum OrdersCommand {
         #[arg(long, value_enum)]
         state: Option<OrderStateArg>,
         /// Only orders created at or after this time: YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS (UTC).
-        #[arg(long, value_parser = crate::app::inspect::parse_since)]
+        #[arg(long, value_parser = crate::operator::parse_since)]
         since: Option<chrono::NaiveDateTime>,
         /// At most this many.
         #[arg(long, default_value_t = 50)]

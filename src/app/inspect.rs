@@ -136,32 +136,3 @@ pub fn list(
     }
     Ok(())
 }
-
-/// `--since`: `YYYY-MM-DD` (midnight UTC) or `YYYY-MM-DDTHH:MM:SS` (UTC, `Z` optional).
-pub fn parse_since(s: &str) -> Result<NaiveDateTime, String> {
-    let t = s.trim_end_matches('Z');
-    NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S")
-        .or_else(|_| {
-            chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d")
-                .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default())
-        })
-        .map_err(|_| format!("{s:?} is not YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS (UTC)"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn since_takes_a_date_or_a_utc_time() {
-        assert_eq!(
-            parse_since("2026-12-01").map(|t| t.to_string()),
-            Ok("2026-12-01 00:00:00".to_owned())
-        );
-        assert_eq!(
-            parse_since("2026-12-01T10:30:00Z").map(|t| t.to_string()),
-            Ok("2026-12-01 10:30:00".to_owned())
-        );
-        assert!(parse_since("yesterday").is_err());
-    }
-}

@@ -9,6 +9,7 @@
 
 pub mod token;
 
+use chrono::NaiveDateTime;
 use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 
@@ -18,6 +19,18 @@ use crate::orders::state::OrderState;
 use crate::services::Services;
 
 const TIME: &str = "%Y-%m-%dT%H:%M:%SZ";
+
+/// A `since` filter (`orders list --since`, `GET orders?since`): `YYYY-MM-DD` (midnight
+/// UTC) or `YYYY-MM-DDTHH:MM:SS` (UTC, `Z` optional). Errors: a message naming both forms.
+pub fn parse_since(s: &str) -> Result<NaiveDateTime, String> {
+    let t = s.trim_end_matches('Z');
+    NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S")
+        .or_else(|_| {
+            chrono::NaiveDate::parse_from_str(t, "%Y-%m-%d")
+                .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default())
+        })
+        .map_err(|_| format!("{s:?} is not YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS (UTC)"))
+}
 
 /// The filters of `GET orders`.
 #[derive(Debug, Clone, Default)]
@@ -201,4 +214,22 @@ pub async fn merchants(app: &Services) -> Result<Value, ApiError> {
         })
         .collect();
     Ok(json!({ "merchants": merchants }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn since_takes_a_date_or_a_utc_time() {
+        assert_eq!(
+            parse_since("2026-12-01").map(|t| t.to_string()),
+            Ok("2026-12-01 00:00:00".to_owned())
+        );
+        assert_eq!(
+            parse_since("2026-12-01T10:30:00Z").map(|t| t.to_string()),
+            Ok("2026-12-01 10:30:00".to_owned())
+        );
+        assert!(parse_since("yesterday").is_err());
+    }
 }

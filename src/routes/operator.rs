@@ -68,7 +68,7 @@ async fn orders(app: State, req: HttpRequest) -> Result<HttpResponse, ApiError> 
             .transpose()?,
         since: q
             .optional("since")
-            .map(|s| crate::app::inspect::parse_since(s).map_err(ApiError::invalid))
+            .map(|s| crate::operator::parse_since(s).map_err(ApiError::invalid))
             .transpose()?,
         limit: limit(&q)?,
     };
