@@ -250,6 +250,7 @@ fn main() {
     results.push(actix_web::rt::System::new().block_on(run("sqlite", sqlite, orders, concurrency)));
     if let Ok(admin) = std::env::var("BENCH_POSTGRES_URL") {
         let schema = format!("bench_{}", std::process::id());
+        cafe24_komoju::db::init_tls();
         let mut conn = diesel::PgConnection::establish(&admin).unwrap_or_else(|e| panic!("{e}"));
         diesel::sql_query(format!("CREATE SCHEMA {schema}"))
             .execute(&mut conn)

@@ -35,6 +35,21 @@ pub enum SecretError {
     SealFailed,
 }
 
+/// A 32-byte key for one purpose, derived from `APP_SECRET` with HKDF-SHA256 (salt
+/// `cafe24-komoju`, `info` naming the purpose and its version): the sealing key, the
+/// order keys' and the operator tokens' each have their own, so none passes for another.
+pub fn derive_key(app_secret: &SecretString, info: &str) -> [u8; 32] {
+    let mut key = [0u8; 32];
+    let hk = Hkdf::<Sha256>::new(
+        Some(b"cafe24-komoju"),
+        app_secret.expose_secret().as_bytes(),
+    );
+    if hk.expand(info.as_bytes(), &mut key).is_err() {
+        unreachable!("HKDF-SHA256 can expand to 32 bytes");
+    }
+    key
+}
+
 /// Seals and opens merchant secrets with the key derived from `APP_SECRET`.
 #[derive(Clone)]
 pub struct SecretBox {
@@ -50,18 +65,7 @@ impl std::fmt::Debug for SecretBox {
 impl SecretBox {
     /// Derives the sealing key from the application secret.
     pub fn new(app_secret: &SecretString) -> SecretBox {
-        let mut key = [0u8; 32];
-        let hk = Hkdf::<Sha256>::new(
-            Some(b"cafe24-komoju"),
-            app_secret.expose_secret().as_bytes(),
-        );
-        // 32 bytes is always a valid HKDF-SHA256 output length.
-        if hk
-            .expand(b"cafe24-komoju/merchant-secrets/v1", &mut key)
-            .is_err()
-        {
-            unreachable!("HKDF-SHA256 can expand to 32 bytes");
-        }
+        let key = derive_key(app_secret, "cafe24-komoju/merchant-secrets/v1");
         SecretBox {
             cipher: Aes256Gcm::new(&key.into()),
         }

@@ -355,9 +355,7 @@ pub async fn run(cli: Cli, settings: Settings, out: &mut dyn Write) -> Result<()
             Ok(())
         }
         Command::Orders(cmd) => {
-            let db = Database::connect(&settings.database_url)?;
-            db.run_migrations()?;
-            let mut conn = db.get()?;
+            let mut conn = connect(&settings)?;
             match cmd {
                 OrdersCommand::Show { mall_id, order_id } => {
                     crate::app::inspect::show(&mut conn, &mall_id, &order_id, out)
@@ -380,14 +378,19 @@ pub async fn run(cli: Cli, settings: Settings, out: &mut dyn Write) -> Result<()
     }
 }
 
+/// The database of `settings`, migrated, and one connection to it.
+fn connect(settings: &Settings) -> Result<r2d2::PooledConnection<db::ConnectionManager>, CliError> {
+    let db = Database::connect(&settings.database_url)?;
+    db.run_migrations()?;
+    Ok(db.get()?)
+}
+
 fn merchant(
     cmd: MerchantCommand,
     settings: &Settings,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
-    let db = Database::connect(&settings.database_url)?;
-    db.run_migrations()?;
-    let mut conn = db.get()?;
+    let mut conn = connect(settings)?;
     let secrets = SecretBox::new(&settings.app_secret);
     let now = Clock::system().now_naive();
     match cmd {
@@ -484,9 +487,7 @@ fn notifications(
     settings: &Settings,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
-    let db = Database::connect(&settings.database_url)?;
-    db.run_migrations()?;
-    let mut conn = db.get()?;
+    let mut conn = connect(settings)?;
     match cmd {
         NotificationsCommand::List { state, limit } => {
             let rows =

@@ -282,6 +282,16 @@ pub fn release_reconcile_lock(conn: &mut DbConnection) -> Result<(), DbError> {
     Ok(())
 }
 
+/// Initialises OpenSSL (which the bundled libpq uses) before libpq does, without the
+/// `atexit` clean-up: OpenSSL's clean-up at process exit races with threads that still
+/// hold PostgreSQL connections (pools, blocking tasks) and can crash the process on its
+/// way out. The first initialisation decides, so this runs before any connection is
+/// made; calling it again does nothing. Call it before using libpq outside
+/// [`Database::connect`] (tests opening their own connections do).
+pub fn init_tls() {
+    openssl_sys::init();
+}
+
 /// What `GET /health/ready` reports.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Readiness {
@@ -303,6 +313,7 @@ impl Database {
     /// directory of the file is created. Connections are opened lazily; a database that
     /// is down at start-up surfaces as [`DbError::Unavailable`] on first use.
     pub fn connect(url: &str) -> Result<Database, DbError> {
+        init_tls();
         let backend = Backend::from_url(url);
         let backend_name = backend.name();
         let max_size = match &backend {

@@ -3,11 +3,9 @@
 //! `cafe24-komoju`, expiry required and checked against the service clock, the
 //! algorithm pinned. It carries no secret.
 
-use hkdf::Hkdf;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 
 use crate::error::ApiError;
 
@@ -41,17 +39,7 @@ impl OperatorKeys {
     /// Derives the HS256 key from `APP_SECRET` (HKDF-SHA256, info
     /// `cafe24-komoju/operator-token/v1`).
     pub fn new(app_secret: &SecretString) -> OperatorKeys {
-        let mut key = [0u8; 32];
-        let hk = Hkdf::<Sha256>::new(
-            Some(b"cafe24-komoju"),
-            app_secret.expose_secret().as_bytes(),
-        );
-        if hk
-            .expand(b"cafe24-komoju/operator-token/v1", &mut key)
-            .is_err()
-        {
-            unreachable!("HKDF-SHA256 can expand to 32 bytes");
-        }
+        let key = crate::secrets::derive_key(app_secret, "cafe24-komoju/operator-token/v1");
         OperatorKeys {
             encoding: EncodingKey::from_secret(&key),
             decoding: DecodingKey::from_secret(&key),

@@ -7,11 +7,9 @@
 //! (so tests can expire tokens). The signing key is derived from `APP_SECRET` with
 //! HKDF, separate from the key that seals merchant secrets.
 
-use hkdf::Hkdf;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 
 /// The audience every order key carries.
 pub const AUDIENCE: &str = "cafe24-komoju/order";
@@ -70,14 +68,7 @@ impl std::fmt::Debug for OrderKeys {
 impl OrderKeys {
     /// Derives the HS256 key from `APP_SECRET`; keys live `ttl`.
     pub fn new(app_secret: &SecretString, ttl: std::time::Duration) -> OrderKeys {
-        let mut key = [0u8; 32];
-        let hk = Hkdf::<Sha256>::new(
-            Some(b"cafe24-komoju"),
-            app_secret.expose_secret().as_bytes(),
-        );
-        if hk.expand(b"cafe24-komoju/order-key/v1", &mut key).is_err() {
-            unreachable!("HKDF-SHA256 can expand to 32 bytes");
-        }
+        let key = crate::secrets::derive_key(app_secret, "cafe24-komoju/order-key/v1");
         OrderKeys {
             encoding: EncodingKey::from_secret(&key),
             decoding: DecodingKey::from_secret(&key),
@@ -188,6 +179,8 @@ mod tests {
 
     #[test]
     fn wrong_audience_is_refused() {
+        use hkdf::Hkdf;
+        use sha2::Sha256;
         let k = keys();
         let mut key = [0u8; 32];
         let hk = Hkdf::<Sha256>::new(

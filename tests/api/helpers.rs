@@ -36,6 +36,7 @@ impl Backend {
     /// PostgreSQL when `TEST_POSTGRES_URL` is set. Under CI (`CI` set) a missing URL is a
     /// failure, never a silent skip.
     pub fn postgres() -> Option<Backend> {
+        cafe24_komoju::db::init_tls();
         match std::env::var("TEST_POSTGRES_URL") {
             Ok(url) if !url.is_empty() => Some(Backend::Postgres(url)),
             _ if std::env::var("CI").is_ok() => {
@@ -78,6 +79,7 @@ pub struct TestDb {
 
 impl TestDb {
     pub fn new(backend: &Backend) -> TestDb {
+        cafe24_komoju::db::init_tls();
         match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
