@@ -3,7 +3,7 @@
 //! `cafe24-komoju`, expiry required and checked against the service clock, the
 //! algorithm pinned. It carries no secret.
 
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
@@ -69,11 +69,7 @@ impl OperatorKeys {
             .map(str::trim)
             .filter(|t| !t.is_empty() && t.len() <= 2048)
             .ok_or(ApiError::Unauthorized)?;
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_audience(&[AUDIENCE]);
-        validation.set_issuer(&[ISSUER]);
-        validation.set_required_spec_claims(&["exp", "aud", "iss"]);
-        validation.validate_exp = false;
+        let validation = crate::secrets::hs256_validation(AUDIENCE, ISSUER);
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
             .map_err(|_| ApiError::Unauthorized)?;
         if data.claims.exp <= now {

@@ -7,7 +7,7 @@
 //! (so tests can expire tokens). The signing key is derived from `APP_SECRET` with
 //! HKDF, separate from the key that seals merchant secrets.
 
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 
@@ -95,12 +95,8 @@ impl OrderKeys {
         if token.is_empty() || token.len() > 2048 {
             return Err(KeyError::Invalid);
         }
-        let mut validation = Validation::new(Algorithm::HS256);
-        validation.set_audience(&[AUDIENCE]);
-        validation.set_issuer(&[ISSUER]);
-        validation.set_required_spec_claims(&["exp", "aud", "iss"]);
         // Expiry is checked below against the service clock.
-        validation.validate_exp = false;
+        let validation = crate::secrets::hs256_validation(AUDIENCE, ISSUER);
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
             .map_err(|_| KeyError::Invalid)?;
         if data.claims.exp <= now {
