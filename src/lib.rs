@@ -30,6 +30,7 @@ pub mod clock;
 pub mod db;
 pub mod error;
 pub mod external_checkout;
+pub mod install;
 pub mod komoju;
 pub mod merchant;
 pub mod money;

@@ -86,6 +86,10 @@ impl Merchant {
     /// Opens a stored row.
     pub fn open(row: &MerchantRow, secrets: &SecretBox) -> Result<Merchant, MerchantError> {
         let open = |column: &str, sealed: &str| {
+            if sealed.is_empty() {
+                // Not set yet (a merchant installed from Cafe24 before its KOMOJU keys).
+                return Ok(SecretString::from(String::new()));
+            }
             secrets
                 .open(&row.mall_id, column, sealed)
                 .map_err(|source| MerchantError::Secret {
@@ -275,6 +279,9 @@ impl MerchantInput {
             updated_at: now,
             shop_name: self.shop_name.clone(),
             currency: self.currency.clone(),
+            gateway_state: crate::db::merchants::Registration::Off.as_str().into(),
+            script_state: crate::db::merchants::Registration::Off.as_str().into(),
+            script_no: None,
         }
     }
 }

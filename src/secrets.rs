@@ -143,6 +143,21 @@ fn aad(mall_id: &str, column: &str) -> String {
     format!("{mall_id}\u{1f}{column}")
 }
 
+/// A random token of `bytes` random bytes from the OS, base64url without padding
+/// (OAuth `state`, session ids, `public_ref`s).
+pub fn random_token(bytes: usize) -> String {
+    use aes_gcm::aead::rand_core::RngCore;
+    let mut buf = vec![0u8; bytes];
+    OsRng.fill_bytes(&mut buf);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
+}
+
+/// SHA-256 of `value`, hex: how a `state` nonce is stored.
+pub fn sha256_hex(value: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(value.as_bytes()))
+}
+
 /// Masks a secret for display: a well-known prefix (`sk_test_`, `sk_live_`, `sk_`,
 /// `whsec_`) and the last four characters of secrets long enough to spare them
 /// (`sk_test_…cdef`); `****` otherwise. Nothing else of the secret is shown.

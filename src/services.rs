@@ -40,6 +40,18 @@ pub struct Services {
     pub operator_keys: crate::operator::token::OperatorKeys,
     /// Keys the review page's form token (from `APP_SECRET`).
     pub form_token_key: SecretString,
+    /// Cafe24's OAuth and Admin API (§12).
+    pub cafe24: crate::cafe24::admin::Cafe24Client,
+    /// True when the mounted Cafe24 stand-in answers for Cafe24 (development only).
+    pub cafe24_is_sandbox: bool,
+    /// The app's client secret (`CAFE24_CLIENT_SECRET`): keys the launch `hmac`.
+    pub cafe24_client_secret: SecretString,
+    /// How far a launch's `timestamp` may be from now (`CAFE24_LAUNCH_MAX_AGE_SECS`).
+    pub launch_max_age_secs: i64,
+    /// The settings site's sessions and CSRF tokens (from `APP_SECRET`).
+    pub session_keys: crate::install::session::SessionKeys,
+    /// Cookies carry `Secure` (production).
+    pub cookie_secure: bool,
     /// Wakes the outbox worker after a commit that enqueued notifications.
     pub outbox_wake: Arc<Notify>,
     /// External checkout's `/script/hmac`: requests per (client address, mall).

@@ -6,7 +6,9 @@
 //! `CAFE24_CLIENT_ID`, `CAFE24_ALLOWED_HOSTS`, `KOMOJU_API_BASE`, `KOMOJU_TIMEOUT_SECS`,
 //! `APP_SECRET`, `BODY_LIMIT_BYTES`, `BODY_TIMEOUT_SECS`, `ORDER_KEY_TTL_SECS`, `OUTBOX_WORKER`,
 //! `OUTBOX_POLL_MS`, `OUTBOX_LEASE_SECS`, `OUTBOX_BATCH`, `NOTIFY_TIMEOUT_SECS`,
-//! `RECONCILE_INTERVAL_MS`, `RECONCILE_AFTER_SECS`, `RECONCILE_PENDING_AFTER_SECS`.
+//! `RECONCILE_INTERVAL_MS`, `RECONCILE_AFTER_SECS`, `RECONCILE_PENDING_AFTER_SECS`,
+//! `CAFE24_CLIENT_SECRET`, `CAFE24_API_BASE`, `CAFE24_API_VERSION`, `CAFE24_SCOPES`,
+//! `CAFE24_LAUNCH_MAX_AGE_SECS`, `CAFE24_TIMEOUT_SECS`.
 //! (`RUST_LOG` is env_logger's.)
 //!
 //! In development every variable has a default; the secrets' defaults are public
@@ -21,6 +23,15 @@ use secrecy::{ExposeSecret, SecretString};
 pub const DEV_SERVICE_KEY: &str = "dev-cafe24-service-key";
 /// The development default of `CAFE24_CLIENT_ID`.
 pub const DEV_CLIENT_ID: &str = "dev-cafe24-client-id";
+/// The development default of `CAFE24_CLIENT_SECRET`.
+pub const DEV_CLIENT_SECRET: &str = "dev-cafe24-client-secret";
+/// Cafe24's Admin API for a mall (PROTOCOL.md §12).
+pub const CAFE24_PRODUCTION_API: &str = "https://{mall_id}.cafe24api.com";
+/// The Admin API version sent by default.
+pub const DEFAULT_CAFE24_API_VERSION: &str = "2026-03-01";
+/// The scopes asked by default.
+pub const DEFAULT_CAFE24_SCOPES: &str =
+    "mall.read_application,mall.write_application,mall.read_store,mall.write_store";
 /// The development default of `APP_SECRET`.
 pub const DEV_APP_SECRET: &str = "dev-app-secret-change-me-0123456789abcdef";
 /// The §10 default allow-list.
@@ -53,6 +64,16 @@ pub enum KomojuTarget {
     Sandbox,
 }
 
+/// Where the service talks to Cafe24's OAuth and Admin API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cafe24Target {
+    /// `CAFE24_API_BASE`, `{mall_id}` replaced per mall (default
+    /// `https://{mall_id}.cafe24api.com`).
+    Api(String),
+    /// The built-in Cafe24 stand-in, mounted under `/sandbox/cafe24` (development only).
+    Sandbox,
+}
+
 /// Every setting, parsed.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -63,6 +84,17 @@ pub struct Settings {
     pub public_base_url: url::Url,
     pub cafe24_service_key: SecretString,
     pub cafe24_client_id: String,
+    /// The app's client secret: keys the launch `hmac` and authenticates OAuth calls.
+    pub cafe24_client_secret: SecretString,
+    pub cafe24: Cafe24Target,
+    /// `X-Cafe24-Api-Version`.
+    pub cafe24_api_version: String,
+    /// The scopes asked at authorization.
+    pub cafe24_scopes: String,
+    /// How far a launch's `timestamp` may be from now, in seconds (default 3600).
+    pub cafe24_launch_max_age_secs: i64,
+    /// Timeout of one Cafe24 call (default 10 s).
+    pub cafe24_timeout: Duration,
     /// Comma-separated §10 allow-list.
     pub cafe24_allowed_hosts: String,
     pub komoju: KomojuTarget,
@@ -103,6 +135,7 @@ impl Settings {
         };
         let service_key = secret("CAFE24_SERVICE_KEY", DEV_SERVICE_KEY);
         let client_id = secret("CAFE24_CLIENT_ID", DEV_CLIENT_ID);
+        let client_secret = secret("CAFE24_CLIENT_SECRET", DEV_CLIENT_SECRET);
         let app_secret = secret("APP_SECRET", DEV_APP_SECRET);
 
         let app_env = match get("APP_ENV").as_deref().unwrap_or("development") {
@@ -124,6 +157,30 @@ impl Settings {
             None if app_env == AppEnv::Development => KomojuTarget::Sandbox,
             None => KomojuTarget::Api(parse_base_url("KOMOJU_API_BASE", KOMOJU_PRODUCTION_API)?),
         };
+        let cafe24 = match get("CAFE24_API_BASE") {
+            Some(v) => {
+                let probe = v.replace("{mall_id}", "mall");
+                parse_base_url("CAFE24_API_BASE", &probe)?;
+                Cafe24Target::Api(v.trim_end_matches('/').to_owned())
+            }
+            None if app_env == AppEnv::Development => Cafe24Target::Sandbox,
+            None => Cafe24Target::Api(CAFE24_PRODUCTION_API.into()),
+        };
+        let cafe24_api_version =
+            get("CAFE24_API_VERSION").unwrap_or_else(|| DEFAULT_CAFE24_API_VERSION.into());
+        if chrono::NaiveDate::parse_from_str(&cafe24_api_version, "%Y-%m-%d").is_err() {
+            return Err(SettingsError::Invalid(
+                "CAFE24_API_VERSION",
+                "must be a date like 2026-03-01".into(),
+            ));
+        }
+        let cafe24_scopes = get("CAFE24_SCOPES").unwrap_or_else(|| DEFAULT_CAFE24_SCOPES.into());
+        if cafe24_scopes.chars().any(|c| c.is_control()) {
+            return Err(SettingsError::Invalid(
+                "CAFE24_SCOPES",
+                "must be scope names separated by commas".into(),
+            ));
+        }
         if app_secret.len() < 32 {
             return Err(SettingsError::Invalid(
                 "APP_SECRET",
@@ -138,6 +195,13 @@ impl Settings {
             public_base_url,
             cafe24_service_key: SecretString::from(service_key),
             cafe24_client_id: client_id,
+            cafe24_client_secret: SecretString::from(client_secret),
+            cafe24,
+            cafe24_api_version,
+            cafe24_scopes,
+            cafe24_launch_max_age_secs: parse_num(&get, "CAFE24_LAUNCH_MAX_AGE_SECS", 3600)?
+                .min(86_400) as i64,
+            cafe24_timeout: Duration::from_secs(parse_num(&get, "CAFE24_TIMEOUT_SECS", 10)?),
             cafe24_allowed_hosts: get("CAFE24_ALLOWED_HOSTS")
                 .unwrap_or_else(|| DEFAULT_ALLOWED_HOSTS.into()),
             komoju,
@@ -194,6 +258,10 @@ impl Settings {
                 self.cafe24_service_key.expose_secret() == DEV_SERVICE_KEY,
             ),
             ("CAFE24_CLIENT_ID", self.cafe24_client_id == DEV_CLIENT_ID),
+            (
+                "CAFE24_CLIENT_SECRET",
+                self.cafe24_client_secret.expose_secret() == DEV_CLIENT_SECRET,
+            ),
             (
                 "APP_SECRET",
                 self.app_secret.expose_secret() == DEV_APP_SECRET,
@@ -287,8 +355,14 @@ mod tests {
         assert_eq!(s.komoju, KomojuTarget::Sandbox);
         assert_eq!(
             s.dev_defaults,
-            vec!["CAFE24_SERVICE_KEY", "CAFE24_CLIENT_ID", "APP_SECRET"]
+            vec![
+                "CAFE24_SERVICE_KEY",
+                "CAFE24_CLIENT_ID",
+                "CAFE24_CLIENT_SECRET",
+                "APP_SECRET"
+            ]
         );
+        assert_eq!(s.cafe24, Cafe24Target::Sandbox);
         assert_eq!(s.body_limit_bytes, 65536);
         assert_eq!(s.body_timeout, Duration::from_secs(10));
     }
@@ -300,6 +374,7 @@ mod tests {
             ("APP_ENV", "production"),
             ("CAFE24_SERVICE_KEY", "real-service-key"),
             ("CAFE24_CLIENT_ID", "real-client"),
+            ("CAFE24_CLIENT_SECRET", "real-client-secret"),
             ("APP_SECRET", key.as_str()),
         ];
         let s = with(&full).unwrap_or_else(|e| panic!("{e}"));
@@ -309,7 +384,13 @@ mod tests {
                 url::Url::parse(KOMOJU_PRODUCTION_API).unwrap_or_else(|e| panic!("{e}"))
             )
         );
-        for missing in ["CAFE24_SERVICE_KEY", "CAFE24_CLIENT_ID", "APP_SECRET"] {
+        assert_eq!(s.cafe24, Cafe24Target::Api(CAFE24_PRODUCTION_API.into()));
+        for missing in [
+            "CAFE24_SERVICE_KEY",
+            "CAFE24_CLIENT_ID",
+            "CAFE24_CLIENT_SECRET",
+            "APP_SECRET",
+        ] {
             let rest: Vec<(&str, &str)> = full
                 .iter()
                 .copied()

@@ -6,12 +6,15 @@
 use std::net::TcpListener;
 use std::sync::Arc;
 
+#[cfg(feature = "sandbox")]
+use secrecy::ExposeSecret;
 use tokio::sync::{watch, Notify};
 
 use actix_web::middleware::Logger;
 use actix_web::{web, App, HttpServer};
 
-use crate::app::settings::{KomojuTarget, Settings};
+use crate::app::settings::{Cafe24Target, KomojuTarget, Settings};
+use crate::cafe24::admin::{Cafe24Client, Cafe24Config};
 use crate::cafe24::callback_url::AllowedHosts;
 use crate::clock::Clock;
 use crate::db::Database;
@@ -20,7 +23,7 @@ use crate::orders::token::OrderKeys;
 use crate::secrets::SecretBox;
 use crate::services::Services;
 #[cfg(feature = "sandbox")]
-use cafe24_komoju_sandbox::Sandbox;
+use cafe24_komoju_sandbox::{Cafe24App, Cafe24Sandbox, Sandbox};
 
 /// `/script/hmac` requests allowed per client address and mall per minute (burst too).
 const HMAC_REQUESTS_PER_MINUTE: std::num::NonZeroU32 = match std::num::NonZeroU32::new(20) {
@@ -30,6 +33,8 @@ const HMAC_REQUESTS_PER_MINUTE: std::num::NonZeroU32 = match std::num::NonZeroU3
 
 /// Where the sandbox is mounted in development mode.
 pub const SANDBOX_PREFIX: &str = "/sandbox/komoju";
+/// Where the Cafe24 stand-in is mounted in development mode.
+pub const CAFE24_SANDBOX_PREFIX: &str = "/sandbox/cafe24";
 
 impl std::fmt::Debug for Database {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -55,6 +60,10 @@ pub enum StartupError {
     /// does not have.
     #[error("this build has no KOMOJU sandbox (built without the `sandbox` feature): set KOMOJU_API_BASE to a KOMOJU API")]
     NoSandbox,
+    #[error("this build has no Cafe24 stand-in (built without the `sandbox` feature): set CAFE24_API_BASE")]
+    NoCafe24Sandbox,
+    #[error("{0}")]
+    Cafe24(#[from] crate::cafe24::admin::Cafe24Error),
 }
 
 /// A built, not yet running, service.
@@ -64,6 +73,8 @@ pub struct Application {
     state: web::Data<Services>,
     #[cfg(feature = "sandbox")]
     sandbox: Option<Sandbox>,
+    #[cfg(feature = "sandbox")]
+    cafe24_sandbox: Option<Cafe24Sandbox>,
     shutdown: watch::Sender<bool>,
     /// The outbox worker and the reconciliation task.
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -92,6 +103,10 @@ impl Application {
         #[cfg(not(feature = "sandbox"))]
         if matches!(settings.komoju, KomojuTarget::Sandbox) {
             return Err(StartupError::NoSandbox);
+        }
+        #[cfg(not(feature = "sandbox"))]
+        if matches!(settings.cafe24, Cafe24Target::Sandbox) {
+            return Err(StartupError::NoCafe24Sandbox);
         }
         let db = Database::connect(&settings.database_url)?;
         let migrations = {
@@ -130,7 +145,46 @@ impl Application {
             KomojuTarget::Api(url) => url.as_str().trim_end_matches('/').to_owned(),
             KomojuTarget::Sandbox => return Err(StartupError::NoSandbox),
         };
+        let public = settings.public_base_url.as_str().trim_end_matches('/').to_owned();
+        let (cafe24_api, cafe24_browser) = match &settings.cafe24 {
+            Cafe24Target::Api(base) => (base.clone(), base.clone()),
+            Cafe24Target::Sandbox => (
+                format!("http://{local}{CAFE24_SANDBOX_PREFIX}/{{mall_id}}"),
+                format!("{public}{CAFE24_SANDBOX_PREFIX}/{{mall_id}}"),
+            ),
+        };
+        #[cfg(feature = "sandbox")]
+        let cafe24_sandbox = match &settings.cafe24 {
+            Cafe24Target::Api(_) => None,
+            Cafe24Target::Sandbox => {
+                log::warn!("Cafe24 stand-in mounted at {public}{CAFE24_SANDBOX_PREFIX}: open it to launch the app for any mall (set CAFE24_API_BASE for a real Cafe24)");
+                Some(Cafe24Sandbox::new(
+                    &format!("{public}{CAFE24_SANDBOX_PREFIX}"),
+                    Cafe24App {
+                        client_id: settings.cafe24_client_id.clone(),
+                        client_secret: settings.cafe24_client_secret.expose_secret().to_owned(),
+                        app_name: "cafe24-komoju (development)".into(),
+                        app_url: format!("{public}/cafe24/launch"),
+                    },
+                ))
+            }
+        };
+        let cafe24 = Cafe24Client::new(Cafe24Config {
+            api_base: cafe24_api,
+            browser_base: cafe24_browser,
+            api_version: settings.cafe24_api_version.clone(),
+            client_id: settings.cafe24_client_id.clone(),
+            client_secret: settings.cafe24_client_secret.clone(),
+            scopes: settings.cafe24_scopes.clone(),
+            timeout: settings.cafe24_timeout,
+        })?;
         let state = web::Data::new(Services {
+            cafe24,
+            cafe24_is_sandbox: matches!(settings.cafe24, Cafe24Target::Sandbox),
+            cafe24_client_secret: settings.cafe24_client_secret.clone(),
+            launch_max_age_secs: settings.cafe24_launch_max_age_secs,
+            session_keys: crate::install::session::SessionKeys::new(&settings.app_secret),
+            cookie_secure: !settings.is_development(),
             komoju: KomojuClient::new(&komoju_base, settings.komoju_timeout)?,
             secrets: SecretBox::new(&settings.app_secret),
             order_keys: OrderKeys::new(&settings.app_secret, settings.order_key_ttl),
@@ -153,14 +207,17 @@ impl Application {
             operator_keys: crate::operator::token::OperatorKeys::new(&settings.app_secret),
         });
         log::info!(
-            "serving on http://{local} ({} database, KOMOJU at {}, public base {})",
+            "serving on http://{local} ({} database, KOMOJU at {}, Cafe24 at {}, public base {})",
             state.db.backend_name(),
             state.komoju.base(),
+            state.cafe24.base(),
             settings.public_base_url
         );
         let data = state.clone();
         #[cfg(feature = "sandbox")]
         let mounted = sandbox.clone();
+        #[cfg(feature = "sandbox")]
+        let mounted_cafe24 = cafe24_sandbox.clone();
         let server = HttpServer::new(move || {
             let app = App::new()
                 .wrap(
@@ -174,6 +231,11 @@ impl Application {
             #[cfg(feature = "sandbox")]
             let app = match &mounted {
                 Some(s) => app.configure(s.configure(SANDBOX_PREFIX)),
+                None => app,
+            };
+            #[cfg(feature = "sandbox")]
+            let app = match &mounted_cafe24 {
+                Some(s) => app.configure(s.configure(CAFE24_SANDBOX_PREFIX)),
                 None => app,
             };
             app
@@ -194,6 +256,10 @@ impl Application {
             tasks.push(tokio::spawn(crate::reconciliation::run(
                 state.clone().into_inner(),
                 settings.reconcile.clone(),
+                shutdown_rx.clone(),
+            )));
+            tasks.push(tokio::spawn(crate::install::tokens::run(
+                state.clone().into_inner(),
                 shutdown_rx,
             )));
         }
@@ -203,6 +269,8 @@ impl Application {
             state,
             #[cfg(feature = "sandbox")]
             sandbox,
+            #[cfg(feature = "sandbox")]
+            cafe24_sandbox,
             shutdown,
             tasks,
             stop_limit: settings.outbox.send_timeout + std::time::Duration::from_secs(5),
@@ -224,6 +292,12 @@ impl Application {
     #[cfg(feature = "sandbox")]
     pub fn sandbox(&self) -> Option<Sandbox> {
         self.sandbox.clone()
+    }
+
+    /// The mounted Cafe24 stand-in, in development mode without `CAFE24_API_BASE`.
+    #[cfg(feature = "sandbox")]
+    pub fn cafe24_sandbox(&self) -> Option<Cafe24Sandbox> {
+        self.cafe24_sandbox.clone()
     }
 
     /// Serves until the process is told to stop. On SIGINT/SIGTERM the server stops

@@ -7,9 +7,11 @@
 //! so `hash_data` is verified over what Cafe24 signed and never over a re-formatted
 //! value. This module never touches the database or KOMOJU.
 
+pub mod admin;
 pub mod callback_url;
 pub mod external_checkout;
 pub mod hash_data;
+pub mod launch;
 pub mod notify;
 pub mod partner_id;
 pub mod payment_result;

@@ -42,6 +42,45 @@ pub struct ShopRow {
     pub shop_name: String,
     /// The shop's currency (ISO code), for the external-checkout button.
     pub currency: String,
+    /// What Cafe24 was told about this shop's payment gateway ([`Registration`]).
+    pub gateway_state: String,
+    /// What Cafe24 was told about this shop's external-checkout script tag.
+    pub script_state: String,
+    /// The script tag's `script_no`, once Cafe24 answered it.
+    pub script_no: Option<String>,
+}
+
+/// A registration at Cafe24 (payment gateway or script tag) as last recorded. The state
+/// is written before the Admin API call (`registering`, `unregistering`) and after its
+/// answer (`on`, `off`), so a failure halfway is seen and can be retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Registration {
+    Off,
+    Registering,
+    On,
+    Unregistering,
+}
+
+impl Registration {
+    /// The stored text.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Registration::Off => "off",
+            Registration::Registering => "registering",
+            Registration::On => "on",
+            Registration::Unregistering => "unregistering",
+        }
+    }
+
+    /// Reads the stored text; anything unknown reads as `registering` (unsure: retry).
+    pub fn parse(s: &str) -> Registration {
+        match s {
+            "off" => Registration::Off,
+            "on" => Registration::On,
+            "unregistering" => Registration::Unregistering,
+            _ => Registration::Registering,
+        }
+    }
 }
 
 /// The merchant of `mall_id`, if registered.
@@ -156,4 +195,120 @@ pub fn list(conn: &mut DbConnection) -> Result<Vec<(MerchantRow, Vec<ShopRow>)>,
             (m, own)
         })
         .collect())
+}
+
+/// Every shop row of `mall_id`, by shop number.
+pub fn shops(conn: &mut DbConnection, mall_id: &str) -> Result<Vec<ShopRow>, DbError> {
+    Ok(merchant_shops::table
+        .filter(merchant_shops::mall_id.eq(mall_id))
+        .order(merchant_shops::shop_no.asc())
+        .select(ShopRow::as_select())
+        .load(conn)?)
+}
+
+/// Inserts the shop row (disabled, both registrations `off`) unless it exists, and
+/// refreshes its name and currency from Cafe24's `shops` reply.
+pub fn ensure_shop(
+    conn: &mut DbConnection,
+    mall_id: &str,
+    shop_no: i32,
+    shop_name: &str,
+    currency: &str,
+    now: NaiveDateTime,
+) -> Result<(), DbError> {
+    match find_shop(conn, mall_id, shop_no)? {
+        Some(_) => {
+            diesel::update(merchant_shops::table.find((mall_id, shop_no)))
+                .set((
+                    merchant_shops::shop_name.eq(shop_name),
+                    merchant_shops::currency.eq(currency),
+                ))
+                .execute(conn)?;
+        }
+        None => {
+            diesel::insert_into(merchant_shops::table)
+                .values(ShopRow {
+                    mall_id: mall_id.to_owned(),
+                    shop_no,
+                    enabled: false,
+                    created_at: now,
+                    updated_at: now,
+                    shop_name: shop_name.to_owned(),
+                    currency: currency.to_owned(),
+                    gateway_state: Registration::Off.as_str().into(),
+                    script_state: Registration::Off.as_str().into(),
+                    script_no: None,
+                })
+                .execute(conn)?;
+        }
+    }
+    Ok(())
+}
+
+/// Records the shop's payment-gateway registration and whether the service takes its
+/// checkouts (`enabled`).
+pub fn set_gateway(
+    conn: &mut DbConnection,
+    mall_id: &str,
+    shop_no: i32,
+    state: Registration,
+    enabled: bool,
+    now: NaiveDateTime,
+) -> Result<(), DbError> {
+    diesel::update(merchant_shops::table.find((mall_id, shop_no)))
+        .set((
+            merchant_shops::gateway_state.eq(state.as_str()),
+            merchant_shops::enabled.eq(enabled),
+            merchant_shops::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Records the shop's script-tag registration and its `script_no`.
+pub fn set_script(
+    conn: &mut DbConnection,
+    mall_id: &str,
+    shop_no: i32,
+    state: Registration,
+    script_no: Option<&str>,
+    now: NaiveDateTime,
+) -> Result<(), DbError> {
+    diesel::update(merchant_shops::table.find((mall_id, shop_no)))
+        .set((
+            merchant_shops::script_state.eq(state.as_str()),
+            merchant_shops::script_no.eq(script_no),
+            merchant_shops::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// Inserts a merchant row unless the mall has one; returns whether it inserted.
+pub fn insert_if_new(conn: &mut DbConnection, row: &MerchantRow) -> Result<bool, DbError> {
+    if find(conn, &row.mall_id)?.is_some() {
+        return Ok(false);
+    }
+    diesel::insert_into(merchants::table)
+        .values(row)
+        .execute(conn)?;
+    Ok(true)
+}
+
+/// Replaces the merchant row's settings (everything but `mall_id`, `public_ref` and
+/// `created_at`).
+pub fn update(conn: &mut DbConnection, row: &MerchantRow) -> Result<(), DbError> {
+    diesel::update(merchants::table.find(&row.mall_id))
+        .set((
+            merchants::komoju_secret_key.eq(&row.komoju_secret_key),
+            merchants::komoju_webhook_secret.eq(&row.komoju_webhook_secret),
+            merchants::payment_types.eq(&row.payment_types),
+            merchants::locale.eq(&row.locale),
+            merchants::cancel_mode.eq(&row.cancel_mode),
+            merchants::enabled.eq(row.enabled),
+            merchants::external_review.eq(row.external_review),
+            merchants::updated_at.eq(row.updated_at),
+        ))
+        .execute(conn)?;
+    Ok(())
 }

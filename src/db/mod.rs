@@ -64,6 +64,7 @@ text_enum_column!(refunds::Operation, Display);
 text_enum_column!(refunds::RefundState, Display);
 text_enum_column!(notifications::NotificationState, Display);
 
+pub mod cafe24;
 pub mod merchants;
 pub mod notifications;
 pub mod orders;

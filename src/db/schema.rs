@@ -29,6 +29,35 @@ diesel::table! {
         updated_at -> Timestamp,
         shop_name -> Text,
         currency -> Text,
+        gateway_state -> Text,
+        script_state -> Text,
+        script_no -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    cafe24_tokens (mall_id) {
+        mall_id -> Text,
+        access_token -> Text,
+        access_expires_at -> Timestamp,
+        refresh_token -> Text,
+        refresh_expires_at -> Timestamp,
+        scopes -> Text,
+        user_id -> Text,
+        refresh_lease_until -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    oauth_states (state_hash) {
+        state_hash -> Text,
+        mall_id -> Text,
+        user_id -> Text,
+        lang -> Text,
+        created_at -> Timestamp,
+        used_at -> Nullable<Timestamp>,
     }
 }
 
@@ -150,5 +179,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     order_events,
     webhook_events,
     notifications,
-    refunds
+    refunds,
+    cafe24_tokens,
+    oauth_states
 );

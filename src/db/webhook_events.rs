@@ -44,3 +44,16 @@ pub fn exists(conn: &mut DbConnection, mall_id: &str, event_id: &str) -> Result<
 pub fn count(conn: &mut DbConnection) -> Result<i64, DbError> {
     Ok(webhook_events::table.count().get_result(conn)?)
 }
+
+/// When the newest event of `event_type` (e.g. `ping`) for `mall_id` was received.
+pub fn last_received(
+    conn: &mut DbConnection,
+    mall_id: &str,
+    event_type: &str,
+) -> Result<Option<NaiveDateTime>, DbError> {
+    Ok(webhook_events::table
+        .filter(webhook_events::mall_id.eq(mall_id))
+        .filter(webhook_events::event_type.eq(event_type))
+        .select(diesel::dsl::max(webhook_events::received_at))
+        .first::<Option<NaiveDateTime>>(conn)?)
+}

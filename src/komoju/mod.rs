@@ -131,6 +131,19 @@ pub struct Payment {
     pub refunds: Vec<Refund>,
 }
 
+/// One entry of `GET /payment_methods` (fields this service reads).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+pub struct PaymentMethod {
+    /// The payment type, e.g. `credit_card`, `konbini`.
+    pub type_slug: String,
+    #[serde(default)]
+    pub currency: Option<String>,
+    #[serde(default)]
+    pub name_en: Option<String>,
+    #[serde(default)]
+    pub name_ja: Option<String>,
+}
+
 /// A refund inside a Payment.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 pub struct Refund {
@@ -380,6 +393,32 @@ impl KomojuClient {
                 detail: "the sandbox did not register the webhook endpoint".into(),
             }),
         }
+    }
+
+    /// `GET /payment_methods`: the payment methods KOMOJU offers to the account of
+    /// `secret_key`, one entry per type and currency. Also the settings site's check of a
+    /// key before it is saved: a refused key is [`KomojuError::Api`] with status 401.
+    pub async fn payment_methods(
+        &self,
+        secret_key: &SecretString,
+    ) -> Result<Vec<PaymentMethod>, KomojuError> {
+        self.get(secret_key, &["payment_methods"]).await
+    }
+
+    /// Development only, against the KOMOJU sandbox: `POST /webhook_endpoints/ping`, which
+    /// makes the sandbox send a signed `ping` event to the endpoint registered for
+    /// `secret_key`. A real KOMOJU sends pings from its dashboard.
+    pub async fn sandbox_ping(&self, secret_key: &SecretString) -> Result<(), KomojuError> {
+        let response = self
+            .http
+            .post(self.endpoint(&["webhook_endpoints", "ping"]))
+            .basic_auth(secret_key.expose_secret(), Some(""))
+            .header("Accept", "application/json")
+            .json(&serde_json::json!({}))
+            .send()
+            .await
+            .map_err(transport)?;
+        read::<serde_json::Value>(response).await.map(|_| ())
     }
 
     /// `GET /payments/{id}`.

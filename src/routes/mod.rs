@@ -5,9 +5,12 @@
 pub mod asynchronous_cancellation;
 pub mod asynchronous_checkout;
 pub mod external_checkout;
+pub mod install;
 pub mod komoju_webhook;
 pub mod operator;
 pub mod pages;
+pub mod settings_pages;
+pub mod settings_site;
 pub mod synchronous_cancellation;
 pub mod synchronous_checkout;
 
@@ -41,7 +44,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .configure(synchronous_cancellation::configure)
     .configure(asynchronous_cancellation::configure)
     .configure(external_checkout::configure)
-    .configure(operator::configure);
+    .configure(operator::configure)
+    .configure(install::configure)
+    .configure(settings_site::configure);
 }
 
 /// A resource at `path` that answers a method it does not serve with 405 in the §3

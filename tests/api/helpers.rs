@@ -12,7 +12,7 @@ use cafe24_komoju::app::startup::Application;
 use cafe24_komoju::clock::Clock;
 use cafe24_komoju::db::{self, orders::OrderRow};
 use cafe24_komoju::services::Services;
-use cafe24_komoju_sandbox::Sandbox;
+use cafe24_komoju_sandbox::{Cafe24App, Cafe24Sandbox, Sandbox};
 use clap::Parser;
 use diesel::prelude::*;
 use hmac::{Hmac, Mac};
@@ -20,6 +20,8 @@ use hmac::{Hmac, Mac};
 pub use crate::merchant_fixture::MerchantAdd;
 
 pub const SERVICE_KEY: &str = "test-service-key";
+pub const CLIENT_ID: &str = "test-client-id";
+pub const CLIENT_SECRET: &str = "test-cafe24-client-secret";
 pub const APP_SECRET: &str = "test-app-secret-0123456789abcdef-0123456789";
 pub const MALL: &str = "demomall";
 pub const RETURN_URL: &str =
@@ -123,6 +125,8 @@ impl Drop for TestDb {
 pub struct TestApp {
     pub address: String,
     pub sandbox: Sandbox,
+    /// The Cafe24 stand-in (OAuth, Admin API), on its own loopback port.
+    pub cafe24: Cafe24Sandbox,
     pub clock: Clock,
     pub state: web::Data<Services>,
     pub settings: Settings,
@@ -153,7 +157,8 @@ pub fn test_env(
     env.insert("BIND_ADDR".into(), format!("127.0.0.1:{port}"));
     env.insert("PUBLIC_BASE_URL".into(), format!("http://127.0.0.1:{port}"));
     env.insert("CAFE24_SERVICE_KEY".into(), SERVICE_KEY.into());
-    env.insert("CAFE24_CLIENT_ID".into(), "test-client-id".into());
+    env.insert("CAFE24_CLIENT_ID".into(), CLIENT_ID.into());
+    env.insert("CAFE24_CLIENT_SECRET".into(), CLIENT_SECRET.into());
     env.insert("APP_SECRET".into(), APP_SECRET.into());
     env.insert("KOMOJU_TIMEOUT_SECS".into(), "2".into());
     env.insert("OUTBOX_POLL_MS".into(), "50".into());
@@ -184,17 +189,85 @@ pub fn spawn_sandbox() -> (Sandbox, String) {
     (sandbox, format!("http://127.0.0.1:{port}/api/v1"))
 }
 
+/// Serves a fresh Cafe24 stand-in alone on a loopback port, for the app whose App URL
+/// is `app_url`.
+pub fn spawn_cafe24(app_url: &str) -> Cafe24Sandbox {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
+    let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
+    let cafe24 = Cafe24Sandbox::new(
+        &format!("http://127.0.0.1:{port}"),
+        Cafe24App {
+            client_id: CLIENT_ID.into(),
+            client_secret: CLIENT_SECRET.into(),
+            app_name: "cafe24-komoju (tests)".into(),
+            app_url: app_url.into(),
+        },
+    );
+    let served = cafe24.clone();
+    let server = HttpServer::new(move || App::new().configure(served.configure("")))
+        .workers(2)
+        .listen(listener)
+        .unwrap_or_else(|e| panic!("listen: {e}"))
+        .run();
+    tokio::spawn(server);
+    cafe24
+}
+
+/// Every log record of this test binary, for tests that check what never reaches a log.
+static LOG_LINES: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+struct CapturingLogger(env_logger::Logger);
+
+impl log::Log for CapturingLogger {
+    fn enabled(&self, _: &log::Metadata) -> bool {
+        true
+    }
+    fn log(&self, record: &log::Record) {
+        let line = format!("{} {} {}", record.level(), record.target(), record.args());
+        if let Ok(mut lines) = LOG_LINES.lock() {
+            if lines.len() < 500_000 {
+                lines.push(line);
+            }
+        }
+        if self.0.matches(record) {
+            self.0.log(record);
+        }
+    }
+    fn flush(&self) {}
+}
+
+/// Installs the capturing logger once (records at debug and above are kept; what is printed
+/// follows `RUST_LOG`).
+pub fn init_logging() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let inner = env_logger::builder().is_test(true).build();
+        if log::set_boxed_logger(Box::new(CapturingLogger(inner))).is_ok() {
+            log::set_max_level(log::LevelFilter::Debug);
+        }
+    });
+}
+
+/// Every log line recorded so far by this test binary.
+pub fn log_lines() -> Vec<String> {
+    LOG_LINES.lock().map(|l| l.clone()).unwrap_or_default()
+}
+
 pub async fn spawn_app(backend: Backend) -> TestApp {
     spawn_app_with(backend, &[]).await
 }
 
 pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
-    let _ = env_logger::builder().is_test(true).try_init();
+    init_logging();
     let db = TestDb::new(&backend);
     let (sandbox, komoju_api) = spawn_sandbox();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap_or_else(|e| panic!("bind: {e}"));
     let port = listener.local_addr().map(|a| a.port()).unwrap_or_default();
-    let settings = test_settings(&db.url, port, Some(&komoju_api), extra);
+    let cafe24 = spawn_cafe24(&format!("http://127.0.0.1:{port}/cafe24/launch"));
+    let cafe24_base = cafe24.api_base_template();
+    let mut env: Vec<(&str, &str)> = vec![("CAFE24_API_BASE", cafe24_base.as_str())];
+    env.extend_from_slice(extra);
+    let settings = test_settings(&db.url, port, Some(&komoju_api), &env);
     let clock = Clock::system();
     let app = Application::build_with_listener(settings.clone(), listener, clock.clone())
         .await
@@ -208,6 +281,7 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp
     let test = TestApp {
         address: format!("http://127.0.0.1:{port}"),
         sandbox,
+        cafe24,
         clock,
         state,
         settings,

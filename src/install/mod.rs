@@ -1,0 +1,294 @@
+//! Installing the app from Cafe24 (PROTOCOL.md §12): the launch, the OAuth authorization
+//! round, the mall's tokens in use ([`tokens`]), the merchant's session ([`session`]),
+//! the settings site ([`site`]) and Cafe24's app-lifecycle events ([`lifecycle`]).
+//!
+//! The launch's signature is [`crate::cafe24::launch`]'s rule and the calls to Cafe24
+//! are [`crate::cafe24::admin`]'s; this module decides what they lead to.
+
+pub mod lifecycle;
+pub mod session;
+pub mod site;
+pub mod tokens;
+
+use actix_web::http::StatusCode;
+use secrecy::SecretString;
+
+use crate::cafe24::admin::Cafe24Error;
+use crate::cafe24::launch::LaunchError;
+use crate::db::{self, cafe24::StateRow, merchants::MerchantRow};
+use crate::services::Services;
+
+/// How long an OAuth `state` stays valid.
+pub const STATE_TTL: chrono::Duration = chrono::Duration::minutes(10);
+/// Longest `partner_id` Cafe24 stores.
+pub const PARTNER_ID_MAX: usize = 50;
+/// Length of a generated `public_ref` when the mall id leaves room for it.
+const PUBLIC_REF_LEN: usize = 16;
+/// Shortest `public_ref` generated (a mall id too long to leave this much is refused).
+const PUBLIC_REF_MIN: usize = 8;
+
+/// Why a launch or a callback was refused. Each is a page with [`InstallError::status`]
+/// and [`InstallError::message`]; none changed anything stored but a used `state`.
+#[derive(Debug, thiserror::Error)]
+pub enum InstallError {
+    #[error("{0}")]
+    Launch(#[from] LaunchError),
+    #[error("the authorization's state is missing, wrong, used or expired; open the app from the Cafe24 admin again")]
+    BadState,
+    #[error("the authorization was refused in Cafe24")]
+    Denied,
+    #[error("Cafe24 did not accept the authorization code; open the app from the Cafe24 admin again")]
+    GrantRefused,
+    #[error("Cafe24's token reply is for another mall than the one that launched the app")]
+    OtherMall,
+    #[error("the mall id is too long to build a Cafe24 partner_id of at most 50 characters")]
+    MallIdTooLong,
+    #[error("Cafe24 could not be reached; try again in a moment")]
+    Upstream,
+    #[error("the service is temporarily unavailable; try again in a moment")]
+    Unavailable,
+    #[error("internal error")]
+    Internal,
+}
+
+impl InstallError {
+    /// The HTTP status of the page.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            InstallError::Launch(_) => StatusCode::FORBIDDEN,
+            InstallError::BadState
+            | InstallError::Denied
+            | InstallError::GrantRefused
+            | InstallError::OtherMall
+            | InstallError::MallIdTooLong => StatusCode::BAD_REQUEST,
+            InstallError::Upstream => StatusCode::BAD_GATEWAY,
+            InstallError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            InstallError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn from_db(context: &str, e: db::DbError) -> InstallError {
+        log::error!("{context}: {e}");
+        if e.is_unavailable() {
+            InstallError::Unavailable
+        } else {
+            InstallError::Internal
+        }
+    }
+}
+
+/// Where a launch leads.
+#[derive(Debug)]
+pub enum Launched {
+    /// The mall has a live token: a fresh session (the cookie value) and the settings
+    /// page.
+    Settings { session: String, location: String },
+    /// The mall must authorize the app: the `state` (the cookie value that binds it to
+    /// this browser) and the authorize URL.
+    Authorize { state: String, location: String },
+}
+
+/// The settings page of `mall_id`.
+pub fn settings_location(app: &Services, mall_id: &str) -> String {
+    app.public_url(&format!("/settings/{mall_id}"), &[])
+}
+
+/// The OAuth redirect URI registered in the Developer Center.
+pub fn redirect_uri(app: &Services) -> String {
+    app.public_url("/cafe24/oauth/callback", &[])
+}
+
+/// `GET /cafe24/launch` with its raw query (§12). Errors: a bad or stale launch (403);
+/// the database unavailable.
+pub async fn launch(app: &Services, raw_query: &str) -> Result<Launched, InstallError> {
+    let now = app.clock.now_naive();
+    let launch = crate::cafe24::launch::verify(
+        raw_query,
+        &app.cafe24_client_secret,
+        app.clock.unix_seconds(),
+        app.launch_max_age_secs,
+    )
+    .map_err(|e| {
+        log::warn!("launch refused: {e}");
+        e
+    })?;
+    let has_merchant = {
+        let mall = launch.mall_id.clone();
+        app.db
+            .run(move |c| db::merchants::find(c, &mall))
+            .await
+            .map_err(|e| InstallError::from_db("launch", e))?
+            .is_some()
+    };
+    let connected = tokens::is_connected(app, &launch.mall_id)
+        .await
+        .map_err(|e| InstallError::from_db("launch", e))?;
+    if connected && has_merchant {
+        log::info!("launch of {} by {}: session opened", launch.mall_id, launch.user_id);
+        let session = app
+            .session_keys
+            .issue(&launch.mall_id, &launch.user_id, &launch.lang, app.clock.unix_seconds())
+            .ok_or(InstallError::Internal)?;
+        return Ok(Launched::Settings {
+            session,
+            location: settings_location(app, &launch.mall_id),
+        });
+    }
+    let state = crate::secrets::random_token(24);
+    let row = StateRow {
+        state_hash: crate::secrets::sha256_hex(&state),
+        mall_id: launch.mall_id.clone(),
+        user_id: launch.user_id.clone(),
+        lang: launch.lang.clone(),
+        created_at: now,
+        used_at: None,
+    };
+    app.db
+        .run(move |c| db::cafe24::insert_state(c, &row, now - STATE_TTL))
+        .await
+        .map_err(|e| InstallError::from_db("storing the OAuth state", e))?;
+    let location = app
+        .cafe24
+        .authorize_url(&launch.mall_id, &state, &redirect_uri(app))
+        .map_err(|e| {
+            log::error!("authorize URL: {e}");
+            InstallError::Internal
+        })?;
+    log::info!("launch of {} by {}: authorization asked", launch.mall_id, launch.user_id);
+    Ok(Launched::Authorize { state, location })
+}
+
+/// The query of `GET /cafe24/oauth/callback`.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct Callback {
+    pub code: Option<String>,
+    pub state: Option<String>,
+    pub error: Option<String>,
+}
+
+/// `GET /cafe24/oauth/callback` (§12): checks `state` against the browser's cookie and
+/// the stored nonce (single use, 10 minutes), exchanges the code, checks the reply's
+/// `mall_id`, stores the tokens sealed and the merchant if new (disabled until its KOMOJU
+/// keys are set). Returns the session cookie value and the settings page.
+pub async fn callback(
+    app: &Services,
+    query: Callback,
+    state_cookie: Option<&str>,
+) -> Result<(String, String), InstallError> {
+    let now = app.clock.now_naive();
+    let state = query
+        .state
+        .as_deref()
+        .filter(|s| !s.is_empty() && s.len() <= 128)
+        .ok_or(InstallError::BadState)?;
+    let cookie = state_cookie.ok_or(InstallError::BadState)?;
+    let hash = crate::secrets::sha256_hex(state);
+    if crate::secrets::sha256_hex(cookie) != hash {
+        log::warn!("OAuth callback: state not bound to this browser");
+        return Err(InstallError::BadState);
+    }
+    let used = app
+        .db
+        .run(move |c| db::cafe24::use_state(c, &hash, now - STATE_TTL, now))
+        .await
+        .map_err(|e| InstallError::from_db("OAuth state", e))?;
+    let Some(started) = used else {
+        log::warn!("OAuth callback: state unknown, used or expired");
+        return Err(InstallError::BadState);
+    };
+    if query.error.is_some() {
+        log::info!("mall {}: authorization refused in Cafe24", started.mall_id);
+        return Err(InstallError::Denied);
+    }
+    let code = query
+        .code
+        .filter(|c| !c.is_empty() && c.len() <= 512)
+        .map(SecretString::from)
+        .ok_or(InstallError::GrantRefused)?;
+    let grant = app
+        .cafe24
+        .exchange_code(&started.mall_id, &code, &redirect_uri(app))
+        .await
+        .map_err(|e| {
+            log::warn!("mall {}: code exchange failed: {e}", started.mall_id);
+            match e {
+                Cafe24Error::Grant { .. } => InstallError::GrantRefused,
+                _ => InstallError::Upstream,
+            }
+        })?;
+    if grant.mall_id != started.mall_id {
+        log::warn!(
+            "mall {}: Cafe24's token reply names another mall; nothing stored",
+            started.mall_id
+        );
+        return Err(InstallError::OtherMall);
+    }
+    let mall_id = started.mall_id.clone();
+    let tokens = tokens::sealed_row(app, &mall_id, &grant, now).map_err(|_| InstallError::Internal)?;
+    let merchant = new_merchant(&mall_id, &started.lang, now)?;
+    let created = app
+        .db
+        .run(move |c| {
+            db::transaction(c, |c| {
+                db::cafe24::save_token(c, &tokens)?;
+                let created = db::merchants::insert_if_new(c, &merchant)?;
+                if !created {
+                    // Installed again (after a disconnect): usable again once its KOMOJU
+                    // keys are set, as a new one is.
+                    if let Some(mut row) = db::merchants::find(c, &merchant.mall_id)? {
+                        row.enabled = !row.komoju_secret_key.is_empty()
+                            && !row.komoju_webhook_secret.is_empty();
+                        row.updated_at = now;
+                        db::merchants::update(c, &row)?;
+                    }
+                }
+                Ok(created)
+            })
+        })
+        .await
+        .map_err(|e| InstallError::from_db("storing the Cafe24 tokens", e))?;
+    log::info!(
+        "mall {mall_id} authorized the app (user {}){}",
+        started.user_id,
+        if created { "; merchant created" } else { "" }
+    );
+    let session = app
+        .session_keys
+        .issue(&mall_id, &started.user_id, &started.lang, app.clock.unix_seconds())
+        .ok_or(InstallError::Internal)?;
+    Ok((session, settings_location(app, &mall_id)))
+}
+
+/// The merchant row of a newly installed mall: no KOMOJU keys, disabled, a fresh
+/// `public_ref` short enough that `{mall_id}:{shop_no}:{public_ref}` fits in 50
+/// characters for any shop number.
+fn new_merchant(
+    mall_id: &str,
+    lang: &str,
+    now: chrono::NaiveDateTime,
+) -> Result<MerchantRow, InstallError> {
+    let room = PARTNER_ID_MAX.saturating_sub(mall_id.len() + 2 + 4);
+    if room < PUBLIC_REF_MIN {
+        return Err(InstallError::MallIdTooLong);
+    }
+    let public_ref: String = crate::secrets::random_token(24)
+        .chars()
+        .take(room.min(PUBLIC_REF_LEN))
+        .collect();
+    Ok(MerchantRow {
+        mall_id: mall_id.to_owned(),
+        public_ref,
+        komoju_secret_key: String::new(),
+        komoju_webhook_secret: String::new(),
+        payment_types: "credit_card".into(),
+        locale: site::locale_of(lang).into(),
+        cancel_mode: "sync".into(),
+        allowed_hosts: String::new(),
+        paymethod_codes: String::new(),
+        enabled: false,
+        created_at: now,
+        updated_at: now,
+        notify_encoding: "form".into(),
+        external_review: false,
+    })
+}

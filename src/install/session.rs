@@ -1,0 +1,164 @@
+//! The settings site's session and CSRF tokens (PROTOCOL.md §12, "Settings site").
+//!
+//! The session is an HS256 JWT in the cookie [`SESSION_COOKIE`], keyed from `APP_SECRET`
+//! (HKDF info `cafe24-komoju/merchant-session/v1`), audience `cafe24-komoju/merchant`,
+//! claims `mall_id`, `user_id`, `lang` and a random session id `sid`, lifetime 1 h, the
+//! algorithm pinned and the expiry checked against the service clock. Every form carries
+//! the CSRF token of its session: base64url(HMAC-SHA256(csrf key, `sid`)), so a token
+//! of another session (or none) is refused. The cookie is `HttpOnly`, `SameSite=Lax`,
+//! `Secure` in production (set by the route).
+
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use sha2::Sha256;
+
+/// The audience of session tokens.
+pub const AUDIENCE: &str = "cafe24-komoju/merchant";
+const ISSUER: &str = "cafe24-komoju";
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "cafe24_komoju_session";
+/// The OAuth `state` cookie's name (bound to the browser for the authorization round).
+pub const STATE_COOKIE: &str = "cafe24_komoju_oauth";
+/// Lifetime of a session, in seconds.
+pub const SESSION_TTL_SECS: i64 = 3600;
+
+/// A merchant's session on the settings site.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    pub mall_id: String,
+    pub user_id: String,
+    /// The launch's `lang` (`ja_JP`, `en_US`, `ko_KR`…): the site speaks Japanese for
+    /// `ja…` and English otherwise.
+    pub lang: String,
+    /// Random per session: the CSRF token is derived from it.
+    pub sid: String,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Claims {
+    aud: String,
+    iss: String,
+    iat: i64,
+    exp: i64,
+    #[serde(flatten)]
+    session: Session,
+}
+
+/// Issues and checks sessions and their CSRF tokens.
+#[derive(Clone)]
+pub struct SessionKeys {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    csrf_key: [u8; 32],
+}
+
+impl std::fmt::Debug for SessionKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionKeys(..)")
+    }
+}
+
+impl SessionKeys {
+    /// Derives both keys from `APP_SECRET`.
+    pub fn new(app_secret: &SecretString) -> SessionKeys {
+        let key = crate::secrets::derive_key(app_secret, "cafe24-komoju/merchant-session/v1");
+        SessionKeys {
+            encoding: EncodingKey::from_secret(&key),
+            decoding: DecodingKey::from_secret(&key),
+            csrf_key: crate::secrets::derive_key(app_secret, "cafe24-komoju/merchant-csrf/v1"),
+        }
+    }
+
+    /// A new session for `mall_id` at `now` (Unix seconds): the cookie value. Errors:
+    /// signing failed (logged).
+    pub fn issue(&self, mall_id: &str, user_id: &str, lang: &str, now: i64) -> Option<String> {
+        let claims = Claims {
+            aud: AUDIENCE.into(),
+            iss: ISSUER.into(),
+            iat: now,
+            exp: now + SESSION_TTL_SECS,
+            session: Session {
+                mall_id: mall_id.into(),
+                user_id: user_id.into(),
+                lang: lang.into(),
+                sid: crate::secrets::random_token(16),
+            },
+        };
+        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
+            .map_err(|e| log::error!("session token could not be signed: {e}"))
+            .ok()
+    }
+
+    /// The session a cookie value carries, if it is one of ours and not expired at `now`.
+    pub fn verify(&self, cookie: Option<&str>, now: i64) -> Option<Session> {
+        let token = cookie.filter(|t| !t.is_empty() && t.len() <= 4096)?;
+        let validation = crate::secrets::hs256_validation(AUDIENCE, ISSUER);
+        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation).ok()?;
+        (data.claims.exp > now).then_some(data.claims.session)
+    }
+
+    /// The CSRF token of `session`'s forms.
+    pub fn csrf(&self, session: &Session) -> String {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(self.csrf_mac(session).finalize().into_bytes())
+    }
+
+    /// Whether `token` is `session`'s CSRF token (constant time).
+    pub fn csrf_valid(&self, session: &Session, token: Option<&str>) -> bool {
+        let Some(bytes) = token.and_then(|t| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(t.trim())
+                .ok()
+        }) else {
+            return false;
+        };
+        self.csrf_mac(session).verify_slice(&bytes).is_ok()
+    }
+
+    fn csrf_mac(&self, session: &Session) -> Hmac<Sha256> {
+        let mut mac = match Hmac::<Sha256>::new_from_slice(&self.csrf_key) {
+            Ok(m) => m,
+            Err(_) => unreachable!("HMAC takes a key of any length"),
+        };
+        mac.update(session.sid.as_bytes());
+        mac.update(b"\0");
+        mac.update(session.mall_id.as_bytes());
+        mac
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys() -> SessionKeys {
+        SessionKeys::new(&SecretString::from("a".repeat(40)))
+    }
+
+    #[test]
+    fn a_session_round_trips_until_it_expires() {
+        let keys = keys();
+        let token = keys.issue("demomall", "admin", "ja_JP", 1000).unwrap_or_default();
+        let session = keys.verify(Some(&token), 1000 + 3599);
+        assert_eq!(session.as_ref().map(|s| s.mall_id.as_str()), Some("demomall"));
+        assert_eq!(keys.verify(Some(&token), 1000 + 3600), None);
+        let other = SessionKeys::new(&SecretString::from("b".repeat(40)));
+        assert_eq!(other.verify(Some(&token), 1000), None);
+    }
+
+    #[test]
+    fn csrf_tokens_belong_to_one_session() {
+        let keys = keys();
+        let a = keys.verify(keys.issue("m", "u", "en", 0).as_deref(), 1);
+        let b = keys.verify(keys.issue("m", "u", "en", 0).as_deref(), 1);
+        let (Some(a), Some(b)) = (a, b) else {
+            panic!("sessions did not verify")
+        };
+        assert!(keys.csrf_valid(&a, Some(&keys.csrf(&a))));
+        assert!(!keys.csrf_valid(&a, Some(&keys.csrf(&b))));
+        assert!(!keys.csrf_valid(&a, None));
+        assert!(!keys.csrf_valid(&a, Some("")));
+    }
+}

@@ -1,0 +1,187 @@
+//! The settings site (PROTOCOL.md §12), server-rendered:
+//!
+//! - `GET /settings/{mall_id}`: the page;
+//! - `POST /settings/{mall_id}/komoju`: KOMOJU keys and options (form);
+//! - `POST /settings/{mall_id}/shops/{shop_no}/gateway` and `…/script` (`on=1|0`);
+//! - `POST /settings/{mall_id}/webhook-test`, `POST /settings/{mall_id}/disconnect`;
+//! - `GET /settings/assets/settings.css`.
+//!
+//! Every request needs the session cookie of that mall; every POST carries the
+//! session's CSRF token (`csrf`). A POST that succeeds answers 303 back to the page; a
+//! form error renders the page with the error (422), nothing saved. Every page carries
+//! a `Content-Security-Policy` that allows only this service's stylesheet and forms,
+//! and framing only by Cafe24's admin.
+
+use actix_web::http::{header, StatusCode};
+use actix_web::{web, HttpRequest, HttpResponse};
+use secrecy::SecretString;
+
+use super::settings_pages::{self, STYLESHEET, STYLESHEET_PATH};
+use super::State;
+use crate::install::session::{Session, SESSION_COOKIE};
+use crate::install::site::{self, KomojuForm, SiteError};
+use crate::services::Services;
+
+/// The pages' policy: nothing but this service's stylesheet and forms; framed only by
+/// Cafe24's admin.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'self' https://*.cafe24.com https://*.cafe24shop.com";
+
+/// Mounts the site.
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(super::resource(STYLESHEET_PATH, "GET").route(web::get().to(stylesheet)))
+        .service(super::resource("/settings/{mall_id}", "GET").route(web::get().to(show)))
+        .service(super::resource("/settings/{mall_id}/komoju", "POST").route(web::post().to(komoju)))
+        .service(
+            super::resource("/settings/{mall_id}/shops/{shop_no}/{switch}", "POST")
+                .route(web::post().to(shop_switch)),
+        )
+        .service(
+            super::resource("/settings/{mall_id}/webhook-test", "POST")
+                .route(web::post().to(webhook_test)),
+        )
+        .service(
+            super::resource("/settings/{mall_id}/disconnect", "POST")
+                .route(web::post().to(disconnect)),
+        );
+}
+
+/// An HTML page with the site's headers.
+pub fn page(status: StatusCode, markup: maud::Markup) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .insert_header((header::CONTENT_SECURITY_POLICY, CONTENT_SECURITY_POLICY))
+        .insert_header((header::REFERRER_POLICY, "no-referrer"))
+        .insert_header((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .body(markup.into_string())
+}
+
+fn failed(lang: &str, e: SiteError) -> HttpResponse {
+    page(e.status(), settings_pages::error(lang, &e.to_string()))
+}
+
+async fn stylesheet() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/css; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+        .body(STYLESHEET)
+}
+
+/// The form fields of a POST: pairs in order (repeated names kept).
+async fn form(app: &Services, req: &HttpRequest, body: web::Payload) -> Result<Vec<(String, String)>, SiteError> {
+    let bytes = crate::cafe24::read_bytes(req, body, app.body_limits)
+        .await
+        .map_err(|e| SiteError::Form(e.to_string()))?;
+    Ok(url::form_urlencoded::parse(&bytes).into_owned().collect())
+}
+
+fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+/// The session of a POST for `mall_id`: cookie, mall and CSRF token checked.
+async fn posted(
+    app: &Services,
+    req: &HttpRequest,
+    body: web::Payload,
+    mall_id: &str,
+) -> Result<(Session, Vec<(String, String)>), SiteError> {
+    let fields = form(app, req, body).await?;
+    let cookie = req.cookie(SESSION_COOKIE);
+    let session = site::authorize(app, cookie.as_ref().map(|c| c.value()), mall_id, Some(field(&fields, "csrf")))?;
+    Ok((session, fields))
+}
+
+/// 303 back to the page, or the page with the form error, or an error page.
+async fn after(app: &Services, session: &Session, result: Result<(), SiteError>, done: &str) -> HttpResponse {
+    match result {
+        Ok(()) => HttpResponse::SeeOther()
+            .insert_header((header::LOCATION, format!("/settings/{}?done={done}", session.mall_id)))
+            .insert_header((header::CACHE_CONTROL, "no-store"))
+            .finish(),
+        Err(SiteError::Form(message)) => match site::view(app, session).await {
+            Ok(view) => page(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                settings_pages::settings(&view, None, Some(&message)),
+            ),
+            Err(e) => failed(&session.lang, e),
+        },
+        Err(e) => failed(&session.lang, e),
+    }
+}
+
+async fn show(app: State, req: HttpRequest, mall_id: web::Path<String>) -> HttpResponse {
+    let cookie = req.cookie(SESSION_COOKIE);
+    let session = match site::authorize(&app, cookie.as_ref().map(|c| c.value()), &mall_id, None) {
+        Ok(s) => s,
+        Err(e) => return failed("en", e),
+    };
+    let done = req.query_string().starts_with("done=");
+    match site::view(&app, &session).await {
+        Ok(view) => {
+            let notice = done.then_some(settings_pages::texts(&session.lang).done);
+            page(StatusCode::OK, settings_pages::settings(&view, notice, None))
+        }
+        Err(e) => failed(&session.lang, e),
+    }
+}
+
+async fn komoju(app: State, req: HttpRequest, body: web::Payload, mall_id: web::Path<String>) -> HttpResponse {
+    let (session, fields) = match posted(&app, &req, body, &mall_id).await {
+        Ok(s) => s,
+        Err(e) => return failed("en", e),
+    };
+    let form = KomojuForm {
+        secret_key: SecretString::from(field(&fields, "secret_key").unwrap_or("").to_owned()),
+        webhook_secret: SecretString::from(field(&fields, "webhook_secret").unwrap_or("").to_owned()),
+        payment_types: fields.iter().filter(|(k, _)| k == "payment_types").map(|(_, v)| v.clone()).collect(),
+        cancel_mode: field(&fields, "cancel_mode").unwrap_or("").to_owned(),
+        locale: field(&fields, "locale").unwrap_or("").to_owned(),
+        external_review: field(&fields, "external_review") == Some("1"),
+    };
+    let result = site::save_komoju(&app, &session, form).await;
+    after(&app, &session, result, "komoju").await
+}
+
+async fn shop_switch(app: State, req: HttpRequest, body: web::Payload, path: web::Path<(String, i32, String)>) -> HttpResponse {
+    let (mall_id, shop_no, switch) = path.into_inner();
+    let (session, fields) = match posted(&app, &req, body, &mall_id).await {
+        Ok(s) => s,
+        Err(e) => return failed("en", e),
+    };
+    let on = match field(&fields, "on") {
+        Some("1") => true,
+        Some("0") => false,
+        _ => return failed(&session.lang, SiteError::Form("on must be 1 or 0".into())),
+    };
+    let result = match switch.as_str() {
+        "gateway" => site::set_gateway(&app, &session, shop_no, on).await,
+        "script" => site::set_script(&app, &session, shop_no, on).await,
+        _ => Err(SiteError::UnknownShop),
+    };
+    after(&app, &session, result, &switch).await
+}
+
+async fn webhook_test(app: State, req: HttpRequest, body: web::Payload, mall_id: web::Path<String>) -> HttpResponse {
+    let (session, _) = match posted(&app, &req, body, &mall_id).await {
+        Ok(s) => s,
+        Err(e) => return failed("en", e),
+    };
+    let result = site::test_webhook(&app, &session).await.map(|_| ());
+    after(&app, &session, result, "webhook").await
+}
+
+async fn disconnect(app: State, req: HttpRequest, body: web::Payload, mall_id: web::Path<String>) -> HttpResponse {
+    let (session, _) = match posted(&app, &req, body, &mall_id).await {
+        Ok(s) => s,
+        Err(e) => return failed("en", e),
+    };
+    match site::disconnect(&app, &session).await {
+        Ok(()) => {
+            let mut reply = page(StatusCode::OK, settings_pages::disconnected(&session.lang));
+            let _ = reply.add_removal_cookie(&super::install::session_cookie(&app, String::new()));
+            reply
+        }
+        Err(e) => failed(&session.lang, e),
+    }
+}
