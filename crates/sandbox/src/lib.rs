@@ -39,7 +39,33 @@
 //! otherwise). Tests can do the same in process with [`Sandbox::set_webhook`]; retries,
 //! pausing, redelivery and injected stale events are test controls there.
 //!
-//! It does not emulate `ping` or other non-payment events, publishable keys, manual
+//! To check an endpoint (KOMOJU's dashboard has a "send test webhook" button), a client
+//! asks for a `ping` event, with the same authentication; the body is empty or `{}`:
+//!
+//! ```text
+//! POST {prefix}/api/v1/webhook_endpoints/ping
+//!
+//! 200 {"sent": true}
+//! 404 {"error": {"code": "not_found", …}}    (the key has no registered endpoint)
+//! ```
+//!
+//! The event, `{"id": "ev_…", "type": "ping", "resource": "event", "data": {},
+//! "created_at": "…"}`, takes the path of every payment event: signed with the endpoint's
+//! secret, sent with the same headers (`X-Komoju-Event: ping`) on a task of its own after
+//! the reply, queued while webhooks are paused, retried, and listed by
+//! [`Sandbox::deliveries`]. [`Sandbox::send_ping`] does the same in process.
+//!
+//! # Keys
+//!
+//! `GET {prefix}/api/v1/payment_methods` lists the payment types available to the key,
+//! `[{"type_slug": "credit_card", "currency": "JPY", "name_en": "Credit Card",
+//! "name_ja": "クレジットカード", "name_ko": "신용카드"}, …]`: by default `credit_card`,
+//! `konbini`, `paypay`, `bank_transfer` and `pay_easy` (the hosted page pays only the first
+//! two); [`Sandbox::set_payment_methods`] restricts one key's list. Any `sk_…` key is
+//! accepted unless [`Sandbox::refuse_key`] made the sandbox refuse it (401
+//! `unauthorized`, as for a missing key).
+//!
+//! It does not emulate non-payment events other than `ping`, publishable keys, manual
 //! capture, `POST /sessions/{id}/cancel|pay`, payment lists, `refund_request`,
 //! customers, API versions, rate limits or the 24-hour lifetime of idempotency keys.
 
@@ -140,9 +166,10 @@ impl Sandbox {
     ///
     /// - `/api/v1/…` (any method): `POST /api/v1/sessions`, `GET /api/v1/sessions/{id}`,
     ///   `GET /api/v1/payments/{id}`, `POST /api/v1/payments/{id}/cancel`,
-    ///   `POST /api/v1/payments/{id}/refund`, and the sandbox-only
-    ///   `POST /api/v1/webhook_endpoints` (see the crate documentation); anything else
-    ///   there is 404 `not_found`.
+    ///   `POST /api/v1/payments/{id}/refund`, `GET /api/v1/payment_methods`, and the
+    ///   sandbox-only `POST /api/v1/webhook_endpoints` and
+    ///   `POST /api/v1/webhook_endpoints/ping` (see the crate documentation); anything
+    ///   else there is 404 `not_found`.
     /// - `GET /sessions/{id}` and `POST /sessions/{id}/pay`: the hosted page.
     /// - `GET /instructions/{payment_id}`: konbini instructions.
     /// - `POST /payments/{id}/simulate-capture`, `POST /payments/{id}/simulate-expire`:
@@ -181,6 +208,30 @@ impl Sandbox {
         if n > 0 {
             self.lock().faults.push_back((fault, n));
         }
+    }
+
+    /// Restricts what `GET /api/v1/payment_methods` lists for `secret_key` to `types`, in
+    /// that order, duplicates dropped (a type the sandbox has no names for is listed under
+    /// its slug in every language; an empty slice lists nothing). By default a key sees
+    /// every type the sandbox knows: `credit_card`, `konbini`, `paypay`, `bank_transfer`,
+    /// `pay_easy`. Sessions are not checked against the list.
+    pub fn set_payment_methods(&self, secret_key: &str, types: &[&str]) {
+        let mut list: Vec<String> = Vec::new();
+        for t in types {
+            if !list.iter().any(|known| known == t) {
+                list.push(t.to_string());
+            }
+        }
+        self.lock()
+            .payment_methods
+            .insert(secret_key.to_string(), list);
+    }
+
+    /// From now on every API request authenticated with `secret_key` is answered 401
+    /// `unauthorized`, exactly as a missing or malformed key is (a key KOMOJU revoked or
+    /// never issued). Objects the key owns stay, and its webhooks are still sent.
+    pub fn refuse_key(&self, secret_key: &str) {
+        self.lock().refused_keys.insert(secret_key.to_string());
     }
 
     /// Number of sessions created so far, across all secret keys (idempotent replays and
