@@ -22,6 +22,16 @@ const IDEMPOTENCY_PARAM: &str = "X-KOMOJU-IDEMPOTENCY";
 /// KOMOJU's default and maximum session lifetime (reference §2).
 const MAX_EXPIRES_IN_SECONDS: i64 = 86_400;
 const DEFAULT_PAYMENT_TYPES: [&str; 2] = ["credit_card", "konbini"];
+/// What `GET /api/v1/payment_methods` lists for a key by default: every type a session can
+/// name, as `(type_slug, name_en, name_ja, name_ko)` with KOMOJU's names. The hosted page
+/// pays `credit_card` and `konbini`; the others can be offered but not paid.
+pub(super) const PAYMENT_METHODS: [(&str, &str, &str, &str); 5] = [
+    ("credit_card", "Credit Card", "クレジットカード", "신용카드"),
+    ("konbini", "Konbini", "コンビニ", "편의점"),
+    ("paypay", "PayPay", "PayPay", "PayPay"),
+    ("bank_transfer", "Bank Transfer", "銀行振込", "은행 송금"),
+    ("pay_easy", "Pay-easy", "ペイジー", "페이지"),
+];
 
 /// One API answer as stored for idempotent replay: status, body, and the body with every
 /// `amount` skewed by one (`Fault::WrongAmountInReply`) when the reply is a session or
@@ -160,6 +170,8 @@ enum Route {
     CancelPayment(String),
     RefundPayment(String),
     RegisterWebhook,
+    PingWebhook,
+    PaymentMethods,
 }
 
 impl Route {
@@ -174,6 +186,8 @@ impl Route {
             ("POST", ["payments", payment, "cancel"]) => id(payment).map(Route::CancelPayment),
             ("POST", ["payments", payment, "refund"]) => id(payment).map(Route::RefundPayment),
             ("POST", ["webhook_endpoints"]) => Some(Route::RegisterWebhook),
+            ("POST", ["webhook_endpoints", "ping"]) => Some(Route::PingWebhook),
+            ("GET", ["payment_methods"]) => Some(Route::PaymentMethods),
             _ => None,
         }
     }
@@ -187,7 +201,9 @@ fn process(
     idempotency_key: Option<&str>,
     body: &[u8],
 ) -> Reply {
-    let Some(owner) = authenticate(req.headers()) else {
+    let owner =
+        authenticate(req.headers()).filter(|key| !sandbox.lock().refused_keys.contains(key));
+    let Some(owner) = owner else {
         return Reply::error(
             StatusCode::UNAUTHORIZED,
             "unauthorized",
@@ -346,7 +362,54 @@ fn run(sandbox: &Sandbox, owner: &str, route: Route, headers: &HeaderMap, body: 
                 registered: true,
             })
         }
+        Route::PingWebhook => {
+            if let Err(reply) = parse_body(headers, body) {
+                return reply;
+            }
+            if !sandbox.send_ping(owner) {
+                return Reply::not_found();
+            }
+            Reply::plain(&json!({"sent": true}))
+        }
+        Route::PaymentMethods => {
+            let state = sandbox.lock();
+            payment_methods_reply(state.payment_methods.get(owner).map(Vec::as_slice))
+        }
     }
+}
+
+/// One entry of `GET /api/v1/payment_methods`, in KOMOJU's key order.
+#[derive(Serialize)]
+struct PaymentMethodEntry<'a> {
+    type_slug: &'a str,
+    currency: &'static str,
+    name_en: &'a str,
+    name_ja: &'a str,
+    name_ko: &'a str,
+}
+
+/// The list for a key: every known type, or the key's restriction in its order (a type
+/// the sandbox has no names for is listed under its slug in every language).
+fn payment_methods_reply(restricted: Option<&[String]>) -> Reply {
+    let entry = |(type_slug, name_en, name_ja, name_ko)| PaymentMethodEntry {
+        type_slug,
+        currency: "JPY",
+        name_en,
+        name_ja,
+        name_ko,
+    };
+    let entries: Vec<PaymentMethodEntry<'_>> = match restricted {
+        None => PAYMENT_METHODS.into_iter().map(entry).collect(),
+        Some(types) => types
+            .iter()
+            .map(|slug| {
+                let slug = slug.as_str();
+                let known = PAYMENT_METHODS.into_iter().find(|m| m.0 == slug);
+                entry(known.unwrap_or((slug, slug, slug, slug)))
+            })
+            .collect(),
+    };
+    Reply::plain(&entries)
 }
 
 /// The payment exists and belongs to `owner`; otherwise 404, as KOMOJU hides other

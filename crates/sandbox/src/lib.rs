@@ -16,6 +16,9 @@
 //! controls (fault injection, amount skew, capture and expiry triggers) live on
 //! [`Sandbox`]. It sends signed webhooks for payment changes (`webhooks.rs`).
 //!
+//! The crate also holds a stand-in for the Cafe24 side of installing the app,
+//! [`Cafe24Sandbox`] (see [its section](#the-cafe24-stand-in) below).
+//!
 //! # Registering a webhook endpoint
 //!
 //! With KOMOJU, a merchant registers its webhook URL and secret in KOMOJU's dashboard.
@@ -39,11 +42,102 @@
 //! otherwise). Tests can do the same in process with [`Sandbox::set_webhook`]; retries,
 //! pausing, redelivery and injected stale events are test controls there.
 //!
-//! It does not emulate `ping` or other non-payment events, publishable keys, manual
+//! To check an endpoint (KOMOJU's dashboard has a "send test webhook" button), a client
+//! asks for a `ping` event, with the same authentication; the body is empty or `{}`:
+//!
+//! ```text
+//! POST {prefix}/api/v1/webhook_endpoints/ping
+//!
+//! 200 {"sent": true}
+//! 404 {"error": {"code": "not_found", …}}    (the key has no registered endpoint)
+//! ```
+//!
+//! The event, `{"id": "ev_…", "type": "ping", "resource": "event", "data": {},
+//! "created_at": "…"}`, takes the path of every payment event: signed with the endpoint's
+//! secret, sent with the same headers (`X-Komoju-Event: ping`) on a task of its own after
+//! the reply, queued while webhooks are paused, retried, and listed by
+//! [`Sandbox::deliveries`]. [`Sandbox::send_ping`] does the same in process.
+//!
+//! # Keys
+//!
+//! `GET {prefix}/api/v1/payment_methods` lists the payment types available to the key,
+//! `[{"type_slug": "credit_card", "currency": "JPY", "name_en": "Credit Card",
+//! "name_ja": "クレジットカード", "name_ko": "신용카드"}, …]`: by default `credit_card`,
+//! `konbini`, `paypay`, `bank_transfer` and `pay_easy` (the hosted page pays only the first
+//! two); [`Sandbox::set_payment_methods`] restricts one key's list. Any `sk_…` key is
+//! accepted unless [`Sandbox::refuse_key`] made the sandbox refuse it (401
+//! `unauthorized`, as for a missing key).
+//!
+//! # The Cafe24 stand-in
+//!
+//! [`Cafe24Sandbox`] plays Cafe24 for the app's installation (PROTOCOL.md §12,
+//! `shared/reference/cafe24-install.md`), as [`Sandbox`] plays KOMOJU: in memory, over
+//! HTTP only, sharing no types with the service. It is created for one app
+//! ([`Cafe24App`]: client id and secret, name, App URL) and mounted with
+//! [`Cafe24Sandbox::configure`] (the service would use `/sandbox/cafe24`). A real mall has
+//! its own API host `https://{mall_id}.cafe24api.com`; here the mall id is the first path
+//! segment, so the service's `CAFE24_API_BASE` is [`Cafe24Sandbox::api_base_template`],
+//! `{public_base}/{mall_id}` with the literal `{mall_id}` for the service to fill in.
+//!
+//! ```text
+//! GET  {prefix}/                                  launch form (development)
+//! GET  {prefix}/launch?mall_id&shop_no&lang&user_id&user_name
+//!                                                 page with the signed launch link
+//! GET  {prefix}/{mall_id}/api/v2/oauth/authorize?response_type=code&client_id&state
+//!      &redirect_uri&scope                        consent page (400 page if invalid)
+//! POST {prefix}/{mall_id}/api/v2/oauth/authorize  decision=allow → 302 redirect_uri?code&state
+//!                                                 decision=deny  → 302 …?error=access_denied&state
+//! POST {prefix}/{mall_id}/api/v2/oauth/token      Basic client_id:client_secret; form
+//!      grant_type=authorization_code&code&redirect_uri | grant_type=refresh_token&refresh_token
+//!      200 {"access_token","expires_at","refresh_token","refresh_token_expires_at",
+//!           "client_id","mall_id","user_id","scopes":[…],"issued_at","shop_no":"1"}
+//!      401 {"error":"invalid_client",…}  400 invalid_request | invalid_grant |
+//!      unsupported_grant_type
+//! GET    {prefix}/{mall_id}/api/v2/admin/shops
+//! POST   {prefix}/{mall_id}/api/v2/admin/paymentgateway       201 | 422
+//! DELETE {prefix}/{mall_id}/api/v2/admin/paymentgateway/{client_id}?shop_no=N   200 | 404
+//! GET    {prefix}/{mall_id}/api/v2/admin/scripttags?shop_no=N
+//! POST   {prefix}/{mall_id}/api/v2/admin/scripttags           201 | 422
+//! DELETE {prefix}/{mall_id}/api/v2/admin/scripttags/{script_no}?shop_no=N       200 | 404
+//! ```
+//!
+//! The launch URL ([`Cafe24Sandbox::launch_url`]) is the App URL with Cafe24's query,
+//! `is_multi_shop, lang, mall_id, nation, shop_no, timestamp, user_id, user_name,
+//! user_type` in that order, each value encoded by `url::form_urlencoded::byte_serialize`,
+//! then `&hmac=` and the encoded standard Base64 of HMAC-SHA256 under the client secret of
+//! the query before it, as built. "Allow" installs the app on the mall and mints a code
+//! good once, for 60 seconds, for that mall, client and exact `redirect_uri`. Token
+//! timestamps are Korean wall-clock time without zone (`2026-12-01T21:00:00.000`); access
+//! tokens live 2 hours, refresh tokens 14 days; a refresh rotates the refresh token (only
+//! the mall's latest one works, once) and leaves earlier access tokens alive until they
+//! expire; `user_id` is the mall id (the representative operator's id). The Admin API
+//! wants `Authorization: Bearer` with a live access token of that very mall (else 401),
+//! the app installed (else 403) and `X-Cafe24-Api-Version: YYYY-MM-DD` (else 400); errors
+//! are `{"error":{"code":N,"message":"…"}}`, every reply carries
+//! `X-Api-Call-Limit: n/40` (n: the mall's calls in the last second), bodies are
+//! `{"shop_no": N, "request": {…}}` (`shop_no` 1 when absent). Anything else under
+//! `/api/v2` is 404.
+//!
+//! Test controls on [`Cafe24Sandbox`]: shops per mall, expiring a mall's access tokens,
+//! removing the app from a mall, faults (a status, or a delay) on the next API requests,
+//! a delay on the token endpoint (to make concurrent refreshes overlap), token lifetimes,
+//! a token reply naming another mall, and reads of the registrations and of every request
+//! (with the token endpoint's `grant_type`). Client secret, codes and tokens are never
+//! logged.
+//!
+//! The Cafe24 stand-in does not emulate the Admin API's other resources, token revocation,
+//! scope enforcement, app lifecycle webhooks (`90077`/`90078`), Cafe24's real leaky bucket
+//! (nothing is ever refused for rate; 429 only by [`Cafe24Sandbox::fail_next`]) or
+//! several apps.
+//!
+//! # What the KOMOJU sandbox leaves out
+//!
+//! It does not emulate non-payment events other than `ping`, publishable keys, manual
 //! capture, `POST /sessions/{id}/cancel|pay`, payment lists, `refund_request`,
 //! customers, API versions, rate limits or the 24-hour lifetime of idempotency keys.
 
 mod api;
+mod cafe24;
 mod page;
 mod state;
 #[cfg(test)]
@@ -56,6 +150,9 @@ use std::time::Duration;
 
 use actix_web::web;
 
+pub use cafe24::{
+    Cafe24App, Cafe24Fault, Cafe24Request, Cafe24Sandbox, PaymentGateway, ScriptTag, ShopSpec,
+};
 use state::{State, Transition};
 pub use webhooks::WebhookDelivery;
 
@@ -140,9 +237,10 @@ impl Sandbox {
     ///
     /// - `/api/v1/…` (any method): `POST /api/v1/sessions`, `GET /api/v1/sessions/{id}`,
     ///   `GET /api/v1/payments/{id}`, `POST /api/v1/payments/{id}/cancel`,
-    ///   `POST /api/v1/payments/{id}/refund`, and the sandbox-only
-    ///   `POST /api/v1/webhook_endpoints` (see the crate documentation); anything else
-    ///   there is 404 `not_found`.
+    ///   `POST /api/v1/payments/{id}/refund`, `GET /api/v1/payment_methods`, and the
+    ///   sandbox-only `POST /api/v1/webhook_endpoints` and
+    ///   `POST /api/v1/webhook_endpoints/ping` (see the crate documentation); anything
+    ///   else there is 404 `not_found`.
     /// - `GET /sessions/{id}` and `POST /sessions/{id}/pay`: the hosted page.
     /// - `GET /instructions/{payment_id}`: konbini instructions.
     /// - `POST /payments/{id}/simulate-capture`, `POST /payments/{id}/simulate-expire`:
@@ -181,6 +279,30 @@ impl Sandbox {
         if n > 0 {
             self.lock().faults.push_back((fault, n));
         }
+    }
+
+    /// Restricts what `GET /api/v1/payment_methods` lists for `secret_key` to `types`, in
+    /// that order, duplicates dropped (a type the sandbox has no names for is listed under
+    /// its slug in every language; an empty slice lists nothing). By default a key sees
+    /// every type the sandbox knows: `credit_card`, `konbini`, `paypay`, `bank_transfer`,
+    /// `pay_easy`. Sessions are not checked against the list.
+    pub fn set_payment_methods(&self, secret_key: &str, types: &[&str]) {
+        let mut list: Vec<String> = Vec::new();
+        for t in types {
+            if !list.iter().any(|known| known == t) {
+                list.push(t.to_string());
+            }
+        }
+        self.lock()
+            .payment_methods
+            .insert(secret_key.to_string(), list);
+    }
+
+    /// From now on every API request authenticated with `secret_key` is answered 401
+    /// `unauthorized`, exactly as a missing or malformed key is (a key KOMOJU revoked or
+    /// never issued). Objects the key owns stay, and its webhooks are still sent.
+    pub fn refuse_key(&self, secret_key: &str) {
+        self.lock().refused_keys.insert(secret_key.to_string());
     }
 
     /// Number of sessions created so far, across all secret keys (idempotent replays and

@@ -259,6 +259,10 @@ pub(super) struct State {
     pub(super) card_manual_capture: bool,
     pub(super) sessions_created: usize,
     pub(super) webhooks: Registry,
+    /// Payment types `GET /api/v1/payment_methods` lists, by secret key; absent: all.
+    pub(super) payment_methods: HashMap<String, Vec<String>>,
+    /// Secret keys answered 401 as if they were unknown.
+    pub(super) refused_keys: HashSet<String>,
 }
 
 impl State {

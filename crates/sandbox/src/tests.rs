@@ -1791,3 +1791,162 @@ fn a_change_made_outside_any_runtime_is_still_delivered() {
     }
     assert_eq!(statuses(&sb.deliveries()), [(204, 1)]);
 }
+
+// ---- payment methods, refused keys, ping ----
+
+#[actix_web::test]
+async fn payment_methods_lists_every_type_unless_restricted_per_key() {
+    let sb = sandbox();
+    let app = app!(sb);
+    let all = send(&app, get("/api/v1/payment_methods", KEY).to_request()).await;
+    assert_eq!(all.status, StatusCode::OK, "{}", all.text());
+    let text = all.text();
+    assert!(
+        text.starts_with(
+            r#"[{"type_slug":"credit_card","currency":"JPY","name_en":"Credit Card","name_ja":"クレジットカード","name_ko":"신용카드"},"#
+        ),
+        "{text}"
+    );
+    let slugs = |answer: &Answer| -> Vec<String> {
+        answer
+            .json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["type_slug"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(
+        slugs(&all),
+        [
+            "credit_card",
+            "konbini",
+            "paypay",
+            "bank_transfer",
+            "pay_easy"
+        ]
+    );
+    for method in all.json().as_array().unwrap() {
+        assert_eq!(method.as_object().unwrap().len(), 5, "{method}");
+        assert_eq!(method["currency"], "JPY");
+    }
+
+    sb.set_payment_methods(KEY, &["konbini", "credit_card", "konbini"]);
+    let restricted = send(&app, get("/api/v1/payment_methods", KEY).to_request()).await;
+    assert_eq!(slugs(&restricted), ["konbini", "credit_card"]);
+    assert_eq!(restricted.json()[0]["name_ja"], "コンビニ");
+    let other = send(&app, get("/api/v1/payment_methods", OTHER_KEY).to_request()).await;
+    assert_eq!(slugs(&other).len(), 5);
+
+    let anonymous = send(
+        &app,
+        TestRequest::get()
+            .uri("/api/v1/payment_methods")
+            .to_request(),
+    )
+    .await;
+    assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
+    let posted = send(
+        &app,
+        post_json("/api/v1/payment_methods", KEY, &json!({})).to_request(),
+    )
+    .await;
+    assert_eq!(posted.status, StatusCode::NOT_FOUND);
+}
+
+#[actix_web::test]
+async fn a_refused_key_is_answered_401_everywhere() {
+    let sb = sandbox();
+    let app = app!(sb);
+    let session = create!(&app, "order-1");
+    sb.refuse_key(KEY);
+    for req in [
+        get(&format!("/api/v1/sessions/{session}"), KEY).to_request(),
+        get("/api/v1/payment_methods", KEY).to_request(),
+        post_json("/api/v1/sessions", KEY, &session_body("order-2")).to_request(),
+        post_json("/api/v1/webhook_endpoints/ping", KEY, &json!({})).to_request(),
+    ] {
+        let answer = send(&app, req).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{}", answer.text());
+        assert_eq!(error_of(&answer).0, "unauthorized");
+    }
+    let other = send(&app, get("/api/v1/payment_methods", OTHER_KEY).to_request()).await;
+    assert_eq!(other.status, StatusCode::OK);
+    assert_eq!(sb.sessions_created(), 1);
+}
+
+#[actix_web::test]
+async fn ping_sends_a_signed_event_to_the_registered_endpoint() {
+    let receiver = Receiver::start(0);
+    let sb = sandbox();
+    let app = app!(sb);
+    let ping = |body: &'static str| {
+        TestRequest::post()
+            .uri("/api/v1/webhook_endpoints/ping")
+            .insert_header(basic(KEY))
+            .insert_header(("Content-Type", "application/json"))
+            .set_payload(body)
+            .to_request()
+    };
+
+    let unregistered = send(&app, ping("")).await;
+    assert_eq!(unregistered.status, StatusCode::NOT_FOUND);
+    assert_eq!(error_of(&unregistered).0, "not_found");
+    assert!(!sb.send_ping(KEY));
+
+    sb.set_webhook(KEY, &receiver.url, WEBHOOK_SECRET);
+    for body in ["", "{}"] {
+        let answer = send(&app, ping(body)).await;
+        assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
+        assert_eq!(answer.json(), json!({"sent": true}));
+    }
+    assert!(sb.send_ping(KEY));
+    assert!(!sb.send_ping(OTHER_KEY));
+    assert!(sb.webhooks_idle(IDLE).await);
+
+    let got = receiver.received();
+    assert_eq!(got.len(), 3);
+    for event in &got {
+        let body = event.json();
+        assert_eq!(body.as_object().unwrap().len(), 5, "{}", event.body);
+        assert!(body["id"].as_str().unwrap().starts_with("ev_"));
+        assert_eq!(body["type"], "ping");
+        assert_eq!(body["resource"], "event");
+        assert_eq!(body["data"], json!({}));
+        assert!(body["created_at"].as_str().unwrap().ends_with("+09:00"));
+        assert_eq!(event.header("x-komoju-event"), "ping");
+        assert_eq!(event.header("x-komoju-id"), body["id"].as_str().unwrap());
+        assert_eq!(
+            event.header("x-komoju-signature"),
+            hmac_hex(WEBHOOK_SECRET, event.body.as_bytes())
+        );
+    }
+    let deliveries = sb.deliveries();
+    assert_eq!(statuses(&deliveries), [(200, 1), (200, 1), (200, 1)]);
+    assert!(deliveries.iter().all(|d| d.event_type == "ping"));
+
+    // Paused: queued like a payment event, sent by the flush.
+    sb.set_webhooks_paused(true);
+    assert!(sb.send_ping(KEY));
+    let answer = send(&app, ping("{}")).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(receiver.received().len(), 3);
+    assert_eq!(sb.flush_webhooks().await, [200, 200]);
+    assert_eq!(receiver.types(), ["ping", "ping", "ping", "ping", "ping"]);
+    receiver.stop().await;
+}
+
+#[actix_web::test]
+async fn a_failing_ping_is_retried_with_the_same_event() {
+    let receiver = Receiver::start(1);
+    let sb = sandbox();
+    sb.set_webhook_retry_delays(vec![Duration::from_millis(10)]);
+    sb.set_webhook(KEY, &receiver.url, WEBHOOK_SECRET);
+    assert!(sb.send_ping(KEY));
+    assert!(sb.webhooks_idle(IDLE).await);
+    assert_eq!(statuses(&sb.deliveries()), [(500, 1), (200, 2)]);
+    let got = receiver.received();
+    assert_eq!(got[0].body, got[1].body);
+    receiver.stop().await;
+}

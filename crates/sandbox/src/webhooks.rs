@@ -137,6 +137,17 @@ struct Envelope<'a> {
     reason: Option<String>,
 }
 
+/// A `ping` event: no payment, `data` is `{}`, no `reason`.
+#[derive(Serialize)]
+struct PingEnvelope<'a> {
+    id: &'a str,
+    #[serde(rename = "type")]
+    kind: &'a str,
+    resource: &'static str,
+    data: serde_json::Map<String, serde_json::Value>,
+    created_at: String,
+}
+
 impl Registry {
     /// Sets (or replaces) the endpoint of objects owned by `owner`.
     pub(super) fn register(&mut self, owner: &str, url: &str, secret: &str) {
@@ -158,18 +169,44 @@ impl Registry {
         data: &PaymentView,
         now: Time,
     ) -> Option<Outgoing> {
+        self.create_with(owner, event_type, |id| {
+            serde_json::to_string(&Envelope {
+                id,
+                kind: event_type,
+                resource: "event",
+                data,
+                created_at: format_time(&now),
+                reason: None,
+            })
+        })
+    }
+
+    /// Renders, signs and records a `ping` event for `owner`'s endpoint, or `None` when
+    /// `owner` has none.
+    fn create_ping(&mut self, owner: &str, now: Time) -> Option<Outgoing> {
+        self.create_with(owner, "ping", |id| {
+            serde_json::to_string(&PingEnvelope {
+                id,
+                kind: "ping",
+                resource: "event",
+                data: serde_json::Map::new(),
+                created_at: format_time(&now),
+            })
+        })
+    }
+
+    /// Signs and records the body `render` makes for a fresh event id.
+    fn create_with(
+        &mut self,
+        owner: &str,
+        event_type: &str,
+        render: impl FnOnce(&str) -> serde_json::Result<String>,
+    ) -> Option<Outgoing> {
         let endpoint = self.endpoints.get(owner)?;
         let id = event_id();
-        let body = serde_json::to_string(&Envelope {
-            id: &id,
-            kind: event_type,
-            resource: "event",
-            data,
-            created_at: format_time(&now),
-            reason: None,
-        })
-        .map_err(|e| log::error!("komoju sandbox: cannot render event {id}: {e}"))
-        .ok()?;
+        let body = render(&id)
+            .map_err(|e| log::error!("komoju sandbox: cannot render event {id}: {e}"))
+            .ok()?;
         let event = Arc::new(Event {
             signature: sign(&endpoint.secret, body.as_bytes()),
             url: endpoint.url.clone(),
@@ -182,6 +219,17 @@ impl Registry {
             event,
             pending: Pending::new(&self.pending),
         })
+    }
+
+    /// Sends `event` now (the caller dispatches it once the lock is released), or queues
+    /// it while paused.
+    fn release(&mut self, event: Outgoing) -> Option<Outgoing> {
+        if self.paused {
+            self.queue.push_back(event);
+            None
+        } else {
+            Some(event)
+        }
     }
 }
 
@@ -228,11 +276,7 @@ pub(super) fn events_for(
         else {
             continue;
         };
-        if state.webhooks.paused {
-            state.webhooks.queue.push_back(event);
-        } else {
-            outgoing.push(event);
-        }
+        outgoing.extend(state.webhooks.release(event));
     }
     outgoing
 }
@@ -386,6 +430,25 @@ impl Sandbox {
         self.lock()
             .webhooks
             .register(secret_key, url, webhook_secret);
+    }
+
+    /// Sends a signed `ping` event, `{"id","type":"ping","resource":"event","data":{},
+    /// "created_at"}`, to the endpoint registered for `secret_key`, through the same path
+    /// as payment events: signed with the endpoint's secret, queued while paused, retried,
+    /// reported by [`Sandbox::deliveries`]. Returns at once (the delivery runs on a task);
+    /// false when the key has no endpoint. Over HTTP the same is
+    /// `POST /api/v1/webhook_endpoints/ping` (see the crate documentation).
+    pub fn send_ping(&self, secret_key: &str) -> bool {
+        let now = state::now();
+        let outgoing = {
+            let mut state = self.lock();
+            let Some(event) = state.webhooks.create_ping(secret_key, now) else {
+                return false;
+            };
+            state.webhooks.release(event)
+        };
+        self.dispatch(outgoing.into_iter().collect());
+        true
     }
 
     /// Delays between automatic redeliveries after a non-2xx answer or a connection error.
