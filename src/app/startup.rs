@@ -145,7 +145,11 @@ impl Application {
             KomojuTarget::Api(url) => url.as_str().trim_end_matches('/').to_owned(),
             KomojuTarget::Sandbox => return Err(StartupError::NoSandbox),
         };
-        let public = settings.public_base_url.as_str().trim_end_matches('/').to_owned();
+        let public = settings
+            .public_base_url
+            .as_str()
+            .trim_end_matches('/')
+            .to_owned();
         let (cafe24_api, cafe24_browser) = match &settings.cafe24 {
             Cafe24Target::Api(base) => (base.clone(), base.clone()),
             Cafe24Target::Sandbox => (

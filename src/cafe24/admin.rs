@@ -277,18 +277,16 @@ impl Cafe24Client {
                 detail: format!("token reply: {}", unreadable(&e)),
             })?;
         let issued = reply.issued_at.as_deref().and_then(parse_time);
-        let lifetime = |end: Option<&str>, fallback: Duration| match (issued, end.and_then(parse_time)) {
-            (Some(start), Some(end)) if end > start => {
-                (end - start).to_std().unwrap_or(fallback)
-            }
-            _ => fallback,
-        };
+        let lifetime =
+            |end: Option<&str>, fallback: Duration| match (issued, end.and_then(parse_time)) {
+                (Some(start), Some(end)) if end > start => {
+                    (end - start).to_std().unwrap_or(fallback)
+                }
+                _ => fallback,
+            };
         Ok(TokenGrant {
             access_lifetime: lifetime(reply.expires_at.as_deref(), FALLBACK_ACCESS),
-            refresh_lifetime: lifetime(
-                reply.refresh_token_expires_at.as_deref(),
-                FALLBACK_REFRESH,
-            ),
+            refresh_lifetime: lifetime(reply.refresh_token_expires_at.as_deref(), FALLBACK_REFRESH),
             access_token: SecretString::from(reply.access_token),
             refresh_token: SecretString::from(reply.refresh_token),
             mall_id: reply.mall_id,
@@ -343,7 +341,7 @@ impl Cafe24Client {
                 }
                 serde_json::from_slice(&bytes).map_err(|e| Cafe24Error::Unreadable {
                     status: s.as_u16(),
-                    detail: unreadable(&e).into(),
+                    detail: unreadable(&e),
                 })
             }
             StatusCode::UNAUTHORIZED => Err(Cafe24Error::Unauthorized),
@@ -535,7 +533,12 @@ impl Cafe24Client {
 
 /// What is wrong with a reply, without quoting it (a token reply holds secrets).
 fn unreadable(e: &serde_json::Error) -> String {
-    format!("{:?} at line {} column {}", e.classify(), e.line(), e.column())
+    format!(
+        "{:?} at line {} column {}",
+        e.classify(),
+        e.line(),
+        e.column()
+    )
 }
 
 fn gone_is_false(result: Result<Value, Cafe24Error>) -> Result<bool, Cafe24Error> {
@@ -588,12 +591,20 @@ mod tests {
 
     #[test]
     fn the_mall_id_is_placed_in_the_base() {
-        let url = Cafe24Client::url("https://{mall_id}.cafe24api.com", "demomall", &["oauth", "token"]);
+        let url = Cafe24Client::url(
+            "https://{mall_id}.cafe24api.com",
+            "demomall",
+            &["oauth", "token"],
+        );
         assert_eq!(
             url.map(String::from).ok().as_deref(),
             Some("https://demomall.cafe24api.com/api/v2/oauth/token")
         );
-        let same = Cafe24Client::url("http://127.0.0.1:9/sandbox/cafe24/{mall_id}", "m1", &["admin", "shops"]);
+        let same = Cafe24Client::url(
+            "http://127.0.0.1:9/sandbox/cafe24/{mall_id}",
+            "m1",
+            &["admin", "shops"],
+        );
         assert_eq!(
             same.map(String::from).ok().as_deref(),
             Some("http://127.0.0.1:9/sandbox/cafe24/m1/api/v2/admin/shops")

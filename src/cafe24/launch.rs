@@ -102,12 +102,18 @@ pub fn verify(
             .map(|(_, v)| v.into_owned())
     };
     let timestamp = field("timestamp").ok_or(LaunchError::BadTimestamp)?;
-    if timestamp.is_empty() || timestamp.len() > 13 || !timestamp.bytes().all(|b| b.is_ascii_digit())
+    if timestamp.is_empty()
+        || timestamp.len() > 13
+        || !timestamp.bytes().all(|b| b.is_ascii_digit())
     {
         return Err(LaunchError::BadTimestamp);
     }
     let value: i64 = timestamp.parse().map_err(|_| LaunchError::BadTimestamp)?;
-    let seconds = if timestamp.len() == 13 { value / 1000 } else { value };
+    let seconds = if timestamp.len() == 13 {
+        value / 1000
+    } else {
+        value
+    };
     if (now - seconds).abs() > max_age_secs {
         return Err(LaunchError::Stale);
     }

@@ -54,13 +54,14 @@ pub enum LifecycleError {
 /// The mall an app-deleted or app-expired event is about, or `None` for another event.
 /// Errors: not a JSON object, or no readable `resource.mall_id`.
 pub fn read(body: &[u8]) -> Result<Option<String>, LifecycleError> {
-    let v: Value =
-        serde_json::from_slice(body).map_err(|_| LifecycleError::Invalid("the body is not JSON"))?;
+    let v: Value = serde_json::from_slice(body)
+        .map_err(|_| LifecycleError::Invalid("the body is not JSON"))?;
     if !v.is_object() {
         return Err(LifecycleError::Invalid("the body is not a JSON object"));
     }
     let by_number = matches!(
-        v.get("event_no").and_then(|n| n.as_i64().or_else(|| n.as_str()?.parse().ok())),
+        v.get("event_no")
+            .and_then(|n| n.as_i64().or_else(|| n.as_str()?.parse().ok())),
         Some(APP_DELETED) | Some(APP_EXPIRED)
     );
     let by_name = matches!(
@@ -75,7 +76,9 @@ pub fn read(body: &[u8]) -> Result<Option<String>, LifecycleError> {
         .or_else(|| v.get("mall_id"))
         .and_then(Value::as_str)
         .filter(|m| crate::cafe24::partner_id::is_valid_mall_id(m))
-        .ok_or(LifecycleError::Invalid("the event has no valid resource.mall_id"))?;
+        .ok_or(LifecycleError::Invalid(
+            "the event has no valid resource.mall_id",
+        ))?;
     Ok(Some(mall_id.to_owned()))
 }
 

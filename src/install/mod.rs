@@ -37,7 +37,9 @@ pub enum InstallError {
     BadState,
     #[error("the authorization was refused in Cafe24")]
     Denied,
-    #[error("Cafe24 did not accept the authorization code; open the app from the Cafe24 admin again")]
+    #[error(
+        "Cafe24 did not accept the authorization code; open the app from the Cafe24 admin again"
+    )]
     GrantRefused,
     #[error("Cafe24's token reply is for another mall than the one that launched the app")]
     OtherMall,
@@ -124,10 +126,19 @@ pub async fn launch(app: &Services, raw_query: &str) -> Result<Launched, Install
         .await
         .map_err(|e| InstallError::from_db("launch", e))?;
     if connected && has_merchant {
-        log::info!("launch of {} by {}: session opened", launch.mall_id, launch.user_id);
+        log::info!(
+            "launch of {} by {}: session opened",
+            launch.mall_id,
+            launch.user_id
+        );
         let session = app
             .session_keys
-            .issue(&launch.mall_id, &launch.user_id, &launch.lang, app.clock.unix_seconds())
+            .issue(
+                &launch.mall_id,
+                &launch.user_id,
+                &launch.lang,
+                app.clock.unix_seconds(),
+            )
             .ok_or(InstallError::Internal)?;
         return Ok(Launched::Settings {
             session,
@@ -154,7 +165,11 @@ pub async fn launch(app: &Services, raw_query: &str) -> Result<Launched, Install
             log::error!("authorize URL: {e}");
             InstallError::Internal
         })?;
-    log::info!("launch of {} by {}: authorization asked", launch.mall_id, launch.user_id);
+    log::info!(
+        "launch of {} by {}: authorization asked",
+        launch.mall_id,
+        launch.user_id
+    );
     Ok(Launched::Authorize { state, location })
 }
 
@@ -224,7 +239,8 @@ pub async fn callback(
         return Err(InstallError::OtherMall);
     }
     let mall_id = started.mall_id.clone();
-    let tokens = tokens::sealed_row(app, &mall_id, &grant, now).map_err(|_| InstallError::Internal)?;
+    let tokens =
+        tokens::sealed_row(app, &mall_id, &grant, now).map_err(|_| InstallError::Internal)?;
     let merchant = new_merchant(&mall_id, &started.lang, now)?;
     let created = app
         .db
@@ -254,7 +270,12 @@ pub async fn callback(
     );
     let session = app
         .session_keys
-        .issue(&mall_id, &started.user_id, &started.lang, app.clock.unix_seconds())
+        .issue(
+            &mall_id,
+            &started.user_id,
+            &started.lang,
+            app.clock.unix_seconds(),
+        )
         .ok_or(InstallError::Internal)?;
     Ok((session, settings_location(app, &mall_id)))
 }

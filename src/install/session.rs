@@ -102,7 +102,8 @@ impl SessionKeys {
 
     /// The CSRF token of `session`'s forms.
     pub fn csrf(&self, session: &Session) -> String {
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(self.csrf_mac(session).finalize().into_bytes())
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(self.csrf_mac(session).finalize().into_bytes())
     }
 
     /// Whether `token` is `session`'s CSRF token (constant time).
@@ -140,9 +141,14 @@ mod tests {
     #[test]
     fn a_session_round_trips_until_it_expires() {
         let keys = keys();
-        let token = keys.issue("demomall", "admin", "ja_JP", 1000).unwrap_or_default();
+        let token = keys
+            .issue("demomall", "admin", "ja_JP", 1000)
+            .unwrap_or_default();
         let session = keys.verify(Some(&token), 1000 + 3599);
-        assert_eq!(session.as_ref().map(|s| s.mall_id.as_str()), Some("demomall"));
+        assert_eq!(
+            session.as_ref().map(|s| s.mall_id.as_str()),
+            Some("demomall")
+        );
         assert_eq!(keys.verify(Some(&token), 1000 + 3600), None);
         let other = SessionKeys::new(&SecretString::from("b".repeat(40)));
         assert_eq!(other.verify(Some(&token), 1000), None);

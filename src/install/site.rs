@@ -182,7 +182,10 @@ pub struct SettingsView {
     pub sandbox: bool,
 }
 
-async fn merchant_row(app: &Services, mall_id: &str) -> Result<db::merchants::MerchantRow, SiteError> {
+async fn merchant_row(
+    app: &Services,
+    mall_id: &str,
+) -> Result<db::merchants::MerchantRow, SiteError> {
     let mall = mall_id.to_owned();
     app.db
         .run(move |c| db::merchants::find(c, &mall))
@@ -308,7 +311,10 @@ pub async fn view(app: &Services, session: &Session) -> Result<SettingsView, Sit
             }
             Err(e) => {
                 log::warn!("KOMOJU payment methods of {mall_id}: {e}");
-                Err("KOMOJU did not list the payment types; reload the page to try again".to_owned())
+                Err(
+                    "KOMOJU did not list the payment types; reload the page to try again"
+                        .to_owned(),
+                )
             }
         },
     };
@@ -324,7 +330,9 @@ pub async fn view(app: &Services, session: &Session) -> Result<SettingsView, Sit
                 "test"
             }
         }),
-        secret_key_hint: secret_key.as_ref().map(|k| crate::secrets::mask(k.expose_secret())),
+        secret_key_hint: secret_key
+            .as_ref()
+            .map(|k| crate::secrets::mask(k.expose_secret())),
         webhook_secret_hint: webhook_secret
             .as_ref()
             .map(|k| crate::secrets::mask(k.expose_secret())),
@@ -354,13 +362,17 @@ pub struct KomojuForm {
 /// and is checked with one KOMOJU call (`GET /payment_methods`) before anything is
 /// stored; the payment types must be ones KOMOJU offers that key. Errors: a field is
 /// wrong ([`SiteError::Form`], nothing saved), KOMOJU unreachable, the database.
-pub async fn save_komoju(app: &Services, session: &Session, form: KomojuForm) -> Result<(), SiteError> {
+pub async fn save_komoju(
+    app: &Services,
+    session: &Session,
+    form: KomojuForm,
+) -> Result<(), SiteError> {
     let mall_id = session.mall_id.as_str();
     let mut row = merchant_row(app, mall_id).await?;
     let new_key = form.secret_key.expose_secret().trim().to_owned();
     let new_secret = form.webhook_secret.expose_secret().trim().to_owned();
-    if !new_key.is_empty()
-        && !(new_key.starts_with("sk_live_") || new_key.starts_with("sk_test_"))
+    let looks_like_a_key = new_key.starts_with("sk_live_") || new_key.starts_with("sk_test_");
+    if (!new_key.is_empty() && !looks_like_a_key)
         || new_key.len() > 200
         || new_key.chars().any(|c| c.is_whitespace() || c.is_control())
     {
@@ -373,7 +385,10 @@ pub async fn save_komoju(app: &Services, session: &Session, form: KomojuForm) ->
             "The webhook secret must be 8 to 200 characters".into(),
         ));
     }
-    let key = match (new_key.is_empty(), open_secret(app, &row, SECRET_KEY_COLUMN)?) {
+    let key = match (
+        new_key.is_empty(),
+        open_secret(app, &row, SECRET_KEY_COLUMN)?,
+    ) {
         (false, _) => SecretString::from(new_key.clone()),
         (true, Some(stored)) => stored,
         (true, None) => return Err(SiteError::Form("Enter your KOMOJU secret key".into())),
@@ -467,7 +482,11 @@ async fn register_sandbox_webhook(app: &Services, mall_id: &str) {
     }
 }
 
-async fn shop_row(app: &Services, mall_id: &str, shop_no: i32) -> Result<db::merchants::ShopRow, SiteError> {
+async fn shop_row(
+    app: &Services,
+    mall_id: &str,
+    shop_no: i32,
+) -> Result<db::merchants::ShopRow, SiteError> {
     let shops = cafe24_shops(app, mall_id)
         .await
         .map_err(|e| admin_error("listing the shops", mall_id, e))?;
@@ -507,7 +526,9 @@ async fn record_script(
     let mall = mall_id.to_owned();
     let now = app.clock.now_naive();
     app.db
-        .run(move |c| db::merchants::set_script(c, &mall, shop_no, state, script_no.as_deref(), now))
+        .run(move |c| {
+            db::merchants::set_script(c, &mall, shop_no, state, script_no.as_deref(), now)
+        })
         .await
         .map_err(|e| db_error("recording the script tag", e))
 }
@@ -516,7 +537,12 @@ async fn record_script(
 /// `partner_id`, then takes its checkouts) or off (stops taking checkouts, removes the
 /// script tag, unregisters). Repeating a finished switch does nothing; repeating a
 /// failed one finishes it without doubling anything.
-pub async fn set_gateway(app: &Services, session: &Session, shop_no: i32, on: bool) -> Result<(), SiteError> {
+pub async fn set_gateway(
+    app: &Services,
+    session: &Session,
+    shop_no: i32,
+    on: bool,
+) -> Result<(), SiteError> {
     let mall_id = session.mall_id.as_str();
     let shop = shop_row(app, mall_id, shop_no).await?;
     let before = Registration::parse(&shop.gateway_state);
@@ -538,7 +564,9 @@ pub async fn set_gateway(app: &Services, session: &Session, shop_no: i32, on: bo
             async move {
                 if before != Registration::Off {
                     // An earlier try may have reached Cafe24: start from nothing.
-                    app.cafe24.unregister_gateway(mall_id, &access, shop_no).await?;
+                    app.cafe24
+                        .unregister_gateway(mall_id, &access, shop_no)
+                        .await?;
                 }
                 app.cafe24
                     .register_gateway(mall_id, &access, shop_no, &partner_id)
@@ -558,7 +586,9 @@ pub async fn set_gateway(app: &Services, session: &Session, shop_no: i32, on: bo
             remove_script(app, mall_id, shop_no).await?;
         }
         tokens::with_access(app, mall_id, |access| async move {
-            app.cafe24.unregister_gateway(mall_id, &access, shop_no).await
+            app.cafe24
+                .unregister_gateway(mall_id, &access, shop_no)
+                .await
         })
         .await
         .map_err(|e| admin_error("unregistering the payment gateway", mall_id, e))?;
@@ -601,7 +631,12 @@ async fn remove_script(app: &Services, mall_id: &str, shop_no: i32) -> Result<()
 
 /// Turns the shop's external-checkout button on (a script tag for the loader, on the
 /// product and basket pages of the shop's skins, with its `integrity`) or off.
-pub async fn set_script(app: &Services, session: &Session, shop_no: i32, on: bool) -> Result<(), SiteError> {
+pub async fn set_script(
+    app: &Services,
+    session: &Session,
+    shop_no: i32,
+    on: bool,
+) -> Result<(), SiteError> {
     let mall_id = session.mall_id.as_str();
     let shop = shop_row(app, mall_id, shop_no).await?;
     let before = Registration::parse(&shop.script_state);
@@ -652,7 +687,10 @@ pub async fn set_script(app: &Services, session: &Session, shop_no: i32, on: boo
 /// signed ping and waits (a few seconds at most) for it to arrive; with a real KOMOJU,
 /// reports the last ping (the merchant sends one from KOMOJU's dashboard). Returns when
 /// the newest signed ping arrived.
-pub async fn test_webhook(app: &Services, session: &Session) -> Result<Option<NaiveDateTime>, SiteError> {
+pub async fn test_webhook(
+    app: &Services,
+    session: &Session,
+) -> Result<Option<NaiveDateTime>, SiteError> {
     let mall_id = session.mall_id.as_str();
     let last = || async {
         let mall = mall_id.to_owned();

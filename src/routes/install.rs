@@ -21,14 +21,18 @@ use crate::services::Services;
 /// Mounts the three routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(super::resource("/cafe24/launch", "GET").route(web::get().to(launch)))
-        .service(
-            super::resource("/cafe24/oauth/callback", "GET").route(web::get().to(callback)),
-        )
+        .service(super::resource("/cafe24/oauth/callback", "GET").route(web::get().to(callback)))
         .service(super::resource("/cafe24/webhooks", "POST").route(web::post().to(webhooks)));
 }
 
 /// A cookie of this service: `HttpOnly`, `SameSite=Lax`, `Secure` in production.
-pub fn cookie(app: &Services, name: &'static str, value: String, path: &'static str, max_age_secs: i64) -> Cookie<'static> {
+pub fn cookie(
+    app: &Services,
+    name: &'static str,
+    value: String,
+    path: &'static str,
+    max_age_secs: i64,
+) -> Cookie<'static> {
     Cookie::build(name, value)
         .path(path)
         .http_only(true)
@@ -53,7 +57,10 @@ fn redirect(location: &str) -> actix_web::HttpResponseBuilder {
 }
 
 fn refused(e: InstallError) -> HttpResponse {
-    super::settings_site::page(e.status(), super::settings_pages::error("en", &e.to_string()))
+    super::settings_site::page(
+        e.status(),
+        super::settings_pages::error("en", &e.to_string()),
+    )
 }
 
 async fn launch(app: State, req: HttpRequest) -> HttpResponse {
@@ -62,7 +69,13 @@ async fn launch(app: State, req: HttpRequest) -> HttpResponse {
             .cookie(session_cookie(&app, session))
             .finish(),
         Ok(Launched::Authorize { state, location }) => redirect(&location)
-            .cookie(cookie(&app, STATE_COOKIE, state, "/cafe24/oauth", install::STATE_TTL.num_seconds()))
+            .cookie(cookie(
+                &app,
+                STATE_COOKIE,
+                state,
+                "/cafe24/oauth",
+                install::STATE_TTL.num_seconds(),
+            ))
             .finish(),
         Err(e) => refused(e),
     }
@@ -74,16 +87,28 @@ async fn callback(app: State, req: HttpRequest) -> HttpResponse {
     match install::callback(&app, query, state_cookie.as_ref().map(|c| c.value())).await {
         Ok((session, location)) => redirect(&location)
             .cookie(session_cookie(&app, session))
-            .cookie(cookie(&app, STATE_COOKIE, String::new(), "/cafe24/oauth", 0))
+            .cookie(cookie(
+                &app,
+                STATE_COOKIE,
+                String::new(),
+                "/cafe24/oauth",
+                0,
+            ))
             .finish(),
         Err(e) => refused(e),
     }
 }
 
-async fn webhooks(app: State, req: HttpRequest, payload: web::Payload) -> Result<HttpResponse, ApiError> {
+async fn webhooks(
+    app: State,
+    req: HttpRequest,
+    payload: web::Payload,
+) -> Result<HttpResponse, ApiError> {
     let body = crate::cafe24::read_bytes(&req, payload, app.body_limits).await?;
     match lifecycle::receive(&app, &body).await {
-        Ok(outcome) => Ok(HttpResponse::Ok().json(json!({"status": "ok", "outcome": outcome.as_str()}))),
+        Ok(outcome) => {
+            Ok(HttpResponse::Ok().json(json!({"status": "ok", "outcome": outcome.as_str()})))
+        }
         Err(lifecycle::LifecycleError::Invalid(why)) => Err(ApiError::invalid(why)),
         Err(lifecycle::LifecycleError::Unavailable) => Err(ApiError::Unavailable),
     }

@@ -30,7 +30,9 @@ pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self';
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(super::resource(STYLESHEET_PATH, "GET").route(web::get().to(stylesheet)))
         .service(super::resource("/settings/{mall_id}", "GET").route(web::get().to(show)))
-        .service(super::resource("/settings/{mall_id}/komoju", "POST").route(web::post().to(komoju)))
+        .service(
+            super::resource("/settings/{mall_id}/komoju", "POST").route(web::post().to(komoju)),
+        )
         .service(
             super::resource("/settings/{mall_id}/shops/{shop_no}/{switch}", "POST")
                 .route(web::post().to(shop_switch)),
@@ -68,7 +70,11 @@ async fn stylesheet() -> HttpResponse {
 }
 
 /// The form fields of a POST: pairs in order (repeated names kept).
-async fn form(app: &Services, req: &HttpRequest, body: web::Payload) -> Result<Vec<(String, String)>, SiteError> {
+async fn form(
+    app: &Services,
+    req: &HttpRequest,
+    body: web::Payload,
+) -> Result<Vec<(String, String)>, SiteError> {
     let bytes = crate::cafe24::read_bytes(req, body, app.body_limits)
         .await
         .map_err(|e| SiteError::Form(e.to_string()))?;
@@ -76,7 +82,10 @@ async fn form(app: &Services, req: &HttpRequest, body: web::Payload) -> Result<V
 }
 
 fn field<'a>(fields: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    fields.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    fields
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 /// The session of a POST for `mall_id`: cookie, mall and CSRF token checked.
@@ -88,15 +97,28 @@ async fn posted(
 ) -> Result<(Session, Vec<(String, String)>), SiteError> {
     let fields = form(app, req, body).await?;
     let cookie = req.cookie(SESSION_COOKIE);
-    let session = site::authorize(app, cookie.as_ref().map(|c| c.value()), mall_id, Some(field(&fields, "csrf")))?;
+    let session = site::authorize(
+        app,
+        cookie.as_ref().map(|c| c.value()),
+        mall_id,
+        Some(field(&fields, "csrf")),
+    )?;
     Ok((session, fields))
 }
 
 /// 303 back to the page, or the page with the form error, or an error page.
-async fn after(app: &Services, session: &Session, result: Result<(), SiteError>, done: &str) -> HttpResponse {
+async fn after(
+    app: &Services,
+    session: &Session,
+    result: Result<(), SiteError>,
+    done: &str,
+) -> HttpResponse {
     match result {
         Ok(()) => HttpResponse::SeeOther()
-            .insert_header((header::LOCATION, format!("/settings/{}?done={done}", session.mall_id)))
+            .insert_header((
+                header::LOCATION,
+                format!("/settings/{}?done={done}", session.mall_id),
+            ))
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .finish(),
         Err(SiteError::Form(message)) => match site::view(app, session).await {
@@ -120,21 +142,35 @@ async fn show(app: State, req: HttpRequest, mall_id: web::Path<String>) -> HttpR
     match site::view(&app, &session).await {
         Ok(view) => {
             let notice = done.then_some(settings_pages::texts(&session.lang).done);
-            page(StatusCode::OK, settings_pages::settings(&view, notice, None))
+            page(
+                StatusCode::OK,
+                settings_pages::settings(&view, notice, None),
+            )
         }
         Err(e) => failed(&session.lang, e),
     }
 }
 
-async fn komoju(app: State, req: HttpRequest, body: web::Payload, mall_id: web::Path<String>) -> HttpResponse {
+async fn komoju(
+    app: State,
+    req: HttpRequest,
+    body: web::Payload,
+    mall_id: web::Path<String>,
+) -> HttpResponse {
     let (session, fields) = match posted(&app, &req, body, &mall_id).await {
         Ok(s) => s,
         Err(e) => return failed("en", e),
     };
     let form = KomojuForm {
         secret_key: SecretString::from(field(&fields, "secret_key").unwrap_or("").to_owned()),
-        webhook_secret: SecretString::from(field(&fields, "webhook_secret").unwrap_or("").to_owned()),
-        payment_types: fields.iter().filter(|(k, _)| k == "payment_types").map(|(_, v)| v.clone()).collect(),
+        webhook_secret: SecretString::from(
+            field(&fields, "webhook_secret").unwrap_or("").to_owned(),
+        ),
+        payment_types: fields
+            .iter()
+            .filter(|(k, _)| k == "payment_types")
+            .map(|(_, v)| v.clone())
+            .collect(),
         cancel_mode: field(&fields, "cancel_mode").unwrap_or("").to_owned(),
         locale: field(&fields, "locale").unwrap_or("").to_owned(),
         external_review: field(&fields, "external_review") == Some("1"),
@@ -143,7 +179,12 @@ async fn komoju(app: State, req: HttpRequest, body: web::Payload, mall_id: web::
     after(&app, &session, result, "komoju").await
 }
 
-async fn shop_switch(app: State, req: HttpRequest, body: web::Payload, path: web::Path<(String, i32, String)>) -> HttpResponse {
+async fn shop_switch(
+    app: State,
+    req: HttpRequest,
+    body: web::Payload,
+    path: web::Path<(String, i32, String)>,
+) -> HttpResponse {
     let (mall_id, shop_no, switch) = path.into_inner();
     let (session, fields) = match posted(&app, &req, body, &mall_id).await {
         Ok(s) => s,
@@ -162,7 +203,12 @@ async fn shop_switch(app: State, req: HttpRequest, body: web::Payload, path: web
     after(&app, &session, result, &switch).await
 }
 
-async fn webhook_test(app: State, req: HttpRequest, body: web::Payload, mall_id: web::Path<String>) -> HttpResponse {
+async fn webhook_test(
+    app: State,
+    req: HttpRequest,
+    body: web::Payload,
+    mall_id: web::Path<String>,
+) -> HttpResponse {
     let (session, _) = match posted(&app, &req, body, &mall_id).await {
         Ok(s) => s,
         Err(e) => return failed("en", e),
@@ -171,7 +217,12 @@ async fn webhook_test(app: State, req: HttpRequest, body: web::Payload, mall_id:
     after(&app, &session, result, "webhook").await
 }
 
-async fn disconnect(app: State, req: HttpRequest, body: web::Payload, mall_id: web::Path<String>) -> HttpResponse {
+async fn disconnect(
+    app: State,
+    req: HttpRequest,
+    body: web::Payload,
+    mall_id: web::Path<String>,
+) -> HttpResponse {
     let (session, _) = match posted(&app, &req, body, &mall_id).await {
         Ok(s) => s,
         Err(e) => return failed("en", e),

@@ -12,6 +12,7 @@ mod cli;
 mod external_checkout;
 mod health;
 mod hostile_input;
+mod install;
 mod operator;
 mod processes;
 mod reconciliation;

@@ -340,6 +340,12 @@ impl Cafe24Sandbox {
         self.lock().requests.clone()
     }
 
+    /// Every authorization code, access token and refresh token issued so far, for tests
+    /// that check none of them ever reaches a log line or a page.
+    pub fn issued_secrets(&self) -> Vec<String> {
+        self.lock().issued_secrets()
+    }
+
     fn public_base(&self) -> &str {
         &self.inner.public_base
     }

@@ -151,6 +151,16 @@ impl State {
     }
 
     /// The mall's shops: as set, or the default one.
+    /// Every code and token issued (used or not).
+    pub(super) fn issued_secrets(&self) -> Vec<String> {
+        self.codes
+            .keys()
+            .chain(self.access_tokens.keys())
+            .chain(self.refresh_tokens.keys())
+            .cloned()
+            .collect()
+    }
+
     pub(super) fn shops(&self, mall_id: &str) -> Vec<ShopSpec> {
         match self.malls.get(mall_id).and_then(|m| m.shops.as_ref()) {
             Some(shops) => shops.clone(),
