@@ -353,6 +353,9 @@ pub struct KomojuForm {
     pub secret_key: SecretString,
     pub webhook_secret: SecretString,
     pub payment_types: Vec<String>,
+    /// The page showed the payment-type choices (so an empty list is the merchant's
+    /// choice, refused, not the absence of a choice).
+    pub payment_types_shown: bool,
     pub cancel_mode: String,
     pub locale: String,
     pub external_review: bool,
@@ -408,11 +411,21 @@ pub async fn save_komoju(
             ));
         }
     };
-    if form.payment_types.is_empty() {
+    // The first save has no list to choose from yet (it comes from KOMOJU with the key):
+    // the stored default, where KOMOJU offers it.
+    let payment_types: Vec<String> = if form.payment_types_shown {
+        form.payment_types
+    } else {
+        row.payment_types
+            .split(',')
+            .filter(|t| offered.iter().any(|m| m.type_slug == *t))
+            .map(str::to_owned)
+            .collect()
+    };
+    if payment_types.is_empty() {
         return Err(SiteError::Form("Choose at least one payment type".into()));
     }
-    if let Some(t) = form
-        .payment_types
+    if let Some(t) = payment_types
         .iter()
         .find(|t| !offered.iter().any(|m| &m.type_slug == *t))
     {
@@ -443,7 +456,7 @@ pub async fn save_komoju(
     if row.komoju_webhook_secret.is_empty() {
         return Err(SiteError::Form("Enter your KOMOJU webhook secret".into()));
     }
-    row.payment_types = form.payment_types.join(",");
+    row.payment_types = payment_types.join(",");
     row.cancel_mode = form.cancel_mode;
     row.locale = form.locale;
     row.external_review = form.external_review;

@@ -242,6 +242,7 @@ pub fn settings(view: &SettingsView, notice: Option<&str>, error: Option<&str>) 
                     label { (t.payment_types) }
                     @match &view.payment_types {
                         Ok(types) => {
+                            input type="hidden" name="payment_types_shown" value="1";
                             @for pt in types {
                                 label.inline {
                                     input type="checkbox" name="payment_types" value=(pt.type_slug)
@@ -263,9 +264,11 @@ pub fn settings(view: &SettingsView, notice: Option<&str>, error: Option<&str>) 
                         option value="en" selected[view.locale == "en"] { "English" }
                         option value="ko" selected[view.locale == "ko"] { "한국어" }
                     }
-                    label.inline {
-                        input type="checkbox" id="external_review" name="external_review" value="1" checked[view.external_review];
-                        (t.review_page)
+                    p {
+                        label.inline {
+                            input type="checkbox" id="external_review" name="external_review" value="1" checked[view.external_review];
+                            (t.review_page)
+                        }
                     }
                     p { button type="submit" #save-komoju { (t.save) } }
                 }

@@ -171,6 +171,7 @@ async fn komoju(
             .filter(|(k, _)| k == "payment_types")
             .map(|(_, v)| v.clone())
             .collect(),
+        payment_types_shown: field(&fields, "payment_types_shown") == Some("1"),
         cancel_mode: field(&fields, "cancel_mode").unwrap_or("").to_owned(),
         locale: field(&fields, "locale").unwrap_or("").to_owned(),
         external_review: field(&fields, "external_review") == Some("1"),

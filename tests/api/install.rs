@@ -178,6 +178,7 @@ impl<'a> Browser<'a> {
             &[
                 ("secret_key", key),
                 ("webhook_secret", WEBHOOK_SECRET),
+                ("payment_types_shown", "1"),
                 ("payment_types", "credit_card"),
                 ("payment_types", "konbini"),
                 ("cancel_mode", "sync"),

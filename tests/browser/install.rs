@@ -1,0 +1,196 @@
+//! The install from Cafe24 by clicks (PROTOCOL.md §12), in headless Chromium, against the
+//! service exactly as `cargo run -- serve` starts it in development: the KOMOJU sandbox
+//! and the Cafe24 stand-in mounted, nothing else. The merchant makes a launch link on the
+//! stand-in's page, allows the app, saves a KOMOJU test key, turns the shop and its
+//! external checkout on, sends a test ping; the stand-in then holds one payment gateway
+//! and one script tag. Screenshots of the settings page in Japanese and English.
+
+use super::*;
+
+const INSTALL_MALL: &str = "browsermall";
+const INSTALL_KEY: &str = "sk_test_browsermall_51c0ffee";
+const INSTALL_WEBHOOK_SECRET: &str = "whsec_browsermall_7a7a";
+
+/// The service as a newcomer runs it: development defaults, both sandboxes mounted.
+async fn serve_like_a_newcomer() -> (String, Application, tempfile::TempDir) {
+    let _ = env_logger::builder().is_test(true).try_init();
+    let db = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let (listener, port) = bind();
+    let service = format!("http://127.0.0.1:{port}");
+    let env: HashMap<&str, String> = HashMap::from([
+        (
+            "DATABASE_URL",
+            format!("sqlite://{}", db.path().join("dev.sqlite3").display()),
+        ),
+        ("BIND_ADDR", format!("127.0.0.1:{port}")),
+    ]);
+    let settings =
+        Settings::from_lookup(|k| env.get(k).cloned()).unwrap_or_else(|e| panic!("settings: {e}"));
+    let app = Application::build_with_listener(settings, listener, Clock::system())
+        .await
+        .unwrap_or_else(|e| panic!("build: {e}"));
+    (service, app, db)
+}
+
+async fn fill(client: &Client, css: &str, text: &str) {
+    let field = match client.find(Locator::Css(css)).await {
+        Ok(f) => f,
+        Err(e) => panic!("{css}: {e}\n{}", diagnostics(client).await),
+    };
+    field
+        .clear()
+        .await
+        .unwrap_or_else(|e| panic!("clear {css}: {e}"));
+    field
+        .send_keys(text)
+        .await
+        .unwrap_or_else(|e| panic!("type into {css}: {e}"));
+}
+
+async fn text_of(client: &Client, css: &str) -> String {
+    let deadline = Instant::now() + STEP;
+    loop {
+        if let Ok(element) = client.find(Locator::Css(css)).await {
+            return element.text().await.unwrap_or_default();
+        }
+        if Instant::now() > deadline {
+            panic!("no {css}\n{}", diagnostics(client).await);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Makes the window as tall as the page, so a screenshot shows all of it.
+async fn full_page(client: &Client) {
+    let height = client
+        .execute("return document.documentElement.scrollHeight;", vec![])
+        .await
+        .ok()
+        .and_then(|v| v.as_u64())
+        .unwrap_or(900);
+    let _ = client
+        .set_window_size(1200, (height as u32 + 140).min(4000))
+        .await;
+}
+
+#[actix_web::test]
+async fn a_merchant_installs_the_app_by_clicks() {
+    if !browser_installed() {
+        return;
+    }
+    let _turn = BROWSER_TURN.lock().await;
+    let (service, app, _db) = serve_like_a_newcomer().await;
+    let cafe24 = app
+        .cafe24_sandbox()
+        .unwrap_or_else(|| panic!("development mounts the Cafe24 stand-in"));
+    tokio::spawn(app.run_until_stopped());
+    let browser = Browser::start().await;
+    let client = browser.client.clone();
+    browser
+        .run(async {
+            // The stand-in's launch page: a signed launch link for any mall.
+            client
+                .goto(&format!("{service}/sandbox/cafe24/"))
+                .await
+                .unwrap_or_else(|e| panic!("goto: {e}"));
+            fill(&client, "#mall_id", INSTALL_MALL).await;
+            client
+                .find(Locator::Css("#lang option[value='ja']"))
+                .await
+                .unwrap_or_else(|e| panic!("lang: {e}"))
+                .click()
+                .await
+                .unwrap_or_else(|e| panic!("lang: {e}"));
+            click(&client, "#make-link").await;
+            click(&client, "#launch").await;
+
+            // Cafe24's consent page: Allow.
+            wait_for_url(&client, "the consent page", |u| {
+                u.path().ends_with("/oauth/authorize")
+            })
+            .await;
+            click(&client, "#allow").await;
+
+            // The settings site, in Japanese, not set up yet.
+            let settings = format!("/settings/{INSTALL_MALL}");
+            wait_for_url(&client, "the settings page", |u| u.path() == settings).await;
+            assert!(text_of(&client, "#mode")
+                .await
+                .contains("KOMOJU がまだ設定されていません"));
+
+            // KOMOJU keys: saved, shown back masked, test mode.
+            fill(&client, "#secret_key", INSTALL_KEY).await;
+            fill(&client, "#webhook_secret", INSTALL_WEBHOOK_SECRET).await;
+            click(&client, "#save-komoju").await;
+            let notice = text_of(&client, "#notice").await;
+            assert_eq!(notice, "保存しました。");
+            assert!(text_of(&client, "#mode").await.contains("テストモード"));
+            let hint = text_of(&client, "#secret-key-hint").await;
+            assert!(hint.contains("sk_test_…ffee"), "{hint}");
+            assert!(!client
+                .source()
+                .await
+                .unwrap_or_default()
+                .contains(INSTALL_KEY));
+
+            // The shop on, then its external checkout.
+            click(&client, "#gateway-1").await;
+            assert_eq!(
+                text_of(&client, "#shop-1 td:nth-child(4) .state").await,
+                "有効"
+            );
+            click(&client, "#script-1").await;
+            assert_eq!(
+                text_of(&client, "#shop-1 td:nth-child(5) .state").await,
+                "有効"
+            );
+
+            // The webhook test: the sandbox's signed ping arrives.
+            assert!(text_of(&client, "#last-ping")
+                .await
+                .contains("まだありません"));
+            click(&client, "#webhook-test").await;
+            let ping = text_of(&client, "#last-ping").await;
+            assert!(ping.contains("UTC"), "the ping arrived: {ping}");
+            full_page(&client).await;
+            screenshot(&client, "settings-ja.png").await;
+
+            // Cafe24 holds one registration and one script tag.
+            let gateways = cafe24.payment_gateways(INSTALL_MALL);
+            assert_eq!(gateways.len(), 1, "{gateways:?}");
+            assert!(gateways[0]
+                .partner_id
+                .starts_with(&format!("{INSTALL_MALL}:1:")));
+            let tags = cafe24.script_tags(INSTALL_MALL);
+            assert_eq!(tags.len(), 1, "{tags:?}");
+            assert!(tags[0]
+                .integrity
+                .as_deref()
+                .is_some_and(|i| i.starts_with("sha384-")));
+
+            // Launched again in English: straight to the settings (a live token).
+            client
+                .goto(&format!("{service}/sandbox/cafe24/"))
+                .await
+                .unwrap_or_else(|e| panic!("goto: {e}"));
+            fill(&client, "#mall_id", INSTALL_MALL).await;
+            client
+                .find(Locator::Css("#lang option[value='en']"))
+                .await
+                .unwrap_or_else(|e| panic!("lang: {e}"))
+                .click()
+                .await
+                .unwrap_or_else(|e| panic!("lang: {e}"));
+            click(&client, "#make-link").await;
+            click(&client, "#launch").await;
+            wait_for_url(&client, "the settings page", |u| u.path() == settings).await;
+            assert!(text_of(&client, "#mode").await.contains("Test mode"));
+            assert_eq!(
+                text_of(&client, "#shop-1 td:nth-child(4) .state").await,
+                "On"
+            );
+            full_page(&client).await;
+            screenshot(&client, "settings-en.png").await;
+        })
+        .await;
+}
