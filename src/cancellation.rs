@@ -87,6 +87,23 @@ struct ValidCancel {
 /// Handles a cancellation request; returns the reply for Cafe24. Errors before the
 /// KOMOJU call change nothing and call nobody.
 pub async fn cancel(app: &Services, mode: Mode, fields: &Fields) -> Result<Reply, ApiError> {
+    let reply = cancel_request(app, mode, fields).await;
+    let result = match &reply {
+        Ok(_) => "accepted",
+        Err(e) => e.code(),
+    };
+    let mode_label = match mode {
+        Mode::Sync => "synchronous",
+        Mode::Async => "asynchronous",
+    };
+    app.metrics
+        .cancellations
+        .with_label_values(&[mode_label, result])
+        .inc();
+    reply
+}
+
+async fn cancel_request(app: &Services, mode: Mode, fields: &Fields) -> Result<Reply, ApiError> {
     let mut valid = validate(mode, app, fields)?;
     let merchant = crate::merchant::load_partner(app, &valid.partner_id, false).await?;
     valid.cancel_noty_url = valid

@@ -172,8 +172,15 @@ pub fn lines_total(lines: &[Line], currency: Currency) -> Result<Money, ApiError
     Ok(total)
 }
 
-/// Handles a reservation: checks it, creates the order and its KOMOJU session.
+/// Handles a reservation: checks it, creates the order and its KOMOJU session (counted
+/// in `checkouts_total` with flow `external`).
 pub async fn start(app: &Services, payload: &Payload) -> Result<Started, ApiError> {
+    let started = start_reservation(app, payload).await;
+    crate::checkout::count(app, Flow::External, started.as_ref().map(|_| ()));
+    started
+}
+
+async fn start_reservation(app: &Services, payload: &Payload) -> Result<Started, ApiError> {
     let shop_no: i32 = payload
         .shop_no
         .as_text()

@@ -33,6 +33,7 @@ pub mod external_checkout;
 pub mod install;
 pub mod komoju;
 pub mod merchant;
+pub mod metrics;
 pub mod money;
 pub mod notifications;
 pub mod operator;

@@ -178,9 +178,15 @@ impl Worker {
                 }
             }
         };
+        let outcome = match &finish {
+            Finish::Delivered { .. } => "delivered",
+            Finish::Retry { .. } => "retried",
+            Finish::Dead { .. } => "dead",
+        };
         let (id, owner) = (row.id, self.owner.clone());
         match self.app.db.run(move |c| notifications::finish(c, id, &owner, finish, now)).await {
             Ok(true) => {
+                self.app.metrics.notifications.with_label_values(&[outcome]).inc();
                 let level = if delivered { log::Level::Info } else { log::Level::Warn };
                 log::log!(level, "notification {} ({}) attempt {}: {summary}", row.id, row.kind, row.attempts);
             }
@@ -238,6 +244,18 @@ impl Worker {
             .map(|_| ())
             .map_err(|e| format!("target URL no longer allowed: {e}"))
     }
+}
+
+/// Sets the outbox gauges (`notifications_pending`, `…_oldest_pending_age_seconds`)
+/// from the database, at the service clock; called at each scrape. Errors: the database.
+pub async fn observe_outbox(app: &Services) -> Result<(), DbError> {
+    let (pending, oldest) = app.db.run(notifications::pending_summary).await?;
+    let age = oldest
+        .map(|t| (app.clock.now_naive() - t).num_seconds().max(0))
+        .unwrap_or(0);
+    app.metrics.notifications_pending.set(pending);
+    app.metrics.oldest_pending_age.set(age);
+    Ok(())
 }
 
 #[cfg(test)]

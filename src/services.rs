@@ -52,6 +52,8 @@ pub struct Services {
     pub session_keys: crate::install::session::SessionKeys,
     /// Cookies carry `Secure` (production).
     pub cookie_secure: bool,
+    /// The Prometheus registry and the domain counters (§13).
+    pub metrics: crate::metrics::Metrics,
     /// Wakes the outbox worker after a commit that enqueued notifications.
     pub outbox_wake: Arc<Notify>,
     /// External checkout's `/script/hmac`: requests per (client address, mall).

@@ -38,9 +38,22 @@ pub enum Received {
     Acknowledged(&'static str),
 }
 
-/// Runs the §8 pipeline for one delivery. Errors: unknown mall (`unknown_merchant`),
-/// database failures (`unavailable` / internal), so that KOMOJU redelivers.
+/// Runs the §8 pipeline for one delivery and counts its outcome (`webhooks_total`).
+/// Errors: unknown mall (`unknown_merchant`), database failures (`unavailable` /
+/// internal), so that KOMOJU redelivers.
 pub async fn receive(app: &Services, delivery: Delivery<'_>) -> Result<Received, ApiError> {
+    let received = pipeline(app, delivery).await;
+    if let Ok(r) = &received {
+        let outcome = match r {
+            Received::BadSignature => "bad_signature",
+            Received::Acknowledged(outcome) => outcome,
+        };
+        app.metrics.webhooks.with_label_values(&[outcome]).inc();
+    }
+    received
+}
+
+async fn pipeline(app: &Services, delivery: Delivery<'_>) -> Result<Received, ApiError> {
     let mall_id = delivery.mall_id;
     let merchant = crate::merchant::load(app, mall_id, None).await?;
     let Ok(event) = komoju_webhook::read(

@@ -8,7 +8,7 @@
 //! `OUTBOX_POLL_MS`, `OUTBOX_LEASE_SECS`, `OUTBOX_BATCH`, `NOTIFY_TIMEOUT_SECS`,
 //! `RECONCILE_INTERVAL_MS`, `RECONCILE_AFTER_SECS`, `RECONCILE_PENDING_AFTER_SECS`,
 //! `CAFE24_CLIENT_SECRET`, `CAFE24_API_BASE`, `CAFE24_API_VERSION`, `CAFE24_SCOPES`,
-//! `CAFE24_LAUNCH_MAX_AGE_SECS`, `CAFE24_TIMEOUT_SECS`.
+//! `CAFE24_LAUNCH_MAX_AGE_SECS`, `CAFE24_TIMEOUT_SECS`, `METRICS_BIND_ADDR`.
 //! (`RUST_LOG` is env_logger's.)
 //!
 //! In development every variable has a default; the secrets' defaults are public
@@ -95,6 +95,8 @@ pub struct Settings {
     pub cafe24_launch_max_age_secs: i64,
     /// Timeout of one Cafe24 call (default 10 s).
     pub cafe24_timeout: Duration,
+    /// When set, `/metrics` is served only on this address, not on `bind_addr`.
+    pub metrics_bind_addr: Option<String>,
     /// Comma-separated §10 allow-list.
     pub cafe24_allowed_hosts: String,
     pub komoju: KomojuTarget,
@@ -202,6 +204,7 @@ impl Settings {
             cafe24_launch_max_age_secs: parse_num(&get, "CAFE24_LAUNCH_MAX_AGE_SECS", 3600)?
                 .min(86_400) as i64,
             cafe24_timeout: Duration::from_secs(parse_num(&get, "CAFE24_TIMEOUT_SECS", 10)?),
+            metrics_bind_addr: get("METRICS_BIND_ADDR"),
             cafe24_allowed_hosts: get("CAFE24_ALLOWED_HOSTS")
                 .unwrap_or_else(|| DEFAULT_ALLOWED_HOSTS.into()),
             komoju,

@@ -64,12 +64,16 @@ pub enum StartupError {
     NoCafe24Sandbox,
     #[error("{0}")]
     Cafe24(#[from] crate::cafe24::admin::Cafe24Error),
+    #[error("metrics: {0}")]
+    Metrics(String),
 }
 
 /// A built, not yet running, service.
 pub struct Application {
     server: actix_web::dev::Server,
     port: u16,
+    /// The `/metrics` server on `METRICS_BIND_ADDR`, and its port.
+    metrics_server: Option<(actix_web::dev::Server, u16)>,
     state: web::Data<Services>,
     #[cfg(feature = "sandbox")]
     sandbox: Option<Sandbox>,
@@ -182,14 +186,21 @@ impl Application {
             scopes: settings.cafe24_scopes.clone(),
             timeout: settings.cafe24_timeout,
         })?;
+        let metrics = crate::metrics::Metrics::new();
+        let http_metrics = actix_web_prom::PrometheusMetricsBuilder::new(crate::metrics::NAMESPACE)
+            .registry(metrics.registry().clone())
+            .mask_unmatched_patterns("unmatched")
+            .build()
+            .map_err(|e| StartupError::Metrics(e.to_string()))?;
         let state = web::Data::new(Services {
+            metrics: metrics.clone(),
             cafe24,
             cafe24_is_sandbox: matches!(settings.cafe24, Cafe24Target::Sandbox),
             cafe24_client_secret: settings.cafe24_client_secret.clone(),
             launch_max_age_secs: settings.cafe24_launch_max_age_secs,
             session_keys: crate::install::session::SessionKeys::new(&settings.app_secret),
             cookie_secure: !settings.is_development(),
-            komoju: KomojuClient::new(&komoju_base, settings.komoju_timeout)?,
+            komoju: KomojuClient::new(&komoju_base, settings.komoju_timeout)?.with_metrics(metrics),
             secrets: SecretBox::new(&settings.app_secret),
             order_keys: OrderKeys::new(&settings.app_secret, settings.order_key_ttl),
             allowed_hosts: AllowedHosts::new(
@@ -222,8 +233,19 @@ impl Application {
         let mounted = sandbox.clone();
         #[cfg(feature = "sandbox")]
         let mounted_cafe24 = cafe24_sandbox.clone();
+        let metrics_listener = match &settings.metrics_bind_addr {
+            Some(addr) => Some(
+                TcpListener::bind(addr).map_err(|source| StartupError::Bind {
+                    addr: addr.clone(),
+                    source,
+                })?,
+            ),
+            None => None,
+        };
+        let metrics_apart = metrics_listener.is_some();
         let server = HttpServer::new(move || {
             let app = App::new()
+                .wrap(http_metrics.clone())
                 .wrap(
                     // The query string is left out: it holds order keys.
                     Logger::new("%a \"%{method}xi %U\" %s %b %Dms")
@@ -231,6 +253,11 @@ impl Application {
                 )
                 .app_data(data.clone())
                 .configure(crate::routes::configure)
+                .configure(|cfg| {
+                    if !metrics_apart {
+                        crate::routes::metrics::configure(cfg);
+                    }
+                })
                 .default_service(web::to(crate::routes::not_found));
             #[cfg(feature = "sandbox")]
             let app = match &mounted {
@@ -247,6 +274,25 @@ impl Application {
         .listen(listener)?
         .shutdown_timeout(10)
         .run();
+        let metrics_server = match metrics_listener {
+            Some(listener) => {
+                let port = listener.local_addr()?.port();
+                let data = state.clone();
+                let server = HttpServer::new(move || {
+                    App::new()
+                        .app_data(data.clone())
+                        .configure(crate::routes::metrics::configure)
+                        .default_service(web::to(crate::routes::not_found))
+                })
+                .workers(1)
+                .listen(listener)?
+                .shutdown_timeout(5)
+                .run();
+                log::info!("metrics served apart, on port {port}");
+                Some((server, port))
+            }
+            None => None,
+        };
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut tasks = Vec::new();
         if settings.outbox_worker {
@@ -270,6 +316,7 @@ impl Application {
         Ok(Application {
             server,
             port: local.port(),
+            metrics_server,
             state,
             #[cfg(feature = "sandbox")]
             sandbox,
@@ -284,6 +331,11 @@ impl Application {
     /// The port the server listens on.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port of the separate `/metrics` server, when `METRICS_BIND_ADDR` is set.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_server.as_ref().map(|(_, port)| *port)
     }
 
     /// The shared state (for tests and background work).
@@ -308,7 +360,15 @@ impl Application {
     /// accepting and finishes its requests, then the outbox worker stops claiming and
     /// finishes the batch it is sending, so no row stays leased by a stopped process.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let metrics = self.metrics_server.map(|(server, _)| {
+            let handle = server.handle();
+            tokio::spawn(server);
+            handle
+        });
         let served = self.server.await;
+        if let Some(handle) = metrics {
+            handle.stop(true).await;
+        }
         let _ = self.shutdown.send(true);
         let all = futures_util::future::join_all(self.tasks);
         if tokio::time::timeout(self.stop_limit, all).await.is_err() {

@@ -75,8 +75,25 @@ pub(crate) struct ValidCheckout {
 /// `payment_url`. Errors are the §3 codes; a failure before the order row is written
 /// writes nothing and calls nobody.
 pub async fn start(app: &Services, flow: Flow, fields: &Fields) -> Result<String, ApiError> {
-    let valid = validate(app, flow, fields).await?;
-    start_valid(app, flow, &valid).await.map(|(_, url)| url)
+    let started = async {
+        let valid = validate(app, flow, fields).await?;
+        start_valid(app, flow, &valid).await.map(|(_, url)| url)
+    }
+    .await;
+    count(app, flow, started.as_ref().map(|_| ()));
+    started
+}
+
+/// Counts one checkout request of `flow` by its result (`created` or the §3 code).
+pub(crate) fn count(app: &Services, flow: Flow, result: Result<(), &ApiError>) {
+    let result = match result {
+        Ok(()) => "created",
+        Err(e) => e.code(),
+    };
+    app.metrics
+        .checkouts
+        .with_label_values(&[flow.as_str(), result])
+        .inc();
 }
 
 /// Creates or finds the order of a validated request and its KOMOJU session; returns the

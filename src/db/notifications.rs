@@ -303,3 +303,13 @@ pub fn for_order(conn: &mut DbConnection, order_pk: &str) -> Result<Vec<Notifica
         .select(NotificationRow::as_select())
         .load(conn)?)
 }
+
+/// How many notifications are pending, and when the oldest of them was created.
+pub fn pending_summary(conn: &mut DbConnection) -> Result<(i64, Option<NaiveDateTime>), DbError> {
+    let pending = notifications::table.filter(notifications::state.eq(NotificationState::Pending));
+    let count: i64 = pending.count().get_result(conn)?;
+    let oldest: Option<NaiveDateTime> = pending
+        .select(diesel::dsl::min(notifications::created_at))
+        .first(conn)?;
+    Ok((count, oldest))
+}

@@ -275,6 +275,8 @@ pub struct KomojuClient {
     base: url::Url,
     /// `base` as text, without a trailing slash, for logs.
     base_text: String,
+    /// Where each call is counted (`komoju_requests_total`, its latency histogram).
+    metrics: Option<crate::metrics::Metrics>,
 }
 
 impl KomojuClient {
@@ -295,7 +297,37 @@ impl KomojuClient {
             http,
             base: base_url,
             base_text: base.trim_end_matches('/').to_owned(),
+            metrics: None,
         })
+    }
+
+    /// The same client, counting every call in `metrics`.
+    pub fn with_metrics(mut self, metrics: crate::metrics::Metrics) -> KomojuClient {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Sends one request of `operation` (e.g. `sessions.create`), recording its status
+    /// class and latency.
+    async fn send(
+        &self,
+        operation: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, KomojuError> {
+        let started = std::time::Instant::now();
+        let sent = request.send().await;
+        if let Some(m) = &self.metrics {
+            let status = match &sent {
+                Ok(r) if r.status().is_success() => "2xx",
+                Ok(r) if r.status().is_client_error() => "4xx",
+                Ok(r) if r.status().is_server_error() => "5xx",
+                Ok(_) => "other",
+                Err(e) if e.is_timeout() => "timeout",
+                Err(_) => "error",
+            };
+            m.komoju_call(operation, status, started.elapsed().as_secs_f64());
+        }
+        sent.map_err(transport)
     }
 
     /// The API base this client calls.
@@ -373,7 +405,7 @@ impl KomojuClient {
         struct Registered {
             registered: bool,
         }
-        let response = self
+        let request = self
             .http
             .post(self.endpoint(&["webhook_endpoints"]))
             .basic_auth(secret_key.expose_secret(), Some(""))
@@ -381,10 +413,8 @@ impl KomojuClient {
             .json(&Body {
                 url,
                 secret: webhook_secret.expose_secret(),
-            })
-            .send()
-            .await
-            .map_err(transport)?;
+            });
+        let response = self.send("webhook_endpoints.register", request).await?;
         let status = response.status().as_u16();
         match read::<Registered>(response).await? {
             Registered { registered: true } => Ok(()),
@@ -409,15 +439,13 @@ impl KomojuClient {
     /// makes the sandbox send a signed `ping` event to the endpoint registered for
     /// `secret_key`. A real KOMOJU sends pings from its dashboard.
     pub async fn sandbox_ping(&self, secret_key: &SecretString) -> Result<(), KomojuError> {
-        let response = self
+        let request = self
             .http
             .post(self.endpoint(&["webhook_endpoints", "ping"]))
             .basic_auth(secret_key.expose_secret(), Some(""))
             .header("Accept", "application/json")
-            .json(&serde_json::json!({}))
-            .send()
-            .await
-            .map_err(transport)?;
+            .json(&serde_json::json!({}));
+        let response = self.send("webhook_endpoints.ping", request).await?;
         read::<serde_json::Value>(response).await.map(|_| ())
     }
 
@@ -435,15 +463,12 @@ impl KomojuClient {
         secret_key: &SecretString,
         path: &[&str],
     ) -> Result<T, KomojuError> {
-        let response = self
+        let request = self
             .http
             .get(self.endpoint(path))
             .basic_auth(secret_key.expose_secret(), Some(""))
-            .header("Accept", "application/json")
-            .send()
-            .await
-            .map_err(transport)?;
-        read(response).await
+            .header("Accept", "application/json");
+        read(self.send(&operation("get", path), request).await?).await
     }
 
     async fn post<T: serde::de::DeserializeOwned>(
@@ -454,17 +479,15 @@ impl KomojuClient {
         body: &str,
     ) -> Result<T, KomojuError> {
         for attempt in 0..=CONFLICT_RETRIES {
-            let response = self
+            let request = self
                 .http
                 .post(self.endpoint(path))
                 .basic_auth(secret_key.expose_secret(), Some(""))
                 .header("Accept", "application/json")
                 .header("Content-Type", "application/json")
                 .header("X-KOMOJU-IDEMPOTENCY", idempotency_key)
-                .body(body.to_owned())
-                .send()
-                .await
-                .map_err(transport)?;
+                .body(body.to_owned());
+            let response = self.send(&operation("post", path), request).await?;
             if response.status() == StatusCode::CONFLICT && attempt < CONFLICT_RETRIES {
                 log::debug!(
                     "KOMOJU POST /{}: idempotency key in flight, retrying",
@@ -480,6 +503,19 @@ impl KomojuClient {
         }
         Err(KomojuError::StillInFlight)
     }
+}
+
+/// The metrics label of a call: `sessions.create`, `sessions.get`, `payments.refund`,
+/// `payment_methods.list`… (never an id).
+fn operation(method: &str, path: &[&str]) -> String {
+    let resource = path.first().copied().unwrap_or("unknown");
+    let verb = match (method, path.len()) {
+        (_, 3) => path[2],
+        ("post", _) => "create",
+        ("get", 1) => "list",
+        _ => "get",
+    };
+    format!("{resource}.{verb}")
 }
 
 fn transport(e: reqwest::Error) -> KomojuError {

@@ -344,7 +344,8 @@ pub async fn apply_fact(
     let pk = order_pk.to_owned();
     let merchant = merchant.clone();
     let key = app.cafe24_service_key.expose_secret().as_bytes().to_vec();
-    app.db
+    let applied = app
+        .db
         .run(move |c| {
             let ctx = Context {
                 merchant: &merchant,
@@ -352,5 +353,11 @@ pub async fn apply_fact(
             };
             apply(c, &ctx, &pk, &fact, source, webhook, now)
         })
-        .await
+        .await?;
+    if applied.outcome.changed
+        && applied.outcome.facts.state == crate::orders::state::OrderState::AmountMismatch
+    {
+        app.metrics.amount_mismatch.inc();
+    }
+    Ok(applied)
 }

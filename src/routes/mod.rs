@@ -7,6 +7,7 @@ pub mod asynchronous_checkout;
 pub mod external_checkout;
 pub mod install;
 pub mod komoju_webhook;
+pub mod metrics;
 pub mod operator;
 pub mod pages;
 pub mod settings_pages;

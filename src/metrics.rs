@@ -1,0 +1,171 @@
+//! The service's Prometheus metrics (PROTOCOL.md §13), on one registry per running
+//! service: HTTP requests by route pattern (recorded by `actix-web-prom`'s middleware on
+//! this registry), and the domain counters, incremented where the facts happen:
+//!
+//! | family | labels | where |
+//! |---|---|---|
+//! | `cafe24_komoju_http_requests_total`, `…_http_requests_duration_seconds` | `endpoint` (route pattern, `unmatched`), `method`, `status` | the HTTP middleware |
+//! | `cafe24_komoju_webhooks_total` | `outcome` (`applied`, `ignored`, `duplicate`, `unknown_order`, `bad_signature`, `ping`, `not_handled`, `unreadable`) | [`crate::webhooks::receive`] |
+//! | `cafe24_komoju_notifications_total` | `outcome` (`delivered`, `retried`, `dead`) | the outbox worker |
+//! | `cafe24_komoju_notifications_pending`, `…_oldest_pending_age_seconds` | – | read from the outbox at each scrape |
+//! | `cafe24_komoju_komoju_requests_total`, `…_komoju_request_duration_seconds` | `operation`, `status` (`2xx`, `4xx`, `5xx`, `timeout`, `error`) | the KOMOJU client |
+//! | `cafe24_komoju_checkouts_total` | `flow`, `result` (`created` or the §3 error code) | checkout start |
+//! | `cafe24_komoju_cancellations_total` | `mode`, `result` | cancellation |
+//! | `cafe24_komoju_amount_mismatch_total` | – | the state machine's apply, after its commit |
+//!
+//! No label carries an order id, a mall id, a secret or a URL with a query. Metric
+//! handles are cheap clones of the registry's; a clone records into the same registry.
+
+use prometheus::{
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
+};
+
+/// Prefix of every family.
+pub const NAMESPACE: &str = "cafe24_komoju";
+
+/// The registry and the domain metrics.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    pub webhooks: IntCounterVec,
+    pub notifications: IntCounterVec,
+    pub notifications_pending: IntGauge,
+    pub oldest_pending_age: IntGauge,
+    pub komoju_requests: IntCounterVec,
+    pub komoju_duration: HistogramVec,
+    pub checkouts: IntCounterVec,
+    pub cancellations: IntCounterVec,
+    pub amount_mismatch: IntCounter,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics(..)")
+    }
+}
+
+fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let c = IntCounterVec::new(Opts::new(name, help).namespace(NAMESPACE), labels)
+        .unwrap_or_else(|e| unreachable!("metric {name} is well formed: {e}"));
+    if let Err(e) = registry.register(Box::new(c.clone())) {
+        log::error!("metric {name} not registered: {e}");
+    }
+    c
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
+    let g = IntGauge::with_opts(Opts::new(name, help).namespace(NAMESPACE))
+        .unwrap_or_else(|e| unreachable!("metric {name} is well formed: {e}"));
+    if let Err(e) = registry.register(Box::new(g.clone())) {
+        log::error!("metric {name} not registered: {e}");
+    }
+    g
+}
+
+impl Metrics {
+    /// A fresh registry with every domain family registered (HTTP families are added by
+    /// the middleware built on [`Metrics::registry`]).
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let komoju_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "komoju_request_duration_seconds",
+                "Latency of calls to KOMOJU, in seconds",
+            )
+            .namespace(NAMESPACE)
+            .buckets(vec![0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+            &["operation"],
+        )
+        .unwrap_or_else(|e| unreachable!("histogram is well formed: {e}"));
+        if let Err(e) = registry.register(Box::new(komoju_duration.clone())) {
+            log::error!("metric komoju_request_duration_seconds not registered: {e}");
+        }
+        let amount_mismatch = IntCounter::with_opts(
+            Opts::new(
+                "amount_mismatch_total",
+                "Orders that entered amount_mismatch (KOMOJU captured another amount)",
+            )
+            .namespace(NAMESPACE),
+        )
+        .unwrap_or_else(|e| unreachable!("counter is well formed: {e}"));
+        if let Err(e) = registry.register(Box::new(amount_mismatch.clone())) {
+            log::error!("metric amount_mismatch_total not registered: {e}");
+        }
+        Metrics {
+            webhooks: counter_vec(
+                &registry,
+                "webhooks_total",
+                "KOMOJU webhook deliveries by outcome",
+                &["outcome"],
+            ),
+            notifications: counter_vec(
+                &registry,
+                "notifications_total",
+                "Notification attempts to Cafe24 by outcome",
+                &["outcome"],
+            ),
+            notifications_pending: gauge(
+                &registry,
+                "notifications_pending",
+                "Notifications not yet delivered (pending)",
+            ),
+            oldest_pending_age: gauge(
+                &registry,
+                "notifications_oldest_pending_age_seconds",
+                "Age of the oldest pending notification, in seconds (0 when none)",
+            ),
+            komoju_requests: counter_vec(
+                &registry,
+                "komoju_requests_total",
+                "Calls to KOMOJU by operation and status class",
+                &["operation", "status"],
+            ),
+            komoju_duration,
+            checkouts: counter_vec(
+                &registry,
+                "checkouts_total",
+                "Checkout requests by flow and result",
+                &["flow", "result"],
+            ),
+            cancellations: counter_vec(
+                &registry,
+                "cancellations_total",
+                "Cancellation requests by mode and result",
+                &["mode", "result"],
+            ),
+            amount_mismatch,
+            registry,
+        }
+    }
+
+    /// The registry (for the HTTP middleware).
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Records one KOMOJU call of `operation` that ended with `status` (`2xx`, `4xx`,
+    /// `5xx`, `timeout` or `error`) after `seconds`.
+    pub fn komoju_call(&self, operation: &str, status: &str, seconds: f64) {
+        self.komoju_requests
+            .with_label_values(&[operation, status])
+            .inc();
+        let h: Histogram = self.komoju_duration.with_label_values(&[operation]);
+        h.observe(seconds);
+    }
+
+    /// The Prometheus text exposition of every family.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        if let Err(e) = TextEncoder::new().encode(&self.registry.gather(), &mut out) {
+            log::error!("metrics could not be encoded: {e}");
+        }
+        String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
