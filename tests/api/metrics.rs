@@ -118,6 +118,10 @@ async fn metrics_count_what_happened(backend: Backend) {
     assert_eq!(unmatched.status(), 404);
 
     let (text, m) = scrape(&app, &app.address).await;
+    if let Ok(path) = std::env::var("METRICS_SAMPLE") {
+        // For docs/operations.md: the exposition after this run.
+        let _ = std::fs::write(path, &text);
+    }
     // Webhooks by outcome.
     assert_eq!(
         value(&m, "cafe24_komoju_webhooks_total{outcome=\"applied\"}"),
