@@ -730,7 +730,32 @@ async fn a_launch_with_a_live_token_opens_the_settings(backend: Backend) {
     );
 }
 
+async fn a_rate_limited_call_is_retried_after_a_pause(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let mut browser = installed(&app).await;
+    let calls = |app: &TestApp| {
+        app.cafe24
+            .requests()
+            .iter()
+            .filter(|r| r.path == "/api/v2/admin/shops")
+            .count()
+    };
+    let before = calls(&app);
+    app.cafe24
+        .fail_next(1, cafe24_komoju_sandbox::Cafe24Fault::Status(429));
+    let (status, page) = browser.page().await;
+    assert_eq!(status, 200);
+    assert!(page.contains("newmall shop"), "answered after the pause");
+    assert_eq!(calls(&app) - before, 2, "one 429, then the retry");
+    assert!(
+        merchant_row(&app, NEW_MALL).is_some_and(|m| m.enabled),
+        "a 429 disables nothing"
+    );
+    assert!(token_row(&app, NEW_MALL).is_some());
+}
+
 crate::both_backends!(
+    a_rate_limited_call_is_retried_after_a_pause,
     full_install_by_the_merchant,
     refused_launches_and_callbacks_change_nothing,
     settings_forms_need_their_session_and_csrf,
