@@ -259,6 +259,12 @@ impl Cafe24Client {
         };
         let status = reply.status();
         let bytes = reply.bytes().await.map_err(transport)?;
+        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+            return Err(Cafe24Error::Api {
+                status: status.as_u16(),
+                message: "the token endpoint failed".into(),
+            });
+        }
         if !status.is_success() {
             let error = serde_json::from_slice::<Value>(&bytes)
                 .ok()
