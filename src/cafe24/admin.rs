@@ -382,16 +382,7 @@ impl Cafe24Client {
         let reply = self
             .call(mall_id, access_token, Method::GET, &["shops"], &[], None)
             .await?;
-        #[derive(Deserialize)]
-        struct Shops {
-            shops: Vec<Shop>,
-        }
-        serde_json::from_value::<Shops>(reply)
-            .map(|s| s.shops)
-            .map_err(|e| Cafe24Error::Unreadable {
-                status: 200,
-                detail: format!("shops: {}", unreadable(&e)),
-            })
+        list(reply, "shops")
     }
 
     /// `POST /admin/paymentgateway`: registers this app as the shop's payment gateway
@@ -459,16 +450,7 @@ impl Cafe24Client {
                 None,
             )
             .await?;
-        #[derive(Deserialize)]
-        struct Tags {
-            scripttags: Vec<ScriptTag>,
-        }
-        serde_json::from_value::<Tags>(reply)
-            .map(|t| t.scripttags)
-            .map_err(|e| Cafe24Error::Unreadable {
-                status: 200,
-                detail: format!("scripttags: {}", unreadable(&e)),
-            })
+        list(reply, "scripttags")
     }
 
     /// `POST /admin/scripttags`: installs `src` on the product and basket pages of the
@@ -535,6 +517,18 @@ impl Cafe24Client {
             .await,
         )
     }
+}
+
+/// The array `field` of a list reply (`{"shops": […]}`), read as `T`s.
+fn list<T: serde::de::DeserializeOwned>(
+    mut reply: Value,
+    field: &str,
+) -> Result<Vec<T>, Cafe24Error> {
+    let items = reply.get_mut(field).map(Value::take).unwrap_or(Value::Null);
+    serde_json::from_value(items).map_err(|e| Cafe24Error::Unreadable {
+        status: 200,
+        detail: format!("{field}: {}", unreadable(&e)),
+    })
 }
 
 /// What is wrong with a reply, without quoting it (a token reply holds secrets).

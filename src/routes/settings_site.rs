@@ -62,6 +62,36 @@ fn failed(lang: &str, e: SiteError) -> HttpResponse {
     page(e.status(), settings_pages::error(lang, &e.to_string()))
 }
 
+/// A refused request of the site, rendered as its error page (English: no session says
+/// which language to speak).
+#[derive(Debug)]
+struct Refused(SiteError);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl From<SiteError> for Refused {
+    fn from(e: SiteError) -> Refused {
+        Refused(e)
+    }
+}
+
+impl actix_web::ResponseError for Refused {
+    fn status_code(&self) -> StatusCode {
+        self.0.status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        page(
+            self.0.status(),
+            settings_pages::error("en", &self.0.to_string()),
+        )
+    }
+}
+
 async fn stylesheet() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/css; charset=utf-8")
@@ -156,11 +186,8 @@ async fn komoju(
     req: HttpRequest,
     body: web::Payload,
     mall_id: web::Path<String>,
-) -> HttpResponse {
-    let (session, fields) = match posted(&app, &req, body, &mall_id).await {
-        Ok(s) => s,
-        Err(e) => return failed("en", e),
-    };
+) -> Result<HttpResponse, Refused> {
+    let (session, fields) = posted(&app, &req, body, &mall_id).await?;
     let form = KomojuForm {
         secret_key: SecretString::from(field(&fields, "secret_key").unwrap_or("").to_owned()),
         webhook_secret: SecretString::from(
@@ -177,7 +204,7 @@ async fn komoju(
         external_review: field(&fields, "external_review") == Some("1"),
     };
     let result = site::save_komoju(&app, &session, form).await;
-    after(&app, &session, result, "komoju").await
+    Ok(after(&app, &session, result, "komoju").await)
 }
 
 async fn shop_switch(
@@ -185,23 +212,20 @@ async fn shop_switch(
     req: HttpRequest,
     body: web::Payload,
     path: web::Path<(String, i32, String)>,
-) -> HttpResponse {
+) -> Result<HttpResponse, Refused> {
     let (mall_id, shop_no, switch) = path.into_inner();
-    let (session, fields) = match posted(&app, &req, body, &mall_id).await {
-        Ok(s) => s,
-        Err(e) => return failed("en", e),
-    };
+    let (session, fields) = posted(&app, &req, body, &mall_id).await?;
     let on = match field(&fields, "on") {
         Some("1") => true,
         Some("0") => false,
-        _ => return failed(&session.lang, SiteError::Form("on must be 1 or 0".into())),
+        _ => return Err(SiteError::Form("on must be 1 or 0".into()).into()),
     };
     let result = match switch.as_str() {
         "gateway" => site::set_gateway(&app, &session, shop_no, on).await,
         "script" => site::set_script(&app, &session, shop_no, on).await,
         _ => Err(SiteError::UnknownShop),
     };
-    after(&app, &session, result, &switch).await
+    Ok(after(&app, &session, result, &switch).await)
 }
 
 async fn webhook_test(
@@ -209,13 +233,10 @@ async fn webhook_test(
     req: HttpRequest,
     body: web::Payload,
     mall_id: web::Path<String>,
-) -> HttpResponse {
-    let (session, _) = match posted(&app, &req, body, &mall_id).await {
-        Ok(s) => s,
-        Err(e) => return failed("en", e),
-    };
+) -> Result<HttpResponse, Refused> {
+    let (session, _) = posted(&app, &req, body, &mall_id).await?;
     let result = site::test_webhook(&app, &session).await.map(|_| ());
-    after(&app, &session, result, "webhook").await
+    Ok(after(&app, &session, result, "webhook").await)
 }
 
 async fn disconnect(
@@ -223,17 +244,14 @@ async fn disconnect(
     req: HttpRequest,
     body: web::Payload,
     mall_id: web::Path<String>,
-) -> HttpResponse {
-    let (session, _) = match posted(&app, &req, body, &mall_id).await {
-        Ok(s) => s,
-        Err(e) => return failed("en", e),
-    };
-    match site::disconnect(&app, &session).await {
+) -> Result<HttpResponse, Refused> {
+    let (session, _) = posted(&app, &req, body, &mall_id).await?;
+    Ok(match site::disconnect(&app, &session).await {
         Ok(()) => {
             let mut reply = page(StatusCode::OK, settings_pages::disconnected(&session.lang));
             let _ = reply.add_removal_cookie(&super::install::session_cookie(&app, String::new()));
             reply
         }
         Err(e) => failed(&session.lang, e),
-    }
+    })
 }

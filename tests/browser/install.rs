@@ -60,6 +60,25 @@ async fn text_of(client: &Client, css: &str) -> String {
     }
 }
 
+/// On the Cafe24 stand-in's page, makes a launch link for the mall in `lang` and follows
+/// it, as an operator opening the app in the Cafe24 admin.
+async fn launch(client: &Client, service: &str, lang: &str) {
+    client
+        .goto(&format!("{service}/sandbox/cafe24/"))
+        .await
+        .unwrap_or_else(|e| panic!("goto: {e}"));
+    fill(client, "#mall_id", INSTALL_MALL).await;
+    client
+        .find(Locator::Css(&format!("#lang option[value='{lang}']")))
+        .await
+        .unwrap_or_else(|e| panic!("lang: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("lang: {e}"));
+    click(client, "#make-link").await;
+    click(client, "#launch").await;
+}
+
 /// Makes the window as tall as the page, so a screenshot shows all of it.
 async fn full_page(client: &Client) {
     let height = client
@@ -89,20 +108,7 @@ async fn a_merchant_installs_the_app_by_clicks() {
     browser
         .run(async {
             // The stand-in's launch page: a signed launch link for any mall.
-            client
-                .goto(&format!("{service}/sandbox/cafe24/"))
-                .await
-                .unwrap_or_else(|e| panic!("goto: {e}"));
-            fill(&client, "#mall_id", INSTALL_MALL).await;
-            client
-                .find(Locator::Css("#lang option[value='ja']"))
-                .await
-                .unwrap_or_else(|e| panic!("lang: {e}"))
-                .click()
-                .await
-                .unwrap_or_else(|e| panic!("lang: {e}"));
-            click(&client, "#make-link").await;
-            click(&client, "#launch").await;
+            launch(&client, &service, "ja").await;
 
             // Cafe24's consent page: Allow.
             wait_for_url(&client, "the consent page", |u| {
@@ -169,20 +175,7 @@ async fn a_merchant_installs_the_app_by_clicks() {
                 .is_some_and(|i| i.starts_with("sha384-")));
 
             // Launched again in English: straight to the settings (a live token).
-            client
-                .goto(&format!("{service}/sandbox/cafe24/"))
-                .await
-                .unwrap_or_else(|e| panic!("goto: {e}"));
-            fill(&client, "#mall_id", INSTALL_MALL).await;
-            client
-                .find(Locator::Css("#lang option[value='en']"))
-                .await
-                .unwrap_or_else(|e| panic!("lang: {e}"))
-                .click()
-                .await
-                .unwrap_or_else(|e| panic!("lang: {e}"));
-            click(&client, "#make-link").await;
-            click(&client, "#launch").await;
+            launch(&client, &service, "en").await;
             wait_for_url(&client, "the settings page", |u| u.path() == settings).await;
             assert!(text_of(&client, "#mode").await.contains("Test mode"));
             assert_eq!(
