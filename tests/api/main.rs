@@ -13,6 +13,7 @@ mod external_checkout;
 mod health;
 mod hostile_input;
 mod install;
+mod openapi;
 mod operator;
 mod processes;
 mod reconciliation;
