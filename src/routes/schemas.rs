@@ -3,9 +3,9 @@
 //! handlers build, and the §3 error envelope with one shared response per status.
 //!
 //! Unknown fields are allowed in every request shape (Cafe24's are kept, never an
-//! error). Nothing here is parsed or serialized at run time: handlers read [`crate::cafe24::Fields`]
-//! (the exact strings received) and build their replies with `json!`. The tests in
-//! `tests/api/openapi.rs` and schemathesis in CI check that the two agree.
+//! error). Nothing here is parsed or serialized at run time: handlers read
+//! [`crate::cafe24::Fields`] (the exact strings received) and build their replies with
+//! `json!`; schemathesis in CI (`.ci/schemathesis`) checks that the two agree.
 
 #![allow(dead_code)] // Read by the OpenAPI derive only.
 
