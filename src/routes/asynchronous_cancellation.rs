@@ -7,6 +7,7 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
+use super::schemas::*;
 use super::State;
 use crate::cafe24;
 use crate::cancellation::{self, Mode};
@@ -22,6 +23,20 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     }
 }
 
+/// `POST …/cancel` (the alias `/api/asynchronous-refund/cancel` is documented as a copy).
+#[utoipa::path(post, path = "/api/asynchronous-cancellation/cancel", tag = "asynchronous cancellation",
+    request_body(description = "Cafe24's cancel request (H2)", content(
+        (CancelRequest = "application/x-www-form-urlencoded"),
+        (CancelRequest = "application/json"))),
+    responses(
+        (status = 200, description = "0000 (refund requested) once KOMOJU accepted; cancel_noty_url is told of the confirmation", body = ResultReply),
+        (status = 400, response = BadRequest), (status = 401, response = InvalidHash),
+        (status = 403, response = Forbidden), (status = 404, response = NotFound),
+        (status = 405, response = MethodNotAllowed), (status = 408, response = Timeout),
+        (status = 409, response = Conflict), (status = 413, response = TooLarge),
+        (status = 422, response = NotRefundable), (status = 502, response = Upstream),
+        (status = 503, response = Unavailable),
+    ))]
 async fn cancel(
     app: State,
     req: HttpRequest,

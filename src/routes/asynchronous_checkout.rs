@@ -11,6 +11,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
+use super::schemas::*;
 use super::State;
 use crate::cafe24;
 use crate::checkout::{self, Returned};
@@ -19,21 +20,40 @@ use crate::error::ApiError;
 use crate::orders::state::OrderState;
 use crate::orders::Flow;
 
+const PREFIX: &str = "/api/asynchronous-checkout/checkout";
+
 /// Mounts checkout and callback.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::scope("/api/asynchronous-checkout/checkout")
-            .service(super::resource("", "POST").route(web::post().to(
-                |app: State, req: HttpRequest, body: web::Payload| async move {
-                    super::checkout_reply(&app, &req, body, Flow::Async).await
-                },
-            )))
+        web::scope(PREFIX)
+            .service(super::scoped(PREFIX, "", "POST").route(web::post().to(checkout)))
             .service(
-                super::resource("/callback", "GET, POST")
+                super::scoped(PREFIX, "/callback", "GET, POST")
                     .route(web::get().to(callback))
                     .route(web::post().to(callback)),
             ),
     );
+}
+
+/// `POST …/checkout` (§6.2): as the synchronous one, with `return_noty_url`.
+#[utoipa::path(post, path = "/api/asynchronous-checkout/checkout", tag = "asynchronous checkout",
+    request_body(description = "Cafe24's payment request (H1)", content(
+        (AsyncCheckoutRequest = "application/x-www-form-urlencoded"),
+        (AsyncCheckoutRequest = "application/json"))),
+    responses(
+        (status = 200, description = "Checkout created (or the same one, repeated)", body = CheckoutReply),
+        (status = 400, response = BadRequest), (status = 401, response = InvalidHash),
+        (status = 403, response = Forbidden), (status = 404, response = NotFound),
+        (status = 405, response = MethodNotAllowed), (status = 408, response = Timeout),
+        (status = 409, response = Conflict), (status = 413, response = TooLarge),
+        (status = 502, response = Upstream), (status = 503, response = Unavailable),
+    ))]
+async fn checkout(
+    app: State,
+    req: HttpRequest,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    super::checkout_reply(&app, &req, body, Flow::Async).await
 }
 
 /// The §6.2 redirect code of an order state: `0000` when the session completed (payment
@@ -53,6 +73,24 @@ pub fn result_code(state: OrderState) -> (&'static str, &'static str) {
     }
 }
 
+/// `GET|POST …/checkout/callback`: 302 to the order's `return_url` with `result_code`
+/// (`0000`, `0001`, `9999`), `result_message` and `extra_data`.
+#[utoipa::path(method(get, post), path = "/api/asynchronous-checkout/checkout/callback",
+    tag = "asynchronous checkout",
+    params(
+        ("key" = String, Query, description = "The order's signed token"),
+        ("session_id" = Option<String>, Query, description = "The KOMOJU session KOMOJU returns the buyer from"),
+    ),
+    responses(
+        (status = 302, description = "To Cafe24's stored return_url with result_code, result_message, extra_data",
+            headers(("Location" = String))),
+        (status = 400, response = BadRequest), (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 405, response = MethodNotAllowed), (status = 408, response = Timeout),
+        (status = 413, response = TooLarge),
+        (status = 502, description = "KOMOJU could not be read: a page saying to reload", content_type = "text/html"),
+        (status = 503, response = Unavailable),
+    ))]
 async fn callback(
     app: State,
     req: HttpRequest,

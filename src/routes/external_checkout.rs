@@ -15,6 +15,7 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
+use super::schemas::*;
 use super::State;
 use crate::checkout::{self, Returned};
 use crate::error::ApiError;
@@ -22,10 +23,12 @@ use crate::external_checkout::{self as external, Payload};
 use crate::orders::state::OrderState;
 use crate::orders::Flow;
 
+const PREFIX: &str = "/api/external-checkout";
+
 /// Mounts the family's scope, with CORS for the mall front's calls.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::scope("/api/external-checkout")
+        web::scope(PREFIX)
             .wrap(
                 Cors::default()
                     .allow_any_origin()
@@ -34,15 +37,15 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                     .allowed_header(header::CONTENT_TYPE)
                     .max_age(3600),
             )
-            .service(super::resource("/script", "GET").route(web::get().to(loader)))
-            .service(super::resource("/script/app.js", "GET").route(web::get().to(app_js)))
-            .service(super::resource("/script/data", "GET").route(web::get().to(data)))
-            .service(super::resource("/script/hmac", "GET").route(web::get().to(hmac)))
-            .service(super::resource("/payload", "POST").route(web::post().to(payload)))
-            .service(super::resource("/order/review", "GET").route(web::get().to(review)))
-            .service(super::resource("/order/pay", "POST").route(web::post().to(pay)))
+            .service(super::scoped(PREFIX, "/script", "GET").route(web::get().to(loader)))
+            .service(super::scoped(PREFIX, "/script/app.js", "GET").route(web::get().to(app_js)))
+            .service(super::scoped(PREFIX, "/script/data", "GET").route(web::get().to(data)))
+            .service(super::scoped(PREFIX, "/script/hmac", "GET").route(web::get().to(hmac)))
+            .service(super::scoped(PREFIX, "/payload", "POST").route(web::post().to(payload)))
+            .service(super::scoped(PREFIX, "/order/review", "GET").route(web::get().to(review)))
+            .service(super::scoped(PREFIX, "/order/pay", "POST").route(web::post().to(pay)))
             .service(
-                super::resource("/order/callback", "GET, POST")
+                super::scoped(PREFIX, "/order/callback", "GET, POST")
                     .route(web::get().to(callback))
                     .route(web::post().to(callback)),
             ),
@@ -58,16 +61,40 @@ fn javascript(body: String) -> HttpResponse {
         .body(body)
 }
 
+/// `GET /script`: the loader the Scripttag API installs.
+#[utoipa::path(get, path = "/api/external-checkout/script", tag = "external checkout",
+    responses(
+        (status = 200, description = "The loader script (stable bytes, long cache, CORS *)",
+            content_type = "application/javascript", body = String),
+        (status = 405, response = MethodNotAllowed),
+    ))]
 async fn loader(app: State) -> HttpResponse {
     javascript(external::loader_script(app.public_base()))
 }
 
+/// `GET /script/app.js`: the button script.
+#[utoipa::path(get, path = "/api/external-checkout/script/app.js", tag = "external checkout",
+    responses(
+        (status = 200, description = "The button script", content_type = "application/javascript", body = String),
+        (status = 405, response = MethodNotAllowed),
+    ))]
 async fn app_js(app: State) -> HttpResponse {
     javascript(external::app_script(app.public_base()))
 }
 
 /// `GET /script/data`: `{"result_code":"0000","mall_id","shop_no","shop_name","currency",
 /// "public_ref","payment_types","client_id","review","button_label"}`.
+#[utoipa::path(get, path = "/api/external-checkout/script/data", tag = "external checkout",
+    params(
+        ("mall_id" = String, Query, description = "The Cafe24 mall id", example = "demomall"),
+        ("shop_no" = String, Query, description = "The shop number", example = "1"),
+    ),
+    responses(
+        (status = 200, description = "What the button shows", body = ButtonData),
+        (status = 400, response = BadRequest), (status = 403, response = Forbidden),
+        (status = 404, response = NotFound), (status = 405, response = MethodNotAllowed),
+        (status = 503, response = Unavailable),
+    ))]
 async fn data(app: State, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let q = crate::cafe24::query(&req)?;
     let mall_id = crate::cafe24::mall_id_field(&q)?;
@@ -96,6 +123,18 @@ async fn data(app: State, req: HttpRequest) -> Result<HttpResponse, ApiError> {
 /// `GET /script/hmac`: `{"result_code":"0000","hmac":…}`. Not an oracle: the mall must be
 /// registered and enabled, `client_id` is always this app's, `request_time` within five
 /// minutes of now, and each client address may ask a mall a limited number of times.
+#[utoipa::path(get, path = "/api/external-checkout/script/hmac", tag = "external checkout",
+    params(
+        ("mall_id" = String, Query, description = "The Cafe24 mall id", example = "demomall"),
+        ("request_time" = String, Query, description = "Unix seconds, within five minutes of now"),
+        ("member_id" = Option<String>, Query, description = "The buyer's member id, if logged in"),
+    ),
+    responses(
+        (status = 200, description = "The precreateOrder request HMAC", body = HmacReply),
+        (status = 400, response = BadRequest), (status = 403, response = Forbidden),
+        (status = 404, response = NotFound), (status = 405, response = MethodNotAllowed),
+        (status = 429, response = RateLimited), (status = 503, response = Unavailable),
+    ))]
 async fn hmac(app: State, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let q = crate::cafe24::query(&req)?;
     let peer = req
@@ -109,6 +148,16 @@ async fn hmac(app: State, req: HttpRequest) -> Result<HttpResponse, ApiError> {
 }
 
 /// `POST /payload`: `{"result_code":"0000","session_url","review_url"}`.
+#[utoipa::path(post, path = "/api/external-checkout/payload", tag = "external checkout",
+    request_body(description = "Cafe24's reservation", content((Reservation = "application/json"))),
+    responses(
+        (status = 200, description = "Order and KOMOJU session created", body = ReservationReply),
+        (status = 400, response = BadRequest), (status = 401, response = InvalidHash),
+        (status = 403, response = Forbidden), (status = 404, response = NotFound),
+        (status = 405, response = MethodNotAllowed), (status = 408, response = Timeout),
+        (status = 409, response = Conflict), (status = 413, response = TooLarge),
+        (status = 502, response = Upstream), (status = 503, response = Unavailable),
+    ))]
 async fn payload(
     app: State,
     req: HttpRequest,
@@ -127,6 +176,14 @@ async fn payload(
 
 /// `GET /order/review?key`: the order summary, every value escaped, with a Pay button
 /// whose form carries a token only this page can know.
+#[utoipa::path(get, path = "/api/external-checkout/order/review", tag = "external checkout",
+    params(("key" = String, Query, description = "The order's signed token")),
+    responses(
+        (status = 200, description = "The review page", content_type = "text/html", body = String),
+        (status = 400, response = BadRequest), (status = 403, response = Forbidden),
+        (status = 404, response = NotFound), (status = 405, response = MethodNotAllowed),
+        (status = 409, response = Conflict), (status = 503, response = Unavailable),
+    ))]
 async fn review(app: State, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let q = crate::cafe24::query(&req)?;
     let review = external::review(&app, q.required("key")?).await?;
@@ -143,6 +200,16 @@ async fn review(app: State, req: HttpRequest) -> Result<HttpResponse, ApiError> 
 }
 
 /// `POST /order/pay` (form `key`, `csrf`): 303 to the KOMOJU hosted page.
+#[utoipa::path(post, path = "/api/external-checkout/order/pay", tag = "external checkout",
+    request_body(content((PayForm = "application/x-www-form-urlencoded"), (PayForm = "application/json"))),
+    responses(
+        (status = 303, description = "To the KOMOJU hosted page", headers(("Location" = String))),
+        (status = 400, response = BadRequest), (status = 401, response = InvalidHash),
+        (status = 403, response = Forbidden), (status = 404, response = NotFound),
+        (status = 405, response = MethodNotAllowed), (status = 408, response = Timeout),
+        (status = 409, response = Conflict), (status = 413, response = TooLarge),
+        (status = 502, response = Upstream), (status = 503, response = Unavailable),
+    ))]
 async fn pay(app: State, req: HttpRequest, body: web::Payload) -> Result<HttpResponse, ApiError> {
     let fields = crate::cafe24::read_body(&req, body, app.body_limits).await?;
     let url = external::pay(&app, fields.required("key")?, fields.required("csrf")?).await?;
@@ -155,6 +222,19 @@ async fn pay(app: State, req: HttpRequest, body: web::Payload) -> Result<HttpRes
 /// `GET|POST /order/callback?key&session_id`: applies the session (the outbox tells
 /// `return_notification_url`), then sends the buyer to the mall: `pgsuccess` when paid or
 /// awaiting payment, `pg_fail` otherwise. The mall base comes from the stored order.
+#[utoipa::path(method(get, post), path = "/api/external-checkout/order/callback", tag = "external checkout",
+    params(
+        ("key" = String, Query, description = "The order's signed token"),
+        ("session_id" = Option<String>, Query, description = "The KOMOJU session KOMOJU returns the buyer from"),
+    ),
+    responses(
+        (status = 302, description = "To the mall's pgsuccess or pg_fail page", headers(("Location" = String))),
+        (status = 400, response = BadRequest), (status = 403, response = Forbidden),
+        (status = 404, response = NotFound), (status = 405, response = MethodNotAllowed),
+        (status = 408, response = Timeout), (status = 413, response = TooLarge),
+        (status = 502, description = "KOMOJU could not be read: a page saying to reload", content_type = "text/html"),
+        (status = 503, response = Unavailable),
+    ))]
 async fn callback(
     app: State,
     req: HttpRequest,

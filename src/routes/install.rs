@@ -12,6 +12,7 @@ use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
+use super::schemas::*;
 use super::State;
 use crate::error::ApiError;
 use crate::install::session::{SESSION_COOKIE, SESSION_TTL_SECS, STATE_COOKIE};
@@ -63,6 +64,25 @@ fn refused(e: InstallError) -> HttpResponse {
     )
 }
 
+/// `GET /cafe24/launch`: the App URL Cafe24 opens, signed with `hmac`.
+#[utoipa::path(get, path = "/cafe24/launch", tag = "install",
+    params(
+        ("mall_id" = String, Query), ("shop_no" = Option<String>, Query),
+        ("timestamp" = String, Query, description = "Unix seconds (or milliseconds)"),
+        ("hmac" = String, Query, description = "base64(HMAC-SHA256(client secret, the query without hmac))"),
+        ("is_multi_shop" = Option<String>, Query), ("lang" = Option<String>, Query),
+        ("nation" = Option<String>, Query), ("user_id" = Option<String>, Query),
+        ("user_name" = Option<String>, Query), ("user_type" = Option<String>, Query),
+    ),
+    responses(
+        (status = 302, description = "To the settings site (session cookie set) or to Cafe24's authorize page (state cookie set)",
+            headers(("Location" = String), ("Set-Cookie" = String))),
+        (status = 400, description = "A page: the launch cannot be served", content_type = "text/html"),
+        (status = 403, description = "A page: bad or stale launch", content_type = "text/html"),
+        (status = 405, response = MethodNotAllowed),
+        (status = 502, description = "A page: Cafe24 could not be reached", content_type = "text/html"),
+        (status = 503, description = "A page: the database cannot be reached", content_type = "text/html"),
+    ))]
 async fn launch(app: State, req: HttpRequest) -> HttpResponse {
     match install::launch(&app, req.query_string()).await {
         Ok(Launched::Settings { session, location }) => redirect(&location)
@@ -81,6 +101,20 @@ async fn launch(app: State, req: HttpRequest) -> HttpResponse {
     }
 }
 
+/// `GET /cafe24/oauth/callback?code&state`: Cafe24's OAuth redirect.
+#[utoipa::path(get, path = "/cafe24/oauth/callback", tag = "install",
+    params(
+        ("code" = Option<String>, Query), ("state" = Option<String>, Query),
+        ("error" = Option<String>, Query, description = "Set by Cafe24 when the merchant refused"),
+    ),
+    responses(
+        (status = 302, description = "To the settings site, session cookie set",
+            headers(("Location" = String), ("Set-Cookie" = String))),
+        (status = 400, description = "A page: state wrong, reused, expired or not this browser's; code refused", content_type = "text/html"),
+        (status = 405, response = MethodNotAllowed),
+        (status = 502, description = "A page: Cafe24 could not be reached", content_type = "text/html"),
+        (status = 503, description = "A page: the database cannot be reached", content_type = "text/html"),
+    ))]
 async fn callback(app: State, req: HttpRequest) -> HttpResponse {
     let query: Callback = serde_urlencoded::from_str(req.query_string()).unwrap_or_default();
     let state_cookie = req.cookie(STATE_COOKIE);
@@ -99,6 +133,15 @@ async fn callback(app: State, req: HttpRequest) -> HttpResponse {
     }
 }
 
+/// `POST /cafe24/webhooks`: app deleted or expired.
+#[utoipa::path(post, path = "/cafe24/webhooks", tag = "install",
+    request_body(content((AppEvent = "application/json"))),
+    responses(
+        (status = 200, description = "Recorded, with its outcome", body = AckReply),
+        (status = 400, response = BadRequest), (status = 405, response = MethodNotAllowed),
+        (status = 408, response = Timeout), (status = 413, response = TooLarge),
+        (status = 503, response = Unavailable),
+    ))]
 async fn webhooks(
     app: State,
     req: HttpRequest,

@@ -9,6 +9,7 @@
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
+use super::schemas::*;
 use super::State;
 use crate::error::ApiError;
 use crate::webhooks::{self, Delivery, Received};
@@ -29,7 +30,23 @@ fn header<'a>(req: &'a HttpRequest, name: &str) -> Option<&'a str> {
 }
 
 /// 200 `{"status":"ok","outcome":…}` once recorded and committed; 401
-/// `{"result_code":"9999","error":"invalid_signature",…}` for a bad signature.
+/// `{"result_code":"9999","error":"invalid_signature",…}` for a bad signature. (The other
+/// two paths are documented as copies of this one.)
+#[utoipa::path(post, path = "/api/asynchronous-checkout/checkout/webhook", tag = "KOMOJU webhooks",
+    params(
+        ("mall_id" = String, Query, description = "The mall the webhook was registered for", example = "demomall"),
+        ("X-Komoju-Signature" = Option<String>, Header, description = "hex(HMAC-SHA256(webhook secret, raw body))"),
+        ("X-Komoju-ID" = Option<String>, Header, description = "KOMOJU's delivery id"),
+    ),
+    request_body(description = "KOMOJU's event, signed over its raw bytes", content(
+        (KomojuEvent = "application/json"))),
+    responses(
+        (status = 200, description = "Recorded and committed, with its outcome", body = AckReply),
+        (status = 400, response = BadRequest), (status = 401, response = InvalidSignature),
+        (status = 403, response = Forbidden), (status = 404, response = NotFound),
+        (status = 405, response = MethodNotAllowed), (status = 408, response = Timeout),
+        (status = 413, response = TooLarge), (status = 503, response = Unavailable),
+    ))]
 async fn webhook(
     app: State,
     req: HttpRequest,

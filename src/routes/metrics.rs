@@ -14,7 +14,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// 200 `text/plain; version=0.0.4` with every family. A database that does not answer
 /// leaves the outbox gauges at their last values (logged), the rest is still served.
-async fn metrics(app: State) -> HttpResponse {
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses(
+        (status = 200, description = "Prometheus text exposition format (only on METRICS_BIND_ADDR when that is set)",
+            content_type = "text/plain; version=0.0.4", body = String),
+        (status = 405, response = super::schemas::MethodNotAllowed),
+    ))]
+pub(crate) async fn metrics(app: State) -> HttpResponse {
     if let Err(e) = crate::notifications::observe_outbox(&app).await {
         log::warn!("metrics: the outbox gauges could not be read: {e}");
     }

@@ -8,12 +8,17 @@ pub mod external_checkout;
 pub mod install;
 pub mod komoju_webhook;
 pub mod metrics;
+pub mod openapi;
 pub mod operator;
 pub mod pages;
+pub mod schemas;
 pub mod settings_pages;
 pub mod settings_site;
 pub mod synchronous_cancellation;
 pub mod synchronous_checkout;
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
@@ -37,6 +42,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     )
     .service(resource("/health", "GET").route(web::get().to(health)))
     .service(resource("/health/ready", "GET").route(web::get().to(ready)))
+    .configure(openapi::configure)
     // Before the scopes: a scope owns its whole prefix, and the webhook paths sit
     // under the asynchronous families' prefixes.
     .configure(komoju_webhook::configure)
@@ -52,7 +58,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 
 /// A resource at `path` that answers a method it does not serve with 405 in the §3
 /// envelope and `Allow: allow` (for example `"GET, POST"`); the caller adds the routes.
+/// The path and its methods are recorded in [`mounted`].
 pub fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
+    scoped("", path, allow)
+}
+
+/// [`resource`] for a `web::scope(prefix)`: actix sees `path`, [`mounted`] records
+/// `prefix` + `path`.
+pub fn scoped(prefix: &str, path: &str, allow: &'static str) -> actix_web::Resource {
+    if let Ok(mut all) = MOUNTED.lock() {
+        all.insert(format!("{prefix}{path}"), allow);
+    }
     web::resource(path).default_service(web::to(move |req: HttpRequest| async move {
         let error = ApiError::InvalidRequest {
             message: format!("method {} is not allowed here; use {allow}", req.method()),
@@ -64,6 +80,22 @@ pub fn resource(path: &str, allow: &'static str) -> actix_web::Resource {
         }
         reply
     }))
+}
+
+/// Every path mounted through [`resource`] so far in this process, with its `Allow`.
+static MOUNTED: Mutex<BTreeMap<String, &'static str>> = Mutex::new(BTreeMap::new());
+
+/// Every route mounted through [`resource`] and [`scoped`] in this process, as actix
+/// spells the path (`/settings/{mall_id}`), with the methods it serves (`["GET",
+/// "POST"]`). Filled when an app is configured; the OpenAPI coverage test reads it.
+pub fn mounted() -> Vec<(String, Vec<String>)> {
+    let all = MOUNTED.lock().map(|m| m.clone()).unwrap_or_default();
+    all.into_iter()
+        .map(|(path, allow)| {
+            let methods = allow.split(',').map(|m| m.trim().to_owned()).collect();
+            (path, methods)
+        })
+        .collect()
 }
 
 /// The reply to a path no route serves: 404 in the §3 envelope (the path is not echoed:
@@ -78,6 +110,11 @@ pub async fn not_found() -> HttpResponse {
 
 /// `GET /health` (PROTOCOL.md §13): liveness, no dependency checked: 200
 /// `{"status":"ok"}` while the process serves.
+#[utoipa::path(get, path = "/health", tag = "operations",
+    responses(
+        (status = 200, description = "The process serves", body = schemas::Liveness),
+        (status = 405, response = schemas::MethodNotAllowed),
+    ))]
 async fn health() -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -87,6 +124,12 @@ async fn health() -> HttpResponse {
 /// `GET /health/ready` (§13): 200 when the database answers and its migrations are
 /// current, 503 otherwise; `{"status":"ok"|"degraded","checks":{"database":"up"|"down",
 /// "migrations":"current"|"pending"}}`.
+#[utoipa::path(get, path = "/health/ready", tag = "operations",
+    responses(
+        (status = 200, description = "Ready: the database answers, migrations are current", body = schemas::Readiness),
+        (status = 405, response = schemas::MethodNotAllowed),
+        (status = 503, description = "Degraded: a check failed (named)", body = schemas::Readiness),
+    ))]
 async fn ready(app: State) -> HttpResponse {
     let r = app.db.readiness().await;
     let ok = r.database && r.migrations_current;

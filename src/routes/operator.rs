@@ -7,25 +7,32 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 
+use super::schemas::*;
 use super::State;
 use crate::db::notifications::NotificationState;
 use crate::error::ApiError;
 use crate::operator::{self, OrderFilter};
 use crate::orders::state::OrderState;
 
+const PREFIX: &str = "/operator/api/v1";
+
 /// Mounts the operator API.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::scope("/operator/api/v1")
-            .service(super::resource("/orders", "GET").route(web::get().to(orders)))
+        web::scope(PREFIX)
+            .service(super::scoped(PREFIX, "/orders", "GET").route(web::get().to(orders)))
             .service(
-                super::resource("/orders/{mall_id}/{order_id}", "GET").route(web::get().to(order)),
+                super::scoped(PREFIX, "/orders/{mall_id}/{order_id}", "GET")
+                    .route(web::get().to(order)),
             )
-            .service(super::resource("/notifications", "GET").route(web::get().to(notifications)))
             .service(
-                super::resource("/notifications/{id}/retry", "POST").route(web::post().to(retry)),
+                super::scoped(PREFIX, "/notifications", "GET").route(web::get().to(notifications)),
             )
-            .service(super::resource("/merchants", "GET").route(web::get().to(merchants))),
+            .service(
+                super::scoped(PREFIX, "/notifications/{id}/retry", "POST")
+                    .route(web::post().to(retry)),
+            )
+            .service(super::scoped(PREFIX, "/merchants", "GET").route(web::get().to(merchants))),
     );
 }
 
@@ -55,6 +62,21 @@ fn reply(body: serde_json::Value) -> HttpResponse {
         .json(body)
 }
 
+/// `GET orders?mall&state&since&limit`: orders newest first.
+#[utoipa::path(get, path = "/operator/api/v1/orders", tag = "operator API",
+    security(("operator_token" = [])),
+    params(
+        ("mall" = Option<String>, Query, description = "Only this mall"),
+        ("state" = Option<String>, Query, description = "Only this §5 state"),
+        ("since" = Option<String>, Query, description = "YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS (UTC)"),
+        ("limit" = Option<i64>, Query, description = "At most this many (50)"),
+    ),
+    responses(
+        (status = 200, description = "The orders", body = OperatorOrders),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized), (status = 405, response = MethodNotAllowed),
+        (status = 503, response = Unavailable),
+    ))]
 async fn orders(app: State, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     authorize(&app, &req)?;
     let q = crate::cafe24::query(&req)?;
@@ -75,6 +97,19 @@ async fn orders(app: State, req: HttpRequest) -> Result<HttpResponse, ApiError> 
     Ok(reply(operator::orders(&app, filter).await?))
 }
 
+/// `GET orders/{mall_id}/{order_id}`: one order with its timeline.
+#[utoipa::path(get, path = "/operator/api/v1/orders/{mall_id}/{order_id}", tag = "operator API",
+    security(("operator_token" = [])),
+    params(
+        ("mall_id" = String, Path, description = "The Cafe24 mall id"),
+        ("order_id" = String, Path, description = "Cafe24's order_id"),
+    ),
+    responses(
+        (status = 200, description = "The order, its timeline, notifications and refunds", body = OperatorOrderDetail),
+        (status = 404, response = NotFound),
+        (status = 401, response = Unauthorized), (status = 405, response = MethodNotAllowed),
+        (status = 503, response = Unavailable),
+    ))]
 async fn order(
     app: State,
     req: HttpRequest,
@@ -85,6 +120,19 @@ async fn order(
     Ok(reply(operator::order(&app, &mall_id, &order_id).await?))
 }
 
+/// `GET notifications?state&limit`: the outbox, newest first.
+#[utoipa::path(get, path = "/operator/api/v1/notifications", tag = "operator API",
+    security(("operator_token" = [])),
+    params(
+        ("state" = Option<String>, Query, description = "pending, delivered or dead"),
+        ("limit" = Option<i64>, Query, description = "At most this many (50)"),
+    ),
+    responses(
+        (status = 200, description = "The notifications", body = OperatorNotifications),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthorized), (status = 405, response = MethodNotAllowed),
+        (status = 503, response = Unavailable),
+    ))]
 async fn notifications(app: State, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     authorize(&app, &req)?;
     let q = crate::cafe24::query(&req)?;
@@ -100,6 +148,16 @@ async fn notifications(app: State, req: HttpRequest) -> Result<HttpResponse, Api
     ))
 }
 
+/// `POST notifications/{id}/retry`: due now, with a fresh schedule.
+#[utoipa::path(post, path = "/operator/api/v1/notifications/{id}/retry", tag = "operator API",
+    security(("operator_token" = [])),
+    params(("id" = i64, Path, description = "The notification id")),
+    responses(
+        (status = 200, description = "The notification is due now", body = Retried),
+        (status = 400, response = BadRequest), (status = 404, response = NotFound),
+        (status = 401, response = Unauthorized), (status = 405, response = MethodNotAllowed),
+        (status = 503, response = Unavailable),
+    ))]
 async fn retry(
     app: State,
     req: HttpRequest,
@@ -109,6 +167,14 @@ async fn retry(
     Ok(reply(operator::retry(&app, path.into_inner()).await?))
 }
 
+/// `GET merchants`: every mall with its shops, secrets masked.
+#[utoipa::path(get, path = "/operator/api/v1/merchants", tag = "operator API",
+    security(("operator_token" = [])),
+    responses(
+        (status = 200, description = "The merchants", body = OperatorMerchants),
+        (status = 401, response = Unauthorized), (status = 405, response = MethodNotAllowed),
+        (status = 503, response = Unavailable),
+    ))]
 async fn merchants(app: State, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     authorize(&app, &req)?;
     Ok(reply(operator::merchants(&app).await?))

@@ -16,6 +16,7 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use secrecy::SecretString;
 
+use super::schemas::*;
 use super::settings_pages::{self, STYLESHEET, STYLESHEET_PATH};
 use super::State;
 use crate::install::session::{Session, SESSION_COOKIE};
@@ -92,6 +93,12 @@ impl actix_web::ResponseError for Refused {
     }
 }
 
+/// `GET /settings/assets/settings.css`.
+#[utoipa::path(get, path = "/settings/assets/settings.css", tag = "settings site",
+    responses(
+        (status = 200, description = "The site's stylesheet", content_type = "text/css", body = String),
+        (status = 405, response = MethodNotAllowed),
+    ))]
 async fn stylesheet() -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/css; charset=utf-8")
@@ -162,6 +169,17 @@ async fn after(
     }
 }
 
+/// `GET /settings/{mall_id}`: the settings page.
+#[utoipa::path(get, path = "/settings/{mall_id}", tag = "settings site",
+    params(("mall_id" = String, Path, description = "The Cafe24 mall id"), ("done" = Option<String>, Query, description = "What was just saved: shows a notice")),
+    responses(
+        (status = 200, description = "The page", content_type = "text/html", body = String),
+        (status = 401, description = "A page: no session cookie, or not this mall's", content_type = "text/html"),
+        (status = 403, description = "A page: the mall is not connected, or the session may not", content_type = "text/html"),
+        (status = 405, response = MethodNotAllowed),
+        (status = 502, description = "A page: Cafe24 or KOMOJU could not be reached", content_type = "text/html"),
+        (status = 503, description = "A page: the database cannot be reached", content_type = "text/html"),
+    ))]
 async fn show(app: State, req: HttpRequest, mall_id: web::Path<String>) -> HttpResponse {
     let cookie = req.cookie(SESSION_COOKIE);
     let session = match site::authorize(&app, cookie.as_ref().map(|c| c.value()), &mall_id, None) {
@@ -181,6 +199,20 @@ async fn show(app: State, req: HttpRequest, mall_id: web::Path<String>) -> HttpR
     }
 }
 
+/// `POST /settings/{mall_id}/komoju`: KOMOJU keys and options.
+#[utoipa::path(post, path = "/settings/{mall_id}/komoju", tag = "settings site",
+    params(("mall_id" = String, Path, description = "The Cafe24 mall id")),
+    request_body(content((KomojuSettingsForm = "application/x-www-form-urlencoded"))),
+    responses(
+        (status = 303, description = "Saved: back to the page", headers(("Location" = String))),
+        (status = 401, description = "A page: no session cookie, or not this mall's", content_type = "text/html"),
+        (status = 403, description = "A page: the mall is not connected, or the session may not", content_type = "text/html"),
+        (status = 405, response = MethodNotAllowed),
+        (status = 502, description = "A page: Cafe24 or KOMOJU could not be reached", content_type = "text/html"),
+        (status = 503, description = "A page: the database cannot be reached", content_type = "text/html"),
+        (status = 404, description = "A page: no such shop", content_type = "text/html"),
+        (status = 422, description = "The page with the form error; nothing saved", content_type = "text/html"),
+    ))]
 async fn komoju(
     app: State,
     req: HttpRequest,
@@ -207,6 +239,24 @@ async fn komoju(
     Ok(after(&app, &session, result, "komoju").await)
 }
 
+/// `POST /settings/{mall_id}/shops/{shop_no}/{switch}`: a shop's `gateway` or
+/// `script` on or off.
+#[utoipa::path(post, path = "/settings/{mall_id}/shops/{shop_no}/{switch}", tag = "settings site",
+    params(("mall_id" = String, Path, description = "The Cafe24 mall id"),
+        ("shop_no" = i32, Path, description = "The shop number"),
+        ("switch" = String, Path, description = "`gateway` or `script`")),
+    request_body(content((SwitchForm = "application/x-www-form-urlencoded"))),
+    responses(
+        (status = 303, description = "Saved: back to the page", headers(("Location" = String))),
+        (status = 400, response = BadRequest),
+        (status = 401, description = "A page: no session cookie, or not this mall's", content_type = "text/html"),
+        (status = 403, description = "A page: the mall is not connected, or the session may not", content_type = "text/html"),
+        (status = 405, response = MethodNotAllowed),
+        (status = 502, description = "A page: Cafe24 or KOMOJU could not be reached", content_type = "text/html"),
+        (status = 503, description = "A page: the database cannot be reached", content_type = "text/html"),
+        (status = 404, description = "A page: no such shop", content_type = "text/html"),
+        (status = 422, description = "The page with the form error; nothing saved", content_type = "text/html"),
+    ))]
 async fn shop_switch(
     app: State,
     req: HttpRequest,
@@ -228,6 +278,20 @@ async fn shop_switch(
     Ok(after(&app, &session, result, &switch).await)
 }
 
+/// `POST /settings/{mall_id}/webhook-test`: a test delivery to the KOMOJU webhook.
+#[utoipa::path(post, path = "/settings/{mall_id}/webhook-test", tag = "settings site",
+    params(("mall_id" = String, Path, description = "The Cafe24 mall id")),
+    request_body(content((CsrfForm = "application/x-www-form-urlencoded"))),
+    responses(
+        (status = 303, description = "Saved: back to the page", headers(("Location" = String))),
+        (status = 401, description = "A page: no session cookie, or not this mall's", content_type = "text/html"),
+        (status = 403, description = "A page: the mall is not connected, or the session may not", content_type = "text/html"),
+        (status = 405, response = MethodNotAllowed),
+        (status = 502, description = "A page: Cafe24 or KOMOJU could not be reached", content_type = "text/html"),
+        (status = 503, description = "A page: the database cannot be reached", content_type = "text/html"),
+        (status = 404, description = "A page: no such shop", content_type = "text/html"),
+        (status = 422, description = "The page with the form error; nothing saved", content_type = "text/html"),
+    ))]
 async fn webhook_test(
     app: State,
     req: HttpRequest,
@@ -239,6 +303,20 @@ async fn webhook_test(
     Ok(after(&app, &session, result, "webhook").await)
 }
 
+/// `POST /settings/{mall_id}/disconnect`: the app disconnected from the mall.
+#[utoipa::path(post, path = "/settings/{mall_id}/disconnect", tag = "settings site",
+    params(("mall_id" = String, Path, description = "The Cafe24 mall id")),
+    request_body(content((CsrfForm = "application/x-www-form-urlencoded"))),
+    responses(
+        (status = 200, description = "Disconnected: a page saying so; the session cookie removed", content_type = "text/html", body = String),
+        (status = 401, description = "A page: no session cookie, or not this mall's", content_type = "text/html"),
+        (status = 403, description = "A page: the mall is not connected, or the session may not", content_type = "text/html"),
+        (status = 405, response = MethodNotAllowed),
+        (status = 502, description = "A page: Cafe24 or KOMOJU could not be reached", content_type = "text/html"),
+        (status = 503, description = "A page: the database cannot be reached", content_type = "text/html"),
+        (status = 404, description = "A page: no such shop", content_type = "text/html"),
+        (status = 422, description = "The page with the form error; nothing saved", content_type = "text/html"),
+    ))]
 async fn disconnect(
     app: State,
     req: HttpRequest,

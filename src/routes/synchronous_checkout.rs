@@ -11,6 +11,7 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use secrecy::ExposeSecret;
 
+use super::schemas::*;
 use super::State;
 use crate::cafe24::{self, payment_result::PaymentResult};
 use crate::checkout::{self, Returned};
@@ -21,30 +22,65 @@ use crate::orders::state::OrderState;
 use crate::orders::Flow;
 use crate::services::Services;
 
+const PREFIX: &str = "/api/synchronous-checkout/checkout";
+
 /// Mounts the three routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(
-        web::scope("/api/synchronous-checkout/checkout")
-            .service(super::resource("", "POST").route(web::post().to(
-                |app: State, req: HttpRequest, body: web::Payload| async move {
-                    super::checkout_reply(&app, &req, body, Flow::Sync).await
-                },
-            )))
+        web::scope(PREFIX)
+            .service(super::scoped(PREFIX, "", "POST").route(web::post().to(checkout)))
             .service(
-                super::resource("/callback", "GET, POST")
+                super::scoped(PREFIX, "/callback", "GET, POST")
                     .route(web::get().to(callback))
                     .route(web::post().to(callback)),
             )
             .service(
-                super::resource("/status", "GET, POST")
+                super::scoped(PREFIX, "/status", "GET, POST")
                     .route(web::post().to(status))
                     .route(web::get().to(status)),
             ),
     );
 }
 
+/// `POST …/checkout` (§6.1): the KOMOJU `payment_url` of the order's session.
+#[utoipa::path(post, path = "/api/synchronous-checkout/checkout", tag = "synchronous checkout",
+    request_body(description = "Cafe24's payment request (H1)", content(
+        (CheckoutRequest = "application/x-www-form-urlencoded"),
+        (CheckoutRequest = "application/json"))),
+    responses(
+        (status = 200, description = "Checkout created (or the same one, repeated)", body = CheckoutReply),
+        (status = 400, response = BadRequest), (status = 401, response = InvalidHash),
+        (status = 403, response = Forbidden), (status = 404, response = NotFound),
+        (status = 405, response = MethodNotAllowed), (status = 408, response = Timeout),
+        (status = 409, response = Conflict), (status = 413, response = TooLarge),
+        (status = 502, response = Upstream), (status = 503, response = Unavailable),
+    ))]
+async fn checkout(
+    app: State,
+    req: HttpRequest,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    super::checkout_reply(&app, &req, body, Flow::Sync).await
+}
+
 /// `GET|POST …/checkout/callback`: 302 to the order's `return_url` with `result_code`
 /// (`0000` paid, `9999` otherwise), `result_message`, `key` and `extra_data`.
+#[utoipa::path(method(get, post), path = "/api/synchronous-checkout/checkout/callback",
+    tag = "synchronous checkout",
+    params(
+        ("key" = String, Query, description = "The order's signed token"),
+        ("session_id" = Option<String>, Query, description = "The KOMOJU session KOMOJU returns the buyer from"),
+    ),
+    responses(
+        (status = 302, description = "To Cafe24's stored return_url with result_code, result_message, key, extra_data",
+            headers(("Location" = String))),
+        (status = 400, response = BadRequest), (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 405, response = MethodNotAllowed), (status = 408, response = Timeout),
+        (status = 413, response = TooLarge),
+        (status = 502, description = "KOMOJU could not be read: a page saying to reload", content_type = "text/html"),
+        (status = 503, response = Unavailable),
+    ))]
 async fn callback(
     app: State,
     req: HttpRequest,
@@ -97,6 +133,17 @@ fn redirect(
 }
 
 /// `POST …/checkout/status` (field `key`): the §6.1 payment details with H3.
+#[utoipa::path(post, path = "/api/synchronous-checkout/checkout/status", tag = "synchronous checkout",
+    request_body(content(
+        (StatusRequest = "application/x-www-form-urlencoded"),
+        (StatusRequest = "application/json"))),
+    responses(
+        (status = 200, description = "The payment details, signed (H3)", body = StatusReply),
+        (status = 400, response = BadRequest), (status = 403, response = Forbidden),
+        (status = 404, response = NotFound), (status = 405, response = MethodNotAllowed),
+        (status = 408, response = Timeout), (status = 413, response = TooLarge),
+        (status = 503, response = Unavailable),
+    ))]
 async fn status(
     app: State,
     req: HttpRequest,
@@ -119,6 +166,20 @@ async fn status(
     }
     Ok(HttpResponse::Ok().json(payment_details(&app, &merchant, &order)?))
 }
+
+/// `GET …/checkout/status?key`: [`status`] with the field in the query string (a
+/// document entry only; the route is `status`'s).
+#[utoipa::path(get, path = "/api/synchronous-checkout/checkout/status", tag = "synchronous checkout",
+    operation_id = "status_by_query",
+    params(("key" = String, Query, description = "The order's signed token")),
+    responses(
+        (status = 200, description = "The payment details, signed (H3)", body = StatusReply),
+        (status = 400, response = BadRequest), (status = 403, response = Forbidden),
+        (status = 404, response = NotFound), (status = 405, response = MethodNotAllowed),
+        (status = 503, response = Unavailable),
+    ))]
+#[allow(dead_code)]
+fn status_by_query() {}
 
 /// The §6.1 status reply for an order.
 pub fn payment_details(

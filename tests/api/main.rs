@@ -14,6 +14,7 @@ mod health;
 mod hostile_input;
 mod install;
 mod metrics;
+mod openapi;
 mod operator;
 mod processes;
 mod reconciliation;
