@@ -81,13 +81,15 @@ impl Backoff {
             .is_some_and(|(_, until)| *until > now)
     }
 
-    fn failed(&mut self, mall_id: &str, now: NaiveDateTime) {
+    /// Records a failure; returns until when the merchant is left alone.
+    fn failed(&mut self, mall_id: &str, now: NaiveDateTime) -> NaiveDateTime {
         let failures = self.merchants.get(mall_id).map_or(0, |(n, _)| *n) + 1;
         let delay = BACKOFF_FIRST
             .saturating_mul(2u32.saturating_pow(failures - 1))
             .min(BACKOFF_MAX);
         let until = now + chrono::Duration::from_std(delay).unwrap_or_default();
         self.merchants.insert(mall_id.to_owned(), (failures, until));
+        until
     }
 
     fn succeeded(&mut self, mall_id: &str) {
@@ -220,6 +222,11 @@ pub async fn order_passes(
             .await?;
         for order in rows {
             if backoff.waiting(&order.mall_id, now) {
+                log::debug!(
+                    "reconcile: order {} of {} left for a later pass (merchant backed off)",
+                    order.order_id,
+                    order.mall_id
+                );
                 continue;
             }
             pacer.wait(&order.mall_id).await;
@@ -284,8 +291,12 @@ async fn read_order(
             Err(DbError::Unavailable("applying a reconciled session".into()))
         }
         Err(e) => {
-            backoff.failed(&mall_id, now);
-            log::warn!("reconcile order {order_id} of {mall_id} ({before}): {e}; left as it was");
+            let until = backoff.failed(&mall_id, now);
+            log::warn!(
+                "reconcile order {order_id} of {mall_id} ({before}): {e}; left as it was, \
+                 merchant backed off until {} UTC",
+                until.format("%Y-%m-%d %H:%M:%S")
+            );
             Ok(0)
         }
     }

@@ -34,33 +34,41 @@ async fn spawn(backend: Backend) -> TestApp {
 /// An asynchronous order paid by card on the hosted page, whose buyer never came back
 /// and whose webhook never came: its payment, as a webhook would carry it.
 async fn paid_silently(app: &TestApp, cafe24: &Receiver) -> serde_json::Value {
+    let (_, payment) = pay_on_page(app, cafe24, "credit_card").await;
+    assert_eq!(payment["status"], "captured");
+    payment
+}
+
+/// An asynchronous checkout of [`ORDER`] whose buyer presses `method` on the hosted page:
+/// where KOMOJU sends the browser back (our callback), and the session's payment.
+async fn pay_on_page(
+    app: &TestApp,
+    cafe24: &Receiver,
+    method: &str,
+) -> (String, serde_json::Value) {
     let url = app
         .async_checkout_ok(&async_fields(ORDER, "3065", "JPY", cafe24))
         .await;
-    app.press(&url, "credit_card").await;
+    let callback = app.press(&url, method).await;
     let session_id = url.rsplit('/').next().unwrap_or_default();
     let payment = app.sandbox.session_json(session_id).unwrap_or_default()["payment"].clone();
-    assert_eq!(payment["status"], "captured");
-    payment
+    (callback, payment)
+}
+
+/// KOMOJU's webhook `event_type` about `payment`, signed, as the service answers it.
+async fn webhook(app: &TestApp, event_id: &str, event_type: &str, payment: &serde_json::Value) {
+    let body = event_body(event_id, event_type, payment);
+    let signature = komoju_signature(WEBHOOK_SECRET, &body);
+    assert_eq!(app.send_webhook(MALL, &body, Some(&signature)).await, 200);
 }
 
 /// An asynchronous order paid at a konbini on the hosted page: the code is issued (the
 /// payment `authorized`), KOMOJU's `payment.authorized` webhook came, the pending notice
 /// reached Cafe24. Returns the payment id.
 async fn konbini_code_issued(app: &TestApp, cafe24: &Receiver) -> String {
-    let url = app
-        .async_checkout_ok(&async_fields(ORDER, "3065", "JPY", cafe24))
-        .await;
-    app.press(&url, "konbini").await;
-    let session_id = url.rsplit('/').next().unwrap_or_default();
-    let payment = app.sandbox.session_json(session_id).unwrap_or_default()["payment"].clone();
+    let (_, payment) = pay_on_page(app, cafe24, "konbini").await;
     assert_eq!(payment["status"], "authorized");
-    let body = event_body("ev_code_issued", "payment.authorized", &payment);
-    assert_eq!(
-        app.send_webhook(MALL, &body, Some(&komoju_signature(WEBHOOK_SECRET, &body)))
-            .await,
-        200
-    );
+    webhook(app, "ev_code_issued", "payment.authorized", &payment).await;
     assert_eq!(state(app).await, "awaiting_payment");
     app.drain_outbox().await;
     assert_eq!(notices(cafe24), owned(&[PENDING]));
@@ -71,10 +79,7 @@ async fn konbini_code_issued(app: &TestApp, cafe24: &Receiver) -> String {
 /// `authorized` (no notice: Cafe24 hears the capture or the end). Returns the payment id.
 async fn card_authorized(app: &TestApp, cafe24: &Receiver) -> String {
     app.sandbox.set_card_manual_capture(true);
-    let url = app
-        .async_checkout_ok(&async_fields(ORDER, "3065", "JPY", cafe24))
-        .await;
-    let callback = app.press(&url, "credit_card").await;
+    let (callback, _) = pay_on_page(app, cafe24, "credit_card").await;
     assert_eq!(app.get(&callback).await.status(), 302);
     assert_eq!(state(app).await, "authorized");
     app.order(ORDER)
@@ -121,9 +126,11 @@ fn move_clock_to(app: &TestApp, at: chrono::NaiveDateTime) {
     app.clock.advance(by);
 }
 
-/// KOMOJU API requests the sandbox answered so far.
-fn komoju_reads(app: &TestApp) -> usize {
-    app.sandbox.requests().len()
+/// A pass that finds nothing due: it reads nothing and leaves KOMOJU alone.
+async fn nothing_due(app: &TestApp, backoff: &mut Backoff) {
+    let reads = app.sandbox.requests().len();
+    assert_eq!(pass(app, backoff).await, 0);
+    assert_eq!(app.sandbox.requests().len(), reads, "a pass called KOMOJU");
 }
 
 async fn pass(app: &TestApp, backoff: &mut Backoff) -> usize {
@@ -166,12 +173,7 @@ async fn a_paid_session_without_webhook_is_reconciled_and_told_once(backend: Bac
         ("payment", "T", "0000")
     );
     // The webhook arriving afterwards changes nothing more.
-    let body = event_body("ev_late_capture", "payment.captured", &payment);
-    assert_eq!(
-        app.send_webhook(MALL, &body, Some(&komoju_signature(WEBHOOK_SECRET, &body)))
-            .await,
-        200
-    );
+    webhook(&app, "ev_late_capture", "payment.captured", &payment).await;
     // And a later pass has nothing left to read.
     app.clock.advance(Duration::from_secs(901));
     assert_eq!(pass(&app, &mut backoff).await, 0);
@@ -235,7 +237,7 @@ async fn a_konbini_code_expiring_without_webhook_is_read_at_its_expiry_and_told_
     // Within RECONCILE_EXPIRY_GRACE_SECS (300 s) of the expiry, and read an hour ago:
     // nothing is due yet.
     move_clock_to(&app, expires + chrono::Duration::seconds(299));
-    assert_eq!(pass(&app, &mut backoff).await, 0);
+    nothing_due(&app, &mut backoff).await;
     assert_eq!(state(&app).await, "awaiting_payment");
     // Past the grace: the pass reads the payment at its expiry, not a day later.
     app.clock.advance(Duration::from_secs(2));
@@ -246,15 +248,10 @@ async fn a_konbini_code_expiring_without_webhook_is_read_at_its_expiry_and_told_
     // KOMOJU's webhook arriving after the reconciliation changes nothing more.
     let expired = app.sandbox.payment_json(&pid).unwrap_or_default();
     assert_eq!(expired["status"], "expired");
-    let body = event_body("ev_late_expiry", "payment.expired", &expired);
-    assert_eq!(
-        app.send_webhook(MALL, &body, Some(&komoju_signature(WEBHOOK_SECRET, &body)))
-            .await,
-        200
-    );
+    webhook(&app, "ev_late_expiry", "payment.expired", &expired).await;
     assert_eq!(state(&app).await, "expired");
     app.clock.advance(Duration::from_secs(2 * 24 * 3600));
-    assert_eq!(pass(&app, &mut backoff).await, 0);
+    nothing_due(&app, &mut backoff).await;
     app.drain_outbox().await;
     assert_eq!(notices(&cafe24), owned(&[PENDING, EXPIRED_AFTER_PENDING]));
     assert_eq!(app.notifications().await.len(), 2);
@@ -286,9 +283,7 @@ async fn komoju_failing_while_reading_an_expired_code_leaves_it_for_the_next_pas
     app.drain_outbox().await;
     assert_eq!(notices(&cafe24), owned(&[PENDING]));
     // Backed off for 30 s: a pass right away leaves KOMOJU alone…
-    let reads = komoju_reads(&app);
-    assert_eq!(pass(&app, &mut backoff).await, 0);
-    assert_eq!(komoju_reads(&app), reads);
+    nothing_due(&app, &mut backoff).await;
     // …and the next pass after it reads the expiry and tells Cafe24 once.
     app.clock.advance(Duration::from_secs(31));
     assert_eq!(pass(&app, &mut backoff).await, 1);
@@ -304,14 +299,11 @@ async fn an_unpaid_code_is_read_once_a_day_and_nothing_changes(backend: Backend)
     let mut backoff = Backoff::default();
     // Not a day old yet: not read.
     app.clock.advance(Duration::from_secs(24 * 3600 - 60));
-    let reads = komoju_reads(&app);
-    assert_eq!(pass(&app, &mut backoff).await, 0);
-    assert_eq!(komoju_reads(&app), reads);
+    nothing_due(&app, &mut backoff).await;
     // A day old: read once; KOMOJU still waits for the cash, so nothing changes.
     app.clock.advance(Duration::from_secs(61));
     let before = app.order(ORDER).await;
     assert_eq!(pass(&app, &mut backoff).await, 1);
-    assert_eq!(komoju_reads(&app), reads + 1);
     let after = app.order(ORDER).await;
     assert_eq!(state(&app).await, "awaiting_payment");
     assert_eq!(
@@ -323,10 +315,9 @@ async fn an_unpaid_code_is_read_once_a_day_and_nothing_changes(backend: Backend)
     assert_eq!(notices(&cafe24), owned(&[PENDING]));
     assert_eq!(app.notifications().await.len(), 1);
     // Not read again the same day…
-    assert_eq!(pass(&app, &mut backoff).await, 0);
+    nothing_due(&app, &mut backoff).await;
     app.clock.advance(Duration::from_secs(23 * 3600));
-    assert_eq!(pass(&app, &mut backoff).await, 0);
-    assert_eq!(komoju_reads(&app), reads + 1);
+    nothing_due(&app, &mut backoff).await;
     // …but the next day.
     app.clock.advance(Duration::from_secs(3600 + 1));
     assert_eq!(pass(&app, &mut backoff).await, 1);
@@ -343,15 +334,13 @@ async fn an_authorized_card_past_the_capture_window_is_read_and_applied(backend:
     // Within RECONCILE_CAPTURE_WINDOW_SECS (30 days) the merchant may still capture: not
     // read, however many days pass.
     app.clock.advance(Duration::from_secs(30 * 24 * 3600 - 60));
-    let reads = komoju_reads(&app);
-    assert_eq!(pass(&app, &mut backoff).await, 0);
-    assert_eq!(komoju_reads(&app), reads);
+    nothing_due(&app, &mut backoff).await;
     // Past the window: read. KOMOJU has not ended the authorization yet: nothing changes,
     // and the next read is a day later.
     app.clock.advance(Duration::from_secs(61));
     assert_eq!(pass(&app, &mut backoff).await, 1);
     assert_eq!(state(&app).await, "authorized");
-    assert_eq!(pass(&app, &mut backoff).await, 0);
+    nothing_due(&app, &mut backoff).await;
     // KOMOJU expires the uncaptured authorization; no webhook comes.
     app.sandbox.expire(&pid).unwrap_or_else(|e| panic!("{e}"));
     app.clock.advance(Duration::from_secs(24 * 3600 + 1));
@@ -361,7 +350,7 @@ async fn an_authorized_card_past_the_capture_window_is_read_and_applied(backend:
     assert_eq!(notices(&cafe24), owned(&[("payment", "F", "9999", "0")]));
     // Its end is final: nothing more is read or told.
     app.clock.advance(Duration::from_secs(24 * 3600 + 1));
-    assert_eq!(pass(&app, &mut backoff).await, 0);
+    nothing_due(&app, &mut backoff).await;
     app.drain_outbox().await;
     assert_eq!(cafe24.received().len(), 1);
 }
