@@ -8,9 +8,17 @@
 //! the same time (a session advisory lock; SQLite's single writer needs none):
 //! - asynchronous cancellations KOMOJU accepted more than `RECONCILE_AFTER_SECS` ago and
 //!   no webhook confirmed are confirmed by reading the payment ([`cancellations`]);
-//! - orders still `pending` with a session, unchanged for `RECONCILE_PENDING_AFTER_SECS`
-//!   (and not read by a pass for as long), are read from KOMOJU ([`pending`]): a buyer
-//!   who paid and closed the browser, a webhook that never came.
+//! - then the orders a webhook should have moved ([`order_passes`]), each read through its
+//!   KOMOJU session (which carries the payment):
+//!   - `pending` with a session, unchanged for `RECONCILE_PENDING_AFTER_SECS` (and not
+//!     read by a pass for as long): a buyer who paid and closed the browser;
+//!   - `awaiting_payment` (a konbini, bank-transfer or Pay-easy code was issued): once a
+//!     day, and once `RECONCILE_EXPIRY_GRACE_SECS` after the code's expiry
+//!     (`orders.payment_expires_at`), so that an expired code reaches Cafe24 as the
+//!     failure notice even when KOMOJU's `payment.expired` webhook never comes;
+//!   - `authorized` (a card authorization waiting for its capture): once unchanged for
+//!     `RECONCILE_CAPTURE_WINDOW_SECS` (KOMOJU's capture window), then once a day, until
+//!     KOMOJU reports its end (captured, cancelled or expired).
 //!
 //! Batches are bounded; a merchant's KOMOJU reads are paced; a KOMOJU error leaves the
 //! order as it was and backs that merchant off for later passes.
@@ -29,8 +37,11 @@ use crate::services::Services;
 
 /// Most rows read in one pass, per kind.
 const BATCH: i64 = 20;
-/// The pause between two KOMOJU reads for the same merchant.
+/// The least time between two KOMOJU reads for the same merchant.
 const PACE: Duration = Duration::from_millis(100);
+/// How often an `awaiting_payment` order, or an `authorized` one past its capture
+/// window, is read while KOMOJU says nothing new.
+const DAILY: Duration = Duration::from_secs(24 * 60 * 60);
 /// The first back-off after a KOMOJU error, doubled per further error, and its ceiling.
 const BACKOFF_FIRST: Duration = Duration::from_secs(30);
 const BACKOFF_MAX: Duration = Duration::from_secs(30 * 60);
@@ -47,6 +58,14 @@ pub struct ReconcileSettings {
     /// the session (`RECONCILE_PENDING_AFTER_SECS`, default 900 s); also the least time
     /// between two reads of one order.
     pub pending_after: Duration,
+    /// How long after the expiry of an `awaiting_payment` order's code a pass reads the
+    /// payment, leaving KOMOJU the time to expire it and send its webhook
+    /// (`RECONCILE_EXPIRY_GRACE_SECS`, default 300 s).
+    pub expiry_grace: Duration,
+    /// How long a card authorization stays `authorized` before a pass reads it: KOMOJU's
+    /// capture window, after which an uncaptured authorization expires
+    /// (`RECONCILE_CAPTURE_WINDOW_SECS`, default 30 days, KOMOJU's "usually 30 days").
+    pub capture_window: Duration,
 }
 
 /// Merchants whose KOMOJU calls failed, and when to try them again (service clock).
@@ -62,13 +81,15 @@ impl Backoff {
             .is_some_and(|(_, until)| *until > now)
     }
 
-    fn failed(&mut self, mall_id: &str, now: NaiveDateTime) {
+    /// Records a failure; returns until when the merchant is left alone.
+    fn failed(&mut self, mall_id: &str, now: NaiveDateTime) -> NaiveDateTime {
         let failures = self.merchants.get(mall_id).map_or(0, |(n, _)| *n) + 1;
         let delay = BACKOFF_FIRST
             .saturating_mul(2u32.saturating_pow(failures - 1))
             .min(BACKOFF_MAX);
         let until = now + chrono::Duration::from_std(delay).unwrap_or_default();
         self.merchants.insert(mall_id.to_owned(), (failures, until));
+        until
     }
 
     fn succeeded(&mut self, mall_id: &str) {
@@ -97,7 +118,7 @@ pub async fn run(
     }
 }
 
-/// One pass, under the pass lock: [`cancellations`], then [`pending`]. Returns how many
+/// One pass, under the pass lock: [`cancellations`], then [`order_passes`]. Returns how many
 /// KOMOJU objects were read, or `None` when another instance is running a pass.
 pub async fn pass(
     app: &Services,
@@ -110,7 +131,7 @@ pub async fn pass(
     };
     let result = async {
         let read = cancellations(app, settings.cancellations_after).await?;
-        Ok(read + pending(app, settings.pending_after, backoff).await?)
+        Ok(read + order_passes(app, settings, backoff).await?)
     }
     .await;
     lock.release().await;
@@ -150,68 +171,135 @@ impl PassLock {
     }
 }
 
-/// Orders still `pending` with a session that no webhook moved for `after` (and no pass
-/// read for as long) are read from KOMOJU and applied. Returns how many sessions were
-/// read. A KOMOJU error leaves the order untouched (read again next time) and backs its
-/// merchant off.
-pub async fn pending(
+/// What the order passes read at `now`, in this order: `pending`, `awaiting_payment`,
+/// `authorized` orders (see the module documentation).
+fn due(settings: &ReconcileSettings, now: NaiveDateTime) -> [orders::Due; 3] {
+    // A setting too large for the calendar reaches back to 1970: nothing is older.
+    let ago = |d: Duration| {
+        chrono::Duration::from_std(d)
+            .ok()
+            .and_then(|d| now.checked_sub_signed(d))
+            .unwrap_or(chrono::DateTime::UNIX_EPOCH.naive_utc())
+    };
+    [
+        orders::Due {
+            state: OrderState::Pending,
+            changed_before: ago(settings.pending_after),
+            read_before: ago(settings.pending_after),
+            expired_before: None,
+        },
+        orders::Due {
+            state: OrderState::AwaitingPayment,
+            changed_before: ago(DAILY),
+            read_before: ago(DAILY),
+            expired_before: Some(ago(settings.expiry_grace)),
+        },
+        orders::Due {
+            state: OrderState::Authorized,
+            changed_before: ago(settings.capture_window),
+            read_before: ago(DAILY),
+            expired_before: None,
+        },
+    ]
+}
+
+/// The order passes: the orders of [`due`] (each kind a bounded batch) are read from
+/// KOMOJU through their session and applied. Returns how many sessions were read. A
+/// KOMOJU error leaves the order untouched (read again next time) and backs its
+/// merchant off; a merchant's reads are [`PACE`]d.
+pub async fn order_passes(
     app: &Services,
-    after: Duration,
+    settings: &ReconcileSettings,
     backoff: &mut Backoff,
 ) -> Result<usize, DbError> {
     let now = app.clock.now_naive();
-    let before = now - chrono::Duration::from_std(after).unwrap_or_default();
-    let rows = app
-        .db
-        .run(move |c| orders::pending_unreconciled(c, before, BATCH))
-        .await?;
+    let mut pacer = Pacer::default();
     let mut read = 0;
-    let mut last_mall: Option<String> = None;
-    for order in rows {
-        let mall_id = order.mall_id.clone();
-        if backoff.waiting(&mall_id, now) {
-            continue;
-        }
-        if last_mall.as_deref() == Some(mall_id.as_str()) {
-            tokio::time::sleep(PACE).await;
-        }
-        last_mall = Some(mall_id.clone());
-        let merchant = match crate::merchant::load(app, &mall_id, None).await {
-            Ok(m) => m,
-            Err(e) => {
-                log::warn!(
-                    "reconcile order {}: merchant {mall_id}: {e}",
-                    order.order_id
+    for due in due(settings, now) {
+        let rows = app
+            .db
+            .run(move |c| orders::due_for_reading(c, due, BATCH))
+            .await?;
+        for order in rows {
+            if backoff.waiting(&order.mall_id, now) {
+                log::debug!(
+                    "reconcile: order {} of {} left for a later pass (merchant backed off)",
+                    order.order_id,
+                    order.mall_id
                 );
                 continue;
             }
-        };
-        let (pk, order_id) = (order.id.clone(), order.order_id.clone());
-        match crate::checkout::refresh_from_session(app, &merchant, order, "reconcile").await {
-            Ok(after) => {
-                read += 1;
-                backoff.succeeded(&mall_id);
-                if after.state != OrderState::Pending {
-                    log::info!(
-                        "reconcile: order {order_id} of {mall_id} is {} (no webhook had said so)",
-                        after.state
-                    );
-                    app.outbox_wake.notify_one();
-                }
-                app.db
-                    .run(move |c| orders::set_reconciled(c, &pk, now))
-                    .await?;
-            }
-            Err(ApiError::Unavailable) => {
-                return Err(DbError::Unavailable("applying a reconciled session".into()))
-            }
-            Err(e) => {
-                backoff.failed(&mall_id, now);
-                log::warn!("reconcile order {order_id} of {mall_id}: {e}; left as it was");
-            }
+            pacer.wait(&order.mall_id).await;
+            read += read_order(app, order, now, backoff).await?;
         }
     }
     Ok(read)
+}
+
+/// The last KOMOJU read of each merchant in this pass, to keep [`PACE`] between two.
+#[derive(Default)]
+struct Pacer {
+    last: HashMap<String, tokio::time::Instant>,
+}
+
+impl Pacer {
+    async fn wait(&mut self, mall_id: &str) {
+        if let Some(last) = self.last.get(mall_id) {
+            tokio::time::sleep_until(*last + PACE).await;
+        }
+        self.last
+            .insert(mall_id.to_owned(), tokio::time::Instant::now());
+    }
+}
+
+/// Reads one order's session from KOMOJU and applies it; records the read. Returns 1
+/// when KOMOJU answered, 0 when not (merchant unloadable, or a KOMOJU error: backed off).
+async fn read_order(
+    app: &Services,
+    order: orders::OrderRow,
+    now: NaiveDateTime,
+    backoff: &mut Backoff,
+) -> Result<usize, DbError> {
+    let mall_id = order.mall_id.clone();
+    let merchant = match crate::merchant::load(app, &mall_id, None).await {
+        Ok(m) => m,
+        Err(e) => {
+            log::warn!(
+                "reconcile order {}: merchant {mall_id}: {e}",
+                order.order_id
+            );
+            return Ok(0);
+        }
+    };
+    let (pk, order_id, before) = (order.id.clone(), order.order_id.clone(), order.state);
+    match crate::checkout::refresh_from_session(app, &merchant, order, "reconcile").await {
+        Ok(after) => {
+            backoff.succeeded(&mall_id);
+            if after.state != before {
+                log::info!(
+                    "reconcile: order {order_id} of {mall_id} is {} (was {before}; no webhook had said so)",
+                    after.state
+                );
+                app.outbox_wake.notify_one();
+            }
+            app.db
+                .run(move |c| orders::set_reconciled(c, &pk, now))
+                .await?;
+            Ok(1)
+        }
+        Err(ApiError::Unavailable) => {
+            Err(DbError::Unavailable("applying a reconciled session".into()))
+        }
+        Err(e) => {
+            let until = backoff.failed(&mall_id, now);
+            log::warn!(
+                "reconcile order {order_id} of {mall_id} ({before}): {e}; left as it was, \
+                 merchant backed off until {} UTC",
+                until.format("%Y-%m-%d %H:%M:%S")
+            );
+            Ok(0)
+        }
+    }
 }
 
 /// The reconciliation pass: asynchronous cancellations KOMOJU accepted more than `after`

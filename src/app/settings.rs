@@ -7,6 +7,7 @@
 //! `APP_SECRET`, `BODY_LIMIT_BYTES`, `BODY_TIMEOUT_SECS`, `ORDER_KEY_TTL_SECS`, `OUTBOX_WORKER`,
 //! `OUTBOX_POLL_MS`, `OUTBOX_LEASE_SECS`, `OUTBOX_BATCH`, `NOTIFY_TIMEOUT_SECS`,
 //! `RECONCILE_INTERVAL_MS`, `RECONCILE_AFTER_SECS`, `RECONCILE_PENDING_AFTER_SECS`,
+//! `RECONCILE_EXPIRY_GRACE_SECS`, `RECONCILE_CAPTURE_WINDOW_SECS`,
 //! `CAFE24_CLIENT_SECRET`, `CAFE24_API_BASE`, `CAFE24_API_VERSION`, `CAFE24_SCOPES`,
 //! `CAFE24_LAUNCH_MAX_AGE_SECS`, `CAFE24_TIMEOUT_SECS`, `METRICS_BIND_ADDR`.
 //! (`RUST_LOG` is env_logger's.)
@@ -239,6 +240,16 @@ impl Settings {
                     &get,
                     "RECONCILE_PENDING_AFTER_SECS",
                     900,
+                )?),
+                expiry_grace: Duration::from_secs(parse_num(
+                    &get,
+                    "RECONCILE_EXPIRY_GRACE_SECS",
+                    300,
+                )?),
+                capture_window: Duration::from_secs(parse_num(
+                    &get,
+                    "RECONCILE_CAPTURE_WINDOW_SECS",
+                    30 * 24 * 60 * 60,
                 )?),
             },
             dev_defaults,

@@ -338,6 +338,7 @@ fn new_order_row(
         updated_at: now,
         cancel_noty_url: None,
         reconciled_at: None,
+        payment_expires_at: None,
     })
 }
 

@@ -55,6 +55,9 @@ pub struct OrderRow {
     pub cancel_noty_url: Option<String>,
     /// When a reconciliation pass last read this order's session from KOMOJU.
     pub reconciled_at: Option<NaiveDateTime>,
+    /// When the order's konbini / bank-transfer / Pay-easy code expires, as KOMOJU said it
+    /// when the order became `awaiting_payment` (UTC); `None` when unknown.
+    pub payment_expires_at: Option<NaiveDateTime>,
 }
 
 impl OrderRow {
@@ -251,6 +254,7 @@ pub fn start_attempt(
         orders::komoju_payment_id.eq(None::<String>),
         orders::payment_type.eq(None::<String>),
         orders::pending_notice_sent.eq(false),
+        orders::payment_expires_at.eq(None::<NaiveDateTime>),
         orders::updated_at.eq(now),
     ))
     .execute(conn)?)
@@ -300,27 +304,66 @@ pub fn count(conn: &mut DbConnection) -> Result<i64, DbError> {
     Ok(orders::table.count().get_result(conn)?)
 }
 
-/// Orders still `pending` with a KOMOJU session, neither changed nor read by a
-/// reconciliation pass since `before`, least recently looked at first, at most `limit`:
-/// the ones a webhook should have moved.
-pub fn pending_unreconciled(
+/// Which orders of one state a reconciliation pass reads: see [`due_for_reading`].
+#[derive(Debug, Clone, Copy)]
+pub struct Due {
+    /// The state the orders are in.
+    pub state: OrderState,
+    /// Orders unchanged since before this…
+    pub changed_before: NaiveDateTime,
+    /// …and not read by a pass since before this are due.
+    pub read_before: NaiveDateTime,
+    /// With a value: orders whose payment expired (`payment_expires_at`) before it and
+    /// that no pass read after the expiry are due too.
+    pub expired_before: Option<NaiveDateTime>,
+}
+
+/// Orders in `due.state` with a KOMOJU session that a reconciliation pass should read
+/// (the ones a webhook should have moved), least recently changed first, at most
+/// `limit`: unchanged since `due.changed_before` and not read since `due.read_before`;
+/// or, with `due.expired_before`, expired before it and not read since the expiry.
+pub fn due_for_reading(
     conn: &mut DbConnection,
-    before: NaiveDateTime,
+    due: Due,
     limit: i64,
 ) -> Result<Vec<OrderRow>, DbError> {
-    Ok(orders::table
-        .filter(orders::state.eq(OrderState::Pending))
+    let quiet = orders::updated_at.lt(due.changed_before).and(
+        orders::reconciled_at
+            .is_null()
+            .or(orders::reconciled_at.lt(due.read_before)),
+    );
+    let query = orders::table
+        .filter(orders::state.eq(due.state))
         .filter(orders::komoju_session_id.is_not_null())
-        .filter(orders::updated_at.lt(before))
-        .filter(
-            orders::reconciled_at
-                .is_null()
-                .or(orders::reconciled_at.lt(before)),
-        )
         .order(orders::updated_at.asc())
         .limit(limit)
         .select(OrderRow::as_select())
-        .load(conn)?)
+        .into_boxed();
+    let query = match due.expired_before {
+        None => query.filter(quiet),
+        Some(expired_before) => query.filter(
+            quiet
+                .nullable()
+                .or(orders::payment_expires_at.lt(expired_before).and(
+                    orders::reconciled_at
+                        .is_null()
+                        .or(orders::reconciled_at.le(orders::payment_expires_at)),
+                )),
+        ),
+    };
+    Ok(query.load(conn)?)
+}
+
+/// Records the expiry KOMOJU gave for the order's payment code.
+pub fn set_payment_expires_at(
+    conn: &mut DbConnection,
+    id: &str,
+    expires_at: Option<NaiveDateTime>,
+) -> Result<(), DbError> {
+    diesel::update(orders::table.find(id))
+        .set(orders::payment_expires_at.eq(expires_at))
+        .execute(conn)?;
+    Ok(())
 }
 
 /// Records that a reconciliation pass read the order's session at `now`.

@@ -93,6 +93,7 @@ diesel::table! {
         updated_at -> Timestamp,
         cancel_noty_url -> Nullable<Text>,
         reconciled_at -> Nullable<Timestamp>,
+        payment_expires_at -> Nullable<Timestamp>,
     }
 }
 

@@ -121,6 +121,10 @@ pub struct Payment {
     pub amount: i64,
     pub currency: String,
     pub payment_details: Option<PaymentDetails>,
+    /// When a konbini (or other deferred) payment's code stops being payable, e.g.
+    /// `2020-08-20T23:59:59.000+09:00`; `null` for cards.
+    #[serde(default)]
+    pub payment_deadline: Option<String>,
     /// The session the payment belongs to.
     pub session: Option<String>,
     #[serde(default)]
@@ -152,11 +156,15 @@ pub struct Refund {
     pub amount: i64,
 }
 
-/// `payment_details` (only its type is read here).
+/// `payment_details` (only its type and expiry are read here).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 pub struct PaymentDetails {
     #[serde(rename = "type")]
     pub kind: String,
+    /// The code's expiry, where KOMOJU puts it in `payment_details` (bank transfer,
+    /// Pay-easy); konbini payments carry the top-level `payment_deadline` instead.
+    #[serde(default)]
+    pub expires_at: Option<String>,
 }
 
 impl Payment {
@@ -194,12 +202,26 @@ impl Payment {
 }
 
 impl Payment {
-    /// The fact this payment snapshot stands for, with its refunds.
+    /// The fact this payment snapshot stands for, with its refunds and its code's expiry.
     pub fn to_fact(&self) -> Option<Fact> {
         Some(Fact {
             event: self.to_event()?,
             refunds: self.refund_facts(),
+            payment_expires_at: self.expires_at(),
         })
+    }
+
+    /// When the payment's code expires (UTC): `payment_details.expires_at`, else
+    /// `payment_deadline`; `None` when KOMOJU gave neither or no readable time.
+    pub fn expires_at(&self) -> Option<chrono::NaiveDateTime> {
+        let text = self
+            .payment_details
+            .as_ref()
+            .and_then(|d| d.expires_at.as_deref())
+            .or(self.payment_deadline.as_deref())?;
+        chrono::DateTime::parse_from_rfc3339(text)
+            .ok()
+            .map(|t| t.naive_utc())
     }
 
     fn refund_facts(&self) -> Vec<RefundFact> {
@@ -214,15 +236,15 @@ impl Payment {
 }
 
 impl Session {
-    /// As [`Session::to_event`], with the payment's refunds.
+    /// As [`Session::to_event`], with the payment's refunds and code expiry.
     pub fn to_fact(&self) -> Option<Fact> {
         let event = self.to_event()?;
-        let refunds = self
-            .payment
-            .as_ref()
-            .map(Payment::refund_facts)
-            .unwrap_or_default();
-        Some(Fact { event, refunds })
+        let payment = self.payment.as_ref();
+        Some(Fact {
+            event,
+            refunds: payment.map(Payment::refund_facts).unwrap_or_default(),
+            payment_expires_at: payment.and_then(Payment::expires_at),
+        })
     }
 
     /// What the session says about the order: its payment's event when it has one;

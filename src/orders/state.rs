@@ -500,6 +500,9 @@ pub struct Fact {
     pub event: Event,
     /// `payment.refunds` (empty for session events).
     pub refunds: Vec<RefundFact>,
+    /// When the payment's konbini / bank-transfer / Pay-easy code expires (UTC), when
+    /// KOMOJU says; stored on the order while it is `awaiting_payment`.
+    pub payment_expires_at: Option<chrono::NaiveDateTime>,
 }
 
 impl From<Event> for Fact {
@@ -507,6 +510,7 @@ impl From<Event> for Fact {
         Fact {
             event,
             refunds: Vec::new(),
+            payment_expires_at: None,
         }
     }
 }

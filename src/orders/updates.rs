@@ -67,6 +67,14 @@ pub fn apply(
         if outcome.changed {
             orders::save_facts(c, order_pk, &outcome.facts, now)?;
         }
+        // A code's expiry is kept while the order waits for the money (§5), so that a
+        // reconciliation pass reads the payment then (crate::reconciliation).
+        if outcome.facts.state == order_state::OrderState::AwaitingPayment
+            && fact.payment_expires_at.is_some()
+            && fact.payment_expires_at != row.payment_expires_at
+        {
+            orders::set_payment_expires_at(c, order_pk, fact.payment_expires_at)?;
+        }
         orders::insert_event(
             c,
             &orders::NewOrderEvent {
