@@ -92,6 +92,27 @@ async fn full_page(client: &Client) {
         .await;
 }
 
+/// Waits until the text of `css` satisfies `ok` (a click's navigation may still be on its
+/// way: the old page answers until the new one is there); returns it.
+async fn wait_text(client: &Client, css: &str, ok: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + STEP;
+    loop {
+        if let Ok(element) = client.find(Locator::Css(css)).await {
+            let text = element.text().await.unwrap_or_default();
+            if ok(&text) {
+                return text;
+            }
+        }
+        if Instant::now() > deadline {
+            panic!(
+                "{css} never showed what was expected\n{}",
+                diagnostics(client).await
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[actix_web::test]
 async fn a_merchant_installs_the_app_by_clicks() {
     if !browser_installed() {
@@ -120,17 +141,17 @@ async fn a_merchant_installs_the_app_by_clicks() {
             // The settings site, in Japanese, not set up yet.
             let settings = format!("/settings/{INSTALL_MALL}");
             wait_for_url(&client, "the settings page", |u| u.path() == settings).await;
-            assert!(text_of(&client, "#mode")
-                .await
-                .contains("KOMOJU がまだ設定されていません"));
+            wait_text(&client, "#mode", |t| {
+                t.contains("KOMOJU がまだ設定されていません")
+            })
+            .await;
 
             // KOMOJU keys: saved, shown back masked, test mode.
             fill(&client, "#secret_key", INSTALL_KEY).await;
             fill(&client, "#webhook_secret", INSTALL_WEBHOOK_SECRET).await;
             click(&client, "#save-komoju").await;
-            let notice = text_of(&client, "#notice").await;
-            assert_eq!(notice, "保存しました。");
-            assert!(text_of(&client, "#mode").await.contains("テストモード"));
+            wait_text(&client, "#notice", |t| t == "保存しました。").await;
+            wait_text(&client, "#mode", |t| t.contains("テストモード")).await;
             let hint = text_of(&client, "#secret-key-hint").await;
             assert!(hint.contains("sk_test_…ffee"), "{hint}");
             assert!(!client
@@ -141,23 +162,14 @@ async fn a_merchant_installs_the_app_by_clicks() {
 
             // The shop on, then its external checkout.
             click(&client, "#gateway-1").await;
-            assert_eq!(
-                text_of(&client, "#shop-1 td:nth-child(4) .state").await,
-                "有効"
-            );
+            wait_text(&client, "#shop-1 td:nth-child(4) .state", |t| t == "有効").await;
             click(&client, "#script-1").await;
-            assert_eq!(
-                text_of(&client, "#shop-1 td:nth-child(5) .state").await,
-                "有効"
-            );
+            wait_text(&client, "#shop-1 td:nth-child(5) .state", |t| t == "有効").await;
 
             // The webhook test: the sandbox's signed ping arrives.
-            assert!(text_of(&client, "#last-ping")
-                .await
-                .contains("まだありません"));
+            wait_text(&client, "#last-ping", |t| t.contains("まだありません")).await;
             click(&client, "#webhook-test").await;
-            let ping = text_of(&client, "#last-ping").await;
-            assert!(ping.contains("UTC"), "the ping arrived: {ping}");
+            wait_text(&client, "#last-ping", |t| t.contains("UTC")).await;
             full_page(&client).await;
             screenshot(&client, "settings-ja.png").await;
 
@@ -177,11 +189,8 @@ async fn a_merchant_installs_the_app_by_clicks() {
             // Launched again in English: straight to the settings (a live token).
             launch(&client, &service, "en").await;
             wait_for_url(&client, "the settings page", |u| u.path() == settings).await;
-            assert!(text_of(&client, "#mode").await.contains("Test mode"));
-            assert_eq!(
-                text_of(&client, "#shop-1 td:nth-child(4) .state").await,
-                "On"
-            );
+            wait_text(&client, "#mode", |t| t.contains("Test mode")).await;
+            wait_text(&client, "#shop-1 td:nth-child(4) .state", |t| t == "On").await;
             full_page(&client).await;
             screenshot(&client, "settings-en.png").await;
         })
