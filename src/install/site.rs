@@ -495,23 +495,27 @@ async fn register_sandbox_webhook(app: &Services, mall_id: &str) {
     }
 }
 
+/// The shop as recorded here and as Cafe24 lists it now (one `GET /admin/shops`).
 async fn shop_row(
     app: &Services,
     mall_id: &str,
     shop_no: i32,
-) -> Result<db::merchants::ShopRow, SiteError> {
+) -> Result<(db::merchants::ShopRow, Shop), SiteError> {
     let shops = cafe24_shops(app, mall_id)
         .await
         .map_err(|e| admin_error("listing the shops", mall_id, e))?;
-    if !shops.iter().any(|s| s.shop_no == shop_no) {
-        return Err(SiteError::UnknownShop);
-    }
+    let listed = shops
+        .into_iter()
+        .find(|s| s.shop_no == shop_no)
+        .ok_or(SiteError::UnknownShop)?;
     let mall = mall_id.to_owned();
-    app.db
+    let row = app
+        .db
         .run(move |c| db::merchants::find_shop(c, &mall, shop_no))
         .await
         .map_err(|e| db_error("loading the shop", e))?
-        .ok_or(SiteError::UnknownShop)
+        .ok_or(SiteError::UnknownShop)?;
+    Ok((row, listed))
 }
 
 async fn record_gateway(
@@ -557,7 +561,7 @@ pub async fn set_gateway(
     on: bool,
 ) -> Result<(), SiteError> {
     let mall_id = session.mall_id.as_str();
-    let shop = shop_row(app, mall_id, shop_no).await?;
+    let (shop, _) = shop_row(app, mall_id, shop_no).await?;
     let before = Registration::parse(&shop.gateway_state);
     if on {
         let merchant = merchant_row(app, mall_id).await?;
@@ -651,7 +655,7 @@ pub async fn set_script(
     on: bool,
 ) -> Result<(), SiteError> {
     let mall_id = session.mall_id.as_str();
-    let shop = shop_row(app, mall_id, shop_no).await?;
+    let (shop, listed) = shop_row(app, mall_id, shop_no).await?;
     let before = Registration::parse(&shop.script_state);
     if !on {
         if before == Registration::Off {
@@ -674,16 +678,14 @@ pub async fn set_script(
     }
     record_script(app, mall_id, shop_no, Registration::Registering, None).await?;
     let (src, integrity) = loader(app);
+    // The skins of the listing `shop_row` just read: no second `GET /admin/shops`.
+    let skins: Vec<i64> = [listed.pc_skin_no, listed.mobile_skin_no]
+        .into_iter()
+        .flatten()
+        .collect();
     let script_no = tokens::with_access(app, mall_id, |access| {
-        let (src, integrity) = (src.clone(), integrity.clone());
+        let (src, integrity, skins) = (src.clone(), integrity.clone(), skins.clone());
         async move {
-            let shops = app.cafe24.shops(mall_id, &access).await?;
-            let skins: Vec<i64> = shops
-                .iter()
-                .filter(|s| s.shop_no == shop_no)
-                .flat_map(|s| [s.pc_skin_no, s.mobile_skin_no])
-                .flatten()
-                .collect();
             app.cafe24
                 .create_script_tag(mall_id, &access, shop_no, &src, &skins, &integrity)
                 .await
