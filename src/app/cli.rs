@@ -313,7 +313,7 @@ pub async fn run(cli: Cli, settings: Settings, out: &mut dyn Write) -> Result<()
             Ok(())
         }
         Command::Migrate => {
-            let db = Database::connect(&settings.database_url)?;
+            let db = Database::connect_sized(&settings.database_url, settings.database_pool_size)?;
             let applied = db.run_migrations()?;
             writeln!(
                 out,
@@ -380,7 +380,7 @@ pub async fn run(cli: Cli, settings: Settings, out: &mut dyn Write) -> Result<()
 
 /// The database of `settings`, migrated, and one connection to it.
 fn connect(settings: &Settings) -> Result<r2d2::PooledConnection<db::ConnectionManager>, CliError> {
-    let db = Database::connect(&settings.database_url)?;
+    let db = Database::connect_sized(&settings.database_url, settings.database_pool_size)?;
     db.run_migrations()?;
     Ok(db.get()?)
 }

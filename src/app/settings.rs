@@ -2,7 +2,7 @@
 //! loaded by `main`). PROTOCOL.md §11.
 //!
 //! Variables read here:
-//! `APP_ENV`, `DATABASE_URL`, `BIND_ADDR`, `PUBLIC_BASE_URL`, `CAFE24_SERVICE_KEY`,
+//! `APP_ENV`, `DATABASE_URL`, `DATABASE_POOL_SIZE`, `BIND_ADDR`, `PUBLIC_BASE_URL`, `CAFE24_SERVICE_KEY`,
 //! `CAFE24_CLIENT_ID`, `CAFE24_ALLOWED_HOSTS`, `KOMOJU_API_BASE`, `KOMOJU_TIMEOUT_SECS`,
 //! `APP_SECRET`, `BODY_LIMIT_BYTES`, `BODY_TIMEOUT_SECS`, `ORDER_KEY_TTL_SECS`, `OUTBOX_WORKER`,
 //! `OUTBOX_POLL_MS`, `OUTBOX_LEASE_SECS`, `OUTBOX_BATCH`, `NOTIFY_TIMEOUT_SECS`,
@@ -80,6 +80,9 @@ pub enum Cafe24Target {
 pub struct Settings {
     pub app_env: AppEnv,
     pub database_url: String,
+    /// Connections to PostgreSQL kept by each process (`DATABASE_POOL_SIZE`, default
+    /// 10, 1 to 100); SQLite always has one.
+    pub database_pool_size: u32,
     pub bind_addr: String,
     /// Base of the URLs given to KOMOJU and browsers, without trailing slash.
     pub public_base_url: url::Url,
@@ -194,6 +197,15 @@ impl Settings {
             app_env,
             database_url: get("DATABASE_URL")
                 .unwrap_or_else(|| "sqlite://data/cafe24-komoju.sqlite3".into()),
+            database_pool_size: match parse_num(&get, "DATABASE_POOL_SIZE", 10)? {
+                n @ 1..=100 => n as u32,
+                _ => {
+                    return Err(SettingsError::Invalid(
+                        "DATABASE_POOL_SIZE",
+                        "must be between 1 and 100".into(),
+                    ))
+                }
+            },
             bind_addr,
             public_base_url,
             cafe24_service_key: SecretString::from(service_key),

@@ -112,7 +112,7 @@ impl Application {
         if matches!(settings.cafe24, Cafe24Target::Sandbox) {
             return Err(StartupError::NoCafe24Sandbox);
         }
-        let db = Database::connect(&settings.database_url)?;
+        let db = Database::connect_sized(&settings.database_url, settings.database_pool_size)?;
         let migrations = {
             let db = db.clone();
             tokio::task::spawn_blocking(move || db.run_migrations())

@@ -162,6 +162,35 @@ impl DbError {
     }
 }
 
+/// Opens one connection to `backend` with the per-connection settings every connection
+/// of this service gets (SQLite: WAL, a 5 s busy timeout, `synchronous = NORMAL`,
+/// foreign keys on).
+fn open(backend: &Backend) -> Result<DbConnection, diesel::r2d2::Error> {
+    match backend {
+        Backend::Postgres(url) => diesel::PgConnection::establish(url)
+            .map(DbConnection::Postgres)
+            .map_err(diesel::r2d2::Error::ConnectionError),
+        Backend::Sqlite(path) => {
+            let mut conn = diesel::SqliteConnection::establish(path)
+                .map_err(diesel::r2d2::Error::ConnectionError)?;
+            conn.batch_execute(
+                "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
+                 PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+            )
+            .map_err(diesel::r2d2::Error::QueryError)?;
+            Ok(DbConnection::Sqlite(conn))
+        }
+    }
+}
+
+/// One connection to the database `url` names (see [`Backend::from_url`]), outside any
+/// pool, with the settings of the pool's connections: for tools and benchmarks that
+/// hold a connection of their own. Errors: [`DbError::Unavailable`].
+pub fn establish(url: &str) -> Result<DbConnection, DbError> {
+    init_tls();
+    open(&Backend::from_url(url)).map_err(|e| DbError::Unavailable(e.to_string()))
+}
+
 /// Opens connections for the pool and applies per-connection settings.
 #[derive(Debug)]
 pub struct ConnectionManager {
@@ -173,21 +202,7 @@ impl ManageConnection for ConnectionManager {
     type Error = diesel::r2d2::Error;
 
     fn connect(&self) -> Result<DbConnection, Self::Error> {
-        match &self.backend {
-            Backend::Postgres(url) => diesel::PgConnection::establish(url)
-                .map(DbConnection::Postgres)
-                .map_err(diesel::r2d2::Error::ConnectionError),
-            Backend::Sqlite(path) => {
-                let mut conn = diesel::SqliteConnection::establish(path)
-                    .map_err(diesel::r2d2::Error::ConnectionError)?;
-                conn.batch_execute(
-                    "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
-                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
-                )
-                .map_err(diesel::r2d2::Error::QueryError)?;
-                Ok(DbConnection::Sqlite(conn))
-            }
-        }
+        open(&self.backend)
     }
 
     fn is_valid(&self, conn: &mut DbConnection) -> Result<(), Self::Error> {
@@ -314,6 +329,12 @@ impl Database {
     /// directory of the file is created. Connections are opened lazily; a database that
     /// is down at start-up surfaces as [`DbError::Unavailable`] on first use.
     pub fn connect(url: &str) -> Result<Database, DbError> {
+        Database::connect_sized(url, 10)
+    }
+
+    /// As [`Database::connect`], with at most `pool_size` PostgreSQL connections
+    /// (`DATABASE_POOL_SIZE`); SQLite always gets one.
+    pub fn connect_sized(url: &str, pool_size: u32) -> Result<Database, DbError> {
         init_tls();
         let backend = Backend::from_url(url);
         let backend_name = backend.name();
@@ -329,7 +350,7 @@ impl Database {
                 owner_only(std::path::Path::new(path))?;
                 1
             }
-            Backend::Postgres(_) => 10,
+            Backend::Postgres(_) => pool_size.max(1),
         };
         let pool = r2d2::Pool::builder()
             .max_size(max_size)

@@ -1,0 +1,732 @@
+//! Throughput of the two paths money facts take, each beside its ceiling measured in the
+//! same run on the same database (docs/benchmarks.md):
+//!
+//! 1. **Webhooks acknowledged per second**: signed `payment.captured` webhooks posted by
+//!    `BENCH_CONCURRENCY` (16) keep-alive connections of the bench process to the service
+//!    (the release binary in a process of its own, outbox worker off); beside it the
+//!    same statements run directly on the database by as many threads (SQLite: one
+//!    connection, as the service has), and on PostgreSQL `pgbench` with the same
+//!    transaction as a script when it is installed.
+//! 2. **Notifications delivered per second**: the service's outbox worker delivering every
+//!    pending notification to a local Cafe24 stand-in that answers OK at once; beside it
+//!    the least code that claims, sends and records the same rows against the same
+//!    stand-in.
+//! 3. **Checkout overhead**: p50 and p99 latency of asynchronous checkouts at
+//!    `BENCH_CHECKOUT_CONCURRENCY` (64) concurrent requests against a KOMOJU stand-in
+//!    that answers after a fixed 50 ms, minus those 50 ms.
+//! 4. **Peak resident memory** of every service process of the run.
+//! 5. **Two instances** (PostgreSQL): two service processes on one database against one.
+//!
+//! Run: `cargo bench --bench throughput` (SQLite); with
+//! `BENCH_POSTGRES_URL=postgres://…` (a database it may create a schema in) PostgreSQL
+//! too. `BENCH_ORDERS` (default 5000) is the number of webhooks per measurement. The
+//! figures are printed as a table and written as JSON to `BENCH_JSON` (default
+//! `target/throughput.json`), which `docs/plot_benchmarks.py` draws.
+
+mod ceiling;
+mod loadgen;
+mod service;
+mod standins;
+
+#[path = "../../tests/common/merchant.rs"]
+mod merchant_fixture;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use cafe24_komoju::db::notifications::{NewNotification, NotificationState};
+use cafe24_komoju::orders::state::{OrderFacts, OrderState};
+use hmac::{Hmac, Mac};
+use merchant_fixture::MerchantAdd;
+use serde_json::json;
+
+use service::Service;
+
+const SERVICE_KEY: &str = "bench-service-key";
+const WEBHOOK_SECRET: &str = "whsec_bench_0123456789";
+const MALL: &str = "benchmall";
+const PARTNER: &str = "benchmall:1:b";
+const AMOUNT: &str = "1000";
+/// The KOMOJU stand-in's fixed delay before it answers `POST /sessions`.
+const KOMOJU_DELAY: Duration = Duration::from_millis(50);
+/// Checkouts sent first to warm connections and caches, left out of the figures.
+const WARM_UP: usize = 256;
+/// The outbox batch of the service and of its ceiling.
+const OUTBOX_BATCH: i64 = 50;
+
+struct Config {
+    orders: usize,
+    concurrency: usize,
+    checkout_concurrency: usize,
+}
+
+/// A measured figure beside its ceiling.
+#[derive(Debug, Clone, Copy, serde::Serialize)]
+struct Pair {
+    service: f64,
+    ceiling: f64,
+}
+
+impl Pair {
+    fn ratio(&self) -> f64 {
+        self.service / self.ceiling
+    }
+}
+
+#[derive(Debug, serde::Serialize)]
+struct Figures {
+    backend: &'static str,
+    webhooks_per_sec: Pair,
+    notifications_per_sec: Pair,
+    /// pgbench's transactions per second for the same transaction (PostgreSQL).
+    pgbench_tps: Option<f64>,
+    checkout_overhead_ms_p50: f64,
+    checkout_overhead_ms_p99: f64,
+    checkouts_per_sec: f64,
+    peak_rss_bytes: u64,
+    /// Webhooks per second with two service processes, and the ratio to one.
+    two_instances_per_sec: Option<f64>,
+    /// Service CPU per webhook acknowledged, microseconds.
+    service_cpu_us_per_webhook: f64,
+    /// Share of the machine's CPU in use during the service's webhook run.
+    machine_busy_webhooks: f64,
+    /// Commits per webhook (PostgreSQL): the service's and the ceiling's.
+    commits_per_webhook: Option<Pair>,
+}
+
+fn hmac_b64(values: &[&str]) -> String {
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SERVICE_KEY.as_bytes())
+        .unwrap_or_else(|e| panic!("{e}"));
+    mac.update(values.concat().as_bytes());
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+}
+
+fn hmac_hex(body: &[u8]) -> String {
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(WEBHOOK_SECRET.as_bytes())
+        .unwrap_or_else(|e| panic!("{e}"));
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// Busy and total jiffies of the whole machine (`/proc/stat`).
+fn machine_jiffies() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let values: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    let total: u64 = values.iter().sum();
+    let idle = values.get(3).copied().unwrap_or(0) + values.get(4).copied().unwrap_or(0);
+    (total - idle, total)
+}
+
+fn busy_since(start: (u64, u64)) -> f64 {
+    let now = machine_jiffies();
+    (now.0 - start.0) as f64 / (now.1 - start.1).max(1) as f64
+}
+
+/// Percentile `p` (0..=100) of sorted values.
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+/// The database-level preparation before each timed phase: statistics current and
+/// dead rows gone (PostgreSQL), the write-ahead log folded back (SQLite; no ANALYZE, which
+/// a deployment does not run either).
+fn settle(db_url: &str) {
+    use diesel::connection::SimpleConnection;
+    let mut c = cafe24_komoju::db::establish(db_url).unwrap_or_else(|e| panic!("{e}"));
+    let statements: &[&str] = match c {
+        cafe24_komoju::db::DbConnection::Postgres(_) => &["VACUUM ANALYZE", "CHECKPOINT"],
+        cafe24_komoju::db::DbConnection::Sqlite(_) => &["PRAGMA wal_checkpoint(TRUNCATE)"],
+    };
+    for sql in statements {
+        c.batch_execute(sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+}
+
+#[derive(diesel::QueryableByName)]
+struct Commits {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    commits: i64,
+}
+
+/// Transactions committed in this database so far (PostgreSQL), `None` on SQLite.
+fn commits(db_url: &str) -> Option<i64> {
+    use diesel::RunQueryDsl;
+    let mut c = cafe24_komoju::db::establish(db_url).ok()?;
+    let cafe24_komoju::db::DbConnection::Postgres(pg) = &mut c else {
+        return None;
+    };
+    // The statistics collector reports with a delay: flush this backend's first.
+    let _ = diesel::sql_query("SELECT pg_stat_clear_snapshot()").execute(pg);
+    diesel::sql_query(
+        "SELECT xact_commit AS commits FROM pg_stat_database WHERE datname = current_database()",
+    )
+    .get_result::<Commits>(pg)
+    .ok()
+    .map(|c| c.commits)
+}
+
+/// Asynchronous-checkout requests for orders `B-{first}` … (form bodies, H1 signed).
+fn checkout_requests(
+    target: &SocketAddr,
+    receiver: &str,
+    first: usize,
+    n: usize,
+) -> Vec<(String, Vec<u8>)> {
+    (first..first + n)
+        .map(|i| {
+            let order_id = format!("B-{i:07}");
+            let body = serde_urlencoded::to_string([
+                ("partner_id", PARTNER),
+                ("order_id", &order_id),
+                ("amount", AMOUNT),
+                ("currency", "JPY"),
+                (
+                    "return_url",
+                    "https://benchmall.cafe24shop.com/order/result",
+                ),
+                ("return_noty_url", receiver),
+                ("buyer_email", "buyer@example.com"),
+                ("lang", "ja"),
+                ("hash_data", &hmac_b64(&[AMOUNT, "JPY", &order_id, PARTNER])),
+            ])
+            .unwrap_or_else(|e| panic!("{e}"));
+            let request = loadgen::post(
+                target,
+                "/api/asynchronous-checkout/checkout",
+                "application/x-www-form-urlencoded",
+                &[],
+                body.as_bytes(),
+            );
+            (order_id, request)
+        })
+        .collect()
+}
+
+/// An order as the checkout left it.
+#[derive(Debug, Clone)]
+struct Order {
+    pk: String,
+    order_id: String,
+    session_id: String,
+    external_order_num: String,
+}
+
+/// KOMOJU's `payment.captured` event for `order`, as bytes.
+fn captured_event(order: &Order) -> Vec<u8> {
+    let payment = json!({
+        "id": format!("pay{}", order.session_id),
+        "resource": "payment",
+        "status": "captured",
+        "amount": 1000,
+        "tax": 0,
+        "customer": null,
+        "payment_deadline": null,
+        "payment_details": {
+            "type": "credit_card", "email": "buyer@example.com", "brand": "visa",
+            "last_four_digits": "4242", "month": 12, "year": 2030
+        },
+        "payment_method_fee": 0,
+        "total": 1000,
+        "currency": "JPY",
+        "description": null,
+        "captured_at": "2026-12-03T12:00:01.000+09:00",
+        "external_order_num": order.external_order_num,
+        "metadata": {"mall_id": MALL, "order_id": order.order_id, "flow": "async"},
+        "created_at": "2026-12-03T12:00:00.000+09:00",
+        "amount_refunded": 0,
+        "locale": "ja",
+        "session": order.session_id,
+        "customer_family_name": null,
+        "customer_given_name": null,
+        "refunds": [],
+        "refund_requests": []
+    });
+    serde_json::to_vec(&json!({
+        "id": format!("ev_{}", order.order_id),
+        "type": "payment.captured",
+        "resource": "event",
+        "data": payment,
+        "created_at": "2026-12-03T12:00:01.000+09:00",
+        "reason": null
+    }))
+    .unwrap_or_default()
+}
+
+fn webhook_request(target: &SocketAddr, body: &[u8]) -> Vec<u8> {
+    let signature = hmac_hex(body);
+    loadgen::post(
+        target,
+        &format!("/api/asynchronous-checkout/checkout/webhook?mall_id={MALL}"),
+        "application/json",
+        &[
+            ("X-Komoju-Signature", &signature),
+            ("X-Komoju-Event", "payment.captured"),
+        ],
+        body,
+    )
+}
+
+/// What the ceiling writes for `order`: the service's own values for a card capture.
+fn ceiling_webhook(order: &Order, receiver: &str) -> ceiling::Webhook {
+    let now = chrono::Utc::now().naive_utc();
+    let payment_id = format!("pay{}", order.session_id);
+    let fields = json!([
+        ["request_type", "payment"],
+        ["partner_id", PARTNER],
+        ["paymethod", "card"],
+        ["tid", payment_id],
+        ["amount", AMOUNT],
+        ["order_id", order.order_id],
+        ["currency", "JPY"],
+        ["payed_tf", "T"],
+        [
+            "hash_data",
+            hmac_b64(&[AMOUNT, "JPY", &order.order_id, PARTNER, &payment_id])
+        ],
+        ["extra_data", ""],
+        ["result_code", "0000"],
+        ["result_message", "Payment completed"]
+    ]);
+    ceiling::Webhook {
+        mall_id: MALL.into(),
+        order_pk: order.pk.clone(),
+        session_id: order.session_id.clone(),
+        event_id: format!("ev_{}", order.order_id),
+        facts: OrderFacts {
+            state: OrderState::Paid,
+            amount: 1000,
+            currency: "JPY".into(),
+            session_id: Some(order.session_id.clone()),
+            payment_id: Some(payment_id),
+            payment_type: Some("credit_card".into()),
+            captured_amount: Some(1000),
+            refunded_amount: 0,
+            pending_notice_sent: false,
+        },
+        notification: NewNotification {
+            order_pk: order.pk.clone(),
+            kind: "return_noty".into(),
+            dedup_key: format!("{}:return_noty:a1:payment:T:0000", order.pk),
+            target_url: receiver.into(),
+            encoding: "form".into(),
+            fields: fields.to_string(),
+            state: NotificationState::Pending,
+            attempts: 0,
+            next_attempt_at: now,
+            created_at: now,
+            updated_at: now,
+        },
+    }
+}
+
+/// The orders of the mall, by `order_id`.
+fn orders_by_id(db_url: &str) -> HashMap<String, Order> {
+    let mut c = cafe24_komoju::db::establish(db_url).unwrap_or_else(|e| panic!("{e}"));
+    cafe24_komoju::db::orders::list(&mut c, Some(MALL), None, None, i64::MAX)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_iter()
+        .map(|o| {
+            (
+                o.order_id.clone(),
+                Order {
+                    pk: o.id,
+                    order_id: o.order_id,
+                    session_id: o.komoju_session_id.unwrap_or_default(),
+                    external_order_num: o.external_order_num,
+                },
+            )
+        })
+        .collect()
+}
+
+/// Runs the loadgen on a thread and runtime of its own.
+fn load(
+    targets: Vec<SocketAddr>,
+    connections: usize,
+    requests: Vec<Vec<u8>>,
+    keep_bodies: bool,
+) -> loadgen::Run {
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .block_on(loadgen::run(&targets, connections, requests, keep_bodies))
+    })
+    .join()
+    .unwrap_or_else(|_| panic!("the load generator panicked"))
+}
+
+async fn run(backend: &'static str, db_url: String, cfg: &Config, dir: &Path) -> Figures {
+    println!("\n== {backend}");
+    let komoju_api = standins::komoju(KOMOJU_DELAY);
+    let receiver = standins::Receiver::spawn();
+    let env: HashMap<String, String> = [
+        ("DATABASE_URL", db_url.clone()),
+        ("KOMOJU_API_BASE", komoju_api),
+        ("CAFE24_SERVICE_KEY", SERVICE_KEY.to_owned()),
+        (
+            "APP_SECRET",
+            "bench-app-secret-0123456789abcdef-0123456789".to_owned(),
+        ),
+        ("OUTBOX_WORKER", "off".to_owned()),
+        ("OUTBOX_BATCH", OUTBOX_BATCH.to_string()),
+        ("DATABASE_POOL_SIZE", cfg.concurrency.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    let log = dir.join(format!("{backend}-service.log"));
+    let one = Service::start(&env, &log).await;
+    let added = std::process::Command::new(env!("CARGO_BIN_EXE_cafe24-komoju"))
+        .args(
+            MerchantAdd::mall(MALL)
+                .public_ref("b")
+                .secret_key("sk_test_bench_0123456789")
+                .webhook_secret(WEBHOOK_SECRET)
+                .args(),
+        )
+        .env_clear()
+        .envs(&env)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        added.status.success(),
+        "merchant add: {}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+
+    // Checkouts: the orders every later phase uses, and the checkout latency.
+    let sets = if backend == "postgresql" { 3 } else { 2 };
+    let n = cfg.orders;
+    let warm = checkout_requests(&one.addr, &receiver.url, 0, WARM_UP);
+    load(
+        vec![one.addr],
+        cfg.checkout_concurrency,
+        warm.into_iter().map(|(_, r)| r).collect(),
+        false,
+    )
+    .expect_status(200, "warm-up checkout");
+    let (order_ids, requests): (Vec<String>, Vec<Vec<u8>>) =
+        checkout_requests(&one.addr, &receiver.url, WARM_UP, sets * n)
+            .into_iter()
+            .unzip();
+    let checkouts = load(vec![one.addr], cfg.checkout_concurrency, requests, true);
+    checkouts.expect_status(200, "checkout");
+    let mut overhead: Vec<f64> = checkouts
+        .replies
+        .iter()
+        .map(|r| (r.latency.as_secs_f64() - KOMOJU_DELAY.as_secs_f64()) * 1000.0)
+        .collect();
+    overhead.sort_by(|a, b| a.total_cmp(b));
+    let (p50, p99) = (percentile(&overhead, 50.0), percentile(&overhead, 99.0));
+    println!(
+        "checkouts: {} at {} concurrent, {:.0}/s; overhead beyond the stand-in's {} ms: p50 {p50:.2} ms, p99 {p99:.2} ms",
+        order_ids.len(),
+        cfg.checkout_concurrency,
+        checkouts.rate(),
+        KOMOJU_DELAY.as_millis()
+    );
+    let by_id = orders_by_id(&db_url);
+    let orders: Vec<Order> = order_ids
+        .iter()
+        .map(|id| {
+            by_id
+                .get(id)
+                .cloned()
+                .unwrap_or_else(|| panic!("order {id} not stored"))
+        })
+        .collect();
+    let sets: Vec<&[Order]> = orders.chunks(n).collect();
+
+    // 1a. Webhook ceiling: the same statements, no HTTP.
+    let work: Vec<ceiling::Webhook> = sets[0]
+        .iter()
+        .map(|o| ceiling_webhook(o, &receiver.url))
+        .collect();
+    let threads = if backend == "sqlite" {
+        1
+    } else {
+        cfg.concurrency
+    };
+    settle(&db_url);
+    let commits_before = commits(&db_url);
+    let url = db_url.clone();
+    let elapsed = tokio::task::spawn_blocking(move || ceiling::webhooks(&url, work, threads))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let ceiling_commits = commits_before
+        .zip(commits(&db_url))
+        .map(|(a, b)| (b - a) as f64 / n as f64);
+    let webhook_ceiling = n as f64 / elapsed.as_secs_f64();
+    println!("webhook ceiling: {webhook_ceiling:.0}/s ({threads} connection(s))");
+
+    // 1b. The service.
+    let requests: Vec<Vec<u8>> = sets[1]
+        .iter()
+        .map(|o| webhook_request(&one.addr, &captured_event(o)))
+        .collect();
+    settle(&db_url);
+    let commits_before = commits(&db_url);
+    let (cpu_before, busy) = (one.cpu(), machine_jiffies());
+    let run = load(vec![one.addr], cfg.concurrency, requests, false);
+    run.expect_status(200, "webhook");
+    let service_cpu = (one.cpu() - cpu_before).as_secs_f64() * 1e6 / n as f64;
+    let machine_busy = busy_since(busy);
+    let service_commits = commits_before
+        .zip(commits(&db_url))
+        .map(|(a, b)| (b - a) as f64 / n as f64);
+    let webhooks = Pair {
+        service: run.rate(),
+        ceiling: webhook_ceiling,
+    };
+    println!(
+        "webhooks: service {:.0}/s = {:.0} % of the ceiling; service CPU {service_cpu:.0} µs per webhook; machine {:.0} % busy",
+        webhooks.service,
+        webhooks.ratio() * 100.0,
+        machine_busy * 100.0
+    );
+
+    // 5. Two instances on one PostgreSQL.
+    let two_instances = if let Some(set) = sets.get(2) {
+        let log = dir.join(format!("{backend}-service-2.log"));
+        let other = Service::start(&env, &log).await;
+        let requests: Vec<Vec<u8>> = set
+            .iter()
+            .enumerate()
+            .map(|(i, o)| {
+                webhook_request(
+                    if i % 2 == 0 { &one.addr } else { &other.addr },
+                    &captured_event(o),
+                )
+            })
+            .collect();
+        settle(&db_url);
+        let run = load(vec![one.addr, other.addr], cfg.concurrency, requests, false);
+        run.expect_status(200, "webhook (two instances)");
+        println!(
+            "two instances: {:.0}/s = {:.2} × one",
+            run.rate(),
+            run.rate() / webhooks.service
+        );
+        other.stop();
+        Some(run.rate())
+    } else {
+        None
+    };
+    let mut peak_rss = one.peak_rss();
+    one.stop();
+
+    // 2. Notifications: every webhook above enqueued one.
+    let total = n * sets.len();
+    receiver.reset();
+    settle(&db_url);
+    ceiling::notifications(&db_url, OUTBOX_BATCH, total).await;
+    let ceiling_span = receiver.wait_for(total).await;
+    ceiling::reset_notifications(&db_url);
+    settle(&db_url);
+    receiver.reset();
+    let mut worker_env = env.clone();
+    worker_env.insert("OUTBOX_WORKER".into(), "on".into());
+    let worker = Service::start(&worker_env, &log).await;
+    let service_span = receiver.wait_for(total).await;
+    peak_rss = peak_rss.max(worker.peak_rss());
+    worker.stop();
+    let notifications = Pair {
+        service: (total - 1) as f64 / service_span.as_secs_f64(),
+        ceiling: (total - 1) as f64 / ceiling_span.as_secs_f64(),
+    };
+    println!(
+        "notifications: service {:.0}/s, ceiling {:.0}/s = {:.0} %",
+        notifications.service,
+        notifications.ceiling,
+        notifications.ratio() * 100.0
+    );
+
+    let pgbench_tps = if backend == "postgresql" {
+        ceiling::pgbench(
+            &db_url,
+            cfg.concurrency,
+            WARM_UP + orders.len(),
+            &receiver.url,
+        )
+    } else {
+        None
+    };
+    if let Some(tps) = pgbench_tps {
+        println!("pgbench, the same transaction: {tps:.0} tps");
+    }
+    Figures {
+        backend,
+        webhooks_per_sec: webhooks,
+        notifications_per_sec: notifications,
+        pgbench_tps,
+        checkout_overhead_ms_p50: p50,
+        checkout_overhead_ms_p99: p99,
+        checkouts_per_sec: checkouts.rate(),
+        peak_rss_bytes: peak_rss,
+        two_instances_per_sec: two_instances,
+        service_cpu_us_per_webhook: service_cpu,
+        machine_busy_webhooks: machine_busy,
+        commits_per_webhook: service_commits.zip(ceiling_commits).map(|(s, c)| Pair {
+            service: s,
+            ceiling: c,
+        }),
+    }
+}
+
+fn env_num(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn check(ok: bool) -> &'static str {
+    if ok {
+        "met"
+    } else {
+        "NOT MET"
+    }
+}
+
+fn main() {
+    let cfg = Config {
+        orders: env_num("BENCH_ORDERS", 5000),
+        concurrency: env_num("BENCH_CONCURRENCY", 16),
+        checkout_concurrency: env_num("BENCH_CHECKOUT_CONCURRENCY", 64),
+    };
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_default();
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let started = Instant::now();
+    let mut results = Vec::new();
+    let sqlite = format!("sqlite://{}", dir.path().join("bench.sqlite3").display());
+    results.push(actix_web::rt::System::new().block_on(run("sqlite", sqlite, &cfg, dir.path())));
+    if let Ok(admin) = std::env::var("BENCH_POSTGRES_URL") {
+        use diesel::RunQueryDsl;
+        let schema = format!("bench_{}", std::process::id());
+        let mut c = cafe24_komoju::db::establish(&admin).unwrap_or_else(|e| panic!("{e}"));
+        diesel::sql_query(format!("CREATE SCHEMA {schema}"))
+            .execute(&mut c)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let sep = if admin.contains('?') { '&' } else { '?' };
+        let url = format!("{admin}{sep}options=-c%20search_path%3D{schema}");
+        results.push(actix_web::rt::System::new().block_on(run(
+            "postgresql",
+            url,
+            &cfg,
+            dir.path(),
+        )));
+        let _ = diesel::sql_query(format!("DROP SCHEMA {schema} CASCADE")).execute(&mut c);
+    }
+
+    println!(
+        "\nthroughput: {cores} cores ({cpu}), {} webhooks per measurement, {} concurrent senders, checkouts at {} concurrent, release build, {:.0} s",
+        cfg.orders,
+        cfg.concurrency,
+        cfg.checkout_concurrency,
+        started.elapsed().as_secs_f64()
+    );
+    println!("| backend | measure | service | ceiling | ratio | target |");
+    println!("|---|---|---|---|---|---|");
+    for f in &results {
+        let w = f.webhooks_per_sec;
+        println!(
+            "| {} | webhooks acknowledged/s | {:.0} | {:.0}{} | {:.0} % | ≥ 80 %: {} |",
+            f.backend,
+            w.service,
+            w.ceiling,
+            f.pgbench_tps
+                .map(|t| format!(" (pgbench {t:.0})"))
+                .unwrap_or_default(),
+            w.ratio() * 100.0,
+            check(w.ratio() >= 0.8)
+        );
+        let nt = f.notifications_per_sec;
+        println!(
+            "| {} | notifications delivered/s | {:.0} | {:.0} | {:.0} % | ≥ 80 %: {} |",
+            f.backend,
+            nt.service,
+            nt.ceiling,
+            nt.ratio() * 100.0,
+            check(nt.ratio() >= 0.8)
+        );
+        println!(
+            "| {} | checkout overhead p50 / p99 ({} concurrent, {} ms stand-in) | {:.2} / {:.2} ms | | | p99 ≤ 5 ms: {} |",
+            f.backend,
+            cfg.checkout_concurrency,
+            KOMOJU_DELAY.as_millis(),
+            f.checkout_overhead_ms_p50,
+            f.checkout_overhead_ms_p99,
+            check(f.checkout_overhead_ms_p99 <= 5.0)
+        );
+        println!(
+            "| {} | peak RSS of a service process | {:.1} MB | | | ≤ 64 MB: {} |",
+            f.backend,
+            f.peak_rss_bytes as f64 / 1048576.0,
+            check(f.peak_rss_bytes <= 64 * 1048576)
+        );
+        if let Some(two) = f.two_instances_per_sec {
+            let ratio = two / w.service;
+            println!(
+                "| {} | webhooks/s, two instances / one | {:.0} / {:.0} | | {:.2} × | ≥ 1.6 ×: {} |",
+                f.backend,
+                two,
+                w.service,
+                ratio,
+                check(ratio >= 1.6)
+            );
+        }
+        println!(
+            "| {} | service CPU per webhook; machine busy | {:.0} µs; {:.0} % | | | |",
+            f.backend,
+            f.service_cpu_us_per_webhook,
+            f.machine_busy_webhooks * 100.0
+        );
+        if let Some(c) = f.commits_per_webhook {
+            println!(
+                "| {} | commits per webhook | {:.2} | {:.2} | | |",
+                f.backend, c.service, c.ceiling
+            );
+        }
+    }
+    let out = std::env::var("BENCH_JSON")
+        .unwrap_or_else(|_| format!("{}/target/throughput.json", env!("CARGO_MANIFEST_DIR")));
+    let doc = json!({
+        "cores": cores,
+        "cpu": cpu,
+        "orders": cfg.orders,
+        "concurrency": cfg.concurrency,
+        "checkout_concurrency": cfg.checkout_concurrency,
+        "results": results,
+    });
+    match std::fs::write(&out, serde_json::to_vec_pretty(&doc).unwrap_or_default()) {
+        Ok(()) => println!("\nfigures written to {out}"),
+        Err(e) => eprintln!("could not write {out}: {e}"),
+    }
+}

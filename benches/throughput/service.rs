@@ -1,0 +1,112 @@
+//! The service under test: the release binary `cafe24-komoju serve`, in a process of its
+//! own (as in production), logging at `info` to a file. Its CPU time and peak resident
+//! memory are read from `/proc`.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+pub struct Service {
+    pub addr: SocketAddr,
+    child: Child,
+}
+
+impl Service {
+    /// Starts `serve` with `env` (plus `BIND_ADDR` and `PUBLIC_BASE_URL` on a free port)
+    /// and waits until `/health` answers.
+    pub async fn start(env: &HashMap<String, String>, log: &Path) -> Service {
+        let (l, addr) = super::standins::listener();
+        drop(l);
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let err = out.try_clone().unwrap_or_else(|e| panic!("{e}"));
+        let child = Command::new(env!("CARGO_BIN_EXE_cafe24-komoju"))
+            .arg("serve")
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_LOG", "info")
+            .envs(env)
+            .env("BIND_ADDR", addr.to_string())
+            .env("PUBLIC_BASE_URL", format!("http://{addr}"))
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn the service: {e}"));
+        let mut service = Service { addr, child };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let client = reqwest::Client::new();
+        loop {
+            if let Ok(r) = client.get(format!("http://{addr}/health")).send().await {
+                if r.status() == 200 {
+                    return service;
+                }
+            }
+            if let Ok(Some(status)) = service.child.try_wait() {
+                panic!("the service exited ({status}); see {}", log.display());
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the service never became healthy"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// User + system CPU time the process has used so far.
+    pub fn cpu(&self) -> Duration {
+        cpu_of(self.pid())
+    }
+
+    /// Peak resident set size so far (`VmHWM`), in bytes.
+    pub fn peak_rss(&self) -> u64 {
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmHWM:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+            .unwrap_or(0)
+    }
+
+    /// SIGTERM, then waits for the process to finish its graceful shutdown.
+    pub fn stop(mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.pid().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// User + system CPU time of process `pid` (`/proc/PID/stat`, clock ticks of 10 ms).
+pub fn cpu_of(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The command name may hold spaces: fields are counted after its closing parenthesis.
+    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    Duration::from_millis((ticks(11) + ticks(12)) * 10)
+}
