@@ -484,7 +484,9 @@ async fn run(backend: &'static str, db_url: String, cfg: &Config, dir: &Path) ->
     settle(&db_url);
     let commits_before = commits(&db_url);
     let (cpu_before, busy) = (one.cpu(), machine_jiffies());
+    let perf = profile(dir, backend, "webhooks");
     let run = load(vec![one.addr], cfg.concurrency, requests, false);
+    drop(perf);
     run.expect_status(200, "webhook");
     let service_cpu = (one.cpu() - cpu_before).as_secs_f64() * 1e6 / n as f64;
     let machine_busy = busy_since(busy);
@@ -543,8 +545,10 @@ async fn run(backend: &'static str, db_url: String, cfg: &Config, dir: &Path) ->
     receiver.reset();
     let mut worker_env = env.clone();
     worker_env.insert("OUTBOX_WORKER".into(), "on".into());
+    let perf = profile(dir, backend, "notifications");
     let worker = Service::start(&worker_env, &log).await;
     let service_span = receiver.wait_for(total).await;
+    drop(perf);
     peak_rss = peak_rss.max(worker.peak_rss());
     worker.stop();
     let notifications = Pair {
@@ -587,6 +591,43 @@ async fn run(backend: &'static str, db_url: String, cfg: &Config, dir: &Path) ->
             service: s,
             ceiling: c,
         }),
+    }
+}
+
+/// With `BENCH_PERF=DIR`: `perf record` of the whole machine (every process, call
+/// graphs) while the returned guard lives, into `DIR/{backend}-{phase}.perf`.
+fn profile(_dir: &Path, backend: &str, phase: &str) -> Option<Profile> {
+    let out = std::env::var("BENCH_PERF").ok()?;
+    let file = format!("{out}/{backend}-{phase}.perf");
+    let child = std::process::Command::new("perf")
+        .args([
+            "record",
+            "-a",
+            "-g",
+            "-e",
+            "cpu-clock",
+            "-F",
+            "1999",
+            "-o",
+            &file,
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    std::thread::sleep(Duration::from_millis(300));
+    Some(Profile(child))
+}
+
+struct Profile(std::process::Child);
+
+impl Drop for Profile {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .arg("-INT")
+            .arg(self.0.id().to_string())
+            .status();
+        let _ = self.0.wait();
     }
 }
 

@@ -6,10 +6,11 @@
 //! the table definitions in [`schema`]; each has its own migration tree under
 //! `migrations/`, embedded in the binary.
 //!
-//! SQLite is opened in WAL mode with a busy timeout and served by a pool of **one**
-//! connection: every unit of work is serialized, so a read-then-write transaction can
-//! never lose a race to another writer (SQLite has no `SELECT … FOR UPDATE`). PostgreSQL
-//! gets a real pool and row locks. This module never decides anything about orders.
+//! SQLite is opened in WAL mode with a busy timeout and served by **one** connection on a
+//! thread of its own: every unit of work is serialized, so a read-then-write transaction
+//! can never lose a race to another writer (SQLite has no `SELECT … FOR UPDATE`).
+//! PostgreSQL gets a real pool and row locks (`db/pool.rs` owns both). This module never
+//! decides anything about orders.
 
 /// Maps a Rust enum to a `TEXT` column on both backends (and the connection over them):
 /// stored as its `as_str()`, read back through its `parse()`; a stored value the enum
@@ -68,16 +69,16 @@ pub mod cafe24;
 pub mod merchants;
 pub mod notifications;
 pub mod orders;
+mod pool;
 pub mod refunds;
 pub mod schema;
 pub mod webhook_events;
 
-use std::time::Duration;
+pub use pool::{establish, ConnectionManager, Database, Pooled};
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use diesel::r2d2::ManageConnection;
-use diesel_migrations::{embed_migrations, EmbeddedMigrations, MigrationHarness};
+use diesel_migrations::{embed_migrations, EmbeddedMigrations};
 
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgresql");
@@ -160,58 +161,21 @@ impl DbError {
             _ => false,
         }
     }
-}
 
-/// Opens one connection to `backend` with the per-connection settings every connection
-/// of this service gets (SQLite: WAL, a 5 s busy timeout, `synchronous = NORMAL`,
-/// foreign keys on).
-fn open(backend: &Backend) -> Result<DbConnection, diesel::r2d2::Error> {
-    match backend {
-        Backend::Postgres(url) => diesel::PgConnection::establish(url)
-            .map(DbConnection::Postgres)
-            .map_err(diesel::r2d2::Error::ConnectionError),
-        Backend::Sqlite(path) => {
-            let mut conn = diesel::SqliteConnection::establish(path)
-                .map_err(diesel::r2d2::Error::ConnectionError)?;
-            conn.batch_execute(
-                "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
-                 PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
-            )
-            .map_err(diesel::r2d2::Error::QueryError)?;
-            Ok(DbConnection::Sqlite(conn))
+    /// True when the connection that met this error cannot be used again (the server
+    /// went away, or a transaction could not be ended): the pool drops it and opens a
+    /// new one. A busy SQLite file is not such a failure.
+    pub fn breaks_connection(&self) -> bool {
+        match self {
+            DbError::Query(diesel::result::Error::DatabaseError(kind, info)) => {
+                matches!(kind, diesel::result::DatabaseErrorKind::ClosedConnection)
+                    || info.message().contains("terminating connection")
+                    || info.message().contains("server closed the connection")
+                    || info.message().contains("connection to server")
+            }
+            DbError::Query(diesel::result::Error::BrokenTransactionManager) => true,
+            _ => false,
         }
-    }
-}
-
-/// One connection to the database `url` names (see [`Backend::from_url`]), outside any
-/// pool, with the settings of the pool's connections: for tools and benchmarks that
-/// hold a connection of their own. Errors: [`DbError::Unavailable`].
-pub fn establish(url: &str) -> Result<DbConnection, DbError> {
-    init_tls();
-    open(&Backend::from_url(url)).map_err(|e| DbError::Unavailable(e.to_string()))
-}
-
-/// Opens connections for the pool and applies per-connection settings.
-#[derive(Debug)]
-pub struct ConnectionManager {
-    backend: Backend,
-}
-
-impl ManageConnection for ConnectionManager {
-    type Connection = DbConnection;
-    type Error = diesel::r2d2::Error;
-
-    fn connect(&self) -> Result<DbConnection, Self::Error> {
-        open(&self.backend)
-    }
-
-    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), Self::Error> {
-        conn.batch_execute("SELECT 1")
-            .map_err(diesel::r2d2::Error::QueryError)
-    }
-
-    fn has_broken(&self, _conn: &mut DbConnection) -> bool {
-        false
     }
 }
 
@@ -220,7 +184,7 @@ impl ManageConnection for ConnectionManager {
 /// tightened to `0600` (with a warning) when it exists with group or other bits. SQLite
 /// gives its `-wal` and `-shm` files the database file's mode. In-memory databases are
 /// left alone.
-fn owner_only(path: &std::path::Path) -> Result<(), DbError> {
+pub(crate) fn owner_only(path: &std::path::Path) -> Result<(), DbError> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -315,120 +279,6 @@ pub struct Readiness {
     pub database: bool,
     /// No embedded migration is pending (false when the database did not answer).
     pub migrations_current: bool,
-}
-
-/// A pool of connections to one database. Cheap to clone.
-#[derive(Clone)]
-pub struct Database {
-    pool: r2d2::Pool<ConnectionManager>,
-    backend_name: &'static str,
-}
-
-impl Database {
-    /// Builds the pool for `url` (see [`Backend::from_url`]). For SQLite the parent
-    /// directory of the file is created. Connections are opened lazily; a database that
-    /// is down at start-up surfaces as [`DbError::Unavailable`] on first use.
-    pub fn connect(url: &str) -> Result<Database, DbError> {
-        Database::connect_sized(url, 10)
-    }
-
-    /// As [`Database::connect`], with at most `pool_size` PostgreSQL connections
-    /// (`DATABASE_POOL_SIZE`); SQLite always gets one.
-    pub fn connect_sized(url: &str, pool_size: u32) -> Result<Database, DbError> {
-        init_tls();
-        let backend = Backend::from_url(url);
-        let backend_name = backend.name();
-        let max_size = match &backend {
-            Backend::Sqlite(path) => {
-                if let Some(dir) = std::path::Path::new(path).parent() {
-                    if !dir.as_os_str().is_empty() {
-                        std::fs::create_dir_all(dir).map_err(|e| {
-                            DbError::Unavailable(format!("cannot create {}: {e}", dir.display()))
-                        })?;
-                    }
-                }
-                owner_only(std::path::Path::new(path))?;
-                1
-            }
-            Backend::Postgres(_) => pool_size.max(1),
-        };
-        let pool = r2d2::Pool::builder()
-            .max_size(max_size)
-            .min_idle(Some(0))
-            .connection_timeout(Duration::from_secs(5))
-            .build_unchecked(ConnectionManager { backend });
-        Ok(Database { pool, backend_name })
-    }
-
-    /// `"sqlite"` or `"postgresql"`.
-    pub fn backend_name(&self) -> &'static str {
-        self.backend_name
-    }
-
-    /// Runs the pending migrations of this backend's tree; returns their names.
-    pub fn run_migrations(&self) -> Result<Vec<String>, DbError> {
-        let mut conn = self.get()?;
-        let applied = match &mut *conn {
-            DbConnection::Sqlite(c) => c
-                .run_pending_migrations(SQLITE_MIGRATIONS)
-                .map(|v| v.iter().map(|m| m.to_string()).collect()),
-            DbConnection::Postgres(c) => c
-                .run_pending_migrations(POSTGRES_MIGRATIONS)
-                .map(|v| v.iter().map(|m| m.to_string()).collect()),
-        };
-        applied.map_err(|e| DbError::Migration(e.to_string()))
-    }
-
-    /// How many embedded migrations this database has not run yet (0 when current),
-    /// read over `conn`. Errors: the migrations table cannot be read.
-    pub fn pending_migrations(conn: &mut DbConnection) -> Result<usize, DbError> {
-        let pending = match conn {
-            DbConnection::Sqlite(c) => c.pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
-            DbConnection::Postgres(c) => c.pending_migrations(POSTGRES_MIGRATIONS).map(|v| v.len()),
-        };
-        pending.map_err(|e| DbError::Migration(e.to_string()))
-    }
-
-    /// Readiness (PROTOCOL.md §13): whether the database answers, and whether its
-    /// migrations are current. Never an error: a failure is `database: false`, logged.
-    pub async fn readiness(&self) -> Readiness {
-        match self.run(Database::pending_migrations).await {
-            Ok(pending) => Readiness {
-                database: true,
-                migrations_current: pending == 0,
-            },
-            Err(e) => {
-                log::error!("readiness: {e}");
-                Readiness {
-                    database: false,
-                    migrations_current: false,
-                }
-            }
-        }
-    }
-
-    /// A connection from the pool, blocking up to the pool's timeout.
-    pub fn get(&self) -> Result<r2d2::PooledConnection<ConnectionManager>, DbError> {
-        self.pool
-            .get()
-            .map_err(|e| DbError::Unavailable(e.to_string()))
-    }
-
-    /// Runs blocking database work on tokio's blocking pool, so async handlers never stall
-    /// the reactor. `f` gets a pooled connection; it decides its own transactions.
-    pub async fn run<T, F>(&self, f: F) -> Result<T, DbError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&mut DbConnection) -> Result<T, DbError> + Send + 'static,
-    {
-        let db = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = db.get()?;
-            f(&mut conn)
-        })
-        .await
-        .map_err(|e| DbError::Unavailable(format!("blocking task failed: {e}")))?
-    }
 }
 
 /// Runs `f` in a transaction; on PostgreSQL the caller locks rows it decides on with

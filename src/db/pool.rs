@@ -1,0 +1,324 @@
+//! Connections, and the bridge from async handlers to diesel's blocking calls.
+//!
+//! PostgreSQL: an r2d2 pool of `DATABASE_POOL_SIZE` connections; [`Database::run`] hands
+//! the work to tokio's blocking pool, which takes a connection for it.
+//!
+//! SQLite: one connection (SQLite has one writer), driven by one thread of its own that
+//! runs the queued work back to back: the connection never waits for a woken thread to
+//! be scheduled between two units of work, which on a loaded machine costs more than
+//! the work itself (docs/benchmarks.md). The thread takes the connection from the same
+//! r2d2 pool of one while work is queued and gives it back when the queue is empty, so
+//! [`Database::get`] still works (the migrations at start, the command line).
+//!
+//! A connection is checked with `SELECT 1` when it is taken from the pool only if it has
+//! been idle for [`CHECK_AFTER_IDLE`]; one that met an error breaking it
+//! ([`DbError::breaks_connection`]) or a panic is dropped, and the next use opens a new
+//! one.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::r2d2::ManageConnection;
+use diesel_migrations::MigrationHarness;
+
+use super::{
+    init_tls, owner_only, Backend, DbConnection, DbError, Readiness, POSTGRES_MIGRATIONS,
+    SQLITE_MIGRATIONS,
+};
+
+/// A connection that was used without error this recently is not checked again when
+/// taken from the pool.
+pub const CHECK_AFTER_IDLE: Duration = Duration::from_secs(1);
+
+/// Opens one connection to `backend` with the per-connection settings every connection
+/// of this service gets (SQLite: WAL, a 5 s busy timeout, `synchronous = NORMAL`,
+/// foreign keys on).
+fn open(backend: &Backend) -> Result<DbConnection, diesel::r2d2::Error> {
+    match backend {
+        Backend::Postgres(url) => diesel::PgConnection::establish(url)
+            .map(DbConnection::Postgres)
+            .map_err(diesel::r2d2::Error::ConnectionError),
+        Backend::Sqlite(path) => {
+            let mut conn = diesel::SqliteConnection::establish(path)
+                .map_err(diesel::r2d2::Error::ConnectionError)?;
+            conn.batch_execute(
+                "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
+                 PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+            )
+            .map_err(diesel::r2d2::Error::QueryError)?;
+            Ok(DbConnection::Sqlite(conn))
+        }
+    }
+}
+
+/// One connection to the database `url` names (see [`Backend::from_url`]), outside any
+/// pool, with the settings of the pool's connections: for tools and benchmarks that
+/// hold a connection of their own. Errors: [`DbError::Unavailable`].
+pub fn establish(url: &str) -> Result<DbConnection, DbError> {
+    init_tls();
+    open(&Backend::from_url(url)).map_err(|e| DbError::Unavailable(e.to_string()))
+}
+
+/// A pooled connection with what the pool needs to know of its last use. Dereferences
+/// to the [`DbConnection`].
+pub struct Pooled {
+    conn: DbConnection,
+    /// When it last did work without an error breaking it.
+    last_used: Instant,
+    /// It met an error (or a panic) after which it must not be used again.
+    broken: bool,
+}
+
+impl Pooled {
+    /// Records how a unit of work on this connection ended.
+    fn used<T>(&mut self, result: &Result<T, DbError>) {
+        match result {
+            Err(e) if e.breaks_connection() => self.broken = true,
+            _ => self.last_used = Instant::now(),
+        }
+    }
+}
+
+impl std::ops::Deref for Pooled {
+    type Target = DbConnection;
+    fn deref(&self) -> &DbConnection {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for Pooled {
+    fn deref_mut(&mut self) -> &mut DbConnection {
+        &mut self.conn
+    }
+}
+
+/// Opens connections for the pool and applies per-connection settings.
+#[derive(Debug)]
+pub struct ConnectionManager {
+    backend: Backend,
+}
+
+impl ManageConnection for ConnectionManager {
+    type Connection = Pooled;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<Pooled, Self::Error> {
+        Ok(Pooled {
+            conn: open(&self.backend)?,
+            last_used: Instant::now(),
+            broken: false,
+        })
+    }
+
+    fn is_valid(&self, conn: &mut Pooled) -> Result<(), Self::Error> {
+        if conn.last_used.elapsed() < CHECK_AFTER_IDLE {
+            return Ok(());
+        }
+        conn.conn
+            .batch_execute("SELECT 1")
+            .map_err(diesel::r2d2::Error::QueryError)?;
+        conn.last_used = Instant::now();
+        Ok(())
+    }
+
+    fn has_broken(&self, conn: &mut Pooled) -> bool {
+        conn.broken || std::thread::panicking()
+    }
+}
+
+/// Work for the SQLite thread: gets the connection, or why there is none.
+type Job = Box<dyn FnOnce(Result<&mut Pooled, DbError>) + Send>;
+
+/// The SQLite thread: runs queued jobs back to back on the one connection.
+fn serve(pool: r2d2::Pool<ConnectionManager>, jobs: mpsc::Receiver<Job>) {
+    while let Ok(first) = jobs.recv() {
+        let mut conn = match pool.get() {
+            Ok(conn) => conn,
+            Err(e) => {
+                first(Err(DbError::Unavailable(e.to_string())));
+                continue;
+            }
+        };
+        let mut next = Some(first);
+        while let Some(job) = next.take() {
+            // A panicking job drops its reply (its caller sees the task failed); the
+            // connection it left behind may be mid-transaction, so it is not reused.
+            if std::panic::catch_unwind(AssertUnwindSafe(|| job(Ok(&mut conn)))).is_err() {
+                conn.broken = true;
+                break;
+            }
+            next = jobs.try_recv().ok();
+        }
+    }
+}
+
+/// How [`Database::run`] reaches a connection.
+#[derive(Clone)]
+enum Runner {
+    /// tokio's blocking pool, a connection from the r2d2 pool (PostgreSQL).
+    Blocking,
+    /// The SQLite thread's queue.
+    Serial(mpsc::Sender<Job>),
+}
+
+/// The connections to one database. Cheap to clone; for SQLite its thread ends when the
+/// last clone is dropped.
+#[derive(Clone)]
+pub struct Database {
+    pool: r2d2::Pool<ConnectionManager>,
+    runner: Runner,
+    backend_name: &'static str,
+}
+
+impl Database {
+    /// Builds the pool for `url` (see [`Backend::from_url`]). For SQLite the parent
+    /// directory of the file is created. Connections are opened lazily; a database that
+    /// is down at start-up surfaces as [`DbError::Unavailable`] on first use.
+    pub fn connect(url: &str) -> Result<Database, DbError> {
+        Database::connect_sized(url, 10)
+    }
+
+    /// As [`Database::connect`], with at most `pool_size` PostgreSQL connections
+    /// (`DATABASE_POOL_SIZE`); SQLite always gets one.
+    pub fn connect_sized(url: &str, pool_size: u32) -> Result<Database, DbError> {
+        init_tls();
+        let backend = Backend::from_url(url);
+        let backend_name = backend.name();
+        let sqlite = matches!(backend, Backend::Sqlite(_));
+        let max_size = match &backend {
+            Backend::Sqlite(path) => {
+                if let Some(dir) = std::path::Path::new(path).parent() {
+                    if !dir.as_os_str().is_empty() {
+                        std::fs::create_dir_all(dir).map_err(|e| {
+                            DbError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+                        })?;
+                    }
+                }
+                owner_only(std::path::Path::new(path))?;
+                1
+            }
+            Backend::Postgres(_) => pool_size.max(1),
+        };
+        let pool = r2d2::Pool::builder()
+            .max_size(max_size)
+            .min_idle(Some(0))
+            .connection_timeout(Duration::from_secs(5))
+            .build_unchecked(ConnectionManager { backend });
+        let runner = if sqlite {
+            let (jobs, queue) = mpsc::channel();
+            let served = pool.clone();
+            std::thread::Builder::new()
+                .name("sqlite".into())
+                .spawn(move || serve(served, queue))
+                .map_err(|e| {
+                    DbError::Unavailable(format!("cannot start the SQLite thread: {e}"))
+                })?;
+            Runner::Serial(jobs)
+        } else {
+            Runner::Blocking
+        };
+        Ok(Database {
+            pool,
+            runner,
+            backend_name,
+        })
+    }
+
+    /// `"sqlite"` or `"postgresql"`.
+    pub fn backend_name(&self) -> &'static str {
+        self.backend_name
+    }
+
+    /// Runs the pending migrations of this backend's tree; returns their names.
+    pub fn run_migrations(&self) -> Result<Vec<String>, DbError> {
+        let mut conn = self.get()?;
+        let applied = match &mut **conn {
+            DbConnection::Sqlite(c) => c
+                .run_pending_migrations(SQLITE_MIGRATIONS)
+                .map(|v| v.iter().map(|m| m.to_string()).collect()),
+            DbConnection::Postgres(c) => c
+                .run_pending_migrations(POSTGRES_MIGRATIONS)
+                .map(|v| v.iter().map(|m| m.to_string()).collect()),
+        };
+        applied.map_err(|e| DbError::Migration(e.to_string()))
+    }
+
+    /// How many embedded migrations this database has not run yet (0 when current),
+    /// read over `conn`. Errors: the migrations table cannot be read.
+    pub fn pending_migrations(conn: &mut DbConnection) -> Result<usize, DbError> {
+        let pending = match conn {
+            DbConnection::Sqlite(c) => c.pending_migrations(SQLITE_MIGRATIONS).map(|v| v.len()),
+            DbConnection::Postgres(c) => c.pending_migrations(POSTGRES_MIGRATIONS).map(|v| v.len()),
+        };
+        pending.map_err(|e| DbError::Migration(e.to_string()))
+    }
+
+    /// Readiness (PROTOCOL.md §13): whether the database answers, and whether its
+    /// migrations are current. Never an error: a failure is `database: false`, logged.
+    pub async fn readiness(&self) -> Readiness {
+        match self.run(Database::pending_migrations).await {
+            Ok(pending) => Readiness {
+                database: true,
+                migrations_current: pending == 0,
+            },
+            Err(e) => {
+                log::error!("readiness: {e}");
+                Readiness {
+                    database: false,
+                    migrations_current: false,
+                }
+            }
+        }
+    }
+
+    /// A connection from the pool, blocking up to the pool's timeout (SQLite: while
+    /// the SQLite thread has work queued, it holds the one connection).
+    pub fn get(&self) -> Result<r2d2::PooledConnection<ConnectionManager>, DbError> {
+        self.pool
+            .get()
+            .map_err(|e| DbError::Unavailable(e.to_string()))
+    }
+
+    /// Runs blocking database work off the async workers, so handlers never stall the
+    /// reactor: on tokio's blocking pool with a pooled connection (PostgreSQL), or on the
+    /// SQLite thread. `f` decides its own transactions. Errors: `f`'s, or
+    /// [`DbError::Unavailable`] when no connection could be had or the work panicked.
+    pub async fn run<T, F>(&self, f: F) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, DbError> + Send + 'static,
+    {
+        match &self.runner {
+            Runner::Blocking => {
+                let db = self.clone();
+                tokio::task::spawn_blocking(move || {
+                    let mut conn = db.get()?;
+                    let result = f(&mut conn);
+                    conn.used(&result);
+                    result
+                })
+                .await
+                .map_err(|e| DbError::Unavailable(format!("blocking task failed: {e}")))?
+            }
+            Runner::Serial(jobs) => {
+                let (reply, answer) = tokio::sync::oneshot::channel();
+                let job: Job = Box::new(move |conn| {
+                    let result = conn.and_then(|conn| {
+                        let result = f(conn);
+                        conn.used(&result);
+                        result
+                    });
+                    let _ = reply.send(result);
+                });
+                jobs.send(job)
+                    .map_err(|_| DbError::Unavailable("the SQLite thread has stopped".into()))?;
+                answer
+                    .await
+                    .map_err(|_| DbError::Unavailable("database task failed".into()))?
+            }
+        }
+    }
+}
