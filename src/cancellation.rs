@@ -211,7 +211,7 @@ async fn cancel_request(app: &Services, mode: Mode, fields: &Fields) -> Result<R
         .await
         .map_err(|e| ApiError::from_db("recording cancellation", e))?;
     if let Some(fact) = payment.as_ref().and_then(Payment::to_fact) {
-        crate::orders::updates::apply_fact(app, &merchant, &row.order_pk, fact, "cancel", None)
+        crate::orders::updates::apply_fact(app, &merchant, &row.order_pk, fact, "cancel")
             .await
             .map_err(|e| ApiError::from_db("applying cancellation", e))?;
     }

@@ -4,14 +4,16 @@
 //!
 //! Sealing and opening secrets is [`crate::secrets`]'s; storage is [`crate::db::merchants`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use secrecy::SecretString;
 
 use crate::cafe24::partner_id::is_valid_mall_id;
 use crate::cafe24::partner_id::PartnerId;
 use crate::db;
-use crate::db::merchants::MerchantRow;
+use crate::db::merchants::{MerchantRow, ShopRow};
 use crate::error::ApiError;
 use crate::secrets::{SecretBox, SecretError};
 use crate::services::Services;
@@ -302,43 +304,120 @@ fn parse_codes(s: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Loads and opens the merchant. With `shop_no` (a new request from Cafe24) the mall
-/// must be enabled and the shop registered and enabled: unknown mall or shop →
-/// `unknown_merchant`, disabled mall → `merchant_disabled`. Without it (KOMOJU reporting
-/// on money that already moved) only the mall must exist: facts are applied even for a
-/// merchant disabled since.
+/// A merchant as read and opened, with its shops' `enabled` flags.
+#[derive(Debug, Clone)]
+struct Entry {
+    merchant: Merchant,
+    /// `(shop_no, enabled)` of every registered shop.
+    shops: Vec<(i32, bool)>,
+    read_at: Instant,
+    /// [`crate::db::merchants::writes`] before the read.
+    writes: u64,
+}
+
+/// Merchants recently read and opened, so that a webhook or a checkout does not read the
+/// merchant's row and open its secrets again (`MERCHANT_CACHE_SECS`, default 5 s; 0
+/// turns it off). An entry is used until it is that old, or until this process writes
+/// any merchant or shop (the settings site, `merchant add`/`disable`): a change made here
+/// is seen at once, one made by another process within the TTL. Unknown malls are not
+/// kept (a flood of made-up `mall_id`s costs a read each, never memory).
+#[derive(Debug)]
+pub struct MerchantCache {
+    ttl: Duration,
+    entries: Mutex<HashMap<String, Entry>>,
+}
+
+impl MerchantCache {
+    /// A cache whose entries live `ttl` (zero: nothing is kept).
+    pub fn new(ttl: Duration) -> MerchantCache {
+        MerchantCache {
+            ttl,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn get(&self, mall_id: &str) -> Option<Entry> {
+        let entries = self.lock();
+        let entry = entries.get(mall_id)?;
+        (entry.read_at.elapsed() < self.ttl && entry.writes == db::merchants::writes())
+            .then(|| entry.clone())
+    }
+
+    fn put(&self, entry: Entry) {
+        if self.ttl.is_zero() {
+            return;
+        }
+        let mut entries = self.lock();
+        // Bounded by the registered malls; expired entries go when the map is large.
+        if entries.len() >= 10_000 {
+            let ttl = self.ttl;
+            entries.retain(|_, e| e.read_at.elapsed() < ttl);
+        }
+        entries.insert(entry.merchant.mall_id.clone(), entry);
+    }
+}
+
+/// The merchant from `app.merchants`, or read and opened (one database hop) and kept.
+/// Errors: unknown mall (`unknown_merchant`), the database, a secret that cannot be
+/// opened (internal, logged).
+async fn cached(app: &Services, mall_id: &str) -> Result<Entry, ApiError> {
+    if let Some(entry) = app.merchants.get(mall_id) {
+        return Ok(entry);
+    }
+    let writes = db::merchants::writes();
+    let read_at = Instant::now();
+    let mall = mall_id.to_owned();
+    let (row, shops) = app
+        .db
+        .run(move |c| {
+            let Some(row) = db::merchants::find(c, &mall)? else {
+                return Ok((None, Vec::new()));
+            };
+            let shops: Vec<ShopRow> = db::merchants::shops(c, &mall)?;
+            Ok((Some(row), shops))
+        })
+        .await
+        .map_err(|e| ApiError::from_db("loading merchant", e))?;
+    let row = row.ok_or(ApiError::UnknownMerchant)?;
+    let merchant = Merchant::open(&row, &app.secrets).map_err(|e| {
+        log::error!("{e}");
+        ApiError::Internal
+    })?;
+    let entry = Entry {
+        merchant,
+        shops: shops.iter().map(|s| (s.shop_no, s.enabled)).collect(),
+        read_at,
+        writes,
+    };
+    app.merchants.put(entry.clone());
+    Ok(entry)
+}
+
+/// Loads and opens the merchant (through [`MerchantCache`]). With `shop_no` (a new
+/// request from Cafe24) the mall must be enabled and the shop registered and enabled:
+/// unknown mall or shop → `unknown_merchant`, disabled mall → `merchant_disabled`.
+/// Without it (KOMOJU reporting on money that already moved) only the mall must exist:
+/// facts are applied even for a merchant disabled since.
 pub async fn load(
     app: &Services,
     mall_id: &str,
     shop_no: Option<i32>,
 ) -> Result<Merchant, ApiError> {
-    let mall = mall_id.to_owned();
-    let (row, shop) = app
-        .db
-        .run(move |c| {
-            let row = db::merchants::find(c, &mall)?;
-            let shop = match shop_no {
-                Some(no) if row.is_some() => db::merchants::find_shop(c, &mall, no)?,
-                _ => None,
-            };
-            Ok((row, shop))
-        })
-        .await
-        .map_err(|e| ApiError::from_db("loading merchant", e))?;
-    let row = row.ok_or(ApiError::UnknownMerchant)?;
+    let entry = cached(app, mall_id).await?;
     if let Some(no) = shop_no {
-        if !row.enabled {
+        if !entry.merchant.enabled {
             return Err(ApiError::MerchantDisabled);
         }
-        if !shop.map(|s| s.enabled).unwrap_or(false) {
-            log::info!("mall {} shop {no} is not enabled", row.mall_id);
+        if !entry.shops.iter().any(|&(shop, enabled)| shop == no && enabled) {
+            log::info!("mall {} shop {no} is not enabled", entry.merchant.mall_id);
             return Err(ApiError::UnknownMerchant);
         }
     }
-    Merchant::open(&row, &app.secrets).map_err(|e| {
-        log::error!("{e}");
-        ApiError::Internal
-    })
+    Ok(entry.merchant)
 }
 
 /// Loads the merchant a `partner_id` names, as [`load`] does (with its shop

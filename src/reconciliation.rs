@@ -338,7 +338,6 @@ pub async fn cancellations(app: &Services, after: Duration) -> Result<usize, DbE
                         &order.id,
                         fact,
                         "reconcile",
-                        None,
                     )
                     .await?;
                     app.outbox_wake.notify_one();

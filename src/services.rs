@@ -54,6 +54,8 @@ pub struct Services {
     pub cookie_secure: bool,
     /// The Prometheus registry and the domain counters (§13).
     pub metrics: crate::metrics::Metrics,
+    /// Merchants recently read and opened (`MERCHANT_CACHE_SECS`).
+    pub merchants: crate::merchant::MerchantCache,
     /// Wakes the outbox worker after a commit that enqueued notifications.
     pub outbox_wake: Arc<Notify>,
     /// External checkout's `/script/hmac`: requests per (client address, mall).

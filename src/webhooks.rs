@@ -1,10 +1,11 @@
 //! KOMOJU webhooks in (PROTOCOL.md §8), as one ordered pipeline; nothing is parsed or
 //! stored before the signature holds: the merchant's webhook secret → signature over
 //! the raw bytes, in constant time, and the envelope ([`crate::komoju::webhook`]) → find
-//! the order (by `data.session`, then `data.metadata`, then `data.external_order_num`) →
-//! dedup by event id → apply, enqueue and record the event id in one transaction
-//! ([`crate::orders::updates`]). The caller answers 2xx only after [`receive`] returned:
-//! after the commit.
+//! the order (by `data.session`, then `data.metadata`, then `data.external_order_num`),
+//! locked → dedup by event id (`INSERT … ON CONFLICT DO NOTHING`) → apply and enqueue
+//! ([`crate::orders::updates`]): everything after the signature in one transaction, one
+//! unit of database work. The merchant comes from the merchant cache. The caller answers
+//! 2xx only after [`receive`] returned: after the commit.
 //!
 //! A delivery whose signature holds is never refused: what cannot be applied (ping, not
 //! a payment event, unreadable, no known order) is recorded and acknowledged, its reason
@@ -13,7 +14,8 @@
 
 use secrecy::ExposeSecret;
 
-use crate::db::{self, webhook_events::WebhookEventRow};
+use crate::db::{self, webhook_events, webhook_events::WebhookEventRow};
+use crate::orders::updates;
 use crate::error::ApiError;
 use crate::komoju::webhook::{self as komoju_webhook, Content, OrderRefs};
 use crate::services::Services;
@@ -93,29 +95,53 @@ async fn pipeline(app: &Services, delivery: Delivery<'_>) -> Result<Received, Ap
             return record_only(app, record, "unreadable").await;
         }
     };
-    let order = find_order(app, mall_id, &refs).await?;
-    let (Some(order), Some(fact)) = (order, payment.to_fact()) else {
+    let Some(fact) = payment.to_fact() else {
         log::warn!(
-            "webhook {} ({}) for {mall_id}: no order for session {:?} / external_order_num {:?}, or a payment status this build does not know; acknowledged",
-            event.id, event.kind, refs.session, refs.external_order_num
+            "webhook {} ({}) for {mall_id}: payment status {:?} is not one this build knows; acknowledged",
+            event.id, event.kind, payment.status
         );
         return record_only(app, record, "unknown_order").await;
     };
-    if is_duplicate(app, mall_id, &event.id).await? {
-        log::info!("webhook {} for {mall_id}: already processed", event.id);
-        return Ok(Received::Acknowledged("duplicate"));
-    }
-    match crate::orders::updates::apply_fact(
-        app,
-        &merchant,
-        &order.id,
-        fact,
-        "webhook",
-        Some(record),
-    )
-    .await
-    {
-        Ok(applied) => {
+    // One unit of database work: find and lock the order, record the event (a repeat
+    // stops here), apply the fact, enqueue the notifications; committed before the reply.
+    let now = app.clock.now_naive();
+    let key = app.cafe24_service_key.expose_secret().as_bytes().to_vec();
+    let mall = mall_id.to_owned();
+    let lookup = refs.clone();
+    let handled = app
+        .db
+        .run(move |c| {
+            db::transaction(c, |c| {
+                let Some(order) = lock_order(c, &mall, &lookup)? else {
+                    let mut record = record;
+                    record.outcome = "unknown_order".to_owned();
+                    webhook_events::insert_new(c, &record)?;
+                    return Ok(None);
+                };
+                let ctx = updates::Context {
+                    merchant: &merchant,
+                    service_key: &key,
+                };
+                updates::apply_locked(c, &ctx, order, &fact, "webhook", Some(record), now)
+                    .map(Some)
+            })
+        })
+        .await
+        .map_err(|e| ApiError::from_db("applying webhook", e))?;
+    match handled {
+        None => {
+            log::warn!(
+                "webhook {} ({}) for {mall_id}: no order for session {:?} / external_order_num {:?}; acknowledged",
+                event.id, event.kind, refs.session, refs.external_order_num
+            );
+            Ok(Received::Acknowledged("unknown_order"))
+        }
+        Some(None) => {
+            log::info!("webhook {} for {mall_id}: already processed", event.id);
+            Ok(Received::Acknowledged("duplicate"))
+        }
+        Some(Some(applied)) => {
+            updates::count_mismatch(app, &applied);
             if applied.enqueued > 0 {
                 app.outbox_wake.notify_one();
             }
@@ -125,19 +151,10 @@ async fn pipeline(app: &Services, delivery: Delivery<'_>) -> Result<Received, Ap
                 "ignored"
             }))
         }
-        // A concurrent delivery of the same event committed first: this one rolled back.
-        Err(e) if db::is_unique_violation(&e) => {
-            log::info!(
-                "webhook {} for {mall_id}: already processed (concurrent delivery)",
-                event.id
-            );
-            Ok(Received::Acknowledged("duplicate"))
-        }
-        Err(e) => Err(ApiError::from_db("applying webhook", e)),
     }
 }
 
-/// Records an event that changes no order (ping, unknown order, unreadable) with
+/// Records an event that changes no order (ping, not handled, unreadable) with
 /// `outcome`; a repeat is fine.
 async fn record_only(
     app: &Services,
@@ -145,59 +162,33 @@ async fn record_only(
     outcome: &'static str,
 ) -> Result<Received, ApiError> {
     record.outcome = outcome.to_owned();
-    match app
-        .db
-        .run(move |c| db::webhook_events::insert(c, &record))
-        .await
-    {
-        Ok(()) => Ok(Received::Acknowledged(outcome)),
-        Err(e) if db::is_unique_violation(&e) => Ok(Received::Acknowledged(outcome)),
-        Err(e) => Err(ApiError::from_db("recording webhook event", e)),
-    }
-}
-
-async fn is_duplicate(app: &Services, mall_id: &str, event_id: &str) -> Result<bool, ApiError> {
-    let (m, e) = (mall_id.to_owned(), event_id.to_owned());
     app.db
-        .run(move |c| db::webhook_events::exists(c, &m, &e))
+        .run(move |c| webhook_events::insert_new(c, &record))
         .await
-        .map_err(|e| ApiError::from_db("reading webhook events", e))
+        .map_err(|e| ApiError::from_db("recording webhook event", e))?;
+    Ok(Received::Acknowledged(outcome))
 }
 
-/// §8's order lookup: the order's current session, then the metadata this service set,
-/// then `external_order_num`; always within the URL's mall.
-async fn find_order(
-    app: &Services,
+/// §8's order lookup, inside the webhook's transaction and locked for it: the order's
+/// current session, then the metadata this service set, then `external_order_num`;
+/// always within the URL's mall.
+fn lock_order(
+    c: &mut db::DbConnection,
     mall_id: &str,
     refs: &OrderRefs,
-) -> Result<Option<db::orders::OrderRow>, ApiError> {
-    let mall = mall_id.to_owned();
-    let session = refs.session.clone();
-    let meta_order = refs
-        .metadata
-        .as_ref()
-        .filter(|(m, _)| m == mall_id)
-        .map(|(_, order_id)| order_id.clone());
-    let eon = refs.external_order_num.clone();
-    app.db
-        .run(move |c| {
-            if let Some(s) = session {
-                if let Some(o) = db::orders::find_by_session(c, &s)? {
-                    if o.mall_id == mall {
-                        return Ok(Some(o));
-                    }
-                }
-            }
-            if let Some(order_id) = meta_order {
-                if let Some(o) = db::orders::find_by_order_id(c, &mall, &order_id)? {
-                    return Ok(Some(o));
-                }
-            }
-            if let Some(e) = eon {
-                return db::orders::find_by_external_order_num(c, &mall, &e);
-            }
-            Ok(None)
-        })
-        .await
-        .map_err(|e| ApiError::from_db("finding webhook order", e))
+) -> Result<Option<db::orders::OrderRow>, db::DbError> {
+    if let Some(session) = &refs.session {
+        if let Some(o) = db::orders::lock_by_session(c, mall_id, session)? {
+            return Ok(Some(o));
+        }
+    }
+    if let Some((_, order_id)) = refs.metadata.as_ref().filter(|(m, _)| m == mall_id) {
+        if let Some(o) = db::orders::lock_by_order_id(c, mall_id, order_id)? {
+            return Ok(Some(o));
+        }
+    }
+    match &refs.external_order_num {
+        Some(e) => db::orders::lock_by_external_order_num(c, mall_id, e),
+        None => Ok(None),
+    }
 }

@@ -30,20 +30,32 @@ pub struct Webhook {
     pub notification: NewNotification,
 }
 
-/// The statements of one webhook, in the service's order.
+/// The statements of one webhook, in the service's order: one transaction that locks
+/// the order by its session, records the event, writes the new facts, the audit row and
+/// the notification (the merchant comes from the service's cache: no statement).
 fn webhook(c: &mut DbConnection, w: &Webhook) -> Result<(), DbError> {
     let now = chrono::Utc::now().naive_utc();
-    // Before the transaction: the merchant, the order, the dedup check.
-    db::merchants::find(c, &w.mall_id)?;
-    orders::find_by_session(c, &w.session_id)?;
-    webhook_events::exists(c, &w.mall_id, &w.event_id)?;
     db::transaction(c, |c| {
-        orders::lock_order(c, &w.order_pk)?;
-        orders::save_facts(c, &w.order_pk, &w.facts, now)?;
+        let mut order = orders::lock_by_session(c, &w.mall_id, &w.session_id)?
+            .ok_or_else(|| DbError::Corrupt(format!("no order for session {}", w.session_id)))?;
+        let fresh = webhook_events::insert_new(
+            c,
+            &WebhookEventRow {
+                mall_id: w.mall_id.clone(),
+                event_id: w.event_id.clone(),
+                event_type: "payment.captured".into(),
+                order_pk: Some(order.id.clone()),
+                outcome: "applied".into(),
+                received_at: now,
+            },
+        )?;
+        assert!(fresh, "event {} was recorded already", w.event_id);
+        order.set_facts(&w.facts, now);
+        orders::save_facts(c, &order)?;
         orders::insert_event(
             c,
             &NewOrderEvent {
-                order_pk: w.order_pk.clone(),
+                order_pk: order.id.clone(),
                 source: "webhook".into(),
                 event: "payment.captured".into(),
                 from_state: OrderState::Pending.as_str().into(),
@@ -53,19 +65,8 @@ fn webhook(c: &mut DbConnection, w: &Webhook) -> Result<(), DbError> {
                 created_at: now,
             },
         )?;
-        orders::find(c, &w.order_pk)?;
         notifications::enqueue(c, &w.notification)?;
-        webhook_events::insert(
-            c,
-            &WebhookEventRow {
-                mall_id: w.mall_id.clone(),
-                event_id: w.event_id.clone(),
-                event_type: "payment.captured".into(),
-                order_pk: Some(w.order_pk.clone()),
-                outcome: "applied".into(),
-                received_at: now,
-            },
-        )
+        Ok(())
     })
 }
 
@@ -174,17 +175,12 @@ pub fn reset_notifications(db_url: &str) {
 /// of the stand-in's sessions (`bs1` … `bsN`), `:e` a fresh event id.
 const PGBENCH_SCRIPT: &str = r#"\set n random(1, :sessions)
 \set e random(1, 1000000000000)
-SELECT * FROM merchants WHERE mall_id = 'benchmall';
-SELECT id AS pk FROM orders WHERE komoju_session_id = 'bs' || :n LIMIT 1 \gset
-SELECT COUNT(*) FROM webhook_events WHERE mall_id = 'benchmall' AND event_id = 'pgb' || :e;
 BEGIN;
-SELECT * FROM orders WHERE id = :pk FOR UPDATE;
-UPDATE orders SET state = 'paid', komoju_payment_id = 'paybs' || :n, payment_type = 'credit_card', captured_amount = 1000, captured_currency = 'JPY', refunded_amount = 0, pending_notice_sent = false, updated_at = now() WHERE id = :pk;
+SELECT *, id AS pk FROM orders WHERE komoju_session_id = 'bs' || :n AND mall_id = 'benchmall' FOR UPDATE \gset
+INSERT INTO webhook_events (mall_id, event_id, event_type, order_pk, outcome, received_at) VALUES ('benchmall', 'pgb' || :e, 'payment.captured', :pk, 'applied', now()) ON CONFLICT DO NOTHING;
+UPDATE orders SET state = 'paid', komoju_payment_id = 'paybs' || :n, payment_type = 'credit_card', captured_amount = 1000, captured_currency = 'JPY', refunded_amount = 0, pending_notice_sent = false, payment_expires_at = NULL, updated_at = now() WHERE id = :pk;
 INSERT INTO order_events (order_pk, source, event, from_state, to_state, applied, detail, created_at) VALUES (:pk, 'webhook', 'payment.captured', 'pending', 'paid', true, '', now());
-SELECT * FROM orders WHERE id = :pk LIMIT 1;
-SELECT COUNT(*) FROM notifications WHERE dedup_key = 'pgb' || :e;
-INSERT INTO notifications (order_pk, kind, dedup_key, target_url, encoding, fields, state, attempts, next_attempt_at, created_at, updated_at) VALUES (:pk, 'return_noty', 'pgb' || :e, :target, 'form', :fields, 'pending', 0, now(), now(), now());
-INSERT INTO webhook_events (mall_id, event_id, event_type, order_pk, outcome, received_at) VALUES ('benchmall', 'pgb' || :e, 'payment.captured', :pk, 'applied', now());
+INSERT INTO notifications (order_pk, kind, dedup_key, target_url, encoding, fields, state, attempts, next_attempt_at, created_at, updated_at) VALUES (:pk, 'return_noty', 'pgb' || :e, :target, 'form', :fields, 'pending', 0, now(), now(), now()) ON CONFLICT DO NOTHING;
 COMMIT;
 "#;
 

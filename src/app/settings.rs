@@ -9,7 +9,8 @@
 //! `RECONCILE_INTERVAL_MS`, `RECONCILE_AFTER_SECS`, `RECONCILE_PENDING_AFTER_SECS`,
 //! `RECONCILE_EXPIRY_GRACE_SECS`, `RECONCILE_CAPTURE_WINDOW_SECS`,
 //! `CAFE24_CLIENT_SECRET`, `CAFE24_API_BASE`, `CAFE24_API_VERSION`, `CAFE24_SCOPES`,
-//! `CAFE24_LAUNCH_MAX_AGE_SECS`, `CAFE24_TIMEOUT_SECS`, `METRICS_BIND_ADDR`.
+//! `CAFE24_LAUNCH_MAX_AGE_SECS`, `CAFE24_TIMEOUT_SECS`, `METRICS_BIND_ADDR`,
+//! `MERCHANT_CACHE_SECS`.
 //! (`RUST_LOG` is env_logger's.)
 //!
 //! In development every variable has a default; the secrets' defaults are public
@@ -114,6 +115,9 @@ pub struct Settings {
     pub body_timeout: Duration,
     /// Lifetime of the `key` tokens given to Cafe24 (default 7 days).
     pub order_key_ttl: Duration,
+    /// How long a merchant read and opened is used before it is read again
+    /// (`MERCHANT_CACHE_SECS`, default 5, `0` reads it for every request).
+    pub merchant_cache_ttl: Duration,
     /// The notification worker: run by `serve` unless `OUTBOX_WORKER=off`.
     pub outbox_worker: bool,
     pub outbox: crate::notifications::OutboxSettings,
@@ -230,6 +234,10 @@ impl Settings {
                 "ORDER_KEY_TTL_SECS",
                 7 * 24 * 3600,
             )?),
+            merchant_cache_ttl: Duration::from_secs(match get("MERCHANT_CACHE_SECS") {
+                Some(v) if v.trim() == "0" => 0,
+                _ => parse_num(&get, "MERCHANT_CACHE_SECS", 5)?.min(3600),
+            }),
             outbox_worker: match get("OUTBOX_WORKER").as_deref() {
                 None | Some("on") | Some("true") | Some("1") => true,
                 Some("off") | Some("false") | Some("0") => false,

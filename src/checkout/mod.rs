@@ -23,7 +23,7 @@ use secrecy::ExposeSecret;
 
 use crate::cafe24::partner_id::PartnerId;
 use crate::cafe24::{hash_data, Fields};
-use crate::db::{self, orders, orders::OrderRow, DbConnection};
+use crate::db::{orders, orders::OrderRow};
 use crate::error::ApiError;
 use crate::komoju::{CreateSession, SessionPaymentData};
 use crate::merchant::Merchant;
@@ -173,52 +173,44 @@ async fn validate(app: &Services, flow: Flow, fields: &Fields) -> Result<ValidCh
     })
 }
 
-/// Writes the order (or finds it), deciding whether a session is needed.
+/// Writes the order (or finds it), deciding whether a session is needed: one unit of
+/// database work (insert unless `(mall_id, order_id)` exists, else read it).
 async fn create_or_find(
     app: &Services,
     flow: Flow,
     v: &ValidCheckout,
 ) -> Result<OrderRow, ApiError> {
-    let mall_id = v.partner_id.mall_id().to_owned();
-    let order_id = v.order_id.clone();
     let now = app.clock.now_naive();
-    let find = {
-        let (mall_id, order_id) = (mall_id.clone(), order_id.clone());
-        move |c: &mut DbConnection| orders::find_by_order_id(c, &mall_id, &order_id)
-    };
-    let existing = app
+    // A row that cannot be made (no payment type for this flow) may still be found.
+    let row = new_order_row(app, flow, v, now);
+    let candidate = row.as_ref().ok().cloned();
+    let (mall_id, order_id) = (v.partner_id.mall_id().to_owned(), v.order_id.clone());
+    let found = app
         .db
-        .run(find.clone())
-        .await
-        .map_err(|e| ApiError::from_db("reading order", e))?;
-    let existing = match existing {
-        Some(o) => o,
-        None => {
-            let row = new_order_row(app, flow, v, now)?;
-            let inserted = row.clone();
-            match app.db.run(move |c| orders::insert(c, &inserted)).await {
-                Ok(()) => {
-                    log::info!(
-                        "order created: mall_id={} order_id={} flow={} amount={} {}",
-                        row.mall_id,
-                        row.order_id,
-                        row.flow,
-                        row.amount_text,
-                        row.currency
-                    );
-                    return Ok(row);
+        .run(move |c| {
+            if let Some(row) = candidate {
+                if orders::insert_new(c, &row)? {
+                    return Ok(Some((row, true)));
                 }
-                // A concurrent identical request inserted it first: use theirs.
-                Err(e) if db::is_unique_violation(&e) => app
-                    .db
-                    .run(find.clone())
-                    .await
-                    .map_err(|e| ApiError::from_db("reading order", e))?
-                    .ok_or(ApiError::Internal)?,
-                Err(e) => return Err(ApiError::from_db("inserting order", e)),
             }
-        }
+            Ok(orders::find_by_order_id(c, &mall_id, &order_id)?.map(|o| (o, false)))
+        })
+        .await
+        .map_err(|e| ApiError::from_db("writing order", e))?;
+    let Some((existing, created)) = found else {
+        return Err(row.err().unwrap_or(ApiError::Internal));
     };
+    if created {
+        log::info!(
+            "order created: mall_id={} order_id={} flow={} amount={} {}",
+            existing.mall_id,
+            existing.order_id,
+            existing.flow,
+            existing.amount_text,
+            existing.currency
+        );
+        return Ok(existing);
+    }
     if existing.amount != v.amount.minor() || existing.currency != v.amount.currency().code() {
         return Err(ApiError::OrderConflict(
             "order_id already exists with another amount or currency".into(),

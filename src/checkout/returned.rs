@@ -83,7 +83,7 @@ pub async fn refresh_from_session(
     let Some(fact) = session.to_fact() else {
         return Ok(order);
     };
-    let applied = updates::apply_fact(app, merchant, &order.id, fact, source, None)
+    let applied = updates::apply_fact(app, merchant, &order.id, fact, source)
         .await
         .map_err(|e| ApiError::from_db("applying KOMOJU session", e))?;
     Ok(applied.order)

@@ -1,6 +1,8 @@
 //! Merchant rows: a Cafe24 mall, its KOMOJU credentials (sealed), settings and shops.
 //! Reads and writes only; sealing and opening secrets is [`crate::secrets`]'s job.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
@@ -83,12 +85,26 @@ impl Registration {
     }
 }
 
+/// Merchant and shop writes made by this process so far (every writing function of this
+/// module counts itself before it writes). A cache of merchants compares it with the
+/// value it read with its entry: see `crate::merchant::MerchantCache`.
+static WRITES: AtomicU64 = AtomicU64::new(0);
+
+/// How many merchant or shop writes this process has started.
+pub fn writes() -> u64 {
+    WRITES.load(Ordering::Acquire)
+}
+
+fn count_write() {
+    WRITES.fetch_add(1, Ordering::AcqRel);
+}
+
 /// The merchant of `mall_id`, if registered.
 pub fn find(conn: &mut DbConnection, mall_id: &str) -> Result<Option<MerchantRow>, DbError> {
     Ok(merchants::table
         .find(mall_id)
         .select(MerchantRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 
@@ -101,7 +117,7 @@ pub fn find_shop(
     Ok(merchant_shops::table
         .find((mall_id, shop_no))
         .select(ShopRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 
@@ -112,6 +128,7 @@ pub fn upsert_with_shop(
     row: &MerchantRow,
     shop: &ShopRow,
 ) -> Result<(), DbError> {
+    count_write();
     let shop_no = shop.shop_no;
     conn.transaction(|conn| {
         match find(conn, &row.mall_id)? {
@@ -158,6 +175,7 @@ pub fn set_enabled(
     enabled: bool,
     now: NaiveDateTime,
 ) -> Result<usize, DbError> {
+    count_write();
     Ok(match shop_no {
         None => diesel::update(merchants::table.find(mall_id))
             .set((
@@ -216,6 +234,7 @@ pub fn ensure_shop(
     currency: &str,
     now: NaiveDateTime,
 ) -> Result<(), DbError> {
+    count_write();
     match find_shop(conn, mall_id, shop_no)? {
         Some(_) => {
             diesel::update(merchant_shops::table.find((mall_id, shop_no)))
@@ -255,6 +274,7 @@ pub fn set_gateway(
     enabled: bool,
     now: NaiveDateTime,
 ) -> Result<(), DbError> {
+    count_write();
     diesel::update(merchant_shops::table.find((mall_id, shop_no)))
         .set((
             merchant_shops::gateway_state.eq(state.as_str()),
@@ -274,6 +294,7 @@ pub fn set_script(
     script_no: Option<&str>,
     now: NaiveDateTime,
 ) -> Result<(), DbError> {
+    count_write();
     diesel::update(merchant_shops::table.find((mall_id, shop_no)))
         .set((
             merchant_shops::script_state.eq(state.as_str()),
@@ -286,6 +307,7 @@ pub fn set_script(
 
 /// Inserts a merchant row unless the mall has one; returns whether it inserted.
 pub fn insert_if_new(conn: &mut DbConnection, row: &MerchantRow) -> Result<bool, DbError> {
+    count_write();
     if find(conn, &row.mall_id)?.is_some() {
         return Ok(false);
     }
@@ -298,6 +320,7 @@ pub fn insert_if_new(conn: &mut DbConnection, row: &MerchantRow) -> Result<bool,
 /// Replaces the merchant row's settings (everything but `mall_id`, `public_ref` and
 /// `created_at`).
 pub fn update(conn: &mut DbConnection, row: &MerchantRow) -> Result<(), DbError> {
+    count_write();
     diesel::update(merchants::table.find(&row.mall_id))
         .set((
             merchants::komoju_secret_key.eq(&row.komoju_secret_key),

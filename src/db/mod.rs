@@ -59,6 +59,18 @@ macro_rules! text_enum_column {
     };
 }
 
+/// Runs the same diesel query on whichever backend `$conn` holds, binding the inner
+/// connection to `$c`: for the SQL the multi-backend connection cannot express
+/// (`ON CONFLICT`, `FOR UPDATE`). The body is type-checked once per backend.
+macro_rules! on_backend {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::db::DbConnection::Postgres($c) => $body,
+            $crate::db::DbConnection::Sqlite($c) => $body,
+        }
+    };
+}
+
 text_enum_column!(crate::orders::state::OrderState);
 text_enum_column!(crate::orders::Flow, Display);
 text_enum_column!(refunds::Operation, Display);

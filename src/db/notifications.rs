@@ -99,20 +99,15 @@ pub struct NewNotification {
     pub updated_at: NaiveDateTime,
 }
 
-/// Enqueues inside the caller's transaction. A repeated `dedup_key` is skipped (returns
-/// false): the transition was already enqueued.
+/// Enqueues inside the caller's transaction (`INSERT … ON CONFLICT DO NOTHING`). A
+/// repeated `dedup_key` is skipped (returns false): the transition was already enqueued.
 pub fn enqueue(conn: &mut DbConnection, n: &NewNotification) -> Result<bool, DbError> {
-    let exists: i64 = notifications::table
-        .filter(notifications::dedup_key.eq(&n.dedup_key))
-        .count()
-        .get_result(conn)?;
-    if exists > 0 {
-        return Ok(false);
-    }
-    diesel::insert_into(notifications::table)
+    let inserted = on_backend!(conn, |c| diesel::insert_into(notifications::table)
         .values(n)
-        .execute(conn)?;
-    Ok(true)
+        .on_conflict(notifications::dedup_key)
+        .do_nothing()
+        .execute(c))?;
+    Ok(inserted == 1)
 }
 
 const CLAIM_POSTGRES: &str = "UPDATE notifications \

@@ -73,6 +73,19 @@ impl OrderRow {
         }
     }
 
+    /// Takes the facts the state machine decided, as [`save_facts`] stores them: the
+    /// captured currency is the order's whenever an amount was captured.
+    pub fn set_facts(&mut self, facts: &OrderFacts, now: NaiveDateTime) {
+        self.state = facts.state;
+        self.komoju_payment_id.clone_from(&facts.payment_id);
+        self.payment_type.clone_from(&facts.payment_type);
+        self.captured_amount = facts.captured_amount;
+        self.captured_currency = facts.captured_amount.map(|_| facts.currency.clone());
+        self.refunded_amount = facts.refunded_amount;
+        self.pending_notice_sent = facts.pending_notice_sent;
+        self.updated_at = now;
+    }
+
     /// The facts the state machine reads.
     pub fn facts(&self) -> Result<OrderFacts, DbError> {
         Ok(OrderFacts {
@@ -131,7 +144,7 @@ pub fn find_by_order_id(
         .filter(orders::mall_id.eq(mall_id))
         .filter(orders::order_id.eq(order_id))
         .select(OrderRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 
@@ -166,32 +179,89 @@ pub fn find(conn: &mut DbConnection, id: &str) -> Result<Option<OrderRow>, DbErr
     Ok(orders::table
         .find(id)
         .select(OrderRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 
-/// Reads the order for a decision inside a transaction: on PostgreSQL the row is locked
-/// (`SELECT … FOR UPDATE`) until the transaction ends; SQLite's single connection
-/// already serializes every writer.
-pub fn lock_order(conn: &mut DbConnection, id: &str) -> Result<Option<OrderRow>, DbError> {
-    match conn {
-        DbConnection::Postgres(pg) => Ok(orders::table
-            .find(id)
-            .select(OrderRow::as_select())
-            .for_update()
-            .first(pg)
-            .optional()?),
-        DbConnection::Sqlite(_) => find(conn, id),
-    }
+/// Reads the one row `$query` selects for a decision inside a transaction: on
+/// PostgreSQL the row is locked (`SELECT … FOR UPDATE`) until the transaction ends;
+/// SQLite's single connection already serializes every writer. No `LIMIT`: every
+/// lookup is by a unique key (a bound `LIMIT ?` makes SQLite prepare the statement
+/// again at every use).
+macro_rules! lock_one {
+    ($conn:expr, $query:expr) => {
+        match $conn {
+            DbConnection::Postgres(pg) => $query.for_update().get_result(pg).optional(),
+            DbConnection::Sqlite(lite) => $query.get_result(lite).optional(),
+        }
+    };
 }
 
-/// Inserts a new order. A concurrent insert of the same `(mall_id, order_id)` fails with
-/// a unique violation (see [`super::is_unique_violation`]).
-pub fn insert(conn: &mut DbConnection, row: &OrderRow) -> Result<(), DbError> {
-    diesel::insert_into(orders::table)
+/// The order with primary key `id`, locked for the caller's transaction (see
+/// `lock_one`).
+pub fn lock_order(conn: &mut DbConnection, id: &str) -> Result<Option<OrderRow>, DbError> {
+    Ok(lock_one!(
+        conn,
+        orders::table.find(id).select(OrderRow::as_select())
+    )?)
+}
+
+/// The order of `mall_id` whose current KOMOJU session is `session_id`, locked for the
+/// caller's transaction.
+pub fn lock_by_session(
+    conn: &mut DbConnection,
+    mall_id: &str,
+    session_id: &str,
+) -> Result<Option<OrderRow>, DbError> {
+    Ok(lock_one!(
+        conn,
+        orders::table
+            .filter(orders::komoju_session_id.eq(session_id))
+            .filter(orders::mall_id.eq(mall_id))
+            .select(OrderRow::as_select())
+    )?)
+}
+
+/// The order `order_id` of `mall_id`, locked for the caller's transaction.
+pub fn lock_by_order_id(
+    conn: &mut DbConnection,
+    mall_id: &str,
+    order_id: &str,
+) -> Result<Option<OrderRow>, DbError> {
+    Ok(lock_one!(
+        conn,
+        orders::table
+            .filter(orders::mall_id.eq(mall_id))
+            .filter(orders::order_id.eq(order_id))
+            .select(OrderRow::as_select())
+    )?)
+}
+
+/// The order of `mall_id` whose current attempt uses `external_order_num`, locked for
+/// the caller's transaction.
+pub fn lock_by_external_order_num(
+    conn: &mut DbConnection,
+    mall_id: &str,
+    external_order_num: &str,
+) -> Result<Option<OrderRow>, DbError> {
+    Ok(lock_one!(
+        conn,
+        orders::table
+            .filter(orders::mall_id.eq(mall_id))
+            .filter(orders::external_order_num.eq(external_order_num))
+            .select(OrderRow::as_select())
+    )?)
+}
+
+/// Inserts a new order unless `(mall_id, order_id)` exists (`INSERT … ON CONFLICT DO
+/// NOTHING`); returns whether this call inserted it.
+pub fn insert_new(conn: &mut DbConnection, row: &OrderRow) -> Result<bool, DbError> {
+    let n = on_backend!(conn, |c| diesel::insert_into(orders::table)
         .values(row)
-        .execute(conn)?;
-    Ok(())
+        .on_conflict((orders::mall_id, orders::order_id))
+        .do_nothing()
+        .execute(c))?;
+    Ok(n == 1)
 }
 
 /// Records the KOMOJU session of attempt `attempt`. Only fills an empty slot or repeats
@@ -260,23 +330,21 @@ pub fn start_attempt(
     .execute(conn)?)
 }
 
-/// Writes the facts the state machine returned.
-pub fn save_facts(
-    conn: &mut DbConnection,
-    id: &str,
-    facts: &OrderFacts,
-    now: NaiveDateTime,
-) -> Result<(), DbError> {
-    diesel::update(orders::table.find(id))
+/// Writes what the state machine decides of `order` (as [`OrderRow::set_facts`] left
+/// it): state, payment, capture, refunds, the pending notice, the code's expiry,
+/// `updated_at`.
+pub fn save_facts(conn: &mut DbConnection, order: &OrderRow) -> Result<(), DbError> {
+    diesel::update(orders::table.find(&order.id))
         .set((
-            orders::state.eq(facts.state),
-            orders::komoju_payment_id.eq(&facts.payment_id),
-            orders::payment_type.eq(&facts.payment_type),
-            orders::captured_amount.eq(facts.captured_amount),
-            orders::captured_currency.eq(facts.captured_amount.map(|_| facts.currency.clone())),
-            orders::refunded_amount.eq(facts.refunded_amount),
-            orders::pending_notice_sent.eq(facts.pending_notice_sent),
-            orders::updated_at.eq(now),
+            orders::state.eq(order.state),
+            orders::komoju_payment_id.eq(&order.komoju_payment_id),
+            orders::payment_type.eq(&order.payment_type),
+            orders::captured_amount.eq(order.captured_amount),
+            orders::captured_currency.eq(&order.captured_currency),
+            orders::refunded_amount.eq(order.refunded_amount),
+            orders::pending_notice_sent.eq(order.pending_notice_sent),
+            orders::payment_expires_at.eq(order.payment_expires_at),
+            orders::updated_at.eq(order.updated_at),
         ))
         .execute(conn)?;
     Ok(())
@@ -386,7 +454,7 @@ pub fn find_by_session(
     Ok(orders::table
         .filter(orders::komoju_session_id.eq(session_id))
         .select(OrderRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 
@@ -400,7 +468,7 @@ pub fn find_by_external_order_num(
         .filter(orders::mall_id.eq(mall_id))
         .filter(orders::external_order_num.eq(external_order_num))
         .select(OrderRow::as_select())
-        .first(conn)
+        .get_result(conn)
         .optional()?)
 }
 

@@ -30,6 +30,19 @@ pub fn insert(conn: &mut DbConnection, row: &WebhookEventRow) -> Result<(), DbEr
     Ok(())
 }
 
+/// Records an event unless `(mall_id, event_id)` is already recorded (`INSERT … ON
+/// CONFLICT DO NOTHING`, in the caller's transaction); returns whether this call
+/// recorded it. A concurrent insert of the same key waits for the other transaction and
+/// then records nothing.
+pub fn insert_new(conn: &mut DbConnection, row: &WebhookEventRow) -> Result<bool, DbError> {
+    let n = on_backend!(conn, |c| diesel::insert_into(webhook_events::table)
+        .values(row)
+        .on_conflict((webhook_events::mall_id, webhook_events::event_id))
+        .do_nothing()
+        .execute(c))?;
+    Ok(n == 1)
+}
+
 /// True when `(mall_id, event_id)` was already recorded.
 pub fn exists(conn: &mut DbConnection, mall_id: &str, event_id: &str) -> Result<bool, DbError> {
     let n: i64 = webhook_events::table

@@ -4,10 +4,11 @@
 //!
 //! Whoever sees the fact first (the buyer's callback, a webhook, a status read, a
 //! reconciliation) calls [`apply`]: it locks the order, asks the pure
-//! [`crate::orders::state::apply`], writes the new facts, an audit row, the notices as
-//! outbox rows (each under a de-duplication key, so a transition is enqueued once), and
-//! the webhook event id when there is one. It never sends anything: the outbox worker
-//! ([`crate::notifications`]) does, after the commit.
+//! [`crate::orders::state::apply`], writes the new facts, an audit row and the notices as
+//! outbox rows (each under a de-duplication key, so a transition is enqueued once). A
+//! webhook calls [`apply_locked`] inside the transaction that found and locked its order,
+//! which records the event id first, so a repeat writes nothing. It never sends
+//! anything: the outbox worker ([`crate::notifications`]) does, after the commit.
 
 use chrono::NaiveDateTime;
 
@@ -46,103 +47,118 @@ pub struct Applied {
     pub enqueued: usize,
 }
 
-/// Applies `event` to order `order_pk` in one transaction. With `webhook`, the event id
-/// is recorded in the same transaction (its `outcome` filled in here); a repeat of it
-/// fails with a unique violation and rolls everything back.
+/// Applies `fact` to order `order_pk` in one transaction: locks the order, then
+/// [`apply_locked`].
 pub fn apply(
     conn: &mut DbConnection,
     ctx: &Context<'_>,
     order_pk: &str,
     fact: &Fact,
     source: &str,
-    webhook: Option<WebhookEventRow>,
     now: NaiveDateTime,
 ) -> Result<Applied, DbError> {
-    let event = &fact.event;
     db::transaction(conn, |c| {
         let row = orders::lock_order(c, order_pk)?
             .ok_or_else(|| DbError::Corrupt(format!("order {order_pk} vanished")))?;
-        let before = row.facts()?;
-        let outcome = order_state::apply(&before, event);
-        if outcome.changed {
-            orders::save_facts(c, order_pk, &outcome.facts, now)?;
+        apply_locked(c, ctx, row, fact, source, None, now)?
+            .ok_or_else(|| DbError::Corrupt("a fact without a webhook was a repeat".into()))
+    })
+}
+
+/// Applies `fact` to `order`, which the caller read locked inside its transaction
+/// ([`orders::lock_order`] and its siblings): asks the state machine, records the
+/// webhook event when there is one, writes the new facts, an audit row and the
+/// notifications, all in that transaction. With `webhook`, the event id is recorded
+/// first (its `outcome` filled in here); when it was recorded already, nothing is
+/// written and the answer is `None` (a repeat of the event).
+pub fn apply_locked(
+    c: &mut DbConnection,
+    ctx: &Context<'_>,
+    order: OrderRow,
+    fact: &Fact,
+    source: &str,
+    webhook: Option<WebhookEventRow>,
+    now: NaiveDateTime,
+) -> Result<Option<Applied>, DbError> {
+    let event = &fact.event;
+    let before = order.facts()?;
+    let outcome = order_state::apply(&before, event);
+    if let Some(mut w) = webhook {
+        w.order_pk = Some(order.id.clone());
+        w.outcome = if outcome.changed { "applied" } else { "ignored" }.to_owned();
+        if !webhook_events::insert_new(c, &w)? {
+            return Ok(None);
         }
-        // A code's expiry is kept while the order waits for the money (§5), so that a
-        // reconciliation pass reads the payment then (crate::reconciliation).
-        if outcome.facts.state == order_state::OrderState::AwaitingPayment
-            && fact.payment_expires_at.is_some()
-            && fact.payment_expires_at != row.payment_expires_at
-        {
-            orders::set_payment_expires_at(c, order_pk, fact.payment_expires_at)?;
-        }
-        orders::insert_event(
-            c,
-            &orders::NewOrderEvent {
-                order_pk: order_pk.to_owned(),
-                source: source.to_owned(),
-                event: event.name().to_owned(),
-                from_state: before.state.as_str().to_owned(),
-                to_state: outcome.facts.state.as_str().to_owned(),
-                applied: outcome.changed,
-                detail: outcome.note.clone().unwrap_or_default(),
-                created_at: now,
-            },
-        )?;
-        let after = orders::find(c, order_pk)?
-            .ok_or_else(|| DbError::Corrupt(format!("order {order_pk} vanished")))?;
-        let mut enqueued = 0;
-        if outcome.changed {
-            for notice in &outcome.notices {
-                if let Some(n) = payment_notification(ctx, &after, notice, now) {
-                    if notifications::enqueue(c, &n)? {
-                        enqueued += 1;
-                    }
+    }
+    let mut after = order.clone();
+    // A code's expiry is kept while the order waits for the money (§5), so that a
+    // reconciliation pass reads the payment then (crate::reconciliation).
+    if outcome.facts.state == order_state::OrderState::AwaitingPayment
+        && fact.payment_expires_at.is_some()
+    {
+        after.payment_expires_at = fact.payment_expires_at;
+    }
+    if outcome.changed {
+        after.set_facts(&outcome.facts, now);
+        orders::save_facts(c, &after)?;
+    } else if after.payment_expires_at != order.payment_expires_at {
+        orders::set_payment_expires_at(c, &order.id, after.payment_expires_at)?;
+    }
+    orders::insert_event(
+        c,
+        &orders::NewOrderEvent {
+            order_pk: order.id.clone(),
+            source: source.to_owned(),
+            event: event.name().to_owned(),
+            from_state: before.state.as_str().to_owned(),
+            to_state: outcome.facts.state.as_str().to_owned(),
+            applied: outcome.changed,
+            detail: outcome.note.clone().unwrap_or_default(),
+            created_at: now,
+        },
+    )?;
+    let mut enqueued = 0;
+    if outcome.changed {
+        for notice in &outcome.notices {
+            if let Some(n) = payment_notification(ctx, &after, notice, now) {
+                if notifications::enqueue(c, &n)? {
+                    enqueued += 1;
                 }
             }
         }
-        if CONFIRMING_SOURCES.contains(&source) {
-            enqueued += confirm_cancellations(c, ctx, &after, fact, now)?;
-        }
-        if let Some(mut w) = webhook {
-            w.order_pk = Some(order_pk.to_owned());
-            w.outcome = if outcome.changed {
-                "applied"
-            } else {
-                "ignored"
-            }
-            .to_owned();
-            webhook_events::insert(c, &w)?;
-        }
-        let level = if outcome.anomaly {
-            log::Level::Warn
+    }
+    if CONFIRMING_SOURCES.contains(&source) {
+        enqueued += confirm_cancellations(c, ctx, &after, fact, now)?;
+    }
+    let level = if outcome.anomaly {
+        log::Level::Warn
+    } else {
+        log::Level::Info
+    };
+    log::log!(
+        level,
+        "order {} of {}: {} via {source}: {} -> {}{}{}",
+        order.order_id,
+        order.mall_id,
+        event.name(),
+        before.state,
+        outcome.facts.state,
+        outcome
+            .note
+            .as_deref()
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default(),
+        if enqueued > 0 {
+            format!("; {enqueued} notification(s) enqueued")
         } else {
-            log::Level::Info
-        };
-        log::log!(
-            level,
-            "order {} of {}: {} via {source}: {} -> {}{}{}",
-            row.order_id,
-            row.mall_id,
-            event.name(),
-            before.state,
-            outcome.facts.state,
-            outcome
-                .note
-                .as_deref()
-                .map(|n| format!(" ({n})"))
-                .unwrap_or_default(),
-            if enqueued > 0 {
-                format!("; {enqueued} notification(s) enqueued")
-            } else {
-                String::new()
-            }
-        );
-        Ok(Applied {
-            order: after,
-            outcome,
-            enqueued,
-        })
-    })
+            String::new()
+        }
+    );
+    Ok(Some(Applied {
+        order: after,
+        outcome,
+        enqueued,
+    }))
 }
 
 /// The §6.2 `return_noty_url` notification for a notice, or `None` when the order's flow
@@ -339,14 +355,14 @@ fn cancel_notification(
         updated_at: now,
     })
 }
-/// Applies a KOMOJU fact through [`apply`] on the blocking pool, at the service clock.
+/// Applies a KOMOJU fact through [`apply`] on the blocking pool, at the service clock,
+/// and counts an order entering `amount_mismatch`.
 pub async fn apply_fact(
     app: &Services,
     merchant: &Merchant,
     order_pk: &str,
     fact: Fact,
     source: &'static str,
-    webhook: Option<WebhookEventRow>,
 ) -> Result<Applied, crate::db::DbError> {
     let now = app.clock.now_naive();
     let pk = order_pk.to_owned();
@@ -359,13 +375,18 @@ pub async fn apply_fact(
                 merchant: &merchant,
                 service_key: &key,
             };
-            apply(c, &ctx, &pk, &fact, source, webhook, now)
+            apply(c, &ctx, &pk, &fact, source, now)
         })
         .await?;
+    count_mismatch(app, &applied);
+    Ok(applied)
+}
+
+/// Counts `amount_mismatch_total` when `applied` moved an order into `amount_mismatch`.
+pub fn count_mismatch(app: &Services, applied: &Applied) {
     if applied.outcome.changed
         && applied.outcome.facts.state == crate::orders::state::OrderState::AmountMismatch
     {
         app.metrics.amount_mismatch.inc();
     }
-    Ok(applied)
 }
