@@ -412,7 +412,11 @@ pub async fn load(
         if !entry.merchant.enabled {
             return Err(ApiError::MerchantDisabled);
         }
-        if !entry.shops.iter().any(|&(shop, enabled)| shop == no && enabled) {
+        if !entry
+            .shops
+            .iter()
+            .any(|&(shop, enabled)| shop == no && enabled)
+        {
             log::info!("mall {} shop {no} is not enabled", entry.merchant.mall_id);
             return Err(ApiError::UnknownMerchant);
         }

@@ -15,9 +15,9 @@
 use secrecy::ExposeSecret;
 
 use crate::db::{self, webhook_events, webhook_events::WebhookEventRow};
-use crate::orders::updates;
 use crate::error::ApiError;
 use crate::komoju::webhook::{self as komoju_webhook, Content, OrderRefs};
+use crate::orders::updates;
 use crate::services::Services;
 
 /// One delivery as it arrived: the `mall_id` of the URL, the raw body and the
@@ -122,8 +122,7 @@ async fn pipeline(app: &Services, delivery: Delivery<'_>) -> Result<Received, Ap
                     merchant: &merchant,
                     service_key: &key,
                 };
-                updates::apply_locked(c, &ctx, order, &fact, "webhook", Some(record), now)
-                    .map(Some)
+                updates::apply_locked(c, &ctx, order, &fact, "webhook", Some(record), now).map(Some)
             })
         })
         .await

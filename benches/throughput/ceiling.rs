@@ -23,7 +23,6 @@ use cafe24_komoju::orders::state::{OrderFacts, OrderState};
 #[derive(Debug, Clone)]
 pub struct Webhook {
     pub mall_id: String,
-    pub order_pk: String,
     pub session_id: String,
     pub event_id: String,
     pub facts: OrderFacts,

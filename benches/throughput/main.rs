@@ -304,7 +304,6 @@ fn ceiling_webhook(order: &Order, receiver: &str) -> ceiling::Webhook {
     ]);
     ceiling::Webhook {
         mall_id: MALL.into(),
-        order_pk: order.pk.clone(),
         session_id: order.session_id.clone(),
         event_id: format!("ev_{}", order.order_id),
         facts: OrderFacts {
@@ -467,9 +466,11 @@ async fn run(backend: &'static str, db_url: String, cfg: &Config, dir: &Path) ->
     settle(&db_url);
     let commits_before = commits(&db_url);
     let url = db_url.clone();
+    let perf = profile(dir, backend, "webhook-ceiling");
     let elapsed = tokio::task::spawn_blocking(move || ceiling::webhooks(&url, work, threads))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
+    drop(perf);
     let ceiling_commits = commits_before
         .zip(commits(&db_url))
         .map(|(a, b)| (b - a) as f64 / n as f64);
@@ -497,6 +498,20 @@ async fn run(backend: &'static str, db_url: String, cfg: &Config, dir: &Path) ->
         service: run.rate(),
         ceiling: webhook_ceiling,
     };
+    let mut lat: Vec<f64> = run
+        .replies
+        .iter()
+        .map(|r| r.latency.as_secs_f64() * 1000.0)
+        .collect();
+    lat.sort_by(|a, b| a.total_cmp(b));
+    println!(
+        "webhook latency at {} concurrent: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        cfg.concurrency,
+        percentile(&lat, 50.0),
+        percentile(&lat, 90.0),
+        percentile(&lat, 99.0),
+        percentile(&lat, 100.0)
+    );
     println!(
         "webhooks: service {:.0}/s = {:.0} % of the ceiling; service CPU {service_cpu:.0} µs per webhook; machine {:.0} % busy",
         webhooks.service,

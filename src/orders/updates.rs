@@ -85,7 +85,12 @@ pub fn apply_locked(
     let outcome = order_state::apply(&before, event);
     if let Some(mut w) = webhook {
         w.order_pk = Some(order.id.clone());
-        w.outcome = if outcome.changed { "applied" } else { "ignored" }.to_owned();
+        w.outcome = if outcome.changed {
+            "applied"
+        } else {
+            "ignored"
+        }
+        .to_owned();
         if !webhook_events::insert_new(c, &w)? {
             return Ok(None);
         }

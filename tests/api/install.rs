@@ -226,7 +226,7 @@ fn states_count(app: &TestApp) -> i64 {
     let mut c = app.state.db.get().unwrap_or_else(|e| panic!("{e}"));
     db::schema::oauth_states::table
         .count()
-        .get_result(&mut c)
+        .get_result(&mut **c)
         .unwrap_or_else(|e| panic!("{e}"))
 }
 
@@ -387,7 +387,7 @@ async fn full_install_by_the_merchant(backend: Backend) {
     let orders: i64 = db::schema::orders::table
         .filter(db::schema::orders::mall_id.eq(NEW_MALL))
         .count()
-        .get_result(&mut c)
+        .get_result(&mut **c)
         .unwrap_or_default();
     assert_eq!(orders, 1, "the orders stay");
 
