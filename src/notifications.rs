@@ -120,24 +120,36 @@ impl Worker {
         log::info!("outbox worker {} stopped", self.owner);
     }
 
-    /// Claims one batch of due rows and sends them concurrently; returns how many were
+    /// Claims one batch of due rows, with the allowed hosts of their merchants (one
+    /// unit of database work), and sends them concurrently; returns how many were
     /// claimed.
     pub async fn run_once(&self) -> Result<usize, DbError> {
         let now = self.app.clock.now_naive();
         let lease_until = now + chrono::Duration::from_std(self.settings.lease).unwrap_or_default();
         let (owner, batch) = (self.owner.clone(), self.settings.batch);
-        let rows = self
+        let (rows, hosts) = self
             .app
             .db
-            .run(move |c| notifications::claim(c, &owner, now, lease_until, batch))
+            .run(move |c| {
+                let rows = notifications::claim(c, &owner, now, lease_until, batch)?;
+                let pks: Vec<String> = rows.iter().map(|r| r.order_pk.clone()).collect();
+                let hosts = db::merchants::allowed_hosts_of_orders(c, &pks)?;
+                Ok((rows, hosts))
+            })
             .await?;
         let n = rows.len();
-        futures_util::future::join_all(rows.into_iter().map(|row| self.deliver(row))).await;
+        futures_util::future::join_all(rows.into_iter().map(|row| {
+            let allowed = hosts.get(&row.order_pk).map(String::as_str);
+            self.deliver(row, allowed)
+        }))
+        .await;
         Ok(n)
     }
 
-    async fn deliver(&self, row: NotificationRow) {
-        let attempt = self.attempt(&row).await;
+    /// Sends `row` and records how the attempt ended; `allowed_hosts` are its merchant's
+    /// (read when the row was claimed).
+    async fn deliver(&self, row: NotificationRow, allowed_hosts: Option<&str>) {
+        let attempt = self.attempt(&row, allowed_hosts).await;
         let now = self.app.clock.now_naive();
         let delivered = matches!(attempt, Attempt::Delivered(_));
         let (finish, summary) = match &attempt {
@@ -199,8 +211,8 @@ impl Worker {
     }
 
     /// One POST to Cafe24, once the target is still allowed.
-    async fn attempt(&self, row: &NotificationRow) -> Attempt {
-        if let Err(reason) = self.target_allowed(row).await {
+    async fn attempt(&self, row: &NotificationRow, allowed_hosts: Option<&str>) -> Attempt {
+        if let Err(reason) = self.target_allowed(row, allowed_hosts) {
             return Attempt::Refused(reason);
         }
         let pairs = match row.field_pairs() {
@@ -215,22 +227,9 @@ impl Worker {
         self.sender.send(&row.target_url, encoding, &pairs).await
     }
 
-    /// §9: the host is checked against the allow-list again at send time.
-    async fn target_allowed(&self, row: &NotificationRow) -> Result<(), String> {
-        let pk = row.order_pk.clone();
-        let hosts = self
-            .app
-            .db
-            .run(move |c| {
-                let order = db::orders::find(c, &pk)?;
-                let merchant = match order {
-                    Some(o) => db::merchants::find(c, &o.mall_id)?,
-                    None => None,
-                };
-                Ok(merchant.map(|m| m.allowed_hosts))
-            })
-            .await
-            .map_err(|e| format!("could not read the merchant: {e}"))?;
+    /// §9: the host is checked against the allow-list again before every attempt: the
+    /// service's own list and the merchant's `allowed_hosts` as the claim read them.
+    fn target_allowed(&self, row: &NotificationRow, hosts: Option<&str>) -> Result<(), String> {
         let extra: Vec<String> = hosts
             .unwrap_or_default()
             .split(',')

@@ -140,7 +140,7 @@ async fn pipeline(app: &Services, delivery: Delivery<'_>) -> Result<Received, Ap
             Ok(Received::Acknowledged("duplicate"))
         }
         Some(Some(applied)) => {
-            updates::count_mismatch(app, &applied);
+            updates::committed(app, &applied);
             if applied.enqueued > 0 {
                 app.outbox_wake.notify_one();
             }

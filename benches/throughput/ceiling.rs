@@ -8,6 +8,7 @@
 //! - Notifications: claim a batch, POST each (concurrently, with the service's own
 //!   `Sender` and its reading of the reply), record the batch's end: the least code that
 //!   does the outbox's job, against the same receiver.
+//! - SQLite: both run with the service's WAL checkpointer ([`db::Checkpointer`]).
 //! - pgbench (PostgreSQL, when installed): the same transaction as a plain SQL script.
 
 use std::time::{Duration, Instant};
@@ -72,6 +73,8 @@ fn webhook(c: &mut DbConnection, w: &Webhook) -> Result<(), DbError> {
 /// Runs `work` on `threads` threads, each with a connection of its own; returns the
 /// wall time from the first transaction to the last commit.
 pub fn webhooks(db_url: &str, work: Vec<Webhook>, threads: usize) -> Duration {
+    // SQLite: the service's checkpointer runs beside its writer; so does the ceiling's.
+    let _checkpointer = db::Checkpointer::start(db_url).unwrap_or_else(|e| panic!("{e}"));
     let work = std::sync::Arc::new(work);
     let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let barrier = std::sync::Arc::new(std::sync::Barrier::new(threads + 1));
@@ -102,6 +105,7 @@ pub fn webhooks(db_url: &str, work: Vec<Webhook>, threads: usize) -> Duration {
 /// all at once, record each end; until `expected` were delivered. Returns the time from
 /// the first claim to the last record.
 pub async fn notifications(db_url: &str, batch: i64, expected: usize) -> Duration {
+    let _checkpointer = db::Checkpointer::start(db_url).unwrap_or_else(|e| panic!("{e}"));
     let mut conn = db::establish(db_url).unwrap_or_else(|e| panic!("{e}"));
     let sender = Sender::new(Duration::from_secs(10)).unwrap_or_else(|e| panic!("{e}"));
     let owner = "ceiling";

@@ -108,6 +108,24 @@ pub fn find(conn: &mut DbConnection, mall_id: &str) -> Result<Option<MerchantRow
         .optional()?)
 }
 
+/// The `allowed_hosts` (comma-separated) of the merchant of each order in `order_pks`,
+/// by order primary key, in one query; an order without a merchant is absent.
+pub fn allowed_hosts_of_orders(
+    conn: &mut DbConnection,
+    order_pks: &[String],
+) -> Result<std::collections::HashMap<String, String>, DbError> {
+    use super::schema::orders;
+    if order_pks.is_empty() {
+        return Ok(Default::default());
+    }
+    let rows: Vec<(String, String)> = orders::table
+        .inner_join(merchants::table.on(merchants::mall_id.eq(orders::mall_id)))
+        .filter(orders::id.eq_any(order_pks))
+        .select((orders::id, merchants::allowed_hosts))
+        .load(conn)?;
+    Ok(rows.into_iter().collect())
+}
+
 /// The shop `shop_no` of `mall_id`, if registered.
 pub fn find_shop(
     conn: &mut DbConnection,

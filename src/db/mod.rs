@@ -86,7 +86,7 @@ pub mod refunds;
 pub mod schema;
 pub mod webhook_events;
 
-pub use pool::{establish, ConnectionManager, Database, Pooled};
+pub use pool::{establish, Checkpointer, ConnectionManager, Database, Pooled};
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;

@@ -10,6 +10,12 @@
 //! r2d2 pool of one while work is queued and gives it back when the queue is empty, so
 //! [`Database::get`] still works (the migrations at start, the command line).
 //!
+//! SQLite's write-ahead log is copied into the database file by a [`Checkpointer`]: a
+//! thread and connection of its own, every [`CHECKPOINT_EVERY`], so the writer never
+//! stops for it (left to the writer, every 1000th page stalls one commit for
+//! milliseconds: docs/benchmarks.md). Should it fall behind, the writer still
+//! checkpoints itself once the log holds [`AUTOCHECKPOINT_PAGES`].
+//!
 //! A connection is checked with `SELECT 1` when it is taken from the pool only if it has
 //! been idle for [`CHECK_AFTER_IDLE`]; one that met an error breaking it
 //! ([`DbError::breaks_connection`]) or a panic is dropped, and the next use opens a new
@@ -33,9 +39,17 @@ use super::{
 /// taken from the pool.
 pub const CHECK_AFTER_IDLE: Duration = Duration::from_secs(1);
 
+/// How often the [`Checkpointer`] copies SQLite's write-ahead log into the database.
+pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
+
+/// The size of SQLite's write-ahead log, in pages (4 KiB), at which a writing
+/// connection checkpoints it itself: the backstop should the [`Checkpointer`] fall
+/// behind or be absent (tools holding a connection of their own).
+pub const AUTOCHECKPOINT_PAGES: u32 = 10_000;
+
 /// Opens one connection to `backend` with the per-connection settings every connection
 /// of this service gets (SQLite: WAL, a 5 s busy timeout, `synchronous = NORMAL`,
-/// foreign keys on).
+/// foreign keys on, [`AUTOCHECKPOINT_PAGES`]).
 fn open(backend: &Backend) -> Result<DbConnection, diesel::r2d2::Error> {
     match backend {
         Backend::Postgres(url) => diesel::PgConnection::establish(url)
@@ -44,10 +58,11 @@ fn open(backend: &Backend) -> Result<DbConnection, diesel::r2d2::Error> {
         Backend::Sqlite(path) => {
             let mut conn = diesel::SqliteConnection::establish(path)
                 .map_err(diesel::r2d2::Error::ConnectionError)?;
-            conn.batch_execute(
-                "PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; \
-                 PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
-            )
+            conn.batch_execute(&format!(
+                "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
+                 PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+                 PRAGMA wal_autocheckpoint = {AUTOCHECKPOINT_PAGES};"
+            ))
             .map_err(diesel::r2d2::Error::QueryError)?;
             Ok(DbConnection::Sqlite(conn))
         }
@@ -155,13 +170,73 @@ fn serve(pool: r2d2::Pool<ConnectionManager>, jobs: mpsc::Receiver<Job>) {
     }
 }
 
+/// Copies SQLite's write-ahead log into the database file, `PRAGMA
+/// wal_checkpoint(PASSIVE)` every [`CHECKPOINT_EVERY`], on a thread and connection of
+/// its own; a passive checkpoint never waits for, nor blocks, the writer. Stops when
+/// dropped (for a [`Database`], when its last clone is). A failure is logged once per
+/// run of failures, and the connection opened again at the next tick.
+pub struct Checkpointer {
+    /// Dropping it wakes the thread, which then ends.
+    _stop: mpsc::Sender<()>,
+}
+
+impl Checkpointer {
+    /// Starts the checkpointer of the SQLite database `url` names; `None` for
+    /// PostgreSQL, which needs none. Errors: [`DbError::Unavailable`] when no thread can
+    /// be started.
+    pub fn start(url: &str) -> Result<Option<Checkpointer>, DbError> {
+        let backend = Backend::from_url(url);
+        if !matches!(backend, Backend::Sqlite(_)) {
+            return Ok(None);
+        }
+        let (stop, stopped) = mpsc::channel::<()>();
+        std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || checkpoint(&backend, &stopped))
+            .map_err(|e| DbError::Unavailable(format!("cannot start the checkpointer: {e}")))?;
+        Ok(Some(Checkpointer { _stop: stop }))
+    }
+}
+
+/// The checkpointer's loop: until its sender is dropped.
+fn checkpoint(backend: &Backend, stopped: &mpsc::Receiver<()>) {
+    let mut conn: Option<DbConnection> = None;
+    let mut failing = false;
+    while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
+        let result = match conn.as_mut() {
+            Some(c) => c
+                .batch_execute("PRAGMA wal_checkpoint(PASSIVE)")
+                .map_err(|e| e.to_string()),
+            None => open(backend)
+                .map(|c| conn = Some(c))
+                .map_err(|e| e.to_string()),
+        };
+        match result {
+            Err(e) => {
+                if !failing {
+                    log::warn!(
+                        "SQLite checkpoint failed (the writer checkpoints itself meanwhile): {e}"
+                    );
+                }
+                failing = true;
+                conn = None;
+            }
+            Ok(()) => failing = false,
+        }
+    }
+}
+
 /// How [`Database::run`] reaches a connection.
 #[derive(Clone)]
 enum Runner {
     /// tokio's blocking pool, a connection from the r2d2 pool (PostgreSQL).
     Blocking,
-    /// The SQLite thread's queue.
-    Serial(mpsc::Sender<Job>),
+    /// The SQLite thread's queue, and the checkpointer, which lives as long as any
+    /// clone of the [`Database`].
+    Serial {
+        jobs: mpsc::Sender<Job>,
+        _checkpointer: std::sync::Arc<Option<Checkpointer>>,
+    },
 }
 
 /// The connections to one database. Cheap to clone; for SQLite its thread ends when the
@@ -216,7 +291,10 @@ impl Database {
                 .map_err(|e| {
                     DbError::Unavailable(format!("cannot start the SQLite thread: {e}"))
                 })?;
-            Runner::Serial(jobs)
+            Runner::Serial {
+                jobs,
+                _checkpointer: std::sync::Arc::new(Checkpointer::start(url)?),
+            }
         } else {
             Runner::Blocking
         };
@@ -303,7 +381,7 @@ impl Database {
                 .await
                 .map_err(|e| DbError::Unavailable(format!("blocking task failed: {e}")))?
             }
-            Runner::Serial(jobs) => {
+            Runner::Serial { jobs, .. } => {
                 let (reply, answer) = tokio::sync::oneshot::channel();
                 let job: Job = Box::new(move |conn| {
                     let result = conn.and_then(|conn| {

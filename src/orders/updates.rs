@@ -42,6 +42,12 @@ const CONFIRMING_SOURCES: [&str; 2] = ["webhook", "reconcile"];
 pub struct Applied {
     /// The order after the change.
     pub order: OrderRow,
+    /// Its state before.
+    pub from: order_state::OrderState,
+    /// The KOMOJU event applied (`payment.captured`, …).
+    pub event: &'static str,
+    /// Who saw it: `webhook`, `callback`, `reconcile`, …
+    pub source: String,
     pub outcome: Outcome,
     /// Outbox rows written (0 when nothing is to be told, or it was told already).
     pub enqueued: usize,
@@ -135,32 +141,11 @@ pub fn apply_locked(
     if CONFIRMING_SOURCES.contains(&source) {
         enqueued += confirm_cancellations(c, ctx, &after, fact, now)?;
     }
-    let level = if outcome.anomaly {
-        log::Level::Warn
-    } else {
-        log::Level::Info
-    };
-    log::log!(
-        level,
-        "order {} of {}: {} via {source}: {} -> {}{}{}",
-        order.order_id,
-        order.mall_id,
-        event.name(),
-        before.state,
-        outcome.facts.state,
-        outcome
-            .note
-            .as_deref()
-            .map(|n| format!(" ({n})"))
-            .unwrap_or_default(),
-        if enqueued > 0 {
-            format!("; {enqueued} notification(s) enqueued")
-        } else {
-            String::new()
-        }
-    );
     Ok(Some(Applied {
         order: after,
+        from: before.state,
+        event: event.name(),
+        source: source.to_owned(),
         outcome,
         enqueued,
     }))
@@ -383,12 +368,40 @@ pub async fn apply_fact(
             apply(c, &ctx, &pk, &fact, source, now)
         })
         .await?;
-    count_mismatch(app, &applied);
+    committed(app, &applied);
     Ok(applied)
 }
 
-/// Counts `amount_mismatch_total` when `applied` moved an order into `amount_mismatch`.
-pub fn count_mismatch(app: &Services, applied: &Applied) {
+/// What follows the commit of an [`Applied`], off the database's thread: the log line
+/// of the transition (a warning when the state machine saw an anomaly), and
+/// `amount_mismatch_total` when the order moved into `amount_mismatch`.
+pub fn committed(app: &Services, applied: &Applied) {
+    let outcome = &applied.outcome;
+    let level = if outcome.anomaly {
+        log::Level::Warn
+    } else {
+        log::Level::Info
+    };
+    log::log!(
+        level,
+        "order {} of {}: {} via {}: {} -> {}{}{}",
+        applied.order.order_id,
+        applied.order.mall_id,
+        applied.event,
+        applied.source,
+        applied.from,
+        outcome.facts.state,
+        outcome
+            .note
+            .as_deref()
+            .map(|n| format!(" ({n})"))
+            .unwrap_or_default(),
+        if applied.enqueued > 0 {
+            format!("; {} notification(s) enqueued", applied.enqueued)
+        } else {
+            String::new()
+        }
+    );
     if applied.outcome.changed
         && applied.outcome.facts.state == crate::orders::state::OrderState::AmountMismatch
     {
