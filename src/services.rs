@@ -55,7 +55,7 @@ pub struct Services {
     /// The Prometheus registry and the domain counters (§13).
     pub metrics: crate::metrics::Metrics,
     /// Merchants recently read and opened (`MERCHANT_CACHE_SECS`).
-    pub merchants: crate::merchant::MerchantCache,
+    pub merchants: crate::merchant::cache::MerchantCache,
     /// Wakes the outbox worker after a commit that enqueued notifications.
     pub outbox_wake: Arc<Notify>,
     /// External checkout's `/script/hmac`: requests per (client address, mall).

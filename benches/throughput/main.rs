@@ -30,6 +30,8 @@ mod standins;
 
 #[path = "../../tests/common/merchant.rs"]
 mod merchant_fixture;
+#[path = "../../tests/common/serve.rs"]
+mod serve_fixture;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -19,24 +19,10 @@ impl Service {
     pub async fn start(env: &HashMap<String, String>, log: &Path) -> Service {
         let (l, addr) = super::standins::listener();
         drop(l);
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .unwrap_or_else(|e| panic!("{e}"));
-        let err = out.try_clone().unwrap_or_else(|e| panic!("{e}"));
-        let child = Command::new(env!("CARGO_BIN_EXE_cafe24-komoju"))
-            .arg("serve")
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("RUST_LOG", "info")
-            .envs(env)
-            .env("BIND_ADDR", addr.to_string())
-            .env("PUBLIC_BASE_URL", format!("http://{addr}"))
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn the service: {e}"));
+        let mut env = env.clone();
+        env.insert("BIND_ADDR".into(), addr.to_string());
+        env.insert("PUBLIC_BASE_URL".into(), format!("http://{addr}"));
+        let child = crate::serve_fixture::spawn(&env, log);
         let mut service = Service { addr, child };
         let deadline = Instant::now() + Duration::from_secs(30);
         let client = reqwest::Client::new();

@@ -210,7 +210,7 @@ impl Application {
             db,
             clock,
             outbox_wake: Arc::new(Notify::new()),
-            merchants: crate::merchant::MerchantCache::new(settings.merchant_cache_ttl),
+            merchants: crate::merchant::cache::MerchantCache::new(settings.merchant_cache_ttl),
             komoju_is_sandbox,
             hmac_limiter: governor::RateLimiter::keyed(governor::Quota::per_minute(
                 HMAC_REQUESTS_PER_MINUTE,

@@ -87,7 +87,7 @@ impl Registration {
 
 /// Merchant and shop writes made by this process so far (every writing function of this
 /// module counts itself before it writes). A cache of merchants compares it with the
-/// value it read with its entry: see `crate::merchant::MerchantCache`.
+/// value it read with its entry: see `crate::merchant::cache::MerchantCache`.
 static WRITES: AtomicU64 = AtomicU64::new(0);
 
 /// How many merchant or shop writes this process has started.

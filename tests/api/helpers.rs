@@ -739,22 +739,7 @@ impl ServiceProcess {
     }
 
     fn spawn(env: &HashMap<String, String>, log: &std::path::Path) -> std::process::Child {
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .unwrap_or_else(|e| panic!("{e}"));
-        let err = out.try_clone().unwrap_or_else(|e| panic!("{e}"));
-        std::process::Command::new(env!("CARGO_BIN_EXE_cafe24-komoju"))
-            .arg("serve")
-            .env_clear()
-            .env("PATH", std::env::var("PATH").unwrap_or_default())
-            .env("RUST_LOG", "info")
-            .envs(env)
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn: {e}"))
+        crate::serve_fixture::spawn(env, log)
     }
 
     async fn wait_healthy(&mut self) {

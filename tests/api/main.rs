@@ -5,6 +5,8 @@
 mod helpers;
 #[path = "../common/merchant.rs"]
 mod merchant_fixture;
+#[path = "../common/serve.rs"]
+mod serve_fixture;
 
 mod asynchronous_checkout;
 mod cancellation;

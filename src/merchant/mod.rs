@@ -4,9 +4,8 @@
 //!
 //! Sealing and opening secrets is [`crate::secrets`]'s; storage is [`crate::db::merchants`].
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::collections::BTreeMap;
+use std::time::Instant;
 
 use secrecy::SecretString;
 
@@ -17,6 +16,9 @@ use crate::db::merchants::{MerchantRow, ShopRow};
 use crate::error::ApiError;
 use crate::secrets::{SecretBox, SecretError};
 use crate::services::Services;
+
+pub mod cache;
+use cache::Entry;
 
 /// Column names used as associated data when sealing.
 pub const SECRET_KEY_COLUMN: &str = "komoju_secret_key";
@@ -304,63 +306,6 @@ fn parse_codes(s: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// A merchant as read and opened, with its shops' `enabled` flags.
-#[derive(Debug, Clone)]
-struct Entry {
-    merchant: Merchant,
-    /// `(shop_no, enabled)` of every registered shop.
-    shops: Vec<(i32, bool)>,
-    read_at: Instant,
-    /// [`crate::db::merchants::writes`] before the read.
-    writes: u64,
-}
-
-/// Merchants recently read and opened, so that a webhook or a checkout does not read the
-/// merchant's row and open its secrets again (`MERCHANT_CACHE_SECS`, default 5 s; 0
-/// turns it off). An entry is used until it is that old, or until this process writes
-/// any merchant or shop (the settings site, `merchant add`/`disable`): a change made here
-/// is seen at once, one made by another process within the TTL. Unknown malls are not
-/// kept (a flood of made-up `mall_id`s costs a read each, never memory).
-#[derive(Debug)]
-pub struct MerchantCache {
-    ttl: Duration,
-    entries: Mutex<HashMap<String, Entry>>,
-}
-
-impl MerchantCache {
-    /// A cache whose entries live `ttl` (zero: nothing is kept).
-    pub fn new(ttl: Duration) -> MerchantCache {
-        MerchantCache {
-            ttl,
-            entries: Mutex::new(HashMap::new()),
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn get(&self, mall_id: &str) -> Option<Entry> {
-        let entries = self.lock();
-        let entry = entries.get(mall_id)?;
-        (entry.read_at.elapsed() < self.ttl && entry.writes == db::merchants::writes())
-            .then(|| entry.clone())
-    }
-
-    fn put(&self, entry: Entry) {
-        if self.ttl.is_zero() {
-            return;
-        }
-        let mut entries = self.lock();
-        // Bounded by the registered malls; expired entries go when the map is large.
-        if entries.len() >= 10_000 {
-            let ttl = self.ttl;
-            entries.retain(|_, e| e.read_at.elapsed() < ttl);
-        }
-        entries.insert(entry.merchant.mall_id.clone(), entry);
-    }
-}
-
 /// The merchant from `app.merchants`, or read and opened (one database hop) and kept.
 /// Errors: unknown mall (`unknown_merchant`), the database, a secret that cannot be
 /// opened (internal, logged).
@@ -397,7 +342,7 @@ async fn cached(app: &Services, mall_id: &str) -> Result<Entry, ApiError> {
     Ok(entry)
 }
 
-/// Loads and opens the merchant (through [`MerchantCache`]). With `shop_no` (a new
+/// Loads and opens the merchant (through [`cache::MerchantCache`]). With `shop_no` (a new
 /// request from Cafe24) the mall must be enabled and the shop registered and enabled:
 /// unknown mall or shop → `unknown_merchant`, disabled mall → `merchant_disabled`.
 /// Without it (KOMOJU reporting on money that already moved) only the mall must exist:
