@@ -400,3 +400,48 @@ impl Database {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The size of the main database file (what a checkpoint copies pages into).
+    fn file_len(path: &std::path::Path) -> u64 {
+        std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
+    }
+
+    #[test]
+    fn the_checkpointer_copies_the_log_into_the_database_file() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("wal.sqlite3");
+        let url = format!("sqlite://{}", path.display());
+        let mut writer = establish(&url).unwrap_or_else(|e| panic!("{e}"));
+        // The writer never checkpoints itself: only the checkpointer can move the log.
+        writer
+            .batch_execute(
+                "PRAGMA wal_autocheckpoint = 0; CREATE TABLE t (v BLOB); \
+                 INSERT INTO t SELECT randomblob(1000) FROM \
+                 (WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 500) \
+                  SELECT i FROM n);",
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+        let before = file_len(&path);
+        assert!(
+            before < 100_000,
+            "the rows are in the log, not the file: {before}"
+        );
+
+        let checkpointer = Checkpointer::start(&url)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("SQLite has a checkpointer"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while file_len(&path) < 500_000 {
+            assert!(Instant::now() < deadline, "the log was never checkpointed");
+            std::thread::sleep(CHECKPOINT_EVERY);
+        }
+        drop(checkpointer);
+        assert!(Checkpointer::start("postgres://localhost/x")
+            .unwrap_or_else(|e| panic!("{e}"))
+            .is_none());
+    }
+}
