@@ -131,10 +131,13 @@ impl Worker {
             .app
             .db
             .run(move |c| {
-                let rows = notifications::claim(c, &owner, now, lease_until, batch)?;
-                let pks: Vec<String> = rows.iter().map(|r| r.order_pk.clone()).collect();
-                let hosts = db::merchants::allowed_hosts_of_orders(c, &pks)?;
-                Ok((rows, hosts))
+                // One transaction: a failed read of the hosts gives the claim back.
+                db::transaction(c, |c| {
+                    let rows = notifications::claim(c, &owner, now, lease_until, batch)?;
+                    let pks: Vec<String> = rows.iter().map(|r| r.order_pk.clone()).collect();
+                    let hosts = db::merchants::allowed_hosts_of_orders(c, &pks)?;
+                    Ok((rows, hosts))
+                })
             })
             .await?;
         let n = rows.len();
