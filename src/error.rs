@@ -4,7 +4,8 @@
 //! `{"result_code":"9999","result_message":…,"error":<code>}` with the HTTP status of
 //! the §3 table. Layers below the handlers use their own error types (`DbError`,
 //! `KomojuError`, …) and convert here, at the edge:
-//! - a database that cannot be reached → `unavailable` (503), cause logged;
+//! - a database that cannot be reached (or lost mid-request, after anything may have been
+//!   committed) → `unavailable` (503) with `Retry-After`, cause logged; never a 500;
 //! - KOMOJU 5xx, timeout or unreadable reply → `upstream_error` (502), cause logged;
 //! - any other internal failure → 500 with a generic message, cause logged.
 //!
@@ -16,6 +17,10 @@ use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
 use crate::db::DbError;
+
+/// The `Retry-After` of every 503 `unavailable`, in seconds: Cafe24 and KOMOJU retry on
+/// schedules of their own; a person reloading waits this long.
+pub const RETRY_AFTER_SECS: u32 = 5;
 
 /// A failure answered to the caller, one variant per §3 error code.
 #[derive(Debug, thiserror::Error)]
@@ -138,6 +143,9 @@ impl ResponseError for ApiError {
         if self.status_code() == StatusCode::REQUEST_TIMEOUT {
             // The body never arrived: nothing more can be read from this connection.
             reply.force_close();
+        }
+        if matches!(self, ApiError::Unavailable) {
+            reply.insert_header((actix_web::http::header::RETRY_AFTER, RETRY_AFTER_SECS));
         }
         reply.json(json!({
             "result_code": "9999",

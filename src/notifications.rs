@@ -9,6 +9,12 @@
 //! retry ID`. Redirects are never followed, and the target host is checked against the
 //! allow-list again before every send.
 //!
+//! Rows share their host's back-off: an attempt that gets no answer or a 5xx holds every
+//! row of that host back for [`host_delay`] (1 s doubling to [`HOST_BACKOFF_MAX`]), and
+//! then only the oldest is tried; once a delivery to it succeeds again, every row of the
+//! host waiting for a later attempt is due at once, oldest first, a batch at a time. So
+//! a Cafe24 outage is not hammered, and its backlog drains within seconds of its end.
+//!
 //! Sending one notification (the POST, and what counts as success) is
 //! [`crate::cafe24::notify`]'s; this worker owns when and how often. KOMOJU reconciliation
 //! is not here: it is [`crate::reconciliation`]'s own task.
@@ -48,6 +54,17 @@ pub fn next_delay(attempts: i32, jitter: f64) -> Option<Duration> {
     ))
 }
 
+/// The longest back-off of a failing host: however long it has failed, one attempt to it
+/// is made at least this often, so its recovery is seen within this long.
+pub const HOST_BACKOFF_MAX: Duration = Duration::from_secs(10);
+
+/// How long no attempt goes to a host after `failures` consecutive failed attempts: 1 s,
+/// 2 s, 4 s, 8 s, then [`HOST_BACKOFF_MAX`].
+pub fn host_delay(failures: i32) -> Duration {
+    let exponent = u32::try_from(failures.saturating_sub(1).clamp(0, 16)).unwrap_or(16);
+    Duration::from_secs(1u64 << exponent).min(HOST_BACKOFF_MAX)
+}
+
 /// Tuning of the worker.
 #[derive(Debug, Clone)]
 pub struct OutboxSettings {
@@ -68,6 +85,16 @@ pub struct Worker {
     sender: Sender,
     settings: OutboxSettings,
     wake: Arc<Notify>,
+}
+
+/// How one attempt went, for the host's back-off.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Delivered,
+    /// No HTTP answer (refused, timed out) or a 5xx: the host is failing.
+    HostFailed,
+    /// An answer that is this row's problem (4xx, a 2xx without `OK`), or not sendable.
+    RowFailed,
 }
 
 impl Worker {
@@ -94,15 +121,28 @@ impl Worker {
     }
 
     /// Runs until `shutdown` turns true: claims due rows, sends them, sleeps `poll` (or
-    /// until woken) when there is nothing to do. A batch in flight is finished before it
-    /// stops, so no row is left leased by a stopped worker.
-    pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
+    /// until woken) when there is nothing to do. Once told to stop it claims nothing
+    /// more; the batch in flight may finish within `grace`, then whatever this worker
+    /// still holds is given back ([`notifications::release_all`]), so another instance
+    /// sends those rows at once instead of after the lease.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>, grace: Duration) {
         log::info!("outbox worker {} started", self.owner);
         loop {
             if *shutdown.borrow() {
                 break;
             }
-            let sent = match self.run_once().await {
+            let mut stop = shutdown.clone();
+            let sent = tokio::select! {
+                sent = self.run_once() => sent,
+                _ = async {
+                    let _ = stop.wait_for(|stopped| *stopped).await;
+                    tokio::time::sleep(grace).await;
+                } => {
+                    log::warn!("outbox worker {}: the batch in flight did not finish within {grace:?}; giving its rows back", self.owner);
+                    break;
+                }
+            };
+            let sent = match sent {
                 Ok(n) => n,
                 Err(e) => {
                     log::error!("outbox worker: {e}");
@@ -117,17 +157,38 @@ impl Worker {
                 }
             }
         }
+        self.give_back().await;
         log::info!("outbox worker {} stopped", self.owner);
     }
 
-    /// Claims one batch of due rows, with the allowed hosts of their merchants (one
-    /// unit of database work), and sends them concurrently; returns how many were
-    /// claimed.
+    /// Releases every row this worker still holds.
+    async fn give_back(&self) {
+        let (owner, now) = (self.owner.clone(), self.app.clock.now_naive());
+        match self
+            .app
+            .db
+            .run(move |c| notifications::release_all(c, &owner, now))
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => log::info!("outbox worker {}: gave back {n} notification(s)", self.owner),
+            Err(e) => log::error!(
+                "outbox worker {}: could not give its notifications back (their leases expire by themselves): {e}",
+                self.owner
+            ),
+        }
+    }
+
+    /// Claims one batch of due rows, with the allowed hosts of their merchants and the
+    /// failures of their hosts (one unit of database work), and sends them, each host's
+    /// rows oldest first: all at once to a healthy host; to a failing one, the oldest
+    /// alone first, the others only if it is delivered (else they are given back).
+    /// Returns how many were claimed.
     pub async fn run_once(&self) -> Result<usize, DbError> {
         let now = self.app.clock.now_naive();
         let lease_until = now + chrono::Duration::from_std(self.settings.lease).unwrap_or_default();
         let (owner, batch) = (self.owner.clone(), self.settings.batch);
-        let (rows, hosts) = self
+        let (mut rows, hosts, failing) = self
             .app
             .db
             .run(move |c| {
@@ -136,25 +197,129 @@ impl Worker {
                     let rows = notifications::claim(c, &owner, now, lease_until, batch)?;
                     let pks: Vec<String> = rows.iter().map(|r| r.order_pk.clone()).collect();
                     let hosts = db::merchants::allowed_hosts_of_orders(c, &pks)?;
-                    Ok((rows, hosts))
+                    let targets: Vec<String> =
+                        rows.iter().filter_map(|r| r.target_host.clone()).collect();
+                    let failing = notifications::host_failures(c, &targets)?;
+                    Ok((rows, hosts, failing))
                 })
             })
             .await?;
         let n = rows.len();
-        futures_util::future::join_all(rows.into_iter().map(|row| {
-            let allowed = hosts.get(&row.order_pk).map(String::as_str);
-            self.deliver(row, allowed)
+        rows.sort_by_key(|r| (r.next_attempt_at, r.id));
+        let mut groups: Vec<(Option<String>, Vec<NotificationRow>)> = Vec::new();
+        for row in rows {
+            match groups
+                .iter_mut()
+                .find(|(h, _)| *h == row.target_host && h.is_some())
+            {
+                Some((_, group)) => group.push(row),
+                None => groups.push((row.target_host.clone(), vec![row])),
+            }
+        }
+        futures_util::future::join_all(groups.into_iter().map(|(host, group)| {
+            let failures = host
+                .as_ref()
+                .and_then(|h| failing.get(h))
+                .copied()
+                .unwrap_or(0);
+            self.send_group(host, failures, group, &hosts)
         }))
         .await;
         Ok(n)
     }
 
+    /// Sends the claimed rows of one host (see [`Worker::run_once`]).
+    async fn send_group(
+        &self,
+        host: Option<String>,
+        failures: i32,
+        mut rows: Vec<NotificationRow>,
+        allowed: &std::collections::HashMap<String, String>,
+    ) {
+        let allowed_of = |row: &NotificationRow| allowed.get(&row.order_pk).cloned();
+        if failures > 0 && rows.len() > 1 {
+            let rest = rows.split_off(1);
+            let probe = rows.remove(0);
+            let hosts = allowed_of(&probe);
+            let outcome = self.deliver(probe, hosts.as_deref()).await;
+            self.record_host(host.as_deref(), failures, outcome).await;
+            if outcome != Outcome::Delivered {
+                let ids: Vec<i64> = rest.iter().map(|r| r.id).collect();
+                let (owner, now) = (self.owner.clone(), self.app.clock.now_naive());
+                if let Err(e) = self
+                    .app
+                    .db
+                    .run(move |c| notifications::release(c, &ids, &owner, now))
+                    .await
+                {
+                    log::error!("outbox: could not give back the rows of a failing host: {e}");
+                }
+                return;
+            }
+            rows = rest;
+        }
+        let outcomes = futures_util::future::join_all(rows.into_iter().map(|row| {
+            let hosts = allowed_of(&row);
+            async move { self.deliver(row, hosts.as_deref()).await }
+        }))
+        .await;
+        let failed = outcomes.iter().find(|o| **o == Outcome::HostFailed);
+        let delivered = outcomes.iter().find(|o| **o == Outcome::Delivered);
+        if let Some(outcome) = failed.or(delivered) {
+            self.record_host(host.as_deref(), failures, *outcome).await;
+        }
+    }
+
+    /// Keeps `host`'s back-off: a host failure starts or lengthens it; a delivery to a
+    /// host that had failed ends it and makes its waiting rows due now.
+    async fn record_host(&self, host: Option<&str>, failures: i32, outcome: Outcome) {
+        let Some(host) = host.map(str::to_owned) else {
+            return;
+        };
+        let now = self.app.clock.now_naive();
+        let result = match outcome {
+            Outcome::HostFailed => {
+                let delay = host_delay(failures.saturating_add(1));
+                let retry_at = now + chrono::Duration::from_std(delay).unwrap_or_default();
+                let h = host.clone();
+                self.app
+                    .db
+                    .run(move |c| notifications::host_failed(c, &h, now, retry_at))
+                    .await
+                    .map(|()| 0)
+            }
+            Outcome::Delivered if failures > 0 => {
+                let h = host.clone();
+                let due = self
+                    .app
+                    .db
+                    .run(move |c| notifications::host_recovered(c, &h, now))
+                    .await;
+                if let Ok(n) = &due {
+                    log::info!("notifications to {host} are delivered again; {n} waiting notification(s) due now");
+                    self.wake.notify_one();
+                }
+                due
+            }
+            _ => Ok(0),
+        };
+        if let Err(e) = result {
+            log::error!("outbox: could not record the state of host {host}: {e}");
+        }
+    }
+
     /// Sends `row` and records how the attempt ended; `allowed_hosts` are its merchant's
     /// (read when the row was claimed).
-    async fn deliver(&self, row: NotificationRow, allowed_hosts: Option<&str>) {
+    async fn deliver(&self, row: NotificationRow, allowed_hosts: Option<&str>) -> Outcome {
         let attempt = self.attempt(&row, allowed_hosts).await;
         let now = self.app.clock.now_naive();
-        let delivered = matches!(attempt, Attempt::Delivered(_));
+        let outcome = match &attempt {
+            Attempt::Delivered(_) => Outcome::Delivered,
+            Attempt::Failed { status, .. } if status.map_or(true, |s| s >= 500) => {
+                Outcome::HostFailed
+            }
+            _ => Outcome::RowFailed,
+        };
         let (finish, summary) = match &attempt {
             Attempt::Delivered(status) => (
                 Finish::Delivered {
@@ -193,7 +358,7 @@ impl Worker {
                 }
             }
         };
-        let outcome = match &finish {
+        let label = match &finish {
             Finish::Delivered { .. } => "delivered",
             Finish::Retry { .. } => "retried",
             Finish::Dead { .. } => "dead",
@@ -201,8 +366,8 @@ impl Worker {
         let (id, owner) = (row.id, self.owner.clone());
         match self.app.db.run(move |c| notifications::finish(c, id, &owner, finish, now)).await {
             Ok(true) => {
-                self.app.metrics.notifications.with_label_values(&[outcome]).inc();
-                let level = if delivered { log::Level::Info } else { log::Level::Warn };
+                self.app.metrics.notifications.with_label_values(&[label]).inc();
+                let level = if outcome == Outcome::Delivered { log::Level::Info } else { log::Level::Warn };
                 log::log!(level, "notification {} ({}) attempt {}: {summary}", row.id, row.kind, row.attempts);
             }
             Ok(false) => log::warn!(
@@ -211,6 +376,7 @@ impl Worker {
             ),
             Err(e) => log::error!("notification {}: could not record attempt {} ({summary}): {e}", row.id, row.attempts),
         }
+        outcome
     }
 
     /// One POST to Cafe24, once the target is still allowed.
@@ -263,6 +429,13 @@ pub async fn observe_outbox(app: &Services) -> Result<(), DbError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_back_off_doubles_to_its_ceiling() {
+        let secs: Vec<u64> = (0..8).map(|f| host_delay(f).as_secs()).collect();
+        assert_eq!(secs, vec![1, 1, 2, 4, 8, 10, 10, 10]);
+        assert_eq!(host_delay(i32::MAX), HOST_BACKOFF_MAX);
+    }
 
     #[test]
     fn schedule_is_the_protocols_with_bounded_jitter() {

@@ -10,7 +10,7 @@
 //! `RECONCILE_EXPIRY_GRACE_SECS`, `RECONCILE_CAPTURE_WINDOW_SECS`,
 //! `CAFE24_CLIENT_SECRET`, `CAFE24_API_BASE`, `CAFE24_API_VERSION`, `CAFE24_SCOPES`,
 //! `CAFE24_LAUNCH_MAX_AGE_SECS`, `CAFE24_TIMEOUT_SECS`, `METRICS_BIND_ADDR`,
-//! `MERCHANT_CACHE_SECS`.
+//! `MERCHANT_CACHE_SECS`, `REQUEST_TIMEOUT_SECS`, `HSTS`, `SHUTDOWN_TIMEOUT_SECS`.
 //! (`RUST_LOG` is env_logger's.)
 //!
 //! In development every variable has a default; the secrets' defaults are public
@@ -122,6 +122,16 @@ pub struct Settings {
     pub outbox_worker: bool,
     pub outbox: crate::notifications::OutboxSettings,
     pub reconcile: crate::reconciliation::ReconcileSettings,
+    /// Longest time from a request's head to its reply (`REQUEST_TIMEOUT_SECS`, default
+    /// 60 s; longer than `BODY_TIMEOUT_SECS`, `KOMOJU_TIMEOUT_SECS` and
+    /// `CAFE24_TIMEOUT_SECS`); past it the reply is 503 `unavailable`.
+    pub request_timeout: Duration,
+    /// `Strict-Transport-Security` on every reply (`HSTS`, `on` or `off`; default on when
+    /// `PUBLIC_BASE_URL` is https).
+    pub hsts: bool,
+    /// How long a SIGTERM'd process finishes what it accepted before it exits
+    /// (`SHUTDOWN_TIMEOUT_SECS`, default 25).
+    pub shutdown_timeout: Duration,
     /// Variables left at a development default, for the start-up warning.
     pub dev_defaults: Vec<&'static str>,
 }
@@ -197,6 +207,7 @@ impl Settings {
                 "must be at least 32 bytes".into(),
             ));
         }
+        let hsts_default = public_base_url.scheme() == "https";
         let settings = Settings {
             app_env,
             database_url: get("DATABASE_URL")
@@ -272,10 +283,35 @@ impl Settings {
                     30 * 24 * 60 * 60,
                 )?),
             },
+            request_timeout: Duration::from_secs(parse_num(&get, "REQUEST_TIMEOUT_SECS", 60)?),
+            hsts: match get("HSTS").as_deref() {
+                None => hsts_default,
+                Some("on") | Some("true") | Some("1") => true,
+                Some("off") | Some("false") | Some("0") => false,
+                Some(_) => return Err(SettingsError::Invalid("HSTS", "expected on or off".into())),
+            },
+            shutdown_timeout: Duration::from_secs(parse_num(&get, "SHUTDOWN_TIMEOUT_SECS", 25)?),
             dev_defaults,
         };
+        settings.check_timeouts()?;
         settings.check_production()?;
         Ok(settings)
+    }
+
+    /// `REQUEST_TIMEOUT_SECS` must leave room for the limits inside a request.
+    fn check_timeouts(&self) -> Result<(), SettingsError> {
+        let inner = self
+            .body_timeout
+            .max(self.komoju_timeout)
+            .max(self.cafe24_timeout);
+        if self.request_timeout <= inner {
+            return Err(SettingsError::Invalid(
+                "REQUEST_TIMEOUT_SECS",
+                "must be longer than BODY_TIMEOUT_SECS, KOMOJU_TIMEOUT_SECS and CAFE24_TIMEOUT_SECS"
+                    .into(),
+            ));
+        }
+        Ok(())
     }
 
     /// In production, refuses any development default and the sandbox.

@@ -82,8 +82,9 @@ pub struct Application {
     shutdown: watch::Sender<bool>,
     /// The outbox worker and the reconciliation task.
     tasks: Vec<tokio::task::JoinHandle<()>>,
-    /// How long they may take to finish their batch once told to stop.
-    stop_limit: std::time::Duration,
+    /// How long what was accepted may take to finish once the process is told to stop
+    /// (`SHUTDOWN_TIMEOUT_SECS`).
+    grace: std::time::Duration,
 }
 
 impl Application {
@@ -244,8 +245,17 @@ impl Application {
             None => None,
         };
         let metrics_apart = metrics_listener.is_some();
+        let guard = crate::routes::guard::GuardConfig {
+            body_limit: settings.body_limit_bytes,
+            request_timeout: settings.request_timeout,
+            hsts: settings
+                .hsts
+                .then(|| actix_web::http::header::HeaderValue::from_static("max-age=31536000")),
+        };
+        let metrics_guard = guard.clone();
         let server = HttpServer::new(move || {
             let app = App::new()
+                .wrap(crate::routes::guard::Guard::new(guard.clone()))
                 .wrap(http_metrics.clone())
                 .wrap(
                     // The query string is left out: it holds order keys.
@@ -273,7 +283,8 @@ impl Application {
             app
         })
         .listen(listener)?
-        .shutdown_timeout(10)
+        .shutdown_timeout(settings.shutdown_timeout.as_secs())
+        .disable_signals()
         .run();
         let metrics_server = match metrics_listener {
             Some(listener) => {
@@ -281,6 +292,7 @@ impl Application {
                 let data = state.clone();
                 let server = HttpServer::new(move || {
                     App::new()
+                        .wrap(crate::routes::guard::Guard::new(metrics_guard.clone()))
                         .app_data(data.clone())
                         .configure(crate::routes::metrics::configure)
                         .default_service(web::to(crate::routes::not_found))
@@ -288,6 +300,7 @@ impl Application {
                 .workers(1)
                 .listen(listener)?
                 .shutdown_timeout(5)
+                .disable_signals()
                 .run();
                 log::info!("metrics served apart, on port {port}");
                 Some((server, port))
@@ -303,7 +316,9 @@ impl Application {
                 state.outbox_wake.clone(),
             )
             .map_err(|e| crate::komoju::KomojuError::Transport(e.to_string()))?;
-            tasks.push(tokio::spawn(worker.run(shutdown_rx.clone())));
+            tasks.push(tokio::spawn(
+                worker.run(shutdown_rx.clone(), settings.shutdown_timeout),
+            ));
             tasks.push(tokio::spawn(crate::reconciliation::run(
                 state.clone().into_inner(),
                 settings.reconcile.clone(),
@@ -325,7 +340,7 @@ impl Application {
             cafe24_sandbox,
             shutdown,
             tasks,
-            stop_limit: settings.outbox.send_timeout + std::time::Duration::from_secs(5),
+            grace: settings.shutdown_timeout,
         })
     }
 
@@ -357,26 +372,74 @@ impl Application {
         self.cafe24_sandbox.clone()
     }
 
-    /// Serves until the process is told to stop. On SIGINT/SIGTERM the server stops
-    /// accepting and finishes its requests, then the outbox worker stops claiming and
-    /// finishes the batch it is sending, so no row stays leased by a stopped process.
+    /// Serves until the process is told to stop (SIGTERM or SIGINT). Then, at once and
+    /// together: the server stops accepting and finishes the requests it accepted, and
+    /// the background tasks stop (the outbox worker claims nothing more, lets its batch
+    /// in flight finish, and gives back the rows it still holds); all within
+    /// `SHUTDOWN_TIMEOUT_SECS`, after which what is left is cut. Returns the server's
+    /// result (`Ok` for a graceful stop: the process exits 0).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let metrics = self.metrics_server.map(|(server, _)| {
             let handle = server.handle();
             tokio::spawn(server);
             handle
         });
-        let served = self.server.await;
+        let handle = self.server.handle();
+        let mut server = tokio::spawn(self.server);
+        let served = tokio::select! {
+            served = &mut server => served,
+            signal = stop_signal() => {
+                log::info!("{signal}: no new connections; finishing what was accepted (at most {:?})", self.grace);
+                let _ = self.shutdown.send(true);
+                let stopping = handle.stop(true);
+                let metrics_stopping = async {
+                    if let Some(h) = &metrics {
+                        h.stop(true).await;
+                    }
+                };
+                futures_util::future::join(stopping, metrics_stopping).await;
+                server.await
+            }
+        };
         if let Some(handle) = metrics {
             handle.stop(true).await;
         }
         let _ = self.shutdown.send(true);
         let all = futures_util::future::join_all(self.tasks);
-        if tokio::time::timeout(self.stop_limit, all).await.is_err() {
+        let margin = std::time::Duration::from_secs(2);
+        if tokio::time::timeout(self.grace + margin, all)
+            .await
+            .is_err()
+        {
             log::warn!(
                 "background tasks did not stop in time; the outbox's leases expire by themselves"
             );
         }
-        served
+        log::info!("stopped");
+        served.unwrap_or_else(|e| Err(std::io::Error::other(e)))
+    }
+}
+
+/// Waits for SIGTERM or SIGINT (Ctrl-C); returns its name. Without signal support it
+/// waits forever.
+async fn stop_signal() -> &'static str {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) {
+            (Ok(mut term), Ok(mut int)) => tokio::select! {
+                _ = term.recv() => "SIGTERM",
+                _ = int.recv() => "SIGINT",
+            },
+            _ => std::future::pending().await,
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
     }
 }

@@ -160,7 +160,11 @@ impl DbError {
         match self {
             DbError::Unavailable(_) => true,
             DbError::Query(diesel::result::Error::DatabaseError(kind, info)) => {
-                matches!(kind, diesel::result::DatabaseErrorKind::ClosedConnection)
+                matches!(
+                    kind,
+                    diesel::result::DatabaseErrorKind::ClosedConnection
+                        | diesel::result::DatabaseErrorKind::UnableToSendCommand
+                )
                     // SQLite: another writer held the file past the busy timeout.
                     || info.message().contains("database is locked")
                     || info.message().contains("database is busy")
@@ -168,6 +172,9 @@ impl DbError {
                     || info.message().contains("terminating connection")
                     || info.message().contains("server closed the connection")
                     || info.message().contains("connection to server")
+                    || info.message().contains("no connection to the server")
+                    || info.message().contains("could not receive data from server")
+                    || info.message().contains("could not send data to server")
             }
             DbError::Query(diesel::result::Error::BrokenTransactionManager) => true,
             _ => false,
@@ -180,10 +187,18 @@ impl DbError {
     pub fn breaks_connection(&self) -> bool {
         match self {
             DbError::Query(diesel::result::Error::DatabaseError(kind, info)) => {
-                matches!(kind, diesel::result::DatabaseErrorKind::ClosedConnection)
-                    || info.message().contains("terminating connection")
+                matches!(
+                    kind,
+                    diesel::result::DatabaseErrorKind::ClosedConnection
+                        | diesel::result::DatabaseErrorKind::UnableToSendCommand
+                ) || info.message().contains("terminating connection")
                     || info.message().contains("server closed the connection")
                     || info.message().contains("connection to server")
+                    || info.message().contains("no connection to the server")
+                    || info
+                        .message()
+                        .contains("could not receive data from server")
+                    || info.message().contains("could not send data to server")
             }
             DbError::Query(diesel::result::Error::BrokenTransactionManager) => true,
             _ => false,
@@ -289,8 +304,9 @@ pub fn init_tls() {
 pub struct Readiness {
     /// The database answered.
     pub database: bool,
-    /// No embedded migration is pending (false when the database did not answer).
-    pub migrations_current: bool,
+    /// Whether an embedded migration is pending; `None` when the database did not
+    /// answer (then nobody knows).
+    pub migrations_current: Option<bool>,
 }
 
 /// Runs `f` in a transaction; on PostgreSQL the caller locks rows it decides on with

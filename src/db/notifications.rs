@@ -3,13 +3,15 @@
 //!
 //! Claiming is one statement per backend: PostgreSQL `UPDATE … WHERE id IN (SELECT …
 //! FOR UPDATE SKIP LOCKED) RETURNING *`, so several instances never claim the same row;
-//! SQLite `UPDATE … RETURNING *` on its single writer connection.
+//! SQLite `UPDATE … RETURNING *` on its single writer connection. A claim skips the rows
+//! of a host that is backing off (`outbox_hosts.retry_at` in the future): a host's
+//! back-off is shared by every row going to it ([`host_failed`], [`host_recovered`]).
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text, Timestamp};
 
-use super::schema::notifications;
+use super::schema::{notifications, outbox_hosts};
 use super::{DbConnection, DbError};
 
 /// Where a notification stands (the `notifications.state` column).
@@ -72,6 +74,8 @@ pub struct NotificationRow {
     pub delivered_at: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// `host[:port]` of `target_url` ([`target_host`]); `None` for a URL without one.
+    pub target_host: Option<String>,
 }
 
 impl NotificationRow {
@@ -99,11 +103,25 @@ pub struct NewNotification {
     pub updated_at: NaiveDateTime,
 }
 
-/// Enqueues inside the caller's transaction (`INSERT … ON CONFLICT DO NOTHING`). A
-/// repeated `dedup_key` is skipped (returns false): the transition was already enqueued.
+/// The host a notification goes to, as its back-off is keyed: the URL's host, lowercase,
+/// with `:port` when the URL names one other than the scheme's default. `None` when
+/// `url` is not an absolute URL with a host.
+pub fn target_host(url: &str) -> Option<String> {
+    let parsed = url::Url::parse(url).ok()?;
+    let host = parsed.host_str()?.to_ascii_lowercase();
+    Some(match parsed.port() {
+        Some(port) => format!("{host}:{port}"),
+        None => host,
+    })
+}
+
+/// Enqueues inside the caller's transaction (`INSERT … ON CONFLICT DO NOTHING`), with its
+/// [`target_host`]. A repeated `dedup_key` is skipped (returns false): the transition was
+/// already enqueued.
 pub fn enqueue(conn: &mut DbConnection, n: &NewNotification) -> Result<bool, DbError> {
+    let host = notifications::target_host.eq(target_host(&n.target_url));
     let inserted = on_backend!(conn, |c| diesel::insert_into(notifications::table)
-        .values(n)
+        .values((n, host.clone()))
         .on_conflict(notifications::dedup_key)
         .do_nothing()
         .execute(c))?;
@@ -115,6 +133,8 @@ const CLAIM_POSTGRES: &str = "UPDATE notifications \
     WHERE id IN (SELECT id FROM notifications \
                  WHERE state = 'pending' AND next_attempt_at <= $3 \
                    AND (lease_expires_at IS NULL OR lease_expires_at < $3) \
+                   AND NOT EXISTS (SELECT 1 FROM outbox_hosts h \
+                                   WHERE h.host = notifications.target_host AND h.retry_at > $3) \
                  ORDER BY next_attempt_at, id LIMIT $4 FOR UPDATE SKIP LOCKED) \
     RETURNING *";
 
@@ -123,10 +143,13 @@ const CLAIM_SQLITE: &str = "UPDATE notifications \
     WHERE id IN (SELECT id FROM notifications \
                  WHERE state = 'pending' AND next_attempt_at <= ?3 \
                    AND (lease_expires_at IS NULL OR lease_expires_at < ?3) \
+                   AND NOT EXISTS (SELECT 1 FROM outbox_hosts h \
+                                   WHERE h.host = notifications.target_host AND h.retry_at > ?3) \
                  ORDER BY next_attempt_at, id LIMIT ?4) \
     RETURNING *";
 
-/// Claims up to `limit` due rows for `owner` until `lease_until`.
+/// Claims up to `limit` due rows for `owner` until `lease_until`, oldest due first,
+/// skipping the rows of hosts backing off at `now`.
 pub fn claim(
     conn: &mut DbConnection,
     owner: &str,
@@ -152,6 +175,7 @@ pub fn claim(
 }
 
 /// How an attempt ended.
+#[derive(Debug, Clone)]
 pub enum Finish {
     Delivered {
         status: i32,
@@ -239,6 +263,111 @@ pub fn release(
         notifications::attempts.eq(notifications::attempts - 1),
         notifications::lease_owner.eq(None::<String>),
         notifications::lease_expires_at.eq(None::<NaiveDateTime>),
+        notifications::updated_at.eq(now),
+    ))
+    .execute(conn)?)
+}
+
+/// Gives back every row `owner` still holds, without counting the attempt (a stopping
+/// worker), so another worker may claim them at once. Returns how many.
+pub fn release_all(
+    conn: &mut DbConnection,
+    owner: &str,
+    now: NaiveDateTime,
+) -> Result<usize, DbError> {
+    Ok(diesel::update(
+        notifications::table
+            .filter(notifications::lease_owner.eq(owner))
+            .filter(notifications::state.eq(NotificationState::Pending)),
+    )
+    .set((
+        notifications::attempts.eq(notifications::attempts - 1),
+        notifications::lease_owner.eq(None::<String>),
+        notifications::lease_expires_at.eq(None::<NaiveDateTime>),
+        notifications::updated_at.eq(now),
+    ))
+    .execute(conn)?)
+}
+
+/// The consecutive failed attempts of each of `hosts` that has any (hosts absent from
+/// the map are healthy).
+pub fn host_failures(
+    conn: &mut DbConnection,
+    hosts: &[String],
+) -> Result<std::collections::HashMap<String, i32>, DbError> {
+    if hosts.is_empty() {
+        return Ok(Default::default());
+    }
+    Ok(outbox_hosts::table
+        .filter(outbox_hosts::host.eq_any(hosts))
+        .filter(outbox_hosts::failures.gt(0))
+        .select((outbox_hosts::host, outbox_hosts::failures))
+        .load::<(String, i32)>(conn)?
+        .into_iter()
+        .collect())
+}
+
+/// Records a failed attempt to `host` at `now`: one more consecutive failure, and no
+/// attempt to the host before `retry_at` — unless a failure of this same back-off
+/// window was already counted (several rows of one batch failing together count once).
+pub fn host_failed(
+    conn: &mut DbConnection,
+    host: &str,
+    now: NaiveDateTime,
+    retry_at: NaiveDateTime,
+) -> Result<(), DbError> {
+    let row = (
+        outbox_hosts::host.eq(host),
+        outbox_hosts::failures.eq(1),
+        outbox_hosts::retry_at.eq(Some(retry_at)),
+        outbox_hosts::updated_at.eq(now),
+    );
+    let inserted = on_backend!(conn, |c| diesel::insert_into(outbox_hosts::table)
+        .values(row)
+        .on_conflict(outbox_hosts::host)
+        .do_nothing()
+        .execute(c))?;
+    if inserted == 0 {
+        diesel::update(
+            outbox_hosts::table.find(host).filter(
+                outbox_hosts::retry_at
+                    .is_null()
+                    .or(outbox_hosts::retry_at.le(now)),
+            ),
+        )
+        .set((
+            outbox_hosts::failures.eq(outbox_hosts::failures + 1),
+            outbox_hosts::retry_at.eq(Some(retry_at)),
+            outbox_hosts::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// A delivery to `host` succeeded at `now` after failures: its back-off is cleared and
+/// every row of it waiting for a later attempt is due now (claimed oldest first, a
+/// batch at a time). Returns how many rows were made due.
+pub fn host_recovered(
+    conn: &mut DbConnection,
+    host: &str,
+    now: NaiveDateTime,
+) -> Result<usize, DbError> {
+    diesel::update(outbox_hosts::table.find(host))
+        .set((
+            outbox_hosts::failures.eq(0),
+            outbox_hosts::retry_at.eq(None::<NaiveDateTime>),
+            outbox_hosts::updated_at.eq(now),
+        ))
+        .execute(conn)?;
+    Ok(diesel::update(
+        notifications::table
+            .filter(notifications::target_host.eq(host))
+            .filter(notifications::state.eq(NotificationState::Pending))
+            .filter(notifications::next_attempt_at.gt(now)),
+    )
+    .set((
+        notifications::next_attempt_at.eq(now),
         notifications::updated_at.eq(now),
     ))
     .execute(conn)?)

@@ -17,13 +17,23 @@
 //! checkpoints itself once the log holds [`AUTOCHECKPOINT_PAGES`].
 //!
 //! A connection is checked with `SELECT 1` when it is taken from the pool only if it has
-//! been idle for [`CHECK_AFTER_IDLE`]; one that met an error breaking it
-//! ([`DbError::breaks_connection`]) or a panic is dropped, and the next use opens a new
-//! one.
+//! been idle for [`CHECK_AFTER_IDLE`], or if any connection of the pool was found lost
+//! since it was last checked (a server restart or `pg_terminate_backend` takes them all
+//! at once); one that met an error breaking it ([`DbError::breaks_connection`]) or a
+//! panic is dropped, and the next use opens a new one.
+//!
+//! A unit of work that lost its PostgreSQL connection is run again, once, on a checked
+//! connection when nothing it sent can have been committed: it had sent no `COMMIT` and
+//! no statement outside a transaction other than a read (each PostgreSQL connection
+//! carries a [`WorkLog`] fed by diesel's instrumentation). Otherwise the loss is
+//! returned, and the caller answers 503 `unavailable`, so Cafe24 or KOMOJU retries.
 
 use std::panic::AssertUnwindSafe;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
+
+use diesel::connection::{Instrumentation, InstrumentationEvent};
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
@@ -51,10 +61,23 @@ pub const AUTOCHECKPOINT_PAGES: u32 = 10_000;
 /// of this service gets (SQLite: WAL, a 5 s busy timeout, `synchronous = NORMAL`,
 /// foreign keys on, [`AUTOCHECKPOINT_PAGES`]).
 fn open(backend: &Backend) -> Result<DbConnection, diesel::r2d2::Error> {
+    open_logged(backend, None)
+}
+
+/// [`open`], with `log` recording what each unit of work sent (PostgreSQL only).
+fn open_logged(
+    backend: &Backend,
+    log: Option<Arc<WorkLog>>,
+) -> Result<DbConnection, diesel::r2d2::Error> {
     match backend {
-        Backend::Postgres(url) => diesel::PgConnection::establish(url)
-            .map(DbConnection::Postgres)
-            .map_err(diesel::r2d2::Error::ConnectionError),
+        Backend::Postgres(url) => {
+            let mut conn = diesel::PgConnection::establish(url)
+                .map_err(diesel::r2d2::Error::ConnectionError)?;
+            if let Some(log) = log {
+                conn.set_instrumentation(WorkTracker(log));
+            }
+            Ok(DbConnection::Postgres(conn))
+        }
         Backend::Sqlite(path) => {
             let mut conn = diesel::SqliteConnection::establish(path)
                 .map_err(diesel::r2d2::Error::ConnectionError)?;
@@ -85,16 +108,102 @@ pub struct Pooled {
     last_used: Instant,
     /// It met an error (or a panic) after which it must not be used again.
     broken: bool,
+    /// What the current unit of work sent (PostgreSQL).
+    log: Arc<WorkLog>,
+    /// The pool's count of lost connections when this one was last known good.
+    checked: u64,
+    /// The pool's count of lost connections.
+    lost: Arc<AtomicU64>,
 }
 
 impl Pooled {
-    /// Records how a unit of work on this connection ended.
+    /// Records how a unit of work on this connection ended. A lost connection is
+    /// counted, so every other connection of the pool is checked at its next use.
     fn used<T>(&mut self, result: &Result<T, DbError>) {
         match result {
-            Err(e) if e.breaks_connection() => self.broken = true,
+            Err(e) if e.breaks_connection() => {
+                self.broken = true;
+                self.lost.fetch_add(1, Ordering::SeqCst);
+            }
             _ => self.last_used = Instant::now(),
         }
     }
+}
+
+/// What one unit of work sent over a PostgreSQL connection, as diesel's instrumentation
+/// reports it: enough to tell whether a lost connection can have committed anything.
+#[derive(Debug, Default)]
+pub struct WorkLog {
+    /// The transaction depth (0: none open).
+    depth: AtomicU32,
+    /// A `COMMIT` was sent, or a statement other than a read outside a transaction.
+    may_have_committed: AtomicBool,
+}
+
+impl WorkLog {
+    fn start(&self) {
+        self.depth.store(0, Ordering::SeqCst);
+        self.may_have_committed.store(false, Ordering::SeqCst);
+    }
+
+    /// True when nothing sent since [`WorkLog::start`] can have been committed.
+    fn nothing_committed(&self) -> bool {
+        !self.may_have_committed.load(Ordering::SeqCst)
+    }
+}
+
+/// Feeds a [`WorkLog`] from diesel's connection events.
+struct WorkTracker(Arc<WorkLog>);
+
+impl Instrumentation for WorkTracker {
+    fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
+        let log = &self.0;
+        match event {
+            InstrumentationEvent::BeginTransaction { depth, .. } => {
+                log.depth.store(depth.get(), Ordering::SeqCst)
+            }
+            InstrumentationEvent::CommitTransaction { depth, .. } => {
+                if depth.get() == 1 {
+                    log.may_have_committed.store(true, Ordering::SeqCst);
+                }
+                log.depth.store(depth.get() - 1, Ordering::SeqCst);
+            }
+            InstrumentationEvent::RollbackTransaction { depth, .. } => {
+                log.depth.store(depth.get() - 1, Ordering::SeqCst)
+            }
+            InstrumentationEvent::StartQuery { query, .. }
+                if log.depth.load(Ordering::SeqCst) == 0 && !is_read(query) =>
+            {
+                log.may_have_committed.store(true, Ordering::SeqCst);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// True when the statement is a plain read (`SELECT …`), judged from the first bytes
+/// of its SQL (the binds are never formatted).
+fn is_read(query: &dyn diesel::connection::DebugQuery) -> bool {
+    use std::fmt::Write;
+    /// Keeps the first bytes written, then refuses more (which stops the formatting).
+    struct Head([u8; 8], usize);
+    impl Write for Head {
+        fn write_str(&mut self, s: &str) -> std::fmt::Result {
+            for b in s.bytes() {
+                if self.1 == self.0.len() {
+                    return Err(std::fmt::Error);
+                }
+                if self.1 > 0 || !b.is_ascii_whitespace() {
+                    self.0[self.1] = b.to_ascii_uppercase();
+                    self.1 += 1;
+                }
+            }
+            Ok(())
+        }
+    }
+    let mut head = Head([0; 8], 0);
+    let _ = write!(head, "{query}");
+    head.0.starts_with(b"SELECT ") || head.0.starts_with(b"SELECT\n")
 }
 
 impl std::ops::Deref for Pooled {
@@ -114,6 +223,8 @@ impl std::ops::DerefMut for Pooled {
 #[derive(Debug)]
 pub struct ConnectionManager {
     backend: Backend,
+    /// How many connections of this pool were found lost so far.
+    lost: Arc<AtomicU64>,
 }
 
 impl ManageConnection for ConnectionManager {
@@ -121,21 +232,27 @@ impl ManageConnection for ConnectionManager {
     type Error = diesel::r2d2::Error;
 
     fn connect(&self) -> Result<Pooled, Self::Error> {
+        let log = Arc::new(WorkLog::default());
         Ok(Pooled {
-            conn: open(&self.backend)?,
+            conn: open_logged(&self.backend, Some(log.clone()))?,
             last_used: Instant::now(),
             broken: false,
+            log,
+            checked: self.lost.load(Ordering::SeqCst),
+            lost: self.lost.clone(),
         })
     }
 
     fn is_valid(&self, conn: &mut Pooled) -> Result<(), Self::Error> {
-        if conn.last_used.elapsed() < CHECK_AFTER_IDLE {
+        let lost = self.lost.load(Ordering::SeqCst);
+        if conn.last_used.elapsed() < CHECK_AFTER_IDLE && conn.checked == lost {
             return Ok(());
         }
         conn.conn
             .batch_execute("SELECT 1")
             .map_err(diesel::r2d2::Error::QueryError)?;
         conn.last_used = Instant::now();
+        conn.checked = lost;
         Ok(())
     }
 
@@ -281,7 +398,10 @@ impl Database {
             .max_size(max_size)
             .min_idle(Some(0))
             .connection_timeout(Duration::from_secs(5))
-            .build_unchecked(ConnectionManager { backend });
+            .build_unchecked(ConnectionManager {
+                backend,
+                lost: Arc::new(AtomicU64::new(0)),
+            });
         let runner = if sqlite {
             let (jobs, queue) = mpsc::channel();
             let served = pool.clone();
@@ -340,13 +460,13 @@ impl Database {
         match self.run(Database::pending_migrations).await {
             Ok(pending) => Readiness {
                 database: true,
-                migrations_current: pending == 0,
+                migrations_current: Some(pending == 0),
             },
             Err(e) => {
                 log::error!("readiness: {e}");
                 Readiness {
                     database: false,
-                    migrations_current: false,
+                    migrations_current: None,
                 }
             }
         }
@@ -362,24 +482,27 @@ impl Database {
 
     /// Runs blocking database work off the async workers, so handlers never stall the
     /// reactor: on tokio's blocking pool with a pooled connection (PostgreSQL), or on the
-    /// SQLite thread. `f` decides its own transactions. Errors: `f`'s, or
-    /// [`DbError::Unavailable`] when no connection could be had or the work panicked.
+    /// SQLite thread. `f` decides its own transactions. On PostgreSQL, a unit of work
+    /// that lost its connection before anything it sent can have been committed runs
+    /// again, once, on a checked connection (so `f` is `Clone`: it must do nothing but
+    /// database work). Errors: `f`'s (a lost connection is
+    /// [`DbError::is_unavailable`]), or [`DbError::Unavailable`] when no connection could
+    /// be had or the work panicked.
     pub async fn run<T, F>(&self, f: F) -> Result<T, DbError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut DbConnection) -> Result<T, DbError> + Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, DbError> + Clone + Send + 'static,
     {
         match &self.runner {
             Runner::Blocking => {
-                let db = self.clone();
-                tokio::task::spawn_blocking(move || {
-                    let mut conn = db.get()?;
-                    let result = f(&mut conn);
-                    conn.used(&result);
-                    result
-                })
-                .await
-                .map_err(|e| DbError::Unavailable(format!("blocking task failed: {e}")))?
+                let again = f.clone();
+                match self.run_blocking(f).await? {
+                    (Err(e), true) if e.breaks_connection() => {
+                        log::warn!("database connection lost before anything was committed ({e}); running the unit of work again on a checked connection");
+                        self.run_blocking(again).await?.0
+                    }
+                    (result, _) => result,
+                }
             }
             Runner::Serial { jobs, .. } => {
                 let (reply, answer) = tokio::sync::oneshot::channel();
@@ -398,6 +521,25 @@ impl Database {
                     .map_err(|_| DbError::Unavailable("database task failed".into()))?
             }
         }
+    }
+
+    /// One run of `f` on tokio's blocking pool with a pooled connection; with the
+    /// result, whether nothing it sent can have been committed.
+    async fn run_blocking<T, F>(&self, f: F) -> Result<(Result<T, DbError>, bool), DbError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut DbConnection) -> Result<T, DbError> + Send + 'static,
+    {
+        let db = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = db.get()?;
+            conn.log.start();
+            let result = f(&mut conn);
+            conn.used(&result);
+            Ok((result, conn.log.nothing_committed()))
+        })
+        .await
+        .map_err(|e| DbError::Unavailable(format!("blocking task failed: {e}")))?
     }
 }
 

@@ -141,6 +141,25 @@ diesel::table! {
         delivered_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        target_host -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    outbox_hosts (host) {
+        host -> Text,
+        failures -> Integer,
+        retry_at -> Nullable<Timestamp>,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    external_checkout_limits (mall_id, shop_no) {
+        mall_id -> Text,
+        shop_no -> Integer,
+        max_minor -> BigInt,
+        updated_at -> Timestamp,
     }
 }
 
@@ -182,5 +201,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     notifications,
     refunds,
     cafe24_tokens,
-    oauth_states
+    oauth_states,
+    outbox_hosts,
+    external_checkout_limits
 );

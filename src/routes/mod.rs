@@ -5,6 +5,7 @@
 pub mod asynchronous_cancellation;
 pub mod asynchronous_checkout;
 pub mod external_checkout;
+pub mod guard;
 pub mod install;
 pub mod komoju_webhook;
 pub mod metrics;
@@ -123,7 +124,7 @@ async fn health() -> HttpResponse {
 
 /// `GET /health/ready` (§13): 200 when the database answers and its migrations are
 /// current, 503 otherwise; `{"status":"ok"|"degraded","checks":{"database":"up"|"down",
-/// "migrations":"current"|"pending"}}`.
+/// "migrations":"current"|"pending"|"unknown"}}` (`unknown` while the database is down).
 #[utoipa::path(get, path = "/health/ready", tag = "operations",
     responses(
         (status = 200, description = "Ready: the database answers, migrations are current", body = schemas::Readiness),
@@ -132,12 +133,16 @@ async fn health() -> HttpResponse {
     ))]
 async fn ready(app: State) -> HttpResponse {
     let r = app.db.readiness().await;
-    let ok = r.database && r.migrations_current;
+    let ok = r.database && r.migrations_current == Some(true);
     let body = serde_json::json!({
         "status": if ok { "ok" } else { "degraded" },
         "checks": {
             "database": if r.database { "up" } else { "down" },
-            "migrations": if r.migrations_current { "current" } else { "pending" },
+            "migrations": match r.migrations_current {
+                Some(true) => "current",
+                Some(false) => "pending",
+                None => "unknown",
+            },
         },
     });
     let status = if ok {

@@ -417,7 +417,7 @@ pub struct Readiness {
 pub struct ReadinessChecks {
     /// `up` or `down`.
     database: String,
-    /// `current` or `pending`.
+    /// `current`, `pending`, or `unknown` while the database does not answer.
     migrations: String,
 }
 

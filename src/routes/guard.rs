@@ -1,0 +1,338 @@
+//! The guard every request passes before any route (issue 18, items 4, 7 and 11): it
+//! bounds what a client can make the server hold, and adds the headers every reply
+//! carries. It decides nothing about orders.
+//!
+//! - **A body where none is taken.** A request that announces a body (`Transfer-Encoding`,
+//!   or a `Content-Length` above 0) to a route that reads none (every `GET`, `HEAD`,
+//!   `OPTIONS` and `DELETE`, and the operator API's `POST …/retry`) is answered 400
+//!   `invalid_request` at once, before the route runs.
+//! - **A body over `BODY_LIMIT_BYTES`.** Announced by `Content-Length`: 413 at once. Sent
+//!   chunked: the route's read fails when the limit is passed, and whatever the route
+//!   answered is replaced by the same 413 (the settings site answered a 422 page).
+//! - **Connections closed.** The request's body is held until the reply has been written,
+//!   so the server closes a connection whose body was not read to its end (actix-http
+//!   would otherwise keep reading a chunked body the route dropped, for as long as the
+//!   client trickles it).
+//! - **Every request's total time** is bounded by `REQUEST_TIMEOUT_SECS`, whatever the
+//!   route waits for: past it the reply is 503 `unavailable` with `Retry-After`, and the
+//!   connection is closed. A route's own limits (`BODY_TIMEOUT_SECS`, the KOMOJU and
+//!   Cafe24 timeouts) are shorter, so this bound is the last resort.
+//! - **A control character in the path** (`%00`–`%1F`, `%7F`) is 400 `invalid_request`
+//!   before any route reads a path segment (PostgreSQL cannot store a NUL).
+//! - **Headers.** `X-Content-Type-Options: nosniff` on every reply, and
+//!   `Strict-Transport-Security` when `HSTS` is on (production over https).
+
+use std::cell::{Cell, RefCell};
+use std::future::{ready, Future, Ready};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use actix_web::body::{BodySize, BoxBody, MessageBody};
+use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform};
+use actix_web::error::PayloadError;
+use actix_web::http::{header, Method, StatusCode};
+use actix_web::web::Bytes;
+use actix_web::{HttpMessage, ResponseError};
+use futures_util::Stream;
+
+use crate::error::ApiError;
+
+/// The operator API's route that takes no body although it is a `POST`.
+const BODYLESS_POSTS: [&str; 1] = ["/operator/api/v1/notifications/{id}/retry"];
+
+/// What the guard enforces (from the settings).
+#[derive(Debug, Clone)]
+pub struct GuardConfig {
+    /// `BODY_LIMIT_BYTES`.
+    pub body_limit: usize,
+    /// `REQUEST_TIMEOUT_SECS`: from the request's head to its reply.
+    pub request_timeout: Duration,
+    /// The `Strict-Transport-Security` value to send, when on (`HSTS`).
+    pub hsts: Option<header::HeaderValue>,
+}
+
+/// The middleware factory: `App::new().wrap(Guard::new(config))`.
+#[derive(Clone)]
+pub struct Guard(Rc<GuardConfig>);
+
+impl Guard {
+    /// A guard enforcing `config`.
+    pub fn new(config: GuardConfig) -> Guard {
+        Guard(Rc::new(config))
+    }
+}
+
+impl<S, B> Transform<S, ServiceRequest> for Guard
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<BoxBody>;
+    type Error = actix_web::Error;
+    type Transform = GuardService<S>;
+    type InitError = ();
+    type Future = Ready<Result<GuardService<S>, ()>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(GuardService {
+            service: Rc::new(service),
+            config: self.0.clone(),
+        }))
+    }
+}
+
+/// The guard around one worker's app.
+pub struct GuardService<S> {
+    service: Rc<S>,
+    config: Rc<GuardConfig>,
+}
+
+type Reply = Result<ServiceResponse<BoxBody>, actix_web::Error>;
+
+impl<S, B> Service<ServiceRequest> for GuardService<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<BoxBody>;
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Reply>>>;
+
+    actix_web::dev::forward_ready!(service);
+
+    fn call(&self, mut req: ServiceRequest) -> Self::Future {
+        let config = self.config.clone();
+        let announced = announced_body(&req);
+        let refusal = refusal(&req, announced, config.body_limit);
+        let payload = announced.then(|| Rc::new(RefCell::new(req.take_payload())));
+        let overflowed = Rc::new(Cell::new(false));
+        if let Some(held) = &payload {
+            req.set_payload(Payload::Stream {
+                payload: Box::pin(Watched {
+                    inner: held.clone(),
+                    seen: 0,
+                    limit: config.body_limit,
+                    overflowed: overflowed.clone(),
+                }),
+            });
+        }
+        let service = self.service.clone();
+        if let Some(error) = refusal {
+            let res = req.into_response(error.error_response());
+            return Box::pin(ready(Ok(finish(res, &config, payload))));
+        }
+        let what = format!("{} {}", req.method(), req.path());
+        Box::pin(async move {
+            match tokio::time::timeout(config.request_timeout, service.call(req)).await {
+                Ok(Ok(res)) if overflowed.get() => {
+                    let res = res.into_response(too_large(config.body_limit));
+                    Ok(finish(res, &config, payload))
+                }
+                Ok(Ok(res)) => Ok(finish(res.map_into_boxed_body(), &config, payload)),
+                Ok(Err(e)) => Err(e),
+                Err(_) => {
+                    log::warn!(
+                        "{what} took longer than {} s; answered 503",
+                        config.request_timeout.as_secs()
+                    );
+                    Err(TimedOut.into())
+                }
+            }
+        })
+    }
+}
+
+/// A request past `REQUEST_TIMEOUT_SECS`: 503 `unavailable`, the connection closed.
+#[derive(Debug, thiserror::Error)]
+#[error("the request took too long")]
+struct TimedOut;
+
+impl ResponseError for TimedOut {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::SERVICE_UNAVAILABLE
+    }
+
+    fn error_response(&self) -> actix_web::HttpResponse {
+        let mut reply = ApiError::Unavailable.error_response();
+        reply
+            .head_mut()
+            .set_connection_type(actix_web::http::ConnectionType::Close);
+        reply
+    }
+}
+
+/// The reply with the guard's headers, its body holding the request's payload (if any)
+/// until it has been written.
+fn finish(
+    res: ServiceResponse<BoxBody>,
+    config: &GuardConfig,
+    payload: Option<Rc<RefCell<Payload>>>,
+) -> ServiceResponse<BoxBody> {
+    let mut res = res;
+    let headers = res.headers_mut();
+    if !headers.contains_key(header::X_CONTENT_TYPE_OPTIONS) {
+        headers.insert(
+            header::X_CONTENT_TYPE_OPTIONS,
+            header::HeaderValue::from_static("nosniff"),
+        );
+    }
+    if let Some(hsts) = &config.hsts {
+        headers.insert(header::STRICT_TRANSPORT_SECURITY, hsts.clone());
+    }
+    match payload {
+        None => res,
+        Some(held) => res.map_body(|_, body| {
+            BoxBody::new(Holding {
+                body,
+                _payload: held,
+            })
+        }),
+    }
+}
+
+/// The §3 413 for a body over the limit, with the connection closed.
+fn too_large(limit: usize) -> actix_web::HttpResponse {
+    let mut reply = ApiError::InvalidRequest {
+        message: format!("request body is larger than {limit} bytes"),
+        status: StatusCode::PAYLOAD_TOO_LARGE,
+    }
+    .error_response();
+    reply
+        .head_mut()
+        .set_connection_type(actix_web::http::ConnectionType::Close);
+    reply
+}
+
+/// True when the request says a body follows: any `Transfer-Encoding`, or a
+/// `Content-Length` that is not 0.
+fn announced_body(req: &ServiceRequest) -> bool {
+    let headers = req.headers();
+    headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() != "0")
+}
+
+/// Why the request is answered before any route runs, if it is.
+fn refusal(req: &ServiceRequest, announced: bool, limit: usize) -> Option<ApiError> {
+    if has_control_escape(req.uri().path()) {
+        return Some(ApiError::invalid(
+            "the path must not contain control characters",
+        ));
+    }
+    if announced && takes_no_body(req) {
+        return Some(ApiError::invalid("this route takes no request body"));
+    }
+    let length = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if length.is_some_and(|n| n > limit as u64) {
+        return Some(ApiError::InvalidRequest {
+            message: format!("request body is larger than {limit} bytes"),
+            status: StatusCode::PAYLOAD_TOO_LARGE,
+        });
+    }
+    None
+}
+
+/// Routes that read no body: every `GET`, `HEAD`, `OPTIONS` and `DELETE`, and
+/// [`BODYLESS_POSTS`].
+fn takes_no_body(req: &ServiceRequest) -> bool {
+    match *req.method() {
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::DELETE => true,
+        Method::POST => req
+            .match_pattern()
+            .is_some_and(|p| BODYLESS_POSTS.contains(&p.as_str())),
+        _ => false,
+    }
+}
+
+/// True when the raw path holds a percent-escaped C0 control character or DEL.
+fn has_control_escape(path: &str) -> bool {
+    path.as_bytes().windows(3).any(|w| {
+        w[0] == b'%'
+            && matches!(
+                (w[1].to_ascii_uppercase(), w[2].to_ascii_uppercase()),
+                (b'0' | b'1', b'0'..=b'9' | b'A'..=b'F') | (b'7', b'F')
+            )
+    })
+}
+
+/// The request body as the route reads it: the held payload, counted against the limit.
+struct Watched {
+    inner: Rc<RefCell<Payload>>,
+    seen: usize,
+    limit: usize,
+    overflowed: Rc<Cell<bool>>,
+}
+
+impl Stream for Watched {
+    type Item = Result<Bytes, PayloadError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.overflowed.get() {
+            return Poll::Ready(Some(Err(PayloadError::Overflow)));
+        }
+        let polled = {
+            let mut inner = this.inner.borrow_mut();
+            Pin::new(&mut *inner).poll_next(cx)
+        };
+        if let Poll::Ready(Some(Ok(chunk))) = &polled {
+            this.seen = this.seen.saturating_add(chunk.len());
+            if this.seen > this.limit {
+                this.overflowed.set(true);
+                return Poll::Ready(Some(Err(PayloadError::Overflow)));
+            }
+        }
+        polled
+    }
+}
+
+/// A reply body that keeps the request's payload alive until the reply is written.
+struct Holding {
+    body: BoxBody,
+    _payload: Rc<RefCell<Payload>>,
+}
+
+impl MessageBody for Holding {
+    type Error = Box<dyn std::error::Error>;
+
+    fn size(&self) -> BodySize {
+        self.body.size()
+    }
+
+    fn poll_next(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, Self::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_next(cx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_escapes_are_found_in_any_case() {
+        for path in [
+            "/a/%00",
+            "/a/%1f/b",
+            "/a/%1F",
+            "/%7f",
+            "/%0a",
+            "/operator/api/v1/orders/demomall/%00",
+        ] {
+            assert!(has_control_escape(path), "{path}");
+        }
+        for path in ["/a/%20", "/a/%2F", "/a/b", "/%", "/a%0", "/%80", "/%7e"] {
+            assert!(!has_control_escape(path), "{path}");
+        }
+    }
+}
