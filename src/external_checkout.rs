@@ -10,6 +10,15 @@
 //!
 //! It never signs for anyone: the request HMAC is only made for a registered, enabled
 //! mall, with this app's client id, for a `request_time` near now, and rate-limited.
+//!
+//! It never trusts a reservation's amount alone (issue 18, item 9): the reservation HMAC
+//! is keyed by `client_id · order_id`, and `client_id` is public, so anyone can sign one.
+//! A reservation must be fresh (`response_time` within [`RESERVATION_MAX_AGE_SECS`], not
+//! ahead of now), and its total is confirmed against Cafe24's own order (`GET
+//! /admin/orders/{order_id}`, scope `mall.read_order`) before the KOMOJU session is
+//! made; a mismatch is refused. When Cafe24 cannot confirm it (the mall never authorized
+//! the app or lacks the scope, or Cafe24 does not show the reserved order), the shop's
+//! ceiling (`merchant limit`) applies; `docs/decisions.md` says why.
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -40,6 +49,11 @@ const VERSION_PLACEHOLDER: &str = "__CAFE24_KOMOJU_VERSION__";
 
 /// How far `request_time` may be from now, in seconds.
 pub const REQUEST_TIME_TOLERANCE_SECS: i64 = 5 * 60;
+/// How old a reservation's `response_time` may be, in seconds.
+pub const RESERVATION_MAX_AGE_SECS: i64 = 10 * 60;
+/// How far ahead of this service's clock a `response_time` may be (clock skew), in
+/// seconds.
+pub const RESERVATION_SKEW_SECS: i64 = 60;
 /// Most lines and units accepted in one reservation.
 const MAX_LINES: usize = 200;
 const MAX_QUANTITY: i64 = 10_000;
@@ -169,7 +183,7 @@ pub fn lines_total(lines: &[Line], currency: Currency) -> Result<Money, ApiError
             "order total must be positive".into(),
         ));
     }
-    Ok(total)
+    Ok(total.within_maximum()?)
 }
 
 /// Handles a reservation: checks it, creates the order and its KOMOJU session (counted
@@ -224,6 +238,7 @@ async fn start_reservation(app: &Services, payload: &Payload) -> Result<Started,
     ) {
         return Err(ApiError::InvalidReservationHmac);
     }
+    check_fresh(app, &response_time)?;
     let hosts = &merchant.allowed_hosts;
     let return_notification_url = app.allowed_hosts.check_field(
         "return_notification_url",
@@ -272,6 +287,7 @@ async fn start_reservation(app: &Services, payload: &Payload) -> Result<Started,
         lang: None,
         merchant,
     };
+    confirm_amount(app, &payload.mall_id, shop_no, &payload.order_id, total).await?;
     let (order, session_url) = checkout::start_valid(app, Flow::External, &valid).await?;
     let review_url = valid
         .merchant
@@ -295,6 +311,166 @@ async fn start_reservation(app: &Services, payload: &Payload) -> Result<Started,
         session_url,
         review_url,
     })
+}
+
+/// Unix seconds of a reservation's `response_time`: Unix seconds (10 digits, as the
+/// browser test's stand-in of Cafe24's SDK writes it) or milliseconds (13), Cafe24's
+/// zoneless `YYYY-MM-DD HH:MM:SS` (Korean time, +09:00, as Cafe24's other zoneless times:
+/// PROTOCOL.md §12), or RFC 3339 with an offset. `None` for anything else (`"yesterday"`,
+/// `"1e30"`).
+pub fn response_time_seconds(text: &str) -> Option<i64> {
+    let text = text.trim();
+    if text.bytes().all(|b| b.is_ascii_digit()) {
+        let n: i64 = text.parse().ok()?;
+        return match text.len() {
+            9 | 10 => Some(n),
+            13 => Some(n / 1000),
+            _ => None,
+        };
+    }
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Some(t.timestamp());
+    }
+    let kst = chrono::FixedOffset::east_opt(9 * 3600)?;
+    ["%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S"]
+        .iter()
+        .find_map(|f| chrono::NaiveDateTime::parse_from_str(text, f).ok())
+        .and_then(|t| t.and_local_timezone(kst).single())
+        .map(|t| t.timestamp())
+}
+
+/// A reservation's `response_time` is a time at most [`RESERVATION_MAX_AGE_SECS`] old
+/// and not ahead of now (beyond [`RESERVATION_SKEW_SECS`]). Errors: `invalid_request`.
+fn check_fresh(app: &Services, response_time: &str) -> Result<(), ApiError> {
+    let now = app.clock.unix_seconds();
+    match response_time_seconds(response_time) {
+        Some(t) if t <= now + RESERVATION_SKEW_SECS && now - t <= RESERVATION_MAX_AGE_SECS => {
+            Ok(())
+        }
+        Some(_) => Err(ApiError::invalid(
+            "response_time is not within the last 10 minutes; reserve the order again",
+        )),
+        None => Err(ApiError::invalid("response_time is not a time")),
+    }
+}
+
+/// Confirms a reservation's `total` for `order_id` of the shop: against Cafe24's own
+/// order when Cafe24 shows it (a different amount or currency is `invalid_amount`);
+/// otherwise against the shop's ceiling for unconfirmed reservations, when one is set.
+/// Errors: `invalid_amount`; `upstream_error` when Cafe24 fails; `merchant_disabled`
+/// when Cafe24 says the app is gone; `unavailable`.
+async fn confirm_amount(
+    app: &Services,
+    mall_id: &str,
+    shop_no: i32,
+    order_id: &str,
+    total: Money,
+) -> Result<(), ApiError> {
+    let why = match cafe24_due(app, mall_id, shop_no, order_id).await? {
+        Ok(due) => {
+            let currency = total.currency();
+            let same_currency = due
+                .currency
+                .as_deref()
+                .map_or(true, |c| c == currency.code());
+            let amount = Money::parse_non_negative(&due.amount, currency).ok();
+            if same_currency && amount == Some(total) {
+                return Ok(());
+            }
+            log::warn!(
+                "external checkout: mall {mall_id} order {order_id}: the reservation says {} {currency}, Cafe24's order {} {}; refused",
+                total.to_decimal_string(),
+                due.amount,
+                due.currency.as_deref().unwrap_or("?")
+            );
+            return Err(ApiError::InvalidAmount(
+                "the amount is not the amount of Cafe24's order".into(),
+            ));
+        }
+        Err(why) => why,
+    };
+    let mall = mall_id.to_owned();
+    let max = app
+        .db
+        .run(move |c| crate::db::limits::external_max(c, &mall, shop_no))
+        .await
+        .map_err(|e| ApiError::from_db("reading the shop's ceiling", e))?;
+    match max {
+        Some(max) if total.minor() > max => {
+            log::warn!("external checkout: mall {mall_id} order {order_id}: not confirmed by Cafe24 ({why}) and above the shop's ceiling; refused");
+            Err(ApiError::InvalidAmount(format!(
+                "the amount is above what this shop accepts without Cafe24's confirmation ({} {})",
+                Money::from_minor(max, total.currency()).to_decimal_string(),
+                total.currency()
+            )))
+        }
+        _ => {
+            log::warn!("external checkout: mall {mall_id} order {order_id}: amount not confirmed by Cafe24 ({why}); accepted");
+            Ok(())
+        }
+    }
+}
+
+/// What Cafe24's order says is due, or why Cafe24 could not say (`Ok(Err(reason))`).
+async fn cafe24_due(
+    app: &Services,
+    mall_id: &str,
+    shop_no: i32,
+    order_id: &str,
+) -> Result<Result<crate::cafe24::orders::DueAmount, String>, ApiError> {
+    use crate::cafe24::admin::Cafe24Error;
+    use crate::cafe24::orders::{self, READ_ORDER_SCOPE};
+    use crate::install::tokens::AdminError;
+    let mall = mall_id.to_owned();
+    let token = app
+        .db
+        .run(move |c| crate::db::cafe24::find_token(c, &mall))
+        .await
+        .map_err(|e| ApiError::from_db("reading the mall's Cafe24 tokens", e))?;
+    let Some(token) = token else {
+        return Ok(Err("the mall has not authorized the app".into()));
+    };
+    if !token
+        .scopes
+        .split(',')
+        .any(|s| s.trim() == READ_ORDER_SCOPE)
+    {
+        return Ok(Err(format!("the app was not granted {READ_ORDER_SCOPE}")));
+    }
+    /// What the order call found; a 403 is not the app's removal here (another scope
+    /// may be missing), so it never disconnects the mall.
+    enum Lookup {
+        Found(serde_json::Value),
+        Missing,
+        Refused,
+    }
+    let found = crate::install::tokens::with_access(app, mall_id, |access| async move {
+        match orders::find(&app.cafe24, mall_id, &access, order_id, shop_no).await {
+            Ok(Some(reply)) => Ok(Lookup::Found(reply)),
+            Ok(None) => Ok(Lookup::Missing),
+            Err(Cafe24Error::Forbidden) => Ok(Lookup::Refused),
+            Err(e) => Err(e),
+        }
+    })
+    .await;
+    match found {
+        Ok(Lookup::Found(reply)) => {
+            Ok(orders::due_amount(&reply)
+                .ok_or_else(|| "Cafe24's order carries no amount".to_owned()))
+        }
+        Ok(Lookup::Missing) => Ok(Err("Cafe24 does not show the order".into())),
+        Ok(Lookup::Refused) => Ok(Err("Cafe24 refused to show the order (403)".into())),
+        Err(AdminError::NotConnected) => Ok(Err("the mall has not authorized the app".into())),
+        Err(AdminError::Sealed) => Ok(Err("the mall's Cafe24 tokens do not open".into())),
+        Err(AdminError::Disconnected) => Err(ApiError::MerchantDisabled),
+        Err(AdminError::Db(e)) => Err(ApiError::from_db("reading the mall's Cafe24 tokens", e)),
+        Err(AdminError::Cafe24(e)) => {
+            log::warn!("external checkout: mall {mall_id} order {order_id}: Cafe24 could not be asked: {e}");
+            Err(ApiError::Upstream(
+                "Cafe24 could not confirm the order; try again".into(),
+            ))
+        }
+    }
 }
 
 /// The shop row (registered and enabled: checked by `load_merchant`).
@@ -511,6 +687,30 @@ mod tests {
         assert!(lines_total(&[line("10", None, "-1")], Currency::JPY).is_err());
         assert!(lines_total(&[], Currency::JPY).is_err());
         assert!(lines_total(&[line("9223372036854775807", None, "2")], Currency::JPY).is_err());
+    }
+
+    #[test]
+    fn response_times_are_read_in_cafe24s_shapes_only() {
+        assert_eq!(response_time_seconds("1780000000"), Some(1_780_000_000));
+        assert_eq!(response_time_seconds("1780000000123"), Some(1_780_000_000));
+        assert_eq!(
+            response_time_seconds("2026-11-21 21:00:00"),
+            Some(1_795_262_400)
+        );
+        assert_eq!(
+            response_time_seconds("2026-11-21T12:00:00Z"),
+            Some(1_795_262_400)
+        );
+        for bad in [
+            "yesterday",
+            "1e30",
+            "",
+            "-1",
+            "17800000001234567",
+            "2026-11-21",
+        ] {
+            assert_eq!(response_time_seconds(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

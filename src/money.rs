@@ -108,6 +108,27 @@ impl Currency {
         }
     }
 
+    /// The largest amount accepted in this currency, in minor units (issue 18, item 10;
+    /// `docs/decisions.md`): about one million US dollars, a round figure in each
+    /// currency, far above any single online payment and far below `i64`. KOMOJU's own
+    /// limits per payment method (lower, and per merchant contract) are KOMOJU's to
+    /// enforce; this only refuses amounts no payment can be.
+    pub fn max_minor(self) -> i64 {
+        let major: i64 = match self {
+            Currency::JPY => 100_000_000,
+            Currency::KRW => 1_000_000_000,
+            Currency::USD
+            | Currency::EUR
+            | Currency::GBP
+            | Currency::AUD
+            | Currency::CAD
+            | Currency::SGD => 1_000_000,
+            Currency::HKD | Currency::CNY => 10_000_000,
+            Currency::PHP | Currency::THB => 50_000_000,
+        };
+        major * 10i64.pow(self.exponent())
+    }
+
     /// Every supported currency, in the order of the §4 table.
     pub fn all() -> &'static [Currency] {
         &ALL_CURRENCIES
@@ -156,7 +177,8 @@ impl Money {
     ///
     /// Errors: [`MoneyError::InvalidAmount`] for empty text, text over 32 bytes, signs,
     /// whitespace, exponents, commas, `"."`, `".5"`, `"5."`, non-ASCII digits, a value that
-    /// overflows `i64` minor units, or zero.
+    /// overflows `i64` minor units, or zero; [`MoneyError::TooLarge`] above
+    /// [`Currency::max_minor`].
     pub fn parse_positive(text: &str, currency: Currency) -> Result<Money, MoneyError> {
         let money = Money::parse_non_negative(text, currency)?;
         if money.minor == 0 {
@@ -167,11 +189,26 @@ impl Money {
 
     /// Same rules as [`Money::parse_positive`], but zero (`"0"`, `"0.00"`) is accepted.
     ///
-    /// Errors: [`MoneyError::InvalidAmount`] as for `parse_positive`, except for zero.
+    /// Errors: [`MoneyError::InvalidAmount`] as for `parse_positive`, except for zero;
+    /// [`MoneyError::TooLarge`] above [`Currency::max_minor`].
     pub fn parse_non_negative(text: &str, currency: Currency) -> Result<Money, MoneyError> {
-        parse_minor(text, currency.exponent())
+        let money = parse_minor(text, currency.exponent())
             .map(|minor| Money { minor, currency })
-            .ok_or_else(|| invalid_amount(currency))
+            .ok_or_else(|| invalid_amount(currency))?;
+        money.within_maximum()
+    }
+
+    /// `self` when it is at most its currency's [`Currency::max_minor`]. Errors:
+    /// [`MoneyError::TooLarge`].
+    pub fn within_maximum(self) -> Result<Money, MoneyError> {
+        if self.minor > self.currency.max_minor() {
+            return Err(MoneyError::TooLarge {
+                max: Money::from_minor(self.currency.max_minor(), self.currency)
+                    .to_decimal_string(),
+                currency: self.currency,
+            });
+        }
+        Ok(self)
     }
 
     /// The amount in minor units.
@@ -239,6 +276,13 @@ pub enum MoneyError {
     /// The currency code is not in the §4 table.
     #[error("currency is not supported")]
     UnsupportedCurrency,
+    /// Above the largest amount accepted in the currency ([`Currency::max_minor`]).
+    #[error("amount is larger than the largest accepted in {currency} ({max})")]
+    TooLarge {
+        /// The largest accepted, in the currency's decimal format.
+        max: String,
+        currency: Currency,
+    },
 }
 
 fn invalid_amount(currency: Currency) -> MoneyError {
@@ -416,15 +460,46 @@ mod tests {
     }
 
     #[test]
-    fn boundaries_of_i64_parse() {
+    fn amounts_above_the_currency_maximum_are_too_large() {
+        // Issue 18: "92233720368547758.07" PHP fitted i64 and was sent to KOMOJU.
+        for (text, currency) in [
+            ("9223372036854775807", Currency::JPY),
+            ("92233720368547758.07", Currency::PHP),
+            ("100000000.01", Currency::PHP),
+            ("100000001", Currency::JPY),
+            ("1000000.01", Currency::USD),
+        ] {
+            assert!(
+                matches!(positive(text, currency), Err(MoneyError::TooLarge { .. })),
+                "{text} {currency}"
+            );
+        }
         assert_eq!(
-            positive("9223372036854775807", Currency::JPY),
-            Ok(Money::from_minor(i64::MAX, Currency::JPY))
+            positive("100000000", Currency::JPY),
+            Ok(Money::from_minor(100_000_000, Currency::JPY))
         );
         assert_eq!(
-            positive("92233720368547758.07", Currency::PHP),
-            Ok(Money::from_minor(i64::MAX, Currency::PHP))
+            positive("1000000.00", Currency::USD),
+            Ok(Money::from_minor(100_000_000, Currency::USD))
         );
+        assert_eq!(
+            positive("50000000.00", Currency::PHP),
+            Ok(Money::from_minor(5_000_000_000, Currency::PHP))
+        );
+        assert_eq!(
+            positive("100000001", Currency::JPY)
+                .err()
+                .map(|e| e.to_string()),
+            Some("amount is larger than the largest accepted in JPY (100000000)".into())
+        );
+        for &currency in Currency::all() {
+            let max = Money::from_minor(currency.max_minor(), currency);
+            assert_eq!(
+                Money::parse_positive(&max.to_decimal_string(), currency),
+                Ok(max)
+            );
+            assert!(currency.max_minor() < i64::MAX / 1000, "{currency}");
+        }
     }
 
     #[test]
@@ -478,22 +553,9 @@ mod tests {
 
     #[test]
     fn decimal_string_round_trips() {
-        let minors = [
-            0,
-            1,
-            9,
-            10,
-            99,
-            100,
-            101,
-            306500,
-            1_000_000_007,
-            i64::MAX / 10,
-            i64::MAX - 1,
-            i64::MAX,
-        ];
+        let minors = [0, 1, 9, 10, 99, 100, 101, 306500, 10_000_007];
         for &currency in Currency::all() {
-            for minor in minors {
+            for minor in minors.into_iter().chain([currency.max_minor()]) {
                 let money = Money::from_minor(minor, currency);
                 let text = money.to_decimal_string();
                 assert_eq!(

@@ -72,6 +72,21 @@ pub enum MerchantCommand {
     Enable(Target),
     /// Disable a mall, or one shop with --shop-no.
     Disable(Target),
+    /// External checkout: the largest amount a reservation Cafe24 could not confirm may
+    /// carry in this shop (its currency's decimal format), or `off` for no ceiling.
+    Limit(LimitArgs),
+}
+
+/// `merchant limit --mall-id M --shop-no N --external-max AMOUNT|off`.
+#[derive(Debug, clap::Args)]
+pub struct LimitArgs {
+    #[arg(long)]
+    pub mall_id: String,
+    #[arg(long)]
+    pub shop_no: i32,
+    /// An amount in the shop's currency (`50000`, `300.00`), or `off`.
+    #[arg(long)]
+    pub external_max: String,
 }
 
 /// `notifications …`.
@@ -479,7 +494,50 @@ fn merchant(
         }
         MerchantCommand::Enable(t) => set_enabled(&mut conn, t, true, now, out),
         MerchantCommand::Disable(t) => set_enabled(&mut conn, t, false, now, out),
+        MerchantCommand::Limit(l) => set_limit(&mut conn, l, now, out),
     }
+}
+
+/// `merchant limit`: the shop's external-checkout ceiling, read in its currency.
+fn set_limit(
+    conn: &mut db::DbConnection,
+    l: LimitArgs,
+    now: chrono::NaiveDateTime,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let shop = db::merchants::find_shop(conn, &l.mall_id, l.shop_no)?.ok_or_else(|| {
+        CliError::Usage(format!(
+            "shop {} of {} is not registered",
+            l.shop_no, l.mall_id
+        ))
+    })?;
+    let max = match l.external_max.as_str() {
+        "off" => None,
+        text => {
+            let currency = crate::money::Currency::parse(&shop.currency)
+                .map_err(|e| CliError::Usage(format!("shop currency {}: {e}", shop.currency)))?;
+            let money = crate::money::Money::parse_positive(text, currency)
+                .map_err(|e| CliError::Usage(format!("--external-max: {e}")))?;
+            Some(money)
+        }
+    };
+    db::limits::set_external_max(conn, &l.mall_id, l.shop_no, max.map(|m| m.minor()), now)?;
+    match max {
+        Some(m) => writeln!(
+            out,
+            "shop {} of {}: reservations Cafe24 cannot confirm are accepted up to {} {}",
+            l.shop_no,
+            l.mall_id,
+            m.to_decimal_string(),
+            m.currency()
+        )?,
+        None => writeln!(
+            out,
+            "shop {} of {}: no ceiling for reservations Cafe24 cannot confirm",
+            l.shop_no, l.mall_id
+        )?,
+    }
+    Ok(())
 }
 
 fn notifications(

@@ -33,7 +33,7 @@ pub const CAFE24_PRODUCTION_API: &str = "https://{mall_id}.cafe24api.com";
 pub const DEFAULT_CAFE24_API_VERSION: &str = "2026-03-01";
 /// The scopes asked by default.
 pub const DEFAULT_CAFE24_SCOPES: &str =
-    "mall.read_application,mall.write_application,mall.read_store,mall.write_store";
+    "mall.read_application,mall.write_application,mall.read_store,mall.write_store,mall.read_order";
 /// The development default of `APP_SECRET`.
 pub const DEV_APP_SECRET: &str = "dev-app-secret-change-me-0123456789abcdef";
 /// The §10 default allow-list.

@@ -13,6 +13,7 @@ pub mod external_checkout;
 pub mod hash_data;
 pub mod launch;
 pub mod notify;
+pub mod orders;
 pub mod partner_id;
 pub mod payment_result;
 

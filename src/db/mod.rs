@@ -78,6 +78,7 @@ text_enum_column!(refunds::RefundState, Display);
 text_enum_column!(notifications::NotificationState, Display);
 
 pub mod cafe24;
+pub mod limits;
 pub mod merchants;
 pub mod notifications;
 pub mod orders;

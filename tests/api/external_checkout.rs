@@ -55,7 +55,8 @@ fn payload(
     base: &str,
     currency: &str,
 ) -> serde_json::Value {
-    let response_time = "2026-11-21 12:00:00";
+    let response_time = chrono::Utc::now().timestamp().to_string();
+    let response_time = response_time.as_str();
     serde_json::json!({
         "mall_id": MALL, "shop_no": 1, "member_id": "", "is_guest": true, "currency": currency,
         "order_id": order_id, "return_notification_url": notify, "return_url_base": base,
@@ -469,23 +470,40 @@ async fn reservation_signed_as_the_cafe24_sample_checks_it_is_accepted(backend: 
     let app = spawn_app_with(backend, &[("OUTBOX_WORKER", "off")]).await;
     register_shop(&app, false, "JPY").await;
     let notify = "https://demomall.cafe24.com/exec/front/order/pg/notify?shop=デモ店&order_id=20261121-0000042";
-    let reservation = |hmac: &str| {
+    let reservation = |hmac: &str, response_time: &str| {
         serde_json::json!({
             "mall_id": MALL, "shop_no": 1, "member_id": "", "is_guest": true, "currency": "JPY",
             "order_id": "20261121-0000042", "return_notification_url": notify,
-            "return_url_base": "https://demomall.cafe24.com", "response_time": "2026-11-21 12:00:00",
+            "return_url_base": "https://demomall.cafe24.com", "response_time": response_time,
             "hmac": hmac,
             "order": [{"product_no": 7, "product_name": "茶碗", "quantity": 1, "product_price": "3065", "option_price": "0"}],
         })
     };
+    let vector_time = "2026-11-21 12:00:00";
     let (status, err) = app
-        .ext_payload(&reservation("vXWFxYR/dzMc+X6Tqqi/FiJmlngEte5z6YIJ/Bc8pxg="))
+        .ext_payload(&reservation(
+            "vXWFxYR/dzMc+X6Tqqi/FiJmlngEte5z6YIJ/Bc8pxg=",
+            vector_time,
+        ))
         .await;
     assert_eq!((status, err["error"].as_str()), (401, Some("invalid_hash")));
     assert_eq!(app.order_count().await, 0);
-    let (status, body) = app
-        .ext_payload(&reservation("3KRF00tPkRmONg2AscbD65x4KpzfsXqnusQhZHzGtPc="))
+    // The vector's HMAC holds (not 401); its response_time is long past (issue 18).
+    let (status, err) = app
+        .ext_payload(&reservation(
+            "3KRF00tPkRmONg2AscbD65x4KpzfsXqnusQhZHzGtPc=",
+            vector_time,
+        ))
         .await;
+    assert_eq!(
+        (status, err["error"].as_str()),
+        (400, Some("invalid_request")),
+        "{err}"
+    );
+    assert_eq!(app.order_count().await, 0);
+    let now = app.clock.unix_seconds().to_string();
+    let fresh = reservation_hmac("20261121-0000042", "3065", &now, notify);
+    let (status, body) = app.ext_payload(&reservation(&fresh, &now)).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["result_code"], "0000");
     let order = app

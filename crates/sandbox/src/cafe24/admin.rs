@@ -27,6 +27,7 @@ enum Route {
     ListScriptTags,
     CreateScriptTag,
     DeleteScriptTag(String),
+    Order(String),
 }
 
 impl Route {
@@ -40,6 +41,7 @@ impl Route {
             ("GET", ["admin", "scripttags"]) => Some(Route::ListScriptTags),
             ("POST", ["admin", "scripttags"]) => Some(Route::CreateScriptTag),
             ("DELETE", ["admin", "scripttags", script]) => id(script).map(Route::DeleteScriptTag),
+            ("GET", ["admin", "orders", order]) => id(order).map(Route::Order),
             _ => None,
         }
     }
@@ -92,6 +94,9 @@ pub(super) fn run(
             Ok(shop_no) => delete_script_tag(sandbox, mall_id, client_id, &script_no, shop_no),
             Err(reply) => reply,
         },
+        Route::Order(order_id) => {
+            super::orders::retrieve(sandbox, mall_id, &order_id, req.query_string())
+        }
     }
 }
 

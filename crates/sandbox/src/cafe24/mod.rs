@@ -18,6 +18,7 @@
 mod admin;
 mod api;
 mod oauth;
+mod orders;
 mod page;
 mod state;
 #[cfg(test)]
@@ -32,6 +33,7 @@ use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use orders::OrderSpec;
 use state::State;
 
 /// The app as registered in Cafe24's Developer Center. Its `Debug` shows
@@ -73,6 +75,8 @@ struct Inner {
     public_base: String,
     app: Cafe24App,
     state: Mutex<State>,
+    /// The orders `GET /admin/orders/{order_id}` shows, by (mall, order id).
+    orders: Mutex<std::collections::HashMap<(String, String), OrderSpec>>,
 }
 
 /// One shop of a mall, as `GET /api/v2/admin/shops` lists it.
@@ -171,6 +175,7 @@ impl Cafe24Sandbox {
                     DEFAULT_ACCESS_LIFETIME,
                     DEFAULT_REFRESH_LIFETIME,
                 )),
+                orders: Mutex::default(),
             }),
         }
     }
@@ -214,6 +219,41 @@ impl Cafe24Sandbox {
     /// service replaces with the mall's id.
     pub fn api_base_template(&self) -> String {
         format!("{}/{{mall_id}}", self.inner.public_base)
+    }
+
+    /// Makes `GET /admin/orders/{order_id}?shop_no={shop_no}` of `mall_id` show an
+    /// unpaid order in `currency` whose amount to pay is `amount_due` (Cafe24's decimal
+    /// format, e.g. `"5000.00"`; see `orders.rs`); a mall's other orders are 404.
+    pub fn set_order(
+        &self,
+        mall_id: &str,
+        order_id: &str,
+        shop_no: i64,
+        currency: &str,
+        amount_due: &str,
+    ) {
+        let order = OrderSpec {
+            order_id: order_id.to_string(),
+            shop_no,
+            currency: currency.to_string(),
+            amount_due: amount_due.to_string(),
+        };
+        let key = (mall_id.to_string(), order.order_id.clone());
+        self.inner
+            .orders
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key, order);
+    }
+
+    fn order(&self, mall_id: &str, order_id: &str) -> Option<OrderSpec> {
+        let key = (mall_id.to_string(), order_id.to_string());
+        self.inner
+            .orders
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .cloned()
     }
 
     /// Sets the shops `GET /admin/shops` lists for `mall_id` (and which exist for
