@@ -419,6 +419,29 @@ pub fn find(conn: &mut DbConnection, id: i64) -> Result<Option<NotificationRow>,
         .optional()?)
 }
 
+/// How many rows a claim at `now` would take: pending, due, not leased (or the lease
+/// ended), and not of a host backing off. Tests drive the outbox to idle with it.
+pub fn claimable(conn: &mut DbConnection, now: NaiveDateTime) -> Result<i64, DbError> {
+    let backing_off = outbox_hosts::table
+        .filter(outbox_hosts::retry_at.gt(now))
+        .select(outbox_hosts::host.nullable());
+    Ok(notifications::table
+        .filter(notifications::state.eq(NotificationState::Pending))
+        .filter(notifications::next_attempt_at.le(now))
+        .filter(
+            notifications::lease_expires_at
+                .is_null()
+                .or(notifications::lease_expires_at.lt(now)),
+        )
+        .filter(
+            notifications::target_host
+                .is_null()
+                .or(notifications::target_host.ne_all(backing_off)),
+        )
+        .count()
+        .get_result(conn)?)
+}
+
 /// The notifications of one order, oldest first.
 pub fn for_order(conn: &mut DbConnection, order_pk: &str) -> Result<Vec<NotificationRow>, DbError> {
     Ok(notifications::table

@@ -28,7 +28,12 @@ both_backends!(
 /// `json_encode((int)total·order_id·response_time·url, JSON_UNESCAPED_UNICODE |
 /// JSON_UNESCAPED_SLASHES)`: quoted, `"` and `\` escaped, `/` and non-ASCII as they are
 /// (these test strings hold no control character).
-fn reservation_hmac(order_id: &str, total_major: &str, response_time: &str, url: &str) -> String {
+pub(crate) fn reservation_hmac(
+    order_id: &str,
+    total_major: &str,
+    response_time: &str,
+    url: &str,
+) -> String {
     let message = format!("{total_major}{order_id}{response_time}{url}");
     let encoded = format!("\"{}\"", message.replace('\\', "\\\\").replace('"', "\\\""));
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(format!("{CLIENT_ID}{order_id}").as_bytes())
@@ -37,7 +42,7 @@ fn reservation_hmac(order_id: &str, total_major: &str, response_time: &str, url:
     base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
 
-async fn register_shop(app: &TestApp, review: bool, currency: &str) {
+pub(crate) async fn register_shop(app: &TestApp, review: bool, currency: &str) {
     app.add_merchant(
         &MerchantAdd::demo()
             .flag("--shop-name", "Demo <Mall>")
@@ -47,7 +52,7 @@ async fn register_shop(app: &TestApp, review: bool, currency: &str) {
     .await;
 }
 
-fn payload(
+pub(crate) fn payload(
     order_id: &str,
     lines: serde_json::Value,
     total_major: &str,
@@ -66,7 +71,7 @@ fn payload(
 }
 
 impl TestApp {
-    async fn ext_get(&self, path: &str) -> reqwest::Response {
+    pub(crate) async fn ext_get(&self, path: &str) -> reqwest::Response {
         self.client
             .get(format!("{}/api/external-checkout{path}", self.address))
             .send()
@@ -74,7 +79,7 @@ impl TestApp {
             .unwrap_or_else(|e| panic!("{e}"))
     }
 
-    async fn ext_payload(&self, body: &serde_json::Value) -> (u16, serde_json::Value) {
+    pub(crate) async fn ext_payload(&self, body: &serde_json::Value) -> (u16, serde_json::Value) {
         let r = self
             .client
             .post(format!("{}/api/external-checkout/payload", self.address))

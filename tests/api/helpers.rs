@@ -100,7 +100,11 @@ impl TestDb {
                     .execute(&mut conn)
                     .unwrap_or_else(|e| panic!("create schema: {e}"));
                 let sep = if admin.contains('?') { '&' } else { '?' };
-                let url = format!("{admin}{sep}options=-c%20search_path%3D{schema}");
+                // The schema also names the connections (`application_name`), so a test
+                // can find and cut its service's own connections.
+                let url = format!(
+                    "{admin}{sep}options=-c%20search_path%3D{schema}&application_name={schema}"
+                );
                 TestDb {
                     url,
                     _dir: None,
@@ -108,6 +112,18 @@ impl TestDb {
                 }
             }
         }
+    }
+}
+
+impl TestDb {
+    /// The PostgreSQL schema (also the connections' `application_name`), if PostgreSQL.
+    pub fn pg_schema(&self) -> Option<&str> {
+        self.pg_schema.as_ref().map(|(_, schema)| schema.as_str())
+    }
+
+    /// The admin URL (`TEST_POSTGRES_URL`), if PostgreSQL.
+    pub fn pg_admin(&self) -> Option<&str> {
+        self.pg_schema.as_ref().map(|(admin, _)| admin.as_str())
     }
 }
 
@@ -662,7 +678,7 @@ impl TestApp {
     ///
     /// A row the service's worker is claiming at that moment (locked, not yet committed)
     /// is skipped by the test's claim and shows no lease yet; so the drain ends only when
-    /// no row is both due and unleased.
+    /// no row is claimable (due, unleased, and not of a host backing off).
     pub async fn drain_outbox(&self) {
         let worker = cafe24_komoju::notifications::Worker::new(
             self.state.clone(),
@@ -676,12 +692,13 @@ impl TestApp {
             while worker.run_once().await.unwrap_or_else(|e| panic!("{e}")) > 0 {}
             self.outbox_settled().await;
             let now = self.clock.now_naive();
-            let due = self.notifications().await.into_iter().any(|n| {
-                n.state == cafe24_komoju::db::notifications::NotificationState::Pending
-                    && n.next_attempt_at <= now
-                    && n.lease_owner.is_none()
-            });
-            if !due {
+            let due = self
+                .state
+                .db
+                .run(move |c| cafe24_komoju::db::notifications::claimable(c, now))
+                .await
+                .unwrap_or_else(|e| panic!("{e}"));
+            if due == 0 {
                 return;
             }
             assert!(std::time::Instant::now() < deadline, "outbox never drained");
@@ -786,6 +803,36 @@ impl ServiceProcess {
     pub fn kill(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM without waiting.
+    pub fn signal_term(&self) {
+        let _ = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(self.child.id().to_string())
+            .status();
+    }
+
+    /// Waits up to `limit` for the process to exit; its status, or `None` if it still runs.
+    pub async fn wait_exit(
+        &mut self,
+        limit: std::time::Duration,
+    ) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if std::time::Instant::now() > deadline {
+                return None;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// True while the process runs.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
     }
 
     /// SIGTERM, then waits for the process to exit.

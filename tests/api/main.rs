@@ -9,6 +9,7 @@ mod merchant_fixture;
 mod serve_fixture;
 
 mod asynchronous_checkout;
+mod bad_day;
 mod cancellation;
 mod cli;
 mod external_checkout;
@@ -20,4 +21,5 @@ mod openapi;
 mod operator;
 mod processes;
 mod reconciliation;
+mod shutdown;
 mod synchronous_checkout;
