@@ -489,7 +489,7 @@ async fn external_checkout_reservations_are_fresh_and_confirmed_by_cafe24(backen
 
 /// Cuts every PostgreSQL connection of the test service (`pg_terminate_backend` on its
 /// `application_name`) and waits until they are gone; returns how many were cut.
-fn cut_connections(admin: &str, schema: &str) -> usize {
+pub(crate) fn cut_connections(admin: &str, schema: &str) -> usize {
     use diesel::prelude::*;
     #[derive(QueryableByName)]
     struct Cut {

@@ -11,6 +11,7 @@ mod serve_fixture;
 mod asynchronous_checkout;
 mod bad_day;
 mod cancellation;
+mod chaos;
 mod cli;
 mod external_checkout;
 mod health;
