@@ -15,6 +15,7 @@ mod external_checkout;
 mod health;
 mod hostile_input;
 mod install;
+mod komoju_truth;
 mod metrics;
 mod openapi;
 mod operator;
