@@ -226,7 +226,10 @@ fn run(sandbox: &Sandbox, owner: &str, route: Route, headers: &HeaderMap, body: 
         Route::PingWebhook => Reply::not_found(),
         Route::PaymentMethods => {
             let state = sandbox.lock();
-            payment_methods_reply(state.payment_methods.get(owner).map(Vec::as_slice))
+            let restricted = state.payment_methods.get(owner).map(Vec::as_slice);
+            payment_methods_reply(restricted, |slug| {
+                state.fees.get(slug).copied().unwrap_or(0)
+            })
         }
     }
 }
@@ -321,7 +324,9 @@ fn refund_payment(
 
 /// One entry of `GET /api/v1/payment_methods`: SDK `docs/Models/AvailablePaymentMethod.md`
 /// (`name_en`, `name_ja`, `name_ko`, `type_slug`, `currency`), one per type and currency
-/// it takes.
+/// it takes, plus `payment_method_fee` (the WooCommerce plugin's example entry,
+/// `class-wc-settings-page-komoju.php`, which also keeps one entry per slug, preferring the
+/// shop's currency).
 #[derive(Serialize)]
 struct PaymentMethodEntry<'a> {
     name_en: &'a str,
@@ -329,12 +334,13 @@ struct PaymentMethodEntry<'a> {
     name_ko: &'a str,
     type_slug: &'a str,
     currency: &'a str,
+    payment_method_fee: i64,
 }
 
 /// The list for a key: every known type in every currency it takes, or the key's
 /// restriction in its order (a type the stand-in has no names for is listed under its
 /// slug in every language, in JPY).
-fn payment_methods_reply(restricted: Option<&[String]>) -> Reply {
+fn payment_methods_reply(restricted: Option<&[String]>, fee: impl Fn(&str) -> i64) -> Reply {
     let types: Vec<&str> = match restricted {
         None => PAYMENT_TYPES.iter().map(|t| t.slug).collect(),
         Some(types) => types.iter().map(String::as_str).collect(),
@@ -348,6 +354,7 @@ fn payment_methods_reply(restricted: Option<&[String]>) -> Reply {
                 name_ko: t.name_ko,
                 type_slug: t.slug,
                 currency,
+                payment_method_fee: fee(t.slug),
             })),
             None => entries.push(PaymentMethodEntry {
                 name_en: slug,
@@ -355,6 +362,7 @@ fn payment_methods_reply(restricted: Option<&[String]>) -> Reply {
                 name_ko: slug,
                 type_slug: slug,
                 currency: "JPY",
+                payment_method_fee: fee(slug),
             }),
         }
     }

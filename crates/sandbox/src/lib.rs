@@ -42,8 +42,10 @@
 //! Every request is authenticated with HTTP Basic (the secret key as user name, empty
 //! password), recorded ([`Sandbox::requests`]), and POSTs honour `X-KOMOJU-IDEMPOTENCY`.
 //! Errors are `{"error":{"code","message","param","details":{}}}` with the codes and
-//! HTTP statuses KOMOJU documents (`reply.rs`). Objects have ids of 25 lowercase
-//! alphanumerics and times in UTC with `Z` (`"2018-11-16T14:59:59Z"`).
+//! HTTP statuses KOMOJU documents (`reply.rs`). Objects (events too) have ids of 25
+//! lowercase alphanumerics and times in UTC with `Z` (`"2018-11-16T14:59:59Z"`). A
+//! payment's `total` is `amount + tax + payment_method_fee`: tax is always 0 here, and a
+//! fee per type is set with [`Sandbox::set_payment_method_fee`].
 //!
 //! # The hosted page
 //!
@@ -432,6 +434,23 @@ impl Sandbox {
     /// from then on use it.
     pub fn set_exchange_rate(&self, from: &str, to: &str, rate: f64) {
         self.lock().rates.set(from, to, rate);
+    }
+
+    /// Sets KOMOJU's `payment_method_fee` for payments of `payment_type` made from now on,
+    /// in minor units of the currency the payment is charged in (e.g. `("konbini", 190)`:
+    /// the konbini fee of the WooCommerce plugin's example `payment_methods` entry,
+    /// `class-wc-settings-page-komoju.php`); `0` removes it. It is added on top: the
+    /// payment's `amount` stays what the session asked and `total` is `amount + tax +
+    /// payment_method_fee` (docs.komoju.com "Show a payment"; the plugin checks
+    /// `total - payment_method_fee` against the order). `GET /payment_methods` shows it.
+    /// Refunds give back at most `amount + tax`.
+    pub fn set_payment_method_fee(&self, payment_type: &str, fee: i64) {
+        let mut state = self.lock();
+        if fee == 0 {
+            state.fees.remove(payment_type);
+        } else {
+            state.fees.insert(payment_type.to_string(), fee);
+        }
     }
 
     /// KOMOJU paid the refunds of a konbini, bank transfer or Pay-easy payment: each of

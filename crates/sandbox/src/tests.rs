@@ -143,6 +143,7 @@ macro_rules! submit {
     }};
 }
 
+mod shapes;
 mod truth;
 
 fn error_of(answer: &Answer) -> (String, Value) {
@@ -1815,7 +1816,7 @@ async fn payment_methods_lists_every_type_in_each_currency_unless_restricted_per
     let text = all.text();
     assert!(
         text.starts_with(
-            r#"[{"name_en":"Credit Card","name_ja":"クレジットカード","name_ko":"신용카드","type_slug":"credit_card","currency":"JPY"},"#
+            r#"[{"name_en":"Credit Card","name_ja":"クレジットカード","name_ko":"신용카드","type_slug":"credit_card","currency":"JPY","payment_method_fee":0},"#
         ),
         "{text}"
     );
@@ -1850,7 +1851,7 @@ async fn payment_methods_lists_every_type_in_each_currency_unless_restricted_per
     }
     assert_eq!(listed.len(), 24);
     for method in all.json().as_array().unwrap() {
-        assert_eq!(method.as_object().unwrap().len(), 5, "{method}");
+        assert_eq!(method.as_object().unwrap().len(), 6, "{method}");
     }
 
     sb.set_payment_methods(KEY, &["konbini", "credit_card", "konbini"]);
