@@ -276,7 +276,10 @@ fn refused(row: &RefundRow, order_id: &str, e: &KomojuError) -> Decided {
     let (state, err) = if status == 400 || status == 422 {
         (
             RefundState::NotRefundable,
-            ApiError::NotRefundable(format!("KOMOJU refused to {} this payment ({code})", row.operation)),
+            ApiError::NotRefundable(format!(
+                "KOMOJU refused to {} this payment ({code})",
+                row.operation
+            )),
         )
     } else {
         (
@@ -378,7 +381,9 @@ async fn decide(app: &Services, mode: Mode, v: &ValidCancel) -> Result<RefundRow
                     return Ok(Err(ApiError::TidMismatch));
                 }
                 if order.currency != amount.currency().code() {
-                    return Ok(Err(ApiError::OrderConflict("currency is not the order's".into())));
+                    return Ok(Err(ApiError::OrderConflict(
+                        "currency is not the order's".into(),
+                    )));
                 }
                 if let Some(row) = refunds::find_recent(c, &order.id, &fingerprint, since)? {
                     return Ok(Ok(row));
@@ -386,7 +391,11 @@ async fn decide(app: &Services, mode: Mode, v: &ValidCancel) -> Result<RefundRow
                 let operation = match order.state {
                     OrderState::Paid | OrderState::PartiallyRefunded => Operation::Refund,
                     OrderState::Authorized | OrderState::AwaitingPayment => Operation::Cancel,
-                    s => return Ok(Err(ApiError::OrderConflict(format!("order is {s}: nothing to cancel")))),
+                    s => {
+                        return Ok(Err(ApiError::OrderConflict(format!(
+                            "order is {s}: nothing to cancel"
+                        ))))
+                    }
                 };
                 if operation == Operation::Cancel {
                     if amount.minor() != order.amount {
@@ -395,11 +404,14 @@ async fn decide(app: &Services, mode: Mode, v: &ValidCancel) -> Result<RefundRow
                         )));
                     }
                     if refunds::reserved(c, &order.id, since)? > 0 {
-                        return Ok(Err(ApiError::OrderConflict("a cancellation of this order is under way".into())));
+                        return Ok(Err(ApiError::OrderConflict(
+                            "a cancellation of this order is under way".into(),
+                        )));
                     }
                 } else {
                     let captured = order.captured_amount.unwrap_or(0);
-                    let left = captured - order.refunded_amount - refunds::reserved(c, &order.id, since)?;
+                    let left =
+                        captured - order.refunded_amount - refunds::reserved(c, &order.id, since)?;
                     if amount.minor() > left {
                         return Ok(Err(ApiError::AmountExceedsRefundable(format!(
                             "cancel_amount is more than what is left to refund ({})",

@@ -51,7 +51,11 @@ pub async fn refund_due(app: &Services) -> Result<usize, DbError> {
 }
 
 /// One claimed refund: the call, then its result recorded. True when KOMOJU answered.
-async fn refund_one(app: &Services, row: &DuplicateRow, now: NaiveDateTime) -> Result<bool, DbError> {
+async fn refund_one(
+    app: &Services,
+    row: &DuplicateRow,
+    now: NaiveDateTime,
+) -> Result<bool, DbError> {
     let pk = row.order_pk.clone();
     let Some(order) = app.db.run(move |c| orders::find(c, &pk)).await? else {
         return Err(DbError::Corrupt(format!("order {} vanished", row.order_pk)));
@@ -59,7 +63,11 @@ async fn refund_one(app: &Services, row: &DuplicateRow, now: NaiveDateTime) -> R
     let merchant = match crate::merchant::load(app, &order.mall_id, None).await {
         Ok(m) => m,
         Err(e) => {
-            log::warn!("duplicate payment {}: merchant {}: {e}", row.payment_id, order.mall_id);
+            log::warn!(
+                "duplicate payment {}: merchant {}: {e}",
+                row.payment_id,
+                order.mall_id
+            );
             return Ok(false);
         }
     };
@@ -134,9 +142,16 @@ async fn refund_one(app: &Services, row: &DuplicateRow, now: NaiveDateTime) -> R
         order.mall_id,
         row.amount,
         row.currency,
-        result.error.as_deref().map(|e| format!(" ({e})")).unwrap_or_default()
+        result
+            .error
+            .as_deref()
+            .map(|e| format!(" ({e})"))
+            .unwrap_or_default()
     );
-    app.metrics.duplicate_refunds.with_label_values(&[label]).inc();
+    app.metrics
+        .duplicate_refunds
+        .with_label_values(&[label])
+        .inc();
     let id = row.payment_id.clone();
     app.db
         .run(move |c| duplicates::record(c, &id, &result.as_result(), now))
@@ -168,7 +183,9 @@ impl Owned {
 /// KOMOJU's refusal, for the operator (status and code; never a body).
 fn refusal(e: &KomojuError) -> String {
     match e {
-        KomojuError::Api { status, code, .. } => format!("KOMOJU refused the refund ({status} {code})"),
+        KomojuError::Api { status, code, .. } => {
+            format!("KOMOJU refused the refund ({status} {code})")
+        }
         other => other.to_string(),
     }
 }

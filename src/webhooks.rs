@@ -145,7 +145,7 @@ async fn pipeline(app: &Services, delivery: Delivery<'_>) -> Result<Received, Ap
 enum Step {
     /// Committed: `None` no order (recorded as `unknown_order`), `Some(None)` a repeat of
     /// an event already recorded, `Some(Some(_))` applied.
-    Done(Option<Option<updates::Applied>>),
+    Done(Option<Option<Box<updates::Applied>>>),
     /// Nothing written: the capture is in another currency than the order's and its
     /// session (this id) must be read from KOMOJU first.
     NeedsSession(String),
@@ -173,7 +173,9 @@ async fn apply_payment(
                     webhook_events::insert_new(c, &record)?;
                     return Ok(Step::Done(None));
                 };
-                if let Some(session_id) = order_state::needs_session_total(&order.facts()?, &fact.event) {
+                if let Some(session_id) =
+                    order_state::needs_session_total(&order.facts()?, &fact.event)
+                {
                     return Ok(Step::NeedsSession(session_id));
                 }
                 let ctx = updates::Context {
@@ -181,7 +183,7 @@ async fn apply_payment(
                     service_key: &key,
                 };
                 updates::apply_locked(c, &ctx, order, &fact, "webhook", Some(record), now)
-                    .map(|applied| Step::Done(Some(applied)))
+                    .map(|applied| Step::Done(Some(applied.map(Box::new))))
             })
         })
         .await
@@ -211,7 +213,10 @@ async fn with_session_total(
     {
         let completed_by_it = session.id == session_id
             && session.status == "completed"
-            && session.payment.as_ref().is_some_and(|p| &p.id == payment_id);
+            && session
+                .payment
+                .as_ref()
+                .is_some_and(|p| &p.id == payment_id);
         if let (true, Some(amount), Some(currency)) =
             (completed_by_it, session.amount, session.currency.clone())
         {

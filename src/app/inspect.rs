@@ -12,8 +12,8 @@ use secrecy::ExposeSecret;
 use super::cli::CliError;
 use crate::db::orders::OrderRow;
 use crate::db::{self, DbConnection};
-use crate::secrets::SecretBox;
 use crate::orders::state::OrderState;
+use crate::secrets::SecretBox;
 
 const TIME: &str = "%Y-%m-%dT%H:%M:%SZ";
 
@@ -118,7 +118,11 @@ fn facts(order: &OrderRow, out: &mut dyn Write) -> Result<(), CliError> {
     Ok(())
 }
 
-fn timeline(conn: &mut DbConnection, order: &OrderRow, out: &mut dyn Write) -> Result<(), CliError> {
+fn timeline(
+    conn: &mut DbConnection,
+    order: &OrderRow,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
     writeln!(out, "timeline:")?;
     for e in db::orders::events(conn, &order.id)? {
         let outcome = if e.applied {
@@ -142,7 +146,11 @@ fn timeline(conn: &mut DbConnection, order: &OrderRow, out: &mut dyn Write) -> R
     Ok(())
 }
 
-fn notifications(conn: &mut DbConnection, order: &OrderRow, out: &mut dyn Write) -> Result<(), CliError> {
+fn notifications(
+    conn: &mut DbConnection,
+    order: &OrderRow,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
     writeln!(out, "notifications:")?;
     for n in db::notifications::for_order(conn, &order.id)? {
         writeln!(

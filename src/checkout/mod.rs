@@ -413,7 +413,11 @@ fn external_order_num(order_id: &str, attempt: i32) -> String {
 /// by the KOMOJU client). Errors: none left (`unsupported_currency`, or
 /// `merchant_disabled` when the merchant has none for this flow at all), KOMOJU's list
 /// unreadable (`upstream_error`).
-async fn offered_types(app: &Services, flow: Flow, v: &ValidCheckout) -> Result<Vec<String>, ApiError> {
+async fn offered_types(
+    app: &Services,
+    flow: Flow,
+    v: &ValidCheckout,
+) -> Result<Vec<String>, ApiError> {
     let wanted = v.merchant.payment_types_for(flow == Flow::Sync);
     if wanted.is_empty() {
         log::warn!(
@@ -432,9 +436,9 @@ async fn offered_types(app: &Services, flow: Flow, v: &ValidCheckout) -> Result<
     let offered: Vec<String> = wanted
         .into_iter()
         .filter(|t| {
-            listed.iter().any(|m| {
-                &m.type_slug == t && m.currency.as_deref().map_or(true, |c| c == currency)
-            })
+            listed
+                .iter()
+                .any(|m| &m.type_slug == t && m.currency.as_deref().map_or(true, |c| c == currency))
         })
         .collect();
     if offered.is_empty() {

@@ -84,9 +84,10 @@ async fn earlier_session_money(
     let ours = session.id == session_id
         && session.metadata_value("mall_id") == Some(order.mall_id.as_str())
         && session.metadata_value("order_id") == Some(order.order_id.as_str());
-    let money = session.payment.as_ref().is_some_and(|p| {
-        matches!(p.status.as_str(), "captured" | "refunded")
-    });
+    let money = session
+        .payment
+        .as_ref()
+        .is_some_and(|p| matches!(p.status.as_str(), "captured" | "refunded"));
     let Some(fact) = session.to_fact().filter(|_| ours && money) else {
         return Ok(None);
     };

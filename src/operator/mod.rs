@@ -123,10 +123,12 @@ pub async fn order(app: &Services, mall_id: &str, order_id: &str) -> Result<Valu
     let (o, events, notifications, refunds, duplicates) = found.ok_or(ApiError::OrderNotFound)?;
     // A capability link, shown to the operator here and nowhere else (never logged).
     let link = |column: &str, sealed: &Option<String>| {
-        sealed.as_deref().map(|sealed| match app.secrets.open(&o.mall_id, column, sealed) {
-            Ok(url) => url.expose_secret().to_owned(),
-            Err(_) => "<cannot open: APP_SECRET changed?>".to_owned(),
-        })
+        sealed.as_deref().map(
+            |sealed| match app.secrets.open(&o.mall_id, column, sealed) {
+                Ok(url) => url.expose_secret().to_owned(),
+                Err(_) => "<cannot open: APP_SECRET changed?>".to_owned(),
+            },
+        )
     };
     let mut body = order_json(&o);
     body["timeline"] = events

@@ -427,7 +427,10 @@ struct Snapshot<'a> {
 impl Snapshot<'_> {
     /// Captured, or refunded since: money moved.
     fn holds_money(&self) -> bool {
-        matches!(self.status, PaymentStatus::Captured | PaymentStatus::Refunded)
+        matches!(
+            self.status,
+            PaymentStatus::Captured | PaymentStatus::Refunded
+        )
     }
 }
 
@@ -552,8 +555,8 @@ fn refunded_in_order_currency(facts: &OrderFacts, amount_refunded: i64) -> i64 {
             if amount_refunded >= c.amount {
                 captured
             } else {
-                let share = i128::from(amount_refunded) * i128::from(captured)
-                    / i128::from(c.amount);
+                let share =
+                    i128::from(amount_refunded) * i128::from(captured) / i128::from(c.amount);
                 i64::try_from(share).unwrap_or(captured)
             }
         }
@@ -926,10 +929,18 @@ mod tests {
 
     #[test]
     fn a_capture_on_an_earlier_session_pays_and_is_an_anomaly() {
-        for from in [OrderState::Pending, OrderState::Cancelled, OrderState::Failed] {
+        for from in [
+            OrderState::Pending,
+            OrderState::Cancelled,
+            OrderState::Failed,
+        ] {
             let mut o = order();
             o.state = from;
-            let ev = on_session(pay(PaymentStatus::Captured, "credit_card", 306500, 0), "old", "p0");
+            let ev = on_session(
+                pay(PaymentStatus::Captured, "credit_card", 306500, 0),
+                "old",
+                "p0",
+            );
             let out = apply(&o, &ev);
             assert_eq!(out.facts.state, OrderState::Paid, "from {from}");
             assert_eq!(out.facts.payment_id.as_deref(), Some("p0"));
@@ -947,12 +958,18 @@ mod tests {
         )
         .facts;
         for session in ["s1", "old"] {
-            let ev = on_session(pay(PaymentStatus::Captured, "paypay", 306500, 0), session, "p2");
+            let ev = on_session(
+                pay(PaymentStatus::Captured, "paypay", 306500, 0),
+                session,
+                "p2",
+            );
             let out = apply(&paid, &ev);
             assert!(!out.changed);
             assert!(out.notices.is_empty());
             assert!(out.anomaly);
-            let dup = out.duplicate.unwrap_or_else(|| panic!("no duplicate recorded"));
+            let dup = out
+                .duplicate
+                .unwrap_or_else(|| panic!("no duplicate recorded"));
             assert_eq!(dup.payment_id, "p2");
             assert_eq!(dup.amount, 306500);
             assert!(!dup.refunded);
@@ -960,32 +977,41 @@ mod tests {
         // Its refund later changes nothing of the order, and says it is refunded.
         let refunded = apply(
             &paid,
-            &on_session(pay(PaymentStatus::Refunded, "paypay", 306500, 306500), "s1", "p2"),
+            &on_session(
+                pay(PaymentStatus::Refunded, "paypay", 306500, 306500),
+                "s1",
+                "p2",
+            ),
         );
         assert_eq!(refunded.facts, paid);
         assert!(refunded.duplicate.is_some_and(|d| d.refunded));
         // Other events of the other payment are ignored.
         let auth = apply(
             &paid,
-            &on_session(pay(PaymentStatus::Authorized, "credit_card", 306500, 0), "s1", "p2"),
+            &on_session(
+                pay(PaymentStatus::Authorized, "credit_card", 306500, 0),
+                "s1",
+                "p2",
+            ),
         );
         assert!(auth.duplicate.is_none() && !auth.changed);
     }
 
     #[test]
     fn a_converted_capture_pays_only_through_its_session() {
-        let refunded = |status: PaymentStatus,
-                        amount_refunded: i64,
-                        session_total: Option<SessionTotal>| Event::Payment {
-            session_id: Some("s1".into()),
-            payment_id: "p1".into(),
-            payment_type: "paypay".into(),
-            status,
-            amount: 4_500,
-            currency: "JPY".into(),
-            amount_refunded,
-            session_total,
-        };
+        let refunded =
+            |status: PaymentStatus, amount_refunded: i64, session_total: Option<SessionTotal>| {
+                Event::Payment {
+                    session_id: Some("s1".into()),
+                    payment_id: "p1".into(),
+                    payment_type: "paypay".into(),
+                    status,
+                    amount: 4_500,
+                    currency: "JPY".into(),
+                    amount_refunded,
+                    session_total,
+                }
+            };
         let converted = |session_total| refunded(PaymentStatus::Captured, 0, session_total);
         let mut usd = order();
         usd.amount = 3000;
@@ -1024,10 +1050,7 @@ mod tests {
         );
         assert_eq!(part.facts.state, OrderState::PartiallyRefunded);
         assert_eq!(part.facts.refunded_amount, 1000);
-        let all = apply(
-            &part.facts,
-            &refunded(PaymentStatus::Refunded, 4_500, None),
-        );
+        let all = apply(&part.facts, &refunded(PaymentStatus::Refunded, 4_500, None));
         assert_eq!(all.facts.state, OrderState::Refunded);
         assert_eq!(all.facts.refunded_amount, 3000);
     }
@@ -1070,7 +1093,11 @@ mod tests {
         // The buyer pays with another card on the same session.
         let paid = apply(
             &failed.facts,
-            &on_session(pay(PaymentStatus::Captured, "credit_card", 306500, 0), "s1", "p2"),
+            &on_session(
+                pay(PaymentStatus::Captured, "credit_card", 306500, 0),
+                "s1",
+                "p2",
+            ),
         );
         assert_eq!(paid.facts.state, OrderState::Paid);
         assert_eq!(paid.notices, vec![SUCCESS]);

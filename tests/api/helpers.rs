@@ -866,6 +866,18 @@ impl TestApp {
             .unwrap_or_else(|| panic!("order {order_id} has no payment"))
     }
 
+    /// Has the service read the demo merchant's payment methods already (it lists them
+    /// before its first session and keeps them a while), so that a fault injected next
+    /// meets the call the test is about.
+    pub async fn prime_payment_methods(&self) {
+        let key = secrecy::SecretString::from("sk_test_demomall_0123456789".to_owned());
+        self.state
+            .komoju
+            .payment_methods_cached(&key)
+            .await
+            .unwrap_or_else(|e| panic!("payment methods: {e}"));
+    }
+
     /// KOMOJU's refunds of a payment, as the sandbox holds them.
     pub fn komoju_refunds(&self, tid: &str) -> Vec<serde_json::Value> {
         self.sandbox.payment_json(tid).unwrap_or_default()["refunds"]

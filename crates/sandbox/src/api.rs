@@ -3,6 +3,8 @@
 //! then records the request. Routing is done here rather than by actix so that every API
 //! request, known route or not, passes the same steps.
 
+use std::time::Duration;
+
 use actix_web::http::header::{HeaderMap, AUTHORIZATION};
 use actix_web::http::{Method, StatusCode};
 use actix_web::web::{self, Bytes};
@@ -42,7 +44,28 @@ pub(crate) async fn handle(
             "An internal error occurred (sandbox fault injection)",
             None,
         ),
-        _ => process(&sandbox, &req, &path, idempotency_key.as_deref(), &body),
+        Some(Fault::SlowProcessing(delay)) => {
+            process(
+                &sandbox,
+                &req,
+                &path,
+                idempotency_key.as_deref(),
+                &body,
+                Some(delay),
+            )
+            .await
+        }
+        _ => {
+            process(
+                &sandbox,
+                &req,
+                &path,
+                idempotency_key.as_deref(),
+                &body,
+                None,
+            )
+            .await
+        }
     };
     let wire_body = match (fault, &reply.skewed) {
         (Some(Fault::WrongAmountInReply), Some(skewed)) => skewed.clone(),
@@ -104,13 +127,15 @@ impl Route {
     }
 }
 
-/// Auth, routing and idempotency around one endpoint call.
-fn process(
+/// Auth, routing and idempotency around one endpoint call; `slow` (a test fault) keeps
+/// the idempotency key in flight that long before the call is processed.
+async fn process(
     sandbox: &Sandbox,
     req: &HttpRequest,
     path: &str,
     idempotency_key: Option<&str>,
     body: &[u8],
+    slow: Option<Duration>,
 ) -> Reply {
     let owner =
         authenticate(req.headers()).filter(|key| !sandbox.lock().refused_keys.contains(key));
@@ -157,6 +182,9 @@ fn process(
                 "This idempotency key was already used with a different request",
             )
         }
+    }
+    if let Some(delay) = slow {
+        tokio::time::sleep(delay).await;
     }
     let reply = run(sandbox, &owner, route, req.headers(), body);
     sandbox

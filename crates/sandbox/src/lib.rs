@@ -249,6 +249,10 @@ pub enum Fault {
     /// Process the request normally (and store its idempotent reply), then sleep this long
     /// before answering, so that a client with a shorter timeout gives up.
     DelayAfterProcessing(Duration),
+    /// Keep the request's idempotency key in flight this long before processing it, so
+    /// that a retry with the same key meanwhile is answered 409 (KOMOJU's
+    /// ja.doc.komoju.com/docs/idempotent-requests), as a slow KOMOJU would.
+    SlowProcessing(Duration),
     /// Process normally, but the reply on the wire carries `amount` (of the session, of its
     /// embedded payment, of a payment) increased by 1. Stored state and the stored
     /// idempotent reply stay correct. Error replies are sent unchanged.
