@@ -49,17 +49,24 @@
 //!
 //! # The hosted page
 //!
-//! `GET {prefix}/sessions/{id}` shows the amount and the types the session offers;
-//! `POST {prefix}/sessions/{id}/pay` takes the form field `method`: `credit_card` (with an
-//! optional `card_number`, one of KOMOJU's test cards; [`DECLINED_CARD_NUMBER`] and the
-//! other failing ones make a `failed` payment, send `payment.failed`, keep the session
-//! open and answer 200 with the page and the reason, and the buyer may pay again: a new
-//! payment, which becomes `session.payment`), `konbini` (with an optional `store`), or
-//! `return` (the session is cancelled). A completed payment or `return` sends the browser
-//! to `return_url?session_id=…` (302). A card payment is `captured`, or `authorized` when
-//! the session's `payment_data.capture` is `manual` (or [`Sandbox::set_card_manual_capture`]);
-//! a konbini payment is `authorized` until paid (`POST {prefix}/payments/{id}/simulate-capture`
-//! from `GET {prefix}/instructions/{id}`, or [`Sandbox::capture`]).
+//! `GET {prefix}/sessions/{id}` shows the amount and the types the session offers (a
+//! converted one with what it charges); `POST {prefix}/sessions/{id}/pay` takes the form
+//! field `method`, one of every type a merchant can choose or `return`:
+//!
+//! - `credit_card`, with an optional `card_number` (one of KOMOJU's test cards; none: the
+//!   test Visa): `captured`, or `authorized` when the session's `payment_data.capture` is
+//!   `manual` (or [`Sandbox::set_card_manual_capture`]); 302 to `return_url?session_id=…`.
+//!   [`DECLINED_CARD_NUMBER`] and the other failing test cards make a `failed` payment,
+//!   send `payment.failed`, keep the session open and answer 200 with the page and the
+//!   reason; the buyer may pay again, and that new payment becomes `session.payment`.
+//! - `paypay`: `captured`, 302 to `return_url`.
+//! - `konbini` (with an optional `store`), `bank_transfer`, `pay_easy`: `authorized` until
+//!   paid; the buyer stays on the page (200), which shows what to pay with (konbini:
+//!   store, receipt number, confirmation code, deadline, `instructions_url`), the buttons
+//!   "Simulate payment at the store" (`POST {prefix}/payments/{id}/simulate-capture`,
+//!   as [`Sandbox::capture`]) and "Simulate the deadline passing", and a "Return to
+//!   merchant" link. `GET {prefix}/instructions/{payment id}` shows the same.
+//! - `return`: the session is cancelled; 302 to `return_url`.
 //!
 //! # Converted currencies
 //!
