@@ -192,6 +192,14 @@
 //! (with the token endpoint's `grant_type`). Client secret, codes and tokens are never
 //! logged.
 //!
+//! It also receives the service's notifications to Cafe24 (`return_noty_url`,
+//! `cancel_noty_url`, external checkout's `return_notification_url`): point them at
+//! [`Cafe24Sandbox::notification_url`] (`{prefix}/notifications/{kind}`, form-encoded or
+//! JSON, answered 200 `{"result":"OK"}` as Cafe24's PG sample app expects); `GET
+//! {prefix}/notifications` lists them with their fields and whether `hash_data` verifies
+//! (H3, or H4 for `cancelnoty`) under the service key given to
+//! [`Cafe24Sandbox::set_service_key`]; [`Cafe24Sandbox::notifications`] reads them.
+//!
 //! The Cafe24 stand-in does not emulate the Admin API's other resources, token revocation,
 //! scope enforcement, app lifecycle webhooks (`90077`/`90078`), Cafe24's real leaky bucket
 //! (nothing is ever refused for rate; 429 only by [`Cafe24Sandbox::fail_next`]) or
@@ -228,7 +236,8 @@ use std::time::Duration;
 use actix_web::web;
 
 pub use cafe24::{
-    Cafe24App, Cafe24Fault, Cafe24Request, Cafe24Sandbox, PaymentGateway, ScriptTag, ShopSpec,
+    Cafe24App, Cafe24Fault, Cafe24Notification, Cafe24Request, Cafe24Sandbox, HashCheck,
+    PaymentGateway, ScriptTag, ShopSpec,
 };
 pub use state::DECLINED_CARD_NUMBER;
 use state::{State, Transition};
