@@ -19,6 +19,11 @@
 //! fees, refund requests) live on [`Sandbox`]. It sends signed webhooks for payment
 //! changes (`webhooks.rs`).
 //!
+//! Its tests hold its replies against fixtures transcribed from KOMOJU's own material
+//! (`src/tests/fixtures.rs`: docs.komoju.com's "Show a payment" konbini example, the
+//! WooCommerce plugin's `payment.refunded` webhook fixture, and the SDK's Payment,
+//! Session, Refund, RefundRequest and PaymentMethod models with their enums).
+//!
 //! The crate also holds a stand-in for the Cafe24 side of installing the app,
 //! [`Cafe24Sandbox`] (see [its section](#the-cafe24-stand-in) below).
 //!

@@ -143,6 +143,7 @@ macro_rules! submit {
     }};
 }
 
+mod fixtures;
 mod hosted;
 mod shapes;
 mod truth;
@@ -303,10 +304,7 @@ async fn defaults_and_form_encoded_bodies() {
              "brands": s["payment_methods"][1]["brands"].clone()}
         ])
     );
-    assert_eq!(
-        s["payment_data"],
-        json!({"capture": "auto", "external_order_num": null})
-    );
+    assert_eq!(s["payment_data"], json!({"capture": "auto"}));
     assert_eq!(s["metadata"], json!({}));
     assert!(s.get("email").is_none(), "email only when given: {s}");
 }
