@@ -9,6 +9,7 @@ mod merchant_fixture;
 mod serve_fixture;
 
 mod asynchronous_checkout;
+mod cafe24_notifications;
 mod cancellation;
 mod cli;
 mod external_checkout;

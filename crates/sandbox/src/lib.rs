@@ -19,6 +19,11 @@
 //! fees, refund requests) live on [`Sandbox`]. It sends signed webhooks for payment
 //! changes (`webhooks.rs`).
 //!
+//! Its tests hold its replies against fixtures transcribed from KOMOJU's own material
+//! (`src/tests/fixtures.rs`: docs.komoju.com's "Show a payment" konbini example, the
+//! WooCommerce plugin's `payment.refunded` webhook fixture, and the SDK's Payment,
+//! Session, Refund, RefundRequest and PaymentMethod models with their enums).
+//!
 //! The crate also holds a stand-in for the Cafe24 side of installing the app,
 //! [`Cafe24Sandbox`] (see [its section](#the-cafe24-stand-in) below).
 //!
@@ -49,17 +54,24 @@
 //!
 //! # The hosted page
 //!
-//! `GET {prefix}/sessions/{id}` shows the amount and the types the session offers;
-//! `POST {prefix}/sessions/{id}/pay` takes the form field `method`: `credit_card` (with an
-//! optional `card_number`, one of KOMOJU's test cards; [`DECLINED_CARD_NUMBER`] and the
-//! other failing ones make a `failed` payment, send `payment.failed`, keep the session
-//! open and answer 200 with the page and the reason, and the buyer may pay again: a new
-//! payment, which becomes `session.payment`), `konbini` (with an optional `store`), or
-//! `return` (the session is cancelled). A completed payment or `return` sends the browser
-//! to `return_url?session_id=…` (302). A card payment is `captured`, or `authorized` when
-//! the session's `payment_data.capture` is `manual` (or [`Sandbox::set_card_manual_capture`]);
-//! a konbini payment is `authorized` until paid (`POST {prefix}/payments/{id}/simulate-capture`
-//! from `GET {prefix}/instructions/{id}`, or [`Sandbox::capture`]).
+//! `GET {prefix}/sessions/{id}` shows the amount and the types the session offers (a
+//! converted one with what it charges); `POST {prefix}/sessions/{id}/pay` takes the form
+//! field `method`, one of every type a merchant can choose or `return`:
+//!
+//! - `credit_card`, with an optional `card_number` (one of KOMOJU's test cards; none: the
+//!   test Visa): `captured`, or `authorized` when the session's `payment_data.capture` is
+//!   `manual` (or [`Sandbox::set_card_manual_capture`]); 302 to `return_url?session_id=…`.
+//!   [`DECLINED_CARD_NUMBER`] and the other failing test cards make a `failed` payment,
+//!   send `payment.failed`, keep the session open and answer 200 with the page and the
+//!   reason; the buyer may pay again, and that new payment becomes `session.payment`.
+//! - `paypay`: `captured`, 302 to `return_url`.
+//! - `konbini` (with an optional `store`), `bank_transfer`, `pay_easy`: `authorized` until
+//!   paid; the buyer stays on the page (200), which shows what to pay with (konbini:
+//!   store, receipt number, confirmation code, deadline, `instructions_url`), the buttons
+//!   "Simulate payment at the store" (`POST {prefix}/payments/{id}/simulate-capture`,
+//!   as [`Sandbox::capture`]) and "Simulate the deadline passing", and a "Return to
+//!   merchant" link. `GET {prefix}/instructions/{payment id}` shows the same.
+//! - `return`: the session is cancelled; 302 to `return_url`.
 //!
 //! # Converted currencies
 //!
@@ -185,6 +197,14 @@
 //! (with the token endpoint's `grant_type`). Client secret, codes and tokens are never
 //! logged.
 //!
+//! It also receives the service's notifications to Cafe24 (`return_noty_url`,
+//! `cancel_noty_url`, external checkout's `return_notification_url`): point them at
+//! [`Cafe24Sandbox::notification_url`] (`{prefix}/notifications/{kind}`, form-encoded or
+//! JSON, answered 200 `{"result":"OK"}` as Cafe24's PG sample app expects); `GET
+//! {prefix}/notifications` lists them with their fields and whether `hash_data` verifies
+//! (H3, or H4 for `cancelnoty`) under the service key given to
+//! [`Cafe24Sandbox::set_service_key`]; [`Cafe24Sandbox::notifications`] reads them.
+//!
 //! The Cafe24 stand-in does not emulate the Admin API's other resources, token revocation,
 //! scope enforcement, app lifecycle webhooks (`90077`/`90078`), Cafe24's real leaky bucket
 //! (nothing is ever refused for rate; 429 only by [`Cafe24Sandbox::fail_next`]) or
@@ -221,7 +241,8 @@ use std::time::Duration;
 use actix_web::web;
 
 pub use cafe24::{
-    Cafe24App, Cafe24Fault, Cafe24Request, Cafe24Sandbox, PaymentGateway, ScriptTag, ShopSpec,
+    Cafe24App, Cafe24Fault, Cafe24Notification, Cafe24Request, Cafe24Sandbox, HashCheck,
+    PaymentGateway, ScriptTag, ShopSpec,
 };
 pub use state::DECLINED_CARD_NUMBER;
 use state::{State, Transition};

@@ -12,10 +12,10 @@ use maud::{html, Markup, PreEscaped, DOCTYPE};
 use super::clock;
 use super::money::format_amount;
 use super::state::{
-    BankAccount, Method, PayChoice, PayOutcome, PaymentStatus, SessionRecord, SessionStatus,
-    KONBINI_BRANDS,
+    BankAccount, Method, PayChoice, PayOutcome, PaymentRecord, PaymentStatus, SessionRecord,
+    SessionStatus, State, KONBINI_BRANDS,
 };
-use super::views::refund_redirect_url;
+use super::views::{instructions_url, refund_redirect_url};
 use super::{Sandbox, SandboxError};
 
 const STYLE: &str = "
@@ -180,18 +180,7 @@ pub(crate) async fn show_session(
         );
     };
     if session.status != SessionStatus::Pending || session.expired(now) {
-        let status = if session.expired(now) {
-            "expired"
-        } else {
-            session.status.as_str()
-        };
-        let back = return_url_with_session(&session.return_url, &session.id);
-        let body = html! {
-            (summary(session))
-            p { "This session is " strong id="status" { (status) } "." }
-            p { a id="return-to-merchant" href=(back) { "Return to merchant" } }
-        };
-        return page(StatusCode::OK, "Payment session", body);
+        return closed_session(&state, session, sandbox.public_base(), now);
     }
     let title = format!("Pay {}", format_amount(session.amount, &session.currency));
     page(
@@ -199,6 +188,39 @@ pub(crate) async fn show_session(
         &title,
         pay_form(sandbox.public_base(), session, None),
     )
+}
+
+/// The page of a session no longer open: its status, the instructions of a deferred
+/// payment (KOMOJU keeps the buyer on its page after a konbini payment, showing how to
+/// pay; the WooCommerce plugin's `expired-webhook.cy.js` waits there for "How to make a
+/// payment at Family Mart", then clicks "Return to"), and the link back to the merchant.
+fn closed_session(
+    state: &State,
+    session: &SessionRecord,
+    base: &str,
+    now: clock::Time,
+) -> HttpResponse {
+    let status = if session.expired(now) {
+        "expired"
+    } else {
+        session.status.as_str()
+    };
+    let deferred = session
+        .payment
+        .as_ref()
+        .and_then(|id| state.payments.get(id))
+        .filter(|p| session.status == SessionStatus::Completed && p.method.deferred());
+    let back = return_url_with_session(&session.return_url, &session.id);
+    let body = html! {
+        (summary(session))
+        p { "This session is " strong id="status" { (status) } "." }
+        @if let Some(payment) = deferred {
+            h3 { (instructions_title(payment)) }
+            (deferred_instructions(base, payment))
+        }
+        p { a id="return-to-merchant" href=(back) { "Return to merchant" } }
+    };
+    page(StatusCode::OK, "Payment session", body)
 }
 
 /// The buyer's choice from the form: `method` = `credit_card` (with `card_number`),
@@ -222,9 +244,10 @@ fn choice_of(form: &[u8]) -> Result<Option<PayChoice>, ()> {
 
 /// `POST /sessions/{id}/pay`: form field `method` = `credit_card` | `konbini` | `paypay` |
 /// `bank_transfer` | `pay_easy` | `return`.
-/// A completed payment or "return" sends the browser to `return_url` (302); a declined
-/// card answers 200 with the page again and the reason (the buyer stays on KOMOJU's
-/// page and may pay again).
+/// A card or PayPay payment, or "return", sends the browser to `return_url` (302); a
+/// konbini, bank transfer or Pay-easy payment answers 200 with its instructions and a
+/// "Return to merchant" link; a declined card answers 200 with the page again and the
+/// reason (the buyer stays on KOMOJU's page and may pay again).
 pub(crate) async fn pay(
     id: web::Path<String>,
     form: Bytes,
@@ -245,10 +268,7 @@ pub(crate) async fn pay(
             .map(|((), t)| (PayOutcome::Returned, t)),
     });
     match result {
-        Ok(PayOutcome::Completed(payment)) => {
-            log::debug!("komoju sandbox: session {id} paid, payment {payment}");
-            to_merchant(&sandbox, &id)
-        }
+        Ok(PayOutcome::Completed(payment)) => after_payment(&sandbox, &id, &payment),
         Ok(PayOutcome::Returned) => to_merchant(&sandbox, &id),
         Ok(PayOutcome::Declined(message)) => again(
             &sandbox,
@@ -269,6 +289,26 @@ pub(crate) async fn pay(
             "Session not payable",
             &format!("This session can no longer be paid: {why}."),
         ),
+    }
+}
+
+/// A konbini, bank transfer or Pay-easy payment keeps the buyer on KOMOJU's page, which
+/// shows how to pay (200; the buyer leaves by "Return to merchant"); any other payment
+/// sends the browser to `return_url` (302).
+fn after_payment(sandbox: &Sandbox, session_id: &str, payment_id: &str) -> HttpResponse {
+    let state = sandbox.lock();
+    let deferred = state
+        .payments
+        .get(payment_id)
+        .is_some_and(|p| p.method.deferred());
+    match state.sessions.get(session_id) {
+        Some(session) if deferred => {
+            closed_session(&state, session, sandbox.public_base(), clock::now())
+        }
+        _ => {
+            drop(state);
+            to_merchant(sandbox, session_id)
+        }
     }
 }
 
@@ -303,32 +343,13 @@ fn again(sandbox: &Sandbox, id: &str, status: StatusCode, error: &str) -> HttpRe
     )
 }
 
-/// `GET /instructions/{payment_id}`: how to pay a konbini payment, plus simulation buttons.
-pub(crate) async fn instructions(
-    id: web::Path<String>,
-    sandbox: web::Data<Sandbox>,
-) -> HttpResponse {
-    let base = sandbox.public_base();
-    let state = sandbox.lock();
-    let Some(payment) = state.payments.get(id.as_str()) else {
-        return message(
-            StatusCode::NOT_FOUND,
-            "Unknown payment",
-            "There is no such payment.",
-        );
-    };
-    let Method::Konbini {
-        store,
-        confirmation_code,
-        receipt,
-    } = &payment.method
-    else {
-        return message(
-            StatusCode::NOT_FOUND,
-            "No instructions",
-            "Only konbini payments have payment instructions.",
-        );
-    };
+/// What the buyer needs to pay a deferred payment (KOMOJU's instructions: for konbini the
+/// store, receipt number, confirmation code and deadline, docs.komoju.com "Show a
+/// payment"; for bank transfer the account to transfer to, SDK
+/// `ResponsePaymentDetailsBankTransfer`; for Pay-easy the ids, SDK
+/// `ResponsePaymentDetailsPayEasy`), the link to the instructions, and, while it is
+/// unpaid, the buttons that simulate paying and the deadline passing.
+fn deferred_instructions(base: &str, payment: &PaymentRecord) -> Markup {
     let deadline = payment
         .payment_deadline
         .as_ref()
@@ -338,28 +359,25 @@ pub(crate) async fn instructions(
         payment.status,
         PaymentStatus::Authorized | PaymentStatus::Pending
     );
-    let back = state
-        .sessions
-        .get(&payment.session)
-        .map(|session| return_url_with_session(&session.return_url, &session.id));
-    let body = html! {
+    let (pay_label, rows) = deferred_rows(payment);
+    let instructions = instructions_url(base, &payment.id);
+    html! {
         dl {
             dt { "Amount" }
-            dd id="amount" { (format_amount(payment.total(), &payment.currency)) }
-            dt { "Store" }
-            dd { (store) }
-            dt { "Receipt number" }
-            dd id="receipt" { (receipt) }
-            dt { "Confirmation code" }
-            dd id="confirmation-code" { (confirmation_code.as_deref().unwrap_or("—")) }
+            dd id="payment-amount" { (format_amount(payment.total(), &payment.currency)) }
+            @for (id, label, value) in &rows {
+                dt { (label) }
+                dd id=(id) { (value) }
+            }
             dt { "Pay by" }
             dd id="deadline" { (deadline) }
             dt { "Status" }
-            dd id="status" { (payment.status.as_str()) }
+            dd id="payment-status" { (payment.status.as_str()) }
         }
+        p { a id="instructions-url" href=(instructions) { (instructions) } }
         @if open {
             form method="post" action=(format!("{base}/payments/{}/simulate-capture", payment.id)) {
-                button type="submit" id="simulate-capture" { "Simulate payment at the store" }
+                button type="submit" id="simulate-capture" { (pay_label) }
             }
             form method="post" action=(format!("{base}/payments/{}/simulate-expire", payment.id)) {
                 button type="submit" class="secondary" id="simulate-expire" {
@@ -367,11 +385,106 @@ pub(crate) async fn instructions(
                 }
             }
         }
+    }
+}
+
+/// The simulate button's text and the rows `(id, label, value)` of a deferred payment.
+fn deferred_rows(
+    payment: &PaymentRecord,
+) -> (&'static str, Vec<(&'static str, &'static str, String)>) {
+    match &payment.method {
+        Method::Konbini {
+            store,
+            confirmation_code,
+            receipt,
+        } => (
+            "Simulate payment at the store",
+            vec![
+                ("store", "Store", store.clone()),
+                ("receipt", "Receipt number", receipt.clone()),
+                (
+                    "confirmation-code",
+                    "Confirmation code",
+                    confirmation_code.clone().unwrap_or_else(|| "—".into()),
+                ),
+            ],
+        ),
+        Method::BankTransfer {
+            order_id,
+            account_number,
+        } => (
+            "Simulate the transfer arriving",
+            vec![
+                ("bank", "Bank", "Sandbox Bank, KOMOJU Branch".into()),
+                ("account-number", "Account (普通)", account_number.clone()),
+                ("order-id", "Transfer reference", order_id.clone()),
+            ],
+        ),
+        Method::PayEasy {
+            bank_id,
+            customer_id,
+            confirmation_id,
+        } => (
+            "Simulate payment at an ATM or bank",
+            vec![
+                (
+                    "bank-id",
+                    "Collection number (収納機関番号)",
+                    bank_id.clone(),
+                ),
+                ("customer-id", "Customer number", customer_id.clone()),
+                (
+                    "confirmation-id",
+                    "Confirmation number",
+                    confirmation_id.clone(),
+                ),
+            ],
+        ),
+        _ => ("Simulate payment", Vec::new()),
+    }
+}
+
+/// The title of a deferred payment's instructions.
+fn instructions_title(payment: &PaymentRecord) -> &'static str {
+    match payment.method {
+        Method::BankTransfer { .. } => "Bank transfer instructions",
+        Method::PayEasy { .. } => "Pay-easy payment instructions",
+        _ => "Konbini payment instructions",
+    }
+}
+
+/// `GET /instructions/{payment_id}`: how to pay a konbini, bank transfer or Pay-easy
+/// payment (the page of its `instructions_url`), plus the simulation buttons.
+pub(crate) async fn instructions(
+    id: web::Path<String>,
+    sandbox: web::Data<Sandbox>,
+) -> HttpResponse {
+    let state = sandbox.lock();
+    let Some(payment) = state.payments.get(id.as_str()) else {
+        return message(
+            StatusCode::NOT_FOUND,
+            "Unknown payment",
+            "There is no such payment.",
+        );
+    };
+    if !payment.method.deferred() {
+        return message(
+            StatusCode::NOT_FOUND,
+            "No instructions",
+            "Only konbini, bank transfer and Pay-easy payments have payment instructions.",
+        );
+    }
+    let back = state
+        .sessions
+        .get(&payment.session)
+        .map(|session| return_url_with_session(&session.return_url, &session.id));
+    let body = html! {
+        (deferred_instructions(sandbox.public_base(), payment))
         @if let Some(back) = back {
             p { a id="return-to-merchant" href=(back) { "Return to merchant" } }
         }
     };
-    page(StatusCode::OK, "Konbini payment instructions", body)
+    page(StatusCode::OK, instructions_title(payment), body)
 }
 
 /// `POST /payments/{id}/simulate-capture`: the customer paid at the store.

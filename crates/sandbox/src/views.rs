@@ -312,10 +312,12 @@ fn serialize_brands<S: serde::Serializer>(
     }
 }
 
-/// SDK `models/payment-data.ts`: `capture` always, `external_order_num` optional.
+/// SDK `models/payment-data.ts`: `capture` always, `external_order_num` optional (absent
+/// when the session has none).
 #[derive(Serialize)]
 struct PaymentDataView<'a> {
     capture: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
     external_order_num: Option<&'a str>,
 }
 
