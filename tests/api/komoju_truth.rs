@@ -24,6 +24,7 @@ both_backends!(
     a_second_capture_is_a_duplicate_refunded_in_full_once,
     a_duplicate_is_kept_when_the_merchant_turned_refunds_off,
     a_konbini_refund_is_accepted_with_a_bank_account_link,
+    a_converted_payment_pays_the_order_in_its_own_currency,
     a_usd_session_offers_only_what_komoju_takes_in_usd,
     a_key_in_flight_is_waited_out_with_the_same_key,
 );
@@ -83,12 +84,18 @@ fn notice(kind: &str, payed: &str, code: &str, amount: &str) -> (String, String,
 /// A session of the order made at KOMOJU as an earlier attempt would have made it (an
 /// instance that crashed after its call): the merchant's key, the order's metadata.
 async fn earlier_session(app: &TestApp, amount: i64, currency: &str) -> String {
+    earlier_session_of(app, amount, currency, &["credit_card"]).await
+}
+
+/// As [`earlier_session`], offering `types` (an earlier build offered a USD shop types that
+/// take only JPY, which KOMOJU then charges in JPY).
+async fn earlier_session_of(app: &TestApp, amount: i64, currency: &str, types: &[&str]) -> String {
     let body = json!({
         "mode": "payment",
         "amount": amount,
         "currency": currency,
         "return_url": format!("{}/api/asynchronous-checkout/checkout/callback", app.address),
-        "payment_types": ["credit_card"],
+        "payment_types": types,
         "payment_data": {"external_order_num": format!("{ORDER}-0-0a0b0c")},
         "metadata": {"mall_id": MALL, "order_id": ORDER, "flow": "async"},
     });
@@ -447,6 +454,69 @@ async fn a_konbini_refund_is_accepted_with_a_bank_account_link(backend: Backend)
     for r in cafe24.received() {
         assert!(!format!("{:?}", r.fields).contains(&link));
     }
+}
+
+async fn a_converted_payment_pays_the_order_in_its_own_currency(backend: Backend) {
+    let app = spawn_app(backend).await;
+    app.route_sandbox_webhooks();
+    app.sandbox.set_exchange_rate("USD", "JPY", 150.0);
+    let cafe24 = Receiver::spawn(app.clock.clone());
+    app.async_checkout_ok(&async_fields(ORDER, "30.00", "USD", &cafe24))
+        .await;
+    // A session of an earlier build offered PayPay (JPY only) to this USD shop: KOMOJU
+    // charges the buyer 4 500 JPY for the 30.00 USD session.
+    let earlier = earlier_session_of(&app, 3000, "USD", &["paypay"]).await;
+    app.press(&earlier, "paypay").await;
+    let payment = app
+        .sandbox
+        .session_json(&session_of(&earlier))
+        .map(|s| s["payment"].clone())
+        .unwrap_or_default();
+    assert_eq!(
+        (payment["currency"].as_str(), payment["amount"].as_i64()),
+        (Some("JPY"), Some(4500))
+    );
+    assert!(app.sandbox.webhooks_idle(WAIT).await);
+    app.drain_outbox().await;
+    let order = app.order(ORDER).await.unwrap_or_else(|| panic!("no order"));
+    assert_eq!(
+        order.state.to_string(),
+        "paid",
+        "a converted payment was not paid"
+    );
+    assert_eq!(
+        (order.charged_amount, order.charged_currency.as_deref()),
+        (Some(4500), Some("JPY"))
+    );
+    // Cafe24 hears the order's own amount and currency, signed (H3).
+    let got = cafe24.received();
+    assert_eq!(got.len(), 1, "{got:?}");
+    let f = &got[0].fields;
+    assert_eq!(
+        (
+            f["amount"].as_str(),
+            f["currency"].as_str(),
+            f["payed_tf"].as_str()
+        ),
+        ("30.00", "USD", "T")
+    );
+    let tid = payment["id"].as_str().unwrap_or_default().to_owned();
+    assert_eq!(f["tid"], tid);
+    assert_eq!(
+        f["hash_data"],
+        cafe24_hash(&["30.00", "USD", ORDER, &f["partner_id"], &tid])
+    );
+    // A partial refund in dollars is a refund in yen in proportion.
+    let (status, body) = app
+        .sync_cancel(&cancel_fields(ORDER, &tid, "10.00", "USD"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let refunds = app.komoju_refunds(&tid);
+    assert_eq!(refunds.len(), 1, "{refunds:?}");
+    assert_eq!(refunds[0]["amount"], 1500);
+    let order = app.order(ORDER).await.unwrap_or_else(|| panic!("no order"));
+    assert_eq!(order.state.to_string(), "partially_refunded");
+    assert_eq!(order.refunded_amount, 1000);
 }
 
 async fn a_usd_session_offers_only_what_komoju_takes_in_usd(backend: Backend) {
