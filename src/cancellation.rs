@@ -125,107 +125,175 @@ async fn cancel_request(app: &Services, mode: Mode, fields: &Fields) -> Result<R
     let secret = merchant.komoju_secret_key.clone();
     let result = if row.operation == Operation::Cancel {
         app.komoju
-            .cancel_payment(&secret, &row.idempotency_key, &row.tid, &row.komoju_request)
+            .cancel_payment(&secret, &row.idempotency_key, &row.tid)
             .await
     } else {
         app.komoju
             .refund_payment(&secret, &row.idempotency_key, &row.tid, &row.komoju_request)
             .await
     };
-    let (state, refund_id, reply, payment) = match result {
-        Ok(payment) => {
-            let refund_id = if row.operation == Operation::Refund {
-                our_refund_id(app, &row, &payment).await?
-            } else {
-                None
-            };
-            if row.operation == Operation::Refund && refund_id.is_none() {
-                log::error!(
-                    "KOMOJU refund of {} answered without a refund of {} for order {}",
-                    row.tid,
-                    row.cancel_amount,
-                    valid.order_id
-                );
-                return Err(ApiError::Upstream(
-                    "KOMOJU answered without the refund".into(),
-                ));
-            }
-            let (state, message) = match (mode, row.operation) {
-                (Mode::Sync, Operation::Cancel) => (RefundState::Succeeded, "Payment cancelled"),
-                (Mode::Sync, Operation::Refund) => (RefundState::Succeeded, "Refund completed"),
-                (Mode::Async, Operation::Cancel) => {
-                    (RefundState::Accepted, "Cancellation requested")
-                }
-                (Mode::Async, Operation::Refund) => (RefundState::Accepted, "Refund requested"),
-            };
-            let reply = Reply {
-                status: StatusCode::OK,
-                body: json!({"result_code": "0000", "result_message": message}),
-            };
-            (state, refund_id, reply, Some(payment))
-        }
-        Err(e @ KomojuError::Api { .. }) if e.code() == Some("not_refundable") => {
-            log::warn!(
-                "cancel of order {} ({}): KOMOJU says not refundable by API",
-                valid.order_id,
-                row.tid
-            );
-            let err = ApiError::NotRefundable(
-                "KOMOJU cannot refund this payment type (konbini, bank transfer, Pay-easy) by API: \
-                 request a bank-transfer refund (refund request) for it in the KOMOJU dashboard"
-                    .into(),
-            );
-            (
-                RefundState::NotRefundable,
-                None,
-                Reply::from_error(&err),
-                None,
-            )
-        }
-        Err(KomojuError::Api { status, code, .. })
-            if (400..500).contains(&status) && status != 409 =>
-        {
-            log::warn!(
-                "cancel of order {} ({}): KOMOJU refused it ({status} {code})",
-                valid.order_id,
-                row.tid
-            );
-            let err = ApiError::Upstream(format!("KOMOJU refused the request ({code})"));
-            (RefundState::Failed, None, Reply::from_error(&err), None)
-        }
+    let decided = match result {
+        Ok(payment) => accepted(app, mode, &row, &merchant, payment).await?,
+        Err(e) if e.is_refusal() => refused(&row, &valid.order_id, &e),
         // 5xx, timeout, unreadable, still in flight: the outcome is unknown. The row stays
         // pending; a repeat of the request replays the same key.
         Err(e) => return Err(e.into_api_error("cancelling at KOMOJU", &valid.order_id)),
     };
-    let body = reply.body.to_string();
+    let body = decided.reply.body.to_string();
     let (id, status_code, now) = (
         row.id.clone(),
-        i32::from(reply.status.as_u16()),
+        i32::from(decided.reply.status.as_u16()),
         app.clock.now_naive(),
+    );
+    let (state, refund_id, link) = (
+        decided.state,
+        decided.refund_id.clone(),
+        decided.bank_account_url.clone(),
     );
     let stored = app
         .db
         .run(move |c| {
-            refunds::record_result(c, &id, state, refund_id.as_deref(), status_code, &body, now)
+            let result = refunds::KomojuResult {
+                state,
+                komoju_refund_id: refund_id.as_deref(),
+                bank_account_url: link.as_deref(),
+                reply_status: status_code,
+                reply_body: &body,
+            };
+            refunds::record_result(c, &id, &result, now)
         })
         .await
         .map_err(|e| ApiError::from_db("recording cancellation", e))?;
-    if let Some(fact) = payment.as_ref().and_then(Payment::to_fact) {
+    if let Some(fact) = decided.payment.as_ref().and_then(Payment::to_fact) {
         crate::orders::updates::apply_fact(app, &merchant, &row.order_pk, fact, "cancel")
             .await
             .map_err(|e| ApiError::from_db("applying cancellation", e))?;
     }
     log::info!(
-        "cancel {} of order {} of {} ({} {} {}): {}",
+        "cancel {} of order {} of {} ({} {} {}): {}{}",
         row.id,
         valid.order_id,
         valid.partner_id.mall_id(),
         row.operation,
         row.cancel_amount_text,
         mode.as_str(),
-        stored.state
+        stored.state,
+        if stored.bank_account_url.is_some() {
+            "; the buyer must give a bank account on KOMOJU's page"
+        } else {
+            ""
+        }
     );
     Reply::from_row(&stored).ok_or(ApiError::Internal)
+}
+
+/// What KOMOJU's answer to a cancellation decided: the request's state, KOMOJU's refund
+/// (its id, and its sealed bank-account link), the reply to Cafe24, and the payment to
+/// apply.
+struct Decided {
+    state: RefundState,
+    refund_id: Option<String>,
+    bank_account_url: Option<String>,
+    reply: Reply,
+    payment: Option<Payment>,
+}
+
+/// KOMOJU accepted the cancel or refund. A refund of a konbini, bank-transfer or
+/// Pay-easy payment carries a `redirect_url` where the buyer gives a bank account
+/// (§6.4): accepted all the same, the reply says so, and the link is kept sealed for the
+/// merchant and the operator (never logged, never sent to Cafe24).
+async fn accepted(
+    app: &Services,
+    mode: Mode,
+    row: &RefundRow,
+    merchant: &crate::merchant::Merchant,
+    payment: Payment,
+) -> Result<Decided, ApiError> {
+    let refund = if row.operation == Operation::Refund {
+        let refund = our_refund(app, row, &payment).await?;
+        if refund.is_none() {
+            log::error!(
+                "KOMOJU refund of {} answered without a refund of {} (refunds row {})",
+                row.tid,
+                row.cancel_amount,
+                row.id
+            );
+            return Err(ApiError::Upstream(
+                "KOMOJU answered without the refund".into(),
+            ));
+        }
+        refund
+    } else {
+        None
+    };
+    let link = refund.as_ref().and_then(|r| r.redirect_url.clone());
+    let sealed = link
+        .map(|url| {
+            app.secrets
+                .seal(&merchant.mall_id, refunds::BANK_ACCOUNT_URL, &url.into())
+                .map_err(|_| ApiError::Internal)
+        })
+        .transpose()?;
+    let (state, message) = match (mode, row.operation, sealed.is_some()) {
+        (Mode::Sync, Operation::Cancel, _) => (RefundState::Succeeded, "Payment cancelled"),
+        (Mode::Async, Operation::Cancel, _) => (RefundState::Accepted, "Cancellation requested"),
+        (Mode::Sync, Operation::Refund, false) => (RefundState::Succeeded, "Refund completed"),
+        (Mode::Async, Operation::Refund, false) => (RefundState::Accepted, "Refund requested"),
+        (mode, Operation::Refund, true) => (
+            if mode == Mode::Sync {
+                RefundState::Succeeded
+            } else {
+                RefundState::Accepted
+            },
+            "Refund accepted: the buyer must give a bank account on KOMOJU's page for the money to be returned",
+        ),
+    };
+    Ok(Decided {
+        state,
+        refund_id: refund.map(|r| r.id),
+        bank_account_url: sealed,
+        reply: Reply {
+            status: StatusCode::OK,
+            body: json!({"result_code": "0000", "result_message": message}),
+        },
+        payment: Some(payment),
+    })
+}
+
+/// KOMOJU refused the request itself (a 4xx): final, replayed to repeats. A 400 or 422
+/// is `not_refundable` (§3: KOMOJU's `bad_request` / `unprocessable_entity` for this
+/// payment, never assumed from its type); any other refusal is `upstream_error`.
+fn refused(row: &RefundRow, order_id: &str, e: &KomojuError) -> Decided {
+    let status = e.status().unwrap_or_default();
+    let code = match e {
+        KomojuError::Api { code, .. } => code.clone(),
+        _ => String::new(),
+    };
+    log::warn!(
+        "cancel of order {order_id} ({}): KOMOJU refused it ({status} {code})",
+        row.tid
+    );
+    let (state, err) = if status == 400 || status == 422 {
+        (
+            RefundState::NotRefundable,
+            ApiError::NotRefundable(format!(
+                "KOMOJU refused to {} this payment ({code})",
+                row.operation
+            )),
+        )
+    } else {
+        (
+            RefundState::Failed,
+            ApiError::Upstream(format!("KOMOJU refused the request ({code})")),
+        )
+    };
+    Decided {
+        state,
+        refund_id: None,
+        bank_account_url: None,
+        reply: Reply::from_error(&err),
+        payment: None,
+    }
 }
 
 /// §6.4 checks that need no storage: fields, H2, partner, money.
@@ -313,7 +381,9 @@ async fn decide(app: &Services, mode: Mode, v: &ValidCancel) -> Result<RefundRow
                     return Ok(Err(ApiError::TidMismatch));
                 }
                 if order.currency != amount.currency().code() {
-                    return Ok(Err(ApiError::OrderConflict("currency is not the order's".into())));
+                    return Ok(Err(ApiError::OrderConflict(
+                        "currency is not the order's".into(),
+                    )));
                 }
                 if let Some(row) = refunds::find_recent(c, &order.id, &fingerprint, since)? {
                     return Ok(Ok(row));
@@ -321,7 +391,11 @@ async fn decide(app: &Services, mode: Mode, v: &ValidCancel) -> Result<RefundRow
                 let operation = match order.state {
                     OrderState::Paid | OrderState::PartiallyRefunded => Operation::Refund,
                     OrderState::Authorized | OrderState::AwaitingPayment => Operation::Cancel,
-                    s => return Ok(Err(ApiError::OrderConflict(format!("order is {s}: nothing to cancel")))),
+                    s => {
+                        return Ok(Err(ApiError::OrderConflict(format!(
+                            "order is {s}: nothing to cancel"
+                        ))))
+                    }
                 };
                 if operation == Operation::Cancel {
                     if amount.minor() != order.amount {
@@ -330,11 +404,14 @@ async fn decide(app: &Services, mode: Mode, v: &ValidCancel) -> Result<RefundRow
                         )));
                     }
                     if refunds::reserved(c, &order.id, since)? > 0 {
-                        return Ok(Err(ApiError::OrderConflict("a cancellation of this order is under way".into())));
+                        return Ok(Err(ApiError::OrderConflict(
+                            "a cancellation of this order is under way".into(),
+                        )));
                     }
                 } else {
                     let captured = order.captured_amount.unwrap_or(0);
-                    let left = captured - order.refunded_amount - refunds::reserved(c, &order.id, since)?;
+                    let left =
+                        captured - order.refunded_amount - refunds::reserved(c, &order.id, since)?;
                     if amount.minor() > left {
                         return Ok(Err(ApiError::AmountExceedsRefundable(format!(
                             "cancel_amount is more than what is left to refund ({})",
@@ -343,9 +420,10 @@ async fn decide(app: &Services, mode: Mode, v: &ValidCancel) -> Result<RefundRow
                     }
                 }
                 let body = if operation == Operation::Refund {
-                    json!({"amount": amount.minor(), "description": format!("Cafe24 order {order_id}")}).to_string()
+                    refund_body(&order, amount.minor(), &order_id)
                 } else {
-                    "{}".to_owned()
+                    // `POST /payments/{id}/cancel` takes no body (§7).
+                    String::new()
                 };
                 let row = RefundRow {
                     id: uuid::Uuid::new_v4().to_string(),
@@ -367,6 +445,7 @@ async fn decide(app: &Services, mode: Mode, v: &ValidCancel) -> Result<RefundRow
                     confirmed_at: None,
                     created_at: now,
                     updated_at: now,
+                    bank_account_url: None,
                 };
                 refunds::insert(c, &row)?;
                 if let (Mode::Async, Some(url)) = (mode, &noty) {
@@ -380,13 +459,35 @@ async fn decide(app: &Services, mode: Mode, v: &ValidCancel) -> Result<RefundRow
     outcome
 }
 
-/// Which refund in KOMOJU's answer is this request's: one of our amount that no other
-/// request of the order claims (the newest such).
-async fn our_refund_id(
+/// The exact body of `POST /payments/{id}/refund` for `minor` units of the order's
+/// currency. KOMOJU refunds in the payment's currency: when it converted the order's
+/// (a USD order paid in JPY), all that is left is asked without `amount` (KOMOJU refunds
+/// the rest) and a part in proportion to what was charged, rounded down
+/// (docs/decisions.md "Converted currencies").
+fn refund_body(order: &orders::OrderRow, minor: i64, order_id: &str) -> String {
+    let description = format!("Cafe24 order {order_id}");
+    let captured = order.captured_amount.unwrap_or(0);
+    match order.charged_amount.filter(|_| captured > 0) {
+        None => json!({"amount": minor, "description": description}),
+        Some(_) if minor >= captured - order.refunded_amount => {
+            json!({"description": description})
+        }
+        Some(charged) => {
+            let share = i128::from(minor) * i128::from(charged) / i128::from(captured);
+            json!({"amount": i64::try_from(share).unwrap_or(0), "description": description})
+        }
+    }
+    .to_string()
+}
+
+/// Which refund in KOMOJU's answer is this request's: the one already recorded, else one
+/// of the amount sent to KOMOJU that no other request of the order claims (the newest
+/// such).
+async fn our_refund(
     app: &Services,
     row: &RefundRow,
     payment: &Payment,
-) -> Result<Option<String>, ApiError> {
+) -> Result<Option<crate::komoju::Refund>, ApiError> {
     let pk = row.order_pk.clone();
     let own = row.id.clone();
     let claimed: Vec<String> = app
@@ -399,12 +500,15 @@ async fn our_refund_id(
         .filter_map(|r| r.komoju_refund_id)
         .collect();
     if let Some(known) = &row.komoju_refund_id {
-        return Ok(Some(known.clone()));
+        return Ok(payment.refunds.iter().find(|r| &r.id == known).cloned());
     }
+    let sent: Option<i64> = serde_json::from_str::<serde_json::Value>(&row.komoju_request)
+        .ok()
+        .and_then(|b| b.get("amount").and_then(serde_json::Value::as_i64));
     Ok(payment
         .refunds
         .iter()
         .rev()
-        .find(|r| r.amount == row.cancel_amount && !claimed.contains(&r.id))
-        .map(|r| r.id.clone()))
+        .find(|r| sent.map_or(true, |a| r.amount == a) && !claimed.contains(&r.id))
+        .cloned())
 }

@@ -28,6 +28,7 @@ pub mod cancellation;
 pub mod checkout;
 pub mod clock;
 pub mod db;
+pub mod duplicates;
 pub mod error;
 pub mod external_checkout;
 pub mod install;

@@ -12,6 +12,8 @@
 //! | `cafe24_komoju_checkouts_total` | `flow`, `result` (`created` or the §3 error code) | checkout start |
 //! | `cafe24_komoju_cancellations_total` | `mode`, `result` | cancellation |
 //! | `cafe24_komoju_amount_mismatch_total` | – | the state machine's apply, after its commit |
+//! | `cafe24_komoju_duplicate_payments_total` | – | the state machine's apply, after its commit (a second capture for a paid order) |
+//! | `cafe24_komoju_duplicate_refunds_total` | `result` (`refunded`, `refund_requested`, `refused`, `retried`) | the duplicate-payment refund pass |
 //!
 //! No label carries an order id, a mall id, a secret or a URL with a query. Metric
 //! handles are cheap clones of the registry's; a clone records into the same registry.
@@ -37,6 +39,8 @@ pub struct Metrics {
     pub checkouts: IntCounterVec,
     pub cancellations: IntCounterVec,
     pub amount_mismatch: IntCounter,
+    pub duplicate_payments: IntCounter,
+    pub duplicate_refunds: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -47,6 +51,15 @@ impl std::fmt::Debug for Metrics {
 
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     let c = IntCounterVec::new(Opts::new(name, help).namespace(NAMESPACE), labels)
+        .unwrap_or_else(|e| unreachable!("metric {name} is well formed: {e}"));
+    if let Err(e) = registry.register(Box::new(c.clone())) {
+        log::error!("metric {name} not registered: {e}");
+    }
+    c
+}
+
+fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
+    let c = IntCounter::with_opts(Opts::new(name, help).namespace(NAMESPACE))
         .unwrap_or_else(|e| unreachable!("metric {name} is well formed: {e}"));
     if let Err(e) = registry.register(Box::new(c.clone())) {
         log::error!("metric {name} not registered: {e}");
@@ -80,17 +93,6 @@ impl Metrics {
         .unwrap_or_else(|e| unreachable!("histogram is well formed: {e}"));
         if let Err(e) = registry.register(Box::new(komoju_duration.clone())) {
             log::error!("metric komoju_request_duration_seconds not registered: {e}");
-        }
-        let amount_mismatch = IntCounter::with_opts(
-            Opts::new(
-                "amount_mismatch_total",
-                "Orders that entered amount_mismatch (KOMOJU captured another amount)",
-            )
-            .namespace(NAMESPACE),
-        )
-        .unwrap_or_else(|e| unreachable!("counter is well formed: {e}"));
-        if let Err(e) = registry.register(Box::new(amount_mismatch.clone())) {
-            log::error!("metric amount_mismatch_total not registered: {e}");
         }
         Metrics {
             webhooks: counter_vec(
@@ -134,7 +136,22 @@ impl Metrics {
                 "Cancellation requests by mode and result",
                 &["mode", "result"],
             ),
-            amount_mismatch,
+            amount_mismatch: counter(
+                &registry,
+                "amount_mismatch_total",
+                "Orders that entered amount_mismatch (KOMOJU captured another amount)",
+            ),
+            duplicate_payments: counter(
+                &registry,
+                "duplicate_payments_total",
+                "Second captures for orders already paid (duplicate payments)",
+            ),
+            duplicate_refunds: counter_vec(
+                &registry,
+                "duplicate_refunds_total",
+                "Automatic refunds of duplicate payments by result",
+                &["result"],
+            ),
             registry,
         }
     }

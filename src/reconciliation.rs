@@ -118,7 +118,8 @@ pub async fn run(
     }
 }
 
-/// One pass, under the pass lock: [`cancellations`], then [`order_passes`]. Returns how many
+/// One pass, under the pass lock: duplicate payments refunded
+/// ([`crate::duplicates::refund_due`]), [`cancellations`], then [`order_passes`]. Returns how many
 /// KOMOJU objects were read, or `None` when another instance is running a pass.
 pub async fn pass(
     app: &Services,
@@ -130,7 +131,8 @@ pub async fn pass(
         return Ok(None);
     };
     let result = async {
-        let read = cancellations(app, settings.cancellations_after).await?;
+        let refunded = crate::duplicates::refund_due(app).await?;
+        let read = refunded + cancellations(app, settings.cancellations_after).await?;
         Ok(read + order_passes(app, settings, backoff).await?)
     }
     .await;

@@ -17,6 +17,7 @@ use secrecy::ExposeSecret;
 use crate::db::{self, webhook_events, webhook_events::WebhookEventRow};
 use crate::error::ApiError;
 use crate::komoju::webhook::{self as komoju_webhook, Content, OrderRefs};
+use crate::orders::state::{self as order_state, Event, Fact};
 use crate::orders::updates;
 use crate::services::Services;
 
@@ -102,31 +103,18 @@ async fn pipeline(app: &Services, delivery: Delivery<'_>) -> Result<Received, Ap
         );
         return record_only(app, record, "unknown_order").await;
     };
-    // One unit of database work: find and lock the order, record the event (a repeat
-    // stops here), apply the fact, enqueue the notifications; committed before the reply.
-    let now = app.clock.now_naive();
-    let key = app.cafe24_service_key.expose_secret().as_bytes().to_vec();
-    let mall = mall_id.to_owned();
-    let lookup = refs.clone();
-    let handled = app
-        .db
-        .run(move |c| {
-            db::transaction(c, |c| {
-                let Some(order) = lock_order(c, &mall, &lookup)? else {
-                    let mut record = record;
-                    record.outcome = "unknown_order".to_owned();
-                    webhook_events::insert_new(c, &record)?;
-                    return Ok(None);
-                };
-                let ctx = updates::Context {
-                    merchant: &merchant,
-                    service_key: &key,
-                };
-                updates::apply_locked(c, &ctx, order, &fact, "webhook", Some(record), now).map(Some)
-            })
-        })
-        .await
-        .map_err(|e| ApiError::from_db("applying webhook", e))?;
+    let handled = match apply_payment(app, &merchant, &record, &fact, &refs).await? {
+        Step::NeedsSession(session_id) => {
+            // KOMOJU converted the currency: the payment is checked through the session
+            // it completed (§8 "Amounts"), read before the transaction, then applied.
+            let fact = with_session_total(app, &merchant, fact, &session_id).await?;
+            match apply_payment(app, &merchant, &record, &fact, &refs).await? {
+                Step::Done(handled) => handled,
+                Step::NeedsSession(_) => return Err(ApiError::Internal),
+            }
+        }
+        Step::Done(handled) => handled,
+    };
     match handled {
         None => {
             log::warn!(
@@ -144,13 +132,98 @@ async fn pipeline(app: &Services, delivery: Delivery<'_>) -> Result<Received, Ap
             if applied.enqueued > 0 {
                 app.outbox_wake.notify_one();
             }
-            Ok(Received::Acknowledged(if applied.outcome.changed {
+            Ok(Received::Acknowledged(if applied.took_effect() {
                 "applied"
             } else {
                 "ignored"
             }))
         }
     }
+}
+
+/// What one try of [`apply_payment`] did.
+enum Step {
+    /// Committed: `None` no order (recorded as `unknown_order`), `Some(None)` a repeat of
+    /// an event already recorded, `Some(Some(_))` applied.
+    Done(Option<Option<Box<updates::Applied>>>),
+    /// Nothing written: the capture is in another currency than the order's and its
+    /// session (this id) must be read from KOMOJU first.
+    NeedsSession(String),
+}
+
+/// One unit of database work: find and lock the order, record the event (a repeat
+/// stops here), apply the fact, enqueue the notifications; committed before the reply.
+async fn apply_payment(
+    app: &Services,
+    merchant: &crate::merchant::Merchant,
+    record: &WebhookEventRow,
+    fact: &Fact,
+    refs: &OrderRefs,
+) -> Result<Step, ApiError> {
+    let now = app.clock.now_naive();
+    let key = app.cafe24_service_key.expose_secret().as_bytes().to_vec();
+    let (merchant, record, fact, lookup) =
+        (merchant.clone(), record.clone(), fact.clone(), refs.clone());
+    app.db
+        .run(move |c| {
+            db::transaction(c, |c| {
+                let Some(order) = lock_order(c, &record.mall_id, &lookup)? else {
+                    let mut record = record;
+                    record.outcome = "unknown_order".to_owned();
+                    webhook_events::insert_new(c, &record)?;
+                    return Ok(Step::Done(None));
+                };
+                if let Some(session_id) =
+                    order_state::needs_session_total(&order.facts()?, &fact.event)
+                {
+                    return Ok(Step::NeedsSession(session_id));
+                }
+                let ctx = updates::Context {
+                    merchant: &merchant,
+                    service_key: &key,
+                };
+                updates::apply_locked(c, &ctx, order, &fact, "webhook", Some(record), now)
+                    .map(|applied| Step::Done(Some(applied.map(Box::new))))
+            })
+        })
+        .await
+        .map_err(|e| ApiError::from_db("applying webhook", e))
+}
+
+/// The fact with the [`order_state::SessionTotal`] of `session_id`, read from KOMOJU:
+/// set only when the session is `completed` by this very payment (otherwise the
+/// capture stays unvouched, and the state machine calls it `amount_mismatch`).
+/// Errors: KOMOJU unreachable (`upstream_error`, so KOMOJU sends the webhook again).
+async fn with_session_total(
+    app: &Services,
+    merchant: &crate::merchant::Merchant,
+    mut fact: Fact,
+    session_id: &str,
+) -> Result<Fact, ApiError> {
+    let session = app
+        .komoju
+        .get_session(&merchant.komoju_secret_key, session_id)
+        .await
+        .map_err(|e| e.into_api_error("reading the session of a converted payment", session_id))?;
+    if let Event::Payment {
+        payment_id,
+        session_total,
+        ..
+    } = &mut fact.event
+    {
+        let completed_by_it = session.id == session_id
+            && session.status == "completed"
+            && session
+                .payment
+                .as_ref()
+                .is_some_and(|p| &p.id == payment_id);
+        if let (true, Some(amount), Some(currency)) =
+            (completed_by_it, session.amount, session.currency.clone())
+        {
+            *session_total = Some(order_state::SessionTotal { amount, currency });
+        }
+    }
+    Ok(fact)
 }
 
 /// Records an event that changes no order (ping, not handled, unreadable) with

@@ -15,6 +15,7 @@ fn order() -> OrderFacts {
         payment_id: None,
         payment_type: None,
         captured_amount: None,
+        charged: None,
         refunded_amount: 0,
         pending_notice_sent: false,
     }
@@ -36,6 +37,7 @@ fn snapshot(
         amount,
         currency: "PHP".into(),
         amount_refunded: refunded,
+        session_total: None,
     }
 }
 
@@ -58,6 +60,8 @@ enum Ending {
     /// No payment: the buyer returned to the merchant, or the session expired.
     SessionCancelled,
     SessionExpired,
+    /// Cards declined, then the session ended without money.
+    SessionFailed,
 }
 
 fn ending() -> impl Strategy<Value = Ending> {
@@ -74,6 +78,7 @@ fn ending() -> impl Strategy<Value = Ending> {
         Just(Ending::KonbiniCancelled),
         Just(Ending::SessionCancelled),
         Just(Ending::SessionExpired),
+        Just(Ending::SessionFailed),
     ]
 }
 
@@ -139,11 +144,23 @@ fn history(ending: &Ending, failed_tries: usize, stale: bool) -> (Vec<Event>, Or
             });
             OrderState::Expired
         }
+        Ending::SessionFailed => {
+            ev.push(snapshot("s1", "declined", "credit_card", Failed, AMOUNT, 0));
+            ev.push(Event::SessionFailed {
+                session_id: "s1".into(),
+            });
+            OrderState::Failed
+        }
     };
     if stale {
-        // Events of an earlier session of the order: always ignored.
-        ev.push(snapshot("s0", "old", "credit_card", Captured, AMOUNT, 0));
+        // Events of an earlier session of the order that hold no money: always ignored
+        // (money on an earlier session is `money_on_an_earlier_session_is_never_ignored`).
+        ev.push(snapshot("s0", "old", "credit_card", Authorized, AMOUNT, 0));
+        ev.push(snapshot("s0", "old", "credit_card", Failed, AMOUNT, 0));
         ev.push(Event::SessionCancelled {
+            session_id: "s0".into(),
+        });
+        ev.push(Event::SessionFailed {
             session_id: "s0".into(),
         });
     }
@@ -269,5 +286,35 @@ proptest! {
             o = out.facts;
         }
         prop_assert_eq!(successes, usize::from(expected.is_paid()));
+    }
+
+    /// Money on an earlier session of the order is never ignored: after any history, a
+    /// capture there pays an order that has no money yet (once, with one success), and
+    /// is a duplicate payment of an order that has; the order's own facts stay.
+    #[test]
+    fn money_on_an_earlier_session_is_never_ignored(ending in ending(), seed in any::<u64>()) {
+        let (mut events, expected) = history(&ending, 1, true);
+        let mut x = seed | 1;
+        for i in (1..events.len()).rev() {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            events.swap(i, (x >> 33) as usize % (i + 1));
+        }
+        let before = run(&events)?;
+        let capture = snapshot("s0", "old", "paypay", PaymentStatus::Captured, AMOUNT, 0);
+        let out = apply(&before, &capture);
+        if expected.is_paid() {
+            prop_assert!(!out.changed);
+            prop_assert!(out.notices.is_empty());
+            let dup = out.duplicate.clone();
+            prop_assert!(dup.is_some_and(|d| d.payment_id == "old" && d.amount == AMOUNT));
+        } else if expected == OrderState::AmountMismatch {
+            prop_assert!(!out.changed);
+        } else {
+            prop_assert_eq!(out.facts.state, OrderState::Paid);
+            prop_assert_eq!(out.notices.iter().filter(|n| n.payed_tf == "T").count(), 1);
+            prop_assert!(out.anomaly);
+            let again = apply(&out.facts, &capture);
+            prop_assert!(!again.changed && again.notices.is_empty() && again.duplicate.is_none());
+        }
     }
 }

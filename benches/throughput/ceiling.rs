@@ -181,7 +181,7 @@ const PGBENCH_SCRIPT: &str = r#"\set n random(1, :sessions)
 BEGIN;
 SELECT *, id AS pk FROM orders WHERE komoju_session_id = 'bs' || :n AND mall_id = 'benchmall' FOR UPDATE \gset
 INSERT INTO webhook_events (mall_id, event_id, event_type, order_pk, outcome, received_at) VALUES ('benchmall', 'pgb' || :e, 'payment.captured', :pk, 'applied', now()) ON CONFLICT DO NOTHING;
-UPDATE orders SET state = 'paid', komoju_payment_id = 'paybs' || :n, payment_type = 'credit_card', captured_amount = 1000, captured_currency = 'JPY', refunded_amount = 0, pending_notice_sent = false, payment_expires_at = NULL, updated_at = now() WHERE id = :pk;
+UPDATE orders SET state = 'paid', komoju_payment_id = 'paybs' || :n, payment_type = 'credit_card', captured_amount = 1000, charged_amount = NULL, charged_currency = NULL, refunded_amount = 0, pending_notice_sent = false, payment_expires_at = NULL, updated_at = now() WHERE id = :pk;
 INSERT INTO order_events (order_pk, source, event, from_state, to_state, applied, detail, created_at) VALUES (:pk, 'webhook', 'payment.captured', 'pending', 'paid', true, '', now());
 INSERT INTO notifications (order_pk, kind, dedup_key, target_url, encoding, fields, state, attempts, next_attempt_at, created_at, updated_at) VALUES (:pk, 'return_noty', 'pgb' || :e, :target, 'form', :fields, 'pending', 0, now(), now(), now()) ON CONFLICT DO NOTHING;
 COMMIT;

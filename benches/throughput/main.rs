@@ -316,6 +316,7 @@ fn ceiling_webhook(order: &Order, receiver: &str) -> ceiling::Webhook {
             payment_id: Some(payment_id),
             payment_type: Some("credit_card".into()),
             captured_amount: Some(1000),
+            charged: None,
             refunded_amount: 0,
             pending_notice_sent: false,
         },

@@ -248,6 +248,10 @@ pub struct AddMerchant {
     /// External checkout: show a review page before KOMOJU.
     #[arg(long, value_enum, default_value_t = OnOff::Off)]
     pub review_page: OnOff,
+    /// Refund a duplicate payment (a second capture for an order already paid) in full
+    /// automatically.
+    #[arg(long, value_enum, default_value_t = OnOff::On)]
+    pub refund_duplicates: OnOff,
 }
 
 /// `--locale`: the KOMOJU hosted page's languages (§7 `default_locale`).
@@ -373,7 +377,8 @@ pub async fn run(cli: Cli, settings: Settings, out: &mut dyn Write) -> Result<()
             let mut conn = connect(&settings)?;
             match cmd {
                 OrdersCommand::Show { mall_id, order_id } => {
-                    crate::app::inspect::show(&mut conn, &mall_id, &order_id, out)
+                    let secrets = SecretBox::new(&settings.app_secret);
+                    crate::app::inspect::show(&mut conn, &secrets, &mall_id, &order_id, out)
                 }
                 OrdersCommand::List {
                     mall,
@@ -433,6 +438,7 @@ fn merchant(
                 shop_name: a.shop_name,
                 currency: a.currency.to_ascii_uppercase(),
                 external_review: a.review_page == OnOff::On,
+                refund_duplicates: a.refund_duplicates == OnOff::On,
             };
             input.validate().map_err(CliError::Usage)?;
             let row = input

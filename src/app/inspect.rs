@@ -7,21 +7,77 @@ use std::io::Write;
 
 use chrono::NaiveDateTime;
 
+use secrecy::ExposeSecret;
+
 use super::cli::CliError;
+use crate::db::orders::OrderRow;
 use crate::db::{self, DbConnection};
 use crate::orders::state::OrderState;
+use crate::secrets::SecretBox;
 
 const TIME: &str = "%Y-%m-%dT%H:%M:%SZ";
 
-/// `orders show MALL ORDER_ID`. Errors: no such order (`Usage`), the database.
+/// `orders show MALL ORDER_ID`: the order's facts, timeline, notifications, refunds
+/// (with a konbini, bank-transfer or Pay-easy refund's bank-account link, opened with
+/// `secrets`: the operator gives it to the buyer) and duplicate payments. Errors: no
+/// such order (`Usage`), the database.
 pub fn show(
     conn: &mut DbConnection,
+    secrets: &SecretBox,
     mall_id: &str,
     order_id: &str,
     out: &mut dyn Write,
 ) -> Result<(), CliError> {
     let order = db::orders::find_by_order_id(conn, mall_id, order_id)?
         .ok_or_else(|| CliError::Usage(format!("no order {order_id} of mall {mall_id}")))?;
+    facts(&order, out)?;
+    timeline(conn, &order, out)?;
+    notifications(conn, &order, out)?;
+    let link = |column: &str, sealed: &Option<String>| match sealed {
+        None => String::new(),
+        Some(sealed) => match secrets.open(&order.mall_id, column, sealed) {
+            Ok(url) => format!("; bank account: {}", url.expose_secret()),
+            Err(_) => "; bank account: <cannot open: APP_SECRET changed?>".to_owned(),
+        },
+    };
+    writeln!(out, "refunds:")?;
+    for r in db::refunds::for_order(conn, &order.id)? {
+        writeln!(
+            out,
+            "  {} {} {} {} ({} mode) KOMOJU refund {} at {}{}",
+            r.id,
+            r.operation,
+            r.cancel_amount_text,
+            r.state,
+            r.mode,
+            r.komoju_refund_id.as_deref().unwrap_or("-"),
+            r.created_at.format(TIME),
+            link(db::refunds::BANK_ACCOUNT_URL, &r.bank_account_url)
+        )?;
+    }
+    writeln!(out, "duplicate payments:")?;
+    for d in db::duplicates::for_order(conn, &order.id)? {
+        writeln!(
+            out,
+            "  {} {} {} {} ({}) refund {}{}{} at {}",
+            d.payment_id,
+            d.amount,
+            d.currency,
+            d.state,
+            d.payment_type.as_deref().unwrap_or("-"),
+            d.komoju_refund_id.as_deref().unwrap_or("-"),
+            d.last_error
+                .as_deref()
+                .map(|e| format!("; {e}"))
+                .unwrap_or_default(),
+            link(db::duplicates::BANK_ACCOUNT_URL, &d.bank_account_url),
+            d.created_at.format(TIME)
+        )?;
+    }
+    Ok(())
+}
+
+fn facts(order: &OrderRow, out: &mut dyn Write) -> Result<(), CliError> {
     writeln!(
         out,
         "order {} of {} (shop {}), {} checkout, attempt {}",
@@ -29,7 +85,7 @@ pub fn show(
     )?;
     writeln!(
         out,
-        "  state {}; amount {} {} (Cafe24 sent {:?}); captured {}; refunded {}",
+        "  state {}; amount {} {} (Cafe24 sent {:?}); captured {}; refunded {}{}",
         order.state,
         order.amount,
         order.currency,
@@ -37,7 +93,11 @@ pub fn show(
         order
             .captured_amount
             .map_or_else(|| "-".to_owned(), |a| a.to_string()),
-        order.refunded_amount
+        order.refunded_amount,
+        match (order.charged_amount, &order.charged_currency) {
+            (Some(a), Some(c)) => format!("; KOMOJU charged {a} {c}"),
+            _ => String::new(),
+        }
     )?;
     writeln!(
         out,
@@ -55,6 +115,14 @@ pub fn show(
             .reconciled_at
             .map_or_else(|| "never".to_owned(), |t| t.format(TIME).to_string())
     )?;
+    Ok(())
+}
+
+fn timeline(
+    conn: &mut DbConnection,
+    order: &OrderRow,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
     writeln!(out, "timeline:")?;
     for e in db::orders::events(conn, &order.id)? {
         let outcome = if e.applied {
@@ -75,6 +143,14 @@ pub fn show(
             outcome
         )?;
     }
+    Ok(())
+}
+
+fn notifications(
+    conn: &mut DbConnection,
+    order: &OrderRow,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
     writeln!(out, "notifications:")?;
     for n in db::notifications::for_order(conn, &order.id)? {
         writeln!(
@@ -88,20 +164,6 @@ pub fn show(
                 .map_or_else(|| "-".to_owned(), |s| s.to_string()),
             n.last_error.as_deref().unwrap_or("-"),
             n.next_attempt_at.format(TIME)
-        )?;
-    }
-    writeln!(out, "refunds:")?;
-    for r in db::refunds::for_order(conn, &order.id)? {
-        writeln!(
-            out,
-            "  {} {} {} {} ({} mode) KOMOJU refund {} at {}",
-            r.id,
-            r.operation,
-            r.cancel_amount_text,
-            r.state,
-            r.mode,
-            r.komoju_refund_id.as_deref().unwrap_or("-"),
-            r.created_at.format(TIME)
         )?;
     }
     Ok(())

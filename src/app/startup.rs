@@ -167,7 +167,7 @@ impl Application {
             Cafe24Target::Api(_) => None,
             Cafe24Target::Sandbox => {
                 log::warn!("Cafe24 stand-in mounted at {public}{CAFE24_SANDBOX_PREFIX}: open it to launch the app for any mall (set CAFE24_API_BASE for a real Cafe24)");
-                Some(Cafe24Sandbox::new(
+                let stand_in = Cafe24Sandbox::new(
                     &format!("{public}{CAFE24_SANDBOX_PREFIX}"),
                     Cafe24App {
                         client_id: settings.cafe24_client_id.clone(),
@@ -175,7 +175,10 @@ impl Application {
                         app_name: "cafe24-komoju (development)".into(),
                         app_url: format!("{public}/cafe24/launch"),
                     },
-                ))
+                );
+                // Its notification page checks each notice's hash_data as Cafe24 would.
+                stand_in.set_service_key(settings.cafe24_service_key.expose_secret());
+                Some(stand_in)
             }
         };
         let cafe24 = Cafe24Client::new(Cafe24Config {

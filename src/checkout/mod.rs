@@ -181,8 +181,12 @@ async fn create_or_find(
     v: &ValidCheckout,
 ) -> Result<OrderRow, ApiError> {
     let now = app.clock.now_naive();
-    // A row that cannot be made (no payment type for this flow) may still be found.
-    let row = new_order_row(app, flow, v, now);
+    // A row that cannot be made (no payment type for this flow and currency, or KOMOJU's
+    // list unreadable) may still be found.
+    let row = match offered_types(app, flow, v).await {
+        Ok(types) => new_order_row(app, flow, v, &types, now),
+        Err(e) => Err(e),
+    };
     let candidate = row.as_ref().ok().cloned();
     let (mall_id, order_id) = (v.partner_id.mall_id().to_owned(), v.order_id.clone());
     let found = app
@@ -225,22 +229,82 @@ async fn create_or_find(
     let state = existing.state;
     match state {
         OrderState::Pending => Ok(existing),
-        s if s.allows_new_attempt() => new_attempt(app, v, existing).await,
+        s if s.allows_new_attempt() => {
+            let old = close_previous_session(app, &v.merchant, existing).await?;
+            new_attempt(app, flow, v, old).await
+        }
         s => Err(ApiError::OrderConflict(format!("order is already {s}"))),
+    }
+}
+
+/// Before a new attempt replaces the order's session (§5 "at most one live KOMOJU
+/// session per order"): reads it from KOMOJU; an open one is cancelled
+/// (`POST /sessions/{id}/cancel`, so the buyer cannot pay it while paying the new one);
+/// one that holds money is applied first, and then no new attempt is made
+/// (`order_conflict`). Errors: KOMOJU unreachable (`upstream_error`: nothing changed).
+async fn close_previous_session(
+    app: &Services,
+    merchant: &Merchant,
+    order: OrderRow,
+) -> Result<OrderRow, ApiError> {
+    let Some(session_id) = order.komoju_session_id.clone() else {
+        return Ok(order);
+    };
+    let key = &merchant.komoju_secret_key;
+    let session = app
+        .komoju
+        .get_session(key, &session_id)
+        .await
+        .map_err(|e| e.into_api_error("reading the previous KOMOJU session", &order.order_id))?;
+    if session.status == "pending" && !session.ended() {
+        app.komoju
+            .cancel_session(key, &format!("cancel-session-{session_id}"), &session_id)
+            .await
+            .map_err(|e| {
+                e.into_api_error("cancelling the previous KOMOJU session", &order.order_id)
+            })?;
+        log::info!(
+            "order {} of {}: open session {session_id} cancelled at KOMOJU before a new attempt",
+            order.order_id,
+            order.mall_id
+        );
+        return Ok(order);
+    }
+    let Some(fact) = session.to_fact() else {
+        return Ok(order);
+    };
+    let applied = crate::orders::updates::apply_fact(app, merchant, &order.id, fact, "checkout")
+        .await
+        .map_err(|e| ApiError::from_db("applying the previous KOMOJU session", e))?;
+    let state = applied.order.state;
+    if state.allows_new_attempt() {
+        Ok(applied.order)
+    } else {
+        app.outbox_wake.notify_one();
+        Err(ApiError::OrderConflict(format!("order is already {state}")))
     }
 }
 
 /// Starts a fresh KOMOJU session for an order whose last attempt ended unpaid.
 async fn new_attempt(
     app: &Services,
+    flow: Flow,
     v: &ValidCheckout,
     old: OrderRow,
 ) -> Result<OrderRow, ApiError> {
     let attempt = old.attempt + 1;
     let key = uuid::Uuid::new_v4().to_string();
     let external_order_num = external_order_num(&old.order_id, attempt);
-    let flow = old.flow;
-    let body = session_request(app, flow, v, &old.order_id, attempt, &external_order_num)?;
+    let types = offered_types(app, flow, v).await?;
+    let body = session_request(
+        app,
+        flow,
+        v,
+        &types,
+        &old.order_id,
+        attempt,
+        &external_order_num,
+    )?;
     let now = app.clock.now_naive();
     let id = old.id.clone();
     let changed = app
@@ -288,6 +352,7 @@ fn new_order_row(
     app: &Services,
     flow: Flow,
     v: &ValidCheckout,
+    payment_types: &[String],
     now: chrono::NaiveDateTime,
 ) -> Result<OrderRow, ApiError> {
     let attempt = 1;
@@ -313,6 +378,7 @@ fn new_order_row(
             app,
             flow,
             v,
+            payment_types,
             &v.order_id,
             attempt,
             &external_order_num,
@@ -323,7 +389,6 @@ fn new_order_row(
         komoju_payment_id: None,
         payment_type: None,
         captured_amount: None,
-        captured_currency: None,
         refunded_amount: 0,
         pending_notice_sent: false,
         created_at: now,
@@ -331,6 +396,8 @@ fn new_order_row(
         cancel_noty_url: None,
         reconciled_at: None,
         payment_expires_at: None,
+        charged_amount: None,
+        charged_currency: None,
     })
 }
 
@@ -340,17 +407,19 @@ fn external_order_num(order_id: &str, attempt: i32) -> String {
     format!("{order_id}-{attempt}-{suffix:06x}")
 }
 
-/// The exact JSON body of the attempt's `POST /sessions`.
-fn session_request(
+/// The payment types a session of this request offers: the merchant's (without the
+/// deferred ones in synchronous checkout, §6.1) that KOMOJU offers in the order's
+/// currency (`GET /payment_methods` lists one entry per type and currency, §7; cached
+/// by the KOMOJU client). Errors: none left (`unsupported_currency`, or
+/// `merchant_disabled` when the merchant has none for this flow at all), KOMOJU's list
+/// unreadable (`upstream_error`).
+async fn offered_types(
     app: &Services,
     flow: Flow,
     v: &ValidCheckout,
-    order_id: &str,
-    attempt: i32,
-    external_order_num: &str,
-) -> Result<String, ApiError> {
-    let payment_types = v.merchant.payment_types_for(flow == Flow::Sync);
-    if payment_types.is_empty() {
+) -> Result<Vec<String>, ApiError> {
+    let wanted = v.merchant.payment_types_for(flow == Flow::Sync);
+    if wanted.is_empty() {
         log::warn!(
             "merchant {} offers no payment type usable in {} checkout",
             v.merchant.mall_id,
@@ -358,6 +427,40 @@ fn session_request(
         );
         return Err(ApiError::MerchantDisabled);
     }
+    let currency = v.amount.currency().code();
+    let listed = app
+        .komoju
+        .payment_methods_cached(&v.merchant.komoju_secret_key)
+        .await
+        .map_err(|e| e.into_api_error("listing KOMOJU payment methods", &v.order_id))?;
+    let offered: Vec<String> = wanted
+        .into_iter()
+        .filter(|t| {
+            listed
+                .iter()
+                .any(|m| &m.type_slug == t && m.currency.as_deref().map_or(true, |c| c == currency))
+        })
+        .collect();
+    if offered.is_empty() {
+        log::warn!(
+            "merchant {}: none of its payment types is offered by KOMOJU in {currency}",
+            v.merchant.mall_id
+        );
+        return Err(ApiError::UnsupportedCurrency);
+    }
+    Ok(offered)
+}
+
+/// The exact JSON body of the attempt's `POST /sessions`.
+fn session_request(
+    app: &Services,
+    flow: Flow,
+    v: &ValidCheckout,
+    payment_types: &[String],
+    order_id: &str,
+    attempt: i32,
+    external_order_num: &str,
+) -> Result<String, ApiError> {
     let key = crate::orders::keys::issue(
         app,
         &OrderRef {
@@ -381,12 +484,13 @@ fn session_request(
     metadata.insert("order_id".to_owned(), order_id.to_owned());
     metadata.insert("flow".to_owned(), flow.as_str().to_owned());
     let body = CreateSession {
+        mode: "payment".to_owned(),
         amount: v.amount.minor(),
         currency: v.amount.currency().code().to_owned(),
         return_url,
         default_locale: locale,
         email: v.buyer_email.clone(),
-        payment_types,
+        payment_types: payment_types.to_vec(),
         payment_data: SessionPaymentData {
             external_order_num: external_order_num.to_owned(),
         },

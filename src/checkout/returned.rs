@@ -40,6 +40,14 @@ pub async fn buyer_returned(
         || session_id.is_none()
         || session_id != order.komoju_session_id.as_deref()
     {
+        if let (Some(sid), true) = (session_id, key.attempt < order.attempt) {
+            match earlier_session_money(app, &order, sid).await {
+                Ok(Some(paid)) => return Ok(Returned::Applied(paid)),
+                Ok(None) => {}
+                Err(ApiError::Upstream(msg)) => return Ok(Returned::KomojuUnreachable(msg)),
+                Err(e) => return Err(e),
+            }
+        }
         log::warn!(
             "{} callback for order {} of {}: session {:?} (attempt {}) is not the order's current one; nothing changed",
             flow.as_str(), order.order_id, order.mall_id, session_id, key.attempt
@@ -55,6 +63,39 @@ pub async fn buyer_returned(
         Err(ApiError::Upstream(msg)) => Ok(Returned::KomojuUnreachable(msg)),
         Err(e) => Err(e),
     }
+}
+
+/// The buyer came back from a session of an earlier attempt of the order: money on it is
+/// never ignored (§5). Reads that session from KOMOJU; when it is the order's (its
+/// metadata, which this service set, names the order) and holds money, applies it (the
+/// state machine makes it `paid`, or a duplicate payment) and returns the order after.
+/// `None`: not the order's session, or no money on it (nothing changed).
+async fn earlier_session_money(
+    app: &Services,
+    order: &OrderRow,
+    session_id: &str,
+) -> Result<Option<OrderRow>, ApiError> {
+    let merchant = crate::merchant::load(app, &order.mall_id, None).await?;
+    let session = app
+        .komoju
+        .get_session(&merchant.komoju_secret_key, session_id)
+        .await
+        .map_err(|e| e.into_api_error("reading an earlier KOMOJU session", &order.order_id))?;
+    let ours = session.id == session_id
+        && session.metadata_value("mall_id") == Some(order.mall_id.as_str())
+        && session.metadata_value("order_id") == Some(order.order_id.as_str());
+    let money = session
+        .payment
+        .as_ref()
+        .is_some_and(|p| matches!(p.status.as_str(), "captured" | "refunded"));
+    let Some(fact) = session.to_fact().filter(|_| ours && money) else {
+        return Ok(None);
+    };
+    let applied = updates::apply_fact(app, &merchant, &order.id, fact, "callback")
+        .await
+        .map_err(|e| ApiError::from_db("applying an earlier KOMOJU session", e))?;
+    app.outbox_wake.notify_one();
+    Ok(Some(applied.order))
 }
 
 /// Reads the order's session from KOMOJU and applies what it says. `session_id` must be

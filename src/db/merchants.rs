@@ -29,6 +29,9 @@ pub struct MerchantRow {
     pub notify_encoding: String,
     /// External checkout sends the buyer to a review page before KOMOJU.
     pub external_review: bool,
+    /// A duplicate payment (a second capture for an order already paid) is refunded in
+    /// full automatically (§5).
+    pub refund_duplicates: bool,
 }
 
 /// A `merchant_shops` row.
@@ -348,6 +351,7 @@ pub fn update(conn: &mut DbConnection, row: &MerchantRow) -> Result<(), DbError>
             merchants::cancel_mode.eq(&row.cancel_mode),
             merchants::enabled.eq(row.enabled),
             merchants::external_review.eq(row.external_review),
+            merchants::refund_duplicates.eq(row.refund_duplicates),
             merchants::updated_at.eq(row.updated_at),
         ))
         .execute(conn)?;

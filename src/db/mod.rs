@@ -76,8 +76,10 @@ text_enum_column!(crate::orders::Flow, Display);
 text_enum_column!(refunds::Operation, Display);
 text_enum_column!(refunds::RefundState, Display);
 text_enum_column!(notifications::NotificationState, Display);
+text_enum_column!(duplicates::DuplicateState, Display);
 
 pub mod cafe24;
+pub mod duplicates;
 pub mod limits;
 pub mod merchants;
 pub mod notifications;

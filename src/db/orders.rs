@@ -45,7 +45,6 @@ pub struct OrderRow {
     pub komoju_payment_id: Option<String>,
     pub payment_type: Option<String>,
     pub captured_amount: Option<i64>,
-    pub captured_currency: Option<String>,
     pub refunded_amount: i64,
     pub pending_notice_sent: bool,
     pub created_at: NaiveDateTime,
@@ -58,6 +57,10 @@ pub struct OrderRow {
     /// When the order's konbini / bank-transfer / Pay-easy code expires, as KOMOJU said it
     /// when the order became `awaiting_payment` (UTC); `None` when unknown.
     pub payment_expires_at: Option<NaiveDateTime>,
+    /// What KOMOJU charged when it converted the currency (minor units of
+    /// `charged_currency`); `None` when it charged the order's currency.
+    pub charged_amount: Option<i64>,
+    pub charged_currency: Option<String>,
 }
 
 impl OrderRow {
@@ -73,14 +76,31 @@ impl OrderRow {
         }
     }
 
-    /// Takes the facts the state machine decided, as [`save_facts`] stores them: the
-    /// captured currency is the order's whenever an amount was captured.
+    /// `minor` units of the currency KOMOJU charged, in the order's currency: the same
+    /// number unless KOMOJU converted it, then in proportion to what was charged (rounded
+    /// down; all of the charge is all of the capture).
+    pub fn in_order_currency(&self, minor: i64) -> i64 {
+        match (self.charged_amount, self.captured_amount) {
+            (Some(charged), Some(captured)) if charged > 0 => {
+                if minor >= charged {
+                    captured
+                } else {
+                    let share = i128::from(minor) * i128::from(captured) / i128::from(charged);
+                    i64::try_from(share).unwrap_or(captured)
+                }
+            }
+            _ => minor,
+        }
+    }
+
+    /// Takes the facts the state machine decided, as [`save_facts`] stores them.
     pub fn set_facts(&mut self, facts: &OrderFacts, now: NaiveDateTime) {
         self.state = facts.state;
         self.komoju_payment_id.clone_from(&facts.payment_id);
         self.payment_type.clone_from(&facts.payment_type);
         self.captured_amount = facts.captured_amount;
-        self.captured_currency = facts.captured_amount.map(|_| facts.currency.clone());
+        self.charged_amount = facts.charged.as_ref().map(|c| c.amount);
+        self.charged_currency = facts.charged.as_ref().map(|c| c.currency.clone());
         self.refunded_amount = facts.refunded_amount;
         self.pending_notice_sent = facts.pending_notice_sent;
         self.updated_at = now;
@@ -96,6 +116,13 @@ impl OrderRow {
             payment_id: self.komoju_payment_id.clone(),
             payment_type: self.payment_type.clone(),
             captured_amount: self.captured_amount,
+            charged: match (self.charged_amount, &self.charged_currency) {
+                (Some(amount), Some(currency)) => Some(crate::orders::state::Charged {
+                    amount,
+                    currency: currency.clone(),
+                }),
+                _ => None,
+            },
             refunded_amount: self.refunded_amount,
             pending_notice_sent: self.pending_notice_sent,
         })
@@ -340,7 +367,8 @@ pub fn save_facts(conn: &mut DbConnection, order: &OrderRow) -> Result<(), DbErr
             orders::komoju_payment_id.eq(&order.komoju_payment_id),
             orders::payment_type.eq(&order.payment_type),
             orders::captured_amount.eq(order.captured_amount),
-            orders::captured_currency.eq(&order.captured_currency),
+            orders::charged_amount.eq(order.charged_amount),
+            orders::charged_currency.eq(&order.charged_currency),
             orders::refunded_amount.eq(order.refunded_amount),
             orders::pending_notice_sent.eq(order.pending_notice_sent),
             orders::payment_expires_at.eq(order.payment_expires_at),

@@ -46,7 +46,7 @@ pub enum RefundState {
     Accepted,
     /// Done: refunded or cancelled at KOMOJU (and, in async mode, confirmed).
     Succeeded,
-    /// KOMOJU cannot refund this payment type by API.
+    /// KOMOJU refused to refund or cancel this payment (400 or 422).
     NotRefundable,
     /// KOMOJU refused the request for another reason.
     Failed,
@@ -106,6 +106,25 @@ pub struct RefundRow {
     pub confirmed_at: Option<NaiveDateTime>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// Konbini, bank transfer, Pay-easy: KOMOJU's page where the buyer gives the bank
+    /// account for the money (the refund's `redirect_url`), sealed by
+    /// [`crate::secrets::SecretBox`] for the mall and [`BANK_ACCOUNT_URL`]. A capability
+    /// link: shown only to the merchant and the operator, never logged.
+    pub bank_account_url: Option<String>,
+}
+
+/// The column name the bank-account link is sealed under (associated data).
+pub const BANK_ACCOUNT_URL: &str = "refunds.bank_account_url";
+
+/// What KOMOJU answered a request, as [`record_result`] stores it.
+pub struct KomojuResult<'a> {
+    pub state: RefundState,
+    pub komoju_refund_id: Option<&'a str>,
+    /// Sealed (see [`RefundRow::bank_account_url`]).
+    pub bank_account_url: Option<&'a str>,
+    /// The reply given to Cafe24: HTTP status and JSON body.
+    pub reply_status: i32,
+    pub reply_body: &'a str,
 }
 
 /// Inserts a new request.
@@ -154,10 +173,7 @@ pub fn reserved(
 pub fn record_result(
     conn: &mut DbConnection,
     id: &str,
-    state: RefundState,
-    komoju_refund_id: Option<&str>,
-    reply_status: i32,
-    reply_body: &str,
+    result: &KomojuResult<'_>,
     now: NaiveDateTime,
 ) -> Result<RefundRow, DbError> {
     diesel::update(
@@ -166,10 +182,11 @@ pub fn record_result(
             .filter(refunds::reply_status.is_null()),
     )
     .set((
-        refunds::state.eq(state),
-        refunds::komoju_refund_id.eq(komoju_refund_id),
-        refunds::reply_status.eq(Some(reply_status)),
-        refunds::reply_body.eq(Some(reply_body)),
+        refunds::state.eq(result.state),
+        refunds::komoju_refund_id.eq(result.komoju_refund_id),
+        refunds::bank_account_url.eq(result.bank_account_url),
+        refunds::reply_status.eq(Some(result.reply_status)),
+        refunds::reply_body.eq(Some(result.reply_body)),
         refunds::updated_at.eq(now),
     ))
     .execute(conn)?;

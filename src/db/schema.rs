@@ -17,6 +17,7 @@ diesel::table! {
         updated_at -> Timestamp,
         notify_encoding -> Text,
         external_review -> Bool,
+        refund_duplicates -> Bool,
     }
 }
 
@@ -86,7 +87,6 @@ diesel::table! {
         komoju_payment_id -> Nullable<Text>,
         payment_type -> Nullable<Text>,
         captured_amount -> Nullable<BigInt>,
-        captured_currency -> Nullable<Text>,
         refunded_amount -> BigInt,
         pending_notice_sent -> Bool,
         created_at -> Timestamp,
@@ -94,6 +94,8 @@ diesel::table! {
         cancel_noty_url -> Nullable<Text>,
         reconciled_at -> Nullable<Timestamp>,
         payment_expires_at -> Nullable<Timestamp>,
+        charged_amount -> Nullable<BigInt>,
+        charged_currency -> Nullable<Text>,
     }
 }
 
@@ -184,10 +186,32 @@ diesel::table! {
         confirmed_at -> Nullable<Timestamp>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        bank_account_url -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    duplicate_payments (payment_id) {
+        payment_id -> Text,
+        order_pk -> Text,
+        session_id -> Nullable<Text>,
+        payment_type -> Nullable<Text>,
+        amount -> BigInt,
+        currency -> Text,
+        state -> Text,
+        refund_idempotency_key -> Text,
+        komoju_refund_id -> Nullable<Text>,
+        bank_account_url -> Nullable<Text>,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        last_error -> Nullable<Text>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
     }
 }
 
 diesel::joinable!(refunds -> orders (order_pk));
+diesel::joinable!(duplicate_payments -> orders (order_pk));
 diesel::joinable!(notifications -> orders (order_pk));
 diesel::joinable!(merchant_shops -> merchants (mall_id));
 diesel::joinable!(orders -> merchants (mall_id));
@@ -200,6 +224,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     webhook_events,
     notifications,
     refunds,
+    duplicate_payments,
     cafe24_tokens,
     oauth_states,
     outbox_hosts,

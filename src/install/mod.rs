@@ -311,5 +311,6 @@ fn new_merchant(
         updated_at: now,
         notify_encoding: "form".into(),
         external_review: false,
+        refund_duplicates: true,
     })
 }

@@ -12,22 +12,31 @@
 
 pub mod webhook;
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 
-use crate::orders::state::{Event, Fact, PaymentStatus, RefundFact};
+use crate::orders::state::{Event, Fact, PaymentStatus, RefundFact, SessionTotal};
 
-/// How many times a POST answered 409 (key in flight) is tried again, and the pause.
-const CONFLICT_RETRIES: u32 = 40;
+/// How long a POST answered 409 (its idempotency key still in flight at KOMOJU) is tried
+/// again with the same key and body (PROTOCOL.md §7), and the first pause between tries
+/// (doubling up to [`CONFLICT_PAUSE_MAX`]).
+const CONFLICT_DEADLINE: Duration = Duration::from_secs(30);
 const CONFLICT_PAUSE: Duration = Duration::from_millis(100);
+const CONFLICT_PAUSE_MAX: Duration = Duration::from_secs(2);
 
 /// A failed KOMOJU call. `Display` never includes the secret key or a request body.
 #[derive(Debug, thiserror::Error)]
 pub enum KomojuError {
     /// KOMOJU answered an error envelope (`{"error":{"code","message","param"}}`).
+    /// Branch on `status` (the HTTP status); `code` is an open set (PROTOCOL.md §7:
+    /// `bad_request`, `unprocessable_entity`, `not_refundable`, `card_declined`, …),
+    /// for logs and reasons.
     #[error("KOMOJU answered {status} {code}: {message}")]
     Api {
         status: u16,
@@ -50,19 +59,33 @@ pub enum KomojuError {
 }
 
 impl KomojuError {
-    /// Logs the failure of `context` for `order_id` and maps it to the §3 reply (§7):
-    /// KOMOJU's `not_refundable` → `not_refundable`; a timeout, 5xx, transport failure
-    /// or unreadable reply → `upstream_error`. The message never repeats KOMOJU's body.
+    /// Logs the failure of `context` for `order_id` and maps it to the §3 reply (§7): a
+    /// timeout, a 5xx, a transport failure, an unreadable reply or a refusal the caller
+    /// did not handle → `upstream_error`. The message never repeats KOMOJU's body.
     pub fn into_api_error(self, context: &str, order_id: &str) -> crate::error::ApiError {
         use crate::error::ApiError;
         log::warn!("{context} for order {order_id}: {self}");
         match self {
-            KomojuError::Api { code, .. } if code == "not_refundable" => {
-                ApiError::NotRefundable("KOMOJU cannot refund this payment type by API".into())
-            }
             KomojuError::Timeout => ApiError::Upstream("KOMOJU did not answer in time".into()),
             _ => ApiError::Upstream("KOMOJU could not complete the request".into()),
         }
+    }
+
+    /// The HTTP status KOMOJU answered with an error envelope; `None` for a timeout, a
+    /// transport failure, an unreadable reply or a key still in flight.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            KomojuError::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// True when KOMOJU refused the request itself (a 4xx other than 409, which is a key
+    /// in flight, and 429): sending it again changes nothing. Everything else (5xx,
+    /// timeout, transport, unreadable) leaves the outcome unknown.
+    pub fn is_refusal(&self) -> bool {
+        self.status()
+            .is_some_and(|s| (400..500).contains(&s) && s != 409 && s != 429)
     }
 
     /// The KOMOJU error code, when KOMOJU answered one.
@@ -74,10 +97,12 @@ impl KomojuError {
     }
 }
 
-/// `POST /sessions` body (§7). Serialized once per attempt and stored; retries send the
-/// stored bytes.
+/// `POST /sessions` body (§7; KOMOJU's `CreateSessionRequestWithPaymentMode`).
+/// Serialized once per attempt and stored; retries send the stored bytes.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct CreateSession {
+    /// Always `payment`: the session creates a Payment when it completes.
+    pub mode: String,
     /// Minor units.
     pub amount: i64,
     pub currency: String,
@@ -110,6 +135,9 @@ pub struct Session {
     #[serde(default)]
     pub expired: bool,
     pub payment: Option<Payment>,
+    /// The session's `metadata` (this service sets `mall_id`, `order_id`, `flow`).
+    #[serde(default)]
+    pub metadata: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// A Payment as KOMOJU returns it (fields this service reads).
@@ -121,8 +149,9 @@ pub struct Payment {
     pub amount: i64,
     pub currency: String,
     pub payment_details: Option<PaymentDetails>,
-    /// When a konbini (or other deferred) payment's code stops being payable, e.g.
-    /// `2020-08-20T23:59:59.000+09:00`; `null` for cards.
+    /// When a konbini, bank-transfer or Pay-easy payment's code stops being payable, at
+    /// the top level of the Payment, in UTC (`"2018-11-16T14:59:59Z"`); `null` for cards.
+    /// KOMOJU has no `payment_details.expires_at`.
     #[serde(default)]
     pub payment_deadline: Option<String>,
     /// The session the payment belongs to.
@@ -152,19 +181,21 @@ pub struct PaymentMethod {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 pub struct Refund {
     pub id: String,
-    /// Minor units.
+    /// Minor units of the payment's currency.
     pub amount: i64,
+    /// For konbini, bank transfer and Pay-easy: KOMOJU's page where the buyer gives the
+    /// bank account the money goes back to (KOMOJU's EC-CUBE plugin e-mails it to the
+    /// buyer, `Controller/Admin/OrderController.php`). A capability link: never logged,
+    /// counted or sent to Cafe24.
+    #[serde(default)]
+    pub redirect_url: Option<String>,
 }
 
-/// `payment_details` (only its type and expiry are read here).
+/// `payment_details` (only its type is read here).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 pub struct PaymentDetails {
     #[serde(rename = "type")]
     pub kind: String,
-    /// The code's expiry, where KOMOJU puts it in `payment_details` (bank transfer,
-    /// Pay-easy); konbini payments carry the top-level `payment_deadline` instead.
-    #[serde(default)]
-    pub expires_at: Option<String>,
 }
 
 impl Payment {
@@ -197,6 +228,7 @@ impl Payment {
             amount: self.amount,
             currency: self.currency.clone(),
             amount_refunded: self.amount_refunded,
+            session_total: None,
         })
     }
 }
@@ -211,14 +243,10 @@ impl Payment {
         })
     }
 
-    /// When the payment's code expires (UTC): `payment_details.expires_at`, else
-    /// `payment_deadline`; `None` when KOMOJU gave neither or no readable time.
+    /// When the payment's code expires (UTC): `payment_deadline`; `None` when KOMOJU
+    /// gave none or no readable time.
     pub fn expires_at(&self) -> Option<chrono::NaiveDateTime> {
-        let text = self
-            .payment_details
-            .as_ref()
-            .and_then(|d| d.expires_at.as_deref())
-            .or(self.payment_deadline.as_deref())?;
+        let text = self.payment_deadline.as_deref()?;
         chrono::DateTime::parse_from_rfc3339(text)
             .ok()
             .map(|t| t.naive_utc())
@@ -247,32 +275,60 @@ impl Session {
         })
     }
 
-    /// What the session says about the order: its payment's event when it has one;
-    /// otherwise `cancelled` or expired sessions end the attempt; a pending session
-    /// says nothing yet.
+    /// The string `metadata[key]`, when the session has it.
+    pub fn metadata_value(&self, key: &str) -> Option<&str> {
+        self.metadata.as_ref()?.get(key)?.as_str()
+    }
+
+    /// True when the buyer can no longer pay the session: cancelled, or expired.
+    pub fn ended(&self) -> bool {
+        self.status == "cancelled" || (self.expired && self.status != "completed")
+    }
+
+    /// What the session says about the order: its payment's event when the payment
+    /// holds or awaits money; a session that ended without money ends the attempt
+    /// (`failed` when its last payment attempt failed: KOMOJU keeps the buyer on the page
+    /// after a decline, §6.2); an open session says nothing yet (or, with a failed
+    /// attempt, that the attempt failed, which changes nothing).
+    ///
+    /// A payment KOMOJU charged in another currency than the session's carries the
+    /// session's amount and currency ([`SessionTotal`]) when the session is `completed`
+    /// by that very payment (§8 "Amounts").
     pub fn to_event(&self) -> Option<Event> {
-        if let Some(payment) = &self.payment {
-            // A cancelled session may carry a pending payment of a failed try: the
-            // session's end is the fact then.
-            if !(self.status == "cancelled" && payment.status == "pending") {
-                let mut event = payment.to_event()?;
-                if let Event::Payment { session_id, .. } = &mut event {
-                    session_id.get_or_insert_with(|| self.id.clone());
+        let payment = self.payment.as_ref();
+        let no_money = payment.map_or(true, |p| matches!(p.status.as_str(), "pending" | "failed"));
+        if self.ended() && no_money {
+            let session_id = self.id.clone();
+            return Some(match payment.map(|p| p.status.as_str()) {
+                Some("failed") => Event::SessionFailed { session_id },
+                _ if self.status == "cancelled" => Event::SessionCancelled { session_id },
+                _ => Event::SessionExpired { session_id },
+            });
+        }
+        let payment = payment?;
+        let mut event = payment.to_event()?;
+        if let Event::Payment {
+            session_id,
+            session_total,
+            currency,
+            ..
+        } = &mut event
+        {
+            session_id.get_or_insert_with(|| self.id.clone());
+            let completed_by_it = self.status == "completed"
+                && payment.session.as_deref().map_or(true, |s| s == self.id);
+            if let (true, Some(amount), Some(session_currency)) =
+                (completed_by_it, self.amount, self.currency.as_ref())
+            {
+                if session_currency != currency {
+                    *session_total = Some(SessionTotal {
+                        amount,
+                        currency: session_currency.clone(),
+                    });
                 }
-                return Some(event);
             }
         }
-        if self.status == "cancelled" {
-            Some(Event::SessionCancelled {
-                session_id: self.id.clone(),
-            })
-        } else if self.expired {
-            Some(Event::SessionExpired {
-                session_id: self.id.clone(),
-            })
-        } else {
-            None
-        }
+        Some(event)
     }
 }
 
@@ -299,7 +355,15 @@ pub struct KomojuClient {
     base_text: String,
     /// Where each call is counted (`komoju_requests_total`, its latency histogram).
     metrics: Option<crate::metrics::Metrics>,
+    /// `GET /payment_methods` per secret key (see [`KomojuClient::payment_methods_cached`]).
+    methods: Arc<Mutex<MethodsCache>>,
 }
+
+/// The payment methods of each secret key (by the key's SHA-256), with when they were read.
+type MethodsCache = HashMap<[u8; 32], (std::time::Instant, Arc<Vec<PaymentMethod>>)>;
+
+/// How long a merchant's list of payment methods is reused for its sessions.
+pub const PAYMENT_METHODS_TTL: Duration = Duration::from_secs(300);
 
 impl KomojuClient {
     /// A client for the API at `base` (e.g. `https://komoju.com/api/v1`), each call
@@ -320,6 +384,7 @@ impl KomojuClient {
             base: base_url,
             base_text: base.trim_end_matches('/').to_owned(),
             metrics: None,
+            methods: Arc::default(),
         })
     }
 
@@ -369,7 +434,7 @@ impl KomojuClient {
         idempotency_key: &str,
         body: &str,
     ) -> Result<Session, KomojuError> {
-        self.post(secret_key, &["sessions"], idempotency_key, body)
+        self.post(secret_key, &["sessions"], idempotency_key, Some(body))
             .await
     }
 
@@ -382,7 +447,10 @@ impl KomojuClient {
         self.get(secret_key, &["sessions", path_segment(id)?]).await
     }
 
-    /// `POST /payments/{id}/refund` with the exact stored `body` (`{"amount":…}`).
+    /// `POST /payments/{id}/refund` with the exact stored `body` (`{"amount":…,
+    /// "description":…}`; without `amount`, KOMOJU refunds all that is left). Every
+    /// payment type: for konbini, bank transfer and Pay-easy the new refund carries a
+    /// `redirect_url` where the buyer gives a bank account.
     pub async fn refund_payment(
         &self,
         secret_key: &SecretString,
@@ -391,19 +459,32 @@ impl KomojuClient {
         body: &str,
     ) -> Result<Payment, KomojuError> {
         let path = ["payments", path_segment(payment_id)?, "refund"];
-        self.post(secret_key, &path, idempotency_key, body).await
+        self.post(secret_key, &path, idempotency_key, Some(body))
+            .await
     }
 
-    /// `POST /payments/{id}/cancel` (a payment not captured yet).
+    /// `POST /payments/{id}/cancel`, no body (a payment not captured yet: `pending` or
+    /// `authorized`).
     pub async fn cancel_payment(
         &self,
         secret_key: &SecretString,
         idempotency_key: &str,
         payment_id: &str,
-        body: &str,
     ) -> Result<Payment, KomojuError> {
         let path = ["payments", path_segment(payment_id)?, "cancel"];
-        self.post(secret_key, &path, idempotency_key, body).await
+        self.post(secret_key, &path, idempotency_key, None).await
+    }
+
+    /// `POST /sessions/{id}/cancel`, no body (KOMOJU's SessionsApi): the buyer can no
+    /// longer pay the session. Before a new checkout attempt replaces an open session.
+    pub async fn cancel_session(
+        &self,
+        secret_key: &SecretString,
+        idempotency_key: &str,
+        session_id: &str,
+    ) -> Result<Session, KomojuError> {
+        let path = ["sessions", path_segment(session_id)?, "cancel"];
+        self.post(secret_key, &path, idempotency_key, None).await
     }
 
     /// Development only, against the KOMOJU sandbox (`cafe24-komoju-sandbox`), never a
@@ -457,6 +538,31 @@ impl KomojuClient {
         self.get(secret_key, &["payment_methods"]).await
     }
 
+    /// [`KomojuClient::payment_methods`], kept per secret key for
+    /// [`PAYMENT_METHODS_TTL`] so a checkout pays for the list once in a while, not at
+    /// every session (the key itself is not kept: its SHA-256 names the entry).
+    pub async fn payment_methods_cached(
+        &self,
+        secret_key: &SecretString,
+    ) -> Result<Arc<Vec<PaymentMethod>>, KomojuError> {
+        let id: [u8; 32] = Sha256::digest(secret_key.expose_secret().as_bytes()).into();
+        if let Some((at, list)) = self.lock_methods().get(&id) {
+            if at.elapsed() < PAYMENT_METHODS_TTL {
+                return Ok(list.clone());
+            }
+        }
+        let list = Arc::new(self.payment_methods(secret_key).await?);
+        self.lock_methods()
+            .insert(id, (std::time::Instant::now(), list.clone()));
+        Ok(list)
+    }
+
+    fn lock_methods(&self) -> std::sync::MutexGuard<'_, MethodsCache> {
+        self.methods
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// Development only, against the KOMOJU sandbox: `POST /webhook_endpoints/ping`, which
     /// makes the sandbox send a signed `ping` event to the endpoint registered for
     /// `secret_key`. A real KOMOJU sends pings from its dashboard.
@@ -493,37 +599,44 @@ impl KomojuClient {
         read(self.send(&operation("get", path), request).await?).await
     }
 
+    /// POSTs `body` (JSON text; `None`: no body) with `idempotency_key`. A 409 (the key
+    /// still in flight at KOMOJU) is sent again with the same key and body, pausing
+    /// between tries, for up to [`CONFLICT_DEADLINE`].
     async fn post<T: serde::de::DeserializeOwned>(
         &self,
         secret_key: &SecretString,
         path: &[&str],
         idempotency_key: &str,
-        body: &str,
+        body: Option<&str>,
     ) -> Result<T, KomojuError> {
-        for attempt in 0..=CONFLICT_RETRIES {
-            let request = self
+        let deadline = tokio::time::Instant::now() + CONFLICT_DEADLINE;
+        let mut pause = CONFLICT_PAUSE;
+        loop {
+            let mut request = self
                 .http
                 .post(self.endpoint(path))
                 .basic_auth(secret_key.expose_secret(), Some(""))
                 .header("Accept", "application/json")
-                .header("Content-Type", "application/json")
-                .header("X-KOMOJU-IDEMPOTENCY", idempotency_key)
-                .body(body.to_owned());
-            let response = self.send(&operation("post", path), request).await?;
-            if response.status() == StatusCode::CONFLICT && attempt < CONFLICT_RETRIES {
-                log::debug!(
-                    "KOMOJU POST /{}: idempotency key in flight, retrying",
-                    path.join("/")
-                );
-                tokio::time::sleep(CONFLICT_PAUSE).await;
-                continue;
+                .header("X-KOMOJU-IDEMPOTENCY", idempotency_key);
+            if let Some(body) = body {
+                request = request
+                    .header("Content-Type", "application/json")
+                    .body(body.to_owned());
             }
-            if response.status() == StatusCode::CONFLICT {
+            let response = self.send(&operation("post", path), request).await?;
+            if response.status() != StatusCode::CONFLICT {
+                return read(response).await;
+            }
+            if tokio::time::Instant::now() + pause > deadline {
                 return Err(KomojuError::StillInFlight);
             }
-            return read(response).await;
+            log::debug!(
+                "KOMOJU POST /{}: idempotency key in flight, retrying",
+                path.join("/")
+            );
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(CONFLICT_PAUSE_MAX);
         }
-        Err(KomojuError::StillInFlight)
     }
 }
 

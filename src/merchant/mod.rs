@@ -72,6 +72,8 @@ pub struct Merchant {
     pub notify_encoding: String,
     /// External checkout shows a review page before KOMOJU.
     pub external_review: bool,
+    /// A duplicate payment is refunded in full automatically (§5; default on).
+    pub refund_duplicates: bool,
 }
 
 /// Why a merchant row could not be opened.
@@ -115,6 +117,7 @@ impl Merchant {
             enabled: row.enabled,
             notify_encoding: row.notify_encoding.clone(),
             external_review: row.external_review,
+            refund_duplicates: row.refund_duplicates,
         })
     }
 
@@ -166,6 +169,8 @@ pub struct MerchantInput {
     pub currency: String,
     /// The external-checkout review page.
     pub external_review: bool,
+    /// Refund duplicate payments automatically.
+    pub refund_duplicates: bool,
 }
 
 impl MerchantInput {
@@ -270,6 +275,7 @@ impl MerchantInput {
             updated_at: now,
             notify_encoding: self.notify_encoding.clone(),
             external_review: self.external_review,
+            refund_duplicates: self.refund_duplicates,
         })
     }
 
@@ -407,6 +413,7 @@ mod tests {
             enabled: true,
             notify_encoding: "form".into(),
             external_review: false,
+            refund_duplicates: true,
         }
     }
 

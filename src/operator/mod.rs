@@ -56,6 +56,8 @@ fn order_json(o: &OrderRow) -> Value {
         "komoju_payment_id": o.komoju_payment_id,
         "payment_type": o.payment_type,
         "captured_amount": o.captured_amount,
+        "charged_amount": o.charged_amount,
+        "charged_currency": o.charged_currency,
         "refunded_amount": o.refunded_amount,
         "created_at": o.created_at.format(TIME).to_string(),
         "updated_at": o.updated_at.format(TIME).to_string(),
@@ -98,8 +100,10 @@ pub async fn orders(app: &Services, filter: OrderFilter) -> Result<Value, ApiErr
     Ok(json!({ "orders": rows.iter().map(order_json).collect::<Vec<_>>() }))
 }
 
-/// `GET orders/{mall_id}/{order_id}`: the order with its `timeline`, `notifications`
-/// and `refunds`. Errors: `order_not_found`.
+/// `GET orders/{mall_id}/{order_id}`: the order with its `timeline`, `notifications`,
+/// `refunds` (with a konbini, bank-transfer or Pay-easy refund's `bank_account_url`, the
+/// page where the buyer gives a bank account) and `duplicate_payments`. Errors:
+/// `order_not_found`.
 pub async fn order(app: &Services, mall_id: &str, order_id: &str) -> Result<Value, ApiError> {
     let (mall, id) = (mall_id.to_owned(), order_id.to_owned());
     let found = app
@@ -111,11 +115,21 @@ pub async fn order(app: &Services, mall_id: &str, order_id: &str) -> Result<Valu
             let events = db::orders::events(c, &o.id)?;
             let notifications = db::notifications::for_order(c, &o.id)?;
             let refunds = db::refunds::for_order(c, &o.id)?;
-            Ok(Some((o, events, notifications, refunds)))
+            let duplicates = db::duplicates::for_order(c, &o.id)?;
+            Ok(Some((o, events, notifications, refunds, duplicates)))
         })
         .await
         .map_err(db_error)?;
-    let (o, events, notifications, refunds) = found.ok_or(ApiError::OrderNotFound)?;
+    let (o, events, notifications, refunds, duplicates) = found.ok_or(ApiError::OrderNotFound)?;
+    // A capability link, shown to the operator here and nowhere else (never logged).
+    let link = |column: &str, sealed: &Option<String>| {
+        sealed.as_deref().map(
+            |sealed| match app.secrets.open(&o.mall_id, column, sealed) {
+                Ok(url) => url.expose_secret().to_owned(),
+                Err(_) => "<cannot open: APP_SECRET changed?>".to_owned(),
+            },
+        )
+    };
     let mut body = order_json(&o);
     body["timeline"] = events
         .iter()
@@ -144,7 +158,25 @@ pub async fn order(app: &Services, mall_id: &str, order_id: &str) -> Result<Valu
                 "tid": r.tid,
                 "state": r.state.as_str(),
                 "komoju_refund_id": r.komoju_refund_id,
+                "bank_account_url": link(db::refunds::BANK_ACCOUNT_URL, &r.bank_account_url),
                 "created_at": r.created_at.format(TIME).to_string(),
+            })
+        })
+        .collect();
+    body["duplicate_payments"] = duplicates
+        .iter()
+        .map(|d| {
+            json!({
+                "payment_id": d.payment_id,
+                "session_id": d.session_id,
+                "payment_type": d.payment_type,
+                "amount": d.amount,
+                "currency": d.currency,
+                "state": d.state.as_str(),
+                "komoju_refund_id": d.komoju_refund_id,
+                "bank_account_url": link(db::duplicates::BANK_ACCOUNT_URL, &d.bank_account_url),
+                "last_error": d.last_error,
+                "created_at": d.created_at.format(TIME).to_string(),
             })
         })
         .collect();

@@ -9,11 +9,19 @@
 //!
 //! Rules it holds:
 //! - a transition never moves backwards; an event that would is reported as ignored;
-//! - events of a session that is not the order's current one are ignored;
-//! - a capture whose amount or currency differs from the order's is `amount_mismatch`,
-//!   never `paid`, and emits no success;
-//! - a capture after `cancelled`/`expired` still moves the order to `paid` (money facts
-//!   win), flagged as an anomaly;
+//! - a failed payment changes nothing while its session is open (KOMOJU's
+//!   `payment.failed`: "payment may be re-attempted"); the order is `failed` only when the
+//!   session ends (cancelled or expired) after a failed attempt;
+//! - events of a session that is not the order's current one are ignored, except money:
+//!   a capture on any session the order has had moves an unpaid order to `paid` (an
+//!   anomaly), and a capture of another payment for an order already paid is a
+//!   [`DuplicatePayment`];
+//! - a capture is checked against the session that was paid: in the session's currency
+//!   it must carry the order's amount; in another currency (KOMOJU converted it) the
+//!   session, read from KOMOJU, must be the order's amount and currency
+//!   ([`SessionTotal`]); otherwise `amount_mismatch`, never `paid`, with no success;
+//! - a capture after `cancelled`/`expired`/`failed` still moves the order to `paid`
+//!   (money facts win), flagged as an anomaly;
 //! - `0 ≤ refunded ≤ captured ≤ amount` (refund totals only grow, capped by the capture);
 //! - applying the same event twice is the same as applying it once.
 
@@ -156,6 +164,16 @@ pub enum PaymentStatus {
     Failed,
 }
 
+/// What a session asked for, as KOMOJU answered `GET /sessions/{id}` for the session a
+/// payment completed (its `status` `completed` and its `payment` that payment): the
+/// amount (minor units) and currency. It vouches for a payment KOMOJU charged in another
+/// currency (PROTOCOL.md §8 "Amounts").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionTotal {
+    pub amount: i64,
+    pub currency: String,
+}
+
 /// One fact about the order's KOMOJU payment or session.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -166,17 +184,24 @@ pub enum Event {
         payment_id: String,
         payment_type: String,
         status: PaymentStatus,
-        /// `payment.amount`, minor units.
+        /// `payment.amount`, minor units of `currency`.
         amount: i64,
-        /// `payment.currency`.
+        /// `payment.currency`: the session's, or JPY when KOMOJU converted it.
         currency: String,
-        /// `payment.amount_refunded`, minor units.
+        /// `payment.amount_refunded`, minor units of `currency`.
         amount_refunded: i64,
+        /// The session this payment completed, read from KOMOJU, when the caller read it
+        /// (needed to accept a payment in another currency than the order's).
+        session_total: Option<SessionTotal>,
     },
-    /// The session ended without a payment (buyer chose "return to merchant").
+    /// The session ended without a payment (buyer chose "return to merchant", or the
+    /// merchant cancelled it).
     SessionCancelled { session_id: String },
     /// The session expired without a payment.
     SessionExpired { session_id: String },
+    /// The session ended (cancelled or expired) after a failed payment attempt and
+    /// without money: the order is `failed` (§5).
+    SessionFailed { session_id: String },
 }
 
 impl Event {
@@ -194,17 +219,40 @@ impl Event {
             },
             Event::SessionCancelled { .. } => "session.cancelled",
             Event::SessionExpired { .. } => "session.expired",
+            Event::SessionFailed { .. } => "session.failed",
         }
     }
 
     fn session_id(&self) -> Option<&str> {
         match self {
             Event::Payment { session_id, .. } => session_id.as_deref(),
-            Event::SessionCancelled { session_id } | Event::SessionExpired { session_id } => {
-                Some(session_id)
-            }
+            Event::SessionCancelled { session_id }
+            | Event::SessionExpired { session_id }
+            | Event::SessionFailed { session_id } => Some(session_id),
         }
     }
+}
+
+/// What KOMOJU charged when it converted the order's currency: the payment's own amount
+/// (minor units) and currency, e.g. 4 500 JPY for a 30.00 USD order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Charged {
+    pub amount: i64,
+    pub currency: String,
+}
+
+/// A capture of another payment for an order already paid (§5): the buyer paid twice.
+/// Recorded on the order and, unless the merchant turned it off, refunded in full.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DuplicatePayment {
+    pub payment_id: String,
+    pub session_id: Option<String>,
+    pub payment_type: String,
+    /// Minor units of `currency`, as KOMOJU charged it.
+    pub amount: i64,
+    pub currency: String,
+    /// True when KOMOJU already refunded all of it (nothing left to refund).
+    pub refunded: bool,
 }
 
 /// The order facts the machine reads and writes. Amounts in minor units.
@@ -219,8 +267,14 @@ pub struct OrderFacts {
     pub session_id: Option<String>,
     pub payment_id: Option<String>,
     pub payment_type: Option<String>,
-    /// What KOMOJU captured (may differ from `amount` only in `amount_mismatch`).
+    /// What KOMOJU captured, in the order's currency (may differ from `amount` only in
+    /// `amount_mismatch`).
     pub captured_amount: Option<i64>,
+    /// What KOMOJU charged when it converted the currency; `None` when it charged the
+    /// order's currency.
+    pub charged: Option<Charged>,
+    /// Refunded so far, in the order's currency (a converted payment's refunds are
+    /// counted in proportion to what was charged).
     pub refunded_amount: i64,
     /// A "payment awaited" notice was already emitted (konbini two-step, §6.2).
     pub pending_notice_sent: bool,
@@ -264,8 +318,11 @@ pub struct Outcome {
     pub notices: Vec<PaymentNotice>,
     /// Why the event changed nothing, or what was odd about it; for the audit trail.
     pub note: Option<String>,
-    /// True for facts an operator should look at (capture after cancel, amount mismatch).
+    /// True for facts an operator should look at (capture after cancel, amount mismatch,
+    /// a capture on an earlier session, a duplicate payment).
     pub anomaly: bool,
+    /// A second payment captured for an order already paid: to record (and refund).
+    pub duplicate: Option<DuplicatePayment>,
 }
 
 impl Outcome {
@@ -276,6 +333,7 @@ impl Outcome {
             notices: Vec::new(),
             note: Some(note.into()),
             anomaly: false,
+            duplicate: None,
         }
     }
 }
@@ -290,87 +348,230 @@ const SUCCESS: PaymentNotice = PaymentNotice {
 
 /// Applies one event to an order. Pure and total: every input gives an outcome.
 pub fn apply(order: &OrderFacts, event: &Event) -> Outcome {
-    if let (Some(current), Some(of_event)) = (order.session_id.as_deref(), event.session_id()) {
-        if current != of_event {
-            return Outcome::unchanged(
-                order,
-                "event of a session that is not the order's current one",
-            );
-        }
-    }
     match event {
-        Event::SessionCancelled { .. } => move_to(order, OrderState::Cancelled, |f| f),
-        Event::SessionExpired { .. } => move_to(order, OrderState::Expired, |f| f),
         Event::Payment {
+            session_id,
             payment_id,
             payment_type,
             status,
             amount,
             currency,
             amount_refunded,
-            ..
-        } => {
-            if let Some(known) = order.payment_id.as_deref() {
-                if known != payment_id && order.state.is_paid() {
-                    return Outcome::unchanged(order, "event of another payment after capture");
+            session_total,
+        } => payment(
+            order,
+            &Snapshot {
+                session_id: session_id.as_deref(),
+                payment_id,
+                payment_type,
+                status,
+                amount: *amount,
+                currency,
+                amount_refunded: *amount_refunded,
+                session_total: session_total.as_ref(),
+            },
+            event,
+        ),
+        _ if !of_current_session(order, event) => Outcome::unchanged(
+            order,
+            "event of a session that is not the order's current one",
+        ),
+        Event::SessionCancelled { .. } => move_to(order, OrderState::Cancelled, |f| f),
+        Event::SessionExpired { .. } => move_to(order, OrderState::Expired, |f| f),
+        Event::SessionFailed { .. } => move_to(order, OrderState::Failed, |f| f),
+    }
+}
+
+/// The session to read from KOMOJU before `event` can be applied to `order`: a capture
+/// that would be recorded now, in another currency than the order's (KOMOJU converted
+/// it), without the [`SessionTotal`] that vouches for it (§8 "Amounts"); `None` when
+/// nothing needs reading (or the payment names no session to read).
+pub fn needs_session_total(order: &OrderFacts, event: &Event) -> Option<String> {
+    let Event::Payment {
+        session_id: Some(session_id),
+        status: PaymentStatus::Captured | PaymentStatus::Refunded,
+        currency,
+        session_total: None,
+        payment_id,
+        ..
+    } = event
+    else {
+        return None;
+    };
+    let capture_recorded =
+        order.captured_amount.is_some() || order.state == OrderState::AmountMismatch;
+    let duplicate = order.state.is_paid() && order.payment_id.as_deref() != Some(payment_id);
+    (currency != &order.currency && !capture_recorded && !duplicate).then(|| session_id.clone())
+}
+
+/// True unless both the order and the event name a session and they differ.
+fn of_current_session(order: &OrderFacts, event: &Event) -> bool {
+    match (order.session_id.as_deref(), event.session_id()) {
+        (Some(current), Some(of_event)) => current == of_event,
+        _ => true,
+    }
+}
+
+/// The fields of an [`Event::Payment`], borrowed.
+struct Snapshot<'a> {
+    session_id: Option<&'a str>,
+    payment_id: &'a str,
+    payment_type: &'a str,
+    status: &'a PaymentStatus,
+    amount: i64,
+    currency: &'a str,
+    amount_refunded: i64,
+    session_total: Option<&'a SessionTotal>,
+}
+
+impl Snapshot<'_> {
+    /// Captured, or refunded since: money moved.
+    fn holds_money(&self) -> bool {
+        matches!(
+            self.status,
+            PaymentStatus::Captured | PaymentStatus::Refunded
+        )
+    }
+}
+
+/// A payment snapshot. The order's own payment (or, before it has one, a payment of its
+/// current session) moves it as the §5 table says; money on another payment is never
+/// ignored: it pays an unpaid order, and is a duplicate payment of a paid one.
+fn payment(order: &OrderFacts, p: &Snapshot<'_>, event: &Event) -> Outcome {
+    let own = order.payment_id.as_deref() == Some(p.payment_id);
+    if !own && order.state.is_paid() {
+        if !p.holds_money() {
+            return Outcome::unchanged(order, "event of another payment after capture");
+        }
+        let mut out = Outcome::unchanged(
+            order,
+            format!(
+                "payment {} captured {} {} for an order already paid by {}: a duplicate payment",
+                p.payment_id,
+                p.amount,
+                p.currency,
+                order.payment_id.as_deref().unwrap_or("?")
+            ),
+        );
+        out.anomaly = true;
+        out.duplicate = Some(DuplicatePayment {
+            payment_id: p.payment_id.to_owned(),
+            session_id: p.session_id.map(str::to_owned),
+            payment_type: p.payment_type.to_owned(),
+            amount: p.amount,
+            currency: p.currency.to_owned(),
+            refunded: p.amount_refunded >= p.amount,
+        });
+        return out;
+    }
+    let current = of_current_session(order, event);
+    if !own && !current && !p.holds_money() {
+        return Outcome::unchanged(
+            order,
+            "event of a session that is not the order's current one",
+        );
+    }
+    let with_payment = |mut f: OrderFacts| {
+        f.payment_id = Some(p.payment_id.to_owned());
+        f.payment_type = Some(p.payment_type.to_owned());
+        f
+    };
+    match p.status {
+        PaymentStatus::Pending => {
+            // A payment attempt exists but nothing is decided: remember it only.
+            if order.state == OrderState::Pending && order.payment_id.is_none() {
+                let facts = with_payment(order.clone());
+                Outcome {
+                    changed: facts != *order,
+                    facts,
+                    notices: Vec::new(),
+                    note: None,
+                    anomaly: false,
+                    duplicate: None,
                 }
-            }
-            let with_payment = |mut f: OrderFacts| {
-                f.payment_id = Some(payment_id.clone());
-                f.payment_type = Some(payment_type.clone());
-                f
-            };
-            match status {
-                PaymentStatus::Pending => {
-                    // A payment attempt exists but nothing is decided: remember it only.
-                    if order.state == OrderState::Pending && order.payment_id.is_none() {
-                        let facts = with_payment(order.clone());
-                        Outcome {
-                            changed: facts != *order,
-                            facts,
-                            notices: Vec::new(),
-                            note: None,
-                            anomaly: false,
-                        }
-                    } else {
-                        Outcome::unchanged(order, "pending payment changes nothing")
-                    }
-                }
-                PaymentStatus::Authorized => {
-                    let to = match PaymentKind::of(payment_type) {
-                        PaymentKind::Card => OrderState::Authorized,
-                        PaymentKind::Deferred => OrderState::AwaitingPayment,
-                        // An instant method reported as authorized waits for its capture.
-                        PaymentKind::Instant => OrderState::Authorized,
-                    };
-                    move_to(order, to, with_payment)
-                }
-                PaymentStatus::Captured | PaymentStatus::Refunded => capture_and_refunds(
-                    order,
-                    event,
-                    *amount,
-                    currency,
-                    *amount_refunded,
-                    with_payment,
-                ),
-                PaymentStatus::Cancelled => move_to(order, OrderState::Cancelled, with_payment),
-                PaymentStatus::Expired => move_to(order, OrderState::Expired, with_payment),
-                PaymentStatus::Failed => move_to(order, OrderState::Failed, with_payment),
+            } else {
+                Outcome::unchanged(order, "pending payment changes nothing")
             }
         }
+        PaymentStatus::Authorized => {
+            let to = match PaymentKind::of(p.payment_type) {
+                PaymentKind::Card => OrderState::Authorized,
+                PaymentKind::Deferred => OrderState::AwaitingPayment,
+                // An instant method reported as authorized waits for its capture.
+                PaymentKind::Instant => OrderState::Authorized,
+            };
+            move_to(order, to, with_payment)
+        }
+        PaymentStatus::Captured | PaymentStatus::Refunded => {
+            let mut out = capture_and_refunds(order, p, event, with_payment);
+            if out.changed && !current && !own {
+                out.anomaly = true;
+                let note = format!(
+                    "captured on session {}, an earlier session of the order",
+                    p.session_id.unwrap_or("?")
+                );
+                out.note = Some(match out.note.take() {
+                    Some(n) => format!("{note}; {n}"),
+                    None => note,
+                });
+            }
+            out
+        }
+        PaymentStatus::Cancelled => move_to(order, OrderState::Cancelled, with_payment),
+        PaymentStatus::Expired => move_to(order, OrderState::Expired, with_payment),
+        // KOMOJU: "a payment attempt has failed (payment may be re-attempted)"; the buyer
+        // stays on the hosted page. The session's end decides (`SessionFailed`).
+        PaymentStatus::Failed => Outcome::unchanged(
+            order,
+            "a payment attempt failed; the session stays open and the buyer may pay again",
+        ),
+    }
+}
+
+/// Whether a capture pays the order: in the order's currency it must carry the order's
+/// amount; in another currency (KOMOJU converted it) the session it completed must be
+/// the order's amount and currency. Returns what KOMOJU charged when it converted.
+fn capture_matches(order: &OrderFacts, p: &Snapshot<'_>) -> (bool, Option<Charged>) {
+    if p.currency == order.currency {
+        return (p.amount == order.amount, None);
+    }
+    let charged = Charged {
+        amount: p.amount,
+        currency: p.currency.to_owned(),
+    };
+    let vouched = p
+        .session_total
+        .is_some_and(|s| s.amount == order.amount && s.currency == order.currency);
+    (vouched && p.amount > 0, Some(charged))
+}
+
+/// The refund total in the order's currency: KOMOJU's `amount_refunded` is in the
+/// payment's currency; a converted payment's refunds count in proportion to what was
+/// charged (rounded down; all of the charge is all of the capture).
+fn refunded_in_order_currency(facts: &OrderFacts, amount_refunded: i64) -> i64 {
+    let captured = facts.captured_amount.unwrap_or(0);
+    match &facts.charged {
+        Some(c) if c.amount > 0 => {
+            if amount_refunded >= c.amount {
+                captured
+            } else {
+                let share =
+                    i128::from(amount_refunded) * i128::from(captured) / i128::from(c.amount);
+                i64::try_from(share).unwrap_or(captured)
+            }
+        }
+        _ => amount_refunded,
     }
 }
 
 /// A captured (or since refunded) payment: record the capture, then the refund total.
 fn capture_and_refunds(
     order: &OrderFacts,
+    p: &Snapshot<'_>,
     event: &Event,
-    amount: i64,
-    currency: &str,
-    amount_refunded: i64,
     with_payment: impl Fn(OrderFacts) -> OrderFacts,
 ) -> Outcome {
-    let matches_order = amount == order.amount && currency == order.currency;
+    let (matches_order, charged) = capture_matches(order, p);
     let mut out = if order.captured_amount.is_some() || order.state == OrderState::AmountMismatch {
         // Capture already recorded: only refunds can move the order now.
         Outcome {
@@ -379,23 +580,39 @@ fn capture_and_refunds(
             notices: Vec::new(),
             note: None,
             anomaly: false,
+            duplicate: None,
         }
     } else if !matches_order {
         let mut out = move_to(order, OrderState::AmountMismatch, &with_payment);
         if out.changed {
-            out.facts.captured_amount = Some(amount);
-            out.note = Some(format!(
-                "KOMOJU captured {amount} {currency}, the order is {} {}",
-                order.amount, order.currency
-            ));
+            out.facts.captured_amount = charged.is_none().then_some(p.amount);
+            out.facts.charged = charged.clone();
+            out.note = Some(match (&charged, p.session_total) {
+                (Some(_), None) => format!(
+                    "KOMOJU captured {} {} for an order of {} {}, and the session it paid was not read",
+                    p.amount, p.currency, order.amount, order.currency
+                ),
+                (Some(_), Some(s)) => format!(
+                    "KOMOJU captured {} {} for a session of {} {}; the order is {} {}",
+                    p.amount, p.currency, s.amount, s.currency, order.amount, order.currency
+                ),
+                (None, _) => format!(
+                    "KOMOJU captured {} {}, the order is {} {}",
+                    p.amount, p.currency, order.amount, order.currency
+                ),
+            });
             out.anomaly = true;
         }
         return out;
     } else {
-        let money_after_end = matches!(order.state, OrderState::Cancelled | OrderState::Expired);
+        let money_after_end = matches!(
+            order.state,
+            OrderState::Cancelled | OrderState::Expired | OrderState::Failed
+        );
         let mut facts = with_payment(order.clone());
         facts.state = OrderState::Paid;
-        facts.captured_amount = Some(amount);
+        facts.captured_amount = Some(order.amount);
+        facts.charged = charged.clone();
         let notice = if order.pending_notice_sent {
             PaymentNotice {
                 request_type: "notification",
@@ -404,18 +621,29 @@ fn capture_and_refunds(
         } else {
             SUCCESS
         };
+        let mut notes = Vec::new();
+        if money_after_end {
+            notes.push(format!("captured after the order was {}", order.state));
+        }
+        if let Some(c) = &charged {
+            notes.push(format!(
+                "KOMOJU charged {} {} (converted from {} {})",
+                c.amount, c.currency, order.amount, order.currency
+            ));
+        }
         Outcome {
             facts,
             changed: true,
             notices: vec![notice],
-            note: money_after_end.then(|| format!("captured after the order was {}", order.state)),
+            note: (!notes.is_empty()).then(|| notes.join("; ")),
             anomaly: money_after_end,
+            duplicate: None,
         }
     };
     // Refunds: the total only grows and never passes the capture.
     let captured = out.facts.captured_amount.unwrap_or(0);
-    if out.facts.state.is_paid() && amount_refunded > out.facts.refunded_amount {
-        let refunded = amount_refunded.min(captured);
+    let refunded = refunded_in_order_currency(&out.facts, p.amount_refunded).min(captured);
+    if out.facts.state.is_paid() && refunded > out.facts.refunded_amount {
         out.facts.refunded_amount = refunded;
         out.facts.state = if refunded >= captured {
             OrderState::Refunded
@@ -491,6 +719,7 @@ fn move_to(
         notices,
         note: None,
         anomaly,
+        duplicate: None,
     }
 }
 
@@ -537,6 +766,7 @@ mod tests {
             payment_id: None,
             payment_type: None,
             captured_amount: None,
+            charged: None,
             refunded_amount: 0,
             pending_notice_sent: false,
         }
@@ -551,6 +781,31 @@ mod tests {
             amount,
             currency: "PHP".into(),
             amount_refunded: refunded,
+            session_total: None,
+        }
+    }
+
+    fn on_session(event: Event, session: &str, payment: &str) -> Event {
+        match event {
+            Event::Payment {
+                payment_type,
+                status,
+                amount,
+                currency,
+                amount_refunded,
+                session_total,
+                ..
+            } => Event::Payment {
+                session_id: Some(session.into()),
+                payment_id: payment.into(),
+                payment_type,
+                status,
+                amount,
+                currency,
+                amount_refunded,
+                session_total,
+            },
+            other => other,
         }
     }
 
@@ -650,19 +905,154 @@ mod tests {
     }
 
     #[test]
-    fn other_session_is_ignored() {
-        let ev = Event::Payment {
-            session_id: Some("old".into()),
-            payment_id: "p0".into(),
-            payment_type: "credit_card".into(),
-            status: PaymentStatus::Captured,
-            amount: 306500,
-            currency: "PHP".into(),
-            amount_refunded: 0,
-        };
-        let out = apply(&order(), &ev);
-        assert!(!out.changed);
-        assert_eq!(out.facts.state, OrderState::Pending);
+    fn other_session_is_ignored_unless_it_holds_money() {
+        for status in [
+            PaymentStatus::Authorized,
+            PaymentStatus::Cancelled,
+            PaymentStatus::Expired,
+            PaymentStatus::Failed,
+            PaymentStatus::Pending,
+        ] {
+            let ev = on_session(pay(status, "credit_card", 306500, 0), "old", "p0");
+            let out = apply(&order(), &ev);
+            assert!(!out.changed, "{ev:?}");
+            assert_eq!(out.facts.state, OrderState::Pending);
+        }
+        let ended = apply(
+            &order(),
+            &Event::SessionExpired {
+                session_id: "old".into(),
+            },
+        );
+        assert!(!ended.changed);
+    }
+
+    #[test]
+    fn a_capture_on_an_earlier_session_pays_and_is_an_anomaly() {
+        for from in [
+            OrderState::Pending,
+            OrderState::Cancelled,
+            OrderState::Failed,
+        ] {
+            let mut o = order();
+            o.state = from;
+            let ev = on_session(
+                pay(PaymentStatus::Captured, "credit_card", 306500, 0),
+                "old",
+                "p0",
+            );
+            let out = apply(&o, &ev);
+            assert_eq!(out.facts.state, OrderState::Paid, "from {from}");
+            assert_eq!(out.facts.payment_id.as_deref(), Some("p0"));
+            assert_eq!(out.notices, vec![SUCCESS]);
+            assert!(out.anomaly);
+            assert!(out.duplicate.is_none());
+        }
+    }
+
+    #[test]
+    fn a_second_capture_of_a_paid_order_is_a_duplicate_payment() {
+        let paid = apply(
+            &order(),
+            &pay(PaymentStatus::Captured, "credit_card", 306500, 0),
+        )
+        .facts;
+        for session in ["s1", "old"] {
+            let ev = on_session(
+                pay(PaymentStatus::Captured, "paypay", 306500, 0),
+                session,
+                "p2",
+            );
+            let out = apply(&paid, &ev);
+            assert!(!out.changed);
+            assert!(out.notices.is_empty());
+            assert!(out.anomaly);
+            let dup = out
+                .duplicate
+                .unwrap_or_else(|| panic!("no duplicate recorded"));
+            assert_eq!(dup.payment_id, "p2");
+            assert_eq!(dup.amount, 306500);
+            assert!(!dup.refunded);
+        }
+        // Its refund later changes nothing of the order, and says it is refunded.
+        let refunded = apply(
+            &paid,
+            &on_session(
+                pay(PaymentStatus::Refunded, "paypay", 306500, 306500),
+                "s1",
+                "p2",
+            ),
+        );
+        assert_eq!(refunded.facts, paid);
+        assert!(refunded.duplicate.is_some_and(|d| d.refunded));
+        // Other events of the other payment are ignored.
+        let auth = apply(
+            &paid,
+            &on_session(
+                pay(PaymentStatus::Authorized, "credit_card", 306500, 0),
+                "s1",
+                "p2",
+            ),
+        );
+        assert!(auth.duplicate.is_none() && !auth.changed);
+    }
+
+    #[test]
+    fn a_converted_capture_pays_only_through_its_session() {
+        let refunded =
+            |status: PaymentStatus, amount_refunded: i64, session_total: Option<SessionTotal>| {
+                Event::Payment {
+                    session_id: Some("s1".into()),
+                    payment_id: "p1".into(),
+                    payment_type: "paypay".into(),
+                    status,
+                    amount: 4_500,
+                    currency: "JPY".into(),
+                    amount_refunded,
+                    session_total,
+                }
+            };
+        let converted = |session_total| refunded(PaymentStatus::Captured, 0, session_total);
+        let mut usd = order();
+        usd.amount = 3000;
+        usd.currency = "USD".into();
+        let unread = apply(&usd, &converted(None));
+        assert_eq!(unread.facts.state, OrderState::AmountMismatch);
+        let other = apply(
+            &usd,
+            &converted(Some(SessionTotal {
+                amount: 3001,
+                currency: "USD".into(),
+            })),
+        );
+        assert_eq!(other.facts.state, OrderState::AmountMismatch);
+        let vouched = apply(
+            &usd,
+            &converted(Some(SessionTotal {
+                amount: 3000,
+                currency: "USD".into(),
+            })),
+        );
+        assert_eq!(vouched.facts.state, OrderState::Paid);
+        assert_eq!(vouched.facts.captured_amount, Some(3000));
+        assert_eq!(
+            vouched.facts.charged,
+            Some(Charged {
+                amount: 4_500,
+                currency: "JPY".into()
+            })
+        );
+        assert_eq!(vouched.notices, vec![SUCCESS]);
+        // Refunds in yen count in dollars in proportion; all of it is all of it.
+        let part = apply(
+            &vouched.facts,
+            &refunded(PaymentStatus::Captured, 1_500, None),
+        );
+        assert_eq!(part.facts.state, OrderState::PartiallyRefunded);
+        assert_eq!(part.facts.refunded_amount, 1000);
+        let all = apply(&part.facts, &refunded(PaymentStatus::Refunded, 4_500, None));
+        assert_eq!(all.facts.state, OrderState::Refunded);
+        assert_eq!(all.facts.refunded_amount, 3000);
     }
 
     #[test]
@@ -692,17 +1082,44 @@ mod tests {
     }
 
     #[test]
-    fn failed_then_captured_pays() {
+    fn a_failed_attempt_changes_nothing_while_the_session_is_open() {
         let failed = apply(
             &order(),
             &pay(PaymentStatus::Failed, "credit_card", 306500, 0),
         );
-        assert_eq!(failed.facts.state, OrderState::Failed);
-        assert_eq!(failed.notices[0].result_code, "9999");
+        assert!(!failed.changed);
+        assert!(failed.notices.is_empty());
+        assert_eq!(failed.facts.state, OrderState::Pending);
+        // The buyer pays with another card on the same session.
         let paid = apply(
             &failed.facts,
+            &on_session(
+                pay(PaymentStatus::Captured, "credit_card", 306500, 0),
+                "s1",
+                "p2",
+            ),
+        );
+        assert_eq!(paid.facts.state, OrderState::Paid);
+        assert_eq!(paid.notices, vec![SUCCESS]);
+    }
+
+    #[test]
+    fn a_session_ending_after_a_failed_attempt_fails_the_order_once() {
+        let out = apply(
+            &order(),
+            &Event::SessionFailed {
+                session_id: "s1".into(),
+            },
+        );
+        assert_eq!(out.facts.state, OrderState::Failed);
+        assert_eq!(out.notices.len(), 1);
+        assert_eq!(out.notices[0].result_code, "9999");
+        assert_eq!(out.notices[0].amount, NoticeAmount::Zero);
+        let paid = apply(
+            &out.facts,
             &pay(PaymentStatus::Captured, "credit_card", 306500, 0),
         );
         assert_eq!(paid.facts.state, OrderState::Paid);
+        assert!(paid.anomaly);
     }
 }

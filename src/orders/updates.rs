@@ -51,6 +51,15 @@ pub struct Applied {
     pub outcome: Outcome,
     /// Outbox rows written (0 when nothing is to be told, or it was told already).
     pub enqueued: usize,
+    /// True when this call recorded a new duplicate payment (§5).
+    pub duplicate_recorded: bool,
+}
+
+impl Applied {
+    /// True when the fact changed the order or recorded a duplicate payment.
+    pub fn took_effect(&self) -> bool {
+        self.outcome.changed || self.duplicate_recorded
+    }
 }
 
 /// Applies `fact` to order `order_pk` in one transaction: locks the order, then
@@ -91,7 +100,7 @@ pub fn apply_locked(
     let outcome = order_state::apply(&before, event);
     if let Some(mut w) = webhook {
         w.order_pk = Some(order.id.clone());
-        w.outcome = if outcome.changed {
+        w.outcome = if outcome.changed || outcome.duplicate.is_some() {
             "applied"
         } else {
             "ignored"
@@ -138,7 +147,13 @@ pub fn apply_locked(
             }
         }
     }
-    if CONFIRMING_SOURCES.contains(&source) {
+    let duplicate_recorded = match &outcome.duplicate {
+        Some(d) => record_duplicate(c, ctx, &after, d, now)?,
+        None => false,
+    };
+    let own_payment = matches!(event, Event::Payment { payment_id, .. }
+        if after.komoju_payment_id.as_deref() == Some(payment_id.as_str()));
+    if CONFIRMING_SOURCES.contains(&source) && own_payment {
         enqueued += confirm_cancellations(c, ctx, &after, fact, now)?;
     }
     Ok(Some(Applied {
@@ -148,7 +163,51 @@ pub fn apply_locked(
         source: source.to_owned(),
         outcome,
         enqueued,
+        duplicate_recorded,
     }))
+}
+
+/// Records a duplicate payment the state machine found (§5): to be refunded in full by
+/// [`crate::duplicates`] unless the merchant turned that off, or already refunded when
+/// KOMOJU says so. A duplicate seen again changes nothing, except that KOMOJU's report
+/// of its full refund marks it refunded. True when this call recorded it.
+fn record_duplicate(
+    c: &mut DbConnection,
+    ctx: &Context<'_>,
+    order: &OrderRow,
+    d: &order_state::DuplicatePayment,
+    now: NaiveDateTime,
+) -> Result<bool, DbError> {
+    use crate::db::duplicates::{self, DuplicateRow, DuplicateState};
+    let state = match (d.refunded, ctx.merchant.refund_duplicates) {
+        (true, _) => DuplicateState::Refunded,
+        (false, true) => DuplicateState::RefundDue,
+        (false, false) => DuplicateState::Kept,
+    };
+    let row = DuplicateRow {
+        payment_id: d.payment_id.clone(),
+        order_pk: order.id.clone(),
+        session_id: d.session_id.clone(),
+        payment_type: Some(d.payment_type.clone()),
+        amount: d.amount,
+        currency: d.currency.clone(),
+        state,
+        refund_idempotency_key: duplicates::refund_key(&d.payment_id),
+        komoju_refund_id: None,
+        bank_account_url: None,
+        attempts: 0,
+        next_attempt_at: now,
+        last_error: None,
+        created_at: now,
+        updated_at: now,
+    };
+    if duplicates::insert_new(c, &row)? {
+        return Ok(true);
+    }
+    if d.refunded {
+        duplicates::mark_refunded(c, &d.payment_id, now)?;
+    }
+    Ok(false)
 }
 
 /// The §6.2 `return_noty_url` notification for a notice, or `None` when the order's flow
@@ -275,9 +334,10 @@ fn confirm_cancellations(
         {
             continue;
         }
+        let minor = order.in_order_currency(refund.amount);
         let amount = crate::money::Currency::parse(&order.currency)
-            .map(|cur| crate::money::Money::from_minor(refund.amount, cur).to_decimal_string())
-            .unwrap_or_else(|_| refund.amount.to_string());
+            .map(|cur| crate::money::Money::from_minor(minor, cur).to_decimal_string())
+            .unwrap_or_else(|_| minor.to_string());
         let tid = order.komoju_payment_id.clone().unwrap_or_default();
         match cancel_notification(ctx, order, &order.cancel_noty_url, &amount, &tid, &refund.id, now) {
             Some(n) if notifications::enqueue(c, &n)? => {
@@ -406,5 +466,8 @@ pub fn committed(app: &Services, applied: &Applied) {
         && applied.outcome.facts.state == crate::orders::state::OrderState::AmountMismatch
     {
         app.metrics.amount_mismatch.inc();
+    }
+    if applied.duplicate_recorded {
+        app.metrics.duplicate_payments.inc();
     }
 }

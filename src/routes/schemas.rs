@@ -440,6 +440,10 @@ pub struct OperatorOrder {
     komoju_payment_id: Option<String>,
     payment_type: Option<String>,
     captured_amount: Option<i64>,
+    /// What KOMOJU charged when it converted the currency (minor units of
+    /// `charged_currency`).
+    charged_amount: Option<i64>,
+    charged_currency: Option<String>,
     refunded_amount: i64,
     created_at: String,
     updated_at: String,
@@ -462,8 +466,13 @@ pub struct OperatorOrderDetail {
     #[schema(value_type = Vec<Object>)]
     timeline: Vec<serde_json::Value>,
     notifications: Vec<OperatorNotification>,
+    /// Each with `bank_account_url` for a konbini, bank-transfer or Pay-easy refund: the
+    /// page where the buyer gives the bank account (a capability link).
     #[schema(value_type = Vec<Object>)]
     refunds: Vec<serde_json::Value>,
+    /// Second captures for the order after it was paid, and their refunds.
+    #[schema(value_type = Vec<Object>)]
+    duplicate_payments: Vec<serde_json::Value>,
 }
 
 /// One notification of the outbox.

@@ -16,7 +16,7 @@ both_backends!(
     full_refund_of_a_card_order,
     partial_refunds_add_up_then_more_is_refused,
     cancel_before_capture_cancels_at_komoju,
-    paid_konbini_is_not_refundable_and_nothing_is_recorded,
+    a_refund_komoju_refuses_is_not_refundable_and_nothing_is_recorded,
     requests_that_do_not_fit_call_nobody,
     twenty_identical_cancels_refund_once_and_a_late_repeat_refunds_again,
     komoju_failure_then_retry_refunds_once,
@@ -177,32 +177,24 @@ async fn cancel_before_capture_cancels_at_komoju(backend: Backend) {
     );
 }
 
-async fn paid_konbini_is_not_refundable_and_nothing_is_recorded(backend: Backend) {
+/// §3 `not_refundable`: KOMOJU itself refuses the refund (here: the payment was refunded
+/// in full in KOMOJU's dashboard, and its webhook has not arrived). The refusal is passed
+/// on, nothing is recorded as refunded, and a repeat gets the same answer.
+async fn a_refund_komoju_refuses_is_not_refundable_and_nothing_is_recorded(backend: Backend) {
     let app = spawn_app(backend).await;
-    let cafe24 = Receiver::spawn(app.clock.clone());
-    let url = app
-        .async_checkout_ok(&async_fields(ORDER, "5000", "JPY", &cafe24))
-        .await;
-    app.press(&url, "konbini").await;
-    let session_id = url.rsplit('/').next().unwrap_or_default();
-    let tid = app.sandbox.session_json(session_id).unwrap_or_default()["payment"]["id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_owned();
-    app.sandbox.capture(&tid).unwrap_or_else(|e| panic!("{e}"));
-    let captured = app.sandbox.payment_json(&tid).unwrap_or_default();
-    let body = event_body("ev_cap", "payment.captured", &captured);
-    assert_eq!(
-        app.send_webhook(MALL, &body, Some(&komoju_signature(WEBHOOK_SECRET, &body)))
-            .await,
-        200
-    );
-    assert_eq!(
-        app.order(ORDER).await.map(|o| o.state.to_string()),
-        Some("paid".into())
-    );
+    let tid = app.paid_order(ORDER, "3065.00", "PHP", "credit_card").await;
+    let dashboard = app
+        .client
+        .post(format!("{}/payments/{tid}/refund", app.state.komoju.base()))
+        .basic_auth("sk_test_demomall_0123456789", Some(""))
+        .header("X-KOMOJU-IDEMPOTENCY", "dashboard-refund")
+        .json(&serde_json::json!({}))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(dashboard.status(), 200);
     let (status, body) = app
-        .sync_cancel(&cancel_fields(ORDER, &tid, "5000", "JPY"))
+        .sync_cancel(&cancel_fields(ORDER, &tid, "3065.00", "PHP"))
         .await;
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["error"], "not_refundable");
@@ -210,18 +202,31 @@ async fn paid_konbini_is_not_refundable_and_nothing_is_recorded(backend: Backend
         body["result_message"]
             .as_str()
             .unwrap_or_default()
-            .contains("bank-transfer refund"),
+            .contains("not_refundable"),
         "{body}"
     );
     let order = app.order(ORDER).await.unwrap_or_else(|| panic!("no order"));
     assert_eq!(order.state.as_str(), "paid");
     assert_eq!(order.refunded_amount, 0);
-    assert!(app.komoju_refunds(&tid).is_empty());
-    // Asked again: the same answer, and the money is still refundable on paper.
+    assert_eq!(
+        app.komoju_refunds(&tid).len(),
+        1,
+        "only the dashboard's refund"
+    );
+    // Asked again: the same answer, KOMOJU not asked twice.
+    let refund_calls = |app: &TestApp| {
+        app.sandbox
+            .requests()
+            .iter()
+            .filter(|r| r.path.ends_with("/refund"))
+            .count()
+    };
+    let before = refund_calls(&app);
     let (status, _) = app
-        .sync_cancel(&cancel_fields(ORDER, &tid, "5000", "JPY"))
+        .sync_cancel(&cancel_fields(ORDER, &tid, "3065.00", "PHP"))
         .await;
     assert_eq!(status, 422);
+    assert_eq!(refund_calls(&app), before);
 }
 
 async fn requests_that_do_not_fit_call_nobody(backend: Backend) {

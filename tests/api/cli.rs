@@ -235,21 +235,21 @@ async fn development_mounts_the_sandbox_and_production_never_does() {
     let html = page.text().await.unwrap_or_default();
     assert!(html.contains("pay-card") && html.contains("return-to-merchant"));
 
-    // The service registered this merchant's webhook endpoint over HTTP, authenticated
-    // with the merchant's secret key, before creating the session.
+    // The service read the merchant's payment methods, then registered its webhook
+    // endpoint over HTTP, authenticated with the merchant's secret key, before creating
+    // the session.
     let calls: Vec<(String, String, u16)> = sandbox
         .requests()
         .into_iter()
         .map(|r| (r.method, r.path, r.status))
         .collect();
     assert_eq!(
-        calls.first(),
-        Some(&("POST".into(), "/api/v1/webhook_endpoints".into(), 200)),
-        "{calls:?}"
-    );
-    assert!(
-        calls.contains(&("POST".into(), "/api/v1/sessions".into(), 200)),
-        "{calls:?}"
+        calls,
+        vec![
+            ("GET".into(), "/api/v1/payment_methods".into(), 200),
+            ("POST".into(), "/api/v1/webhook_endpoints".into(), 200),
+            ("POST".into(), "/api/v1/sessions".into(), 200),
+        ],
     );
     // Paying on the hosted page sends the payment's webhook to the service, signed with
     // the merchant's webhook secret, and the service accepts it.

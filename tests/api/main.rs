@@ -10,6 +10,7 @@ mod serve_fixture;
 
 mod asynchronous_checkout;
 mod bad_day;
+mod cafe24_notifications;
 mod cancellation;
 mod chaos;
 mod cli;
@@ -17,6 +18,7 @@ mod external_checkout;
 mod health;
 mod hostile_input;
 mod install;
+mod komoju_truth;
 mod metrics;
 mod openapi;
 mod operator;

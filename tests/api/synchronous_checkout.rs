@@ -492,6 +492,7 @@ async fn forged_expired_or_foreign_keys_never_pay(backend: Backend) {
 async fn komoju_500_then_retry_succeeds_without_a_second_session(backend: Backend) {
     let app = spawn_app(backend).await;
     let fields = checkout_fields(ORDER, "3065.00", "PHP");
+    app.prime_payment_methods().await;
     app.sandbox.fail_next(1, Fault::InternalError);
     let resp = app.sync_checkout(&fields).await;
     assert_eq!(resp.status(), 502);
@@ -517,6 +518,7 @@ async fn komoju_timeout_then_retry_reuses_the_session(backend: Backend) {
     let app = spawn_app(backend).await;
     let fields = checkout_fields(ORDER, "3065.00", "PHP");
     // KOMOJU creates the session but answers after our 2 s timeout.
+    app.prime_payment_methods().await;
     app.sandbox
         .fail_next(1, Fault::DelayAfterProcessing(Duration::from_secs(4)));
     let resp = app.sync_checkout(&fields).await;
@@ -537,6 +539,7 @@ async fn komoju_timeout_then_retry_reuses_the_session(backend: Backend) {
 async fn komoju_wrong_amount_in_reply_is_upstream_error_then_retry_succeeds(backend: Backend) {
     let app = spawn_app(backend).await;
     let fields = checkout_fields(ORDER, "3065.00", "PHP");
+    app.prime_payment_methods().await;
     app.sandbox.fail_next(1, Fault::WrongAmountInReply);
     let resp = app.sync_checkout(&fields).await;
     assert_eq!(resp.status(), 502);

@@ -1,23 +1,93 @@
-//! An in-memory stand-in for KOMOJU: the slice of its REST API (`/api/v1/sessions`,
-//! `/api/v1/payments/{id}`, `…/cancel`, `…/refund`) and of its hosted page that the
-//! `cafe24-komoju` service depends on, with KOMOJU's shapes, error envelope, HTTP Basic
-//! secret-key auth, per-key object ownership and `X-KOMOJU-IDEMPOTENCY` semantics
-//! (sources: `shared/reference/komoju-api.md` §1–§5,
-//! `shared/seeds/komoju-hosted-page-en.txt`). It owns its state (sessions, payments,
-//! refunds, idempotent replies, a log of API requests) and builds its JSON itself; it
-//! shares no types with the service's KOMOJU client and depends on nothing of the
-//! service, so a test that passes against it says something about that client.
+//! An in-memory stand-in for KOMOJU: the slice of its REST API and of its hosted page
+//! that the `cafe24-komoju` service depends on, behaving as the real KOMOJU does, fact by
+//! fact, each fact's source named beside the code that implements it (KOMOJU's docs, the
+//! OpenAPI-generated SDK `komoju/komoju-node-sdk` `docs/Models` and `models/*.ts`, KOMOJU's
+//! plugins `komoju/komoju-eccube`, `komoju/komoju-woocommerce`,
+//! `komoju/komoju-salesforce-commerce-cloud`, and `shared/reference/komoju-api.md`); where
+//! no source says, the code says it guesses. It owns its state (sessions, payments,
+//! refunds, refund requests, idempotent replies, a log of API requests) and builds its
+//! JSON itself; it shares no types with the service's KOMOJU client and depends on
+//! nothing of the service, so a test that passes against it says something about that
+//! client.
 //!
 //! It is a crate of its own, for development and tests only. The service talks to it
 //! only over HTTP, as it talks to KOMOJU: with its default `sandbox` cargo feature the
 //! service mounts it under `/sandbox/komoju` in development mode when no real KOMOJU is
 //! configured (a build with `--no-default-features` has no sandbox at all, and production
 //! never mounts it), and integration tests serve it on its own loopback port. Test
-//! controls (fault injection, amount skew, capture and expiry triggers) live on
-//! [`Sandbox`]. It sends signed webhooks for payment changes (`webhooks.rs`).
+//! controls (fault injection, amount skew, capture and expiry triggers, exchange rates,
+//! fees, refund requests) live on [`Sandbox`]. It sends signed webhooks for payment
+//! changes (`webhooks.rs`).
+//!
+//! Its tests hold its replies against fixtures transcribed from KOMOJU's own material
+//! (`src/tests/fixtures.rs`: docs.komoju.com's "Show a payment" konbini example, the
+//! WooCommerce plugin's `payment.refunded` webhook fixture, and the SDK's Payment,
+//! Session, Refund, RefundRequest and PaymentMethod models with their enums).
 //!
 //! The crate also holds a stand-in for the Cafe24 side of installing the app,
 //! [`Cafe24Sandbox`] (see [its section](#the-cafe24-stand-in) below).
+//!
+//! # The API
+//!
+//! ```text
+//! POST {prefix}/api/v1/sessions                 mode "payment", amount, currency, return_url,
+//!                                               default_locale, email, payment_types[],
+//!                                               payment_data{external_order_num, capture},
+//!                                               metadata, expires_in_seconds
+//! GET  {prefix}/api/v1/sessions/{id}
+//! POST {prefix}/api/v1/sessions/{id}/cancel     no body: pending → cancelled
+//! GET  {prefix}/api/v1/payments/{id}
+//! POST {prefix}/api/v1/payments/{id}/cancel     pending | authorized → cancelled
+//! POST {prefix}/api/v1/payments/{id}/capture    {amount?}: an authorized card payment of a
+//!                                               manual-capture session → captured
+//! POST {prefix}/api/v1/payments/{id}/refund     {amount?, description?}: any type
+//! GET  {prefix}/api/v1/payment_methods          one entry per type and currency
+//! ```
+//!
+//! Every request is authenticated with HTTP Basic (the secret key as user name, empty
+//! password), recorded ([`Sandbox::requests`]), and POSTs honour `X-KOMOJU-IDEMPOTENCY`.
+//! Errors are `{"error":{"code","message","param","details":{}}}` with the codes and
+//! HTTP statuses KOMOJU documents (`reply.rs`). Objects (events too) have ids of 25
+//! lowercase alphanumerics and times in UTC with `Z` (`"2018-11-16T14:59:59Z"`). A
+//! payment's `total` is `amount + tax + payment_method_fee`: tax is always 0 here, and a
+//! fee per type is set with [`Sandbox::set_payment_method_fee`].
+//!
+//! # The hosted page
+//!
+//! `GET {prefix}/sessions/{id}` shows the amount and the types the session offers (a
+//! converted one with what it charges); `POST {prefix}/sessions/{id}/pay` takes the form
+//! field `method`, one of every type a merchant can choose or `return`:
+//!
+//! - `credit_card`, with an optional `card_number` (one of KOMOJU's test cards; none: the
+//!   test Visa): `captured`, or `authorized` when the session's `payment_data.capture` is
+//!   `manual` (or [`Sandbox::set_card_manual_capture`]); 302 to `return_url?session_id=…`.
+//!   [`DECLINED_CARD_NUMBER`] and the other failing test cards make a `failed` payment,
+//!   send `payment.failed`, keep the session open and answer 200 with the page and the
+//!   reason; the buyer may pay again, and that new payment becomes `session.payment`.
+//! - `paypay`: `captured`, 302 to `return_url`.
+//! - `konbini` (with an optional `store`), `bank_transfer`, `pay_easy`: `authorized` until
+//!   paid; the buyer stays on the page (200), which shows what to pay with (konbini:
+//!   store, receipt number, confirmation code, deadline, `instructions_url`), the buttons
+//!   "Simulate payment at the store" (`POST {prefix}/payments/{id}/simulate-capture`,
+//!   as [`Sandbox::capture`]) and "Simulate the deadline passing", and a "Return to
+//!   merchant" link. `GET {prefix}/instructions/{payment id}` shows the same.
+//! - `return`: the session is cancelled; 302 to `return_url`.
+//!
+//! # Converted currencies
+//!
+//! A session keeps its own amount and currency. A type that does not take the session's
+//! currency (konbini, PayPay, bank transfer and Pay-easy take only JPY) is still offered,
+//! with `payment_methods[]{type, amount, currency: "JPY", exchange_rate}`, and its payment
+//! is charged in JPY: the payment's `currency` and `amount` differ from the session's.
+//! Rates are set with [`Sandbox::set_exchange_rate`] (default USD→JPY 150).
+//!
+//! # Refunds to a bank account
+//!
+//! A refund of a konbini, bank transfer or Pay-easy payment is accepted like a card's,
+//! and its refund object carries a `redirect_url`: the stand-in's page where the buyer
+//! gives a bank account (`GET|POST {prefix}/refund_requests/{token}`). The account becomes
+//! a `pending` entry of the payment's `refund_requests[]`, `completed` once KOMOJU has
+//! paid it ([`Sandbox::complete_refund_request`], or the page's "simulate" button).
 //!
 //! # Registering a webhook endpoint
 //!
@@ -61,12 +131,14 @@
 //! # Keys
 //!
 //! `GET {prefix}/api/v1/payment_methods` lists the payment types available to the key,
-//! `[{"type_slug": "credit_card", "currency": "JPY", "name_en": "Credit Card",
-//! "name_ja": "クレジットカード", "name_ko": "신용카드"}, …]`: by default `credit_card`,
-//! `konbini`, `paypay`, `bank_transfer` and `pay_easy` (the hosted page pays only the first
-//! two); [`Sandbox::set_payment_methods`] restricts one key's list. Any `sk_…` key is
-//! accepted unless [`Sandbox::refuse_key`] made the sandbox refuse it (401
-//! `unauthorized`, as for a missing key).
+//! one entry per type and currency it takes (SDK `AvailablePaymentMethod`):
+//! `[{"name_en": "Credit Card", "name_ja": "クレジットカード", "name_ko": "신용카드",
+//! "type_slug": "credit_card", "currency": "JPY"}, {…"credit_card", "currency": "USD"}, …,
+//! {…"konbini", "currency": "JPY"}, …]`: by default `credit_card` (every currency of
+//! KOMOJU's enum), `konbini`, `paypay`, `bank_transfer` and `pay_easy` (JPY);
+//! [`Sandbox::set_payment_methods`] restricts one key's list. Any `sk_…` key is accepted
+//! unless [`Sandbox::refuse_key`] made the sandbox refuse it (401 `unauthorized`, as for a
+//! missing key).
 //!
 //! # The Cafe24 stand-in
 //!
@@ -125,6 +197,14 @@
 //! (with the token endpoint's `grant_type`). Client secret, codes and tokens are never
 //! logged.
 //!
+//! It also receives the service's notifications to Cafe24 (`return_noty_url`,
+//! `cancel_noty_url`, external checkout's `return_notification_url`): point them at
+//! [`Cafe24Sandbox::notification_url`] (`{prefix}/notifications/{kind}`, form-encoded or
+//! JSON, answered 200 `{"result":"OK"}` as Cafe24's PG sample app expects); `GET
+//! {prefix}/notifications` lists them with their fields and whether `hash_data` verifies
+//! (H3, or H4 for `cancelnoty`) under the service key given to
+//! [`Cafe24Sandbox::set_service_key`]; [`Cafe24Sandbox::notifications`] reads them.
+//!
 //! The Cafe24 stand-in does not emulate the Admin API's other resources, token revocation,
 //! scope enforcement, app lifecycle webhooks (`90077`/`90078`), Cafe24's real leaky bucket
 //! (nothing is ever refused for rate; 429 only by [`Cafe24Sandbox::fail_next`]) or
@@ -132,18 +212,28 @@
 //!
 //! # What the KOMOJU sandbox leaves out
 //!
-//! It does not emulate non-payment events other than `ping`, publishable keys, manual
-//! capture, `POST /sessions/{id}/cancel|pay`, payment lists, `refund_request`,
-//! customers, API versions, rate limits or the 24-hour lifetime of idempotency keys.
+//! It does not emulate non-payment events other than `ping`, publishable keys,
+//! `POST /sessions/{id}/pay`, `POST /payments`, payment lists, `POST
+//! /payments/{id}/refund_request`, customers and the `customer` session modes, line
+//! items, the `Komoju-Scenario` test header, 3-D Secure, tax (always 0: sessions carry
+//! none), rejected refund requests, API versions, rate limits or the 24-hour lifetime of
+//! idempotency keys. Paying a type the session did not offer is allowed (a misbehaving
+//! KOMOJU, for tests).
 
 mod api;
 mod cafe24;
+mod clock;
+mod money;
 mod page;
+mod params;
+mod reply;
 mod state;
 #[cfg(test)]
 mod tests;
+mod views;
 mod webhooks;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -151,8 +241,10 @@ use std::time::Duration;
 use actix_web::web;
 
 pub use cafe24::{
-    Cafe24App, Cafe24Fault, Cafe24Request, Cafe24Sandbox, PaymentGateway, ScriptTag, ShopSpec,
+    Cafe24App, Cafe24Fault, Cafe24Notification, Cafe24Request, Cafe24Sandbox, HashCheck,
+    PaymentGateway, ScriptTag, ShopSpec,
 };
+pub use state::DECLINED_CARD_NUMBER;
 use state::{State, Transition};
 pub use webhooks::WebhookDelivery;
 
@@ -178,6 +270,10 @@ pub enum Fault {
     /// Process the request normally (and store its idempotent reply), then sleep this long
     /// before answering, so that a client with a shorter timeout gives up.
     DelayAfterProcessing(Duration),
+    /// Keep the request's idempotency key in flight this long before processing it, so
+    /// that a retry with the same key meanwhile is answered 409 (KOMOJU's
+    /// ja.doc.komoju.com/docs/idempotent-requests), as a slow KOMOJU would.
+    SlowProcessing(Duration),
     /// Process normally, but the reply on the wire carries `amount` (of the session, of its
     /// embedded payment, of a payment) increased by 1. Stored state and the stored
     /// idempotent reply stay correct. Error replies are sent unchanged.
@@ -235,16 +331,16 @@ impl Sandbox {
     /// `actix_web::Scope` at `prefix` (e.g. `"/sandbox/komoju"`, or `""` when the sandbox is
     /// served alone) holding every route:
     ///
-    /// - `/api/v1/…` (any method): `POST /api/v1/sessions`, `GET /api/v1/sessions/{id}`,
-    ///   `GET /api/v1/payments/{id}`, `POST /api/v1/payments/{id}/cancel`,
-    ///   `POST /api/v1/payments/{id}/refund`, `GET /api/v1/payment_methods`, and the
+    /// - `/api/v1/…` (any method): the API of the crate documentation, and the
     ///   sandbox-only `POST /api/v1/webhook_endpoints` and
-    ///   `POST /api/v1/webhook_endpoints/ping` (see the crate documentation); anything
-    ///   else there is 404 `not_found`.
+    ///   `POST /api/v1/webhook_endpoints/ping`; anything else there is 404 `not_found`.
     /// - `GET /sessions/{id}` and `POST /sessions/{id}/pay`: the hosted page.
     /// - `GET /instructions/{payment_id}`: konbini instructions.
     /// - `POST /payments/{id}/simulate-capture`, `POST /payments/{id}/simulate-expire`:
     ///   browser buttons for [`Sandbox::capture`] and [`Sandbox::expire`] (no auth).
+    /// - `GET|POST /refund_requests/{token}`: a bank refund's `redirect_url` page, and
+    ///   `POST /refund_requests/{token}/simulate-complete`
+    ///   ([`Sandbox::complete_refund_request`]).
     ///
     /// Any other path under the prefix is answered 404 with KOMOJU's JSON error envelope.
     pub fn configure(&self, prefix: &str) -> impl FnOnce(&mut web::ServiceConfig) + 'static {
@@ -266,6 +362,18 @@ impl Sandbox {
                         "/payments/{id}/simulate-expire",
                         web::post().to(page::simulate_expire),
                     )
+                    .route(
+                        "/refund_requests/{token}",
+                        web::get().to(page::refund_account_page),
+                    )
+                    .route(
+                        "/refund_requests/{token}",
+                        web::post().to(page::refund_account_submit),
+                    )
+                    .route(
+                        "/refund_requests/{token}/simulate-complete",
+                        web::post().to(page::refund_simulate_complete),
+                    )
                     .default_service(web::to(api::not_found)),
             );
         }
@@ -282,10 +390,11 @@ impl Sandbox {
     }
 
     /// Restricts what `GET /api/v1/payment_methods` lists for `secret_key` to `types`, in
-    /// that order, duplicates dropped (a type the sandbox has no names for is listed under
-    /// its slug in every language; an empty slice lists nothing). By default a key sees
-    /// every type the sandbox knows: `credit_card`, `konbini`, `paypay`, `bank_transfer`,
-    /// `pay_easy`. Sessions are not checked against the list.
+    /// that order, duplicates dropped, each in every currency it takes (a type the
+    /// sandbox has no names for is listed under its slug in every language, in JPY; an
+    /// empty slice lists nothing). By default a key sees every type the sandbox knows:
+    /// `credit_card`, `konbini`, `paypay`, `bank_transfer`, `pay_easy`. Sessions are not
+    /// checked against the list.
     pub fn set_payment_methods(&self, secret_key: &str, types: &[&str]) {
         let mut list: Vec<String> = Vec::new();
         for t in types {
@@ -317,9 +426,9 @@ impl Sandbox {
         self.lock().requests.clone()
     }
 
-    /// Konbini paid at the store (or a manual capture): `authorized` → `captured`, with
-    /// `captured_at` set and the amount skewed by [`Sandbox::set_capture_amount_delta`].
-    /// Works on any secret key's payment.
+    /// Konbini, bank transfer or Pay-easy paid (or a manual card capture, as KOMOJU's
+    /// dashboard would): `authorized` → `captured`, with `captured_at` set and the amount
+    /// skewed by [`Sandbox::set_capture_amount_delta`]. Works on any secret key's payment.
     pub fn capture(&self, payment_id: &str) -> Result<(), SandboxError> {
         self.transition(|state, now| state.capture_payment(payment_id, now))
     }
@@ -329,26 +438,69 @@ impl Sandbox {
         self.transition(|state, now| state.expire_payment(payment_id, now))
     }
 
-    /// Makes KOMOJU record `amount + delta` (minor units) on every card payment made on the
-    /// hosted page and on every [`Sandbox::capture`] from now on, to provoke amount
+    /// Makes KOMOJU record `amount + delta` (minor units) on every payment captured on the
+    /// hosted page (cards, PayPay) and on every capture from now on
+    /// ([`Sandbox::capture`], `POST /payments/{id}/capture`), to provoke amount
     /// mismatches; `0` resets. The session's own amount is never skewed.
     pub fn set_capture_amount_delta(&self, delta: i64) {
         self.lock().capture_amount_delta = delta;
     }
 
-    /// With `true`, card payments made on the hosted page stay `authorized` (a KOMOJU
-    /// account on manual capture); [`Sandbox::capture`] captures them.
+    /// With `true`, card payments made on the hosted page stay `authorized` whatever the
+    /// session's `payment_data.capture` (a KOMOJU account on manual capture);
+    /// `POST /payments/{id}/capture` or [`Sandbox::capture`] captures them.
     pub fn set_card_manual_capture(&self, manual: bool) {
         self.lock().card_manual_capture = manual;
+    }
+
+    /// Sets the rate KOMOJU converts `from` into `to` at: `rate` units of `to` (major
+    /// units) for one of `from`, e.g. `set_exchange_rate("USD", "JPY", 150.0)` (the
+    /// default for that pair; the others into JPY are in `money.rs`). Sessions created
+    /// from then on use it.
+    pub fn set_exchange_rate(&self, from: &str, to: &str, rate: f64) {
+        self.lock().rates.set(from, to, rate);
+    }
+
+    /// Sets KOMOJU's `payment_method_fee` for payments of `payment_type` made from now on,
+    /// in minor units of the currency the payment is charged in (e.g. `("konbini", 190)`:
+    /// the konbini fee of the WooCommerce plugin's example `payment_methods` entry,
+    /// `class-wc-settings-page-komoju.php`); `0` removes it. It is added on top: the
+    /// payment's `amount` stays what the session asked and `total` is `amount + tax +
+    /// payment_method_fee` (docs.komoju.com "Show a payment"; the plugin checks
+    /// `total - payment_method_fee` against the order). `GET /payment_methods` shows it.
+    /// Refunds give back at most `amount + tax`.
+    pub fn set_payment_method_fee(&self, payment_type: &str, fee: i64) {
+        let mut state = self.lock();
+        if fee == 0 {
+            state.fees.remove(payment_type);
+        } else {
+            state.fees.insert(payment_type.to_string(), fee);
+        }
+    }
+
+    /// KOMOJU paid the refunds of a konbini, bank transfer or Pay-easy payment: each of
+    /// its refund requests still `pending` becomes `completed`; a refund whose buyer has
+    /// not given an account yet first gets a test account (as if given on its
+    /// `redirect_url` page). A `payment.updated` event announces it. `NotFound` for an
+    /// unknown payment, `InvalidState` when no refund of it waits.
+    pub fn complete_refund_request(&self, payment_id: &str) -> Result<(), SandboxError> {
+        self.transition(|state, now| state.complete_refund_request(payment_id, now))
     }
 
     /// The session as `GET /api/v1/sessions/{id}` would return it to its owner (without
     /// any fault applied), or `None` if there is no such session.
     pub fn session_json(&self, id: &str) -> Option<serde_json::Value> {
-        let now = state::now();
+        let now = clock::now();
         let state = self.lock();
         let session = state.sessions.get(id)?;
-        serde_json::to_value(state.session_view(session, &self.inner.public_base, now, 0)).ok()
+        serde_json::to_value(views::session_view(
+            &state,
+            session,
+            &self.inner.public_base,
+            now,
+            0,
+        ))
+        .ok()
     }
 
     /// The payment as `GET /api/v1/payments/{id}` would return it to its owner (without any
@@ -356,7 +508,44 @@ impl Sandbox {
     pub fn payment_json(&self, id: &str) -> Option<serde_json::Value> {
         let state = self.lock();
         let payment = state.payments.get(id)?;
-        serde_json::to_value(state::payment_view(payment, &self.inner.public_base, 0)).ok()
+        serde_json::to_value(views::payment_view(payment, &self.inner.public_base, 0)).ok()
+    }
+
+    /// Test hook for stale and out-of-order events: sends a `payment.<kind>` event
+    /// (`event_type` is `"authorized"` or `"payment.authorized"` alike) whose data is the
+    /// payment as it is now but with `status` replaced by `status_override` when given.
+    /// Sent at once even while paused, and retried like any event. Returns the status of
+    /// the first attempt; 0 on connection error, or when there is no such payment or its
+    /// secret key has no webhook.
+    pub async fn send_event(
+        &self,
+        payment_id: &str,
+        event_type: &str,
+        status_override: Option<&str>,
+    ) -> u16 {
+        let event_type = if event_type.starts_with("payment.") {
+            Cow::Borrowed(event_type)
+        } else {
+            Cow::Owned(format!("payment.{event_type}"))
+        };
+        let now = clock::now();
+        let outgoing = {
+            let mut guard = self.lock();
+            let state = &mut *guard;
+            state.payments.get(payment_id).and_then(|payment| {
+                let mut data = views::payment_view(payment, self.public_base(), 0);
+                if let Some(status) = status_override {
+                    data.override_status(status);
+                }
+                state
+                    .webhooks
+                    .create(&payment.owner, &event_type, &data, now)
+            })
+        };
+        match outgoing {
+            Some(outgoing) => self.send_now(outgoing, true).await,
+            None => 0,
+        }
     }
 
     fn public_base(&self) -> &str {
@@ -374,13 +563,13 @@ impl Sandbox {
     /// `data` is the payment exactly as the change left it.
     fn transition<T, E>(
         &self,
-        f: impl FnOnce(&mut State, state::Time) -> Result<(T, Vec<Transition>), E>,
+        f: impl FnOnce(&mut State, clock::Time) -> Result<(T, Vec<Transition>), E>,
     ) -> Result<T, E> {
-        let now = state::now();
+        let now = clock::now();
         let (value, transitions, events) = {
             let mut state = self.lock();
             let (value, transitions) = f(&mut state, now)?;
-            let events = webhooks::events_for(&mut state, &transitions, self.public_base(), now);
+            let events = events_for(&mut state, &transitions, self.public_base(), now);
             (value, transitions, events)
         };
         self.announce(&transitions, events);
@@ -395,4 +584,57 @@ impl Sandbox {
         }
         self.dispatch(events);
     }
+}
+
+/// The event a transition announces, with the payment it is about: every payment change
+/// (doc.komoju.com/docs/webhooks lists `payment.authorized`, `.captured`, `.updated`,
+/// `.expired`, `.cancelled`, `.refund.created`, `.refunded`, `.failed`); session changes
+/// have none.
+fn event_of(transition: &Transition) -> Option<(&str, &'static str)> {
+    match transition {
+        Transition::PaymentAuthorized { payment } => Some((payment, "payment.authorized")),
+        Transition::PaymentCaptured { payment } => Some((payment, "payment.captured")),
+        Transition::PaymentFailed { payment } => Some((payment, "payment.failed")),
+        Transition::PaymentCancelled { payment } => Some((payment, "payment.cancelled")),
+        Transition::PaymentExpired { payment } => Some((payment, "payment.expired")),
+        Transition::PaymentRefundCreated { payment, .. } => {
+            Some((payment, "payment.refund.created"))
+        }
+        Transition::PaymentRefunded { payment } => Some((payment, "payment.refunded")),
+        Transition::PaymentUpdated { payment } => Some((payment, "payment.updated")),
+        Transition::SessionCompleted { .. } | Transition::SessionCancelled { .. } => None,
+    }
+}
+
+/// Under the state lock, right after `transitions` happened: renders their events (in
+/// order) for owners with an endpoint. While paused they are queued and nothing is
+/// returned; otherwise the caller hands the result to [`Sandbox::dispatch`] once the lock
+/// is released.
+fn events_for(
+    state: &mut State,
+    transitions: &[Transition],
+    public_base: &str,
+    now: clock::Time,
+) -> Vec<webhooks::Outgoing> {
+    let mut outgoing = Vec::new();
+    for transition in transitions {
+        let Some((payment_id, event_type)) = event_of(transition) else {
+            continue;
+        };
+        let Some(payment) = state.payments.get(payment_id) else {
+            continue;
+        };
+        if !state.webhooks.has_endpoint(&payment.owner) {
+            continue;
+        }
+        let data = views::payment_view(payment, public_base, 0);
+        let Some(event) = state
+            .webhooks
+            .create(&payment.owner, event_type, &data, now)
+        else {
+            continue;
+        };
+        outgoing.extend(state.webhooks.release(event));
+    }
+    outgoing
 }

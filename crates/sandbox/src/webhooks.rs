@@ -13,7 +13,6 @@
 //! calling thread, so the sandbox can deliver to a route of the very server it is mounted
 //! in.
 
-use std::borrow::Cow;
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
@@ -25,7 +24,7 @@ use serde::Serialize;
 use sha2::Sha256;
 use tokio::sync::{oneshot, watch};
 
-use super::state::{self, format_time, payment_view, PaymentView, State, Time, Transition};
+use super::clock::{self, format_time, Time};
 use super::Sandbox;
 
 /// Per attempt, connecting and reading the answer included.
@@ -58,7 +57,7 @@ struct Endpoint {
 }
 
 /// An event as rendered once: everything needed to send it again byte for byte.
-pub(super) struct Event {
+pub(crate) struct Event {
     id: String,
     event_type: String,
     url: String,
@@ -68,7 +67,7 @@ pub(super) struct Event {
 
 /// One unit of "not idle": held by every queued event and every running delivery task,
 /// and released when dropped (task finished or cancelled, queue dropped).
-pub(super) struct Pending(Arc<watch::Sender<usize>>);
+pub(crate) struct Pending(Arc<watch::Sender<usize>>);
 
 impl Pending {
     fn new(counter: &Arc<watch::Sender<usize>>) -> Pending {
@@ -84,13 +83,13 @@ impl Drop for Pending {
 }
 
 /// An event ready to be handed to a delivery task.
-pub(super) struct Outgoing {
+pub(crate) struct Outgoing {
     event: Arc<Event>,
     pending: Pending,
 }
 
 /// Webhook configuration and bookkeeping; a part of [`State`], so behind the same lock.
-pub(super) struct Registry {
+pub(crate) struct Registry {
     /// By secret key.
     endpoints: HashMap<String, Endpoint>,
     retry_delays: Vec<Duration>,
@@ -124,15 +123,16 @@ impl Default for Registry {
     }
 }
 
-/// The envelope, fields in KOMOJU's order; `data` serializes exactly as
-/// `GET /api/v1/payments/{id}` does.
+/// The envelope, fields in KOMOJU's order (SDK `models/event.ts`; the WooCommerce
+/// plugin's webhook fixtures); `data` serializes exactly as `GET /api/v1/payments/{id}`
+/// does.
 #[derive(Serialize)]
-struct Envelope<'a> {
+struct Envelope<'a, D: Serialize> {
     id: &'a str,
     #[serde(rename = "type")]
     kind: &'a str,
     resource: &'static str,
-    data: &'a PaymentView,
+    data: &'a D,
     created_at: String,
     reason: Option<String>,
 }
@@ -150,7 +150,7 @@ struct PingEnvelope<'a> {
 
 impl Registry {
     /// Sets (or replaces) the endpoint of objects owned by `owner`.
-    pub(super) fn register(&mut self, owner: &str, url: &str, secret: &str) {
+    pub(crate) fn register(&mut self, owner: &str, url: &str, secret: &str) {
         self.endpoints.insert(
             owner.to_string(),
             Endpoint {
@@ -160,13 +160,18 @@ impl Registry {
         );
     }
 
-    /// Renders, signs and records an event of `owner`'s payment, or `None` when `owner`
-    /// has no webhook endpoint.
-    fn create(
+    /// Whether `owner` has a webhook endpoint.
+    pub(crate) fn has_endpoint(&self, owner: &str) -> bool {
+        self.endpoints.contains_key(owner)
+    }
+
+    /// Renders, signs and records an event of `owner`'s payment (`data`, a payment
+    /// view), or `None` when `owner` has no webhook endpoint.
+    pub(crate) fn create<D: Serialize>(
         &mut self,
         owner: &str,
         event_type: &str,
-        data: &PaymentView,
+        data: &D,
         now: Time,
     ) -> Option<Outgoing> {
         self.create_with(owner, event_type, |id| {
@@ -223,7 +228,7 @@ impl Registry {
 
     /// Sends `event` now (the caller dispatches it once the lock is released), or queues
     /// it while paused.
-    fn release(&mut self, event: Outgoing) -> Option<Outgoing> {
+    pub(crate) fn release(&mut self, event: Outgoing) -> Option<Outgoing> {
         if self.paused {
             self.queue.push_back(event);
             None
@@ -233,66 +238,18 @@ impl Registry {
     }
 }
 
-/// The event a transition announces, with the payment it is about.
-fn event_of(transition: &Transition) -> Option<(&str, &'static str)> {
-    match transition {
-        Transition::PaymentAuthorized { payment } => Some((payment, "payment.authorized")),
-        Transition::PaymentCaptured { payment } => Some((payment, "payment.captured")),
-        Transition::PaymentCancelled { payment } => Some((payment, "payment.cancelled")),
-        Transition::PaymentExpired { payment } => Some((payment, "payment.expired")),
-        Transition::PaymentRefundCreated { payment, .. } => {
-            Some((payment, "payment.refund.created"))
-        }
-        Transition::PaymentRefunded { payment } => Some((payment, "payment.refunded")),
-        Transition::SessionCompleted { .. } | Transition::SessionCancelled { .. } => None,
-    }
-}
-
-/// Under the state lock, right after `transitions` happened: renders their events (in
-/// order) for owners with an endpoint. While paused they are queued and nothing is
-/// returned; otherwise the caller hands the result to [`Sandbox::dispatch`] once the lock
-/// is released.
-pub(super) fn events_for(
-    state: &mut State,
-    transitions: &[Transition],
-    public_base: &str,
-    now: Time,
-) -> Vec<Outgoing> {
-    let mut outgoing = Vec::new();
-    for transition in transitions {
-        let Some((payment_id, event_type)) = event_of(transition) else {
-            continue;
-        };
-        let Some(payment) = state.payments.get(payment_id) else {
-            continue;
-        };
-        if !state.webhooks.endpoints.contains_key(&payment.owner) {
-            continue;
-        }
-        let data = payment_view(payment, public_base, 0);
-        let Some(event) = state
-            .webhooks
-            .create(&payment.owner, event_type, &data, now)
-        else {
-            continue;
-        };
-        outgoing.extend(state.webhooks.release(event));
-    }
-    outgoing
-}
-
-/// `ev_` and 22 characters of `[a-z0-9]`.
+/// 25 characters of `[a-z0-9]`: "A unique 25-character alphanumeric resource
+/// identifier" (SDK `docs/Models/Event.md`).
 fn event_id() -> String {
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::thread_rng();
-    let tail: String = (0..22)
+    (0..25)
         .map(|_| char::from(ALPHABET[rng.gen_range(0..ALPHABET.len())]))
-        .collect();
-    format!("ev_{tail}")
+        .collect()
 }
 
 /// Lowercase hex of HMAC-SHA256(key = `secret`, message = `body`).
-pub(super) fn sign(secret: &str, body: &[u8]) -> String {
+pub(crate) fn sign(secret: &str, body: &[u8]) -> String {
     // HMAC takes keys of any length; this cannot fail.
     let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret.as_bytes()) else {
         return String::new();
@@ -439,7 +396,7 @@ impl Sandbox {
     /// false when the key has no endpoint. Over HTTP the same is
     /// `POST /api/v1/webhook_endpoints/ping` (see the crate documentation).
     pub fn send_ping(&self, secret_key: &str) -> bool {
-        let now = state::now();
+        let now = clock::now();
         let outgoing = {
             let mut state = self.lock();
             let Some(event) = state.webhooks.create_ping(secret_key, now) else {
@@ -520,52 +477,15 @@ impl Sandbox {
         matches!(idle, Ok(Ok(_)))
     }
 
-    /// Test hook for stale and out-of-order events: sends a `payment.<kind>` event
-    /// (`event_type` is `"authorized"` or `"payment.authorized"` alike) whose data is the
-    /// payment as it is now but with `status` replaced by `status_override` when given.
-    /// Sent at once even while paused, and retried like any event. Returns the status of
-    /// the first attempt; 0 on connection error, or when there is no such payment or its
-    /// secret key has no webhook.
-    pub async fn send_event(
-        &self,
-        payment_id: &str,
-        event_type: &str,
-        status_override: Option<&str>,
-    ) -> u16 {
-        let event_type = if event_type.starts_with("payment.") {
-            Cow::Borrowed(event_type)
-        } else {
-            Cow::Owned(format!("payment.{event_type}"))
-        };
-        let now = state::now();
-        let outgoing = {
-            let mut guard = self.lock();
-            let state = &mut *guard;
-            state.payments.get(payment_id).and_then(|payment| {
-                let mut data = payment_view(payment, self.public_base(), 0);
-                if let Some(status) = status_override {
-                    data.override_status(status);
-                }
-                state
-                    .webhooks
-                    .create(&payment.owner, &event_type, &data, now)
-            })
-        };
-        match outgoing {
-            Some(outgoing) => self.send_now(outgoing, true).await,
-            None => 0,
-        }
-    }
-
     /// Starts one delivery task per event, without waiting for any.
-    pub(super) fn dispatch(&self, outgoing: Vec<Outgoing>) {
+    pub(crate) fn dispatch(&self, outgoing: Vec<Outgoing>) {
         for Outgoing { event, pending } in outgoing {
             spawn(deliver(self.clone(), event, pending, None, true));
         }
     }
 
     /// Starts a delivery task and waits for its first attempt.
-    async fn send_now(&self, outgoing: Outgoing, retry: bool) -> u16 {
+    pub(crate) async fn send_now(&self, outgoing: Outgoing, retry: bool) -> u16 {
         let (first, status) = oneshot::channel();
         spawn(deliver(
             self.clone(),

@@ -17,6 +17,7 @@
 
 mod admin;
 mod api;
+mod notifications;
 mod oauth;
 mod orders;
 mod page;
@@ -33,6 +34,7 @@ use base64::Engine as _;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+pub use notifications::{Cafe24Notification, HashCheck};
 use orders::OrderSpec;
 use state::State;
 
@@ -77,6 +79,8 @@ struct Inner {
     state: Mutex<State>,
     /// The orders `GET /admin/orders/{order_id}` shows, by (mall, order id).
     orders: Mutex<std::collections::HashMap<(String, String), OrderSpec>>,
+    /// The notification receiver's service key and what it received.
+    notifications: notifications::Inbox,
 }
 
 /// One shop of a mall, as `GET /api/v2/admin/shops` lists it.
@@ -176,6 +180,7 @@ impl Cafe24Sandbox {
                     DEFAULT_REFRESH_LIFETIME,
                 )),
                 orders: Mutex::default(),
+                notifications: Default::default(),
             }),
         }
     }
@@ -196,6 +201,8 @@ impl Cafe24Sandbox {
     ///   `POST scripttags`, `DELETE scripttags/{script_no}?shop_no=N`; Bearer auth and
     ///   `X-Cafe24-Api-Version: YYYY-MM-DD` required; errors
     ///   `{"error":{"code":N,"message":"…"}}`; every reply has `X-Api-Call-Limit: n/40`.
+    /// - `POST /notifications/{kind}`, `GET /notifications`: the receiver of the service's
+    ///   notifications (`notifications.rs`).
     ///
     /// Anything else under the prefix is 404 in the Admin API's error shape.
     pub fn configure(&self, prefix: &str) -> impl FnOnce(&mut web::ServiceConfig) + 'static {
@@ -208,6 +215,11 @@ impl Cafe24Sandbox {
                     .route("", web::get().to(page::launch_form))
                     .route("/", web::get().to(page::launch_form))
                     .route("/launch", web::get().to(page::launch_link))
+                    .route("/notifications", web::get().to(notifications::list))
+                    .route(
+                        "/notifications/{kind}",
+                        web::post().to(notifications::receive),
+                    )
                     .route("/{mall_id}/api/v2/{tail:.*}", web::route().to(api::handle))
                     .default_service(web::to(api::not_found)),
             );
