@@ -373,8 +373,9 @@ pub fn host_recovered(
     .execute(conn)?)
 }
 
-/// Makes a notification due now with a fresh schedule (operator replay). Returns false
-/// when there is no such row or it was already delivered.
+/// Makes a notification due now with a fresh schedule (operator replay), and lifts its
+/// host's back-off (the operator says the target works again; a failure starts it
+/// anew). Returns false when there is no such row or it was already delivered.
 pub fn retry(conn: &mut DbConnection, id: i64, now: NaiveDateTime) -> Result<bool, DbError> {
     let n = diesel::update(
         notifications::table
@@ -390,6 +391,17 @@ pub fn retry(conn: &mut DbConnection, id: i64, now: NaiveDateTime) -> Result<boo
         notifications::updated_at.eq(now),
     ))
     .execute(conn)?;
+    if n == 1 {
+        let host: Option<String> = notifications::table
+            .find(id)
+            .select(notifications::target_host)
+            .first(conn)?;
+        if let Some(host) = host {
+            diesel::update(outbox_hosts::table.find(host))
+                .set(outbox_hosts::retry_at.eq(None::<NaiveDateTime>))
+                .execute(conn)?;
+        }
+    }
     Ok(n == 1)
 }
 
