@@ -166,7 +166,7 @@ impl Application {
             Cafe24Target::Api(_) => None,
             Cafe24Target::Sandbox => {
                 log::warn!("Cafe24 stand-in mounted at {public}{CAFE24_SANDBOX_PREFIX}: open it to launch the app for any mall (set CAFE24_API_BASE for a real Cafe24)");
-                Some(Cafe24Sandbox::new(
+                let stand_in = Cafe24Sandbox::new(
                     &format!("{public}{CAFE24_SANDBOX_PREFIX}"),
                     Cafe24App {
                         client_id: settings.cafe24_client_id.clone(),
@@ -174,7 +174,15 @@ impl Application {
                         app_name: "cafe24-komoju (development)".into(),
                         app_url: format!("{public}/cafe24/launch"),
                     },
-                ))
+                );
+                // As registered in the Developer Center: lifecycle events to this service,
+                // with its webhook credential (none configured: the check is skipped).
+                let key = settings.cafe24_webhook_api_key.as_ref();
+                stand_in.set_app_webhook(
+                    &format!("http://{local}/cafe24/webhooks"),
+                    key.map(|k| k.expose_secret()).unwrap_or_default(),
+                );
+                Some(stand_in)
             }
         };
         let cafe24 = Cafe24Client::new(Cafe24Config {
@@ -187,6 +195,10 @@ impl Application {
             timeout: settings.cafe24_timeout,
         })?;
         let metrics = crate::metrics::Metrics::new();
+        let cafe24 = cafe24.with_metrics(metrics.registry());
+        if settings.cafe24_webhook_api_key.is_none() {
+            log::warn!("CAFE24_WEBHOOK_API_KEY is not set: Cafe24's app-lifecycle webhooks are accepted without checking x-api-key (development only; production refuses to start without it)");
+        }
         let http_metrics = actix_web_prom::PrometheusMetricsBuilder::new(crate::metrics::NAMESPACE)
             .registry(metrics.registry().clone())
             .mask_unmatched_patterns("unmatched")
@@ -198,6 +210,7 @@ impl Application {
             cafe24_is_sandbox: matches!(settings.cafe24, Cafe24Target::Sandbox),
             cafe24_client_secret: settings.cafe24_client_secret.clone(),
             launch_max_age_secs: settings.cafe24_launch_max_age_secs,
+            cafe24_webhook_api_key: settings.cafe24_webhook_api_key.clone(),
             session_keys: crate::install::session::SessionKeys::new(&settings.app_secret),
             cookie_secure: !settings.is_development(),
             komoju: KomojuClient::new(&komoju_base, settings.komoju_timeout)?.with_metrics(metrics),
@@ -307,6 +320,10 @@ impl Application {
             tasks.push(tokio::spawn(crate::reconciliation::run(
                 state.clone().into_inner(),
                 settings.reconcile.clone(),
+                shutdown_rx.clone(),
+            )));
+            tasks.push(tokio::spawn(crate::install::lifecycle::run(
+                state.clone().into_inner(),
                 shutdown_rx.clone(),
             )));
             tasks.push(tokio::spawn(crate::install::tokens::run(

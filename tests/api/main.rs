@@ -15,6 +15,7 @@ mod external_checkout;
 mod health;
 mod hostile_input;
 mod install;
+mod install_guards;
 mod metrics;
 mod openapi;
 mod operator;
