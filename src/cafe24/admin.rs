@@ -141,6 +141,56 @@ fn end_or(end: Option<NaiveDateTime>, now: NaiveDateTime, lifetime: Duration) ->
     })
 }
 
+/// A failed Admin API call (`what`: method and path), logged with Cafe24's integer
+/// `code` and `X-Trace_ID`, as the error the caller decides on.
+fn admin_failure(
+    mall_id: &str,
+    what: &str,
+    status: StatusCode,
+    trace: &str,
+    bytes: &[u8],
+) -> Cafe24Error {
+    let (code, message) = error_of(bytes);
+    let shown = code.map_or_else(|| "-".to_owned(), |c| c.to_string());
+    log::warn!("Cafe24 {what} for mall {mall_id} answered {status} (code {shown}, X-Trace_ID {trace}): {message}");
+    match status {
+        StatusCode::UNAUTHORIZED => Cafe24Error::Unauthorized,
+        StatusCode::FORBIDDEN => Cafe24Error::Forbidden { message },
+        StatusCode::NOT_FOUND => Cafe24Error::NotFound,
+        StatusCode::TOO_MANY_REQUESTS => Cafe24Error::RateLimited,
+        s => Cafe24Error::Api {
+            status: s.as_u16(),
+            code,
+            message,
+        },
+    }
+}
+
+/// The grant of a token reply: times read as KST, lifetimes as their differences.
+fn grant_of(reply: TokenReply) -> TokenGrant {
+    let issued = reply.issued_at.as_deref().and_then(parse_time);
+    let access_end = reply.expires_at.as_deref().and_then(parse_time);
+    let refresh_end = reply
+        .refresh_token_expires_at
+        .as_deref()
+        .and_then(parse_time);
+    let lifetime = |end: Option<NaiveDateTime>, fallback: Duration| match (issued, end) {
+        (Some(start), Some(end)) if end > start => (end - start).to_std().unwrap_or(fallback),
+        _ => fallback,
+    };
+    TokenGrant {
+        access_lifetime: lifetime(access_end, FALLBACK_ACCESS),
+        refresh_lifetime: lifetime(refresh_end, FALLBACK_REFRESH),
+        access_expires_at: access_end,
+        refresh_expires_at: refresh_end,
+        access_token: SecretString::from(reply.access_token),
+        refresh_token: SecretString::from(reply.refresh_token),
+        mall_id: reply.mall_id,
+        user_id: reply.user_id.unwrap_or_default(),
+        scopes: reply.scopes,
+    }
+}
+
 /// Cafe24's error body, `{"error":{"code":422,"message":"…","more_info":{…}}}`: `code`
 /// is an integer (PROTOCOL.md §12; its reference's "에러 응답 예제" shows the shape with
 /// placeholders).
@@ -417,56 +467,48 @@ impl Cafe24Client {
         let status = reply.status();
         let trace = trace_of(&reply);
         let bytes = reply.bytes().await.map_err(transport)?;
-        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-            log::warn!(
-                "Cafe24's token endpoint for mall {mall_id} answered {status} (X-Trace_ID {trace})"
-            );
-            return Err(Cafe24Error::Api {
-                status: status.as_u16(),
-                code: None,
-                message: "the token endpoint failed".into(),
-            });
-        }
         if !status.is_success() {
-            let refusal = token_refusal(status.as_u16(), &bytes);
-            if let Cafe24Error::AppCredentials { .. } = refusal {
-                log::error!("Cafe24 refused the app's client credentials for mall {mall_id} (X-Trace_ID {trace}): {refusal}; no mall is disconnected, fix the setting");
-                if let Some(counter) = &self.app_credentials_refused {
-                    counter.inc();
-                }
-            } else {
-                log::warn!(
-                    "Cafe24's token endpoint for mall {mall_id}: {refusal} (X-Trace_ID {trace})"
-                );
-            }
-            return Err(refusal);
+            return Err(self.token_failure(mall_id, status, &trace, &bytes));
         }
         let reply: TokenReply =
             serde_json::from_slice(&bytes).map_err(|e| Cafe24Error::Unreadable {
                 status: status.as_u16(),
                 detail: format!("token reply: {}", unreadable(&e)),
             })?;
-        let issued = reply.issued_at.as_deref().and_then(parse_time);
-        let access_end = reply.expires_at.as_deref().and_then(parse_time);
-        let refresh_end = reply
-            .refresh_token_expires_at
-            .as_deref()
-            .and_then(parse_time);
-        let lifetime = |end: Option<NaiveDateTime>, fallback: Duration| match (issued, end) {
-            (Some(start), Some(end)) if end > start => (end - start).to_std().unwrap_or(fallback),
-            _ => fallback,
-        };
-        Ok(TokenGrant {
-            access_lifetime: lifetime(access_end, FALLBACK_ACCESS),
-            refresh_lifetime: lifetime(refresh_end, FALLBACK_REFRESH),
-            access_expires_at: access_end,
-            refresh_expires_at: refresh_end,
-            access_token: SecretString::from(reply.access_token),
-            refresh_token: SecretString::from(reply.refresh_token),
-            mall_id: reply.mall_id,
-            user_id: reply.user_id.unwrap_or_default(),
-            scopes: reply.scopes,
-        })
+        Ok(grant_of(reply))
+    }
+
+    /// A failed token request: Cafe24 failing (5xx, 429 after the retries), or refusing
+    /// the grant or the app's credentials (counted), each logged with its `X-Trace_ID`.
+    fn token_failure(
+        &self,
+        mall_id: &str,
+        status: StatusCode,
+        trace: &str,
+        bytes: &[u8],
+    ) -> Cafe24Error {
+        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
+            log::warn!(
+                "Cafe24's token endpoint for mall {mall_id} answered {status} (X-Trace_ID {trace})"
+            );
+            return Cafe24Error::Api {
+                status: status.as_u16(),
+                code: None,
+                message: "the token endpoint failed".into(),
+            };
+        }
+        let refusal = token_refusal(status.as_u16(), bytes);
+        if let Cafe24Error::AppCredentials { .. } = refusal {
+            log::error!("Cafe24 refused the app's client credentials for mall {mall_id} (X-Trace_ID {trace}): {refusal}; no mall is disconnected, fix the setting");
+            if let Some(counter) = &self.app_credentials_refused {
+                counter.inc();
+            }
+        } else {
+            log::warn!(
+                "Cafe24's token endpoint for mall {mall_id}: {refusal} (X-Trace_ID {trace})"
+            );
+        }
+        refusal
     }
 
     /// One Admin API call: `method` on `/api/v2/admin/{path}` with `query` and, for POST
@@ -510,38 +552,16 @@ impl Cafe24Client {
         let trace = trace_of(&reply);
         let bytes = reply.bytes().await.map_err(transport)?;
         if !status.is_success() {
-            let (code, message) = error_of(&bytes);
-            let code = code.map_or_else(|| "-".to_owned(), |c| c.to_string());
-            log::warn!(
-                "Cafe24 {method} /api/v2/admin/{} for mall {mall_id} answered {status} (code {code}, X-Trace_ID {trace}): {message}",
-                path.join("/")
-            );
+            let failed = format!("{method} /api/v2/admin/{}", path.join("/"));
+            return Err(admin_failure(mall_id, &failed, status, &trace, &bytes));
         }
-        match status {
-            s if s.is_success() => {
-                if bytes.is_empty() {
-                    return Ok(Value::Null);
-                }
-                serde_json::from_slice(&bytes).map_err(|e| Cafe24Error::Unreadable {
-                    status: s.as_u16(),
-                    detail: unreadable(&e),
-                })
-            }
-            StatusCode::UNAUTHORIZED => Err(Cafe24Error::Unauthorized),
-            StatusCode::FORBIDDEN => Err(Cafe24Error::Forbidden {
-                message: error_of(&bytes).1,
-            }),
-            StatusCode::NOT_FOUND => Err(Cafe24Error::NotFound),
-            StatusCode::TOO_MANY_REQUESTS => Err(Cafe24Error::RateLimited),
-            s => {
-                let (code, message) = error_of(&bytes);
-                Err(Cafe24Error::Api {
-                    status: s.as_u16(),
-                    code,
-                    message,
-                })
-            }
+        if bytes.is_empty() {
+            return Ok(Value::Null);
         }
+        serde_json::from_slice(&bytes).map_err(|e| Cafe24Error::Unreadable {
+            status: status.as_u16(),
+            detail: unreadable(&e),
+        })
     }
 
     /// `GET /admin/shops`: the mall's shops.

@@ -506,21 +506,7 @@ pub async fn save_komoju(
         (true, Some(stored)) => stored,
         (true, None) => return Err(SiteError::Form("Enter your KOMOJU secret key".into())),
     };
-    let offered = match app.komoju.payment_methods(&key).await {
-        Ok(methods) => methods,
-        Err(crate::komoju::KomojuError::Api { status: 401, .. }) => {
-            log::info!("merchant {mall_id}: KOMOJU refused the secret key; nothing saved");
-            return Err(SiteError::Form(
-                "KOMOJU did not accept this secret key; nothing was saved".into(),
-            ));
-        }
-        Err(e) => {
-            log::warn!("checking the KOMOJU key of {mall_id}: {e}");
-            return Err(SiteError::Upstream(
-                "KOMOJU could not be reached to check the key; nothing was saved".into(),
-            ));
-        }
-    };
+    let offered = offered_to(app, mall_id, &key).await?;
     // The first save has no list to choose from yet (it comes from KOMOJU with the key):
     // the stored default, where KOMOJU offers it.
     let payment_types: Vec<String> = if form.payment_types_shown {
@@ -572,7 +558,46 @@ pub async fn save_komoju(
     row.external_review = form.external_review;
     row.enabled = true;
     row.updated_at = app.clock.now_naive();
-    let stored = row.clone();
+    store_if_current(app, session, row).await?;
+    log::info!("merchant {mall_id}: KOMOJU settings saved");
+    if app.komoju_is_sandbox {
+        register_sandbox_webhook(app, mall_id).await;
+    }
+    Ok(())
+}
+
+/// What KOMOJU offers `key` (`GET /payment_methods`): the key's check. Errors: KOMOJU
+/// refuses the key (a form error), or cannot be reached.
+async fn offered_to(
+    app: &Services,
+    mall_id: &str,
+    key: &SecretString,
+) -> Result<Vec<crate::komoju::PaymentMethod>, SiteError> {
+    match app.komoju.payment_methods(key).await {
+        Ok(methods) => Ok(methods),
+        Err(crate::komoju::KomojuError::Api { status: 401, .. }) => {
+            log::info!("merchant {mall_id}: KOMOJU refused the secret key; nothing saved");
+            Err(SiteError::Form(
+                "KOMOJU did not accept this secret key; nothing was saved".into(),
+            ))
+        }
+        Err(e) => {
+            log::warn!("checking the KOMOJU key of {mall_id}: {e}");
+            Err(SiteError::Upstream(
+                "KOMOJU could not be reached to check the key; nothing was saved".into(),
+            ))
+        }
+    }
+}
+
+/// Stores the merchant row in one transaction that first checks the session is still
+/// of the mall's generation and the mall connected: a save racing a disconnect enables
+/// nothing ([`SiteError::NoSession`]).
+async fn store_if_current(
+    app: &Services,
+    session: &Session,
+    row: db::merchants::MerchantRow,
+) -> Result<(), SiteError> {
     let current = session.clone();
     let saved = app
         .db
@@ -581,7 +606,7 @@ pub async fn save_komoju(
                 if !still_current(c, &current)? {
                     return Ok(false);
                 }
-                db::merchants::update(c, &stored)?;
+                db::merchants::update(c, &row)?;
                 Ok(true)
             })
         })
@@ -589,13 +614,10 @@ pub async fn save_komoju(
         .map_err(|e| db_error("saving the KOMOJU settings", e))?;
     if !saved {
         log::warn!(
-            "merchant {mall_id}: KOMOJU settings not saved, the session ended (disconnected)"
+            "merchant {}: KOMOJU settings not saved, the session ended (disconnected)",
+            session.mall_id
         );
         return Err(SiteError::NoSession);
-    }
-    log::info!("merchant {mall_id}: KOMOJU settings saved");
-    if app.komoju_is_sandbox {
-        register_sandbox_webhook(app, mall_id).await;
     }
     Ok(())
 }

@@ -8,45 +8,22 @@
 //!   `forbidden` before anything else when `x-api-key` is not `CAFE24_WEBHOOK_API_KEY`;
 //!   200 `{"status":"ok","outcome"}`, 400 or 503 in the §3 envelope.
 
-use actix_web::cookie::{time::Duration as CookieAge, Cookie, SameSite};
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
 use super::schemas::*;
+use super::settings_site::{cookie, session_cookie};
 use super::State;
 use crate::error::ApiError;
-use crate::install::session::{SESSION_COOKIE, SESSION_TTL_SECS, STATE_COOKIE};
+use crate::install::session::STATE_COOKIE;
 use crate::install::{self, lifecycle, Callback, InstallError, Launched};
-use crate::services::Services;
 
 /// Mounts the three routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(super::resource("/cafe24/launch", "GET").route(web::get().to(launch)))
         .service(super::resource("/cafe24/oauth/callback", "GET").route(web::get().to(callback)))
         .service(super::resource("/cafe24/webhooks", "POST").route(web::post().to(webhooks)));
-}
-
-/// A cookie of this service: `HttpOnly`, `SameSite=Lax`, `Secure` in production.
-pub fn cookie(
-    app: &Services,
-    name: &'static str,
-    value: String,
-    path: &'static str,
-    max_age_secs: i64,
-) -> Cookie<'static> {
-    Cookie::build(name, value)
-        .path(path)
-        .http_only(true)
-        .same_site(SameSite::Lax)
-        .secure(app.cookie_secure)
-        .max_age(CookieAge::seconds(max_age_secs))
-        .finish()
-}
-
-/// The session cookie (path `/settings`).
-pub fn session_cookie(app: &Services, token: String) -> Cookie<'static> {
-    cookie(app, SESSION_COOKIE, token, "/settings", SESSION_TTL_SECS)
 }
 
 fn redirect(location: &str) -> actix_web::HttpResponseBuilder {

@@ -15,6 +15,7 @@
 //! a `Content-Security-Policy` that allows only this service's stylesheet and forms,
 //! and framing only by Cafe24's admin.
 
+use actix_web::cookie::{time::Duration as CookieAge, Cookie, SameSite};
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use secrecy::SecretString;
@@ -22,7 +23,7 @@ use secrecy::SecretString;
 use super::schemas::*;
 use super::settings_pages::{self, STYLESHEET, STYLESHEET_PATH};
 use super::State;
-use crate::install::session::{Session, SESSION_COOKIE};
+use crate::install::session::{Session, SESSION_COOKIE, SESSION_TTL_SECS};
 use crate::install::site::{self, KomojuForm, SiteError};
 use crate::services::Services;
 
@@ -49,6 +50,28 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             super::resource("/settings/{mall_id}/disconnect", "POST")
                 .route(web::post().to(disconnect)),
         );
+}
+
+/// A cookie of this service: `HttpOnly`, `SameSite=Lax`, `Secure` in production.
+pub fn cookie(
+    app: &Services,
+    name: &'static str,
+    value: String,
+    path: &'static str,
+    max_age_secs: i64,
+) -> Cookie<'static> {
+    Cookie::build(name, value)
+        .path(path)
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(app.cookie_secure)
+        .max_age(CookieAge::seconds(max_age_secs))
+        .finish()
+}
+
+/// The session cookie (path `/settings`).
+pub fn session_cookie(app: &Services, token: String) -> Cookie<'static> {
+    cookie(app, SESSION_COOKIE, token, "/settings", SESSION_TTL_SECS)
 }
 
 /// An HTML page with the site's headers.
@@ -334,7 +357,7 @@ async fn disconnect(
     Ok(match site::disconnect(&app, &session).await {
         Ok(()) => {
             let mut reply = page(StatusCode::OK, settings_pages::disconnected(&session.lang));
-            let _ = reply.add_removal_cookie(&super::install::session_cookie(&app, String::new()));
+            let _ = reply.add_removal_cookie(&session_cookie(&app, String::new()));
             reply
         }
         Err(e) => failed(&session.lang, e),

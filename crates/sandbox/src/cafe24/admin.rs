@@ -16,7 +16,7 @@ use chrono::Utc;
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use super::api::Reply;
+use super::reply::Reply;
 use super::state::{format_admin_time, AccessError, StoredScriptTag};
 use super::{Cafe24Sandbox, PaymentGateway, ScriptTag};
 

@@ -10,9 +10,8 @@ use std::time::Instant;
 use actix_web::http::{Method, StatusCode};
 use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse};
-use serde::Serialize;
-use serde_json::json;
 
+use super::reply::Reply;
 use super::{admin, oauth, valid_mall_id, Cafe24Fault, Cafe24Request, Cafe24Sandbox};
 
 /// The bucket size Cafe24 announces in `X-Api-Call-Limit: n/40`.
@@ -26,55 +25,6 @@ fn new_trace_id() -> String {
     use rand::Rng;
     let bytes: [u8; 16] = rand::thread_rng().gen();
     hex::encode(bytes)
-}
-
-/// One JSON answer of the API.
-pub(super) struct Reply {
-    pub(super) status: StatusCode,
-    pub(super) body: Bytes,
-}
-
-impl Reply {
-    pub(super) fn json<V: Serialize>(status: StatusCode, body: &V) -> Reply {
-        match serde_json::to_vec(body) {
-            Ok(body) => Reply {
-                status,
-                body: Bytes::from(body),
-            },
-            Err(_) => Reply::error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "The reply could not be rendered",
-            ),
-        }
-    }
-
-    /// The Admin API's error shape, `{"error":{"code":N,"message":"…","more_info":{}}}`:
-    /// `code` an integer, the HTTP status (PROTOCOL.md §12, "Error bodies are
-    /// `{"error":{"code":422,"message":"…","more_info":{…}}}` with an integer `code`"; the
-    /// shape is Cafe24's introduction.md "에러 응답 예제", whose `"code": "error code"` is a
-    /// placeholder).
-    pub(super) fn error(status: StatusCode, message: &str) -> Reply {
-        let body = json!({
-            "error": {"code": status.as_u16(), "message": message, "more_info": {}}
-        });
-        Reply {
-            status,
-            body: Bytes::from(serde_json::to_vec(&body).unwrap_or_default()),
-        }
-    }
-
-    /// The token endpoint's error shape, `{"error":"…","error_description":"…"}`.
-    pub(super) fn oauth_error(status: StatusCode, error: &str, description: &str) -> Reply {
-        let body = json!({"error": error, "error_description": description});
-        Reply {
-            status,
-            body: Bytes::from(serde_json::to_vec(&body).unwrap_or_default()),
-        }
-    }
-
-    pub(super) fn not_found() -> Reply {
-        Reply::error(StatusCode::NOT_FOUND, "No API found for this request")
-    }
 }
 
 /// Every request under `{prefix}/{mall_id}/api/v2/`.

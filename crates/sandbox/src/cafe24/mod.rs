@@ -19,6 +19,7 @@ mod admin;
 mod api;
 mod oauth;
 mod page;
+mod reply;
 mod state;
 #[cfg(test)]
 mod tests;

@@ -13,8 +13,8 @@ use base64::Engine as _;
 use maud::html;
 use serde::Serialize;
 
-use super::api::Reply;
 use super::page::{message, page};
+use super::reply::Reply;
 use super::state::{format_token_time, Issued};
 use super::Cafe24Sandbox;
 
@@ -239,6 +239,24 @@ fn client_authentication(sandbox: &Cafe24Sandbox, headers: &HeaderMap) -> Client
     }
 }
 
+/// The token endpoint's answer to a request that does not authenticate as the app (see
+/// [`token`]); `None` when it does.
+fn client_refusal(sandbox: &Cafe24Sandbox, headers: &HeaderMap) -> Option<Reply> {
+    match client_authentication(sandbox, headers) {
+        ClientAuth::Authenticated => None,
+        ClientAuth::WrongSecret => Some(Reply::oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_grant",
+            "Invalid client_secret",
+        )),
+        ClientAuth::Unknown => Some(Reply::oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "Client authentication failed (HTTP Basic client_id:client_secret)",
+        )),
+    }
+}
+
 /// `POST /{mall_id}/api/v2/oauth/token`, form `grant_type=authorization_code&code
 /// &redirect_uri` or `grant_type=refresh_token&refresh_token`.
 ///
@@ -258,22 +276,8 @@ pub(super) fn token(
     headers: &HeaderMap,
     body: &[u8],
 ) -> Reply {
-    match client_authentication(sandbox, headers) {
-        ClientAuth::Authenticated => {}
-        ClientAuth::WrongSecret => {
-            return Reply::oauth_error(
-                StatusCode::UNAUTHORIZED,
-                "invalid_grant",
-                "Invalid client_secret",
-            )
-        }
-        ClientAuth::Unknown => {
-            return Reply::oauth_error(
-                StatusCode::UNAUTHORIZED,
-                "invalid_client",
-                "Client authentication failed (HTTP Basic client_id:client_secret)",
-            )
-        }
+    if let Some(refusal) = client_refusal(sandbox, headers) {
+        return refusal;
     }
     let params = params(body);
     let get = |name: &str| params.get(name).filter(|v| !v.is_empty());
