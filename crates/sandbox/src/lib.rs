@@ -81,7 +81,7 @@
 //!
 //! ```text
 //! GET  {prefix}/                                  launch form (development)
-//! GET  {prefix}/launch?mall_id&shop_no&lang&user_id&user_name
+//! GET  {prefix}/launch?mall_id&shop_no&lang&user_id&user_name[&user_type]
 //!                                                 page with the signed launch link
 //! GET  {prefix}/{mall_id}/api/v2/oauth/authorize?response_type=code&client_id&state
 //!      &redirect_uri&scope                        consent page (400 page if invalid)

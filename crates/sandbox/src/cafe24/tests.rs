@@ -1184,7 +1184,17 @@ async fn launch_pages_make_a_signed_link() {
     assert!((before..=before + 5).contains(&timestamp));
     assert!(link.text.contains(r#"<pre id="launch-url">"#));
 
+    assert!(
+        form.text.contains(r#"<option value="A">"#),
+        "user types offered"
+    );
+    let sub = server
+        .get("/launch?mall_id=demomall&shop_no=1&lang=ko&user_id=staff&user_name=x&user_type=A")
+        .await;
+    assert_eq!(sub.status, StatusCode::OK);
+    assert!(sub.text.contains("user_type=A&amp;hmac="), "{}", sub.text);
     for query in [
+        "mall_id=demomall&shop_no=1&lang=ko&user_id=admin&user_name=x&user_type=Z",
         "mall_id=Bad!&shop_no=1&lang=ko&user_id=admin&user_name=x",
         "mall_id=demomall&shop_no=zero&lang=ko&user_id=admin&user_name=x",
         "mall_id=demomall&shop_no=1&lang=fr&user_id=admin&user_name=x",
