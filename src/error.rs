@@ -67,6 +67,10 @@ pub enum ApiError {
     /// The operator API without a valid bearer token (nothing else is said).
     #[error("a valid operator token is required")]
     Unauthorized,
+    /// A caller without the credential the route requires (Cafe24's lifecycle webhook
+    /// without the right `x-api-key`): 403 `forbidden`, nothing done.
+    #[error("{0}")]
+    Forbidden(&'static str),
     /// A bug or broken invariant; the cause was logged where it happened.
     #[error("internal error")]
     Internal,
@@ -100,6 +104,7 @@ impl ApiError {
             ApiError::Unavailable => "unavailable",
             ApiError::RateLimited => "rate_limited",
             ApiError::Unauthorized => "unauthorized",
+            ApiError::Forbidden(_) => "forbidden",
             ApiError::Internal => "internal_error",
         }
     }
@@ -134,6 +139,7 @@ impl ResponseError for ApiError {
             ApiError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

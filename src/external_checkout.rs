@@ -448,7 +448,7 @@ async fn cafe24_due(
         match orders::find(&app.cafe24, mall_id, &access, order_id, shop_no).await {
             Ok(Some(reply)) => Ok(Lookup::Found(reply)),
             Ok(None) => Ok(Lookup::Missing),
-            Err(Cafe24Error::Forbidden) => Ok(Lookup::Refused),
+            Err(Cafe24Error::Forbidden { .. }) => Ok(Lookup::Refused),
             Err(e) => Err(e),
         }
     })
@@ -461,6 +461,7 @@ async fn cafe24_due(
         Ok(Lookup::Missing) => Ok(Err("Cafe24 does not show the order".into())),
         Ok(Lookup::Refused) => Ok(Err("Cafe24 refused to show the order (403)".into())),
         Err(AdminError::NotConnected) => Ok(Err("the mall has not authorized the app".into())),
+        Err(AdminError::Refused { .. }) => Ok(Err("Cafe24 refused to show the order (403)".into())),
         Err(AdminError::Sealed) => Ok(Err("the mall's Cafe24 tokens do not open".into())),
         Err(AdminError::Disconnected) => Err(ApiError::MerchantDisabled),
         Err(AdminError::Db(e)) => Err(ApiError::from_db("reading the mall's Cafe24 tokens", e)),

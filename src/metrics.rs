@@ -13,6 +13,7 @@
 //! | `cafe24_komoju_cancellations_total` | `mode`, `result` | cancellation |
 //! | `cafe24_komoju_amount_mismatch_total` | – | the state machine's apply, after its commit |
 //! | `cafe24_komoju_duplicate_payments_total` | – | the state machine's apply, after its commit (a second capture for a paid order) |
+//! | `cafe24_komoju_cafe24_app_credentials_refused_total` | – | the Cafe24 client, when Cafe24 refuses the app's own client credentials (`CAFE24_CLIENT_SECRET`) |
 //! | `cafe24_komoju_duplicate_refunds_total` | `result` (`refunded`, `refund_requested`, `refused`, `retried`) | the duplicate-payment refund pass |
 //!
 //! No label carries an order id, a mall id, a secret or a URL with a query. Metric

@@ -48,6 +48,9 @@ pub struct Services {
     pub cafe24_client_secret: SecretString,
     /// How far a launch's `timestamp` may be from now (`CAFE24_LAUNCH_MAX_AGE_SECS`).
     pub launch_max_age_secs: i64,
+    /// The credential Cafe24 sends in `x-api-key` with lifecycle webhooks
+    /// (`CAFE24_WEBHOOK_API_KEY`); `None` (development only) skips the check.
+    pub cafe24_webhook_api_key: Option<SecretString>,
     /// The settings site's sessions and CSRF tokens (from `APP_SECRET`).
     pub session_keys: crate::install::session::SessionKeys,
     /// Cookies carry `Secure` (production).

@@ -10,7 +10,8 @@
 //! `RECONCILE_EXPIRY_GRACE_SECS`, `RECONCILE_CAPTURE_WINDOW_SECS`,
 //! `CAFE24_CLIENT_SECRET`, `CAFE24_API_BASE`, `CAFE24_API_VERSION`, `CAFE24_SCOPES`,
 //! `CAFE24_LAUNCH_MAX_AGE_SECS`, `CAFE24_TIMEOUT_SECS`, `METRICS_BIND_ADDR`,
-//! `MERCHANT_CACHE_SECS`, `REQUEST_TIMEOUT_SECS`, `HSTS`, `SHUTDOWN_TIMEOUT_SECS`.
+//! `MERCHANT_CACHE_SECS`, `CAFE24_WEBHOOK_API_KEY`, `REQUEST_TIMEOUT_SECS`, `HSTS`,
+//! `SHUTDOWN_TIMEOUT_SECS`.
 //! (`RUST_LOG` is env_logger's.)
 //!
 //! In development every variable has a default; the secrets' defaults are public
@@ -31,6 +32,9 @@ pub const DEV_CLIENT_SECRET: &str = "dev-cafe24-client-secret";
 pub const CAFE24_PRODUCTION_API: &str = "https://{mall_id}.cafe24api.com";
 /// The Admin API version sent by default.
 pub const DEFAULT_CAFE24_API_VERSION: &str = "2026-03-01";
+/// Cafe24's guide allows a launch's `timestamp` ±2 h (PROTOCOL.md §12): the largest
+/// `CAFE24_LAUNCH_MAX_AGE_SECS` accepted.
+pub const LAUNCH_MAX_AGE_LIMIT: u64 = 7200;
 /// The scopes asked by default.
 pub const DEFAULT_CAFE24_SCOPES: &str =
     "mall.read_application,mall.write_application,mall.read_store,mall.write_store,mall.read_order";
@@ -100,6 +104,10 @@ pub struct Settings {
     pub cafe24_launch_max_age_secs: i64,
     /// Timeout of one Cafe24 call (default 10 s).
     pub cafe24_timeout: Duration,
+    /// The credential Cafe24 sends in `x-api-key` with every app-lifecycle webhook
+    /// (`CAFE24_WEBHOOK_API_KEY`, from the Developer Center): required in production; in
+    /// development, unset skips the check (with a warning at start).
+    pub cafe24_webhook_api_key: Option<SecretString>,
     /// When set, `/metrics` is served only on this address, not on `bind_addr`.
     pub metrics_bind_addr: Option<String>,
     /// Comma-separated §10 allow-list.
@@ -229,8 +237,16 @@ impl Settings {
             cafe24,
             cafe24_api_version,
             cafe24_scopes,
-            cafe24_launch_max_age_secs: parse_num(&get, "CAFE24_LAUNCH_MAX_AGE_SECS", 3600)?
-                .min(86_400) as i64,
+            cafe24_launch_max_age_secs: match parse_num(&get, "CAFE24_LAUNCH_MAX_AGE_SECS", 3600)? {
+                n @ 1..=LAUNCH_MAX_AGE_LIMIT => n as i64,
+                _ => {
+                    return Err(SettingsError::Invalid(
+                        "CAFE24_LAUNCH_MAX_AGE_SECS",
+                        "must be at most 7200 (Cafe24's guide allows a launch ±2 hours)".into(),
+                    ))
+                }
+            },
+            cafe24_webhook_api_key: get("CAFE24_WEBHOOK_API_KEY").map(SecretString::from),
             cafe24_timeout: Duration::from_secs(parse_num(&get, "CAFE24_TIMEOUT_SECS", 10)?),
             metrics_bind_addr: get("METRICS_BIND_ADDR"),
             cafe24_allowed_hosts: get("CAFE24_ALLOWED_HOSTS")
@@ -340,6 +356,12 @@ impl Settings {
         if let Some((name, _)) = defaults.iter().find(|(_, is_default)| *is_default) {
             return Err(SettingsError::DevDefaultInProduction(name));
         }
+        if self.cafe24_webhook_api_key.is_none() {
+            return Err(SettingsError::Invalid(
+                "CAFE24_WEBHOOK_API_KEY",
+                "is required in production: the webhook credential of the Cafe24 Developer Center, checked on every app-lifecycle event".into(),
+            ));
+        }
         Ok(())
     }
 
@@ -446,6 +468,7 @@ mod tests {
             ("CAFE24_CLIENT_ID", "real-client"),
             ("CAFE24_CLIENT_SECRET", "real-client-secret"),
             ("APP_SECRET", key.as_str()),
+            ("CAFE24_WEBHOOK_API_KEY", "real-webhook-key"),
         ];
         let s = with(&full).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(
@@ -496,5 +519,40 @@ mod tests {
             .unwrap_or_default();
         assert!(err.contains("APP_SECRET"));
         assert!(!err.contains("too-short-secret"));
+    }
+
+    #[test]
+    fn a_launch_window_over_two_hours_is_refused_naming_the_variable() {
+        let ok =
+            with(&[("CAFE24_LAUNCH_MAX_AGE_SECS", "7200")]).map(|s| s.cafe24_launch_max_age_secs);
+        assert_eq!(ok, Ok(7200));
+        let err = with(&[("CAFE24_LAUNCH_MAX_AGE_SECS", "7201")])
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("CAFE24_LAUNCH_MAX_AGE_SECS"), "{err}");
+        assert!(
+            with(&[("CAFE24_LAUNCH_MAX_AGE_SECS", "86400")]).is_err(),
+            "never clamped"
+        );
+    }
+
+    #[test]
+    fn production_requires_the_webhook_api_key_and_development_does_not() {
+        let key = "k".repeat(40);
+        let production = [
+            ("APP_ENV", "production"),
+            ("CAFE24_SERVICE_KEY", "real-service-key"),
+            ("CAFE24_CLIENT_ID", "real-client"),
+            ("CAFE24_CLIENT_SECRET", "real-client-secret"),
+            ("APP_SECRET", key.as_str()),
+        ];
+        let err = with(&production)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.contains("CAFE24_WEBHOOK_API_KEY"), "{err}");
+        let development = with(&[]).map(|s| s.cafe24_webhook_api_key.is_none());
+        assert_eq!(development, Ok(true));
     }
 }

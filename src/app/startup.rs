@@ -178,6 +178,13 @@ impl Application {
                 );
                 // Its notification page checks each notice's hash_data as Cafe24 would.
                 stand_in.set_service_key(settings.cafe24_service_key.expose_secret());
+                // As registered in the Developer Center: lifecycle events to this service,
+                // with its webhook credential (none configured: the check is skipped).
+                let key = settings.cafe24_webhook_api_key.as_ref();
+                stand_in.set_app_webhook(
+                    &format!("http://{local}/cafe24/webhooks"),
+                    key.map(|k| k.expose_secret()).unwrap_or_default(),
+                );
                 Some(stand_in)
             }
         };
@@ -191,6 +198,10 @@ impl Application {
             timeout: settings.cafe24_timeout,
         })?;
         let metrics = crate::metrics::Metrics::new();
+        let cafe24 = cafe24.with_metrics(metrics.registry());
+        if settings.cafe24_webhook_api_key.is_none() {
+            log::warn!("CAFE24_WEBHOOK_API_KEY is not set: Cafe24's app-lifecycle webhooks are accepted without checking x-api-key (development only; production refuses to start without it)");
+        }
         let http_metrics = actix_web_prom::PrometheusMetricsBuilder::new(crate::metrics::NAMESPACE)
             .registry(metrics.registry().clone())
             .mask_unmatched_patterns("unmatched")
@@ -202,6 +213,7 @@ impl Application {
             cafe24_is_sandbox: matches!(settings.cafe24, Cafe24Target::Sandbox),
             cafe24_client_secret: settings.cafe24_client_secret.clone(),
             launch_max_age_secs: settings.cafe24_launch_max_age_secs,
+            cafe24_webhook_api_key: settings.cafe24_webhook_api_key.clone(),
             session_keys: crate::install::session::SessionKeys::new(&settings.app_secret),
             cookie_secure: !settings.is_development(),
             komoju: KomojuClient::new(&komoju_base, settings.komoju_timeout)?.with_metrics(metrics),
@@ -325,6 +337,10 @@ impl Application {
             tasks.push(tokio::spawn(crate::reconciliation::run(
                 state.clone().into_inner(),
                 settings.reconcile.clone(),
+                shutdown_rx.clone(),
+            )));
+            tasks.push(tokio::spawn(crate::install::lifecycle::run(
+                state.clone().into_inner(),
                 shutdown_rx.clone(),
             )));
             tasks.push(tokio::spawn(crate::install::tokens::run(

@@ -27,6 +27,11 @@ pub struct Launch {
     pub user_id: String,
     /// `P` representative operator, `A` sub-operator, `S` supplier.
     pub user_type: String,
+    /// The launch's `timestamp`, in Unix seconds.
+    pub timestamp: i64,
+    /// The `hmac`, decoded (32 bytes): what makes this launch this launch, however its
+    /// percent-encoding was written.
+    pub tag: Vec<u8>,
 }
 
 /// Why a launch was refused. Each renders as a 403 that changes nothing; the message
@@ -140,6 +145,8 @@ pub fn verify(
         lang: text("lang", 20)?,
         user_id: text("user_id", 100)?,
         user_type: text("user_type", 4)?,
+        timestamp: seconds,
+        tag,
     })
 }
 
@@ -177,6 +184,9 @@ mod tests {
     #[test]
     fn a_signed_launch_is_read() {
         let launch = verify(&signed(&query(&NOW.to_string())), &secret(), NOW, 3600);
+        let tag = base64::engine::general_purpose::STANDARD
+            .decode(sign(&query(&NOW.to_string()), &secret()))
+            .unwrap_or_default();
         assert_eq!(
             launch,
             Ok(Launch {
@@ -185,8 +195,36 @@ mod tests {
                 lang: "ko_KR".into(),
                 user_id: "admin".into(),
                 user_type: "P".into(),
+                timestamp: NOW,
+                tag,
             })
         );
+    }
+
+    /// PROTOCOL.md §12's known-answer vector, from Cafe24's official
+    /// `cafe24-app/cafe24_app_discount_sample` (`service/AppService.java`): its client
+    /// secret and launch query, checked at the launch's own time (2021-06-01 02:09:20
+    /// UTC) and refused an hour and a second later, or with another secret.
+    #[test]
+    fn cafe24s_official_sample_launch_verifies_at_its_own_time() {
+        let secret = SecretString::from("zoQxSUptApmiFLRl2ChaxB".to_owned());
+        let query = "is_multi_shop=T&lang=ko_KR&mall_id=jhbaek02&nation=KR&shop_no=1\
+                     &timestamp=1622513360&user_id=jhbaek02&user_name=jhbaek02&user_type=P\
+                     &hmac=8%2BhYywQW5fBMpfbTlA1puAMpM91N0FYtrpzHYrdodDM%3D";
+        let at = 1_622_513_360;
+        let launch = verify(query, &secret, at, 3600);
+        assert_eq!(
+            launch
+                .as_ref()
+                .map(|l| (l.mall_id.as_str(), l.user_type.as_str(), l.timestamp)),
+            Ok(("jhbaek02", "P", at))
+        );
+        assert_eq!(
+            verify(query, &secret, at + 3601, 3600),
+            Err(LaunchError::Stale)
+        );
+        let other = SecretString::from("zoQxSUptApmiFLRl2ChaxC".to_owned());
+        assert_eq!(verify(query, &other, at, 3600), Err(LaunchError::BadHmac));
     }
 
     #[test]

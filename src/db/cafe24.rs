@@ -1,10 +1,12 @@
 //! Rows of the Cafe24 install (PROTOCOL.md §12): each mall's OAuth tokens (sealed; this
-//! module never opens them) and the single-use OAuth `state` nonces.
+//! module never opens them), the single-use OAuth `state` nonces, the used launches
+//! (single use), each mall's session generation, and when Cafe24's lifecycle events for
+//! a mall were last confirmed.
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::schema::{cafe24_tokens, oauth_states};
+use super::schema::{cafe24_tokens, launch_uses, lifecycle_checks, mall_sessions, oauth_states};
 use super::{DbConnection, DbError};
 
 /// A `cafe24_tokens` row: both tokens sealed by [`crate::secrets::SecretBox`].
@@ -162,4 +164,142 @@ pub fn use_state(
         .select(StateRow::as_select())
         .first(conn)
         .optional()?)
+}
+
+/// Records one use of a launch (the SHA-256 `hmac_hash` of its `hmac`) for `mall_id`,
+/// kept until `expires_at`, after forgetting every use whose window ended before `now`.
+/// Returns `false` when that launch was already used: `INSERT … ON CONFLICT DO NOTHING`,
+/// so of two concurrent uses (in one process or several instances) exactly one wins.
+pub fn use_launch(
+    conn: &mut DbConnection,
+    hmac_hash: &str,
+    mall_id: &str,
+    expires_at: NaiveDateTime,
+    now: NaiveDateTime,
+) -> Result<bool, DbError> {
+    diesel::delete(launch_uses::table.filter(launch_uses::expires_at.lt(now))).execute(conn)?;
+    let row = (
+        launch_uses::hmac_hash.eq(hmac_hash),
+        launch_uses::mall_id.eq(mall_id),
+        launch_uses::expires_at.eq(expires_at),
+    );
+    let n = on_backend!(conn, |c| diesel::insert_into(launch_uses::table)
+        .values(row)
+        .on_conflict(launch_uses::hmac_hash)
+        .do_nothing()
+        .execute(c))?;
+    Ok(n == 1)
+}
+
+/// The session generation of `mall_id`: 0 until its first disconnect.
+pub fn session_generation(conn: &mut DbConnection, mall_id: &str) -> Result<i64, DbError> {
+    Ok(mall_sessions::table
+        .find(mall_id)
+        .select(mall_sessions::generation)
+        .first::<i64>(conn)
+        .optional()?
+        .unwrap_or(0))
+}
+
+/// Ends every session of `mall_id`: adds one to its generation (in the caller's
+/// transaction; one upsert, so concurrent calls each count). Returns the new generation.
+pub fn end_sessions(
+    conn: &mut DbConnection,
+    mall_id: &str,
+    now: NaiveDateTime,
+) -> Result<i64, DbError> {
+    let row = (
+        mall_sessions::mall_id.eq(mall_id),
+        mall_sessions::generation.eq(1_i64),
+        mall_sessions::updated_at.eq(now),
+    );
+    on_backend!(conn, |c| diesel::insert_into(mall_sessions::table)
+        .values(row)
+        .on_conflict(mall_sessions::mall_id)
+        .do_update()
+        .set((
+            mall_sessions::generation.eq(mall_sessions::generation + 1_i64),
+            mall_sessions::updated_at.eq(now),
+        ))
+        .execute(c))?;
+    session_generation(conn, mall_id)
+}
+
+/// Claims the one lifecycle confirmation `mall_id` may have at `now`: `true` (and `now`
+/// recorded, no event left waiting) when none was made after `not_after`; otherwise the
+/// event is recorded as waiting (`pending_since`) and `false` is returned. One
+/// conditional statement decides, so across instances one caller wins a minute.
+pub fn claim_lifecycle_check(
+    conn: &mut DbConnection,
+    mall_id: &str,
+    now: NaiveDateTime,
+    not_after: NaiveDateTime,
+) -> Result<bool, DbError> {
+    let row = (
+        lifecycle_checks::mall_id.eq(mall_id),
+        lifecycle_checks::checked_at.eq(now),
+        lifecycle_checks::pending_since.eq(None::<NaiveDateTime>),
+    );
+    let inserted = on_backend!(conn, |c| diesel::insert_into(lifecycle_checks::table)
+        .values(row)
+        .on_conflict(lifecycle_checks::mall_id)
+        .do_nothing()
+        .execute(c))?;
+    if inserted == 1 || take_lifecycle_check(conn, mall_id, now, not_after, false)? {
+        return Ok(true);
+    }
+    diesel::update(
+        lifecycle_checks::table
+            .find(mall_id)
+            .filter(lifecycle_checks::pending_since.is_null()),
+    )
+    .set(lifecycle_checks::pending_since.eq(now))
+    .execute(conn)?;
+    Ok(false)
+}
+
+/// Takes the mall's confirmation for `now` when the last one was made at or before
+/// `not_after` (and, with `pending_only`, an event waits): one conditional `UPDATE`.
+pub fn take_lifecycle_check(
+    conn: &mut DbConnection,
+    mall_id: &str,
+    now: NaiveDateTime,
+    not_after: NaiveDateTime,
+    pending_only: bool,
+) -> Result<bool, DbError> {
+    let due = lifecycle_checks::table
+        .find(mall_id)
+        .filter(lifecycle_checks::checked_at.le(not_after));
+    let n = if pending_only {
+        diesel::update(due.filter(lifecycle_checks::pending_since.is_not_null()))
+            .set((
+                lifecycle_checks::checked_at.eq(now),
+                lifecycle_checks::pending_since.eq(None::<NaiveDateTime>),
+            ))
+            .execute(conn)?
+    } else {
+        diesel::update(due)
+            .set((
+                lifecycle_checks::checked_at.eq(now),
+                lifecycle_checks::pending_since.eq(None::<NaiveDateTime>),
+            ))
+            .execute(conn)?
+    };
+    Ok(n == 1)
+}
+
+/// Malls with a lifecycle event waiting whose last confirmation was made at or before
+/// `not_after`, longest waiting first, at most `limit`.
+pub fn lifecycle_due(
+    conn: &mut DbConnection,
+    not_after: NaiveDateTime,
+    limit: i64,
+) -> Result<Vec<String>, DbError> {
+    Ok(lifecycle_checks::table
+        .filter(lifecycle_checks::pending_since.is_not_null())
+        .filter(lifecycle_checks::checked_at.le(not_after))
+        .order(lifecycle_checks::pending_since.asc())
+        .select(lifecycle_checks::mall_id)
+        .limit(limit)
+        .load(conn)?)
 }

@@ -63,6 +63,30 @@ diesel::table! {
 }
 
 diesel::table! {
+    launch_uses (hmac_hash) {
+        hmac_hash -> Text,
+        mall_id -> Text,
+        expires_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    mall_sessions (mall_id) {
+        mall_id -> Text,
+        generation -> BigInt,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    lifecycle_checks (mall_id) {
+        mall_id -> Text,
+        checked_at -> Timestamp,
+        pending_since -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
     orders (id) {
         id -> Text,
         mall_id -> Text,

@@ -2,6 +2,13 @@
 //! round, the mall's tokens in use ([`tokens`]), the merchant's session ([`session`]),
 //! the settings site ([`site`]) and Cafe24's app-lifecycle events ([`lifecycle`]).
 //!
+//! A launch URL is single use: the SHA-256 of its decoded `hmac` is recorded until its
+//! window has passed, and a second use is refused. Who launched decides what follows:
+//! the representative operator (`user_type=P`) gets a session that may change
+//! everything, a sub-operator (`A`) a read-only one (and cannot connect a mall), a
+//! supplier (`S`) none. Every session carries the mall's session generation, so a
+//! disconnect ends them all.
+//!
 //! The launch's signature is [`crate::cafe24::launch`]'s rule and the calls to Cafe24
 //! are [`crate::cafe24::admin`]'s; this module decides what they lead to.
 
@@ -14,9 +21,10 @@ use actix_web::http::StatusCode;
 use secrecy::SecretString;
 
 use crate::cafe24::admin::Cafe24Error;
-use crate::cafe24::launch::LaunchError;
+use crate::cafe24::launch::{Launch, LaunchError};
 use crate::db::{self, cafe24::StateRow, merchants::MerchantRow};
 use crate::services::Services;
+use session::{NewSession, USER_TYPE_OPERATOR, USER_TYPE_SUB_OPERATOR};
 
 /// How long an OAuth `state` stays valid.
 pub const STATE_TTL: chrono::Duration = chrono::Duration::minutes(10);
@@ -33,6 +41,16 @@ const PUBLIC_REF_MIN: usize = 8;
 pub enum InstallError {
     #[error("{0}")]
     Launch(#[from] LaunchError),
+    #[error("this launch link was already used; open the app again from the Cafe24 admin")]
+    LaunchReused,
+    #[error("suppliers cannot open the KOMOJU payment settings of the mall; ask the mall's representative operator")]
+    Supplier,
+    #[error("the launch's user_type is not one of a mall's operators")]
+    UnknownUserType,
+    #[error("only the mall's representative operator can connect the app to the mall; ask them to open it from the Cafe24 admin")]
+    NotOperator,
+    #[error("Cafe24 refused the app's own credentials; the app's operator must check CAFE24_CLIENT_ID and CAFE24_CLIENT_SECRET")]
+    AppCredentials,
     #[error("the authorization's state is missing, wrong, used or expired; open the app from the Cafe24 admin again")]
     BadState,
     #[error("the authorization was refused in Cafe24")]
@@ -57,7 +75,12 @@ impl InstallError {
     /// The HTTP status of the page.
     pub fn status(&self) -> StatusCode {
         match self {
-            InstallError::Launch(_) => StatusCode::FORBIDDEN,
+            InstallError::Launch(_)
+            | InstallError::LaunchReused
+            | InstallError::Supplier
+            | InstallError::UnknownUserType
+            | InstallError::NotOperator => StatusCode::FORBIDDEN,
+            InstallError::AppCredentials => StatusCode::BAD_GATEWAY,
             InstallError::BadState
             | InstallError::Denied
             | InstallError::GrantRefused
@@ -100,10 +123,51 @@ pub fn redirect_uri(app: &Services) -> String {
     app.public_url("/cafe24/oauth/callback", &[])
 }
 
-/// `GET /cafe24/launch` with its raw query (§12). Errors: a bad or stale launch (403);
-/// the database unavailable.
+/// `GET /cafe24/launch` with its raw query (§12). Errors: a bad, stale or reused launch,
+/// a supplier, a sub-operator where the mall must first be connected (403); the database
+/// unavailable.
 pub async fn launch(app: &Services, raw_query: &str) -> Result<Launched, InstallError> {
-    let now = app.clock.now_naive();
+    let launch = verified(app, raw_query).await?;
+    let mall = launch.mall_id.clone();
+    let (has_merchant, generation) = app
+        .db
+        .run(move |c| {
+            Ok((
+                db::merchants::find(c, &mall)?.is_some(),
+                db::cafe24::session_generation(c, &mall)?,
+            ))
+        })
+        .await
+        .map_err(|e| InstallError::from_db("launch", e))?;
+    let granted = tokens::granted_scopes(app, &launch.mall_id)
+        .await
+        .map_err(|e| InstallError::from_db("launch", e))?;
+    let operator = launch.user_type == USER_TYPE_OPERATOR;
+    let scopes_missing = granted.as_ref().is_some_and(|g| {
+        app.cafe24
+            .scopes()
+            .iter()
+            .any(|s| !g.iter().any(|h| h == s))
+    });
+    match (has_merchant, granted) {
+        // Connected: the settings, unless the representative operator should grant a
+        // scope the app now asks for.
+        (true, Some(_)) if !(operator && scopes_missing) => open_settings(app, &launch, generation),
+        _ if !operator => {
+            log::info!(
+                "launch of {} by {} (user_type {}): not connected, and only the representative operator may connect it",
+                launch.mall_id,
+                launch.user_id,
+                launch.user_type
+            );
+            Err(InstallError::NotOperator)
+        }
+        _ => ask_authorization(app, &launch).await,
+    }
+}
+
+/// The launch checked (signature, age, `user_type`) and recorded as used.
+async fn verified(app: &Services, raw_query: &str) -> Result<Launch, InstallError> {
     let launch = crate::cafe24::launch::verify(
         raw_query,
         &app.cafe24_client_secret,
@@ -114,37 +178,82 @@ pub async fn launch(app: &Services, raw_query: &str) -> Result<Launched, Install
         log::warn!("launch refused: {e}");
         e
     })?;
-    let has_merchant = {
-        let mall = launch.mall_id.clone();
-        app.db
-            .run(move |c| db::merchants::find(c, &mall))
-            .await
-            .map_err(|e| InstallError::from_db("launch", e))?
-            .is_some()
-    };
-    let connected = tokens::is_connected(app, &launch.mall_id)
-        .await
-        .map_err(|e| InstallError::from_db("launch", e))?;
-    if connected && has_merchant {
-        log::info!(
-            "launch of {} by {}: session opened",
-            launch.mall_id,
-            launch.user_id
-        );
-        let session = app
-            .session_keys
-            .issue(
-                &launch.mall_id,
-                &launch.user_id,
-                &launch.lang,
-                app.clock.unix_seconds(),
-            )
-            .ok_or(InstallError::Internal)?;
-        return Ok(Launched::Settings {
-            session,
-            location: settings_location(app, &launch.mall_id),
-        });
+    match launch.user_type.as_str() {
+        USER_TYPE_OPERATOR | USER_TYPE_SUB_OPERATOR => {}
+        "S" => {
+            log::info!(
+                "launch of {} by supplier {}: no session",
+                launch.mall_id,
+                launch.user_id
+            );
+            return Err(InstallError::Supplier);
+        }
+        _ => {
+            log::warn!(
+                "launch of {} with an unknown user_type: refused",
+                launch.mall_id
+            );
+            return Err(InstallError::UnknownUserType);
+        }
     }
+    let now = app.clock.now_naive();
+    let ends = chrono::DateTime::from_timestamp(launch.timestamp + app.launch_max_age_secs, 0)
+        .map(|t| t.naive_utc())
+        .unwrap_or(now);
+    let hash = crate::secrets::sha256_hex(&base64::Engine::encode(
+        &base64::engine::general_purpose::STANDARD,
+        &launch.tag,
+    ));
+    let mall = launch.mall_id.clone();
+    let first = app
+        .db
+        .run(move |c| db::cafe24::use_launch(c, &hash, &mall, ends, now))
+        .await
+        .map_err(|e| InstallError::from_db("recording the launch", e))?;
+    if !first {
+        log::warn!(
+            "launch of {} refused: the same launch URL was used before",
+            launch.mall_id
+        );
+        return Err(InstallError::LaunchReused);
+    }
+    Ok(launch)
+}
+
+/// A fresh session of the launching operator and the settings page.
+fn open_settings(
+    app: &Services,
+    launch: &Launch,
+    generation: i64,
+) -> Result<Launched, InstallError> {
+    log::info!(
+        "launch of {} by {} (user_type {}): session opened",
+        launch.mall_id,
+        launch.user_id,
+        launch.user_type
+    );
+    let session = app
+        .session_keys
+        .issue(
+            &NewSession {
+                mall_id: &launch.mall_id,
+                user_id: &launch.user_id,
+                lang: &launch.lang,
+                user_type: &launch.user_type,
+                generation,
+            },
+            app.clock.unix_seconds(),
+        )
+        .ok_or(InstallError::Internal)?;
+    Ok(Launched::Settings {
+        session,
+        location: settings_location(app, &launch.mall_id),
+    })
+}
+
+/// A new OAuth `state` bound to this browser and the mall, and Cafe24's authorize URL.
+async fn ask_authorization(app: &Services, launch: &Launch) -> Result<Launched, InstallError> {
+    let now = app.clock.now_naive();
     let state = crate::secrets::random_token(24);
     let row = StateRow {
         state_hash: crate::secrets::sha256_hex(&state),
@@ -228,6 +337,7 @@ pub async fn callback(
             log::warn!("mall {}: code exchange failed: {e}", started.mall_id);
             match e {
                 Cafe24Error::Grant { .. } => InstallError::GrantRefused,
+                Cafe24Error::AppCredentials { .. } => InstallError::AppCredentials,
                 _ => InstallError::Upstream,
             }
         })?;
@@ -242,7 +352,7 @@ pub async fn callback(
     let tokens =
         tokens::sealed_row(app, &mall_id, &grant, now).map_err(|_| InstallError::Internal)?;
     let merchant = new_merchant(&mall_id, &started.lang, now)?;
-    let created = app
+    let (created, generation) = app
         .db
         .run(move |c| {
             db::transaction(c, |c| {
@@ -258,7 +368,10 @@ pub async fn callback(
                         db::merchants::update(c, &row)?;
                     }
                 }
-                Ok(created)
+                Ok((
+                    created,
+                    db::cafe24::session_generation(c, &merchant.mall_id)?,
+                ))
             })
         })
         .await
@@ -268,12 +381,18 @@ pub async fn callback(
         started.user_id,
         if created { "; merchant created" } else { "" }
     );
+    // Only the representative operator is sent to authorize (`launch`), so the session of
+    // a new installation is theirs.
     let session = app
         .session_keys
         .issue(
-            &mall_id,
-            &started.user_id,
-            &started.lang,
+            &NewSession {
+                mall_id: &mall_id,
+                user_id: &started.user_id,
+                lang: &started.lang,
+                user_type: USER_TYPE_OPERATOR,
+                generation,
+            },
             app.clock.unix_seconds(),
         )
         .ok_or(InstallError::Internal)?;

@@ -2,8 +2,11 @@
 //!
 //! The session is an HS256 JWT in the cookie [`SESSION_COOKIE`], keyed from `APP_SECRET`
 //! (HKDF info `cafe24-komoju/merchant-session/v1`), audience `cafe24-komoju/merchant`,
-//! claims `mall_id`, `user_id`, `lang` and a random session id `sid`, lifetime 1 h, the
-//! algorithm pinned and the expiry checked against the service clock. Every form carries
+//! claims `mall_id`, `user_id`, `lang`, the launch's `user_type` (`P` may change
+//! settings, `A` only reads them), the mall's session generation `gen` at issue (checked
+//! against the stored one on every request by [`crate::install::site::authorize`]) and a
+//! random session id `sid`, lifetime 1 h, the algorithm pinned and the expiry checked
+//! against the service clock. Every form carries
 //! the CSRF token of its session: base64url(HMAC-SHA256(csrf key, `sid`)), so a token
 //! of another session (or none) is refused. The cookie is `HttpOnly`, `SameSite=Lax`,
 //! `Secure` in production (set by the route).
@@ -33,8 +36,38 @@ pub struct Session {
     /// The launch's `lang` (`ja_JP`, `en_US`, `ko_KR`…): the site speaks Japanese for
     /// `ja…` and English otherwise.
     pub lang: String,
+    /// The launch's `user_type`: `P` (representative operator) or `A` (sub-operator);
+    /// a supplier (`S`) gets no session.
+    pub user_type: String,
+    /// The mall's session generation when the session was issued.
+    pub gen: i64,
     /// Random per session: the CSRF token is derived from it.
     pub sid: String,
+}
+
+impl Session {
+    /// Whether this session may change anything (keys, gateways, scripts, disconnect):
+    /// only the representative operator's (`P`).
+    pub fn may_change(&self) -> bool {
+        self.user_type == USER_TYPE_OPERATOR
+    }
+}
+
+/// `user_type` of the representative operator (PROTOCOL.md §12).
+pub const USER_TYPE_OPERATOR: &str = "P";
+/// `user_type` of a sub-operator: the pages, read-only.
+pub const USER_TYPE_SUB_OPERATOR: &str = "A";
+
+/// What a new session is for.
+#[derive(Debug, Clone, Copy)]
+pub struct NewSession<'a> {
+    pub mall_id: &'a str,
+    pub user_id: &'a str,
+    pub lang: &'a str,
+    /// `P` or `A`.
+    pub user_type: &'a str,
+    /// The mall's session generation now.
+    pub generation: i64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -72,18 +105,20 @@ impl SessionKeys {
         }
     }
 
-    /// A new session for `mall_id` at `now` (Unix seconds): the cookie value. Errors:
-    /// signing failed (logged).
-    pub fn issue(&self, mall_id: &str, user_id: &str, lang: &str, now: i64) -> Option<String> {
+    /// A new session at `now` (Unix seconds): the cookie value. Errors: signing failed
+    /// (logged).
+    pub fn issue(&self, new: &NewSession<'_>, now: i64) -> Option<String> {
         let claims = Claims {
             aud: AUDIENCE.into(),
             iss: ISSUER.into(),
             iat: now,
             exp: now + SESSION_TTL_SECS,
             session: Session {
-                mall_id: mall_id.into(),
-                user_id: user_id.into(),
-                lang: lang.into(),
+                mall_id: new.mall_id.into(),
+                user_id: new.user_id.into(),
+                lang: new.lang.into(),
+                user_type: new.user_type.into(),
+                gen: new.generation,
                 sid: crate::secrets::random_token(16),
             },
         };
@@ -138,17 +173,27 @@ mod tests {
         SessionKeys::new(&SecretString::from("a".repeat(40)))
     }
 
+    fn new(mall_id: &str) -> NewSession<'_> {
+        NewSession {
+            mall_id,
+            user_id: "admin",
+            lang: "ja_JP",
+            user_type: "P",
+            generation: 3,
+        }
+    }
+
     #[test]
     fn a_session_round_trips_until_it_expires() {
         let keys = keys();
-        let token = keys
-            .issue("demomall", "admin", "ja_JP", 1000)
-            .unwrap_or_default();
+        let token = keys.issue(&new("demomall"), 1000).unwrap_or_default();
         let session = keys.verify(Some(&token), 1000 + 3599);
         assert_eq!(
             session.as_ref().map(|s| s.mall_id.as_str()),
             Some("demomall")
         );
+        assert_eq!(session.as_ref().map(|s| s.gen), Some(3));
+        assert!(session.as_ref().is_some_and(Session::may_change));
         assert_eq!(keys.verify(Some(&token), 1000 + 3600), None);
         let other = SessionKeys::new(&SecretString::from("b".repeat(40)));
         assert_eq!(other.verify(Some(&token), 1000), None);
@@ -157,8 +202,8 @@ mod tests {
     #[test]
     fn csrf_tokens_belong_to_one_session() {
         let keys = keys();
-        let a = keys.verify(keys.issue("m", "u", "en", 0).as_deref(), 1);
-        let b = keys.verify(keys.issue("m", "u", "en", 0).as_deref(), 1);
+        let a = keys.verify(keys.issue(&new("m"), 0).as_deref(), 1);
+        let b = keys.verify(keys.issue(&new("m"), 0).as_deref(), 1);
         let (Some(a), Some(b)) = (a, b) else {
             panic!("sessions did not verify")
         };

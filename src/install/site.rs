@@ -7,6 +7,13 @@
 //! ([`Registration`]): a call that fails halfway leaves `registering` or
 //! `unregistering`, and the next try first removes whatever the lost call may have
 //! created, so nothing is registered twice.
+//!
+//! Every request's session must be of the mall's current session generation (a
+//! disconnect ends them all), and only a representative operator's session (`P`) may
+//! post a form; a write that enables anything checks again, in its transaction, that
+//! the session is current and the mall connected, so no write re-enables a mall that was
+//! disconnected meanwhile. A call Cafe24 refuses while the mall is still installed (a
+//! scope missing) is shown to the merchant with the permission to add.
 
 use chrono::NaiveDateTime;
 use secrecy::{ExposeSecret, SecretString};
@@ -52,6 +59,16 @@ pub enum SiteError {
     /// A session of another mall, or a form without this session's CSRF token (403).
     #[error("this request is not allowed for this session")]
     Forbidden,
+    /// A form posted by a sub-operator's session: only the representative operator may
+    /// change the settings (403).
+    #[error(
+        "only the mall's representative operator can change these settings; you can view them"
+    )]
+    ReadOnly,
+    /// Cafe24 refused a call while the app is still installed: the message says what it
+    /// refused and which permission to add (502). Nothing was changed.
+    #[error("{0}")]
+    Refused(String),
     /// The mall has no tokens (never installed, or disconnected) (403).
     #[error("the app is not connected to this mall; open it again from the Cafe24 admin")]
     NotConnected,
@@ -76,7 +93,8 @@ impl SiteError {
         use actix_web::http::StatusCode as S;
         match self {
             SiteError::NoSession => S::UNAUTHORIZED,
-            SiteError::Forbidden | SiteError::NotConnected => S::FORBIDDEN,
+            SiteError::Forbidden | SiteError::NotConnected | SiteError::ReadOnly => S::FORBIDDEN,
+            SiteError::Refused(_) => S::BAD_GATEWAY,
             SiteError::Form(_) => S::UNPROCESSABLE_ENTITY,
             SiteError::UnknownShop => S::NOT_FOUND,
             SiteError::Upstream(_) => S::BAD_GATEWAY,
@@ -101,16 +119,84 @@ fn admin_error(context: &str, mall_id: &str, e: AdminError) -> SiteError {
         AdminError::NotConnected | AdminError::Disconnected => SiteError::NotConnected,
         AdminError::Db(e) => db_error(context, e),
         AdminError::Sealed => SiteError::Internal,
+        AdminError::Refused { message } => SiteError::Refused(message),
+        AdminError::Cafe24(crate::cafe24::admin::Cafe24Error::AppCredentials { .. }) => {
+            SiteError::Upstream(
+                "Cafe24 refused the app's own credentials; nothing was changed. The app's operator must check its client id and secret".into(),
+            )
+        }
         AdminError::Cafe24(_) => SiteError::Upstream(format!(
             "Cafe24 did not complete the request ({context}); nothing was doubled, try again"
         )),
     }
 }
 
+/// What `scopes` (the permissions the refused call needs) the merchant or the app's
+/// operator must add, after Cafe24's own `message`.
+async fn refusal(app: &Services, mall_id: &str, message: &str, scopes: &[&str]) -> SiteError {
+    let granted = tokens::granted_scopes(app, mall_id)
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    let asked = app.cafe24.scopes();
+    let mut text =
+        format!("Cafe24 refused the request: \u{201c}{message}\u{201d}. Nothing was changed. ");
+    match scopes.iter().find(|s| !granted.iter().any(|g| g == *s)) {
+        Some(scope) if asked.contains(scope) => text.push_str(&format!(
+            "The app's access to this mall lacks the permission {scope}: open the app again from the Cafe24 admin and allow it."
+        )),
+        Some(scope) => text.push_str(&format!(
+            "The app does not ask for the permission {scope}: its operator must add {scope} to the app's permissions in the Cafe24 Developer Center and to CAFE24_SCOPES; then open the app again from the Cafe24 admin and allow it."
+        )),
+        None => text.push_str(&format!(
+            "The app holds the permission {}; Cafe24 opens this API only to apps it has approved (a PG app must be approved by Cafe24): the app's operator must ask Cafe24.",
+            scopes.join(", ")
+        )),
+    }
+    SiteError::Refused(text)
+}
+
+/// A Cafe24 call's result as the site reports it; a refusal names the permission
+/// (`scopes`) the call needs.
+async fn through_cafe24<T>(
+    app: &Services,
+    mall_id: &str,
+    context: &str,
+    scopes: &[&str],
+    result: Result<T, AdminError>,
+) -> Result<T, SiteError> {
+    match result {
+        Ok(value) => Ok(value),
+        Err(AdminError::Refused { message }) => {
+            log::warn!("{context} for {mall_id}: Cafe24 refused ({message})");
+            Err(refusal(app, mall_id, &message, scopes).await)
+        }
+        Err(e) => Err(admin_error(context, mall_id, e)),
+    }
+}
+
+/// The permissions of the calls the site makes (Cafe24's Admin API reference, each
+/// endpoint's "SCOPE": `paymentgateway.md`, `scripttags.md`).
+const WRITE_STORE: &str = "mall.write_store";
+const READ_APPLICATION: &str = "mall.read_application";
+const WRITE_APPLICATION: &str = "mall.write_application";
+
+/// True when `session` is still of the mall's current generation and the mall has
+/// tokens: checked inside the transaction of every write that enables something.
+fn still_current(c: &mut db::DbConnection, session: &Session) -> Result<bool, DbError> {
+    Ok(
+        db::cafe24::session_generation(c, &session.mall_id)? == session.gen
+            && db::cafe24::find_token(c, &session.mall_id)?.is_some(),
+    )
+}
+
 /// Checks a request of the settings site for `path_mall`: the session cookie must be
-/// one of ours and unexpired, for this mall; a form (`csrf` is `Some`) must carry the
-/// session's CSRF token.
-pub fn authorize(
+/// one of ours and unexpired, for this mall, and of the mall's current session
+/// generation (a disconnect ends every session); a form (`csrf` is `Some`) must carry
+/// the session's CSRF token and come from a session that may change the settings (the
+/// representative operator's).
+pub async fn authorize(
     app: &Services,
     cookie: Option<&str>,
     path_mall: &str,
@@ -132,6 +218,24 @@ pub fn authorize(
             log::warn!("settings form of {path_mall} without its session's CSRF token");
             return Err(SiteError::Forbidden);
         }
+    }
+    let mall = session.mall_id.clone();
+    let generation = app
+        .db
+        .run(move |c| db::cafe24::session_generation(c, &mall))
+        .await
+        .map_err(|e| db_error("checking the session", e))?;
+    if generation != session.gen {
+        log::info!("a session of {path_mall} ended by a disconnect was refused");
+        return Err(SiteError::NoSession);
+    }
+    if csrf.is_some() && !session.may_change() {
+        log::warn!(
+            "settings form of {path_mall} from user {} (user_type {}): read-only, refused",
+            session.user_id,
+            session.user_type
+        );
+        return Err(SiteError::ReadOnly);
     }
     Ok(session)
 }
@@ -161,6 +265,10 @@ pub struct PaymentTypeView {
 pub struct SettingsView {
     pub mall_id: String,
     pub lang: String,
+    /// The session may change the settings (`P`): the forms are shown. A sub-operator's
+    /// page has none.
+    pub may_change: bool,
+    /// Empty for a read-only session (it posts nothing).
     pub csrf: String,
     /// The shops, or why Cafe24 could not list them.
     pub shops: Result<Vec<ShopView>, String>,
@@ -226,10 +334,7 @@ pub fn webhook_url(app: &Services, mall_id: &str) -> String {
 
 /// The mall's shops from Cafe24 (the truth about them), each recorded locally.
 async fn cafe24_shops(app: &Services, mall_id: &str) -> Result<Vec<Shop>, AdminError> {
-    let shops = tokens::with_access(app, mall_id, |access| async move {
-        app.cafe24.shops(mall_id, &access).await
-    })
-    .await?;
+    let shops = tokens::shops(app, mall_id).await?;
     let mall = mall_id.to_owned();
     let now = app.clock.now_naive();
     let recorded = shops.clone();
@@ -321,7 +426,12 @@ pub async fn view(app: &Services, session: &Session) -> Result<SettingsView, Sit
     Ok(SettingsView {
         mall_id: mall_id.to_owned(),
         lang: session.lang.clone(),
-        csrf: app.session_keys.csrf(session),
+        may_change: session.may_change(),
+        csrf: if session.may_change() {
+            app.session_keys.csrf(session)
+        } else {
+            String::new()
+        },
         shops,
         mode: secret_key.as_ref().map(|k| {
             if k.expose_secret().starts_with("sk_live_") {
@@ -396,21 +506,7 @@ pub async fn save_komoju(
         (true, Some(stored)) => stored,
         (true, None) => return Err(SiteError::Form("Enter your KOMOJU secret key".into())),
     };
-    let offered = match app.komoju.payment_methods(&key).await {
-        Ok(methods) => methods,
-        Err(crate::komoju::KomojuError::Api { status: 401, .. }) => {
-            log::info!("merchant {mall_id}: KOMOJU refused the secret key; nothing saved");
-            return Err(SiteError::Form(
-                "KOMOJU did not accept this secret key; nothing was saved".into(),
-            ));
-        }
-        Err(e) => {
-            log::warn!("checking the KOMOJU key of {mall_id}: {e}");
-            return Err(SiteError::Upstream(
-                "KOMOJU could not be reached to check the key; nothing was saved".into(),
-            ));
-        }
-    };
+    let offered = offered_to(app, mall_id, &key).await?;
     // The first save has no list to choose from yet (it comes from KOMOJU with the key):
     // the stored default, where KOMOJU offers it.
     let payment_types: Vec<String> = if form.payment_types_shown {
@@ -462,14 +558,66 @@ pub async fn save_komoju(
     row.external_review = form.external_review;
     row.enabled = true;
     row.updated_at = app.clock.now_naive();
-    let stored = row.clone();
-    app.db
-        .run(move |c| db::merchants::update(c, &stored))
-        .await
-        .map_err(|e| db_error("saving the KOMOJU settings", e))?;
+    store_if_current(app, session, row).await?;
     log::info!("merchant {mall_id}: KOMOJU settings saved");
     if app.komoju_is_sandbox {
         register_sandbox_webhook(app, mall_id).await;
+    }
+    Ok(())
+}
+
+/// What KOMOJU offers `key` (`GET /payment_methods`): the key's check. Errors: KOMOJU
+/// refuses the key (a form error), or cannot be reached.
+async fn offered_to(
+    app: &Services,
+    mall_id: &str,
+    key: &SecretString,
+) -> Result<Vec<crate::komoju::PaymentMethod>, SiteError> {
+    match app.komoju.payment_methods(key).await {
+        Ok(methods) => Ok(methods),
+        Err(crate::komoju::KomojuError::Api { status: 401, .. }) => {
+            log::info!("merchant {mall_id}: KOMOJU refused the secret key; nothing saved");
+            Err(SiteError::Form(
+                "KOMOJU did not accept this secret key; nothing was saved".into(),
+            ))
+        }
+        Err(e) => {
+            log::warn!("checking the KOMOJU key of {mall_id}: {e}");
+            Err(SiteError::Upstream(
+                "KOMOJU could not be reached to check the key; nothing was saved".into(),
+            ))
+        }
+    }
+}
+
+/// Stores the merchant row in one transaction that first checks the session is still
+/// of the mall's generation and the mall connected: a save racing a disconnect enables
+/// nothing ([`SiteError::NoSession`]).
+async fn store_if_current(
+    app: &Services,
+    session: &Session,
+    row: db::merchants::MerchantRow,
+) -> Result<(), SiteError> {
+    let current = session.clone();
+    let saved = app
+        .db
+        .run(move |c| {
+            db::transaction(c, |c| {
+                if !still_current(c, &current)? {
+                    return Ok(false);
+                }
+                db::merchants::update(c, &row)?;
+                Ok(true)
+            })
+        })
+        .await
+        .map_err(|e| db_error("saving the KOMOJU settings", e))?;
+    if !saved {
+        log::warn!(
+            "merchant {}: KOMOJU settings not saved, the session ended (disconnected)",
+            session.mall_id
+        );
+        return Err(SiteError::NoSession);
     }
     Ok(())
 }
@@ -550,6 +698,33 @@ async fn record_script(
         .map_err(|e| db_error("recording the script tag", e))
 }
 
+/// Records the shop's gateway `on` and the shop enabled, in one transaction that first
+/// checks the session is still current and the mall connected (a disconnect meanwhile
+/// leaves it `registering`, to be cleaned up by the next try).
+async fn gateway_on(app: &Services, session: &Session, shop_no: i32) -> Result<(), SiteError> {
+    let current = session.clone();
+    let now = app.clock.now_naive();
+    let recorded = app
+        .db
+        .run(move |c| {
+            db::transaction(c, |c| {
+                if !still_current(c, &current)? {
+                    return Ok(false);
+                }
+                let (mall, on) = (&current.mall_id, Registration::On);
+                db::merchants::set_gateway(c, mall, shop_no, on, true, now)?;
+                Ok(true)
+            })
+        })
+        .await
+        .map_err(|e| db_error("recording the payment gateway", e))?;
+    if recorded {
+        Ok(())
+    } else {
+        Err(SiteError::NoSession)
+    }
+}
+
 /// Turns the shop's payment gateway on (registers this app with Cafe24 with the shop's
 /// `partner_id`, then takes its checkouts) or off (stops taking checkouts, removes the
 /// script tag, unregisters). Repeating a finished switch does nothing; repeating a
@@ -576,7 +751,7 @@ pub async fn set_gateway(
         let partner_id = PartnerId::new(mall_id, shop_no, &merchant.public_ref)
             .map_err(|_| SiteError::Internal)?;
         record_gateway(app, mall_id, shop_no, Registration::Registering, false).await?;
-        tokens::with_access(app, mall_id, |access| {
+        let registered = tokens::with_access(app, mall_id, |access| {
             let partner_id = partner_id.as_str().to_owned();
             async move {
                 if before != Registration::Off {
@@ -590,9 +765,10 @@ pub async fn set_gateway(
                     .await
             }
         })
-        .await
-        .map_err(|e| admin_error("registering the payment gateway", mall_id, e))?;
-        record_gateway(app, mall_id, shop_no, Registration::On, true).await?;
+        .await;
+        let context = "registering the payment gateway";
+        through_cafe24(app, mall_id, context, &[WRITE_STORE], registered).await?;
+        gateway_on(app, session, shop_no).await?;
         log::info!("mall {mall_id} shop {shop_no}: payment gateway on ({partner_id})");
     } else {
         if before == Registration::Off {
@@ -602,13 +778,14 @@ pub async fn set_gateway(
         if Registration::parse(&shop.script_state) != Registration::Off {
             remove_script(app, mall_id, shop_no).await?;
         }
-        tokens::with_access(app, mall_id, |access| async move {
+        let unregistered = tokens::with_access(app, mall_id, |access| async move {
             app.cafe24
                 .unregister_gateway(mall_id, &access, shop_no)
                 .await
         })
-        .await
-        .map_err(|e| admin_error("unregistering the payment gateway", mall_id, e))?;
+        .await;
+        let context = "unregistering the payment gateway";
+        through_cafe24(app, mall_id, context, &[WRITE_STORE], unregistered).await?;
         record_gateway(app, mall_id, shop_no, Registration::Off, false).await?;
         log::info!("mall {mall_id} shop {shop_no}: payment gateway off");
     }
@@ -628,7 +805,7 @@ fn loader(app: &Services) -> (String, String) {
 async fn remove_script(app: &Services, mall_id: &str, shop_no: i32) -> Result<(), SiteError> {
     let (src, _) = loader(app);
     record_script(app, mall_id, shop_no, Registration::Unregistering, None).await?;
-    tokens::with_access(app, mall_id, |access| {
+    let removed = tokens::with_access(app, mall_id, |access| {
         let src = src.clone();
         async move {
             for tag in app.cafe24.script_tags(mall_id, &access, shop_no).await? {
@@ -641,8 +818,9 @@ async fn remove_script(app: &Services, mall_id: &str, shop_no: i32) -> Result<()
             Ok::<(), Cafe24Error>(())
         }
     })
-    .await
-    .map_err(|e| admin_error("removing the script tag", mall_id, e))?;
+    .await;
+    let scopes = [READ_APPLICATION, WRITE_APPLICATION];
+    through_cafe24(app, mall_id, "removing the script tag", &scopes, removed).await?;
     record_script(app, mall_id, shop_no, Registration::Off, None).await
 }
 
@@ -683,7 +861,7 @@ pub async fn set_script(
         .into_iter()
         .flatten()
         .collect();
-    let script_no = tokens::with_access(app, mall_id, |access| {
+    let created = tokens::with_access(app, mall_id, |access| {
         let (src, integrity, skins) = (src.clone(), integrity.clone(), skins.clone());
         async move {
             app.cafe24
@@ -691,8 +869,9 @@ pub async fn set_script(
                 .await
         }
     })
-    .await
-    .map_err(|e| admin_error("installing the script tag", mall_id, e))?;
+    .await;
+    let context = "installing the script tag";
+    let script_no = through_cafe24(app, mall_id, context, &[WRITE_APPLICATION], created).await?;
     record_script(app, mall_id, shop_no, Registration::On, Some(script_no)).await?;
     log::info!("mall {mall_id} shop {shop_no}: external checkout on");
     Ok(())

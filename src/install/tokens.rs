@@ -1,6 +1,11 @@
 //! A mall's Cafe24 OAuth tokens in use (PROTOCOL.md §12): stored sealed, refreshed ahead
-//! of expiry, refreshed once and retried on a 401, and on a 403 (the app was removed) or
-//! a refused refresh the mall is disabled and its tokens deleted.
+//! of expiry, refreshed once and retried on a 401. A 403 is confirmed with one
+//! `GET /admin/shops` before anything is decided: when that is refused too the app was
+//! removed, and the mall is disabled, its tokens deleted and its sessions ended; when it
+//! succeeds the call was refused for a scope ([`AdminError::Refused`]) and nothing
+//! changes. A refused refresh token disconnects its one mall; a refusal of the app's own
+//! credentials (a wrong or rotated `CAFE24_CLIENT_SECRET`) disconnects nothing and keeps
+//! every token, so the next attempt works once the setting is fixed.
 //!
 //! Refreshing: the caller claims a lease on the mall's token row with one conditional
 //! `UPDATE` ([`db::cafe24::claim_refresh`]); whoever holds it calls Cafe24 and stores the
@@ -17,7 +22,7 @@ use std::time::Duration;
 use chrono::NaiveDateTime;
 use secrecy::SecretString;
 
-use crate::cafe24::admin::{Cafe24Error, TokenGrant};
+use crate::cafe24::admin::{Cafe24Error, Shop, TokenGrant};
 use crate::db::{self, cafe24::TokenRow, DbError};
 use crate::services::Services;
 
@@ -39,10 +44,15 @@ pub enum AdminError {
     /// The mall never authorized the app (or its tokens were deleted).
     #[error("the mall has not authorized the app")]
     NotConnected,
-    /// Cafe24 says the app is gone (403, or the refresh token refused): the mall was
-    /// disabled and its tokens deleted.
+    /// Cafe24 says the app is gone (403 confirmed by `GET /admin/shops`, or the refresh
+    /// token refused): the mall was disabled and its tokens deleted.
     #[error("the app was removed from the mall; the mall is disabled")]
     Disconnected,
+    /// Cafe24 refused this call (403) while the mall's shops are still listed: the token
+    /// lacks the call's scope, or Cafe24 has not authorized the client for the API.
+    /// Nothing was changed. `message` is Cafe24's.
+    #[error("Cafe24 refused the call although the app is installed: {message}")]
+    Refused { message: String },
     #[error("{0}")]
     Cafe24(#[from] Cafe24Error),
     #[error("{0}")]
@@ -65,13 +75,12 @@ pub fn sealed_row(
             AdminError::Sealed
         })
     };
-    let span = |d: Duration| chrono::Duration::from_std(d).unwrap_or(chrono::Duration::zero());
     Ok(TokenRow {
         mall_id: mall_id.to_owned(),
         access_token: seal(ACCESS_COLUMN, &grant.access_token)?,
-        access_expires_at: now + span(grant.access_lifetime),
+        access_expires_at: grant.access_end(now),
         refresh_token: seal(REFRESH_COLUMN, &grant.refresh_token)?,
-        refresh_expires_at: now + span(grant.refresh_lifetime),
+        refresh_expires_at: grant.refresh_end(now),
         scopes: grant.scopes.join(","),
         user_id: grant.user_id.clone(),
         refresh_lease_until: None,
@@ -103,10 +112,63 @@ pub async fn is_connected(app: &Services, mall_id: &str) -> Result<bool, DbError
     Ok(row.is_some_and(|r| r.refresh_expires_at > now))
 }
 
+/// The scopes the mall granted, when it has tokens whose refresh token still lives at
+/// `now` (`None` otherwise: it must authorize the app).
+pub async fn granted_scopes(app: &Services, mall_id: &str) -> Result<Option<Vec<String>>, DbError> {
+    let mall = mall_id.to_owned();
+    let now = app.clock.now_naive();
+    let row = app
+        .db
+        .run(move |c| db::cafe24::find_token(c, &mall))
+        .await?;
+    Ok(row.filter(|r| r.refresh_expires_at > now).map(|r| {
+        r.scopes
+            .split([',', ' '])
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }))
+}
+
+/// What a 403 to a call means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum On403 {
+    /// Not yet known: confirmed with one `GET /admin/shops`.
+    Confirm,
+    /// The call was `GET /admin/shops` itself: the app is gone.
+    Final,
+}
+
 /// Runs `call` with a live access token of `mall_id`: refreshed first when it is near its
-/// end, refreshed once and `call` retried when Cafe24 answers 401. A 403, or a refresh
-/// Cafe24 refuses, disables the mall and deletes its tokens ([`AdminError::Disconnected`]).
+/// end, refreshed once and `call` retried when Cafe24 answers 401. A 403 is confirmed
+/// with one `GET /admin/shops`: refused too, the mall is disabled and its tokens deleted
+/// ([`AdminError::Disconnected`]); listed, nothing changes and the call's refusal is
+/// returned ([`AdminError::Refused`]). A refresh Cafe24 refuses disconnects the mall; a
+/// refusal of the app's credentials is returned as it is
+/// ([`Cafe24Error::AppCredentials`]) and disconnects nothing.
 pub async fn with_access<T, F, Fut>(app: &Services, mall_id: &str, call: F) -> Result<T, AdminError>
+where
+    F: Fn(SecretString) -> Fut,
+    Fut: Future<Output = Result<T, Cafe24Error>>,
+{
+    access(app, mall_id, On403::Confirm, call).await
+}
+
+/// `GET /admin/shops` with a live access token of `mall_id`: the call that confirms a
+/// 403, so its own 403 disconnects the mall at once (one call, not two).
+pub async fn shops(app: &Services, mall_id: &str) -> Result<Vec<Shop>, AdminError> {
+    access(app, mall_id, On403::Final, |token| async move {
+        app.cafe24.shops(mall_id, &token).await
+    })
+    .await
+}
+
+async fn access<T, F, Fut>(
+    app: &Services,
+    mall_id: &str,
+    on_403: On403,
+    call: F,
+) -> Result<T, AdminError>
 where
     F: Fn(SecretString) -> Fut,
     Fut: Future<Output = Result<T, Cafe24Error>>,
@@ -117,19 +179,58 @@ where
     } else {
         row
     };
-    match call(open(app, &row, ACCESS_COLUMN)?).await {
+    let token = open(app, &row, ACCESS_COLUMN)?;
+    match call(token.clone()).await {
         Err(Cafe24Error::Unauthorized) => {
             log::info!("Cafe24 refused the access token of {mall_id}; refreshing once");
             let fresh = refresh(app, mall_id, Some(&row.access_token)).await?;
-            match call(open(app, &fresh, ACCESS_COLUMN)?).await {
-                Err(Cafe24Error::Forbidden) | Err(Cafe24Error::Unauthorized) => {
+            let token = open(app, &fresh, ACCESS_COLUMN)?;
+            match call(token.clone()).await {
+                Err(Cafe24Error::Unauthorized) => {
                     disconnect(app, mall_id, "Cafe24 refused a fresh access token").await
+                }
+                Err(Cafe24Error::Forbidden { message }) => {
+                    forbidden(app, mall_id, on_403, &token, message).await
                 }
                 other => Ok(other?),
             }
         }
-        Err(Cafe24Error::Forbidden) => disconnect(app, mall_id, "Cafe24 answered 403").await,
+        Err(Cafe24Error::Forbidden { message }) => {
+            forbidden(app, mall_id, on_403, &token, message).await
+        }
         other => Ok(other?),
+    }
+}
+
+/// A 403 with `token`: confirmed with one `GET /admin/shops` (unless the call was that),
+/// then the mall disconnected, or the refusal returned with nothing changed.
+async fn forbidden<T>(
+    app: &Services,
+    mall_id: &str,
+    on_403: On403,
+    token: &SecretString,
+    message: String,
+) -> Result<T, AdminError> {
+    if on_403 == On403::Final {
+        return disconnect(app, mall_id, "Cafe24 refused GET /admin/shops (403)").await;
+    }
+    match app.cafe24.shops(mall_id, token).await {
+        Ok(_) => {
+            log::warn!("mall {mall_id}: Cafe24 refused a call (403: {message}) but still lists the mall's shops; nothing disconnected");
+            Err(AdminError::Refused { message })
+        }
+        Err(Cafe24Error::Forbidden { .. }) => {
+            disconnect(
+                app,
+                mall_id,
+                "Cafe24 answered 403, confirmed by GET /admin/shops",
+            )
+            .await
+        }
+        Err(e) => {
+            log::warn!("mall {mall_id}: a 403 could not be confirmed ({e}); nothing disconnected");
+            Err(e.into())
+        }
     }
 }
 
@@ -226,6 +327,15 @@ async fn refresh_holding_lease(app: &Services, row: &TokenRow) -> Result<TokenRo
             log::warn!("Cafe24 refused the refresh token of {mall_id} ({status} {error})");
             disconnect(app, mall_id, "the refresh token was refused").await
         }
+        Err(e @ Cafe24Error::AppCredentials { .. }) => {
+            // The app's credentials, not this mall's: the refresh token was not used (Cafe24
+            // refused the client before the grant), so it is kept for the next attempt.
+            release(app, mall_id).await;
+            log::error!(
+                "refreshing the Cafe24 tokens of {mall_id}: {e}; the mall keeps its tokens"
+            );
+            Err(e.into())
+        }
         Err(e) => {
             release(app, mall_id).await;
             Err(e.into())
@@ -234,15 +344,16 @@ async fn refresh_holding_lease(app: &Services, row: &TokenRow) -> Result<TokenRo
 }
 
 /// Cafe24 says the app is gone from `mall_id`: disables the mall, forgets what Cafe24
-/// was told about its shops, deletes its tokens. The orders stay.
+/// was told about its shops, deletes its tokens, ends its sessions. The orders stay.
 async fn disconnect<T>(app: &Services, mall_id: &str, why: &str) -> Result<T, AdminError> {
     log::warn!("mall {mall_id}: {why}; disabling the mall and deleting its Cafe24 tokens");
     forget_mall(app, mall_id).await?;
     Err(AdminError::Disconnected)
 }
 
-/// Disables the mall and its shops, marks every registration `off` and deletes the
-/// tokens, in one transaction.
+/// Disables the mall and its shops, marks every registration `off`, deletes the tokens
+/// and ends every session of the mall (its session generation grows by one), in one
+/// transaction.
 pub async fn forget_mall(app: &Services, mall_id: &str) -> Result<(), DbError> {
     let mall = mall_id.to_owned();
     let now = app.clock.now_naive();
@@ -256,6 +367,7 @@ pub async fn forget_mall(app: &Services, mall_id: &str) -> Result<(), DbError> {
                     db::merchants::set_script(c, &mall, shop.shop_no, Off, None, now)?;
                 }
                 db::cafe24::delete_token(c, &mall)?;
+                db::cafe24::end_sessions(c, &mall, now)?;
                 Ok(())
             })
         })

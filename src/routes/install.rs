@@ -4,48 +4,26 @@
 //!   to Cafe24's authorize page (`state` cookie set); 403 page for a bad launch;
 //! - `GET /cafe24/oauth/callback?code&state`: 302 to the settings site with the session
 //!   cookie; 400 page for a wrong, reused or expired `state` or a refused code;
-//! - `POST /cafe24/webhooks`: Cafe24's app-deleted and app-expired events; 200
-//!   `{"status":"ok","outcome"}`, 400 or 503 in the §3 envelope.
+//! - `POST /cafe24/webhooks`: Cafe24's app-deleted and app-expired events; 403
+//!   `forbidden` before anything else when `x-api-key` is not `CAFE24_WEBHOOK_API_KEY`;
+//!   200 `{"status":"ok","outcome"}`, 400 or 503 in the §3 envelope.
 
-use actix_web::cookie::{time::Duration as CookieAge, Cookie, SameSite};
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
 use super::schemas::*;
+use super::settings_site::{cookie, session_cookie};
 use super::State;
 use crate::error::ApiError;
-use crate::install::session::{SESSION_COOKIE, SESSION_TTL_SECS, STATE_COOKIE};
+use crate::install::session::STATE_COOKIE;
 use crate::install::{self, lifecycle, Callback, InstallError, Launched};
-use crate::services::Services;
 
 /// Mounts the three routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(super::resource("/cafe24/launch", "GET").route(web::get().to(launch)))
         .service(super::resource("/cafe24/oauth/callback", "GET").route(web::get().to(callback)))
         .service(super::resource("/cafe24/webhooks", "POST").route(web::post().to(webhooks)));
-}
-
-/// A cookie of this service: `HttpOnly`, `SameSite=Lax`, `Secure` in production.
-pub fn cookie(
-    app: &Services,
-    name: &'static str,
-    value: String,
-    path: &'static str,
-    max_age_secs: i64,
-) -> Cookie<'static> {
-    Cookie::build(name, value)
-        .path(path)
-        .http_only(true)
-        .same_site(SameSite::Lax)
-        .secure(app.cookie_secure)
-        .max_age(CookieAge::seconds(max_age_secs))
-        .finish()
-}
-
-/// The session cookie (path `/settings`).
-pub fn session_cookie(app: &Services, token: String) -> Cookie<'static> {
-    cookie(app, SESSION_COOKIE, token, "/settings", SESSION_TTL_SECS)
 }
 
 fn redirect(location: &str) -> actix_web::HttpResponseBuilder {
@@ -135,10 +113,12 @@ async fn callback(app: State, req: HttpRequest) -> HttpResponse {
 
 /// `POST /cafe24/webhooks`: app deleted or expired.
 #[utoipa::path(post, path = "/cafe24/webhooks", tag = "install",
+    params(("x-api-key" = Option<String>, Header, description = "The webhook credential of the Cafe24 Developer Center (CAFE24_WEBHOOK_API_KEY)")),
     request_body(content((AppEvent = "application/json"))),
     responses(
         (status = 200, description = "Recorded, with its outcome", body = AckReply),
-        (status = 400, response = BadRequest), (status = 405, response = MethodNotAllowed),
+        (status = 400, response = BadRequest), (status = 403, response = ApiKeyRefused),
+        (status = 405, response = MethodNotAllowed),
         (status = 408, response = Timeout), (status = 413, response = TooLarge),
         (status = 503, response = Unavailable),
     ))]
@@ -147,6 +127,12 @@ async fn webhooks(
     req: HttpRequest,
     payload: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
+    let key = req.headers().get("x-api-key").map(|v| v.as_bytes());
+    if !lifecycle::api_key_accepted(&app, key) {
+        return Err(ApiError::Forbidden(
+            "x-api-key is missing or wrong; nothing was done",
+        ));
+    }
     let body = crate::cafe24::read_bytes(&req, payload, app.body_limits).await?;
     match lifecycle::receive(&app, &body).await {
         Ok(outcome) => {

@@ -46,6 +46,7 @@ pub enum ErrorCode {
     Unavailable,
     RateLimited,
     Unauthorized,
+    Forbidden,
     InternalError,
 }
 
@@ -79,6 +80,13 @@ pub struct InvalidSignature(ErrorEnvelope);
 #[derive(ToResponse)]
 #[response(description = "merchant_disabled: the mall is registered but disabled")]
 pub struct Forbidden(ErrorEnvelope);
+
+/// 403: `forbidden` (Cafe24's lifecycle webhook without the right `x-api-key`).
+#[derive(ToResponse)]
+#[response(
+    description = "forbidden: x-api-key is missing or not CAFE24_WEBHOOK_API_KEY; nothing was read or done"
+)]
+pub struct ApiKeyRefused(ErrorEnvelope);
 
 /// 404: `unknown_merchant`, `order_not_found`, or `invalid_request` for a missing row.
 #[derive(ToResponse)]
@@ -275,7 +283,9 @@ pub struct AckReply {
     #[schema(example = "ok")]
     status: String,
     /// Webhooks: `applied`, `ignored`, `duplicate`, `ping`, `not_handled`, `unreadable`,
-    /// `unknown_order`; app events: `disconnected`, `not_confirmed`, `ignored`.
+    /// `unknown_order`; app events: `disconnected`, `not_confirmed`, `ignored`,
+    /// `deferred` (the mall was confirmed less than a minute ago; the next confirmation
+    /// follows).
     outcome: String,
 }
 

@@ -1,7 +1,8 @@
 //! The settings site's pages (PROTOCOL.md §12), as maud templates: every value is
 //! escaped by the template engine, the only stylesheet is `static/settings.css` served
 //! by this service, no script runs. Japanese for a launch `lang` of `ja…`, English
-//! otherwise.
+//! otherwise. A read-only (sub-operator's) page shows the settings without a single
+//! form.
 
 use maud::{html, Markup, DOCTYPE};
 
@@ -58,6 +59,7 @@ pub struct Texts {
     pub disconnected: &'static str,
     pub disconnected_help: &'static str,
     pub error_title: &'static str,
+    pub read_only: &'static str,
 }
 
 /// English.
@@ -105,6 +107,7 @@ pub const EN: Texts = Texts {
     disconnected: "Disconnected",
     disconnected_help: "This mall no longer takes payments through KOMOJU. Open the app from the Cafe24 admin to connect it again.",
     error_title: "Something went wrong",
+    read_only: "Read-only: only the mall's representative operator can change these settings.",
 };
 
 /// Japanese.
@@ -152,6 +155,7 @@ pub const JA: Texts = Texts {
     disconnected: "接続を解除しました",
     disconnected_help: "このショップでは KOMOJU による決済を受け付けません。再接続するには Cafe24 管理画面からアプリを開いてください。",
     error_title: "エラーが発生しました",
+    read_only: "閲覧のみ：設定を変更できるのはショップの代表運営者だけです。",
 };
 
 /// The texts for a launch `lang`.
@@ -204,6 +208,85 @@ fn switch(t: &Texts, action: &str, csrf: &str, id: &str, state: Registration) ->
     }
 }
 
+/// The KOMOJU form of the representative operator's page.
+fn komoju_form(t: &Texts, view: &SettingsView, base: &str) -> Markup {
+    html! {
+        form method="post" action=(format!("{base}/komoju")) {
+            input type="hidden" name="csrf" value=(view.csrf);
+            label for="secret_key" { (t.secret_key) }
+            input type="password" id="secret_key" name="secret_key" autocomplete="off"
+                placeholder=(view.secret_key_hint.as_deref().unwrap_or(t.not_saved));
+            p.help #secret-key-hint {
+                @match &view.secret_key_hint { Some(h) => { (t.saved_hint) " " code { (h) } }, None => (t.not_saved) }
+            }
+            label for="webhook_secret" { (t.webhook_secret) }
+            input type="password" id="webhook_secret" name="webhook_secret" autocomplete="off"
+                placeholder=(view.webhook_secret_hint.as_deref().unwrap_or(t.not_saved));
+            p.help #webhook-secret-hint {
+                @match &view.webhook_secret_hint { Some(h) => { (t.saved_hint) " " code { (h) } }, None => (t.not_saved) }
+            }
+            label { (t.payment_types) }
+            @match &view.payment_types {
+                Ok(types) => {
+                    input type="hidden" name="payment_types_shown" value="1";
+                    @for pt in types {
+                        label.inline {
+                            input type="checkbox" name="payment_types" value=(pt.type_slug)
+                                id=(format!("pt-{}", pt.type_slug)) checked[pt.selected];
+                            (if t.lang == "ja" { &pt.name_ja } else { &pt.name_en })
+                        }
+                    }
+                }
+                Err(why) => p.help #payment-types-missing { (why) },
+            }
+            label for="cancel_mode" { (t.cancel_mode) }
+            select id="cancel_mode" name="cancel_mode" {
+                option value="sync" selected[view.cancel_mode == "sync"] { (t.cancel_sync) }
+                option value="async" selected[view.cancel_mode == "async"] { (t.cancel_async) }
+            }
+            label for="locale" { (t.locale) }
+            select id="locale" name="locale" {
+                option value="ja" selected[view.locale == "ja"] { "日本語" }
+                option value="en" selected[view.locale == "en"] { "English" }
+                option value="ko" selected[view.locale == "ko"] { "한국어" }
+            }
+            p {
+                label.inline {
+                    input type="checkbox" id="external_review" name="external_review" value="1" checked[view.external_review];
+                    (t.review_page)
+                }
+            }
+            p { button type="submit" #save-komoju { (t.save) } }
+        }
+    }
+}
+
+/// The KOMOJU settings as a sub-operator's page shows them: no form, no field.
+fn komoju_summary(t: &Texts, view: &SettingsView) -> Markup {
+    let hint = |h: &Option<String>| h.clone().unwrap_or_else(|| t.not_saved.to_owned());
+    html! {
+        dl #komoju-summary {
+            dt { (t.secret_key) } dd #secret-key-hint { code { (hint(&view.secret_key_hint)) } }
+            dt { (t.webhook_secret) } dd #webhook-secret-hint { code { (hint(&view.webhook_secret_hint)) } }
+            dt { (t.payment_types) }
+            dd {
+                @match &view.payment_types {
+                    Ok(types) => {
+                        @for pt in types.iter().filter(|pt| pt.selected) {
+                            span.tag { (if t.lang == "ja" { &pt.name_ja } else { &pt.name_en }) } " "
+                        }
+                    }
+                    Err(why) => span #payment-types-missing { (why) },
+                }
+            }
+            dt { (t.cancel_mode) }
+            dd { (if view.cancel_mode == "async" { t.cancel_async } else { t.cancel_sync }) }
+            dt { (t.locale) } dd { (view.locale) }
+            dt { (t.review_page) } dd { (if view.external_review { t.on } else { t.off }) }
+        }
+    }
+}
+
 /// The settings page. `notice` and `error` show above the sections.
 pub fn settings(view: &SettingsView, notice: Option<&str>, error: Option<&str>) -> Markup {
     let t = texts(&view.lang);
@@ -219,59 +302,14 @@ pub fn settings(view: &SettingsView, notice: Option<&str>, error: Option<&str>) 
                 Some(_) => div.banner.test #mode { (t.test_mode) },
                 None => div.banner.none #mode { (t.not_set_up) },
             }
+            @if !view.may_change { div.notice #read-only { (t.read_only) } }
             @if let Some(n) = notice { div.notice #notice { (n) } }
             @if let Some(e) = error { div.error #error { (e) } }
 
             section #komoju {
                 h2 { (t.komoju) }
                 p.help { (t.komoju_help) }
-                form method="post" action=(format!("{base}/komoju")) {
-                    input type="hidden" name="csrf" value=(view.csrf);
-                    label for="secret_key" { (t.secret_key) }
-                    input type="password" id="secret_key" name="secret_key" autocomplete="off"
-                        placeholder=(view.secret_key_hint.as_deref().unwrap_or(t.not_saved));
-                    p.help #secret-key-hint {
-                        @match &view.secret_key_hint { Some(h) => { (t.saved_hint) " " code { (h) } }, None => (t.not_saved) }
-                    }
-                    label for="webhook_secret" { (t.webhook_secret) }
-                    input type="password" id="webhook_secret" name="webhook_secret" autocomplete="off"
-                        placeholder=(view.webhook_secret_hint.as_deref().unwrap_or(t.not_saved));
-                    p.help #webhook-secret-hint {
-                        @match &view.webhook_secret_hint { Some(h) => { (t.saved_hint) " " code { (h) } }, None => (t.not_saved) }
-                    }
-                    label { (t.payment_types) }
-                    @match &view.payment_types {
-                        Ok(types) => {
-                            input type="hidden" name="payment_types_shown" value="1";
-                            @for pt in types {
-                                label.inline {
-                                    input type="checkbox" name="payment_types" value=(pt.type_slug)
-                                        id=(format!("pt-{}", pt.type_slug)) checked[pt.selected];
-                                    (if t.lang == "ja" { &pt.name_ja } else { &pt.name_en })
-                                }
-                            }
-                        }
-                        Err(why) => p.help #payment-types-missing { (why) },
-                    }
-                    label for="cancel_mode" { (t.cancel_mode) }
-                    select id="cancel_mode" name="cancel_mode" {
-                        option value="sync" selected[view.cancel_mode == "sync"] { (t.cancel_sync) }
-                        option value="async" selected[view.cancel_mode == "async"] { (t.cancel_async) }
-                    }
-                    label for="locale" { (t.locale) }
-                    select id="locale" name="locale" {
-                        option value="ja" selected[view.locale == "ja"] { "日本語" }
-                        option value="en" selected[view.locale == "en"] { "English" }
-                        option value="ko" selected[view.locale == "ko"] { "한국어" }
-                    }
-                    p {
-                        label.inline {
-                            input type="checkbox" id="external_review" name="external_review" value="1" checked[view.external_review];
-                            (t.review_page)
-                        }
-                    }
-                    p { button type="submit" #save-komoju { (t.save) } }
-                }
+                @if view.may_change { (komoju_form(t, view, &base)) } @else { (komoju_summary(t, view)) }
             }
 
             section #shops {
@@ -292,11 +330,13 @@ pub fn settings(view: &SettingsView, notice: Option<&str>, error: Option<&str>) 
                                     td { code { (s.partner_id) } }
                                     td {
                                         (state_cell(t, s.gateway)) " "
-                                        (switch(t, &format!("{base}/shops/{}/gateway", s.shop_no), &view.csrf, &format!("gateway-{}", s.shop_no), s.gateway))
+                                        @if view.may_change {
+                                            (switch(t, &format!("{base}/shops/{}/gateway", s.shop_no), &view.csrf, &format!("gateway-{}", s.shop_no), s.gateway))
+                                        }
                                     }
                                     td {
                                         (state_cell(t, s.script)) " "
-                                        @if s.gateway == Registration::On || s.script != Registration::Off {
+                                        @if view.may_change && (s.gateway == Registration::On || s.script != Registration::Off) {
                                             (switch(t, &format!("{base}/shops/{}/script", s.shop_no), &view.csrf, &format!("script-{}", s.shop_no), s.script))
                                         }
                                     }
@@ -316,18 +356,22 @@ pub fn settings(view: &SettingsView, notice: Option<&str>, error: Option<&str>) 
                     (t.last_ping) " "
                     @match view.last_ping { Some(at) => strong { (at.format("%Y-%m-%d %H:%M:%S UTC").to_string()) }, None => (t.never) }
                 }
-                form method="post" action=(format!("{base}/webhook-test")) {
-                    input type="hidden" name="csrf" value=(view.csrf);
-                    button type="submit" .secondary #webhook-test { (t.send_test) }
+                @if view.may_change {
+                    form method="post" action=(format!("{base}/webhook-test")) {
+                        input type="hidden" name="csrf" value=(view.csrf);
+                        button type="submit" .secondary #webhook-test { (t.send_test) }
+                    }
                 }
             }
 
-            section #disconnect-section {
-                h2 { (t.disconnect) }
-                p.help { (t.disconnect_help) }
-                form method="post" action=(format!("{base}/disconnect")) {
-                    input type="hidden" name="csrf" value=(view.csrf);
-                    button type="submit" .danger #disconnect { (t.disconnect) }
+            @if view.may_change {
+                section #disconnect-section {
+                    h2 { (t.disconnect) }
+                    p.help { (t.disconnect_help) }
+                    form method="post" action=(format!("{base}/disconnect")) {
+                        input type="hidden" name="csrf" value=(view.csrf);
+                        button type="submit" .danger #disconnect { (t.disconnect) }
+                    }
                 }
             }
         }

@@ -6,12 +6,16 @@
 //! - `POST /settings/{mall_id}/webhook-test`, `POST /settings/{mall_id}/disconnect`;
 //! - `GET /settings/assets/settings.css`.
 //!
-//! Every request needs the session cookie of that mall; every POST carries the
-//! session's CSRF token (`csrf`). A POST that succeeds answers 303 back to the page; a
-//! form error renders the page with the error (422), nothing saved. Every page carries
+//! Every request needs the session cookie of that mall, of the mall's current session
+//! generation; every POST carries the session's CSRF token (`csrf`) and comes from the
+//! representative operator's session (a sub-operator's is read-only: 403). A POST that
+//! succeeds answers 303 back to the page; a form error renders the page with the error
+//! (422), nothing saved; a call Cafe24 refused for a missing permission renders the page
+//! with what to add (502), nothing changed. Every page carries
 //! a `Content-Security-Policy` that allows only this service's stylesheet and forms,
 //! and framing only by Cafe24's admin.
 
+use actix_web::cookie::{time::Duration as CookieAge, Cookie, SameSite};
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use secrecy::SecretString;
@@ -19,7 +23,7 @@ use secrecy::SecretString;
 use super::schemas::*;
 use super::settings_pages::{self, STYLESHEET, STYLESHEET_PATH};
 use super::State;
-use crate::install::session::{Session, SESSION_COOKIE};
+use crate::install::session::{Session, SESSION_COOKIE, SESSION_TTL_SECS};
 use crate::install::site::{self, KomojuForm, SiteError};
 use crate::services::Services;
 
@@ -46,6 +50,28 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             super::resource("/settings/{mall_id}/disconnect", "POST")
                 .route(web::post().to(disconnect)),
         );
+}
+
+/// A cookie of this service: `HttpOnly`, `SameSite=Lax`, `Secure` in production.
+pub fn cookie(
+    app: &Services,
+    name: &'static str,
+    value: String,
+    path: &'static str,
+    max_age_secs: i64,
+) -> Cookie<'static> {
+    Cookie::build(name, value)
+        .path(path)
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .secure(app.cookie_secure)
+        .max_age(CookieAge::seconds(max_age_secs))
+        .finish()
+}
+
+/// The session cookie (path `/settings`).
+pub fn session_cookie(app: &Services, token: String) -> Cookie<'static> {
+    cookie(app, SESSION_COOKIE, token, "/settings", SESSION_TTL_SECS)
 }
 
 /// An HTML page with the site's headers.
@@ -139,7 +165,8 @@ async fn posted(
         cookie.as_ref().map(|c| c.value()),
         mall_id,
         Some(field(&fields, "csrf")),
-    )?;
+    )
+    .await?;
     Ok((session, fields))
 }
 
@@ -158,13 +185,15 @@ async fn after(
             ))
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .finish(),
-        Err(SiteError::Form(message)) => match site::view(app, session).await {
-            Ok(view) => page(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                settings_pages::settings(&view, None, Some(&message)),
-            ),
-            Err(e) => failed(&session.lang, e),
-        },
+        Err(e @ (SiteError::Form(_) | SiteError::Refused(_))) => {
+            match site::view(app, session).await {
+                Ok(view) => page(
+                    e.status(),
+                    settings_pages::settings(&view, None, Some(&e.to_string())),
+                ),
+                Err(e) => failed(&session.lang, e),
+            }
+        }
         Err(e) => failed(&session.lang, e),
     }
 }
@@ -174,18 +203,19 @@ async fn after(
     params(("mall_id" = String, Path, description = "The Cafe24 mall id"), ("done" = Option<String>, Query, description = "What was just saved: shows a notice")),
     responses(
         (status = 200, description = "The page", content_type = "text/html", body = String),
-        (status = 401, description = "A page: no session cookie, or not this mall's", content_type = "text/html"),
-        (status = 403, description = "A page: the mall is not connected, or the session may not", content_type = "text/html"),
+        (status = 401, description = "A page: no session cookie, not this mall's, or ended by a disconnect", content_type = "text/html"),
+        (status = 403, description = "A page: the mall is not connected, or the session may not (a sub-operator's session is read-only)", content_type = "text/html"),
         (status = 405, response = MethodNotAllowed),
-        (status = 502, description = "A page: Cafe24 or KOMOJU could not be reached", content_type = "text/html"),
+        (status = 502, description = "A page: Cafe24 or KOMOJU could not be reached, or Cafe24 refused a call for a missing permission (the page names it)", content_type = "text/html"),
         (status = 503, description = "A page: the database cannot be reached", content_type = "text/html"),
     ))]
 async fn show(app: State, req: HttpRequest, mall_id: web::Path<String>) -> HttpResponse {
     let cookie = req.cookie(SESSION_COOKIE);
-    let session = match site::authorize(&app, cookie.as_ref().map(|c| c.value()), &mall_id, None) {
-        Ok(s) => s,
-        Err(e) => return failed("en", e),
-    };
+    let session =
+        match site::authorize(&app, cookie.as_ref().map(|c| c.value()), &mall_id, None).await {
+            Ok(s) => s,
+            Err(e) => return failed("en", e),
+        };
     let done = req.query_string().starts_with("done=");
     match site::view(&app, &session).await {
         Ok(view) => {
@@ -205,10 +235,10 @@ async fn show(app: State, req: HttpRequest, mall_id: web::Path<String>) -> HttpR
     request_body(content((KomojuSettingsForm = "application/x-www-form-urlencoded"))),
     responses(
         (status = 303, description = "Saved: back to the page", headers(("Location" = String))),
-        (status = 401, description = "A page: no session cookie, or not this mall's", content_type = "text/html"),
-        (status = 403, description = "A page: the mall is not connected, or the session may not", content_type = "text/html"),
+        (status = 401, description = "A page: no session cookie, not this mall's, or ended by a disconnect", content_type = "text/html"),
+        (status = 403, description = "A page: the mall is not connected, or the session may not (a sub-operator's session is read-only)", content_type = "text/html"),
         (status = 405, response = MethodNotAllowed),
-        (status = 502, description = "A page: Cafe24 or KOMOJU could not be reached", content_type = "text/html"),
+        (status = 502, description = "A page: Cafe24 or KOMOJU could not be reached, or Cafe24 refused a call for a missing permission (the page names it)", content_type = "text/html"),
         (status = 503, description = "A page: the database cannot be reached", content_type = "text/html"),
         (status = 404, description = "A page: no such shop", content_type = "text/html"),
         (status = 422, description = "The page with the form error; nothing saved", content_type = "text/html"),
@@ -249,10 +279,10 @@ async fn komoju(
     responses(
         (status = 303, description = "Saved: back to the page", headers(("Location" = String))),
         (status = 400, response = BadRequest),
-        (status = 401, description = "A page: no session cookie, or not this mall's", content_type = "text/html"),
-        (status = 403, description = "A page: the mall is not connected, or the session may not", content_type = "text/html"),
+        (status = 401, description = "A page: no session cookie, not this mall's, or ended by a disconnect", content_type = "text/html"),
+        (status = 403, description = "A page: the mall is not connected, or the session may not (a sub-operator's session is read-only)", content_type = "text/html"),
         (status = 405, response = MethodNotAllowed),
-        (status = 502, description = "A page: Cafe24 or KOMOJU could not be reached", content_type = "text/html"),
+        (status = 502, description = "A page: Cafe24 or KOMOJU could not be reached, or Cafe24 refused a call for a missing permission (the page names it)", content_type = "text/html"),
         (status = 503, description = "A page: the database cannot be reached", content_type = "text/html"),
         (status = 404, description = "A page: no such shop", content_type = "text/html"),
         (status = 422, description = "The page with the form error; nothing saved", content_type = "text/html"),
@@ -284,10 +314,10 @@ async fn shop_switch(
     request_body(content((CsrfForm = "application/x-www-form-urlencoded"))),
     responses(
         (status = 303, description = "Saved: back to the page", headers(("Location" = String))),
-        (status = 401, description = "A page: no session cookie, or not this mall's", content_type = "text/html"),
-        (status = 403, description = "A page: the mall is not connected, or the session may not", content_type = "text/html"),
+        (status = 401, description = "A page: no session cookie, not this mall's, or ended by a disconnect", content_type = "text/html"),
+        (status = 403, description = "A page: the mall is not connected, or the session may not (a sub-operator's session is read-only)", content_type = "text/html"),
         (status = 405, response = MethodNotAllowed),
-        (status = 502, description = "A page: Cafe24 or KOMOJU could not be reached", content_type = "text/html"),
+        (status = 502, description = "A page: Cafe24 or KOMOJU could not be reached, or Cafe24 refused a call for a missing permission (the page names it)", content_type = "text/html"),
         (status = 503, description = "A page: the database cannot be reached", content_type = "text/html"),
         (status = 404, description = "A page: no such shop", content_type = "text/html"),
         (status = 422, description = "The page with the form error; nothing saved", content_type = "text/html"),
@@ -309,10 +339,10 @@ async fn webhook_test(
     request_body(content((CsrfForm = "application/x-www-form-urlencoded"))),
     responses(
         (status = 200, description = "Disconnected: a page saying so; the session cookie removed", content_type = "text/html", body = String),
-        (status = 401, description = "A page: no session cookie, or not this mall's", content_type = "text/html"),
-        (status = 403, description = "A page: the mall is not connected, or the session may not", content_type = "text/html"),
+        (status = 401, description = "A page: no session cookie, not this mall's, or ended by a disconnect", content_type = "text/html"),
+        (status = 403, description = "A page: the mall is not connected, or the session may not (a sub-operator's session is read-only)", content_type = "text/html"),
         (status = 405, response = MethodNotAllowed),
-        (status = 502, description = "A page: Cafe24 or KOMOJU could not be reached", content_type = "text/html"),
+        (status = 502, description = "A page: Cafe24 or KOMOJU could not be reached, or Cafe24 refused a call for a missing permission (the page names it)", content_type = "text/html"),
         (status = 503, description = "A page: the database cannot be reached", content_type = "text/html"),
         (status = 404, description = "A page: no such shop", content_type = "text/html"),
         (status = 422, description = "The page with the form error; nothing saved", content_type = "text/html"),
@@ -327,7 +357,7 @@ async fn disconnect(
     Ok(match site::disconnect(&app, &session).await {
         Ok(()) => {
             let mut reply = page(StatusCode::OK, settings_pages::disconnected(&session.lang));
-            let _ = reply.add_removal_cookie(&super::install::session_cookie(&app, String::new()));
+            let _ = reply.add_removal_cookie(&session_cookie(&app, String::new()));
             reply
         }
         Err(e) => failed(&session.lang, e),

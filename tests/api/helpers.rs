@@ -23,6 +23,8 @@ pub const SERVICE_KEY: &str = "test-service-key";
 pub const CLIENT_ID: &str = "test-client-id";
 pub const CLIENT_SECRET: &str = "test-cafe24-client-secret";
 pub const APP_SECRET: &str = "test-app-secret-0123456789abcdef-0123456789";
+/// The webhook credential Cafe24 sends in `x-api-key` (`CAFE24_WEBHOOK_API_KEY`).
+pub const WEBHOOK_API_KEY: &str = "test-cafe24-webhook-api-key";
 pub const MALL: &str = "demomall";
 pub const RETURN_URL: &str =
     "https://demomall.cafe24shop.com/Pay/Recv/openpg/PayReceiveRtnPage.php";
@@ -176,6 +178,7 @@ pub fn test_env(
     env.insert("CAFE24_CLIENT_ID".into(), CLIENT_ID.into());
     env.insert("CAFE24_CLIENT_SECRET".into(), CLIENT_SECRET.into());
     env.insert("APP_SECRET".into(), APP_SECRET.into());
+    env.insert("CAFE24_WEBHOOK_API_KEY".into(), WEBHOOK_API_KEY.into());
     env.insert("KOMOJU_TIMEOUT_SECS".into(), "2".into());
     env.insert("OUTBOX_POLL_MS".into(), "50".into());
     env.insert("NOTIFY_TIMEOUT_SECS".into(), "2".into());

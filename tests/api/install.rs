@@ -17,7 +17,7 @@ const SECRET_KEY: &str = "sk_test_newmall_4f9a2c7e1b";
 const WEBHOOK_SECRET: &str = "whsec_newmall_8d3b61";
 
 /// The value of cookie `name` set by `resp`, if any.
-fn set_cookie(resp: &reqwest::Response, name: &str) -> Option<String> {
+pub(crate) fn set_cookie(resp: &reqwest::Response, name: &str) -> Option<String> {
     resp.headers()
         .get_all("set-cookie")
         .iter()
@@ -67,8 +67,10 @@ impl<'a> Browser<'a> {
         format!("{}{path}", self.app.address)
     }
 
-    /// A launch URL signed by the stand-in for `mall` at the service's now.
+    /// A launch URL signed by the stand-in for `mall` at the service's now. A launch URL
+    /// is single use, so the clock first moves a second: no two are the same.
     pub fn launch_url(app: &TestApp, mall: &str, lang: &str) -> String {
+        app.clock.advance(Duration::from_secs(1));
         app.cafe24
             .launch_url(mall, 1, lang, "admin", "홍길동", app.clock.unix_seconds())
     }
@@ -212,12 +214,12 @@ async fn allow(app: &TestApp, authorize: &str) -> String {
     location(&resp)
 }
 
-fn merchant_row(app: &TestApp, mall: &str) -> Option<db::merchants::MerchantRow> {
+pub(crate) fn merchant_row(app: &TestApp, mall: &str) -> Option<db::merchants::MerchantRow> {
     let mut c = app.state.db.get().unwrap_or_else(|e| panic!("{e}"));
     db::merchants::find(&mut c, mall).unwrap_or_else(|e| panic!("{e}"))
 }
 
-fn token_row(app: &TestApp, mall: &str) -> Option<db::cafe24::TokenRow> {
+pub(crate) fn token_row(app: &TestApp, mall: &str) -> Option<db::cafe24::TokenRow> {
     let mut c = app.state.db.get().unwrap_or_else(|e| panic!("{e}"));
     db::cafe24::find_token(&mut c, mall).unwrap_or_else(|e| panic!("{e}"))
 }
@@ -598,10 +600,16 @@ async fn an_expired_access_token_is_refreshed_once(backend: Backend) {
 
     // Ahead of expiry: two hours later the service refreshes before calling, once.
     app.clock.advance(Duration::from_secs(2 * 3600));
-    let session = app
-        .state
-        .session_keys
-        .issue(NEW_MALL, "admin", "en", app.clock.unix_seconds());
+    let session = app.state.session_keys.issue(
+        &cafe24_komoju::install::session::NewSession {
+            mall_id: NEW_MALL,
+            user_id: "admin",
+            lang: "en",
+            user_type: "P",
+            generation: 0,
+        },
+        app.clock.unix_seconds(),
+    );
     browser.session = session.unwrap_or_default();
     assert_eq!(browser.page().await.0, 200);
     assert_eq!(refreshes(&app, NEW_MALL), 2);
@@ -667,6 +675,7 @@ async fn app_deleted_is_confirmed_before_the_mall_is_disabled(backend: Backend) 
         async move {
             let resp = client
                 .post(url)
+                .header("x-api-key", crate::helpers::WEBHOOK_API_KEY)
                 .json(&body)
                 .send()
                 .await
@@ -690,8 +699,10 @@ async fn app_deleted_is_confirmed_before_the_mall_is_disabled(backend: Backend) 
     let (status, body) = post(serde_json::json!({"event_no": 90077})).await;
     assert_eq!(status, 400);
     assert_eq!(body["error"], "invalid_request");
-    // The app really removed, in the older shape: confirmed, the mall disabled.
+    // The app really removed, in the older shape, a minute later (one confirmation a
+    // minute per mall): confirmed, the mall disabled.
     app.cafe24.uninstall(NEW_MALL);
+    app.clock.advance(Duration::from_secs(61));
     let older = serde_json::json!({"resource_type": "APP", "event_type": "MALL.APP.EXPIRED", "resource": {"mall_id": NEW_MALL}});
     let (status, body) = post(older).await;
     assert_eq!(status, 200);

@@ -18,6 +18,7 @@ mod external_checkout;
 mod health;
 mod hostile_input;
 mod install;
+mod install_guards;
 mod komoju_truth;
 mod metrics;
 mod openapi;

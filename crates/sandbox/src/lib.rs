@@ -153,7 +153,7 @@
 //!
 //! ```text
 //! GET  {prefix}/                                  launch form (development)
-//! GET  {prefix}/launch?mall_id&shop_no&lang&user_id&user_name
+//! GET  {prefix}/launch?mall_id&shop_no&lang&user_id&user_name[&user_type]
 //!                                                 page with the signed launch link
 //! GET  {prefix}/{mall_id}/api/v2/oauth/authorize?response_type=code&client_id&state
 //!      &redirect_uri&scope                        consent page (400 page if invalid)
@@ -162,9 +162,11 @@
 //! POST {prefix}/{mall_id}/api/v2/oauth/token      Basic client_id:client_secret; form
 //!      grant_type=authorization_code&code&redirect_uri | grant_type=refresh_token&refresh_token
 //!      200 {"access_token","expires_at","refresh_token","refresh_token_expires_at",
-//!           "client_id","mall_id","user_id","scopes":[…],"issued_at","shop_no":"1"}
-//!      401 {"error":"invalid_client",…}  400 invalid_request | invalid_grant |
-//!      unsupported_grant_type
+//!           "client_id","mall_id","user_id","scopes":[…],"issued_at","shop_no":"1",
+//!           "token_type":"Bearer"}
+//!      401 {"error":"invalid_grant","error_description":"Invalid client_secret"} (the
+//!      app's id, a wrong secret)  401 {"error":"invalid_client",…}  400 invalid_request |
+//!      invalid_grant | unsupported_grant_type
 //! GET    {prefix}/{mall_id}/api/v2/admin/shops
 //! POST   {prefix}/{mall_id}/api/v2/admin/paymentgateway       201 | 422
 //! DELETE {prefix}/{mall_id}/api/v2/admin/paymentgateway/{client_id}?shop_no=N   200 | 404
@@ -175,17 +177,21 @@
 //!
 //! The launch URL ([`Cafe24Sandbox::launch_url`]) is the App URL with Cafe24's query,
 //! `is_multi_shop, lang, mall_id, nation, shop_no, timestamp, user_id, user_name,
-//! user_type` in that order, each value encoded by `url::form_urlencoded::byte_serialize`,
-//! then `&hmac=` and the encoded standard Base64 of HMAC-SHA256 under the client secret of
-//! the query before it, as built. "Allow" installs the app on the mall and mints a code
+//! user_type` in that order, each value percent-encoded (upper-case escapes, a space as
+//! `%20`), then `&hmac=` and the encoded standard Base64 of HMAC-SHA256 under the client
+//! secret of the query before it, as built ([`Cafe24Sandbox::launch_url_for`] sets
+//! `user_type`). "Allow" installs the app on the mall and mints a code
 //! good once, for 60 seconds, for that mall, client and exact `redirect_uri`. Token
 //! timestamps are Korean wall-clock time without zone (`2026-12-01T21:00:00.000`); access
 //! tokens live 2 hours, refresh tokens 14 days; a refresh rotates the refresh token (only
 //! the mall's latest one works, once) and leaves earlier access tokens alive until they
 //! expire; `user_id` is the mall id (the representative operator's id). The Admin API
 //! wants `Authorization: Bearer` with a live access token of that very mall (else 401),
-//! the app installed (else 403) and `X-Cafe24-Api-Version: YYYY-MM-DD` (else 400); errors
-//! are `{"error":{"code":N,"message":"…"}}`, every reply carries
+//! the app installed and the token granted the endpoint's scope (else 403; for
+//! `paymentgateway` also a client Cafe24 authorized), and an `X-Cafe24-Api-Version`, when
+//! sent, of the form `YYYY-MM-DD` (else 400; absent, Cafe24 uses the app's version);
+//! errors are `{"error":{"code":N,"message":"…","more_info":{}}}` with an integer `code`,
+//! every API reply carries an `X-Trace_ID` and Admin API replies
 //! `X-Api-Call-Limit: n/40` (n: the mall's calls in the last second), bodies are
 //! `{"shop_no": N, "request": {…}}` (`shop_no` 1 when absent). Anything else under
 //! `/api/v2` is 404.
@@ -193,9 +199,11 @@
 //! Test controls on [`Cafe24Sandbox`]: shops per mall, expiring a mall's access tokens,
 //! removing the app from a mall, faults (a status, or a delay) on the next API requests,
 //! a delay on the token endpoint (to make concurrent refreshes overlap), token lifetimes,
-//! a token reply naming another mall, and reads of the registrations and of every request
-//! (with the token endpoint's `grant_type`). Client secret, codes and tokens are never
-//! logged.
+//! a token reply naming another mall, a rotated client secret, a client not authorized
+//! for `paymentgateway`, the app's webhook and its `x-api-key` with a control that sends
+//! the lifecycle events 90077/90078 there, and reads of the registrations and of every
+//! request (with the token endpoint's `grant_type` and the reply's `X-Trace_ID`). Client
+//! secret, codes and tokens are never logged.
 //!
 //! It also receives the service's notifications to Cafe24 (`return_noty_url`,
 //! `cancel_noty_url`, external checkout's `return_notification_url`): point them at
@@ -206,7 +214,7 @@
 //! [`Cafe24Sandbox::set_service_key`]; [`Cafe24Sandbox::notifications`] reads them.
 //!
 //! The Cafe24 stand-in does not emulate the Admin API's other resources, token revocation,
-//! scope enforcement, app lifecycle webhooks (`90077`/`90078`), Cafe24's real leaky bucket
+//! lifecycle events other than `90077`/`90078`, Cafe24's real leaky bucket
 //! (nothing is ever refused for rate; 429 only by [`Cafe24Sandbox::fail_next`]) or
 //! several apps.
 //!
@@ -240,6 +248,7 @@ use std::time::Duration;
 
 use actix_web::web;
 
+pub use cafe24::{AppEvent, Launch};
 pub use cafe24::{
     Cafe24App, Cafe24Fault, Cafe24Notification, Cafe24Request, Cafe24Sandbox, HashCheck,
     PaymentGateway, ScriptTag, ShopSpec,

@@ -1,63 +1,30 @@
 //! Every request under `/{mall_id}/api/v2`: one handler that sends the authorize pages to
 //! `oauth.rs` (HTML, no faults), and applies to everything else, in order, fault
 //! injection, the mall id check, routing (token endpoint, Admin API) and the endpoint,
-//! then records the request and adds `X-Api-Call-Limit` to Admin API replies. Routing is
-//! done here rather than by actix so that every API request passes the same steps.
+//! then records the request and adds `X-Api-Call-Limit` to Admin API replies and an
+//! `X-Trace_ID` to every API reply. Routing is done here rather than by actix so that
+//! every API request passes the same steps.
 
 use std::time::Instant;
 
 use actix_web::http::{Method, StatusCode};
 use actix_web::web::{self, Bytes};
 use actix_web::{HttpRequest, HttpResponse};
-use serde::Serialize;
-use serde_json::json;
 
+use super::reply::Reply;
 use super::{admin, oauth, valid_mall_id, Cafe24Fault, Cafe24Request, Cafe24Sandbox};
 
 /// The bucket size Cafe24 announces in `X-Api-Call-Limit: n/40`.
 const CALL_LIMIT: usize = 40;
+/// Cafe24's replies carry an `X-Trace_ID` header, worth quoting to Cafe24 about a failed
+/// call (PROTOCOL.md §12, "Admin API"). Its format is not documented: 32 lowercase hex
+/// digits here is a guess.
+const TRACE_HEADER: &str = "X-Trace_ID";
 
-/// One JSON answer of the API.
-pub(super) struct Reply {
-    pub(super) status: StatusCode,
-    pub(super) body: Bytes,
-}
-
-impl Reply {
-    pub(super) fn json<V: Serialize>(status: StatusCode, body: &V) -> Reply {
-        match serde_json::to_vec(body) {
-            Ok(body) => Reply {
-                status,
-                body: Bytes::from(body),
-            },
-            Err(_) => Reply::error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "The reply could not be rendered",
-            ),
-        }
-    }
-
-    /// The Admin API's error shape, `{"error":{"code":N,"message":"…"}}`.
-    pub(super) fn error(status: StatusCode, message: &str) -> Reply {
-        let body = json!({"error": {"code": status.as_u16(), "message": message}});
-        Reply {
-            status,
-            body: Bytes::from(serde_json::to_vec(&body).unwrap_or_default()),
-        }
-    }
-
-    /// The token endpoint's error shape, `{"error":"…","error_description":"…"}`.
-    pub(super) fn oauth_error(status: StatusCode, error: &str, description: &str) -> Reply {
-        let body = json!({"error": error, "error_description": description});
-        Reply {
-            status,
-            body: Bytes::from(serde_json::to_vec(&body).unwrap_or_default()),
-        }
-    }
-
-    pub(super) fn not_found() -> Reply {
-        Reply::error(StatusCode::NOT_FOUND, "No API found for this request")
-    }
+fn new_trace_id() -> String {
+    use rand::Rng;
+    let bytes: [u8; 16] = rand::thread_rng().gen();
+    hex::encode(bytes)
 }
 
 /// Every request under `{prefix}/{mall_id}/api/v2/`.
@@ -69,6 +36,7 @@ pub(super) async fn handle(
     let mall_id = req.match_info().query("mall_id").to_string();
     let tail = req.match_info().query("tail").to_string();
     let path = format!("/api/v2/{tail}");
+    let trace_id = new_trace_id();
     let record = |status: StatusCode, grant_type: Option<String>| {
         sandbox.lock().requests.push(Cafe24Request {
             mall_id: mall_id.clone(),
@@ -76,6 +44,7 @@ pub(super) async fn handle(
             path: path.clone(),
             grant_type,
             status: status.as_u16(),
+            trace_id: trace_id.clone(),
         });
     };
 
@@ -83,7 +52,7 @@ pub(super) async fn handle(
         let page = match *req.method() {
             Method::GET => oauth::authorize_page(&sandbox, &mall_id, req.query_string()),
             Method::POST => oauth::decide(&sandbox, &mall_id, &body),
-            _ => reply_response(Reply::not_found(), None, false),
+            _ => reply_response(Reply::not_found(), None, false, None),
         };
         record(page.status(), None);
         return page;
@@ -130,17 +99,25 @@ pub(super) async fn handle(
         }
     }
     let retry_after = reply.status == StatusCode::TOO_MANY_REQUESTS;
-    reply_response(reply, call_limit, retry_after)
+    reply_response(reply, call_limit, retry_after, Some(&trace_id))
 }
 
 /// Any path under the prefix that no route claims.
 pub(super) async fn not_found() -> HttpResponse {
-    reply_response(Reply::not_found(), None, false)
+    reply_response(Reply::not_found(), None, false, Some(&new_trace_id()))
 }
 
-fn reply_response(reply: Reply, call_limit: Option<usize>, retry_after: bool) -> HttpResponse {
+fn reply_response(
+    reply: Reply,
+    call_limit: Option<usize>,
+    retry_after: bool,
+    trace_id: Option<&str>,
+) -> HttpResponse {
     let mut response = HttpResponse::build(reply.status);
     response.content_type("application/json");
+    if let Some(trace_id) = trace_id {
+        response.insert_header((TRACE_HEADER, trace_id));
+    }
     if let Some(used) = call_limit {
         response.insert_header(("X-Api-Call-Limit", format!("{used}/{CALL_LIMIT}")));
     }

@@ -21,6 +21,7 @@ mod notifications;
 mod oauth;
 mod orders;
 mod page;
+mod reply;
 mod state;
 #[cfg(test)]
 mod tests;
@@ -149,6 +150,44 @@ pub struct Cafe24Request {
     pub grant_type: Option<String>,
     /// The HTTP status answered.
     pub status: u16,
+    /// The `X-Trace_ID` header of the reply (every API reply carries one).
+    pub trace_id: String,
+}
+
+/// The fields of a launch ([`Cafe24Sandbox::launch_url_for`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Launch<'a> {
+    pub mall_id: &'a str,
+    pub shop_no: i64,
+    /// e.g. `"ja_JP"`, `"en"`.
+    pub lang: &'a str,
+    pub user_id: &'a str,
+    pub user_name: &'a str,
+    /// `P` representative operator, `A` sub-operator, `S` supplier (PROTOCOL.md §12).
+    pub user_type: &'a str,
+    /// Unix seconds.
+    pub timestamp: i64,
+}
+
+/// The app-lifecycle events the stand-in sends ([`Cafe24Sandbox::send_app_event`]):
+/// `event_no` 90077 and 90078 of Cafe24's "Event sample data"
+/// (`noston/cafe24-api-spec` `cafe24-webhook-spec.md`, "App event sample data").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppEvent {
+    /// 90077: "When an installed app has been deleted from the store".
+    Deleted,
+    /// 90078: "When an installed app has expired on the store".
+    Expired,
+}
+
+impl AppEvent {
+    /// The event's `event_no`.
+    pub fn event_no(self) -> i64 {
+        match self {
+            AppEvent::Deleted => 90077,
+            AppEvent::Expired => 90078,
+        }
+    }
 }
 
 /// A fault injected by [`Cafe24Sandbox::fail_next`].
@@ -198,9 +237,13 @@ impl Cafe24Sandbox {
     ///   client auth); OAuth errors `{"error":"invalid_grant","error_description":"…"}`.
     /// - `/{mall_id}/api/v2/admin/…`: `GET shops`, `POST paymentgateway`,
     ///   `DELETE paymentgateway/{client_id}?shop_no=N`, `GET scripttags?shop_no=N`,
-    ///   `POST scripttags`, `DELETE scripttags/{script_no}?shop_no=N`; Bearer auth and
-    ///   `X-Cafe24-Api-Version: YYYY-MM-DD` required; errors
-    ///   `{"error":{"code":N,"message":"…"}}`; every reply has `X-Api-Call-Limit: n/40`.
+    ///   `POST scripttags`, `DELETE scripttags/{script_no}?shop_no=N`; Bearer auth with
+    ///   the endpoint's scope required; `X-Cafe24-Api-Version` optional (a malformed one
+    ///   is 400); errors `{"error":{"code":N,"message":"…","more_info":{}}}` with an integer
+    ///   `code`; every reply has `X-Api-Call-Limit: n/40`.
+    ///
+    /// Every reply under `/{mall_id}/api/v2` (token endpoint included) carries an
+    /// `X-Trace_ID`.
     /// - `POST /notifications/{kind}`, `GET /notifications`: the receiver of the service's
     ///   notifications (`notifications.rs`).
     ///
@@ -275,13 +318,8 @@ impl Cafe24Sandbox {
         self.lock().mall_mut(mall_id).shops = Some(shops);
     }
 
-    /// A launch URL as Cafe24 would open it: `app_url + "?" + query`, the query being
-    /// `is_multi_shop=F` (`T` when the mall has more than one shop) `&lang=…&mall_id=…
-    /// &nation=KR&shop_no=…&timestamp=…&user_id=…&user_name=…&user_type=P`, each value
-    /// encoded with `url::form_urlencoded::byte_serialize` (so a Korean `user_name` is
-    /// %-encoded and a space is `+`), then `&hmac=` and the standard Base64 of
-    /// HMAC-SHA256(key = client secret, message = the query before `&hmac=` exactly as
-    /// built), encoded the same way. `timestamp` is in Unix seconds.
+    /// A launch URL as Cafe24 would open it, for the representative operator
+    /// (`user_type=P`): [`Cafe24Sandbox::launch_url_for`] with these fields.
     pub fn launch_url(
         &self,
         mall_id: &str,
@@ -291,26 +329,49 @@ impl Cafe24Sandbox {
         user_name: &str,
         timestamp: i64,
     ) -> String {
-        let multi_shop = self.lock().shops(mall_id).len() > 1;
-        let shop_no = shop_no.to_string();
-        let timestamp = timestamp.to_string();
+        self.launch_url_for(&Launch {
+            mall_id,
+            shop_no,
+            lang,
+            user_id,
+            user_name,
+            user_type: "P",
+            timestamp,
+        })
+    }
+
+    /// A launch URL as Cafe24 would open it: `app_url + "?" + query`, the query being
+    /// `is_multi_shop=F` (`T` when the mall has more than one shop) `&lang=…&mall_id=…
+    /// &nation=KR&shop_no=…&timestamp=…&user_id=…&user_name=…&user_type=…`, keys in
+    /// alphabetical order (every real launch seen is; the official
+    /// `cafe24_app_discount_sample`'s `AppService.validationCheck` assumes `hmac` last),
+    /// each value percent-encoded with upper-case escapes and a space as `%20`, never
+    /// `+` (PROTOCOL.md §12: "Real launches encode a space as `%20` and upper-case their
+    /// percent-escapes"), then `&hmac=` and the standard Base64 of HMAC-SHA256(key = the
+    /// client secret, message = the query before `&hmac=` exactly as built), encoded the
+    /// same way (`+` → `%2B`, `=` → `%3D`, as in the official sample's vector).
+    /// `timestamp` is in Unix seconds.
+    pub fn launch_url_for(&self, launch: &Launch<'_>) -> String {
+        let multi_shop = self.lock().shops(launch.mall_id).len() > 1;
+        let shop_no = launch.shop_no.to_string();
+        let timestamp = launch.timestamp.to_string();
         let pairs = [
             ("is_multi_shop", if multi_shop { "T" } else { "F" }),
-            ("lang", lang),
-            ("mall_id", mall_id),
+            ("lang", launch.lang),
+            ("mall_id", launch.mall_id),
             ("nation", "KR"),
             ("shop_no", &shop_no),
             ("timestamp", &timestamp),
-            ("user_id", user_id),
-            ("user_name", user_name),
-            ("user_type", "P"),
+            ("user_id", launch.user_id),
+            ("user_name", launch.user_name),
+            ("user_type", launch.user_type),
         ];
         let query = pairs
             .iter()
             .map(|(key, value)| format!("{key}={}", encode(value)))
             .collect::<Vec<_>>()
             .join("&");
-        let hmac = launch_hmac(&self.inner.app.client_secret, &query);
+        let hmac = launch_hmac(&self.client_secret(), &query);
         format!("{}?{query}&hmac={}", self.inner.app.app_url, encode(&hmac))
     }
 
@@ -369,6 +430,82 @@ impl Cafe24Sandbox {
         self.lock().token_reply_mall = mall_id.map(str::to_string);
     }
 
+    /// The Developer Center reissues the app's client secret: from now on only `secret`
+    /// opens the token endpoint and keys launch links; "the old Secret Key after
+    /// reissuance can no longer be used" (Cafe24's developer guide, "Terms", Client
+    /// secret: developer.cafe24.com/guide/front/develop?guide_no=154).
+    pub fn rotate_client_secret(&self, secret: &str) {
+        self.lock().client_secret = Some(secret.to_string());
+    }
+
+    /// Registers the app's webhook as the Developer Center does: where lifecycle events go
+    /// and the fixed credential Cafe24 sends with each in `x-api-key` (PROTOCOL.md §12,
+    /// "App lifecycle"; Cafe24's developer notice of 2023-08-02).
+    pub fn set_app_webhook(&self, url: &str, api_key: &str) {
+        self.lock().app_webhook = Some(state::AppWebhook {
+            url: url.to_string(),
+            api_key: api_key.to_string(),
+        });
+    }
+
+    /// Whether Cafe24 lets this client use `paymentgateway` at all: the API "is open only
+    /// to clients Cafe24 has authorized" (PROTOCOL.md §12). `false` makes every
+    /// `paymentgateway` call answer 403 whatever the token's scopes.
+    pub fn set_paymentgateway_authorized(&self, authorized: bool) {
+        self.lock().paymentgateway_authorized = authorized;
+    }
+
+    /// The body of `event` for `mall_id` as Cafe24 sends it (`event_no` a number,
+    /// `resource.{mall_id, client_id, app_name, deleted_date | expired_date}`, the date
+    /// in KST with its offset), as in `cafe24-webhook-spec.md`'s sample data.
+    pub fn app_event_body(&self, mall_id: &str, event: AppEvent) -> serde_json::Value {
+        let when = state::format_admin_time(&chrono::Utc::now());
+        let date_field = match event {
+            AppEvent::Deleted => "deleted_date",
+            AppEvent::Expired => "expired_date",
+        };
+        let app = self.app();
+        let mut resource = serde_json::Map::new();
+        resource.insert("mall_id".into(), mall_id.into());
+        resource.insert("client_id".into(), app.client_id.clone().into());
+        resource.insert("app_name".into(), app.app_name.clone().into());
+        resource.insert(date_field.into(), when.into());
+        serde_json::json!({"event_no": event.event_no(), "resource": resource})
+    }
+
+    /// Sends `event` for `mall_id` to the app's webhook ([`Cafe24Sandbox::set_app_webhook`])
+    /// as Cafe24 does: `POST`, JSON, the registered credential in `x-api-key`, no
+    /// signature (none is documented). Returns the status the app answered. Errors: no
+    /// webhook registered, or the app could not be reached.
+    pub async fn send_app_event(&self, mall_id: &str, event: AppEvent) -> Result<u16, String> {
+        let webhook = self
+            .lock()
+            .app_webhook
+            .clone()
+            .ok_or("no app webhook registered (set_app_webhook)")?;
+        let body =
+            serde_json::to_vec(&self.app_event_body(mall_id, event)).map_err(|e| e.to_string())?;
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(10))
+            .build()
+            .map_err(|e| e.to_string())?;
+        let reply = client
+            .post(&webhook.url)
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .header("x-api-key", &webhook.api_key)
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        log::debug!(
+            "cafe24 sandbox: event {} for mall {mall_id} answered {}",
+            event.event_no(),
+            reply.status()
+        );
+        Ok(reply.status().as_u16())
+    }
+
     /// The mall's payment gateway registrations, oldest first.
     pub fn payment_gateways(&self, mall_id: &str) -> Vec<PaymentGateway> {
         self.lock()
@@ -406,6 +543,15 @@ impl Cafe24Sandbox {
         &self.inner.app
     }
 
+    /// The client secret in force: the registered one until
+    /// [`Cafe24Sandbox::rotate_client_secret`].
+    fn client_secret(&self) -> String {
+        self.lock()
+            .client_secret
+            .clone()
+            .unwrap_or_else(|| self.inner.app.client_secret.clone())
+    }
+
     /// Locks the state; a poisoned lock is recovered, since every change leaves the state
     /// consistent before it can panic.
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -413,9 +559,13 @@ impl Cafe24Sandbox {
     }
 }
 
-/// `url::form_urlencoded::byte_serialize`, collected.
+/// Percent-encoding as a real launch has it: `url::form_urlencoded::byte_serialize`
+/// (upper-case escapes; `*-._` and alphanumerics kept), with a space as `%20` instead of
+/// `+` (a literal `+` is already `%2B`).
 fn encode(value: &str) -> String {
-    url::form_urlencoded::byte_serialize(value.as_bytes()).collect()
+    url::form_urlencoded::byte_serialize(value.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
 }
 
 /// Standard Base64 of HMAC-SHA256(key = `client_secret`, message = `query`).

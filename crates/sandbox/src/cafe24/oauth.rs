@@ -13,8 +13,8 @@ use base64::Engine as _;
 use maud::html;
 use serde::Serialize;
 
-use super::api::Reply;
 use super::page::{message, page};
+use super::reply::Reply;
 use super::state::{format_token_time, Issued};
 use super::Cafe24Sandbox;
 
@@ -180,7 +180,10 @@ pub(super) fn decide(sandbox: &Cafe24Sandbox, mall_id: &str, form: &[u8]) -> Htt
         .finish()
 }
 
-/// The token reply, keys in Cafe24's order.
+/// The token reply, keys in Cafe24's order (`noston/cafe24-api-spec`
+/// `cafe24_chapters/authentication.md`, "Get Access Token": `access_token, expires_at,
+/// refresh_token, refresh_token_expires_at, client_id, mall_id, user_id, scopes,
+/// issued_at, shop_no, token_type`).
 #[derive(Serialize)]
 struct TokenReply<'a> {
     access_token: &'a str,
@@ -192,45 +195,89 @@ struct TokenReply<'a> {
     user_id: &'a str,
     scopes: &'a [String],
     issued_at: String,
+    /// A string, `"1"` (authentication.md).
     shop_no: &'static str,
+    /// `"Bearer"` (authentication.md).
+    token_type: &'static str,
 }
 
-/// `Authorization: Basic base64(client_id:client_secret)` of the app.
-fn client_authenticated(sandbox: &Cafe24Sandbox, headers: &HeaderMap) -> bool {
-    let Some(value) = headers.get(AUTHORIZATION).and_then(|v| v.to_str().ok()) else {
-        return false;
+/// How the token endpoint's client authentication went.
+enum ClientAuth {
+    /// The app's client id and its client secret in force.
+    Authenticated,
+    /// The app's client id with another secret (mistyped, or rotated in the Developer
+    /// Center).
+    WrongSecret,
+    /// No Basic credentials, or another client id.
+    Unknown,
+}
+
+/// `Authorization: Basic base64(client_id:client_secret)` of the app, checked against the
+/// secret in force ([`Cafe24Sandbox::rotate_client_secret`]).
+fn client_authentication(sandbox: &Cafe24Sandbox, headers: &HeaderMap) -> ClientAuth {
+    let decoded = headers
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
+        .and_then(|(_, encoded)| {
+            base64::engine::general_purpose::STANDARD
+                .decode(encoded.trim())
+                .ok()
+        })
+        .and_then(|bytes| String::from_utf8(bytes).ok());
+    let Some((client_id, secret)) = decoded.as_deref().and_then(|d| d.split_once(':')) else {
+        return ClientAuth::Unknown;
     };
-    let Some((scheme, encoded)) = value.trim().split_once(' ') else {
-        return false;
-    };
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return false;
+    if client_id != sandbox.app().client_id {
+        return ClientAuth::Unknown;
     }
-    let Ok(decoded) = base64::engine::general_purpose::STANDARD.decode(encoded.trim()) else {
-        return false;
-    };
-    let app = sandbox.app();
-    let expected = format!("{}:{}", app.client_id, app.client_secret);
-    decoded == expected.as_bytes()
+    if secret == sandbox.client_secret() {
+        ClientAuth::Authenticated
+    } else {
+        ClientAuth::WrongSecret
+    }
+}
+
+/// The token endpoint's answer to a request that does not authenticate as the app (see
+/// [`token`]); `None` when it does.
+fn client_refusal(sandbox: &Cafe24Sandbox, headers: &HeaderMap) -> Option<Reply> {
+    match client_authentication(sandbox, headers) {
+        ClientAuth::Authenticated => None,
+        ClientAuth::WrongSecret => Some(Reply::oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_grant",
+            "Invalid client_secret",
+        )),
+        ClientAuth::Unknown => Some(Reply::oauth_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_client",
+            "Client authentication failed (HTTP Basic client_id:client_secret)",
+        )),
+    }
 }
 
 /// `POST /{mall_id}/api/v2/oauth/token`, form `grant_type=authorization_code&code
-/// &redirect_uri` or `grant_type=refresh_token&refresh_token`. 401 `invalid_client`
-/// without the app's Basic credentials; 400 `invalid_request` for a missing parameter,
-/// `invalid_grant` for a code or refresh token that does not hold, and
-/// `unsupported_grant_type`.
+/// &redirect_uri` or `grant_type=refresh_token&refresh_token`.
+///
+/// - The app's client id with a wrong client secret: 401 `{"error":"invalid_grant",
+///   "error_description":"Invalid client_secret"}`, the code or refresh token left
+///   untouched. Source: a developer's log of a refresh with a mistyped secret against
+///   real Cafe24 (`kangHo-Jun/web_cadalog_ver10`, `docs/web_cadalog_ver10_완전_가이드.md`,
+///   "문제 1: Invalid client_secret": `{ error: 'invalid_grant', error_description:
+///   'Invalid client_secret' }`, shown with `401 Unauthorized`); PROTOCOL.md §12.
+/// - No Basic credentials, or another client id: 401 `invalid_client` (RFC 6749 §5.2;
+///   Cafe24's wording here is not documented: a guess).
+/// - 400 `invalid_request` for a missing parameter, `invalid_grant` for a code or refresh
+///   token that does not hold, and `unsupported_grant_type`.
 pub(super) fn token(
     sandbox: &Cafe24Sandbox,
     mall_id: &str,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Reply {
-    if !client_authenticated(sandbox, headers) {
-        return Reply::oauth_error(
-            StatusCode::UNAUTHORIZED,
-            "invalid_client",
-            "Client authentication failed (HTTP Basic client_id:client_secret)",
-        );
+    if let Some(refusal) = client_refusal(sandbox, headers) {
+        return refusal;
     }
     let params = params(body);
     let get = |name: &str| params.get(name).filter(|v| !v.is_empty());
@@ -294,6 +341,7 @@ fn token_reply(sandbox: &Cafe24Sandbox, mall_id: &str, issued: &Issued) -> Reply
             scopes: &issued.scopes,
             issued_at: format_token_time(&issued.issued_at),
             shop_no: "1",
+            token_type: "Bearer",
         },
     )
 }

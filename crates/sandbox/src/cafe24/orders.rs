@@ -11,14 +11,14 @@
 //! Guesses, said as such: whether Cafe24 shows an order that precreateOrder reserved and
 //! nobody paid yet is not documented (`docs/decisions.md` of the service); the stand-in
 //! shows exactly the orders a test put there with [`Cafe24Sandbox::set_order`], unpaid,
-//! with `total_amount_due` the amount to pay. The stand-in does not record a token's
-//! scopes, so it does not answer 403 for a missing `mall.read_order` as Cafe24 would.
+//! with `total_amount_due` the amount to pay. A token without `mall.read_order` is
+//! refused 403 by the Admin API's scope check (`admin.rs`), as Cafe24 does.
 
 use actix_web::http::StatusCode;
 use chrono::Utc;
 use serde_json::json;
 
-use super::api::Reply;
+use super::reply::Reply;
 use super::state::format_admin_time;
 use super::Cafe24Sandbox;
 

@@ -26,6 +26,12 @@ pre { white-space: pre-wrap; word-break: break-all; background: #f4f5f7; padding
 ";
 
 const LANGUAGES: [(&str, &str); 3] = [("ja", "日本語"), ("en", "English"), ("ko", "한국어")];
+/// Who opens the app: Cafe24's `user_type` values (PROTOCOL.md §12).
+const USER_TYPES: [(&str, &str); 3] = [
+    ("P", "Representative operator (P)"),
+    ("A", "Sub-operator (A)"),
+    ("S", "Supplier (S)"),
+];
 
 /// A whole page: the sandbox banner, `title` as heading, then `body`.
 pub(super) fn page(status: StatusCode, title: &str, body: Markup) -> HttpResponse {
@@ -77,14 +83,22 @@ pub(super) async fn launch_form(sandbox: web::Data<Cafe24Sandbox>) -> HttpRespon
             }
             label { "Operator id" input id="user_id" name="user_id" value="admin" required; }
             label { "Operator name" input id="user_name" name="user_name" value="홍길동"; }
+            label {
+                "Operator type"
+                select id="user_type" name="user_type" {
+                    @for (code, name) in USER_TYPES {
+                        option value=(code) { (name) }
+                    }
+                }
+            }
             button type="submit" id="make-link" { "Make the launch link" }
         }
     };
     page(StatusCode::OK, "Launch the app", body)
 }
 
-/// `GET /launch?mall_id&shop_no&lang&user_id&user_name`: the signed launch link, timestamp
-/// now; 400 when a field is invalid.
+/// `GET /launch?mall_id&shop_no&lang&user_id&user_name&user_type`: the signed launch
+/// link, timestamp now (`user_type` `P` when absent); 400 when a field is invalid.
 pub(super) async fn launch_link(
     req: HttpRequest,
     sandbox: web::Data<Cafe24Sandbox>,
@@ -115,8 +129,20 @@ pub(super) async fn launch_link(
     if user_id.is_empty() {
         return invalid("user_id is required.");
     }
-    let timestamp = chrono::Utc::now().timestamp();
-    let url = sandbox.launch_url(mall_id, shop_no, lang, user_id, get("user_name"), timestamp);
+    let user_type = match get("user_type") {
+        "" => "P",
+        t if USER_TYPES.iter().any(|(code, _)| *code == t) => t,
+        _ => return invalid("user_type must be P, A or S."),
+    };
+    let url = sandbox.launch_url_for(&super::Launch {
+        mall_id,
+        shop_no,
+        lang,
+        user_id,
+        user_name: get("user_name"),
+        user_type,
+        timestamp: chrono::Utc::now().timestamp(),
+    });
     let body = html! {
         p { "Mall " strong { (mall_id) } ", shop " strong { (shop_no) } "." }
         p { a id="launch" href=(url) { "Launch the app" } }

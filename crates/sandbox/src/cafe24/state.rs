@@ -81,6 +81,10 @@ struct Code {
 struct AccessToken {
     mall: String,
     installation: u64,
+    /// What the merchant granted at "Allow": Cafe24 checks every Admin API call against
+    /// the token's scopes (introduction.md, "API Status Code": 403 when the access token
+    /// has no right to the scope).
+    scopes: Vec<String>,
     expires_at: DateTime<Utc>,
     /// Set by `Cafe24Sandbox::expire_access_tokens`.
     expired: bool,
@@ -112,6 +116,15 @@ pub(super) enum AccessError {
     Forbidden,
 }
 
+/// Where lifecycle events go: the webhook URL and the fixed credential Cafe24 sends in
+/// `x-api-key` (both registered in the Developer Center; PROTOCOL.md §12, "App
+/// lifecycle").
+#[derive(Clone)]
+pub(super) struct AppWebhook {
+    pub(super) url: String,
+    pub(super) api_key: String,
+}
+
 pub(super) struct State {
     pub(super) malls: HashMap<String, Mall>,
     /// By code.
@@ -126,6 +139,14 @@ pub(super) struct State {
     pub(super) access_lifetime: Duration,
     pub(super) refresh_lifetime: Duration,
     pub(super) token_reply_mall: Option<String>,
+    /// Set by `Cafe24Sandbox::rotate_client_secret`: the app's client secret now (the
+    /// registered one until then).
+    pub(super) client_secret: Option<String>,
+    /// Set by `Cafe24Sandbox::set_app_webhook`.
+    pub(super) app_webhook: Option<AppWebhook>,
+    /// Whether Cafe24 has authorized this client to use `paymentgateway` (true unless
+    /// `Cafe24Sandbox::set_paymentgateway_authorized(false)`).
+    pub(super) paymentgateway_authorized: bool,
     last_script_no: u64,
 }
 
@@ -142,6 +163,9 @@ impl State {
             access_lifetime,
             refresh_lifetime,
             token_reply_mall: None,
+            client_secret: None,
+            app_webhook: None,
+            paymentgateway_authorized: true,
             last_script_no: 0,
         }
     }
@@ -348,6 +372,7 @@ impl State {
             AccessToken {
                 mall: mall_id.to_string(),
                 installation,
+                scopes: scopes.clone(),
                 expires_at,
                 expired: false,
             },
@@ -372,8 +397,13 @@ impl State {
         }
     }
 
-    /// Whether `token` opens the Admin API of `mall_id`.
-    pub(super) fn check_access(&self, mall_id: &str, token: &str) -> Result<(), AccessError> {
+    /// Whether `token` opens the Admin API of `mall_id`; the scopes it was granted when it
+    /// does.
+    pub(super) fn check_access(
+        &self,
+        mall_id: &str,
+        token: &str,
+    ) -> Result<Vec<String>, AccessError> {
         let record = self
             .access_tokens
             .get(token)
@@ -392,7 +422,7 @@ impl State {
         if record.expired || Utc::now() >= record.expires_at {
             return Err(AccessError::Unauthorized("access_token time expired."));
         }
-        Ok(())
+        Ok(record.scopes.clone())
     }
 
     pub(super) fn expire_access_tokens(&mut self, mall_id: &str) {

@@ -19,7 +19,8 @@ const CLIENT_ID: &str = "komoju-pg-client";
 const CLIENT_SECRET: &str = "s3cret-of-the-app";
 const APP_URL: &str = "http://127.0.0.1:8080/cafe24/launch";
 const REDIRECT: &str = "http://127.0.0.1:8080/cafe24/oauth/callback";
-const SCOPES: &str = "mall.read_application,mall.write_application,mall.read_store";
+const SCOPES: &str =
+    "mall.read_application,mall.write_application,mall.read_store,mall.write_store";
 const VERSION: &str = "2026-03-01";
 const MALL: &str = "demomall";
 const OTHER_MALL: &str = "othermall";
@@ -398,6 +399,7 @@ async fn code_flow_then_refresh_rotates_the_refresh_token() {
         "scopes",
         "issued_at",
         "shop_no",
+        "token_type",
     ];
     let positions: Vec<usize> = keys
         .iter()
@@ -424,7 +426,8 @@ async fn code_flow_then_refresh_rotates_the_refresh_token() {
         json!([
             "mall.read_application",
             "mall.write_application",
-            "mall.read_store"
+            "mall.read_store",
+            "mall.write_store"
         ])
     );
     let issued = token_time(&tokens["issued_at"]);
@@ -518,7 +521,21 @@ async fn a_code_is_single_use_and_bound_to_its_redirect_uri_mall_and_client() {
         )
         .await;
     assert_eq!(bad_client.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(bad_client.oauth_error(), "invalid_client");
+    assert_eq!(bad_client.oauth_error(), "invalid_grant");
+    assert_eq!(
+        bad_client.json()["error_description"],
+        "Invalid client_secret"
+    );
+    let other_client = Server::answer(
+        server
+            .client
+            .post(format!("{}/{MALL}/api/v2/oauth/token", server.base))
+            .basic_auth("another-client", Some(CLIENT_SECRET))
+            .form(&[("grant_type", "authorization_code"), ("code", &code)]),
+    )
+    .await;
+    assert_eq!(other_client.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(other_client.oauth_error(), "invalid_client");
     let anonymous = Server::answer(
         server
             .client
@@ -579,7 +596,7 @@ async fn tokens_open_only_their_own_mall() {
 }
 
 #[actix_web::test]
-async fn admin_api_needs_a_bearer_token_and_a_version_and_counts_calls() {
+async fn admin_api_needs_a_bearer_token_and_a_well_formed_version_and_counts_calls() {
     let server = Server::start();
     let tokens = server.install(MALL).await;
     let url = format!("{}/{MALL}/api/v2/admin/shops", server.base);
@@ -593,15 +610,19 @@ async fn admin_api_needs_a_bearer_token_and_a_version_and_counts_calls() {
     .await;
     assert_eq!(no_token.status, StatusCode::UNAUTHORIZED);
     assert_eq!(error_code(&no_token), 401);
-    for version in [None, Some("v2"), Some("2026-13-01"), Some("2026-3-1")] {
-        let mut request = server.client.get(&url).bearer_auth(access(&tokens));
-        if let Some(version) = version {
-            request = request.header("X-Cafe24-Api-Version", version);
-        }
+    for version in ["v2", "2026-13-01", "2026-3-1"] {
+        let request = server
+            .client
+            .get(&url)
+            .bearer_auth(access(&tokens))
+            .header("X-Cafe24-Api-Version", version);
         let answer = Server::answer(request).await;
         assert_eq!(answer.status, StatusCode::BAD_REQUEST, "{version:?}");
         assert_eq!(error_code(&answer), 400);
     }
+    // Without the header Cafe24 answers with the app's registered version.
+    let unversioned = Server::answer(server.client.get(&url).bearer_auth(access(&tokens))).await;
+    assert_eq!(unversioned.status, StatusCode::OK, "{}", unversioned.text);
     let unknown = server
         .admin(Method::GET, MALL, "products", access(&tokens), None)
         .await;
@@ -886,7 +907,7 @@ async fn payment_gateway_registers_once_per_shop_and_deletes() {
     assert_eq!(duplicate.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(
         duplicate.json(),
-        json!({"error": {"code": 422, "message": "already registered"}})
+        json!({"error": {"code": 422, "message": "already registered", "more_info": {}}})
     );
     let long = "x".repeat(51);
     for (shop_no, request) in [
@@ -1111,9 +1132,10 @@ async fn launch_url_is_signed_over_the_query_as_sent() {
     assert!(signed.starts_with("is_multi_shop=T&lang=en&"), "{signed}");
     assert!(signed.contains("&shop_no=2&"), "{signed}");
     assert!(
-        signed.contains("&user_id=sub+op&user_name=Kim+Min-su&"),
-        "{signed}"
+        signed.contains("&user_id=sub%20op&user_name=Kim%20Min-su&"),
+        "a space is %20, as in real launches: {signed}"
     );
+    assert!(!signed.contains('+'), "{signed}");
     server.stop().await;
 }
 
@@ -1162,7 +1184,17 @@ async fn launch_pages_make_a_signed_link() {
     assert!((before..=before + 5).contains(&timestamp));
     assert!(link.text.contains(r#"<pre id="launch-url">"#));
 
+    assert!(
+        form.text.contains(r#"<option value="A">"#),
+        "user types offered"
+    );
+    let sub = server
+        .get("/launch?mall_id=demomall&shop_no=1&lang=ko&user_id=staff&user_name=x&user_type=A")
+        .await;
+    assert_eq!(sub.status, StatusCode::OK);
+    assert!(sub.text.contains("user_type=A&amp;hmac="), "{}", sub.text);
     for query in [
+        "mall_id=demomall&shop_no=1&lang=ko&user_id=admin&user_name=x&user_type=Z",
         "mall_id=Bad!&shop_no=1&lang=ko&user_id=admin&user_name=x",
         "mall_id=demomall&shop_no=zero&lang=ko&user_id=admin&user_name=x",
         "mall_id=demomall&shop_no=1&lang=fr&user_id=admin&user_name=x",
@@ -1215,5 +1247,419 @@ async fn api_base_template_names_the_mall_segment() {
         printed.contains(CLIENT_ID) && !printed.contains(CLIENT_SECRET),
         "{printed}"
     );
+    server.stop().await;
+}
+
+/// Cafe24's token reply as its API reference shows it: `noston/cafe24-api-spec`
+/// `cafe24_chapters/authentication.md`, "Get Access Token", 예시 코드 (응답). Transcribed
+/// as data; the reference's scopes end with a `"...etc...",` placeholder and a trailing
+/// comma, dropped here so that it is JSON.
+const CAFE24_TOKEN_REPLY: &str = r#"{
+    "access_token": "0iqR5nM5EJIq..........",
+    "expires_at": "2021-03-01T14:00:00.000",
+    "refresh_token": "JeTJ7XpnFC0P..........",
+    "refresh_token_expires_at": "2021-03-15T12:00:00.000",
+    "client_id": "BrIfqEKoPxeE..........",
+    "mall_id": "yourmall",
+    "user_id": "test",
+    "scopes": [
+        "mall.read_order",
+        "mall.read_product",
+        "mall.read_store"
+    ],
+    "issued_at": "2021-03-01T12:00:00.000",
+    "shop_no": "1",
+    "token_type": "Bearer"
+}"#;
+
+/// Cafe24's app-deleted event as its webhook reference shows it: `noston/cafe24-api-spec`
+/// `cafe24-webhook-spec.md`, "App event sample data", event no. 90077. Transcribed as
+/// data.
+const CAFE24_APP_DELETED: &str = r#"{
+    "event_no": 90077,
+    "resource": {
+        "mall_id": "leesunsin",
+        "client_id": "sample7eBNEqSfkd7I8hoA",
+        "app_name": "sample_app",
+        "deleted_date": "2020-07-01T12:30:15+09:00"
+    }
+}"#;
+
+/// The same event, 90078 ("When an installed app has expired on the store").
+const CAFE24_APP_EXPIRED: &str = r#"{
+    "event_no": 90078,
+    "resource": {
+        "mall_id": "leesunsin",
+        "client_id": "sample7eBNEqSfkd7I8hoA",
+        "app_name": "sample_app",
+        "expired_date": "2020-07-01T12:30:15+09:00"
+    }
+}"#;
+
+/// The JSON type of every value, by path, and the keys of every object in order.
+fn shape(value: &Value, path: &str, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            let keys: Vec<&str> = map.keys().map(String::as_str).collect();
+            out.push(format!("{path}: object {keys:?}"));
+            for (k, v) in map {
+                shape(v, &format!("{path}.{k}"), out);
+            }
+        }
+        Value::Array(items) => {
+            out.push(format!("{path}: array"));
+            if let Some(first) = items.first() {
+                shape(first, &format!("{path}[]"), out);
+            }
+        }
+        Value::String(_) => out.push(format!("{path}: string")),
+        Value::Number(n) if n.is_i64() || n.is_u64() => out.push(format!("{path}: integer")),
+        Value::Number(_) => out.push(format!("{path}: number")),
+        Value::Bool(_) => out.push(format!("{path}: bool")),
+        Value::Null => out.push(format!("{path}: null")),
+    }
+}
+
+fn shape_of(value: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    shape(value, "$", &mut out);
+    out
+}
+
+/// The keys of a reply's text in the order they were written (serde_json's `Map` keeps
+/// them sorted unless `preserve_order` is on, so the text is what counts).
+fn key_order(text: &str, keys: &[&str]) -> Vec<usize> {
+    keys.iter()
+        .map(|k| text.find(&format!("\"{k}\"")).unwrap_or(usize::MAX))
+        .collect()
+}
+
+#[actix_web::test]
+async fn the_token_reply_holds_to_cafe24s_documented_reply() {
+    let server = Server::start();
+    let fixture: Value = serde_json::from_str(CAFE24_TOKEN_REPLY).unwrap();
+    let code = server.code(MALL, REDIRECT).await;
+    let answer = server.exchange(MALL, &code, REDIRECT).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.text);
+    let reply = answer.json();
+    // The same keys, in the same order, with the same JSON types.
+    let keys: Vec<&str> = fixture
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    let mut sorted = keys.clone();
+    sorted.sort_unstable();
+    let mut replied: Vec<&str> = reply
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    replied.sort_unstable();
+    assert_eq!(replied, sorted);
+    let order = key_order(
+        &answer.text,
+        &[
+            "access_token",
+            "expires_at",
+            "refresh_token",
+            "refresh_token_expires_at",
+            "client_id",
+            "mall_id",
+            "user_id",
+            "scopes",
+            "issued_at",
+            "shop_no",
+            "token_type",
+        ],
+    );
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "{}", answer.text);
+    assert_eq!(shape_of(&reply), shape_of(&fixture));
+    // Times as in the fixture: KST wall clock, milliseconds, no zone; 2 h and 14 days.
+    for field in ["expires_at", "refresh_token_expires_at", "issued_at"] {
+        // `token_time` reads `YYYY-MM-DDTHH:MM:SS.sss`, 23 characters, and nothing else.
+        token_time(&reply[field]);
+        token_time(&fixture[field]);
+    }
+    let lifetimes = |v: &Value| {
+        let issued = token_time(&v["issued_at"]);
+        (
+            token_time(&v["expires_at"]) - issued,
+            token_time(&v["refresh_token_expires_at"]) - issued,
+        )
+    };
+    assert_eq!(lifetimes(&reply), lifetimes(&fixture));
+    assert_eq!(reply["shop_no"], fixture["shop_no"]);
+    assert_eq!(reply["token_type"], fixture["token_type"]);
+    server.stop().await;
+}
+
+/// A receiver for the app's webhook: every request's `x-api-key` and body.
+async fn receiver() -> (
+    String,
+    std::sync::Arc<std::sync::Mutex<Vec<(Option<String>, Value)>>>,
+    ServerHandle,
+) {
+    use actix_web::{web, HttpRequest, HttpResponse};
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let shared = received.clone();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/cafe24/webhooks", listener.local_addr().unwrap());
+    let server = HttpServer::new(move || {
+        let shared = shared.clone();
+        App::new().default_service(web::to(move |req: HttpRequest, body: web::Bytes| {
+            let shared = shared.clone();
+            async move {
+                let key = req
+                    .headers()
+                    .get("x-api-key")
+                    .and_then(|v| v.to_str().ok())
+                    .map(str::to_string);
+                let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                shared.lock().unwrap().push((key, body));
+                HttpResponse::Ok().json(json!({"status": "ok"}))
+            }
+        }))
+    })
+    .workers(1)
+    .disable_signals()
+    .listen(listener)
+    .unwrap()
+    .run();
+    let handle = server.handle();
+    actix_web::rt::spawn(server);
+    (url, received, handle)
+}
+
+#[actix_web::test]
+async fn lifecycle_events_hold_to_cafe24s_samples_and_carry_the_api_key() {
+    let server = Server::start();
+    let (url, received, handle) = receiver().await;
+    let unregistered = server
+        .cafe24
+        .send_app_event(MALL, super::AppEvent::Deleted)
+        .await;
+    assert!(unregistered.is_err(), "no webhook registered yet");
+    server.cafe24.set_app_webhook(&url, "the-app-webhook-key");
+    let deleted = server
+        .cafe24
+        .send_app_event(MALL, super::AppEvent::Deleted)
+        .await;
+    assert_eq!(deleted, Ok(200));
+    let expired = server
+        .cafe24
+        .send_app_event(MALL, super::AppEvent::Expired)
+        .await;
+    assert_eq!(expired, Ok(200));
+    let got = received.lock().unwrap().clone();
+    assert_eq!(got.len(), 2);
+    for ((key, body), fixture) in got.iter().zip([CAFE24_APP_DELETED, CAFE24_APP_EXPIRED]) {
+        let fixture: Value = serde_json::from_str(fixture).unwrap();
+        assert_eq!(key.as_deref(), Some("the-app-webhook-key"));
+        assert_eq!(shape_of(body), shape_of(&fixture), "{body}");
+        assert_eq!(body["event_no"], fixture["event_no"]);
+        assert_eq!(body["resource"]["mall_id"], MALL);
+        assert_eq!(body["resource"]["client_id"], CLIENT_ID);
+        let date_field = if body["event_no"] == 90077 {
+            "deleted_date"
+        } else {
+            "expired_date"
+        };
+        let date = body["resource"][date_field].as_str().unwrap();
+        let theirs = fixture["resource"][date_field].as_str().unwrap();
+        assert_eq!(date.len(), theirs.len(), "{date}");
+        assert!(date.ends_with("+09:00"), "KST with its offset: {date}");
+        assert!(chrono::DateTime::parse_from_rfc3339(date).is_ok(), "{date}");
+    }
+    handle.stop(false).await;
+    server.stop().await;
+}
+
+#[actix_web::test]
+async fn a_rotated_client_secret_is_refused_as_invalid_grant_and_uses_up_nothing() {
+    let server = Server::start();
+    let tokens = server.install(MALL).await;
+    server.cafe24.rotate_client_secret("the-new-secret");
+    let old = server.refresh(MALL, refresh_of(&tokens)).await;
+    assert_eq!(old.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(old.oauth_error(), "invalid_grant");
+    assert_eq!(old.json()["error_description"], "Invalid client_secret");
+    // The refresh token was not used up: with the secret in force it works.
+    let new = server
+        .token_as(
+            MALL,
+            "the-new-secret",
+            &[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_of(&tokens)),
+            ],
+        )
+        .await;
+    assert_eq!(new.status, StatusCode::OK, "{}", new.text);
+    // And launch links are signed with it.
+    let url = server
+        .cafe24
+        .launch_url(MALL, 1, "ja", "admin", "a", 1_767_225_600);
+    let query = url.split_once('?').unwrap().1;
+    let (signed, _) = query.rsplit_once("&hmac=").unwrap();
+    use hmac::{Hmac, Mac};
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"the-new-secret").unwrap();
+    mac.update(signed.as_bytes());
+    let tag = base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes());
+    let encoded: String = url::form_urlencoded::byte_serialize(tag.as_bytes()).collect();
+    assert!(url.ends_with(&format!("&hmac={encoded}")), "{url}");
+    server.stop().await;
+}
+
+#[actix_web::test]
+async fn each_endpoint_needs_its_scope_and_paymentgateway_an_authorized_client() {
+    let server = Server::start();
+    // Authorized without mall.write_store.
+    let form = [
+        ("client_id", CLIENT_ID),
+        ("redirect_uri", REDIRECT),
+        ("state", "state-1"),
+        (
+            "scope",
+            "mall.read_store,mall.read_application,mall.write_application",
+        ),
+        ("decision", "allow"),
+    ];
+    let allowed = Server::answer(
+        server
+            .client
+            .post(format!("{}/{MALL}/api/v2/oauth/authorize", server.base))
+            .form(&form),
+    )
+    .await;
+    let code = url::Url::parse(&allowed.header("location"))
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    let tokens = server.exchange(MALL, &code, REDIRECT).await.json();
+    let token = access(&tokens);
+    let register = json!({"shop_no": 1, "request": {"partner_id": "p1"}});
+    let refused = server
+        .admin(
+            Method::POST,
+            MALL,
+            "paymentgateway",
+            token,
+            Some(register.clone()),
+        )
+        .await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.text);
+    assert_eq!(error_code(&refused), 403);
+    assert!(refused.json()["error"]["code"].is_u64(), "an integer code");
+    assert!(
+        refused.text.contains("mall.write_store"),
+        "{}",
+        refused.text
+    );
+    assert!(server.cafe24.payment_gateways(MALL).is_empty());
+    // The app is installed: what the token may do still works.
+    let shops = server.admin(Method::GET, MALL, "shops", token, None).await;
+    assert_eq!(shops.status, StatusCode::OK);
+    let tags = server
+        .admin(Method::GET, MALL, "scripttags?shop_no=1", token, None)
+        .await;
+    assert_eq!(tags.status, StatusCode::OK);
+
+    // With the scope, but a client Cafe24 has not authorized for paymentgateway.
+    let full = server.install(OTHER_MALL).await;
+    server.cafe24.set_paymentgateway_authorized(false);
+    let unauthorized = server
+        .admin(
+            Method::POST,
+            OTHER_MALL,
+            "paymentgateway",
+            access(&full),
+            Some(register.clone()),
+        )
+        .await;
+    assert_eq!(unauthorized.status, StatusCode::FORBIDDEN);
+    server.cafe24.set_paymentgateway_authorized(true);
+    let registered = server
+        .admin(
+            Method::POST,
+            OTHER_MALL,
+            "paymentgateway",
+            access(&full),
+            Some(register),
+        )
+        .await;
+    assert_eq!(
+        registered.status,
+        StatusCode::CREATED,
+        "{}",
+        registered.text
+    );
+    server.stop().await;
+}
+
+#[actix_web::test]
+async fn every_api_reply_carries_a_trace_id_and_the_log_keeps_it() {
+    let server = Server::start();
+    let tokens = server.install(MALL).await;
+    let ok = server
+        .admin(Method::GET, MALL, "shops", access(&tokens), None)
+        .await;
+    let missing = server
+        .admin(
+            Method::DELETE,
+            MALL,
+            "scripttags/404?shop_no=1",
+            access(&tokens),
+            None,
+        )
+        .await;
+    let refused = server.refresh(MALL, "not-a-refresh-token").await;
+    let mut traces = Vec::new();
+    for answer in [&ok, &missing, &refused] {
+        let trace = answer.header("x-trace_id");
+        assert_eq!(trace.len(), 32, "{:?}", answer.headers);
+        assert!(trace.bytes().all(|b| b.is_ascii_hexdigit()));
+        traces.push(trace);
+    }
+    traces.dedup();
+    assert_eq!(traces.len(), 3, "one per reply");
+    let recorded: Vec<String> = server
+        .cafe24
+        .requests()
+        .into_iter()
+        .map(|r| r.trace_id)
+        .collect();
+    for trace in &traces {
+        assert!(recorded.contains(trace), "{trace} recorded");
+    }
+    assert!(missing.json()["error"]["code"].is_u64());
+    assert!(missing.json()["error"]["more_info"].is_object());
+    server.stop().await;
+}
+
+#[actix_web::test]
+async fn a_launch_can_be_made_for_each_user_type() {
+    let server = Server::start();
+    for user_type in ["P", "A", "S"] {
+        let url = server.cafe24.launch_url_for(&super::Launch {
+            mall_id: MALL,
+            shop_no: 1,
+            lang: "ja_JP",
+            user_id: "staff",
+            user_name: "Staff Member",
+            user_type,
+            timestamp: 1_767_225_600,
+        });
+        let (signed, _) = verify_launch(&url);
+        assert!(
+            signed.ends_with(&format!("&user_name=Staff%20Member&user_type={user_type}")),
+            "{signed}"
+        );
+    }
     server.stop().await;
 }

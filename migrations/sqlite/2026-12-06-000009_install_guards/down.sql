@@ -1,0 +1,3 @@
+DROP TABLE lifecycle_checks;
+DROP TABLE mall_sessions;
+DROP TABLE launch_uses;
