@@ -94,7 +94,7 @@ pub const ALIASES: [(&str, &str); 4] = [
         responses(
             BadRequest, InvalidHash, Unauthorized, InvalidSignature, Forbidden, NotFound,
             MethodNotAllowed, Timeout, Conflict, TooLarge, NotRefundable, RateLimited,
-            Upstream, Unavailable,
+            Upstream, Unavailable, ApiKeyRefused,
         )
     ),
     modifiers(&Assembly)

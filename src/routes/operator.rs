@@ -106,7 +106,7 @@ async fn orders(app: State, req: HttpRequest) -> Result<HttpResponse, ApiError> 
     ),
     responses(
         (status = 200, description = "The order, its timeline, notifications and refunds", body = OperatorOrderDetail),
-        (status = 404, response = NotFound),
+        (status = 400, response = BadRequest), (status = 404, response = NotFound),
         (status = 401, response = Unauthorized), (status = 405, response = MethodNotAllowed),
         (status = 503, response = Unavailable),
     ))]

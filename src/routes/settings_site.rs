@@ -203,6 +203,7 @@ async fn after(
     params(("mall_id" = String, Path, description = "The Cafe24 mall id"), ("done" = Option<String>, Query, description = "What was just saved: shows a notice")),
     responses(
         (status = 200, description = "The page", content_type = "text/html", body = String),
+        (status = 400, response = BadRequest),
         (status = 401, description = "A page: no session cookie, not this mall's, or ended by a disconnect", content_type = "text/html"),
         (status = 403, description = "A page: the mall is not connected, or the session may not (a sub-operator's session is read-only)", content_type = "text/html"),
         (status = 405, response = MethodNotAllowed),
@@ -242,6 +243,7 @@ async fn show(app: State, req: HttpRequest, mall_id: web::Path<String>) -> HttpR
         (status = 503, description = "A page: the database cannot be reached", content_type = "text/html"),
         (status = 404, description = "A page: no such shop", content_type = "text/html"),
         (status = 422, description = "The page with the form error; nothing saved", content_type = "text/html"),
+        (status = 400, response = BadRequest), (status = 413, response = TooLarge),
     ))]
 async fn komoju(
     app: State,
@@ -278,7 +280,7 @@ async fn komoju(
     request_body(content((SwitchForm = "application/x-www-form-urlencoded"))),
     responses(
         (status = 303, description = "Saved: back to the page", headers(("Location" = String))),
-        (status = 400, response = BadRequest),
+        (status = 400, response = BadRequest), (status = 413, response = TooLarge),
         (status = 401, description = "A page: no session cookie, not this mall's, or ended by a disconnect", content_type = "text/html"),
         (status = 403, description = "A page: the mall is not connected, or the session may not (a sub-operator's session is read-only)", content_type = "text/html"),
         (status = 405, response = MethodNotAllowed),
@@ -321,6 +323,7 @@ async fn shop_switch(
         (status = 503, description = "A page: the database cannot be reached", content_type = "text/html"),
         (status = 404, description = "A page: no such shop", content_type = "text/html"),
         (status = 422, description = "The page with the form error; nothing saved", content_type = "text/html"),
+        (status = 400, response = BadRequest), (status = 413, response = TooLarge),
     ))]
 async fn webhook_test(
     app: State,
@@ -346,6 +349,7 @@ async fn webhook_test(
         (status = 503, description = "A page: the database cannot be reached", content_type = "text/html"),
         (status = 404, description = "A page: no such shop", content_type = "text/html"),
         (status = 422, description = "The page with the form error; nothing saved", content_type = "text/html"),
+        (status = 400, response = BadRequest), (status = 413, response = TooLarge),
     ))]
 async fn disconnect(
     app: State,
