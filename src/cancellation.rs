@@ -139,6 +139,16 @@ async fn cancel_request(app: &Services, mode: Mode, fields: &Fields) -> Result<R
         // pending; a repeat of the request replays the same key.
         Err(e) => return Err(e.into_api_error("cancelling at KOMOJU", &valid.order_id)),
     };
+    // The payment first, then the reply: a process stopped (or a connection lost)
+    // between the two leaves the row pending, so Cafe24's repeat calls KOMOJU again with
+    // the same key and applies the same payment (a fact applied twice is applied once).
+    // The other order left the order paid while KOMOJU had refunded, the repeat finding
+    // the stored reply (issue 18, item 13).
+    if let Some(fact) = decided.payment.as_ref().and_then(Payment::to_fact) {
+        crate::orders::updates::apply_fact(app, &merchant, &row.order_pk, fact, "cancel")
+            .await
+            .map_err(|e| ApiError::from_db("applying cancellation", e))?;
+    }
     let body = decided.reply.body.to_string();
     let (id, status_code, now) = (
         row.id.clone(),
@@ -164,11 +174,6 @@ async fn cancel_request(app: &Services, mode: Mode, fields: &Fields) -> Result<R
         })
         .await
         .map_err(|e| ApiError::from_db("recording cancellation", e))?;
-    if let Some(fact) = decided.payment.as_ref().and_then(Payment::to_fact) {
-        crate::orders::updates::apply_fact(app, &merchant, &row.order_pk, fact, "cancel")
-            .await
-            .map_err(|e| ApiError::from_db("applying cancellation", e))?;
-    }
     log::info!(
         "cancel {} of order {} of {} ({} {} {}): {}{}",
         row.id,

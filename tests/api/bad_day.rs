@@ -653,3 +653,46 @@ async fn lost_postgres_connections_are_retried_or_503_never_500() {
     heard.dedup();
     assert_eq!(heard, paid);
 }
+
+/// 18.13 (found by the chaos test): a synchronous refund whose order update fails after
+/// KOMOJU refunded (here a trigger refuses it once; in the chaos test, a process killed
+/// or a connection cut between the two) is applied when Cafe24 repeats the request: the
+/// repeat calls KOMOJU again with the same key (one refund at KOMOJU) and the order ends
+/// `refunded`. It ended `paid`, the repeat replaying the reply already stored.
+#[actix_web::test]
+async fn a_refund_whose_order_update_failed_is_applied_on_cafe24s_repeat() {
+    let Some(backend) = Backend::postgres() else {
+        return;
+    };
+    let app = spawn_app(backend).await;
+    let order_id = "20261206-0000800";
+    let tid = app.paid_order(order_id, "3000", "JPY", "credit_card").await;
+    let mut conn =
+        cafe24_komoju::db::establish(&app.settings.database_url).unwrap_or_else(|e| panic!("{e}"));
+    conn.batch_execute(
+        "CREATE SEQUENCE refund_update_faults; \
+         CREATE FUNCTION refuse_first_refund_update() RETURNS trigger AS $$ \
+         BEGIN IF nextval('refund_update_faults') = 1 THEN \
+           RAISE EXCEPTION 'injected: the order update fails once'; END IF; \
+           RETURN NEW; END $$ LANGUAGE plpgsql; \
+         CREATE TRIGGER refuse_first_refund_update BEFORE UPDATE ON orders FOR EACH ROW \
+           WHEN (NEW.state IN ('refunded', 'partially_refunded')) \
+           EXECUTE FUNCTION refuse_first_refund_update();",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let fields = cancel_fields(order_id, &tid, "3000", "JPY");
+    let (first, body) = app.sync_cancel(&fields).await;
+    assert!(first >= 500, "the first attempt: {first} {body}");
+    let (again, body) = app.sync_cancel(&fields).await;
+    assert_eq!(
+        (again, body["result_code"].as_str()),
+        (200, Some("0000")),
+        "{body}"
+    );
+    let order = app
+        .order(order_id)
+        .await
+        .map(|o| o.state.as_str().to_owned());
+    assert_eq!(order.as_deref(), Some("refunded"));
+    assert_eq!(app.komoju_refunds(&tid).len(), 1, "refunded twice");
+}
