@@ -87,6 +87,19 @@ pub struct Worker {
     wake: Arc<Notify>,
 }
 
+/// What an attempt changes of its host's back-off.
+#[derive(Debug, Clone)]
+enum HostChange {
+    None,
+    /// No attempt to the host before `retry_at`.
+    Failed {
+        host: String,
+        retry_at: chrono::NaiveDateTime,
+    },
+    /// Delivered after failures: the back-off ends, the host's waiting rows are due.
+    Recovered(String),
+}
+
 /// How one attempt went, for the host's back-off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Outcome {
@@ -222,28 +235,27 @@ impl Worker {
                 .and_then(|h| failing.get(h))
                 .copied()
                 .unwrap_or(0);
-            self.send_group(host, failures, group, &hosts)
+            self.send_group(failures, group, &hosts)
         }))
         .await;
         Ok(n)
     }
 
-    /// Sends the claimed rows of one host (see [`Worker::run_once`]).
+    /// Sends the claimed rows of one host (see [`Worker::run_once`]); `failures` is the
+    /// host's count of consecutive failures when they were claimed.
     async fn send_group(
         &self,
-        host: Option<String>,
         failures: i32,
         mut rows: Vec<NotificationRow>,
         allowed: &std::collections::HashMap<String, String>,
     ) {
         let allowed_of = |row: &NotificationRow| allowed.get(&row.order_pk).cloned();
+        let mut failures = failures;
         if failures > 0 && rows.len() > 1 {
             let rest = rows.split_off(1);
             let probe = rows.remove(0);
             let hosts = allowed_of(&probe);
-            let outcome = self.deliver(probe, hosts.as_deref()).await;
-            self.record_host(host.as_deref(), failures, outcome).await;
-            if outcome != Outcome::Delivered {
+            if self.deliver(probe, hosts.as_deref(), failures).await != Outcome::Delivered {
                 let ids: Vec<i64> = rest.iter().map(|r| r.id).collect();
                 let (owner, now) = (self.owner.clone(), self.app.clock.now_naive());
                 if let Err(e) = self
@@ -256,61 +268,27 @@ impl Worker {
                 }
                 return;
             }
+            // The probe cleared the host's back-off.
+            failures = 0;
             rows = rest;
         }
-        let outcomes = futures_util::future::join_all(rows.into_iter().map(|row| {
+        futures_util::future::join_all(rows.into_iter().map(|row| {
             let hosts = allowed_of(&row);
-            async move { self.deliver(row, hosts.as_deref()).await }
+            async move { self.deliver(row, hosts.as_deref(), failures).await }
         }))
         .await;
-        let failed = outcomes.iter().find(|o| **o == Outcome::HostFailed);
-        let delivered = outcomes.iter().find(|o| **o == Outcome::Delivered);
-        if let Some(outcome) = failed.or(delivered) {
-            self.record_host(host.as_deref(), failures, *outcome).await;
-        }
     }
 
-    /// Keeps `host`'s back-off: a host failure starts or lengthens it; a delivery to a
-    /// host that had failed ends it and makes its waiting rows due now.
-    async fn record_host(&self, host: Option<&str>, failures: i32, outcome: Outcome) {
-        let Some(host) = host.map(str::to_owned) else {
-            return;
-        };
-        let now = self.app.clock.now_naive();
-        let result = match outcome {
-            Outcome::HostFailed => {
-                let delay = host_delay(failures.saturating_add(1));
-                let retry_at = now + chrono::Duration::from_std(delay).unwrap_or_default();
-                let h = host.clone();
-                self.app
-                    .db
-                    .run(move |c| notifications::host_failed(c, &h, now, retry_at))
-                    .await
-                    .map(|()| 0)
-            }
-            Outcome::Delivered if failures > 0 => {
-                let h = host.clone();
-                let due = self
-                    .app
-                    .db
-                    .run(move |c| notifications::host_recovered(c, &h, now))
-                    .await;
-                if let Ok(n) = &due {
-                    log::info!("notifications to {host} are delivered again; {n} waiting notification(s) due now");
-                    self.wake.notify_one();
-                }
-                due
-            }
-            _ => Ok(0),
-        };
-        if let Err(e) = result {
-            log::error!("outbox: could not record the state of host {host}: {e}");
-        }
-    }
-
-    /// Sends `row` and records how the attempt ended; `allowed_hosts` are its merchant's
-    /// (read when the row was claimed).
-    async fn deliver(&self, row: NotificationRow, allowed_hosts: Option<&str>) -> Outcome {
+    /// Sends `row` and records how the attempt ended, with its host's back-off, in one
+    /// transaction (so a row seen unleased has its host's state recorded too);
+    /// `allowed_hosts` are its merchant's and `host_failures` its host's failures (read
+    /// when the row was claimed).
+    async fn deliver(
+        &self,
+        row: NotificationRow,
+        allowed_hosts: Option<&str>,
+        host_failures: i32,
+    ) -> Outcome {
         let attempt = self.attempt(&row, allowed_hosts).await;
         let now = self.app.clock.now_naive();
         let outcome = match &attempt {
@@ -363,14 +341,46 @@ impl Worker {
             Finish::Retry { .. } => "retried",
             Finish::Dead { .. } => "dead",
         };
+        let host = match (outcome, row.target_host.clone()) {
+            (Outcome::HostFailed, Some(host)) => {
+                let delay = host_delay(host_failures.saturating_add(1));
+                let retry_at = now + chrono::Duration::from_std(delay).unwrap_or_default();
+                HostChange::Failed { host, retry_at }
+            }
+            (Outcome::Delivered, Some(host)) if host_failures > 0 => HostChange::Recovered(host),
+            _ => HostChange::None,
+        };
         let (id, owner) = (row.id, self.owner.clone());
-        match self.app.db.run(move |c| notifications::finish(c, id, &owner, finish, now)).await {
-            Ok(true) => {
+        let recorded = self
+            .app
+            .db
+            .run(move |c| {
+                db::transaction(c, |c| {
+                    if !notifications::finish(c, id, &owner, finish, now)? {
+                        return Ok(None);
+                    }
+                    Ok(Some(match &host {
+                        HostChange::Failed { host, retry_at } => {
+                            notifications::host_failed(c, host, now, *retry_at)?;
+                            0
+                        }
+                        HostChange::Recovered(host) => notifications::host_recovered(c, host, now)?,
+                        HostChange::None => 0,
+                    }))
+                })
+            })
+            .await;
+        match recorded {
+            Ok(Some(due)) => {
                 self.app.metrics.notifications.with_label_values(&[label]).inc();
                 let level = if outcome == Outcome::Delivered { log::Level::Info } else { log::Level::Warn };
                 log::log!(level, "notification {} ({}) attempt {}: {summary}", row.id, row.kind, row.attempts);
+                if outcome == Outcome::Delivered && host_failures > 0 {
+                    log::info!("notifications to {} are delivered again; {due} waiting notification(s) due now", row.target_host.as_deref().unwrap_or("?"));
+                    self.wake.notify_one();
+                }
             }
-            Ok(false) => log::warn!(
+            Ok(None) => log::warn!(
                 "notification {} attempt {}: {summary}, but the lease was lost; another worker owns it now",
                 row.id, row.attempts
             ),
