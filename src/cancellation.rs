@@ -18,6 +18,7 @@ use secrecy::ExposeSecret;
 use serde_json::json;
 use sha2::{Digest, Sha256};
 
+use crate::cafe24::ids::OrderId;
 use crate::cafe24::partner_id::PartnerId;
 use crate::cafe24::{hash_data, Fields};
 use crate::db::refunds::{self, Operation, RefundRow, RefundState};
@@ -31,23 +32,8 @@ use crate::services::Services;
 /// A repeat of the same request within this window gets the first reply (§6.4).
 pub const DEDUP_WINDOW: Duration = Duration::from_secs(10 * 60);
 
-/// Which route family the request came through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    /// §6.4: `0000` only when KOMOJU confirmed.
-    Sync,
-    /// §6.5: `0000` once KOMOJU accepted; `cancel_noty_url` hears the confirmation.
-    Async,
-}
-
-impl Mode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Sync => "sync",
-            Mode::Async => "async",
-        }
-    }
-}
+/// Which route family the request came through: §6.4 (`Sync`) or §6.5 (`Async`).
+pub use crate::merchant::CancelMode as Mode;
 
 /// A reply to Cafe24: HTTP status and JSON body (stored, so repeats get it verbatim).
 #[derive(Debug, Clone, PartialEq)]
@@ -75,7 +61,7 @@ impl Reply {
 /// Fields the cancellation reads (everything else is ignored).
 struct ValidCancel {
     partner_id: PartnerId,
-    order_id: String,
+    order_id: OrderId,
     tid: String,
     cancel_amount: Money,
     cancel_amount_text: String,
@@ -105,7 +91,7 @@ pub async fn cancel(app: &Services, mode: Mode, fields: &Fields) -> Result<Reply
 
 async fn cancel_request(app: &Services, mode: Mode, fields: &Fields) -> Result<Reply, ApiError> {
     let mut valid = validate(mode, app, fields)?;
-    let merchant = crate::merchant::load_partner(app, &valid.partner_id, false).await?;
+    let merchant = app.merchants.load_partner(&valid.partner_id, false).await?;
     valid.cancel_noty_url = valid
         .cancel_noty_url
         .map(|url| {
@@ -137,7 +123,13 @@ async fn cancel_request(app: &Services, mode: Mode, fields: &Fields) -> Result<R
         Err(e) if e.is_refusal() => refused(&row, &valid.order_id, &e),
         // 5xx, timeout, unreadable, still in flight: the outcome is unknown. The row stays
         // pending; a repeat of the request replays the same key.
-        Err(e) => return Err(e.into_api_error("cancelling at KOMOJU", &valid.order_id)),
+        Err(e) => {
+            return Err(crate::upstream::komoju(
+                e,
+                "cancelling at KOMOJU",
+                &valid.order_id,
+            ))
+        }
     };
     // The payment first, then the reply: a process stopped (or a connection lost)
     // between the two leaves the row pending, so Cafe24's repeat calls KOMOJU again with
@@ -145,7 +137,7 @@ async fn cancel_request(app: &Services, mode: Mode, fields: &Fields) -> Result<R
     // The other order left the order paid while KOMOJU had refunded, the repeat finding
     // the stored reply (issue 18, item 13).
     if let Some(fact) = decided.payment.as_ref().and_then(Payment::to_fact) {
-        crate::orders::updates::apply_fact(app, &merchant, &row.order_pk, fact, "cancel")
+        crate::order_updates::apply_fact(app, &merchant, &row.order_pk, fact, "cancel")
             .await
             .map_err(|e| ApiError::from_db("applying cancellation", e))?;
     }
@@ -326,6 +318,7 @@ fn validate(mode: Mode, app: &Services, fields: &Fields) -> Result<ValidCancel, 
         return Err(ApiError::InvalidHash);
     }
     let partner = PartnerId::parse(partner_id).map_err(|e| ApiError::invalid(e.to_string()))?;
+    let order = OrderId::parse(order_id).map_err(|e| ApiError::invalid(e.to_string()))?;
     let currency_code = Currency::parse(currency)?;
     let money = Money::parse_positive(cancel_amount, currency_code)?;
     let fingerprint = {
@@ -344,7 +337,7 @@ fn validate(mode: Mode, app: &Services, fields: &Fields) -> Result<ValidCancel, 
         hex::encode(h.finalize())
     };
     Ok(ValidCancel {
-        order_id: order_id.to_owned(),
+        order_id: order,
         tid: tid.to_owned(),
         cancel_amount: money,
         cancel_amount_text: cancel_amount.to_owned(),
@@ -358,9 +351,9 @@ fn validate(mode: Mode, app: &Services, fields: &Fields) -> Result<ValidCancel, 
 /// Under the order's lock: the repeat of a recent request, or a new request row after the
 /// order, `tid`, state and amount checks.
 async fn decide(app: &Services, mode: Mode, v: &ValidCancel) -> Result<RefundRow, ApiError> {
-    let mall = v.partner_id.mall_id().to_owned();
+    let mall = v.partner_id.mall_id().to_string();
     let partner = v.partner_id.as_str().to_owned();
-    let order_id = v.order_id.clone();
+    let order_id = v.order_id.to_string();
     let tid = v.tid.clone();
     let amount = v.cancel_amount;
     let amount_text = v.cancel_amount_text.clone();
@@ -433,7 +426,7 @@ async fn decide(app: &Services, mode: Mode, v: &ValidCancel) -> Result<RefundRow
                 let row = RefundRow {
                     id: uuid::Uuid::new_v4().to_string(),
                     order_pk: order.id.clone(),
-                    mode: mode.as_str().to_owned(),
+                    mode,
                     operation,
                     fingerprint: fingerprint.clone(),
                     cancel_amount: amount.minor(),

@@ -1,6 +1,6 @@
 //! Refunding duplicate payments (PROTOCOL.md §5): a buyer who paid an order twice gets
 //! the second payment back in full, without anyone having to notice. The state machine
-//! decides what a duplicate is and [`crate::orders::updates`] records it (`refund_due`,
+//! decides what a duplicate is and [`crate::order_updates`] records it (`refund_due`,
 //! or `kept` when the merchant turned automatic refunds off); this pass, run by the
 //! reconciliation task, refunds what is due.
 //!
@@ -60,7 +60,7 @@ async fn refund_one(
     let Some(order) = app.db.run(move |c| orders::find(c, &pk)).await? else {
         return Err(DbError::Corrupt(format!("order {} vanished", row.order_pk)));
     };
-    let merchant = match crate::merchant::load(app, &order.mall_id, None).await {
+    let merchant = match app.merchants.load(&order.mall_id, None).await {
         Ok(m) => m,
         Err(e) => {
             log::warn!(

@@ -28,14 +28,15 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256, Sha384};
 
 use crate::cafe24::external_checkout::{request_hmac, reservation_valid};
+use crate::cafe24::ids::OrderId;
 use crate::cafe24::partner_id::PartnerId;
 use crate::cafe24::Fields;
 use crate::checkout::{self, ValidCheckout};
 use crate::db::orders::OrderRow;
 use crate::error::ApiError;
+use crate::keys::order::OrderRef;
 use crate::money::{Currency, Money};
 use crate::orders::state::OrderState;
-use crate::orders::token::OrderRef;
 use crate::orders::Flow;
 use crate::services::Services;
 
@@ -200,15 +201,9 @@ async fn start_reservation(app: &Services, payload: &Payload) -> Result<Started,
         .as_text()
         .parse()
         .map_err(|_| ApiError::invalid("shop_no must be a number"))?;
-    if payload.order_id.is_empty()
-        || payload.order_id.len() > 100
-        || payload.order_id.chars().any(char::is_control)
-    {
-        return Err(ApiError::invalid(
-            "order_id must be 1 to 100 printable characters",
-        ));
-    }
-    let merchant = crate::merchant::load(app, &payload.mall_id, Some(shop_no)).await?;
+    let order_id =
+        OrderId::parse(&payload.order_id).map_err(|e| ApiError::invalid(e.to_string()))?;
+    let merchant = app.merchants.load(&payload.mall_id, Some(shop_no)).await?;
     let shop = load_shop(app, &payload.mall_id, shop_no).await?;
     let currency = Currency::parse(&payload.currency)?;
     if currency.code() != shop.currency {
@@ -270,7 +265,7 @@ async fn start_reservation(app: &Services, payload: &Payload) -> Result<Started,
         .collect();
     let valid = ValidCheckout {
         partner_id,
-        order_id: payload.order_id.clone(),
+        order_id,
         amount: total,
         amount_text: total.to_decimal_string(),
         return_url: return_url_base.trim_end_matches('/').to_owned(),
@@ -293,7 +288,7 @@ async fn start_reservation(app: &Services, payload: &Payload) -> Result<Started,
         .merchant
         .external_review
         .then(|| {
-            let key = crate::orders::keys::issue(
+            let key = crate::checkout::key::issue(
                 app,
                 &OrderRef {
                     mall_id: order.mall_id.clone(),
@@ -526,7 +521,7 @@ pub async fn signed_request(app: &Services, peer: &str, q: &Fields) -> Result<St
     {
         return Err(ApiError::invalid("client_key is not this app's client id"));
     }
-    let merchant = crate::merchant::load(app, mall_id, None).await?;
+    let merchant = app.merchants.load(mall_id, None).await?;
     if !merchant.enabled {
         return Err(ApiError::MerchantDisabled);
     }
@@ -596,11 +591,11 @@ pub async fn pay(app: &Services, key: &str, csrf: &str) -> Result<String, ApiErr
 /// Verifies an external order key and loads its order, still pending with a session.
 async fn pending_order(app: &Services, key: &str) -> Result<OrderRow, ApiError> {
     let fields = Fields::from_pairs(vec![("key".into(), key.to_owned())])?;
-    let order_ref = crate::orders::keys::verify(app, &fields)?;
+    let order_ref = crate::checkout::key::verify(app, &fields)?;
     if order_ref.flow != Flow::External {
         return Err(ApiError::invalid("key belongs to another checkout flow"));
     }
-    let order = crate::orders::keys::order_of(app, &order_ref).await?;
+    let order = crate::checkout::key::order_of(app, &order_ref).await?;
     if order.attempt != order_ref.attempt
         || order.state != OrderState::Pending
         || order.komoju_session_url.is_none()
@@ -624,11 +619,10 @@ pub fn csrf_valid(app: &Services, key: &str, token: &str) -> bool {
 }
 
 fn csrf_mac(app: &Services, key: &str) -> Hmac<Sha256> {
-    let mut mac =
-        match Hmac::<Sha256>::new_from_slice(app.form_token_key.expose_secret().as_bytes()) {
-            Ok(m) => m,
-            Err(_) => unreachable!("HMAC-SHA256 takes keys of any length"),
-        };
+    let mut mac = match Hmac::<Sha256>::new_from_slice(&app.form_token_key) {
+        Ok(m) => m,
+        Err(_) => unreachable!("HMAC-SHA256 takes keys of any length"),
+    };
     mac.update(b"cafe24-komoju/review-csrf/v1\x1f");
     mac.update(key.as_bytes());
     mac

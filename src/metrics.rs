@@ -5,7 +5,7 @@
 //! | family | labels | where |
 //! |---|---|---|
 //! | `cafe24_komoju_http_requests_total`, `…_http_requests_duration_seconds` | `endpoint` (route pattern, `unmatched`), `method`, `status` | the HTTP middleware |
-//! | `cafe24_komoju_webhooks_total` | `outcome` (`applied`, `ignored`, `duplicate`, `unknown_order`, `bad_signature`, `ping`, `not_handled`, `unreadable`) | [`crate::webhooks::receive`] |
+//! | `cafe24_komoju_webhooks_total` | `outcome` (`applied`, `ignored`, `duplicate`, `unknown_order`, `unknown_status` (a payment status this build does not know), `bad_signature`, `ping`, `not_handled`, `unreadable`) | [`crate::webhooks::receive`] |
 //! | `cafe24_komoju_notifications_total` | `outcome` (`delivered`, `retried`, `dead`) | the outbox worker |
 //! | `cafe24_komoju_notifications_pending`, `…_oldest_pending_age_seconds` | – | read from the outbox at each scrape |
 //! | `cafe24_komoju_komoju_requests_total`, `…_komoju_request_duration_seconds` | `operation`, `status` (`2xx`, `4xx`, `5xx`, `timeout`, `error`) | the KOMOJU client |

@@ -1,6 +1,6 @@
 //! Delivering notifications to Cafe24, at least once (PROTOCOL.md §9).
 //!
-//! Rows are written by [`crate::orders::updates`] in the transaction that changed the
+//! Rows are written by [`crate::order_updates`] in the transaction that changed the
 //! order. A [`Worker`] (started by `serve`, one per process) claims due rows with a lease
 //! (`db::notifications::claim`), sends each outside any transaction with a timeout
 //! shorter than the lease, and records the result only if it still holds the lease. A
@@ -25,7 +25,7 @@ use std::time::Duration;
 use actix_web::web;
 use tokio::sync::{watch, Notify};
 
-use crate::cafe24::notify::{Attempt, Encoding, Sender};
+use crate::cafe24::notify::{Attempt, Sender};
 use crate::db::notifications::{self, Finish, NotificationRow};
 use crate::db::{self, DbError};
 use crate::services::Services;
@@ -398,12 +398,9 @@ impl Worker {
             Ok(p) => p,
             Err(e) => return Attempt::Refused(e.to_string()),
         };
-        let encoding = if row.encoding == "json" {
-            Encoding::Json
-        } else {
-            Encoding::Form
-        };
-        self.sender.send(&row.target_url, encoding, &pairs).await
+        self.sender
+            .send(&row.target_url, row.encoding, &pairs)
+            .await
     }
 
     /// §9: the host is checked against the allow-list again before every attempt: the

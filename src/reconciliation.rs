@@ -1,7 +1,7 @@
 //! Reading from KOMOJU what no webhook said (PROTOCOL.md §5, §6.5, §8): its own
 //! background task, apart from the outbox worker. A pass runs every
 //! `RECONCILE_INTERVAL_MS`; what it reads goes through the one state machine
-//! ([`crate::orders::updates`]), so Cafe24 hears each change once, whichever of webhook,
+//! ([`crate::order_updates`]), so Cafe24 hears each change once, whichever of webhook,
 //! callback, status read or reconciliation sees it first.
 //!
 //! A pass, under a lock so that several instances on one PostgreSQL never run one at
@@ -263,7 +263,7 @@ async fn read_order(
     backoff: &mut Backoff,
 ) -> Result<usize, DbError> {
     let mall_id = order.mall_id.clone();
-    let merchant = match crate::merchant::load(app, &mall_id, None).await {
+    let merchant = match app.merchants.load(&mall_id, None).await {
         Ok(m) => m,
         Err(e) => {
             log::warn!(
@@ -319,7 +319,7 @@ pub async fn cancellations(app: &Services, after: Duration) -> Result<usize, DbE
         let Some(order) = app.db.run(move |c| orders::find(c, &pk)).await? else {
             continue;
         };
-        let merchant = match crate::merchant::load(app, &order.mall_id, None).await {
+        let merchant = match app.merchants.load(&order.mall_id, None).await {
             Ok(m) => m,
             Err(e) => {
                 log::warn!("reconcile {}: merchant {}: {e}", row.id, order.mall_id);
@@ -334,14 +334,8 @@ pub async fn cancellations(app: &Services, after: Duration) -> Result<usize, DbE
             Ok(payment) => {
                 read += 1;
                 if let Some(fact) = payment.to_fact() {
-                    crate::orders::updates::apply_fact(
-                        app,
-                        &merchant,
-                        &order.id,
-                        fact,
-                        "reconcile",
-                    )
-                    .await?;
+                    crate::order_updates::apply_fact(app, &merchant, &order.id, fact, "reconcile")
+                        .await?;
                     app.outbox_wake.notify_one();
                 }
             }

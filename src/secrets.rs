@@ -50,19 +50,6 @@ pub fn derive_key(app_secret: &SecretString, info: &str) -> [u8; 32] {
     key
 }
 
-/// The checks every token this service issues gets (order keys, operator tokens): HS256
-/// only (`alg: none` and every other algorithm refused), this `audience` and `issuer`,
-/// and `exp`, `aud`, `iss` present. Expiry itself is left to the caller, who compares
-/// `exp` with the service clock (tests move it).
-pub fn hs256_validation(audience: &str, issuer: &str) -> jsonwebtoken::Validation {
-    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::HS256);
-    validation.set_audience(&[audience]);
-    validation.set_issuer(&[issuer]);
-    validation.set_required_spec_claims(&["exp", "aud", "iss"]);
-    validation.validate_exp = false;
-    validation
-}
-
 /// Seals and opens merchant secrets with the key derived from `APP_SECRET`.
 #[derive(Clone)]
 pub struct SecretBox {

@@ -13,8 +13,8 @@ use crate::cafe24::callback_url::AllowedHosts;
 use crate::cafe24::BodyLimits;
 use crate::clock::Clock;
 use crate::db::Database;
+use crate::keys::order::OrderKeys;
 use crate::komoju::KomojuClient;
-use crate::orders::token::OrderKeys;
 use crate::secrets::SecretBox;
 
 /// Everything a use case needs. Built once; shared by every worker and task.
@@ -37,9 +37,9 @@ pub struct Services {
     /// Limits of every request body.
     pub body_limits: BodyLimits,
     /// Issues and checks the operator API's bearer tokens (from `APP_SECRET`).
-    pub operator_keys: crate::operator::token::OperatorKeys,
-    /// Keys the review page's form token (from `APP_SECRET`).
-    pub form_token_key: SecretString,
+    pub operator_keys: crate::keys::operator::OperatorKeys,
+    /// Keys the review page's form token ([`crate::keys::form_key`], from `APP_SECRET`).
+    pub form_token_key: [u8; 32],
     /// Cafe24's OAuth and Admin API (§12).
     pub cafe24: crate::cafe24::admin::Cafe24Client,
     /// True when the mounted Cafe24 stand-in answers for Cafe24 (development only).
@@ -52,13 +52,13 @@ pub struct Services {
     /// (`CAFE24_WEBHOOK_API_KEY`); `None` (development only) skips the check.
     pub cafe24_webhook_api_key: Option<SecretString>,
     /// The settings site's sessions and CSRF tokens (from `APP_SECRET`).
-    pub session_keys: crate::install::session::SessionKeys,
+    pub session_keys: crate::keys::session::SessionKeys,
     /// Cookies carry `Secure` (production).
     pub cookie_secure: bool,
     /// The Prometheus registry and the domain counters (§13).
     pub metrics: crate::metrics::Metrics,
     /// Merchants recently read and opened (`MERCHANT_CACHE_SECS`).
-    pub merchants: crate::merchant::cache::MerchantCache,
+    pub merchants: crate::merchant::cache::Merchants,
     /// Wakes the outbox worker after a commit that enqueued notifications.
     pub outbox_wake: Arc<Notify>,
     /// External checkout's `/script/hmac`: requests per (client address, mall).

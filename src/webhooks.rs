@@ -3,7 +3,7 @@
 //! the raw bytes, in constant time, and the envelope ([`crate::komoju::webhook`]) → find
 //! the order (by `data.session`, then `data.metadata`, then `data.external_order_num`),
 //! locked → dedup by event id (`INSERT … ON CONFLICT DO NOTHING`) → apply and enqueue
-//! ([`crate::orders::updates`]): everything after the signature in one transaction, one
+//! ([`crate::order_updates`]): everything after the signature in one transaction, one
 //! unit of database work. The merchant comes from the merchant cache. The caller answers
 //! 2xx only after [`receive`] returned: after the commit.
 //!
@@ -14,11 +14,12 @@
 
 use secrecy::ExposeSecret;
 
-use crate::db::{self, webhook_events, webhook_events::WebhookEventRow};
+use crate::db;
+use crate::db::webhook_events::{self, WebhookEventRow, WebhookOutcome};
 use crate::error::ApiError;
 use crate::komoju::webhook::{self as komoju_webhook, Content, OrderRefs};
+use crate::order_updates as updates;
 use crate::orders::state::{self as order_state, Event, Fact};
-use crate::orders::updates;
 use crate::services::Services;
 
 /// One delivery as it arrived: the `mall_id` of the URL, the raw body and the
@@ -36,8 +37,9 @@ pub struct Delivery<'a> {
 pub enum Received {
     /// The signature is missing or wrong: answer 401, nothing was read or stored.
     BadSignature,
-    /// Acknowledged (2xx) with this outcome: `applied`, `ignored`, `duplicate`, `ping`,
-    /// `not_handled`, `unreadable` or `unknown_order`.
+    /// Acknowledged (2xx) with this outcome: a [`WebhookOutcome`]'s name (`applied`,
+    /// `ignored`, `unknown_order`, `unknown_status`, `ping`, `not_handled`, `unreadable`),
+    /// or `duplicate` for an event recorded before.
     Acknowledged(&'static str),
 }
 
@@ -58,7 +60,7 @@ pub async fn receive(app: &Services, delivery: Delivery<'_>) -> Result<Received,
 
 async fn pipeline(app: &Services, delivery: Delivery<'_>) -> Result<Received, ApiError> {
     let mall_id = delivery.mall_id;
-    let merchant = crate::merchant::load(app, mall_id, None).await?;
+    let merchant = app.merchants.load(mall_id, None).await?;
     let Ok(event) = komoju_webhook::read(
         merchant.komoju_webhook_secret.expose_secret().as_bytes(),
         delivery.body,
@@ -73,27 +75,14 @@ async fn pipeline(app: &Services, delivery: Delivery<'_>) -> Result<Received, Ap
         event_id: event.id.clone(),
         event_type: event.kind.clone(),
         order_pk: None,
-        outcome: String::new(),
+        outcome: WebhookOutcome::Ignored,
         received_at: app.clock.now_naive(),
     };
     let (payment, refs) = match event.content {
         Content::Payment { payment, refs } => (payment, refs),
-        Content::Ping => return record_only(app, record, "ping").await,
-        Content::NotHandled => {
-            log::info!(
-                "webhook {} for {mall_id}: event type {} not handled; acknowledged",
-                event.id,
-                event.kind
-            );
-            return record_only(app, record, "not_handled").await;
-        }
-        Content::Unreadable(why) => {
-            log::warn!(
-                "webhook {} ({}) for {mall_id}: {why}; recorded and acknowledged",
-                event.id,
-                event.kind
-            );
-            return record_only(app, record, "unreadable").await;
+        other => {
+            let outcome = not_a_payment(&other, &record);
+            return record_only(app, record, outcome).await;
         }
     };
     let Some(fact) = payment.to_fact() else {
@@ -101,7 +90,7 @@ async fn pipeline(app: &Services, delivery: Delivery<'_>) -> Result<Received, Ap
             "webhook {} ({}) for {mall_id}: payment status {:?} is not one this build knows; acknowledged",
             event.id, event.kind, payment.status
         );
-        return record_only(app, record, "unknown_order").await;
+        return record_only(app, record, WebhookOutcome::UnknownStatus).await;
     };
     let handled = match apply_payment(app, &merchant, &record, &fact, &refs).await? {
         Step::NeedsSession(session_id) => {
@@ -115,28 +104,58 @@ async fn pipeline(app: &Services, delivery: Delivery<'_>) -> Result<Received, Ap
         }
         Step::Done(handled) => handled,
     };
+    Ok(acknowledge(app, &record, &refs, handled))
+}
+
+/// The outcome of a signed event that is no payment event (ping, not handled,
+/// unreadable), logged.
+fn not_a_payment(content: &Content, record: &WebhookEventRow) -> WebhookOutcome {
+    let (id, kind, mall_id) = (&record.event_id, &record.event_type, &record.mall_id);
+    match content {
+        Content::Ping => WebhookOutcome::Ping,
+        Content::Unreadable(why) => {
+            log::warn!("webhook {id} ({kind}) for {mall_id}: {why}; recorded and acknowledged");
+            WebhookOutcome::Unreadable
+        }
+        _ => {
+            log::info!("webhook {id} for {mall_id}: event type {kind} not handled; acknowledged");
+            WebhookOutcome::NotHandled
+        }
+    }
+}
+
+/// What the committed unit of work did, as the reply says it (and the log, and the
+/// outbox woken when it has rows to send).
+fn acknowledge(
+    app: &Services,
+    record: &WebhookEventRow,
+    refs: &OrderRefs,
+    handled: Option<Option<Box<updates::Applied>>>,
+) -> Received {
+    let (id, kind, mall_id) = (&record.event_id, &record.event_type, &record.mall_id);
     match handled {
         None => {
             log::warn!(
-                "webhook {} ({}) for {mall_id}: no order for session {:?} / external_order_num {:?}; acknowledged",
-                event.id, event.kind, refs.session, refs.external_order_num
+                "webhook {id} ({kind}) for {mall_id}: no order for session {:?} / external_order_num {:?}; acknowledged",
+                refs.session, refs.external_order_num
             );
-            Ok(Received::Acknowledged("unknown_order"))
+            Received::Acknowledged(WebhookOutcome::UnknownOrder.as_str())
         }
         Some(None) => {
-            log::info!("webhook {} for {mall_id}: already processed", event.id);
-            Ok(Received::Acknowledged("duplicate"))
+            log::info!("webhook {id} for {mall_id}: already processed");
+            Received::Acknowledged("duplicate")
         }
         Some(Some(applied)) => {
             updates::committed(app, &applied);
             if applied.enqueued > 0 {
                 app.outbox_wake.notify_one();
             }
-            Ok(Received::Acknowledged(if applied.took_effect() {
-                "applied"
+            let outcome = if applied.took_effect() {
+                WebhookOutcome::Applied
             } else {
-                "ignored"
-            }))
+                WebhookOutcome::Ignored
+            };
+            Received::Acknowledged(outcome.as_str())
         }
     }
 }
@@ -169,7 +188,7 @@ async fn apply_payment(
             db::transaction(c, |c| {
                 let Some(order) = lock_order(c, &record.mall_id, &lookup)? else {
                     let mut record = record;
-                    record.outcome = "unknown_order".to_owned();
+                    record.outcome = WebhookOutcome::UnknownOrder;
                     webhook_events::insert_new(c, &record)?;
                     return Ok(Step::Done(None));
                 };
@@ -204,7 +223,9 @@ async fn with_session_total(
         .komoju
         .get_session(&merchant.komoju_secret_key, session_id)
         .await
-        .map_err(|e| e.into_api_error("reading the session of a converted payment", session_id))?;
+        .map_err(|e| {
+            crate::upstream::komoju(e, "reading the session of a converted payment", session_id)
+        })?;
     if let Event::Payment {
         payment_id,
         session_total,
@@ -231,14 +252,14 @@ async fn with_session_total(
 async fn record_only(
     app: &Services,
     mut record: WebhookEventRow,
-    outcome: &'static str,
+    outcome: WebhookOutcome,
 ) -> Result<Received, ApiError> {
-    record.outcome = outcome.to_owned();
+    record.outcome = outcome;
     app.db
         .run(move |c| webhook_events::insert_new(c, &record))
         .await
         .map_err(|e| ApiError::from_db("recording webhook event", e))?;
-    Ok(Received::Acknowledged(outcome))
+    Ok(Received::Acknowledged(outcome.as_str()))
 }
 
 /// §8's order lookup, inside the webhook's transaction and locked for it: the order's

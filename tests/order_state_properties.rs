@@ -213,7 +213,7 @@ fn run(events: &[Event]) -> Result<OrderFacts, TestCaseError> {
         prop_assert_eq!(&twice.facts, &out.facts);
         // amount_mismatch never says "paid".
         if out.facts.state == OrderState::AmountMismatch {
-            prop_assert!(out.notices.iter().all(|n| n.payed_tf != "T"));
+            prop_assert!(out.notices.iter().all(|n| !n.is_paid()));
         }
         // Never backwards out of money: once paid, the order stays paid (or refunded).
         if paid_before {
@@ -282,7 +282,7 @@ proptest! {
         let mut successes = 0;
         for e in &events {
             let out = apply(&o, e);
-            successes += out.notices.iter().filter(|n| n.payed_tf == "T").count();
+            successes += out.notices.iter().filter(|n| n.is_paid()).count();
             o = out.facts;
         }
         prop_assert_eq!(successes, usize::from(expected.is_paid()));
@@ -311,7 +311,7 @@ proptest! {
             prop_assert!(!out.changed);
         } else {
             prop_assert_eq!(out.facts.state, OrderState::Paid);
-            prop_assert_eq!(out.notices.iter().filter(|n| n.payed_tf == "T").count(), 1);
+            prop_assert_eq!(out.notices.iter().filter(|n| n.is_paid()).count(), 1);
             prop_assert!(out.anomaly);
             let again = apply(&out.facts, &capture);
             prop_assert!(!again.changed && again.notices.is_empty() && again.duplicate.is_none());

@@ -45,7 +45,7 @@ fn webhook(c: &mut DbConnection, w: &Webhook) -> Result<(), DbError> {
                 event_id: w.event_id.clone(),
                 event_type: "payment.captured".into(),
                 order_pk: Some(order.id.clone()),
-                outcome: "applied".into(),
+                outcome: webhook_events::WebhookOutcome::Applied,
                 received_at: now,
             },
         )?;

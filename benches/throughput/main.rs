@@ -322,10 +322,10 @@ fn ceiling_webhook(order: &Order, receiver: &str) -> ceiling::Webhook {
         },
         notification: NewNotification {
             order_pk: order.pk.clone(),
-            kind: "return_noty".into(),
+            kind: cafe24_komoju::db::notifications::NotificationKind::ReturnNoty,
             dedup_key: format!("{}:return_noty:a1:payment:T:0000", order.pk),
             target_url: receiver.into(),
-            encoding: "form".into(),
+            encoding: cafe24_komoju::merchant::NotifyEncoding::Form,
             fields: fields.to_string(),
             state: NotificationState::Pending,
             attempts: 0,

@@ -4,6 +4,7 @@
 //! Commands other than `serve` write their result to the given writer, so tests can run
 //! them in-process.
 
+pub use super::error::CliError;
 use std::io::Write;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -15,7 +16,7 @@ use crate::cafe24::hash_data;
 use crate::clock::Clock;
 use crate::db::notifications::NotificationState;
 use crate::db::{self, Database};
-use crate::merchant::MerchantInput;
+use crate::merchant::{CancelMode, Locale, MerchantInput, NotifyEncoding};
 use crate::orders::state::OrderState;
 use crate::secrets::{mask, SecretBox};
 
@@ -301,28 +302,6 @@ impl From<StateArg> for NotificationState {
     }
 }
 
-/// The name clap shows for a choice (`ja`, `async`, `json`…), which is also its stored
-/// form.
-fn choice<T: ValueEnum>(value: T) -> String {
-    value
-        .to_possible_value()
-        .map(|v| v.get_name().to_owned())
-        .unwrap_or_default()
-}
-
-/// A command failed; the message is for the operator and holds no secret.
-#[derive(Debug, thiserror::Error)]
-pub enum CliError {
-    #[error("{0}")]
-    Usage(String),
-    #[error("{0}")]
-    Db(#[from] db::DbError),
-    #[error("{0}")]
-    Startup(#[from] crate::app::startup::StartupError),
-    #[error("{0}")]
-    Io(#[from] std::io::Error),
-}
-
 /// Runs a command. `serve` blocks until the server stops.
 pub async fn run(cli: Cli, settings: Settings, out: &mut dyn Write) -> Result<(), CliError> {
     match cli.command {
@@ -366,7 +345,7 @@ pub async fn run(cli: Cli, settings: Settings, out: &mut dyn Write) -> Result<()
         Command::Merchant(cmd) => merchant(cmd, &settings, out),
         Command::Notifications(cmd) => notifications(cmd, &settings, out),
         Command::Operator(OperatorCommand::Token { ttl }) => {
-            let keys = crate::operator::token::OperatorKeys::new(&settings.app_secret);
+            let keys = crate::keys::operator::OperatorKeys::new(&settings.app_secret);
             let token = keys
                 .issue(Clock::system().unix_seconds(), ttl)
                 .map_err(|e| CliError::Usage(e.to_string()))?;
@@ -426,15 +405,25 @@ fn merchant(
                     .into_iter()
                     .map(|t| t.trim().to_owned())
                     .collect(),
-                locale: choice(a.locale),
-                cancel_mode: choice(a.cancel_mode),
+                locale: match a.locale {
+                    LocaleArg::Ja => Locale::Ja,
+                    LocaleArg::En => Locale::En,
+                    LocaleArg::Ko => Locale::Ko,
+                },
+                cancel_mode: match a.cancel_mode {
+                    CancelModeArg::Sync => CancelMode::Sync,
+                    CancelModeArg::Async => CancelMode::Async,
+                },
                 allowed_hosts: a
                     .allowed_hosts
                     .into_iter()
                     .map(|h| h.trim().to_ascii_lowercase())
                     .collect(),
                 paymethod_codes: a.paymethod_codes,
-                notify_encoding: choice(a.notify_encoding),
+                notify_encoding: match a.notify_encoding {
+                    EncodingArg::Form => NotifyEncoding::Form,
+                    EncodingArg::Json => NotifyEncoding::Json,
+                },
                 shop_name: a.shop_name,
                 currency: a.currency.to_ascii_uppercase(),
                 external_review: a.review_page == OnOff::On,

@@ -9,7 +9,7 @@ use chrono::NaiveDateTime;
 
 use secrecy::ExposeSecret;
 
-use super::cli::CliError;
+use super::error::CliError;
 use crate::db::orders::OrderRow;
 use crate::db::{self, DbConnection};
 use crate::orders::state::OrderState;

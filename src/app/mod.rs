@@ -3,6 +3,7 @@
 //! them, and the [`cli`]. Everything else is below it and never imports it.
 
 pub mod cli;
+pub mod error;
 pub mod inspect;
 pub mod settings;
 pub mod startup;

@@ -18,8 +18,8 @@ use crate::cafe24::admin::{Cafe24Client, Cafe24Config};
 use crate::cafe24::callback_url::AllowedHosts;
 use crate::clock::Clock;
 use crate::db::Database;
+use crate::keys::order::OrderKeys;
 use crate::komoju::KomojuClient;
-use crate::orders::token::OrderKeys;
 use crate::secrets::SecretBox;
 use crate::services::Services;
 #[cfg(feature = "sandbox")]
@@ -214,7 +214,7 @@ impl Application {
             cafe24_client_secret: settings.cafe24_client_secret.clone(),
             launch_max_age_secs: settings.cafe24_launch_max_age_secs,
             cafe24_webhook_api_key: settings.cafe24_webhook_api_key.clone(),
-            session_keys: crate::install::session::SessionKeys::new(&settings.app_secret),
+            session_keys: crate::keys::session::SessionKeys::new(&settings.app_secret),
             cookie_secure: !settings.is_development(),
             komoju: KomojuClient::new(&komoju_base, settings.komoju_timeout)?.with_metrics(metrics),
             secrets: SecretBox::new(&settings.app_secret),
@@ -223,10 +223,14 @@ impl Application {
                 &settings.cafe24_allowed_hosts,
                 settings.is_development(),
             ),
-            db,
+            db: db.clone(),
             clock,
             outbox_wake: Arc::new(Notify::new()),
-            merchants: crate::merchant::cache::MerchantCache::new(settings.merchant_cache_ttl),
+            merchants: crate::merchant::cache::Merchants::new(
+                db.clone(),
+                SecretBox::new(&settings.app_secret),
+                settings.merchant_cache_ttl,
+            ),
             komoju_is_sandbox,
             hmac_limiter: governor::RateLimiter::keyed(governor::Quota::per_minute(
                 HMAC_REQUESTS_PER_MINUTE,
@@ -235,8 +239,8 @@ impl Application {
             cafe24_client_id: settings.cafe24_client_id.clone(),
             public_base_url: settings.public_base_url.clone(),
             body_limits: settings.body_limits(),
-            form_token_key: settings.app_secret.clone(),
-            operator_keys: crate::operator::token::OperatorKeys::new(&settings.app_secret),
+            form_token_key: crate::keys::form_key(&settings.app_secret),
+            operator_keys: crate::keys::operator::OperatorKeys::new(&settings.app_secret),
         });
         log::info!(
             "serving on http://{local} ({} database, KOMOJU at {}, Cafe24 at {}, public base {})",

@@ -9,8 +9,10 @@
 
 pub mod admin;
 pub mod callback_url;
+pub mod cancel_result;
 pub mod external_checkout;
 pub mod hash_data;
+pub mod ids;
 pub mod launch;
 pub mod notify;
 pub mod orders;

@@ -10,14 +10,7 @@ use std::time::Duration;
 /// Largest reply body read from Cafe24.
 const MAX_REPLY_BYTES: usize = 16 * 1024;
 
-/// How a notification's fields are encoded.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Encoding {
-    /// `application/x-www-form-urlencoded` (§9's default).
-    Form,
-    /// `application/json`, an object of strings (per merchant setting).
-    Json,
-}
+pub use crate::merchant::kinds::NotifyEncoding as Encoding;
 
 /// How one attempt went.
 #[derive(Debug, PartialEq, Eq)]

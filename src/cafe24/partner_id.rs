@@ -8,10 +8,10 @@
 
 use std::fmt;
 
+use super::ids::MallId;
+
 /// Longest accepted `partner_id`, in bytes.
 const MAX_PARTNER_ID_LEN: usize = 200;
-/// Longest accepted `mall_id`, in bytes.
-const MAX_MALL_ID_LEN: usize = 50;
 /// Longest accepted `public_ref`, in bytes.
 const MAX_PUBLIC_REF_LEN: usize = 100;
 /// Largest accepted `shop_no`.
@@ -23,7 +23,7 @@ const MAX_SHOP_NO: i32 = 9999;
 /// `[A-Za-z0-9_.-]`. The raw text is kept exactly as received.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartnerId {
-    mall_id: String,
+    mall_id: MallId,
     shop_no: i32,
     public_ref: String,
     raw: String,
@@ -58,9 +58,7 @@ pub enum PartnerIdError {
 /// Whether `s` is a well-formed Cafe24 `mall_id`: 1..=50 ASCII lowercase letters, digits,
 /// `_` or `-`.
 pub fn is_valid_mall_id(s: &str) -> bool {
-    (1..=MAX_MALL_ID_LEN).contains(&s.len())
-        && s.bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+    MallId::parse(s).is_ok()
 }
 
 fn is_valid_public_ref(s: &str) -> bool {
@@ -104,15 +102,13 @@ impl PartnerId {
         else {
             return Err(PartnerIdError::Shape);
         };
-        if !is_valid_mall_id(mall_id) {
-            return Err(PartnerIdError::MallId);
-        }
+        let mall_id = MallId::parse(mall_id).map_err(|_| PartnerIdError::MallId)?;
         let shop_no = parse_shop_no(shop_no)?;
         if !is_valid_public_ref(public_ref) {
             return Err(PartnerIdError::PublicRef);
         }
         Ok(PartnerId {
-            mall_id: mall_id.to_owned(),
+            mall_id,
             shop_no,
             public_ref: public_ref.to_owned(),
             raw: raw.to_owned(),
@@ -124,9 +120,7 @@ impl PartnerId {
     /// Errors: [`PartnerIdError::MallId`], [`PartnerIdError::ShopNo`] or
     /// [`PartnerIdError::PublicRef`] by the same rules as [`PartnerId::parse`].
     pub fn new(mall_id: &str, shop_no: i32, public_ref: &str) -> Result<PartnerId, PartnerIdError> {
-        if !is_valid_mall_id(mall_id) {
-            return Err(PartnerIdError::MallId);
-        }
+        let mall = MallId::parse(mall_id).map_err(|_| PartnerIdError::MallId)?;
         if !is_valid_shop_no(shop_no) {
             return Err(PartnerIdError::ShopNo);
         }
@@ -134,7 +128,7 @@ impl PartnerId {
             return Err(PartnerIdError::PublicRef);
         }
         Ok(PartnerId {
-            mall_id: mall_id.to_owned(),
+            mall_id: mall,
             shop_no,
             public_ref: public_ref.to_owned(),
             raw: format!("{mall_id}:{shop_no}:{public_ref}"),
@@ -142,7 +136,7 @@ impl PartnerId {
     }
 
     /// The Cafe24 mall id, e.g. `demomall`.
-    pub fn mall_id(&self) -> &str {
+    pub fn mall_id(&self) -> &MallId {
         &self.mall_id
     }
 
@@ -195,7 +189,7 @@ mod tests {
         let Ok(id) = parsed else {
             panic!("expected a valid partner_id, got {parsed:?}");
         };
-        assert_eq!(id.mall_id(), mall);
+        assert_eq!(id.mall_id().as_str(), mall);
         assert_eq!(id.shop_no(), 9999);
         assert_eq!(id.public_ref(), public_ref);
         assert!(PartnerId::parse("my_mall-2:12:x").is_ok());

@@ -3,6 +3,84 @@
 //! shared field set, signed with H3 over the strings that are sent.
 
 use super::hash_data;
+use crate::orders::state::{AttemptEnd, PaymentNotice};
+
+/// A §6.2 notice as Cafe24 reads it: the columns of the table for one
+/// [`PaymentNotice`] (whose amount the caller fills in from the order).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoticeWire {
+    /// `payment`, or `notification` after a pending notice.
+    pub request_type: &'static str,
+    /// `payed_tf`: `T` when the money is in.
+    pub payed: bool,
+    /// `0000` or `9999`.
+    pub result_code: &'static str,
+    /// Which amount the notice carries.
+    pub amount: NoticeAmount,
+    pub result_message: &'static str,
+}
+
+/// The `amount` of a notice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NoticeAmount {
+    /// The amount paid (Cafe24's own string when it is the order's amount).
+    Paid,
+    /// The order amount (the pending notice).
+    Order,
+    /// `0`.
+    Zero,
+}
+
+impl NoticeWire {
+    /// The wire of `notice`, as PROTOCOL.md §6.2's table gives it.
+    pub fn of(notice: PaymentNotice) -> NoticeWire {
+        let request_type = |after_pending: bool| {
+            if after_pending {
+                "notification"
+            } else {
+                "payment"
+            }
+        };
+        match notice {
+            PaymentNotice::Paid { after_pending } => NoticeWire {
+                request_type: request_type(after_pending),
+                payed: true,
+                result_code: "0000",
+                amount: NoticeAmount::Paid,
+                result_message: "Payment completed",
+            },
+            PaymentNotice::Awaiting => NoticeWire {
+                request_type: "payment",
+                payed: false,
+                result_code: "0000",
+                amount: NoticeAmount::Order,
+                result_message: "Payment requested, awaiting the buyer's payment",
+            },
+            PaymentNotice::Ended { after_pending, end } => NoticeWire {
+                request_type: request_type(after_pending),
+                payed: false,
+                result_code: "9999",
+                amount: NoticeAmount::Zero,
+                result_message: match end {
+                    AttemptEnd::Cancelled => "Payment cancelled",
+                    AttemptEnd::Expired => "Payment expired",
+                    AttemptEnd::Failed => "Payment failed",
+                },
+            },
+        }
+    }
+
+    /// The notice's part of its outbox de-duplication key: `request_type:payed_tf:
+    /// result_code` (one notification per transition and attempt).
+    pub fn dedup_part(&self) -> String {
+        format!(
+            "{}:{}:{}",
+            self.request_type,
+            if self.payed { "T" } else { "F" },
+            self.result_code
+        )
+    }
+}
 
 /// One order's payment result, as strings in Cafe24's formats.
 #[derive(Debug, Clone)]

@@ -8,11 +8,12 @@
 //! sends the same key and bytes, so KOMOJU creates one session and answers the rest with
 //! the same reply (or 409 while the first is in flight, which the client waits out).
 //!
-//! Every change of order state goes through [`crate::orders::updates::apply`]: one
+//! Every change of order state goes through [`crate::order_updates::apply`]: one
 //! transaction that locks the order, asks the state machine, writes the new facts, an
 //! audit row and the notifications Cafe24 must receive. The buyer's return from KOMOJU
 //! is [`returned`].
 
+pub mod key;
 mod returned;
 
 pub use returned::{buyer_returned, refresh_from_session, Returned};
@@ -21,15 +22,16 @@ use std::collections::BTreeMap;
 
 use secrecy::ExposeSecret;
 
+use crate::cafe24::ids::OrderId;
 use crate::cafe24::partner_id::PartnerId;
 use crate::cafe24::{hash_data, Fields};
 use crate::db::{orders, orders::OrderRow};
 use crate::error::ApiError;
+use crate::keys::order::OrderRef;
 use crate::komoju::{CreateSession, SessionPaymentData};
 use crate::merchant::Merchant;
 use crate::money::{Currency, Money};
 use crate::orders::state::OrderState;
-use crate::orders::token::OrderRef;
 use crate::orders::Flow;
 use crate::services::Services;
 
@@ -50,13 +52,10 @@ const KNOWN_FIELDS: [&str; 13] = [
     "extra_data",
 ];
 
-/// Longest `order_id` accepted.
-const MAX_ORDER_ID: usize = 100;
-
 /// A checkout request that passed every check of §6.1 (before any write).
 pub(crate) struct ValidCheckout {
     pub(crate) partner_id: PartnerId,
-    pub(crate) order_id: String,
+    pub(crate) order_id: OrderId,
     pub(crate) amount: Money,
     pub(crate) amount_text: String,
     /// Cafe24's `return_url` (external checkout: the mall's `return_url_base`).
@@ -138,11 +137,7 @@ async fn validate(app: &Services, flow: Flow, fields: &Fields) -> Result<ValidCh
         return Err(ApiError::InvalidHash);
     }
     let partner = PartnerId::parse(partner_id).map_err(|e| ApiError::invalid(e.to_string()))?;
-    if order_id.len() > MAX_ORDER_ID || order_id.chars().any(char::is_control) {
-        return Err(ApiError::invalid(format!(
-            "order_id must be at most {MAX_ORDER_ID} printable characters"
-        )));
-    }
+    let order_id = OrderId::parse(order_id).map_err(|e| ApiError::invalid(e.to_string()))?;
     if let Some(shop_no) = fields.optional("shop_no") {
         if shop_no != partner.shop_no().to_string() {
             return Err(ApiError::invalid("shop_no does not match partner_id"));
@@ -150,7 +145,7 @@ async fn validate(app: &Services, flow: Flow, fields: &Fields) -> Result<ValidCh
     }
     let currency = Currency::parse(currency)?;
     let money = Money::parse_positive(amount, currency)?;
-    let merchant = crate::merchant::load_partner(app, &partner, true).await?;
+    let merchant = app.merchants.load_partner(&partner, true).await?;
     let hosts = &merchant.allowed_hosts;
     let return_url = app
         .allowed_hosts
@@ -159,7 +154,7 @@ async fn validate(app: &Services, flow: Flow, fields: &Fields) -> Result<ValidCh
         .map(|url| app.allowed_hosts.check_field("return_noty_url", url, hosts))
         .transpose()?;
     Ok(ValidCheckout {
-        order_id: order_id.to_owned(),
+        order_id,
         amount: money,
         amount_text: amount.to_owned(),
         return_url,
@@ -188,7 +183,7 @@ async fn create_or_find(
         Err(e) => Err(e),
     };
     let candidate = row.as_ref().ok().cloned();
-    let (mall_id, order_id) = (v.partner_id.mall_id().to_owned(), v.order_id.clone());
+    let (mall_id, order_id) = (v.partner_id.mall_id().to_string(), v.order_id.to_string());
     let found = app
         .db
         .run(move |c| {
@@ -255,13 +250,19 @@ async fn close_previous_session(
         .komoju
         .get_session(key, &session_id)
         .await
-        .map_err(|e| e.into_api_error("reading the previous KOMOJU session", &order.order_id))?;
+        .map_err(|e| {
+            crate::upstream::komoju(e, "reading the previous KOMOJU session", &order.order_id)
+        })?;
     if session.status == "pending" && !session.ended() {
         app.komoju
             .cancel_session(key, &format!("cancel-session-{session_id}"), &session_id)
             .await
             .map_err(|e| {
-                e.into_api_error("cancelling the previous KOMOJU session", &order.order_id)
+                crate::upstream::komoju(
+                    e,
+                    "cancelling the previous KOMOJU session",
+                    &order.order_id,
+                )
             })?;
         log::info!(
             "order {} of {}: open session {session_id} cancelled at KOMOJU before a new attempt",
@@ -273,7 +274,7 @@ async fn close_previous_session(
     let Some(fact) = session.to_fact() else {
         return Ok(order);
     };
-    let applied = crate::orders::updates::apply_fact(app, merchant, &order.id, fact, "checkout")
+    let applied = crate::order_updates::apply_fact(app, merchant, &order.id, fact, "checkout")
         .await
         .map_err(|e| ApiError::from_db("applying the previous KOMOJU session", e))?;
     let state = applied.order.state;
@@ -359,8 +360,8 @@ fn new_order_row(
     let external_order_num = external_order_num(&v.order_id, attempt);
     Ok(OrderRow {
         id: uuid::Uuid::new_v4().to_string(),
-        mall_id: v.partner_id.mall_id().to_owned(),
-        order_id: v.order_id.clone(),
+        mall_id: v.partner_id.mall_id().to_string(),
+        order_id: v.order_id.to_string(),
         shop_no: v.partner_id.shop_no(),
         partner_id: v.partner_id.as_str().to_owned(),
         flow,
@@ -432,7 +433,7 @@ async fn offered_types(
         .komoju
         .payment_methods_cached(&v.merchant.komoju_secret_key)
         .await
-        .map_err(|e| e.into_api_error("listing KOMOJU payment methods", &v.order_id))?;
+        .map_err(|e| crate::upstream::komoju(e, "listing KOMOJU payment methods", &v.order_id))?;
     let offered: Vec<String> = wanted
         .into_iter()
         .filter(|t| {
@@ -461,26 +462,25 @@ fn session_request(
     attempt: i32,
     external_order_num: &str,
 ) -> Result<String, ApiError> {
-    let key = crate::orders::keys::issue(
+    let key = crate::checkout::key::issue(
         app,
         &OrderRef {
-            mall_id: v.partner_id.mall_id().to_owned(),
+            mall_id: v.partner_id.mall_id().to_string(),
             order_id: order_id.to_owned(),
             flow,
             attempt,
         },
     )?;
     let return_url = app.public_url(flow.callback_path(), &[("key", &key)]);
-    let locale = match v
+    let locale = v
         .lang
         .as_deref()
-        .map(|l| l.get(..2).unwrap_or(l).to_ascii_lowercase())
-    {
-        Some(l) if ["ja", "en", "ko"].contains(&l.as_str()) => l,
-        _ => v.merchant.locale.clone(),
-    };
+        .and_then(crate::merchant::Locale::of_lang)
+        .unwrap_or(v.merchant.locale)
+        .as_str()
+        .to_owned();
     let mut metadata = BTreeMap::new();
-    metadata.insert("mall_id".to_owned(), v.partner_id.mall_id().to_owned());
+    metadata.insert("mall_id".to_owned(), v.partner_id.mall_id().to_string());
     metadata.insert("order_id".to_owned(), order_id.to_owned());
     metadata.insert("flow".to_owned(), flow.as_str().to_owned());
     let body = CreateSession {
@@ -522,7 +522,9 @@ async fn create_session(
                 &merchant.komoju_webhook_secret,
             )
             .await
-            .map_err(|e| e.into_api_error("registering the sandbox webhook", &order.order_id))?;
+            .map_err(|e| {
+                crate::upstream::komoju(e, "registering the sandbox webhook", &order.order_id)
+            })?;
     }
     let session = app
         .komoju
@@ -532,7 +534,7 @@ async fn create_session(
             &order.komoju_session_request,
         )
         .await
-        .map_err(|e| e.into_api_error("creating KOMOJU session", &order.order_id))?;
+        .map_err(|e| crate::upstream::komoju(e, "creating KOMOJU session", &order.order_id))?;
     if session.amount.is_some_and(|a| a != order.amount)
         || session
             .currency

@@ -2,11 +2,13 @@
 //! is checked, the session must be the order's current one, and what KOMOJU says about
 //! it is applied through the one state machine.
 
+use super::key as keys;
 use crate::cafe24::Fields;
 use crate::db::orders::OrderRow;
 use crate::error::ApiError;
 use crate::merchant::Merchant;
-use crate::orders::{keys, updates, Flow};
+use crate::order_updates as updates;
+use crate::orders::Flow;
 use crate::services::Services;
 
 /// What a KOMOJU return to one of our callbacks found.
@@ -54,7 +56,7 @@ pub async fn buyer_returned(
         );
         return Ok(Returned::NotCurrent(order));
     }
-    let merchant = crate::merchant::load(app, &order.mall_id, None).await?;
+    let merchant = app.merchants.load(&order.mall_id, None).await?;
     match refresh_from_session(app, &merchant, order, "callback").await {
         Ok(order) => {
             app.outbox_wake.notify_one();
@@ -75,12 +77,14 @@ async fn earlier_session_money(
     order: &OrderRow,
     session_id: &str,
 ) -> Result<Option<OrderRow>, ApiError> {
-    let merchant = crate::merchant::load(app, &order.mall_id, None).await?;
+    let merchant = app.merchants.load(&order.mall_id, None).await?;
     let session = app
         .komoju
         .get_session(&merchant.komoju_secret_key, session_id)
         .await
-        .map_err(|e| e.into_api_error("reading an earlier KOMOJU session", &order.order_id))?;
+        .map_err(|e| {
+            crate::upstream::komoju(e, "reading an earlier KOMOJU session", &order.order_id)
+        })?;
     let ours = session.id == session_id
         && session.metadata_value("mall_id") == Some(order.mall_id.as_str())
         && session.metadata_value("order_id") == Some(order.order_id.as_str());
@@ -113,7 +117,7 @@ pub async fn refresh_from_session(
         .komoju
         .get_session(&merchant.komoju_secret_key, &session_id)
         .await
-        .map_err(|e| e.into_api_error("reading KOMOJU session", &order.order_id))?;
+        .map_err(|e| crate::upstream::komoju(e, "reading KOMOJU session", &order.order_id))?;
     if session.id != session_id {
         log::error!(
             "KOMOJU answered session {} when asked for {session_id}",

@@ -76,7 +76,12 @@ text_enum_column!(crate::orders::Flow, Display);
 text_enum_column!(refunds::Operation, Display);
 text_enum_column!(refunds::RefundState, Display);
 text_enum_column!(notifications::NotificationState, Display);
+text_enum_column!(notifications::NotificationKind, Display);
 text_enum_column!(duplicates::DuplicateState, Display);
+text_enum_column!(webhook_events::WebhookOutcome, Display);
+text_enum_column!(crate::merchant::kinds::CancelMode);
+text_enum_column!(crate::merchant::kinds::Locale);
+text_enum_column!(crate::merchant::kinds::NotifyEncoding);
 
 pub mod cafe24;
 pub mod duplicates;

@@ -48,19 +48,51 @@ impl NotificationState {
     }
 }
 
+/// What a notification tells Cafe24, and where (the `notifications.kind` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, diesel::AsExpression, diesel::FromSqlRow)]
+#[diesel(sql_type = diesel::sql_types::Text)]
+pub enum NotificationKind {
+    /// The payment result at `return_noty_url` (§6.2).
+    ReturnNoty,
+    /// External checkout's payment result at `return_notification_url` (§6.3).
+    ReturnNotification,
+    /// A refund's result at `cancel_noty_url` (§6.5).
+    CancelNoty,
+}
+
+impl NotificationKind {
+    /// The stored name: `return_noty`, `return_notification`, `cancel_noty`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotificationKind::ReturnNoty => "return_noty",
+            NotificationKind::ReturnNotification => "return_notification",
+            NotificationKind::CancelNoty => "cancel_noty",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<NotificationKind> {
+        [
+            NotificationKind::ReturnNoty,
+            NotificationKind::ReturnNotification,
+            NotificationKind::CancelNoty,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
+}
+
 /// A `notifications` row.
 #[derive(Debug, Clone, Queryable, QueryableByName, Selectable, Insertable)]
 #[diesel(table_name = notifications)]
 pub struct NotificationRow {
     pub id: i64,
     pub order_pk: String,
-    /// `return_noty` (payment result), `cancel_noty` (refund result), `return_notification` (external).
-    pub kind: String,
+    pub kind: NotificationKind,
     /// Unique per order transition: the same change never enqueues twice.
     pub dedup_key: String,
     pub target_url: String,
-    /// `form` or `json`.
-    pub encoding: String,
+    pub encoding: crate::merchant::kinds::NotifyEncoding,
     /// The fields to send, a JSON array of `[name, value]` string pairs, in order.
     pub fields: String,
     pub state: NotificationState,
@@ -91,10 +123,10 @@ impl NotificationRow {
 #[diesel(table_name = notifications)]
 pub struct NewNotification {
     pub order_pk: String,
-    pub kind: String,
+    pub kind: NotificationKind,
     pub dedup_key: String,
     pub target_url: String,
-    pub encoding: String,
+    pub encoding: crate::merchant::kinds::NotifyEncoding,
     pub fields: String,
     pub state: NotificationState,
     pub attempts: i32,

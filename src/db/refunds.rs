@@ -84,8 +84,8 @@ impl RefundState {
 pub struct RefundRow {
     pub id: String,
     pub order_pk: String,
-    /// `sync` or `async`: which route family the request came through.
-    pub mode: String,
+    /// Which route family the request came through.
+    pub mode: crate::merchant::kinds::CancelMode,
     pub operation: Operation,
     /// SHA-256 of the request's identifying fields: repeats have the same one.
     pub fingerprint: String,

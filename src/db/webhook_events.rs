@@ -7,6 +7,56 @@ use diesel::prelude::*;
 use super::schema::webhook_events;
 use super::{DbConnection, DbError};
 
+/// What became of a recorded event (the `webhook_events.outcome` column).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, diesel::AsExpression, diesel::FromSqlRow)]
+#[diesel(sql_type = diesel::sql_types::Text)]
+pub enum WebhookOutcome {
+    /// It changed its order (or recorded a duplicate payment).
+    Applied,
+    /// Its order was found; the state machine changed nothing.
+    Ignored,
+    /// No order of this mall matches it.
+    UnknownOrder,
+    /// A payment status this build does not know.
+    UnknownStatus,
+    /// KOMOJU's `ping`.
+    Ping,
+    /// An event type this service does not act on.
+    NotHandled,
+    /// Signed, but nothing in it can be applied.
+    Unreadable,
+}
+
+impl WebhookOutcome {
+    /// The stored name (also the `webhooks_total` metric's `outcome` label).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebhookOutcome::Applied => "applied",
+            WebhookOutcome::Ignored => "ignored",
+            WebhookOutcome::UnknownOrder => "unknown_order",
+            WebhookOutcome::UnknownStatus => "unknown_status",
+            WebhookOutcome::Ping => "ping",
+            WebhookOutcome::NotHandled => "not_handled",
+            WebhookOutcome::Unreadable => "unreadable",
+        }
+    }
+
+    /// Parses a stored name.
+    pub fn parse(s: &str) -> Option<WebhookOutcome> {
+        [
+            WebhookOutcome::Applied,
+            WebhookOutcome::Ignored,
+            WebhookOutcome::UnknownOrder,
+            WebhookOutcome::UnknownStatus,
+            WebhookOutcome::Ping,
+            WebhookOutcome::NotHandled,
+            WebhookOutcome::Unreadable,
+        ]
+        .into_iter()
+        .find(|o| o.as_str() == s)
+    }
+}
+
 /// A `webhook_events` row.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = webhook_events)]
@@ -16,8 +66,7 @@ pub struct WebhookEventRow {
     pub event_id: String,
     pub event_type: String,
     pub order_pk: Option<String>,
-    /// `applied`, `ignored`, `unknown_order`, `ping`, `unreadable`.
-    pub outcome: String,
+    pub outcome: WebhookOutcome,
     pub received_at: NaiveDateTime,
 }
 

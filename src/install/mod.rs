@@ -13,7 +13,6 @@
 //! are [`crate::cafe24::admin`]'s; this module decides what they lead to.
 
 pub mod lifecycle;
-pub mod session;
 pub mod site;
 pub mod tokens;
 
@@ -23,8 +22,8 @@ use secrecy::SecretString;
 use crate::cafe24::admin::Cafe24Error;
 use crate::cafe24::launch::{Launch, LaunchError};
 use crate::db::{self, cafe24::StateRow, merchants::MerchantRow};
+use crate::keys::session::{NewSession, USER_TYPE_OPERATOR, USER_TYPE_SUB_OPERATOR};
 use crate::services::Services;
-use session::{NewSession, USER_TYPE_OPERATOR, USER_TYPE_SUB_OPERATOR};
 
 /// How long an OAuth `state` stays valid.
 pub const STATE_TTL: chrono::Duration = chrono::Duration::minutes(10);
@@ -421,14 +420,14 @@ fn new_merchant(
         komoju_secret_key: String::new(),
         komoju_webhook_secret: String::new(),
         payment_types: "credit_card".into(),
-        locale: site::locale_of(lang).into(),
-        cancel_mode: "sync".into(),
+        locale: crate::merchant::Locale::of_lang(lang).unwrap_or(crate::merchant::Locale::En),
+        cancel_mode: crate::merchant::CancelMode::Sync,
         allowed_hosts: String::new(),
         paymethod_codes: String::new(),
         enabled: false,
         created_at: now,
         updated_at: now,
-        notify_encoding: "form".into(),
+        notify_encoding: crate::merchant::NotifyEncoding::Form,
         external_review: false,
         refund_duplicates: true,
     })

@@ -18,11 +18,11 @@
 use chrono::NaiveDateTime;
 use secrecy::{ExposeSecret, SecretString};
 
-use super::session::Session;
 use super::tokens::{self, AdminError};
 use crate::cafe24::admin::{Cafe24Error, Shop};
 use crate::cafe24::partner_id::PartnerId;
 use crate::db::{self, merchants::Registration, DbError};
+use crate::keys::session::Session;
 use crate::merchant::{CancelMode, SECRET_KEY_COLUMN, WEBHOOK_SECRET_COLUMN};
 use crate::services::Services;
 
@@ -447,8 +447,8 @@ pub async fn view(app: &Services, session: &Session) -> Result<SettingsView, Sit
             .as_ref()
             .map(|k| crate::secrets::mask(k.expose_secret())),
         payment_types,
-        cancel_mode: row.cancel_mode.clone(),
-        locale: row.locale.clone(),
+        cancel_mode: row.cancel_mode.as_str().to_owned(),
+        locale: row.locale.as_str().to_owned(),
         external_review: row.external_review,
         enabled: row.enabled,
         webhook_url: webhook_url(app, mall_id),
@@ -529,12 +529,10 @@ pub async fn save_komoju(
             "KOMOJU does not offer the payment type {t} to this account"
         )));
     }
-    if CancelMode::parse(&form.cancel_mode).is_none() {
-        return Err(SiteError::Form("Cancel mode must be sync or async".into()));
-    }
-    if !["ja", "en", "ko"].contains(&form.locale.as_str()) {
-        return Err(SiteError::Form("Locale must be ja, en or ko".into()));
-    }
+    let cancel_mode = CancelMode::parse(&form.cancel_mode)
+        .ok_or_else(|| SiteError::Form("Cancel mode must be sync or async".into()))?;
+    let locale = crate::merchant::Locale::parse(&form.locale)
+        .ok_or_else(|| SiteError::Form("Locale must be ja, en or ko".into()))?;
     let seal = |column: &str, value: &str| {
         app.secrets
             .seal(mall_id, column, &SecretString::from(value.to_owned()))
@@ -553,8 +551,8 @@ pub async fn save_komoju(
         return Err(SiteError::Form("Enter your KOMOJU webhook secret".into()));
     }
     row.payment_types = payment_types.join(",");
-    row.cancel_mode = form.cancel_mode;
-    row.locale = form.locale;
+    row.cancel_mode = cancel_mode;
+    row.locale = locale;
     row.external_review = form.external_review;
     row.enabled = true;
     row.updated_at = app.clock.now_naive();
@@ -625,7 +623,7 @@ async fn store_if_current(
 /// Development: tells the KOMOJU sandbox where to send this merchant's webhooks (what the
 /// merchant does in KOMOJU's dashboard with a real KOMOJU).
 async fn register_sandbox_webhook(app: &Services, mall_id: &str) {
-    match crate::merchant::load(app, mall_id, None).await {
+    match app.merchants.load(mall_id, None).await {
         Ok(m) => {
             if let Err(e) = app
                 .komoju

@@ -59,18 +59,6 @@ pub enum KomojuError {
 }
 
 impl KomojuError {
-    /// Logs the failure of `context` for `order_id` and maps it to the §3 reply (§7): a
-    /// timeout, a 5xx, a transport failure, an unreadable reply or a refusal the caller
-    /// did not handle → `upstream_error`. The message never repeats KOMOJU's body.
-    pub fn into_api_error(self, context: &str, order_id: &str) -> crate::error::ApiError {
-        use crate::error::ApiError;
-        log::warn!("{context} for order {order_id}: {self}");
-        match self {
-            KomojuError::Timeout => ApiError::Upstream("KOMOJU did not answer in time".into()),
-            _ => ApiError::Upstream("KOMOJU could not complete the request".into()),
-        }
-    }
-
     /// The HTTP status KOMOJU answered with an error envelope; `None` for a timeout, a
     /// transport failure, an unreadable reply or a key still in flight.
     pub fn status(&self) -> Option<u16> {

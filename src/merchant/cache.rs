@@ -1,22 +1,125 @@
-//! The merchant cache: merchants recently read and opened, kept a few seconds
-//! (`MERCHANT_CACHE_SECS`); see [`MerchantCache`].
+//! Loading merchants as the use cases need them ([`Merchants`]: read, opened, checked
+//! against the request), through the merchant cache: merchants recently read and
+//! opened, kept a few seconds (`MERCHANT_CACHE_SECS`); see [`MerchantCache`].
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use super::Merchant;
-use crate::db;
+use crate::cafe24::partner_id::PartnerId;
+use crate::db::{self, merchants::ShopRow, Database};
+use crate::error::ApiError;
+use crate::secrets::SecretBox;
+
+/// The merchants as the use cases load them: the database, the key that opens their
+/// secrets, and the cache. Held by [`crate::services::Services`].
+#[derive(Debug)]
+pub struct Merchants {
+    db: Database,
+    secrets: SecretBox,
+    cache: MerchantCache,
+}
+
+impl Merchants {
+    /// Loads from `db`, opens with `secrets`, keeps entries `ttl` (`MERCHANT_CACHE_SECS`).
+    pub fn new(db: Database, secrets: SecretBox, ttl: Duration) -> Merchants {
+        Merchants {
+            db,
+            secrets,
+            cache: MerchantCache::new(ttl),
+        }
+    }
+
+    /// The merchant from the cache, or read and opened (one database hop) and kept.
+    /// Errors: unknown mall (`unknown_merchant`), the database, a secret that cannot be
+    /// opened (internal, logged).
+    async fn cached(&self, mall_id: &str) -> Result<Entry, ApiError> {
+        if let Some(entry) = self.cache.get(mall_id) {
+            return Ok(entry);
+        }
+        let writes = db::merchants::writes();
+        let read_at = Instant::now();
+        let mall = mall_id.to_owned();
+        let (row, shops) = self
+            .db
+            .run(move |c| {
+                let Some(row) = db::merchants::find(c, &mall)? else {
+                    return Ok((None, Vec::new()));
+                };
+                let shops: Vec<ShopRow> = db::merchants::shops(c, &mall)?;
+                Ok((Some(row), shops))
+            })
+            .await
+            .map_err(|e| ApiError::from_db("loading merchant", e))?;
+        let row = row.ok_or(ApiError::UnknownMerchant)?;
+        let merchant = Merchant::open(&row, &self.secrets).map_err(|e| {
+            log::error!("{e}");
+            ApiError::Internal
+        })?;
+        let entry = Entry {
+            merchant,
+            shops: shops.iter().map(|s| (s.shop_no, s.enabled)).collect(),
+            read_at,
+            writes,
+        };
+        self.cache.put(entry.clone());
+        Ok(entry)
+    }
+
+    /// Loads and opens the merchant (through [`MerchantCache`]). With `shop_no` (a new
+    /// request from Cafe24) the mall must be enabled and the shop registered and enabled:
+    /// unknown mall or shop → `unknown_merchant`, disabled mall → `merchant_disabled`.
+    /// Without it (KOMOJU reporting on money that already moved) only the mall must exist:
+    /// facts are applied even for a merchant disabled since.
+    pub async fn load(&self, mall_id: &str, shop_no: Option<i32>) -> Result<Merchant, ApiError> {
+        let entry = self.cached(mall_id).await?;
+        if let Some(no) = shop_no {
+            if !entry.merchant.enabled {
+                return Err(ApiError::MerchantDisabled);
+            }
+            if !entry
+                .shops
+                .iter()
+                .any(|&(shop, enabled)| shop == no && enabled)
+            {
+                log::info!("mall {} shop {no} is not enabled", entry.merchant.mall_id);
+                return Err(ApiError::UnknownMerchant);
+            }
+        }
+        Ok(entry.merchant)
+    }
+
+    /// Loads the merchant a `partner_id` names, as [`Merchants::load`] does (with its shop
+    /// when `new_request`), and checks that its `public_ref` is the merchant's: a
+    /// `partner_id` with another mall's or a made-up `public_ref` is `unknown_merchant`.
+    pub async fn load_partner(
+        &self,
+        partner: &PartnerId,
+        new_request: bool,
+    ) -> Result<Merchant, ApiError> {
+        let shop_no = new_request.then_some(partner.shop_no());
+        let merchant = self.load(partner.mall_id(), shop_no).await?;
+        if merchant.public_ref != partner.public_ref() {
+            log::info!(
+                "partner_id {partner} does not carry mall {}'s public_ref",
+                merchant.mall_id
+            );
+            return Err(ApiError::UnknownMerchant);
+        }
+        Ok(merchant)
+    }
+}
 
 /// A merchant as read and opened, with its shops' `enabled` flags.
 #[derive(Debug, Clone)]
-pub(super) struct Entry {
-    pub(super) merchant: Merchant,
+struct Entry {
+    merchant: Merchant,
     /// `(shop_no, enabled)` of every registered shop.
-    pub(super) shops: Vec<(i32, bool)>,
-    pub(super) read_at: Instant,
+    shops: Vec<(i32, bool)>,
+    read_at: Instant,
     /// [`crate::db::merchants::writes`] before the read.
-    pub(super) writes: u64,
+    writes: u64,
 }
 
 /// Merchants recently read and opened, so that a webhook or a checkout does not read the
@@ -26,14 +129,14 @@ pub(super) struct Entry {
 /// is seen at once, one made by another process within the TTL. Unknown malls are not
 /// kept (a flood of made-up `mall_id`s costs a read each, never memory).
 #[derive(Debug)]
-pub struct MerchantCache {
+struct MerchantCache {
     ttl: Duration,
     entries: Mutex<HashMap<String, Entry>>,
 }
 
 impl MerchantCache {
     /// A cache whose entries live `ttl` (zero: nothing is kept).
-    pub fn new(ttl: Duration) -> MerchantCache {
+    fn new(ttl: Duration) -> MerchantCache {
         MerchantCache {
             ttl,
             entries: Mutex::new(HashMap::new()),
@@ -44,14 +147,14 @@ impl MerchantCache {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub(super) fn get(&self, mall_id: &str) -> Option<Entry> {
+    fn get(&self, mall_id: &str) -> Option<Entry> {
         let entries = self.lock();
         let entry = entries.get(mall_id)?;
         (entry.read_at.elapsed() < self.ttl && entry.writes == db::merchants::writes())
             .then(|| entry.clone())
     }
 
-    pub(super) fn put(&self, entry: Entry) {
+    fn put(&self, entry: Entry) {
         if self.ttl.is_zero() {
             return;
         }

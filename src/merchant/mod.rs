@@ -5,20 +5,17 @@
 //! Sealing and opening secrets is [`crate::secrets`]'s; storage is [`crate::db::merchants`].
 
 use std::collections::BTreeMap;
-use std::time::Instant;
 
 use secrecy::SecretString;
 
 use crate::cafe24::partner_id::is_valid_mall_id;
-use crate::cafe24::partner_id::PartnerId;
-use crate::db;
-use crate::db::merchants::{MerchantRow, ShopRow};
-use crate::error::ApiError;
+use crate::db::merchants::MerchantRow;
 use crate::secrets::{SecretBox, SecretError};
-use crate::services::Services;
 
 pub mod cache;
-use cache::Entry;
+pub mod kinds;
+
+pub use kinds::{CancelMode, Locale, NotifyEncoding};
 
 /// Column names used as associated data when sealing.
 pub const SECRET_KEY_COLUMN: &str = "komoju_secret_key";
@@ -26,30 +23,6 @@ pub const WEBHOOK_SECRET_COLUMN: &str = "komoju_webhook_secret";
 
 /// KOMOJU payment types that settle later (a code is issued, money comes in later).
 pub const DEFERRED_PAYMENT_TYPES: [&str; 3] = ["konbini", "bank_transfer", "pay_easy"];
-
-/// `sync` or `async` cancellation (reported as `cancel_mode` in status replies).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CancelMode {
-    Sync,
-    Async,
-}
-
-impl CancelMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CancelMode::Sync => "sync",
-            CancelMode::Async => "async",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<CancelMode> {
-        match s {
-            "sync" => Some(CancelMode::Sync),
-            "async" => Some(CancelMode::Async),
-            _ => None,
-        }
-    }
-}
 
 /// A merchant with its secrets opened. `Debug` never shows the secrets.
 #[derive(Debug, Clone)]
@@ -60,8 +33,8 @@ pub struct Merchant {
     pub komoju_webhook_secret: SecretString,
     /// KOMOJU payment types offered, e.g. `["credit_card", "konbini"]`.
     pub payment_types: Vec<String>,
-    /// `ja`, `en` or `ko`.
-    pub locale: String,
+    /// The hosted page's language when the request names none.
+    pub locale: Locale,
     pub cancel_mode: CancelMode,
     /// Extra callback hosts allowed for this merchant (§10).
     pub allowed_hosts: Vec<String>,
@@ -69,7 +42,7 @@ pub struct Merchant {
     pub paymethod_codes: BTreeMap<String, String>,
     pub enabled: bool,
     /// How notifications to Cafe24 are encoded: `form` (default) or `json` (§9).
-    pub notify_encoding: String,
+    pub notify_encoding: NotifyEncoding,
     /// External checkout shows a review page before KOMOJU.
     pub external_review: bool,
     /// A duplicate payment is refunded in full automatically (§5; default on).
@@ -84,8 +57,6 @@ pub enum MerchantError {
         mall_id: String,
         source: SecretError,
     },
-    #[error("merchant {0}: stored cancel_mode is invalid")]
-    CancelMode(String),
 }
 
 impl Merchant {
@@ -109,13 +80,12 @@ impl Merchant {
             komoju_secret_key: open(SECRET_KEY_COLUMN, &row.komoju_secret_key)?,
             komoju_webhook_secret: open(WEBHOOK_SECRET_COLUMN, &row.komoju_webhook_secret)?,
             payment_types: split_list(&row.payment_types),
-            locale: row.locale.clone(),
-            cancel_mode: CancelMode::parse(&row.cancel_mode)
-                .ok_or_else(|| MerchantError::CancelMode(row.mall_id.clone()))?,
+            locale: row.locale,
+            cancel_mode: row.cancel_mode,
             allowed_hosts: split_list(&row.allowed_hosts),
             paymethod_codes: parse_codes(&row.paymethod_codes),
             enabled: row.enabled,
-            notify_encoding: row.notify_encoding.clone(),
+            notify_encoding: row.notify_encoding,
             external_review: row.external_review,
             refund_duplicates: row.refund_duplicates,
         })
@@ -157,13 +127,12 @@ pub struct MerchantInput {
     pub komoju_secret_key: SecretString,
     pub komoju_webhook_secret: SecretString,
     pub payment_types: Vec<String>,
-    pub locale: String,
-    pub cancel_mode: String,
+    pub locale: Locale,
+    pub cancel_mode: CancelMode,
     pub allowed_hosts: Vec<String>,
     /// `type=code` pairs.
     pub paymethod_codes: Vec<String>,
-    /// `form` or `json`.
-    pub notify_encoding: String,
+    pub notify_encoding: NotifyEncoding,
     /// The shop's name and currency, shown by the external-checkout button.
     pub shop_name: String,
     pub currency: String,
@@ -210,12 +179,6 @@ impl MerchantInput {
                 "--payment-types must list KOMOJU payment types, e.g. credit_card,konbini".into(),
             );
         }
-        if !["ja", "en", "ko"].contains(&self.locale.as_str()) {
-            return Err("--locale must be ja, en or ko".into());
-        }
-        if CancelMode::parse(&self.cancel_mode).is_none() {
-            return Err("--cancel-mode must be sync or async".into());
-        }
         for h in &self.allowed_hosts {
             let bare = h.strip_prefix('.').unwrap_or(h);
             if bare.is_empty()
@@ -233,9 +196,6 @@ impl MerchantInput {
         }
         if self.shop_name.chars().count() > 100 || self.shop_name.chars().any(char::is_control) {
             return Err("--shop-name must be at most 100 printable characters".into());
-        }
-        if !["form", "json"].contains(&self.notify_encoding.as_str()) {
-            return Err("--notify-encoding must be form or json".into());
         }
         for pair in &self.paymethod_codes {
             match pair.split_once('=') {
@@ -266,14 +226,14 @@ impl MerchantInput {
                 &self.komoju_webhook_secret,
             )?,
             payment_types: self.payment_types.join(","),
-            locale: self.locale.clone(),
-            cancel_mode: self.cancel_mode.clone(),
+            locale: self.locale,
+            cancel_mode: self.cancel_mode,
             allowed_hosts: self.allowed_hosts.join(","),
             paymethod_codes: self.paymethod_codes.join(","),
             enabled: true,
             created_at: now,
             updated_at: now,
-            notify_encoding: self.notify_encoding.clone(),
+            notify_encoding: self.notify_encoding,
             external_review: self.external_review,
             refund_duplicates: self.refund_duplicates,
         })
@@ -312,89 +272,6 @@ fn parse_codes(s: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// The merchant from `app.merchants`, or read and opened (one database hop) and kept.
-/// Errors: unknown mall (`unknown_merchant`), the database, a secret that cannot be
-/// opened (internal, logged).
-async fn cached(app: &Services, mall_id: &str) -> Result<Entry, ApiError> {
-    if let Some(entry) = app.merchants.get(mall_id) {
-        return Ok(entry);
-    }
-    let writes = db::merchants::writes();
-    let read_at = Instant::now();
-    let mall = mall_id.to_owned();
-    let (row, shops) = app
-        .db
-        .run(move |c| {
-            let Some(row) = db::merchants::find(c, &mall)? else {
-                return Ok((None, Vec::new()));
-            };
-            let shops: Vec<ShopRow> = db::merchants::shops(c, &mall)?;
-            Ok((Some(row), shops))
-        })
-        .await
-        .map_err(|e| ApiError::from_db("loading merchant", e))?;
-    let row = row.ok_or(ApiError::UnknownMerchant)?;
-    let merchant = Merchant::open(&row, &app.secrets).map_err(|e| {
-        log::error!("{e}");
-        ApiError::Internal
-    })?;
-    let entry = Entry {
-        merchant,
-        shops: shops.iter().map(|s| (s.shop_no, s.enabled)).collect(),
-        read_at,
-        writes,
-    };
-    app.merchants.put(entry.clone());
-    Ok(entry)
-}
-
-/// Loads and opens the merchant (through [`cache::MerchantCache`]). With `shop_no` (a new
-/// request from Cafe24) the mall must be enabled and the shop registered and enabled:
-/// unknown mall or shop → `unknown_merchant`, disabled mall → `merchant_disabled`.
-/// Without it (KOMOJU reporting on money that already moved) only the mall must exist:
-/// facts are applied even for a merchant disabled since.
-pub async fn load(
-    app: &Services,
-    mall_id: &str,
-    shop_no: Option<i32>,
-) -> Result<Merchant, ApiError> {
-    let entry = cached(app, mall_id).await?;
-    if let Some(no) = shop_no {
-        if !entry.merchant.enabled {
-            return Err(ApiError::MerchantDisabled);
-        }
-        if !entry
-            .shops
-            .iter()
-            .any(|&(shop, enabled)| shop == no && enabled)
-        {
-            log::info!("mall {} shop {no} is not enabled", entry.merchant.mall_id);
-            return Err(ApiError::UnknownMerchant);
-        }
-    }
-    Ok(entry.merchant)
-}
-
-/// Loads the merchant a `partner_id` names, as [`load`] does (with its shop
-/// when `new_request`), and checks that its `public_ref` is the merchant's: a
-/// `partner_id` with another mall's or a made-up `public_ref` is `unknown_merchant`.
-pub async fn load_partner(
-    app: &Services,
-    partner: &PartnerId,
-    new_request: bool,
-) -> Result<Merchant, ApiError> {
-    let shop_no = new_request.then_some(partner.shop_no());
-    let merchant = load(app, partner.mall_id(), shop_no).await?;
-    if merchant.public_ref != partner.public_ref() {
-        log::info!(
-            "partner_id {partner} does not carry mall {}'s public_ref",
-            merchant.mall_id
-        );
-        return Err(ApiError::UnknownMerchant);
-    }
-    Ok(merchant)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -406,12 +283,12 @@ mod tests {
             komoju_secret_key: SecretString::from("sk_test_x".to_owned()),
             komoju_webhook_secret: SecretString::from("whsec_x".to_owned()),
             payment_types: types.iter().map(|s| s.to_string()).collect(),
-            locale: "ja".into(),
+            locale: Locale::Ja,
             cancel_mode: CancelMode::Sync,
             allowed_hosts: vec![],
             paymethod_codes: parse_codes("paypay=pp"),
             enabled: true,
-            notify_encoding: "form".into(),
+            notify_encoding: NotifyEncoding::Form,
             external_review: false,
             refund_duplicates: true,
         }

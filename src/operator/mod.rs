@@ -7,12 +7,11 @@
 //! a valid token learns nothing but that it is refused. Secrets are masked in every
 //! answer; buyer data (e-mail, request fields) is never included.
 
-pub mod token;
-
 use chrono::NaiveDateTime;
 use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 
+use crate::cafe24::ids::{MallId, OrderId};
 use crate::db::{self, notifications::NotificationState, orders::OrderRow};
 use crate::error::ApiError;
 use crate::orders::state::OrderState;
@@ -68,7 +67,7 @@ fn order_json(o: &OrderRow) -> Value {
 fn notification_json(n: &db::notifications::NotificationRow) -> Value {
     json!({
         "id": n.id,
-        "kind": n.kind,
+        "kind": n.kind.as_str(),
         "state": n.state.as_str(),
         "attempts": n.attempts,
         "next_attempt_at": n.next_attempt_at.format(TIME).to_string(),
@@ -105,7 +104,8 @@ pub async fn orders(app: &Services, filter: OrderFilter) -> Result<Value, ApiErr
 /// page where the buyer gives a bank account) and `duplicate_payments`. Errors:
 /// `order_not_found`.
 pub async fn order(app: &Services, mall_id: &str, order_id: &str) -> Result<Value, ApiError> {
-    let (mall, id) = (mall_id.to_owned(), order_id.to_owned());
+    let mall = MallId::parse(mall_id).map_err(|e| ApiError::invalid(e.to_string()))?;
+    let id = OrderId::parse(order_id).map_err(|e| ApiError::invalid(e.to_string()))?;
     let found = app
         .db
         .run(move |c| {

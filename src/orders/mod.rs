@@ -4,10 +4,7 @@
 //! key at the service clock. [`Flow`] says which
 //! route family an order came through.
 
-pub mod keys;
 pub mod state;
-pub mod token;
-pub mod updates;
 
 /// Which route family an order came through (the `orders.flow` column).
 #[derive(

@@ -280,31 +280,36 @@ pub struct OrderFacts {
     pub pending_notice_sent: bool,
 }
 
-/// A message Cafe24 must receive about the payment (§6.2 table). Whether and where it
-/// is delivered depends on the order's flow; the machine only says what happened.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PaymentNotice {
-    /// `payment` or `notification`.
-    pub request_type: &'static str,
-    /// `T` or `F`.
-    pub payed_tf: &'static str,
-    /// `0000` or `9999`.
-    pub result_code: &'static str,
-    /// Which amount the notice carries.
-    pub amount: NoticeAmount,
-    /// Human text for `result_message`.
-    pub result_message: &'static str,
+/// What Cafe24 must hear about the payment (the rows of §6.2's table). Whether and
+/// where it is delivered depends on the order's flow, and its wire fields
+/// (`request_type`, `payed_tf`, `result_code`, `amount`) are
+/// [`crate::cafe24::payment_result`]'s to render; the machine only says what happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PaymentNotice {
+    /// The money is in. `after_pending`: a [`PaymentNotice::Awaiting`] was told first.
+    Paid { after_pending: bool },
+    /// A konbini, bank-transfer or Pay-easy code was issued: the money is awaited.
+    Awaiting,
+    /// The attempt ended without money, and why.
+    Ended {
+        after_pending: bool,
+        end: AttemptEnd,
+    },
 }
 
-/// The `amount` field of a notice.
+/// How an attempt ended without money.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NoticeAmount {
-    /// The amount paid (Cafe24's original string when it equals the order amount).
-    Paid,
-    /// The order amount (pending notice).
-    Order,
-    /// `0`.
-    Zero,
+pub enum AttemptEnd {
+    Cancelled,
+    Expired,
+    Failed,
+}
+
+impl PaymentNotice {
+    /// True when the notice says the money is in.
+    pub fn is_paid(self) -> bool {
+        matches!(self, PaymentNotice::Paid { .. })
+    }
 }
 
 /// What applying an event did.
@@ -338,12 +343,9 @@ impl Outcome {
     }
 }
 
-const SUCCESS: PaymentNotice = PaymentNotice {
-    request_type: "payment",
-    payed_tf: "T",
-    result_code: "0000",
-    amount: NoticeAmount::Paid,
-    result_message: "Payment completed",
+#[cfg(test)]
+const SUCCESS: PaymentNotice = PaymentNotice::Paid {
+    after_pending: false,
 };
 
 /// Applies one event to an order. Pure and total: every input gives an outcome.
@@ -440,29 +442,7 @@ impl Snapshot<'_> {
 fn payment(order: &OrderFacts, p: &Snapshot<'_>, event: &Event) -> Outcome {
     let own = order.payment_id.as_deref() == Some(p.payment_id);
     if !own && order.state.is_paid() {
-        if !p.holds_money() {
-            return Outcome::unchanged(order, "event of another payment after capture");
-        }
-        let mut out = Outcome::unchanged(
-            order,
-            format!(
-                "payment {} captured {} {} for an order already paid by {}: a duplicate payment",
-                p.payment_id,
-                p.amount,
-                p.currency,
-                order.payment_id.as_deref().unwrap_or("?")
-            ),
-        );
-        out.anomaly = true;
-        out.duplicate = Some(DuplicatePayment {
-            payment_id: p.payment_id.to_owned(),
-            session_id: p.session_id.map(str::to_owned),
-            payment_type: p.payment_type.to_owned(),
-            amount: p.amount,
-            currency: p.currency.to_owned(),
-            refunded: p.amount_refunded >= p.amount,
-        });
-        return out;
+        return another_payment_of_a_paid_order(order, p);
     }
     let current = of_current_session(order, event);
     if !own && !current && !p.holds_money() {
@@ -477,22 +457,7 @@ fn payment(order: &OrderFacts, p: &Snapshot<'_>, event: &Event) -> Outcome {
         f
     };
     match p.status {
-        PaymentStatus::Pending => {
-            // A payment attempt exists but nothing is decided: remember it only.
-            if order.state == OrderState::Pending && order.payment_id.is_none() {
-                let facts = with_payment(order.clone());
-                Outcome {
-                    changed: facts != *order,
-                    facts,
-                    notices: Vec::new(),
-                    note: None,
-                    anomaly: false,
-                    duplicate: None,
-                }
-            } else {
-                Outcome::unchanged(order, "pending payment changes nothing")
-            }
-        }
+        PaymentStatus::Pending => pending_payment(order, with_payment),
         PaymentStatus::Authorized => {
             let to = match PaymentKind::of(p.payment_type) {
                 PaymentKind::Card => OrderState::Authorized,
@@ -525,6 +490,52 @@ fn payment(order: &OrderFacts, p: &Snapshot<'_>, event: &Event) -> Outcome {
             order,
             "a payment attempt failed; the session stays open and the buyer may pay again",
         ),
+    }
+}
+
+/// Another payment than the one that paid the order: money there is a duplicate payment
+/// (§5); anything else of it changes nothing.
+fn another_payment_of_a_paid_order(order: &OrderFacts, p: &Snapshot<'_>) -> Outcome {
+    if !p.holds_money() {
+        return Outcome::unchanged(order, "event of another payment after capture");
+    }
+    let mut out = Outcome::unchanged(
+        order,
+        format!(
+            "payment {} captured {} {} for an order already paid by {}: a duplicate payment",
+            p.payment_id,
+            p.amount,
+            p.currency,
+            order.payment_id.as_deref().unwrap_or("?")
+        ),
+    );
+    out.anomaly = true;
+    out.duplicate = Some(DuplicatePayment {
+        payment_id: p.payment_id.to_owned(),
+        session_id: p.session_id.map(str::to_owned),
+        payment_type: p.payment_type.to_owned(),
+        amount: p.amount,
+        currency: p.currency.to_owned(),
+        refunded: p.amount_refunded >= p.amount,
+    });
+    out
+}
+
+/// A payment attempt exists but nothing is decided: an order without a payment yet
+/// remembers it; nothing else changes.
+fn pending_payment(order: &OrderFacts, with_payment: impl Fn(OrderFacts) -> OrderFacts) -> Outcome {
+    if order.state == OrderState::Pending && order.payment_id.is_none() {
+        let facts = with_payment(order.clone());
+        Outcome {
+            changed: facts != *order,
+            facts,
+            notices: Vec::new(),
+            note: None,
+            anomaly: false,
+            duplicate: None,
+        }
+    } else {
+        Outcome::unchanged(order, "pending payment changes nothing")
     }
 }
 
@@ -583,62 +594,9 @@ fn capture_and_refunds(
             duplicate: None,
         }
     } else if !matches_order {
-        let mut out = move_to(order, OrderState::AmountMismatch, &with_payment);
-        if out.changed {
-            out.facts.captured_amount = charged.is_none().then_some(p.amount);
-            out.facts.charged = charged.clone();
-            out.note = Some(match (&charged, p.session_total) {
-                (Some(_), None) => format!(
-                    "KOMOJU captured {} {} for an order of {} {}, and the session it paid was not read",
-                    p.amount, p.currency, order.amount, order.currency
-                ),
-                (Some(_), Some(s)) => format!(
-                    "KOMOJU captured {} {} for a session of {} {}; the order is {} {}",
-                    p.amount, p.currency, s.amount, s.currency, order.amount, order.currency
-                ),
-                (None, _) => format!(
-                    "KOMOJU captured {} {}, the order is {} {}",
-                    p.amount, p.currency, order.amount, order.currency
-                ),
-            });
-            out.anomaly = true;
-        }
-        return out;
+        return mismatched_capture(order, p, charged, with_payment);
     } else {
-        let money_after_end = matches!(
-            order.state,
-            OrderState::Cancelled | OrderState::Expired | OrderState::Failed
-        );
-        let mut facts = with_payment(order.clone());
-        facts.state = OrderState::Paid;
-        facts.captured_amount = Some(order.amount);
-        facts.charged = charged.clone();
-        let notice = if order.pending_notice_sent {
-            PaymentNotice {
-                request_type: "notification",
-                ..SUCCESS
-            }
-        } else {
-            SUCCESS
-        };
-        let mut notes = Vec::new();
-        if money_after_end {
-            notes.push(format!("captured after the order was {}", order.state));
-        }
-        if let Some(c) = &charged {
-            notes.push(format!(
-                "KOMOJU charged {} {} (converted from {} {})",
-                c.amount, c.currency, order.amount, order.currency
-            ));
-        }
-        Outcome {
-            facts,
-            changed: true,
-            notices: vec![notice],
-            note: (!notes.is_empty()).then(|| notes.join("; ")),
-            anomaly: money_after_end,
-            duplicate: None,
-        }
+        paid(order, charged, with_payment)
     };
     // Refunds: the total only grows and never passes the capture.
     let captured = out.facts.captured_amount.unwrap_or(0);
@@ -660,6 +618,74 @@ fn capture_and_refunds(
         ));
     }
     out
+}
+
+/// A capture that does not pay the order (another amount, or a conversion its session
+/// does not vouch for): `amount_mismatch`, an anomaly, never a success.
+fn mismatched_capture(
+    order: &OrderFacts,
+    p: &Snapshot<'_>,
+    charged: Option<Charged>,
+    with_payment: impl Fn(OrderFacts) -> OrderFacts,
+) -> Outcome {
+    let mut out = move_to(order, OrderState::AmountMismatch, &with_payment);
+    if out.changed {
+        out.facts.captured_amount = charged.is_none().then_some(p.amount);
+        out.note = Some(match (&charged, p.session_total) {
+            (Some(_), None) => format!(
+                "KOMOJU captured {} {} for an order of {} {}, and the session it paid was not read",
+                p.amount, p.currency, order.amount, order.currency
+            ),
+            (Some(_), Some(s)) => format!(
+                "KOMOJU captured {} {} for a session of {} {}; the order is {} {}",
+                p.amount, p.currency, s.amount, s.currency, order.amount, order.currency
+            ),
+            (None, _) => format!(
+                "KOMOJU captured {} {}, the order is {} {}",
+                p.amount, p.currency, order.amount, order.currency
+            ),
+        });
+        out.facts.charged = charged;
+        out.anomaly = true;
+    }
+    out
+}
+
+/// A capture that pays the order: `paid`, with the success notice (a `notification`
+/// after a pending notice); after the order ended unpaid, an anomaly (money facts win).
+fn paid(
+    order: &OrderFacts,
+    charged: Option<Charged>,
+    with_payment: impl Fn(OrderFacts) -> OrderFacts,
+) -> Outcome {
+    let money_after_end = matches!(
+        order.state,
+        OrderState::Cancelled | OrderState::Expired | OrderState::Failed
+    );
+    let mut notes = Vec::new();
+    if money_after_end {
+        notes.push(format!("captured after the order was {}", order.state));
+    }
+    if let Some(c) = &charged {
+        notes.push(format!(
+            "KOMOJU charged {} {} (converted from {} {})",
+            c.amount, c.currency, order.amount, order.currency
+        ));
+    }
+    let mut facts = with_payment(order.clone());
+    facts.state = OrderState::Paid;
+    facts.captured_amount = Some(order.amount);
+    facts.charged = charged;
+    Outcome {
+        facts,
+        changed: true,
+        notices: vec![PaymentNotice::Paid {
+            after_pending: order.pending_notice_sent,
+        }],
+        note: (!notes.is_empty()).then(|| notes.join("; ")),
+        anomaly: money_after_end,
+        duplicate: None,
+    }
 }
 
 /// Moves to `to` when that is forward progress; emits the §6.2 failure or pending notice.
@@ -685,28 +711,15 @@ fn move_to(
     match to {
         OrderState::AwaitingPayment if !order.pending_notice_sent => {
             facts.pending_notice_sent = true;
-            notices.push(PaymentNotice {
-                request_type: "payment",
-                payed_tf: "F",
-                result_code: "0000",
-                amount: NoticeAmount::Order,
-                result_message: "Payment requested, awaiting the buyer's payment",
-            });
+            notices.push(PaymentNotice::Awaiting);
         }
         OrderState::Cancelled | OrderState::Expired | OrderState::Failed => {
-            notices.push(PaymentNotice {
-                request_type: if order.pending_notice_sent {
-                    "notification"
-                } else {
-                    "payment"
-                },
-                payed_tf: "F",
-                result_code: "9999",
-                amount: NoticeAmount::Zero,
-                result_message: match to {
-                    OrderState::Cancelled => "Payment cancelled",
-                    OrderState::Expired => "Payment expired",
-                    _ => "Payment failed",
+            notices.push(PaymentNotice::Ended {
+                after_pending: order.pending_notice_sent,
+                end: match to {
+                    OrderState::Cancelled => AttemptEnd::Cancelled,
+                    OrderState::Expired => AttemptEnd::Expired,
+                    _ => AttemptEnd::Failed,
                 },
             });
         }
@@ -841,21 +854,27 @@ mod tests {
             &pay(PaymentStatus::Authorized, "konbini", 306500, 0),
         );
         assert_eq!(o.facts.state, OrderState::AwaitingPayment);
-        assert_eq!(o.notices[0].request_type, "payment");
-        assert_eq!(o.notices[0].payed_tf, "F");
-        assert_eq!(o.notices[0].result_code, "0000");
+        assert_eq!(o.notices, vec![PaymentNotice::Awaiting]);
         let c = apply(
             &o.facts,
             &pay(PaymentStatus::Captured, "konbini", 306500, 0),
         );
         assert_eq!(c.facts.state, OrderState::Paid);
-        assert_eq!(c.notices[0].request_type, "notification");
-        assert_eq!(c.notices[0].payed_tf, "T");
+        assert_eq!(
+            c.notices,
+            vec![PaymentNotice::Paid {
+                after_pending: true
+            }]
+        );
         let e = apply(&o.facts, &pay(PaymentStatus::Expired, "konbini", 306500, 0));
         assert_eq!(e.facts.state, OrderState::Expired);
-        assert_eq!(e.notices[0].request_type, "notification");
-        assert_eq!(e.notices[0].result_code, "9999");
-        assert_eq!(e.notices[0].amount, NoticeAmount::Zero);
+        assert_eq!(
+            e.notices,
+            vec![PaymentNotice::Ended {
+                after_pending: true,
+                end: AttemptEnd::Expired
+            }]
+        );
     }
 
     #[test]
@@ -878,7 +897,7 @@ mod tests {
         );
         assert_eq!(out.facts.state, OrderState::AmountMismatch);
         assert!(out.anomaly);
-        assert!(out.notices.iter().all(|n| n.payed_tf != "T"));
+        assert!(out.notices.iter().all(|n| !n.is_paid()));
         let again = apply(
             &out.facts,
             &pay(PaymentStatus::Captured, "credit_card", 306500, 0),
@@ -1112,9 +1131,13 @@ mod tests {
             },
         );
         assert_eq!(out.facts.state, OrderState::Failed);
-        assert_eq!(out.notices.len(), 1);
-        assert_eq!(out.notices[0].result_code, "9999");
-        assert_eq!(out.notices[0].amount, NoticeAmount::Zero);
+        assert_eq!(
+            out.notices,
+            vec![PaymentNotice::Ended {
+                after_pending: false,
+                end: AttemptEnd::Failed
+            }]
+        );
         let paid = apply(
             &out.facts,
             &pay(PaymentStatus::Captured, "credit_card", 306500, 0),

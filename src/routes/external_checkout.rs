@@ -102,7 +102,7 @@ async fn data(app: State, req: HttpRequest) -> Result<HttpResponse, ApiError> {
         .required("shop_no")?
         .parse()
         .map_err(|_| ApiError::invalid("shop_no must be a shop number"))?;
-    let merchant = crate::merchant::load(&app, mall_id, Some(shop_no)).await?;
+    let merchant = app.merchants.load(mall_id, Some(shop_no)).await?;
     let shop = external::load_shop(&app, mall_id, shop_no).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))

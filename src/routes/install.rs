@@ -16,8 +16,8 @@ use super::schemas::*;
 use super::settings_site::{cookie, session_cookie};
 use super::State;
 use crate::error::ApiError;
-use crate::install::session::STATE_COOKIE;
 use crate::install::{self, lifecycle, Callback, InstallError, Launched};
+use crate::keys::session::STATE_COOKIE;
 
 /// Mounts the three routes.
 pub fn configure(cfg: &mut web::ServiceConfig) {

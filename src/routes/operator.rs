@@ -44,6 +44,7 @@ fn authorize(app: &State, req: &HttpRequest) -> Result<(), ApiError> {
         .and_then(|v| v.to_str().ok());
     app.operator_keys
         .verify(authorization, app.clock.unix_seconds())
+        .map_err(|_| ApiError::Unauthorized)
 }
 
 fn limit(q: &crate::cafe24::Fields) -> Result<i64, ApiError> {

@@ -23,8 +23,8 @@ use secrecy::SecretString;
 use super::schemas::*;
 use super::settings_pages::{self, STYLESHEET, STYLESHEET_PATH};
 use super::State;
-use crate::install::session::{Session, SESSION_COOKIE, SESSION_TTL_SECS};
 use crate::install::site::{self, KomojuForm, SiteError};
+use crate::keys::session::{Session, SESSION_COOKIE, SESSION_TTL_SECS};
 use crate::services::Services;
 
 /// The pages' policy: nothing but this service's stylesheet and forms; framed only by

@@ -150,9 +150,9 @@ async fn status(
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let fields = cafe24::query_and_body(&req, body, app.body_limits).await?;
-    let key = crate::orders::keys::verify(&app, &fields)?;
-    let mut order = crate::orders::keys::order_of(&app, &key).await?;
-    let merchant = crate::merchant::load(&app, &order.mall_id, None).await?;
+    let key = crate::checkout::key::verify(&app, &fields)?;
+    let mut order = crate::checkout::key::order_of(&app, &key).await?;
+    let merchant = app.merchants.load(&order.mall_id, None).await?;
     if order.state == OrderState::Pending && order.komoju_session_id.is_some() {
         // The buyer may never have come back: ask KOMOJU, but answer from our records
         // if it cannot say.

@@ -601,7 +601,7 @@ async fn an_expired_access_token_is_refreshed_once(backend: Backend) {
     // Ahead of expiry: two hours later the service refreshes before calling, once.
     app.clock.advance(Duration::from_secs(2 * 3600));
     let session = app.state.session_keys.issue(
-        &cafe24_komoju::install::session::NewSession {
+        &cafe24_komoju::keys::session::NewSession {
             mall_id: NEW_MALL,
             user_id: "admin",
             lang: "en",

@@ -1,11 +1,12 @@
-//! The order key as the use cases handle it (PROTOCOL.md §6.1 `key`): issued and
-//! verified at the service clock ([`crate::orders::token`] does the signing), and the
+//! The order key as the checkouts handle it (PROTOCOL.md §6.1 `key`): issued and
+//! verified at the service clock ([`crate::keys::order`] does the signing), and the
 //! order a verified key names. Errors are the §3 ones.
 
 use crate::cafe24::Fields;
 use crate::db::orders::{self, OrderRow};
 use crate::error::ApiError;
-use crate::orders::token::{KeyError, OrderRef};
+use crate::keys::order::OrderRef;
+use crate::keys::TokenError;
 use crate::services::Services;
 
 /// Issues the order key of `order` at the service clock. Errors: signing failed
@@ -25,8 +26,8 @@ pub fn verify(app: &Services, fields: &Fields) -> Result<OrderRef, ApiError> {
     app.order_keys
         .verify(key, app.clock.unix_seconds())
         .map_err(|e| match e {
-            KeyError::Expired => ApiError::invalid("key has expired"),
-            KeyError::Invalid => ApiError::invalid("key is not a valid order key"),
+            TokenError::Expired => ApiError::invalid("key has expired"),
+            TokenError::Invalid => ApiError::invalid("key is not a valid order key"),
         })
 }
 

@@ -1,26 +1,25 @@
 //! The settings site's session and CSRF tokens (PROTOCOL.md §12, "Settings site").
 //!
-//! The session is an HS256 JWT in the cookie [`SESSION_COOKIE`], keyed from `APP_SECRET`
-//! (HKDF info `cafe24-komoju/merchant-session/v1`), audience `cafe24-komoju/merchant`,
-//! claims `mall_id`, `user_id`, `lang`, the launch's `user_type` (`P` may change
-//! settings, `A` only reads them), the mall's session generation `gen` at issue (checked
-//! against the stored one on every request by [`crate::install::site::authorize`]) and a
-//! random session id `sid`, lifetime 1 h, the algorithm pinned and the expiry checked
-//! against the service clock. Every form carries
-//! the CSRF token of its session: base64url(HMAC-SHA256(csrf key, `sid`)), so a token
-//! of another session (or none) is refused. The cookie is `HttpOnly`, `SameSite=Lax`,
-//! `Secure` in production (set by the route).
+//! The session is an HS256 JWT ([`super::Hs256`], HKDF info
+//! `cafe24-komoju/merchant-session/v1`) in the cookie [`SESSION_COOKIE`], audience
+//! `cafe24-komoju/merchant`, claims `mall_id`, `user_id`, `lang`, the launch's `user_type`
+//! (`P` may change settings, `A` only reads them), the mall's session generation `gen` at
+//! issue (checked against the stored one on every request) and a random session id `sid`,
+//! lifetime 1 h. Every form carries the CSRF token of its session:
+//! base64url(HMAC-SHA256(csrf key, `sid` · NUL · `mall_id`)), so a token of another session
+//! (or none) is refused. The cookie is `HttpOnly`, `SameSite=Lax`, `Secure` in production
+//! (set by the route).
 
 use base64::Engine;
 use hmac::{Hmac, Mac};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
+use super::Hs256;
+
 /// The audience of session tokens.
 pub const AUDIENCE: &str = "cafe24-komoju/merchant";
-const ISSUER: &str = "cafe24-komoju";
 /// The session cookie's name.
 pub const SESSION_COOKIE: &str = "cafe24_komoju_session";
 /// The OAuth `state` cookie's name (bound to the browser for the authorization round).
@@ -70,21 +69,10 @@ pub struct NewSession<'a> {
     pub generation: i64,
 }
 
-#[derive(Serialize, Deserialize)]
-struct Claims {
-    aud: String,
-    iss: String,
-    iat: i64,
-    exp: i64,
-    #[serde(flatten)]
-    session: Session,
-}
-
 /// Issues and checks sessions and their CSRF tokens.
 #[derive(Clone)]
 pub struct SessionKeys {
-    encoding: EncodingKey,
-    decoding: DecodingKey,
+    key: Hs256,
     csrf_key: [u8; 32],
 }
 
@@ -97,10 +85,8 @@ impl std::fmt::Debug for SessionKeys {
 impl SessionKeys {
     /// Derives both keys from `APP_SECRET`.
     pub fn new(app_secret: &SecretString) -> SessionKeys {
-        let key = crate::secrets::derive_key(app_secret, "cafe24-komoju/merchant-session/v1");
         SessionKeys {
-            encoding: EncodingKey::from_secret(&key),
-            decoding: DecodingKey::from_secret(&key),
+            key: Hs256::new(app_secret, "cafe24-komoju/merchant-session/v1", AUDIENCE),
             csrf_key: crate::secrets::derive_key(app_secret, "cafe24-komoju/merchant-csrf/v1"),
         }
     }
@@ -108,31 +94,23 @@ impl SessionKeys {
     /// A new session at `now` (Unix seconds): the cookie value. Errors: signing failed
     /// (logged).
     pub fn issue(&self, new: &NewSession<'_>, now: i64) -> Option<String> {
-        let claims = Claims {
-            aud: AUDIENCE.into(),
-            iss: ISSUER.into(),
-            iat: now,
-            exp: now + SESSION_TTL_SECS,
-            session: Session {
-                mall_id: new.mall_id.into(),
-                user_id: new.user_id.into(),
-                lang: new.lang.into(),
-                user_type: new.user_type.into(),
-                gen: new.generation,
-                sid: crate::secrets::random_token(16),
-            },
+        let session = Session {
+            mall_id: new.mall_id.into(),
+            user_id: new.user_id.into(),
+            lang: new.lang.into(),
+            user_type: new.user_type.into(),
+            gen: new.generation,
+            sid: crate::secrets::random_token(16),
         };
-        jsonwebtoken::encode(&Header::new(Algorithm::HS256), &claims, &self.encoding)
-            .map_err(|e| log::error!("session token could not be signed: {e}"))
+        self.key
+            .sign(session, now, SESSION_TTL_SECS)
+            .map_err(|e| log::error!("session token: {e}"))
             .ok()
     }
 
     /// The session a cookie value carries, if it is one of ours and not expired at `now`.
     pub fn verify(&self, cookie: Option<&str>, now: i64) -> Option<Session> {
-        let token = cookie.filter(|t| !t.is_empty() && t.len() <= 4096)?;
-        let validation = crate::secrets::hs256_validation(AUDIENCE, ISSUER);
-        let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation).ok()?;
-        (data.claims.exp > now).then_some(data.claims.session)
+        self.key.verify(cookie?, now).ok()
     }
 
     /// The CSRF token of `session`'s forms.

@@ -12,17 +12,15 @@
 
 use chrono::NaiveDateTime;
 
-use crate::cafe24::hash_data;
 use crate::cafe24::payment_result::PaymentResult;
-use crate::db::notifications::{self, NewNotification};
+use crate::cafe24::payment_result::{NoticeAmount, NoticeWire};
+use crate::db::notifications::{self, NewNotification, NotificationKind};
 use crate::db::orders::{self, OrderRow};
 use crate::db::refunds::{self, RefundRow};
 use crate::db::webhook_events::{self, WebhookEventRow};
 use crate::db::{self, DbConnection, DbError};
 use crate::merchant::Merchant;
-use crate::orders::state::{
-    self as order_state, Event, Fact, NoticeAmount, Outcome, PaymentNotice,
-};
+use crate::orders::state::{self as order_state, Event, Fact, Outcome, PaymentNotice};
 use crate::services::Services;
 use secrecy::ExposeSecret;
 
@@ -101,15 +99,47 @@ pub fn apply_locked(
     if let Some(mut w) = webhook {
         w.order_pk = Some(order.id.clone());
         w.outcome = if outcome.changed || outcome.duplicate.is_some() {
-            "applied"
+            webhook_events::WebhookOutcome::Applied
         } else {
-            "ignored"
-        }
-        .to_owned();
+            webhook_events::WebhookOutcome::Ignored
+        };
         if !webhook_events::insert_new(c, &w)? {
             return Ok(None);
         }
     }
+    let after = write_facts(c, ctx, &order, fact, &outcome, source, now)?;
+    let mut enqueued = enqueue_notices(c, ctx, &after, &outcome, now)?;
+    let duplicate_recorded = match &outcome.duplicate {
+        Some(d) => record_duplicate(c, ctx, &after, d, now)?,
+        None => false,
+    };
+    let own_payment = matches!(event, Event::Payment { payment_id, .. }
+        if after.komoju_payment_id.as_deref() == Some(payment_id.as_str()));
+    if CONFIRMING_SOURCES.contains(&source) && own_payment {
+        enqueued += confirm_cancellations(c, ctx, &after, fact, now)?;
+    }
+    Ok(Some(Applied {
+        order: after,
+        from: before.state,
+        event: event.name(),
+        source: source.to_owned(),
+        outcome,
+        enqueued,
+        duplicate_recorded,
+    }))
+}
+
+/// Writes what the state machine decided of `order` (its facts when they changed, a
+/// code's expiry) and the audit row; returns the order as it is now.
+fn write_facts(
+    c: &mut DbConnection,
+    _ctx: &Context<'_>,
+    order: &OrderRow,
+    fact: &Fact,
+    outcome: &Outcome,
+    source: &str,
+    now: NaiveDateTime,
+) -> Result<OrderRow, DbError> {
     let mut after = order.clone();
     // A code's expiry is kept while the order waits for the money (§5), so that a
     // reconciliation pass reads the payment then (crate::reconciliation).
@@ -129,42 +159,37 @@ pub fn apply_locked(
         &orders::NewOrderEvent {
             order_pk: order.id.clone(),
             source: source.to_owned(),
-            event: event.name().to_owned(),
-            from_state: before.state.as_str().to_owned(),
+            event: fact.event.name().to_owned(),
+            from_state: order.state.as_str().to_owned(),
             to_state: outcome.facts.state.as_str().to_owned(),
             applied: outcome.changed,
             detail: outcome.note.clone().unwrap_or_default(),
             created_at: now,
         },
     )?;
+    Ok(after)
+}
+
+/// The outbox rows of a change's notices (none when nothing changed, or the order's
+/// flow has no notification target); returns how many were new.
+fn enqueue_notices(
+    c: &mut DbConnection,
+    ctx: &Context<'_>,
+    after: &OrderRow,
+    outcome: &Outcome,
+    now: NaiveDateTime,
+) -> Result<usize, DbError> {
     let mut enqueued = 0;
     if outcome.changed {
         for notice in &outcome.notices {
-            if let Some(n) = payment_notification(ctx, &after, notice, now) {
+            if let Some(n) = payment_notification(ctx, after, *notice, now) {
                 if notifications::enqueue(c, &n)? {
                     enqueued += 1;
                 }
             }
         }
     }
-    let duplicate_recorded = match &outcome.duplicate {
-        Some(d) => record_duplicate(c, ctx, &after, d, now)?,
-        None => false,
-    };
-    let own_payment = matches!(event, Event::Payment { payment_id, .. }
-        if after.komoju_payment_id.as_deref() == Some(payment_id.as_str()));
-    if CONFIRMING_SOURCES.contains(&source) && own_payment {
-        enqueued += confirm_cancellations(c, ctx, &after, fact, now)?;
-    }
-    Ok(Some(Applied {
-        order: after,
-        from: before.state,
-        event: event.name(),
-        source: source.to_owned(),
-        outcome,
-        enqueued,
-        duplicate_recorded,
-    }))
+    Ok(enqueued)
 }
 
 /// Records a duplicate payment the state machine found (§5): to be refunded in full by
@@ -215,14 +240,15 @@ fn record_duplicate(
 pub fn payment_notification(
     ctx: &Context<'_>,
     order: &OrderRow,
-    notice: &PaymentNotice,
+    notice: PaymentNotice,
     now: NaiveDateTime,
 ) -> Option<NewNotification> {
+    let wire = NoticeWire::of(notice);
     if order.flow == crate::orders::Flow::Sync {
         return None;
     }
     let target = order.return_noty_url.clone()?;
-    let amount = match notice.amount {
+    let amount = match wire.amount {
         NoticeAmount::Paid => order.paid_amount_text(),
         NoticeAmount::Order => order.amount_text.clone(),
         NoticeAmount::Zero => "0".to_owned(),
@@ -235,26 +261,29 @@ pub fn payment_notification(
         amount: &amount,
         order_id: &order.order_id,
         currency: &order.currency,
-        payed: notice.payed_tf == "T",
+        payed: wire.payed,
         extra_data: order.extra_data.as_deref().unwrap_or_default(),
-        result_code: notice.result_code,
-        result_message: notice.result_message,
+        result_code: wire.result_code,
+        result_message: wire.result_message,
     }
-    .notice(ctx.service_key, notice.request_type);
+    .notice(ctx.service_key, wire.request_type);
     let kind = if order.flow == crate::orders::Flow::External {
-        "return_notification"
+        NotificationKind::ReturnNotification
     } else {
-        "return_noty"
+        NotificationKind::ReturnNoty
     };
     Some(NewNotification {
         order_pk: order.id.clone(),
-        kind: kind.to_owned(),
+        kind,
         dedup_key: format!(
-            "{}:{}:a{}:{}:{}:{}",
-            order.id, kind, order.attempt, notice.request_type, notice.payed_tf, notice.result_code
+            "{}:{}:a{}:{}",
+            order.id,
+            kind,
+            order.attempt,
+            wire.dedup_part()
         ),
         target_url: target,
-        encoding: ctx.merchant.notify_encoding.clone(),
+        encoding: ctx.merchant.notify_encoding,
         fields: serde_json::to_string(&fields).unwrap_or_else(|_| "[]".into()),
         state: crate::db::notifications::NotificationState::Pending.to_owned(),
         attempts: 0,
@@ -293,9 +322,9 @@ fn confirm_cancellations(
         .iter()
         .filter(|r| r.state == crate::db::refunds::RefundState::Accepted)
     {
-        let confirmed = match row.operation.as_str() {
-            "cancel" => cancelled,
-            _ => row
+        let confirmed = match row.operation {
+            crate::db::refunds::Operation::Cancel => cancelled,
+            crate::db::refunds::Operation::Refund => row
                 .komoju_refund_id
                 .as_deref()
                 .is_some_and(|id| fact.refunds.iter().any(|r| r.id == id)),
@@ -366,37 +395,22 @@ fn cancel_notification(
     now: NaiveDateTime,
 ) -> Option<NewNotification> {
     let target = target.clone()?;
-    let hash = hash_data::CancelResult {
-        cancel_amount,
-        currency: &order.currency,
-        order_id: &order.order_id,
+    let fields = crate::cafe24::cancel_result::CancelResult {
         partner_id: &order.partner_id,
         tid,
+        order_id: &order.order_id,
+        paymethod: ctx.merchant.paymethod(order.payment_type.as_deref()),
+        currency: &order.currency,
+        cancel_amount,
+        extra_data: order.extra_data.as_deref().unwrap_or_default(),
     }
-    .sign(ctx.service_key);
-    let fields: Vec<(&str, String)> = vec![
-        ("request_type", "cancelnoty".to_owned()),
-        ("partner_id", order.partner_id.clone()),
-        ("tid", tid.to_owned()),
-        ("order_id", order.order_id.clone()),
-        (
-            "paymethod",
-            ctx.merchant.paymethod(order.payment_type.as_deref()),
-        ),
-        ("currency", order.currency.clone()),
-        ("cancel_amount", cancel_amount.to_owned()),
-        ("status", "P".to_owned()),
-        ("hash_data", hash),
-        ("extra_data", order.extra_data.clone().unwrap_or_default()),
-        ("result_code", "0000".to_owned()),
-        ("result_message", "Refund completed".to_owned()),
-    ];
+    .refunded(ctx.service_key);
     Some(NewNotification {
         order_pk: order.id.clone(),
-        kind: "cancel_noty".to_owned(),
+        kind: NotificationKind::CancelNoty,
         dedup_key: format!("{}:cancel_noty:{refund_key}", order.id),
         target_url: target,
-        encoding: ctx.merchant.notify_encoding.clone(),
+        encoding: ctx.merchant.notify_encoding,
         fields: serde_json::to_string(&fields).unwrap_or_else(|_| "[]".into()),
         state: crate::db::notifications::NotificationState::Pending.to_owned(),
         attempts: 0,
