@@ -538,10 +538,12 @@ async fn answered(resp: reqwest::Response, seen: &mut Vec<u16>) -> (u16, serde_j
 /// traffic, every answer is 200, or 503 `unavailable` with `Retry-After` — never 500 —
 /// and Cafe24's and KOMOJU's retries then complete every order, each notified once.
 #[actix_web::test]
+#[cfg_attr(
+    not(test_postgres),
+    ignore = "PostgreSQL only: set TEST_POSTGRES_URL (then cargo rebuilds the tests)"
+)]
 async fn lost_postgres_connections_are_retried_or_503_never_500() {
-    let Some(backend) = Backend::postgres() else {
-        return;
-    };
+    let backend = Backend::postgres();
     let app = spawn_app_with(backend, &[("DATABASE_POOL_SIZE", "4")]).await;
     let schema = app._db.pg_schema().unwrap_or_default().to_owned();
     let admin = app._db.pg_admin().unwrap_or_default().to_owned();
@@ -660,10 +662,12 @@ async fn lost_postgres_connections_are_retried_or_503_never_500() {
 /// repeat calls KOMOJU again with the same key (one refund at KOMOJU) and the order ends
 /// `refunded`. It ended `paid`, the repeat replaying the reply already stored.
 #[actix_web::test]
+#[cfg_attr(
+    not(test_postgres),
+    ignore = "PostgreSQL only: set TEST_POSTGRES_URL (then cargo rebuilds the tests)"
+)]
 async fn a_refund_whose_order_update_failed_is_applied_on_cafe24s_repeat() {
-    let Some(backend) = Backend::postgres() else {
-        return;
-    };
+    let backend = Backend::postgres();
     let app = spawn_app(backend).await;
     let order_id = "20261206-0000800";
     let tid = app.paid_order(order_id, "3000", "JPY", "credit_card").await;
