@@ -25,6 +25,7 @@ use crate::db::refunds::{self, Operation, RefundRow, RefundState};
 use crate::db::{self, orders, DbError};
 use crate::error::ApiError;
 use crate::komoju::{KomojuError, Payment};
+use crate::merchant::Merchant;
 use crate::money::{Currency, Money};
 use crate::orders::state::OrderState;
 use crate::services::Services;
@@ -59,6 +60,7 @@ impl Reply {
 }
 
 /// Fields the cancellation reads (everything else is ignored).
+#[derive(Clone)]
 struct ValidCancel {
     partner_id: PartnerId,
     order_id: OrderId,
@@ -108,17 +110,7 @@ async fn cancel_request(app: &Services, mode: Mode, fields: &Fields) -> Result<R
         );
         return Ok(reply);
     }
-    let secret = merchant.komoju_secret_key.clone();
-    let result = if row.operation == Operation::Cancel {
-        app.komoju
-            .cancel_payment(&secret, &row.idempotency_key, &row.tid)
-            .await
-    } else {
-        app.komoju
-            .refund_payment(&secret, &row.idempotency_key, &row.tid, &row.komoju_request)
-            .await
-    };
-    let decided = match result {
+    let decided = match ask_komoju(app, &merchant, &row).await {
         Ok(payment) => accepted(app, mode, &row, &merchant, payment).await?,
         Err(e) if e.is_refusal() => refused(&row, &valid.order_id, &e),
         // 5xx, timeout, unreadable, still in flight: the outcome is unknown. The row stays
@@ -131,6 +123,37 @@ async fn cancel_request(app: &Services, mode: Mode, fields: &Fields) -> Result<R
             ))
         }
     };
+    record(app, mode, &valid, &merchant, &row, decided).await
+}
+
+/// The cancel or refund of `row` at KOMOJU, with the row's idempotency key.
+async fn ask_komoju(
+    app: &Services,
+    merchant: &Merchant,
+    row: &RefundRow,
+) -> Result<Payment, KomojuError> {
+    let secret = &merchant.komoju_secret_key;
+    if row.operation == Operation::Cancel {
+        app.komoju
+            .cancel_payment(secret, &row.idempotency_key, &row.tid)
+            .await
+    } else {
+        app.komoju
+            .refund_payment(secret, &row.idempotency_key, &row.tid, &row.komoju_request)
+            .await
+    }
+}
+
+/// What KOMOJU decided, kept: the payment applied to the order, then the reply stored on
+/// the row (the reply Cafe24's repeats replay).
+async fn record(
+    app: &Services,
+    mode: Mode,
+    valid: &ValidCancel,
+    merchant: &Merchant,
+    row: &RefundRow,
+    decided: Decided,
+) -> Result<Reply, ApiError> {
     // The payment first, then the reply: a process stopped (or a connection lost)
     // between the two leaves the row pending, so Cafe24's repeat calls KOMOJU again with
     // the same key and applies the same payment (a fact applied twice is applied once).
@@ -203,7 +226,7 @@ async fn accepted(
     app: &Services,
     mode: Mode,
     row: &RefundRow,
-    merchant: &crate::merchant::Merchant,
+    merchant: &Merchant,
     payment: Payment,
 ) -> Result<Decided, ApiError> {
     let refund = if row.operation == Operation::Refund {
@@ -351,110 +374,136 @@ fn validate(mode: Mode, app: &Services, fields: &Fields) -> Result<ValidCancel, 
 /// Under the order's lock: the repeat of a recent request, or a new request row after the
 /// order, `tid`, state and amount checks.
 async fn decide(app: &Services, mode: Mode, v: &ValidCancel) -> Result<RefundRow, ApiError> {
-    let mall = v.partner_id.mall_id().to_string();
-    let partner = v.partner_id.as_str().to_owned();
-    let order_id = v.order_id.to_string();
-    let tid = v.tid.clone();
-    let amount = v.cancel_amount;
-    let amount_text = v.cancel_amount_text.clone();
-    let fingerprint = v.fingerprint.clone();
-    let noty = v.cancel_noty_url.clone();
-    let extra = v.extra_data.clone();
+    let v = v.clone();
     let now = app.clock.now_naive();
     let since = now - chrono::Duration::from_std(DEDUP_WINDOW).unwrap_or_default();
-    let outcome = app
-        .db
-        .run(move |c| {
-            db::transaction(c, |c| {
-                let Some(found) = orders::find_by_order_id(c, &mall, &order_id)? else {
-                    return Ok(Err(ApiError::OrderNotFound));
-                };
-                let Some(order) = orders::lock_order(c, &found.id)? else {
-                    return Ok(Err(ApiError::OrderNotFound));
-                };
-                if order.partner_id != partner {
-                    return Ok(Err(ApiError::OrderNotFound));
-                }
-                if order.komoju_payment_id.as_deref() != Some(tid.as_str()) {
-                    return Ok(Err(ApiError::TidMismatch));
-                }
-                if order.currency != amount.currency().code() {
-                    return Ok(Err(ApiError::OrderConflict(
-                        "currency is not the order's".into(),
-                    )));
-                }
-                if let Some(row) = refunds::find_recent(c, &order.id, &fingerprint, since)? {
-                    return Ok(Ok(row));
-                }
-                let operation = match order.state {
-                    OrderState::Paid | OrderState::PartiallyRefunded => Operation::Refund,
-                    OrderState::Authorized | OrderState::AwaitingPayment => Operation::Cancel,
-                    s => {
-                        return Ok(Err(ApiError::OrderConflict(format!(
-                            "order is {s}: nothing to cancel"
-                        ))))
-                    }
-                };
-                if operation == Operation::Cancel {
-                    if amount.minor() != order.amount {
-                        return Ok(Err(ApiError::OrderConflict(
-                            "a payment not captured yet can only be cancelled in full".into(),
-                        )));
-                    }
-                    if refunds::reserved(c, &order.id, since)? > 0 {
-                        return Ok(Err(ApiError::OrderConflict(
-                            "a cancellation of this order is under way".into(),
-                        )));
-                    }
-                } else {
-                    let captured = order.captured_amount.unwrap_or(0);
-                    let left =
-                        captured - order.refunded_amount - refunds::reserved(c, &order.id, since)?;
-                    if amount.minor() > left {
-                        return Ok(Err(ApiError::AmountExceedsRefundable(format!(
-                            "cancel_amount is more than what is left to refund ({})",
-                            Money::from_minor(left.max(0), amount.currency()).to_decimal_string()
-                        ))));
-                    }
-                }
-                let body = if operation == Operation::Refund {
-                    refund_body(&order, amount.minor(), &order_id)
-                } else {
-                    // `POST /payments/{id}/cancel` takes no body (§7).
-                    String::new()
-                };
-                let row = RefundRow {
-                    id: uuid::Uuid::new_v4().to_string(),
-                    order_pk: order.id.clone(),
-                    mode,
-                    operation,
-                    fingerprint: fingerprint.clone(),
-                    cancel_amount: amount.minor(),
-                    cancel_amount_text: amount_text.clone(),
-                    tid: tid.clone(),
-                    cancel_noty_url: noty.clone(),
-                    extra_data: extra.clone(),
-                    idempotency_key: uuid::Uuid::new_v4().to_string(),
-                    komoju_request: body,
-                    komoju_refund_id: None,
-                    state: RefundState::Pending,
-                    reply_status: None,
-                    reply_body: None,
-                    confirmed_at: None,
-                    created_at: now,
-                    updated_at: now,
-                    bank_account_url: None,
-                };
-                refunds::insert(c, &row)?;
-                if let (Mode::Async, Some(url)) = (mode, &noty) {
-                    orders::set_cancel_noty_url(c, &order.id, url, now)?;
-                }
-                Ok(Ok(row))
-            })
-        })
+    app.db
+        .run(move |c| db::transaction(c, |c| decide_locked(c, mode, &v, now, since)))
         .await
-        .map_err(|e: DbError| ApiError::from_db("deciding cancellation", e))?;
-    outcome
+        .map_err(|e: DbError| ApiError::from_db("deciding cancellation", e))?
+}
+
+/// [`decide`] inside its transaction: the order locked, a repeat within the window found,
+/// or a new pending row inserted. The inner error is the reply; nothing was written.
+fn decide_locked(
+    c: &mut db::DbConnection,
+    mode: Mode,
+    v: &ValidCancel,
+    now: chrono::NaiveDateTime,
+    since: chrono::NaiveDateTime,
+) -> Result<Result<RefundRow, ApiError>, DbError> {
+    let order = match locked_order(c, v)? {
+        Ok(order) => order,
+        Err(e) => return Ok(Err(e)),
+    };
+    if let Some(row) = refunds::find_recent(c, &order.id, &v.fingerprint, since)? {
+        return Ok(Ok(row));
+    }
+    let operation = match operation_for(c, &order, v.cancel_amount, since)? {
+        Ok(operation) => operation,
+        Err(e) => return Ok(Err(e)),
+    };
+    let komoju_request = if operation == Operation::Refund {
+        refund_body(&order, v.cancel_amount.minor(), v.order_id.as_str())
+    } else {
+        // `POST /payments/{id}/cancel` takes no body (§7).
+        String::new()
+    };
+    let row = RefundRow {
+        id: uuid::Uuid::new_v4().to_string(),
+        order_pk: order.id.clone(),
+        mode,
+        operation,
+        fingerprint: v.fingerprint.clone(),
+        cancel_amount: v.cancel_amount.minor(),
+        cancel_amount_text: v.cancel_amount_text.clone(),
+        tid: v.tid.clone(),
+        cancel_noty_url: v.cancel_noty_url.clone(),
+        extra_data: v.extra_data.clone(),
+        idempotency_key: uuid::Uuid::new_v4().to_string(),
+        komoju_request,
+        komoju_refund_id: None,
+        state: RefundState::Pending,
+        reply_status: None,
+        reply_body: None,
+        confirmed_at: None,
+        created_at: now,
+        updated_at: now,
+        bank_account_url: None,
+    };
+    refunds::insert(c, &row)?;
+    if let (Mode::Async, Some(url)) = (mode, &v.cancel_noty_url) {
+        orders::set_cancel_noty_url(c, &order.id, url, now)?;
+    }
+    Ok(Ok(row))
+}
+
+/// The order the request names, locked: of this partner, paid with this `tid`, in the
+/// request's currency (`order_not_found`, `tid_mismatch`, `order_conflict` otherwise).
+fn locked_order(
+    c: &mut db::DbConnection,
+    v: &ValidCancel,
+) -> Result<Result<orders::OrderRow, ApiError>, DbError> {
+    let mall = v.partner_id.mall_id().as_str();
+    let Some(found) = orders::find_by_order_id(c, mall, v.order_id.as_str())? else {
+        return Ok(Err(ApiError::OrderNotFound));
+    };
+    let Some(order) = orders::lock_order(c, &found.id)? else {
+        return Ok(Err(ApiError::OrderNotFound));
+    };
+    Ok(if order.partner_id != v.partner_id.as_str() {
+        Err(ApiError::OrderNotFound)
+    } else if order.komoju_payment_id.as_deref() != Some(v.tid.as_str()) {
+        Err(ApiError::TidMismatch)
+    } else if order.currency != v.cancel_amount.currency().code() {
+        Err(ApiError::OrderConflict(
+            "currency is not the order's".into(),
+        ))
+    } else {
+        Ok(order)
+    })
+}
+
+/// What the order's state allows: a refund of a captured payment (up to what is left
+/// after refunds made and reserved), or a cancel, in full, of one not captured yet (one
+/// at a time); `order_conflict` or `amount_exceeds_refundable` otherwise.
+fn operation_for(
+    c: &mut db::DbConnection,
+    order: &orders::OrderRow,
+    amount: Money,
+    since: chrono::NaiveDateTime,
+) -> Result<Result<Operation, ApiError>, DbError> {
+    let operation = match order.state {
+        OrderState::Paid | OrderState::PartiallyRefunded => Operation::Refund,
+        OrderState::Authorized | OrderState::AwaitingPayment => Operation::Cancel,
+        s => {
+            return Ok(Err(ApiError::OrderConflict(format!(
+                "order is {s}: nothing to cancel"
+            ))))
+        }
+    };
+    let reserved = refunds::reserved(c, &order.id, since)?;
+    if operation == Operation::Cancel {
+        if amount.minor() != order.amount {
+            return Ok(Err(ApiError::OrderConflict(
+                "a payment not captured yet can only be cancelled in full".into(),
+            )));
+        }
+        if reserved > 0 {
+            return Ok(Err(ApiError::OrderConflict(
+                "a cancellation of this order is under way".into(),
+            )));
+        }
+        return Ok(Ok(operation));
+    }
+    let left = order.captured_amount.unwrap_or(0) - order.refunded_amount - reserved;
+    if amount.minor() > left {
+        return Ok(Err(ApiError::AmountExceedsRefundable(format!(
+            "cancel_amount is more than what is left to refund ({})",
+            Money::from_minor(left.max(0), amount.currency()).to_decimal_string()
+        ))));
+    }
+    Ok(Ok(operation))
 }
 
 /// The exact body of `POST /payments/{id}/refund` for `minor` units of the order's

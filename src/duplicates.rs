@@ -56,20 +56,8 @@ async fn refund_one(
     row: &DuplicateRow,
     now: NaiveDateTime,
 ) -> Result<bool, DbError> {
-    let pk = row.order_pk.clone();
-    let Some(order) = app.db.run(move |c| orders::find(c, &pk)).await? else {
-        return Err(DbError::Corrupt(format!("order {} vanished", row.order_pk)));
-    };
-    let merchant = match app.merchants.load(&order.mall_id, None).await {
-        Ok(m) => m,
-        Err(e) => {
-            log::warn!(
-                "duplicate payment {}: merchant {}: {e}",
-                row.payment_id,
-                order.mall_id
-            );
-            return Ok(false);
-        }
+    let Some((order, merchant)) = order_and_merchant(app, row).await? else {
+        return Ok(false);
     };
     let body = serde_json::json!({
         "description": format!("Duplicate payment of Cafe24 order {}", order.order_id)
@@ -85,30 +73,7 @@ async fn refund_one(
         )
         .await;
     let (result, label) = match called {
-        Ok(payment) => {
-            let refund = payment.refunds.last();
-            let link = refund.and_then(|r| r.redirect_url.clone());
-            let sealed = link
-                .map(|url| {
-                    app.secrets
-                        .seal(&order.mall_id, duplicates::BANK_ACCOUNT_URL, &url.into())
-                })
-                .transpose()
-                .map_err(|_| DbError::Corrupt("sealing a bank-account link failed".into()))?;
-            let state = if sealed.is_some() {
-                DuplicateState::RefundRequested
-            } else {
-                DuplicateState::Refunded
-            };
-            let result = Owned {
-                state,
-                refund_id: refund.map(|r| r.id.clone()),
-                link: sealed,
-                error: None,
-                next: now,
-            };
-            (result, state.as_str())
-        }
+        Ok(payment) => refunded(app, &order.mall_id, &payment, now)?,
         Err(e) if e.is_refusal() => (
             Owned {
                 state: DuplicateState::RefundFailed,
@@ -130,6 +95,78 @@ async fn refund_one(
             "retried",
         ),
     };
+    report(app, row, &order, &result, label);
+    let id = row.payment_id.clone();
+    app.db
+        .run(move |c| duplicates::record(c, &id, &result.as_result(), now))
+        .await?;
+    Ok(label != "retried")
+}
+
+/// The duplicate's order and its merchant; `None` (logged) when the merchant cannot be
+/// loaded now (disabled, keys that do not open): the refund waits.
+async fn order_and_merchant(
+    app: &Services,
+    row: &DuplicateRow,
+) -> Result<Option<(orders::OrderRow, crate::merchant::Merchant)>, DbError> {
+    let pk = row.order_pk.clone();
+    let Some(order) = app.db.run(move |c| orders::find(c, &pk)).await? else {
+        return Err(DbError::Corrupt(format!("order {} vanished", row.order_pk)));
+    };
+    let merchant = match app.merchants.load(&order.mall_id, None).await {
+        Ok(m) => m,
+        Err(e) => {
+            log::warn!(
+                "duplicate payment {}: merchant {}: {e}",
+                row.payment_id,
+                order.mall_id
+            );
+            return Ok(None);
+        }
+    };
+    Ok(Some((order, merchant)))
+}
+
+/// KOMOJU refunded the duplicate: `refunded`, or `refund_requested` when the buyer must
+/// give a bank account at the refund's `redirect_url` (kept sealed, never logged).
+fn refunded(
+    app: &Services,
+    mall_id: &str,
+    payment: &crate::komoju::Payment,
+    now: NaiveDateTime,
+) -> Result<(Owned, &'static str), DbError> {
+    let refund = payment.refunds.last();
+    let link = refund.and_then(|r| r.redirect_url.clone());
+    let sealed = link
+        .map(|url| {
+            app.secrets
+                .seal(mall_id, duplicates::BANK_ACCOUNT_URL, &url.into())
+        })
+        .transpose()
+        .map_err(|_| DbError::Corrupt("sealing a bank-account link failed".into()))?;
+    let state = if sealed.is_some() {
+        DuplicateState::RefundRequested
+    } else {
+        DuplicateState::Refunded
+    };
+    let result = Owned {
+        state,
+        refund_id: refund.map(|r| r.id.clone()),
+        link: sealed,
+        error: None,
+        next: now,
+    };
+    Ok((result, state.as_str()))
+}
+
+/// One log line (info when refunded, warn otherwise) and the metric, per attempt.
+fn report(
+    app: &Services,
+    row: &DuplicateRow,
+    order: &orders::OrderRow,
+    result: &Owned,
+    label: &str,
+) {
     log::log!(
         if label == "refunded" || label == "refund_requested" {
             log::Level::Info
@@ -152,11 +189,6 @@ async fn refund_one(
         .duplicate_refunds
         .with_label_values(&[label])
         .inc();
-    let id = row.payment_id.clone();
-    app.db
-        .run(move |c| duplicates::record(c, &id, &result.as_result(), now))
-        .await?;
-    Ok(label != "retried")
 }
 
 /// A [`RefundResult`] that owns its strings, to cross to the database thread.

@@ -205,35 +205,8 @@ async fn start_reservation(app: &Services, payload: &Payload) -> Result<Started,
         OrderId::parse(&payload.order_id).map_err(|e| ApiError::invalid(e.to_string()))?;
     let merchant = app.merchants.load(&payload.mall_id, Some(shop_no)).await?;
     let shop = load_shop(app, &payload.mall_id, shop_no).await?;
-    let currency = Currency::parse(&payload.currency)?;
-    if currency.code() != shop.currency {
-        return Err(ApiError::invalid(format!(
-            "currency must be the shop's ({})",
-            shop.currency
-        )));
-    }
-    let total = lines_total(&payload.order, currency)?;
-    if let Some(sent) = &payload.total {
-        let sent = Money::parse_non_negative(&sent.as_text(), currency)
-            .map_err(|_| ApiError::InvalidAmount("total is not an amount".into()))?;
-        if sent != total {
-            return Err(ApiError::invalid("total does not match the order lines"));
-        }
-    }
-    let response_time = payload.response_time.as_text();
-    let total_major = total.minor() / 10i64.pow(currency.exponent());
-    let received = STANDARD.decode(payload.hmac.trim()).unwrap_or_default();
-    if !reservation_valid(
-        &app.cafe24_client_id,
-        &payload.order_id,
-        total_major,
-        &response_time,
-        &payload.return_notification_url,
-        &received,
-    ) {
-        return Err(ApiError::InvalidReservationHmac);
-    }
-    check_fresh(app, &response_time)?;
+    let total = reserved_total(payload, &shop.currency)?;
+    check_signed(app, payload, total)?;
     let hosts = &merchant.allowed_hosts;
     let return_notification_url = app.allowed_hosts.check_field(
         "return_notification_url",
@@ -245,6 +218,74 @@ async fn start_reservation(app: &Services, payload: &Payload) -> Result<Started,
             .check_field("return_url_base", &payload.return_url_base, hosts)?;
     let partner_id = PartnerId::new(&payload.mall_id, shop_no, &merchant.public_ref)
         .map_err(|e| ApiError::invalid(e.to_string()))?;
+    let valid = ValidCheckout {
+        partner_id,
+        order_id,
+        amount: total,
+        amount_text: total.to_decimal_string(),
+        return_url: return_url_base.trim_end_matches('/').to_owned(),
+        return_noty_url: Some(return_notification_url),
+        extra_data: None,
+        request_fields: request_fields(payload, total.currency()),
+        buyer_email: None,
+        lang: None,
+        merchant,
+    };
+    confirm_amount(app, &payload.mall_id, shop_no, &payload.order_id, total).await?;
+    let (order, session_url) = checkout::start_valid(app, Flow::External, &valid).await?;
+    let review_url = valid
+        .merchant
+        .external_review
+        .then(|| review_url(app, &order))
+        .transpose()?;
+    Ok(Started {
+        session_url,
+        review_url,
+    })
+}
+
+/// The reservation's total: in the shop's currency, the sum of its lines, and equal to
+/// its `total` when it sends one (`invalid_request`, `invalid_amount` otherwise).
+fn reserved_total(payload: &Payload, shop_currency: &str) -> Result<Money, ApiError> {
+    let currency = Currency::parse(&payload.currency)?;
+    if currency.code() != shop_currency {
+        return Err(ApiError::invalid(format!(
+            "currency must be the shop's ({shop_currency})"
+        )));
+    }
+    let total = lines_total(&payload.order, currency)?;
+    if let Some(sent) = &payload.total {
+        let sent = Money::parse_non_negative(&sent.as_text(), currency)
+            .map_err(|_| ApiError::InvalidAmount("total is not an amount".into()))?;
+        if sent != total {
+            return Err(ApiError::invalid("total does not match the order lines"));
+        }
+    }
+    Ok(total)
+}
+
+/// The reservation's `hmac` (key `client_id·order_id`, §6.3) holds for its total in major
+/// units, and its `response_time` is fresh.
+fn check_signed(app: &Services, payload: &Payload, total: Money) -> Result<(), ApiError> {
+    let response_time = payload.response_time.as_text();
+    let total_major = total.minor() / 10i64.pow(total.currency().exponent());
+    let received = STANDARD.decode(payload.hmac.trim()).unwrap_or_default();
+    if !reservation_valid(
+        &app.cafe24_client_id,
+        &payload.order_id,
+        total_major,
+        &response_time,
+        &payload.return_notification_url,
+        &received,
+    ) {
+        return Err(ApiError::InvalidReservationHmac);
+    }
+    check_fresh(app, &response_time)
+}
+
+/// What the order keeps of the reservation (JSON): the buyer, the `response_time`, and
+/// each line with its total (shown on the review page).
+fn request_fields(payload: &Payload, currency: Currency) -> String {
     let lines: Vec<serde_json::Value> = payload
         .order
         .iter()
@@ -263,49 +304,27 @@ async fn start_reservation(app: &Services, payload: &Payload) -> Result<Started,
             })
         })
         .collect();
-    let valid = ValidCheckout {
-        partner_id,
-        order_id,
-        amount: total,
-        amount_text: total.to_decimal_string(),
-        return_url: return_url_base.trim_end_matches('/').to_owned(),
-        return_noty_url: Some(return_notification_url),
-        extra_data: None,
-        request_fields: serde_json::json!({
-            "member_id": payload.member_id,
-            "is_guest": payload.is_guest,
-            "response_time": response_time,
-            "lines": lines,
-        })
-        .to_string(),
-        buyer_email: None,
-        lang: None,
-        merchant,
-    };
-    confirm_amount(app, &payload.mall_id, shop_no, &payload.order_id, total).await?;
-    let (order, session_url) = checkout::start_valid(app, Flow::External, &valid).await?;
-    let review_url = valid
-        .merchant
-        .external_review
-        .then(|| {
-            let key = crate::checkout::key::issue(
-                app,
-                &OrderRef {
-                    mall_id: order.mall_id.clone(),
-                    order_id: order.order_id.clone(),
-                    flow: Flow::External,
-                    attempt: order.attempt,
-                },
-            )?;
-            Ok::<_, ApiError>(
-                app.public_url("/api/external-checkout/order/review", &[("key", &key)]),
-            )
-        })
-        .transpose()?;
-    Ok(Started {
-        session_url,
-        review_url,
+    serde_json::json!({
+        "member_id": payload.member_id,
+        "is_guest": payload.is_guest,
+        "response_time": payload.response_time.as_text(),
+        "lines": lines,
     })
+    .to_string()
+}
+
+/// The review page's URL for `order`, with its order key.
+fn review_url(app: &Services, order: &OrderRow) -> Result<String, ApiError> {
+    let key = crate::checkout::key::issue(
+        app,
+        &OrderRef {
+            mall_id: order.mall_id.clone(),
+            order_id: order.order_id.clone(),
+            flow: Flow::External,
+            attempt: order.attempt,
+        },
+    )?;
+    Ok(app.public_url("/api/external-checkout/order/review", &[("key", &key)]))
 }
 
 /// Unix seconds of a reservation's `response_time`: Unix seconds (10 digits, as the
@@ -406,16 +425,9 @@ async fn confirm_amount(
     }
 }
 
-/// What Cafe24's order says is due, or why Cafe24 could not say (`Ok(Err(reason))`).
-async fn cafe24_due(
-    app: &Services,
-    mall_id: &str,
-    shop_no: i32,
-    order_id: &str,
-) -> Result<Result<crate::cafe24::orders::DueAmount, String>, ApiError> {
-    use crate::cafe24::admin::Cafe24Error;
-    use crate::cafe24::orders::{self, READ_ORDER_SCOPE};
-    use crate::install::tokens::AdminError;
+/// Whether the mall's tokens hold the `mall.read_order` scope (`Err` says why not).
+async fn may_read_orders(app: &Services, mall_id: &str) -> Result<Result<(), String>, ApiError> {
+    use crate::cafe24::orders::READ_ORDER_SCOPE;
     let mall = mall_id.to_owned();
     let token = app
         .db
@@ -431,6 +443,22 @@ async fn cafe24_due(
         .any(|s| s.trim() == READ_ORDER_SCOPE)
     {
         return Ok(Err(format!("the app was not granted {READ_ORDER_SCOPE}")));
+    }
+    Ok(Ok(()))
+}
+
+/// What Cafe24's order says is due, or why Cafe24 could not say (`Ok(Err(reason))`).
+async fn cafe24_due(
+    app: &Services,
+    mall_id: &str,
+    shop_no: i32,
+    order_id: &str,
+) -> Result<Result<crate::cafe24::orders::DueAmount, String>, ApiError> {
+    use crate::cafe24::admin::Cafe24Error;
+    use crate::cafe24::orders;
+    use crate::install::tokens::AdminError;
+    if let Err(why) = may_read_orders(app, mall_id).await? {
+        return Ok(Err(why));
     }
     /// What the order call found; a 403 is not the app's removal here (another scope
     /// may be missing), so it never disconnects the mall.

@@ -19,6 +19,7 @@
 //! No label carries an order id, a mall id, a secret or a URL with a query. Metric
 //! handles are cheap clones of the registry's; a clone records into the same registry.
 
+use prometheus::core::Collector;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
     Registry, TextEncoder,
@@ -35,8 +36,7 @@ pub struct Metrics {
     pub notifications: IntCounterVec,
     pub notifications_pending: IntGauge,
     pub oldest_pending_age: IntGauge,
-    pub komoju_requests: IntCounterVec,
-    pub komoju_duration: HistogramVec,
+    komoju: KomojuCalls,
     pub checkouts: IntCounterVec,
     pub cancellations: IntCounterVec,
     pub amount_mismatch: IntCounter,
@@ -50,31 +50,58 @@ impl std::fmt::Debug for Metrics {
     }
 }
 
-fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
-    let c = IntCounterVec::new(Opts::new(name, help).namespace(NAMESPACE), labels)
-        .unwrap_or_else(|e| unreachable!("metric {name} is well formed: {e}"));
-    if let Err(e) = registry.register(Box::new(c.clone())) {
+/// `metric`, registered (a name registered twice is logged, never a panic).
+fn registered<M: Collector + Clone + 'static>(
+    registry: &Registry,
+    name: &str,
+    metric: prometheus::Result<M>,
+) -> M {
+    let m = metric.unwrap_or_else(|e| unreachable!("metric {name} is well formed: {e}"));
+    if let Err(e) = registry.register(Box::new(m.clone())) {
         log::error!("metric {name} not registered: {e}");
     }
-    c
+    m
+}
+
+fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let opts = Opts::new(name, help).namespace(NAMESPACE);
+    registered(registry, name, IntCounterVec::new(opts, labels))
 }
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
-    let c = IntCounter::with_opts(Opts::new(name, help).namespace(NAMESPACE))
-        .unwrap_or_else(|e| unreachable!("metric {name} is well formed: {e}"));
-    if let Err(e) = registry.register(Box::new(c.clone())) {
-        log::error!("metric {name} not registered: {e}");
-    }
-    c
+    let opts = Opts::new(name, help).namespace(NAMESPACE);
+    registered(registry, name, IntCounter::with_opts(opts))
 }
 
 fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
-    let g = IntGauge::with_opts(Opts::new(name, help).namespace(NAMESPACE))
-        .unwrap_or_else(|e| unreachable!("metric {name} is well formed: {e}"));
-    if let Err(e) = registry.register(Box::new(g.clone())) {
-        log::error!("metric {name} not registered: {e}");
+    let opts = Opts::new(name, help).namespace(NAMESPACE);
+    registered(registry, name, IntGauge::with_opts(opts))
+}
+
+/// The calls to KOMOJU: `komoju_requests_total` by operation and status class, and
+/// `komoju_request_duration_seconds`.
+#[derive(Clone)]
+struct KomojuCalls {
+    requests: IntCounterVec,
+    duration: HistogramVec,
+}
+
+impl KomojuCalls {
+    fn new(registry: &Registry) -> KomojuCalls {
+        let name = "komoju_request_duration_seconds";
+        let opts = HistogramOpts::new(name, "Latency of calls to KOMOJU, in seconds")
+            .namespace(NAMESPACE)
+            .buckets(vec![0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]);
+        KomojuCalls {
+            requests: counter_vec(
+                registry,
+                "komoju_requests_total",
+                "Calls to KOMOJU by operation and status class",
+                &["operation", "status"],
+            ),
+            duration: registered(registry, name, HistogramVec::new(opts, &["operation"])),
+        }
     }
-    g
 }
 
 impl Metrics {
@@ -82,19 +109,6 @@ impl Metrics {
     /// the middleware built on [`Metrics::registry`]).
     pub fn new() -> Metrics {
         let registry = Registry::new();
-        let komoju_duration = HistogramVec::new(
-            HistogramOpts::new(
-                "komoju_request_duration_seconds",
-                "Latency of calls to KOMOJU, in seconds",
-            )
-            .namespace(NAMESPACE)
-            .buckets(vec![0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
-            &["operation"],
-        )
-        .unwrap_or_else(|e| unreachable!("histogram is well formed: {e}"));
-        if let Err(e) = registry.register(Box::new(komoju_duration.clone())) {
-            log::error!("metric komoju_request_duration_seconds not registered: {e}");
-        }
         Metrics {
             webhooks: counter_vec(
                 &registry,
@@ -118,13 +132,7 @@ impl Metrics {
                 "notifications_oldest_pending_age_seconds",
                 "Age of the oldest pending notification, in seconds (0 when none)",
             ),
-            komoju_requests: counter_vec(
-                &registry,
-                "komoju_requests_total",
-                "Calls to KOMOJU by operation and status class",
-                &["operation", "status"],
-            ),
-            komoju_duration,
+            komoju: KomojuCalls::new(&registry),
             checkouts: counter_vec(
                 &registry,
                 "checkouts_total",
@@ -165,10 +173,11 @@ impl Metrics {
     /// Records one KOMOJU call of `operation` that ended with `status` (`2xx`, `4xx`,
     /// `5xx`, `timeout` or `error`) after `seconds`.
     pub fn komoju_call(&self, operation: &str, status: &str, seconds: f64) {
-        self.komoju_requests
+        self.komoju
+            .requests
             .with_label_values(&[operation, status])
             .inc();
-        let h: Histogram = self.komoju_duration.with_label_values(&[operation]);
+        let h: Histogram = self.komoju.duration.with_label_values(&[operation]);
         h.observe(seconds);
     }
 

@@ -23,6 +23,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::web;
+use chrono::NaiveDateTime;
 use tokio::sync::{watch, Notify};
 
 use crate::cafe24::notify::{Attempt, Sender};
@@ -298,78 +299,14 @@ impl Worker {
             }
             _ => Outcome::RowFailed,
         };
-        let (finish, summary) = match &attempt {
-            Attempt::Delivered(status) => (
-                Finish::Delivered {
-                    status: i32::from(*status),
-                },
-                format!("delivered (HTTP {status})"),
-            ),
-            Attempt::Refused(error) => (
-                Finish::Dead {
-                    status: None,
-                    error: error.clone(),
-                },
-                format!("dead: {error}"),
-            ),
-            Attempt::Failed { status, error } => {
-                let status = status.map(i32::from);
-                match next_delay(row.attempts, rand::random::<f64>() * 2.0 - 1.0) {
-                    Some(delay) => {
-                        let at = now + chrono::Duration::from_std(delay).unwrap_or_default();
-                        (
-                            Finish::Retry {
-                                status,
-                                error: error.clone(),
-                                next_attempt_at: at,
-                            },
-                            format!("failed ({error}); next attempt at {at} UTC"),
-                        )
-                    }
-                    None => (
-                        Finish::Dead {
-                            status,
-                            error: error.clone(),
-                        },
-                        format!("dead after {} attempts ({error})", row.attempts),
-                    ),
-                }
-            }
-        };
+        let (finish, summary) = finish_of(&row, &attempt, now);
         let label = match &finish {
             Finish::Delivered { .. } => "delivered",
             Finish::Retry { .. } => "retried",
             Finish::Dead { .. } => "dead",
         };
-        let host = match (outcome, row.target_host.clone()) {
-            (Outcome::HostFailed, Some(host)) => {
-                let delay = host_delay(host_failures.saturating_add(1));
-                let retry_at = now + chrono::Duration::from_std(delay).unwrap_or_default();
-                HostChange::Failed { host, retry_at }
-            }
-            (Outcome::Delivered, Some(host)) if host_failures > 0 => HostChange::Recovered(host),
-            _ => HostChange::None,
-        };
-        let (id, owner) = (row.id, self.owner.clone());
-        let recorded = self
-            .app
-            .db
-            .run(move |c| {
-                db::transaction(c, |c| {
-                    if !notifications::finish(c, id, &owner, finish, now)? {
-                        return Ok(None);
-                    }
-                    Ok(Some(match &host {
-                        HostChange::Failed { host, retry_at } => {
-                            notifications::host_failed(c, host, now, *retry_at)?;
-                            0
-                        }
-                        HostChange::Recovered(host) => notifications::host_recovered(c, host, now)?,
-                        HostChange::None => 0,
-                    }))
-                })
-            })
-            .await;
+        let host = host_change(outcome, &row, host_failures, now);
+        let recorded = self.record(row.id, finish, host, now).await;
         match recorded {
             Ok(Some(due)) => {
                 self.app.metrics.notifications.with_label_values(&[label]).inc();
@@ -387,6 +324,37 @@ impl Worker {
             Err(e) => log::error!("notification {}: could not record attempt {} ({summary}): {e}", row.id, row.attempts),
         }
         outcome
+    }
+
+    /// The attempt's end and its host's change, in one transaction; `None` when the lease
+    /// was lost (another worker owns the row now), else how many of the host's waiting
+    /// rows became due.
+    async fn record(
+        &self,
+        id: i64,
+        finish: Finish,
+        host: HostChange,
+        now: NaiveDateTime,
+    ) -> Result<Option<usize>, DbError> {
+        let owner = self.owner.clone();
+        self.app
+            .db
+            .run(move |c| {
+                db::transaction(c, |c| {
+                    if !notifications::finish(c, id, &owner, finish, now)? {
+                        return Ok(None);
+                    }
+                    Ok(Some(match &host {
+                        HostChange::Failed { host, retry_at } => {
+                            notifications::host_failed(c, host, now, *retry_at)?;
+                            0
+                        }
+                        HostChange::Recovered(host) => notifications::host_recovered(c, host, now)?,
+                        HostChange::None => 0,
+                    }))
+                })
+            })
+            .await
     }
 
     /// One POST to Cafe24, once the target is still allowed.
@@ -431,6 +399,68 @@ pub async fn observe_outbox(app: &Services) -> Result<(), DbError> {
     app.metrics.notifications_pending.set(pending);
     app.metrics.oldest_pending_age.set(age);
     Ok(())
+}
+
+/// How an attempt ends the row: delivered, retried at the next step of the schedule, or
+/// dead (refused, or the schedule is over); with the summary logged.
+fn finish_of(row: &NotificationRow, attempt: &Attempt, now: NaiveDateTime) -> (Finish, String) {
+    match attempt {
+        Attempt::Delivered(status) => (
+            Finish::Delivered {
+                status: i32::from(*status),
+            },
+            format!("delivered (HTTP {status})"),
+        ),
+        Attempt::Refused(error) => (
+            Finish::Dead {
+                status: None,
+                error: error.clone(),
+            },
+            format!("dead: {error}"),
+        ),
+        Attempt::Failed { status, error } => {
+            let status = status.map(i32::from);
+            match next_delay(row.attempts, rand::random::<f64>() * 2.0 - 1.0) {
+                Some(delay) => {
+                    let at = now + chrono::Duration::from_std(delay).unwrap_or_default();
+                    (
+                        Finish::Retry {
+                            status,
+                            error: error.clone(),
+                            next_attempt_at: at,
+                        },
+                        format!("failed ({error}); next attempt at {at} UTC"),
+                    )
+                }
+                None => (
+                    Finish::Dead {
+                        status,
+                        error: error.clone(),
+                    },
+                    format!("dead after {} attempts ({error})", row.attempts),
+                ),
+            }
+        }
+    }
+}
+
+/// The change an attempt makes to its host's back-off: a 5xx or no answer holds the host
+/// back (shared by its rows), a delivery after failures releases it.
+fn host_change(
+    outcome: Outcome,
+    row: &NotificationRow,
+    host_failures: i32,
+    now: NaiveDateTime,
+) -> HostChange {
+    match (outcome, row.target_host.clone()) {
+        (Outcome::HostFailed, Some(host)) => {
+            let delay = host_delay(host_failures.saturating_add(1));
+            let retry_at = now + chrono::Duration::from_std(delay).unwrap_or_default();
+            HostChange::Failed { host, retry_at }
+        }
+        (Outcome::Delivered, Some(host)) if host_failures > 0 => HostChange::Recovered(host),
+        _ => HostChange::None,
+    }
 }
 
 #[cfg(test)]

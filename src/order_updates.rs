@@ -306,7 +306,6 @@ fn confirm_cancellations(
     fact: &Fact,
     now: NaiveDateTime,
 ) -> Result<usize, DbError> {
-    let mut enqueued = 0;
     let cancelled = matches!(
         &fact.event,
         Event::Payment { status: order_state::PaymentStatus::Cancelled, payment_id, .. }
@@ -318,6 +317,22 @@ fn confirm_cancellations(
         return Ok(0);
     }
     let rows = refunds::for_order(c, &order.id)?;
+    Ok(confirm_ours(c, ctx, order, fact, cancelled, &rows, now)?
+        + report_made_elsewhere(c, ctx, order, fact, &rows, now)?)
+}
+
+/// The service's own accepted cancellations that `fact` confirms: each completed and
+/// reported to its `cancel_noty_url` once.
+fn confirm_ours(
+    c: &mut DbConnection,
+    ctx: &Context<'_>,
+    order: &OrderRow,
+    fact: &Fact,
+    cancelled: bool,
+    rows: &[RefundRow],
+    now: NaiveDateTime,
+) -> Result<usize, DbError> {
+    let mut enqueued = 0;
     for row in rows
         .iter()
         .filter(|r| r.state == crate::db::refunds::RefundState::Accepted)
@@ -356,6 +371,20 @@ fn confirm_cancellations(
             );
         }
     }
+    Ok(enqueued)
+}
+
+/// Refunds in `fact` the service did not make (KOMOJU's dashboard): reported to the
+/// order's `cancel_noty_url` when Cafe24 gave one, once per KOMOJU refund id.
+fn report_made_elsewhere(
+    c: &mut DbConnection,
+    ctx: &Context<'_>,
+    order: &OrderRow,
+    fact: &Fact,
+    rows: &[RefundRow],
+    now: NaiveDateTime,
+) -> Result<usize, DbError> {
+    let mut enqueued = 0;
     for refund in &fact.refunds {
         if rows
             .iter()

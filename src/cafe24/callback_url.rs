@@ -142,37 +142,8 @@ impl AllowedHosts {
     ///
     /// Errors: the first failed rule as a [`CallbackUrlError`].
     pub fn check(&self, url: &str, merchant_hosts: &[String]) -> Result<Url, CallbackUrlError> {
-        if url.len() > MAX_URL_LEN {
-            return Err(CallbackUrlError::TooLong);
-        }
-        // What a parser would strip or reinterpret: controls anywhere (tab and newline are
-        // silently removed), a backslash (read as `/` by browsers, not by others),
-        // surrounding spaces (trimmed).
-        if url.bytes().any(|b| b.is_ascii_control() || b == b'\\')
-            || url.starts_with(' ')
-            || url.ends_with(' ')
-        {
-            return Err(CallbackUrlError::NotCanonical);
-        }
-        let parsed = Url::parse(url).map_err(|_| CallbackUrlError::Invalid)?;
-        // What is stored is the serialisation, where a raw non-ASCII byte becomes three:
-        // it must pass this check again (the outbox re-checks before every send).
-        if parsed.as_str().len() > MAX_URL_LEN {
-            return Err(CallbackUrlError::TooLong);
-        }
+        let parsed = parse_canonical(url)?;
         let scheme = parsed.scheme();
-        if scheme != "https" && scheme != "http" {
-            return Err(CallbackUrlError::SchemeNotAllowed);
-        }
-        // `https:host/` and `https:///host/` parse as `https://host/`; only the written
-        // form is accepted.
-        let authority = url.get(scheme.len()..).and_then(|r| r.strip_prefix("://"));
-        if !authority.is_some_and(|a| !a.starts_with('/')) {
-            return Err(CallbackUrlError::NotCanonical);
-        }
-        if !parsed.username().is_empty() || parsed.password().is_some() {
-            return Err(CallbackUrlError::HasUserinfo);
-        }
         let host = parsed.host().ok_or(CallbackUrlError::NoHost)?;
         let is_loopback = match &host {
             Host::Ipv4(ip) => ip.octets() == [127, 0, 0, 1],
@@ -198,21 +169,22 @@ impl AllowedHosts {
         if !is_plain_domain(domain) {
             return Err(CallbackUrlError::HostNotAllowed);
         }
-        let allowed_globally = self
-            .suffixes
-            .iter()
-            .any(|entry| entry_matches(entry, domain));
-        let allowed_for_merchant = || {
-            merchant_hosts
-                .iter()
-                .filter_map(|entry| normalize_entry(entry))
-                .any(|entry| entry_matches(&entry, domain))
-        };
-        if allowed_globally || allowed_for_merchant() {
+        if self.allows(domain, merchant_hosts) {
             Ok(parsed)
         } else {
             Err(CallbackUrlError::HostNotAllowed)
         }
+    }
+
+    /// Whether `domain` is on the service's list or the merchant's extra entries.
+    fn allows(&self, domain: &str, merchant_hosts: &[String]) -> bool {
+        self.suffixes
+            .iter()
+            .any(|entry| entry_matches(entry, domain))
+            || merchant_hosts
+                .iter()
+                .filter_map(|entry| normalize_entry(entry))
+                .any(|entry| entry_matches(&entry, domain))
     }
 
     /// [`AllowedHosts::check`] of the request field `name`, answering the URL to store:
@@ -245,6 +217,44 @@ impl Default for AllowedHosts {
     fn default() -> AllowedHosts {
         AllowedHosts::new(DEFAULT_ALLOWED_HOSTS, false)
     }
+}
+
+/// The first rules of [`AllowedHosts::check`]: length (raw and serialised), no control
+/// character, backslash or surrounding space, parses, `http` or `https` written with
+/// exactly `//`, no userinfo.
+fn parse_canonical(url: &str) -> Result<Url, CallbackUrlError> {
+    if url.len() > MAX_URL_LEN {
+        return Err(CallbackUrlError::TooLong);
+    }
+    // What a parser would strip or reinterpret: controls anywhere (tab and newline are
+    // silently removed), a backslash (read as `/` by browsers, not by others),
+    // surrounding spaces (trimmed).
+    if url.bytes().any(|b| b.is_ascii_control() || b == b'\\')
+        || url.starts_with(' ')
+        || url.ends_with(' ')
+    {
+        return Err(CallbackUrlError::NotCanonical);
+    }
+    let parsed = Url::parse(url).map_err(|_| CallbackUrlError::Invalid)?;
+    // What is stored is the serialisation, where a raw non-ASCII byte becomes three:
+    // it must pass this check again (the outbox re-checks before every send).
+    if parsed.as_str().len() > MAX_URL_LEN {
+        return Err(CallbackUrlError::TooLong);
+    }
+    let scheme = parsed.scheme();
+    if scheme != "https" && scheme != "http" {
+        return Err(CallbackUrlError::SchemeNotAllowed);
+    }
+    // `https:host/` and `https:///host/` parse as `https://host/`; only the written
+    // form is accepted.
+    let authority = url.get(scheme.len()..).and_then(|r| r.strip_prefix("://"));
+    if !authority.is_some_and(|a| !a.starts_with('/')) {
+        return Err(CallbackUrlError::NotCanonical);
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err(CallbackUrlError::HasUserinfo);
+    }
+    Ok(parsed)
 }
 
 #[cfg(test)]

@@ -88,37 +88,13 @@ pub fn verify(
     max_age_secs: i64,
 ) -> Result<Launch, LaunchError> {
     let (message, encoded) = split_hmac(raw_query)?.ok_or(LaunchError::MissingHmac)?;
-    let tag_text: String = url::form_urlencoded::parse(format!("h={encoded}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default();
-    let tag = base64::engine::general_purpose::STANDARD
-        // A raw `+` of the Base64 alphabet would read as a space: Base64 has none.
-        .decode(tag_text.trim().replace(' ', "+"))
-        .map_err(|_| LaunchError::BadHmac)?;
-    let mut mac = Hmac::<Sha256>::new_from_slice(client_secret.expose_secret().as_bytes())
-        .map_err(|_| LaunchError::BadHmac)?;
-    mac.update(message.as_bytes());
-    mac.verify_slice(&tag).map_err(|_| LaunchError::BadHmac)?;
-
+    let tag = verified_tag(&message, encoded, client_secret)?;
     let field = |name: &str| {
         url::form_urlencoded::parse(message.as_bytes())
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.into_owned())
     };
-    let timestamp = field("timestamp").ok_or(LaunchError::BadTimestamp)?;
-    if timestamp.is_empty()
-        || timestamp.len() > 13
-        || !timestamp.bytes().all(|b| b.is_ascii_digit())
-    {
-        return Err(LaunchError::BadTimestamp);
-    }
-    let value: i64 = timestamp.parse().map_err(|_| LaunchError::BadTimestamp)?;
-    let seconds = if timestamp.len() == 13 {
-        value / 1000
-    } else {
-        value
-    };
+    let seconds = timestamp_seconds(field("timestamp"))?;
     if (now - seconds).abs() > max_age_secs {
         return Err(LaunchError::Stale);
     }
@@ -147,6 +123,46 @@ pub fn verify(
         user_type: text("user_type", 4)?,
         timestamp: seconds,
         tag,
+    })
+}
+
+/// The launch's `hmac` (percent-encoded Base64), decoded and checked over `message` (the
+/// query without it) with the client secret. Errors: [`LaunchError::BadHmac`].
+fn verified_tag(
+    message: &str,
+    encoded: &str,
+    client_secret: &SecretString,
+) -> Result<Vec<u8>, LaunchError> {
+    let tag_text: String = url::form_urlencoded::parse(format!("h={encoded}").as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    let tag = base64::engine::general_purpose::STANDARD
+        // A raw `+` of the Base64 alphabet would read as a space: Base64 has none.
+        .decode(tag_text.trim().replace(' ', "+"))
+        .map_err(|_| LaunchError::BadHmac)?;
+    let mut mac = Hmac::<Sha256>::new_from_slice(client_secret.expose_secret().as_bytes())
+        .map_err(|_| LaunchError::BadHmac)?;
+    mac.update(message.as_bytes());
+    mac.verify_slice(&tag).map_err(|_| LaunchError::BadHmac)?;
+    Ok(tag)
+}
+
+/// Unix seconds of the launch's `timestamp`: digits, seconds or (13 digits)
+/// milliseconds. Errors: [`LaunchError::BadTimestamp`].
+fn timestamp_seconds(timestamp: Option<String>) -> Result<i64, LaunchError> {
+    let timestamp = timestamp.ok_or(LaunchError::BadTimestamp)?;
+    if timestamp.is_empty()
+        || timestamp.len() > 13
+        || !timestamp.bytes().all(|b| b.is_ascii_digit())
+    {
+        return Err(LaunchError::BadTimestamp);
+    }
+    let value: i64 = timestamp.parse().map_err(|_| LaunchError::BadTimestamp)?;
+    Ok(if timestamp.len() == 13 {
+        value / 1000
+    } else {
+        value
     })
 }
 

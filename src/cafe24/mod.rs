@@ -15,6 +15,7 @@ pub mod hash_data;
 pub mod ids;
 pub mod launch;
 pub mod notify;
+pub mod oauth;
 pub mod orders;
 pub mod partner_id;
 pub mod payment_result;

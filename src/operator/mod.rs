@@ -121,66 +121,85 @@ pub async fn order(app: &Services, mall_id: &str, order_id: &str) -> Result<Valu
         .await
         .map_err(db_error)?;
     let (o, events, notifications, refunds, duplicates) = found.ok_or(ApiError::OrderNotFound)?;
-    // A capability link, shown to the operator here and nowhere else (never logged).
-    let link = |column: &str, sealed: &Option<String>| {
-        sealed.as_deref().map(
-            |sealed| match app.secrets.open(&o.mall_id, column, sealed) {
-                Ok(url) => url.expose_secret().to_owned(),
-                Err(_) => "<cannot open: APP_SECRET changed?>".to_owned(),
-            },
-        )
-    };
+    let link = |column: &str, sealed: &Option<String>| open_link(app, &o.mall_id, column, sealed);
     let mut body = order_json(&o);
-    body["timeline"] = events
-        .iter()
-        .map(|e| {
-            json!({
-                "at": e.created_at.format(TIME).to_string(),
-                "source": e.source,
-                "event": e.event,
-                "from": e.from_state,
-                "to": e.to_state,
-                "applied": e.applied,
-                "detail": e.detail,
-            })
-        })
-        .collect();
+    body["timeline"] = events.iter().map(event_json).collect();
     body["notifications"] = notifications.iter().map(notification_json).collect();
     body["refunds"] = refunds
         .iter()
-        .map(|r| {
-            json!({
-                "id": r.id,
-                "mode": r.mode,
-                "operation": r.operation.as_str(),
-                "cancel_amount": r.cancel_amount,
-                "cancel_amount_text": r.cancel_amount_text,
-                "tid": r.tid,
-                "state": r.state.as_str(),
-                "komoju_refund_id": r.komoju_refund_id,
-                "bank_account_url": link(db::refunds::BANK_ACCOUNT_URL, &r.bank_account_url),
-                "created_at": r.created_at.format(TIME).to_string(),
-            })
-        })
+        .map(|r| refund_json(r, link(db::refunds::BANK_ACCOUNT_URL, &r.bank_account_url)))
         .collect();
     body["duplicate_payments"] = duplicates
         .iter()
         .map(|d| {
-            json!({
-                "payment_id": d.payment_id,
-                "session_id": d.session_id,
-                "payment_type": d.payment_type,
-                "amount": d.amount,
-                "currency": d.currency,
-                "state": d.state.as_str(),
-                "komoju_refund_id": d.komoju_refund_id,
-                "bank_account_url": link(db::duplicates::BANK_ACCOUNT_URL, &d.bank_account_url),
-                "last_error": d.last_error,
-                "created_at": d.created_at.format(TIME).to_string(),
-            })
+            duplicate_json(
+                d,
+                link(db::duplicates::BANK_ACCOUNT_URL, &d.bank_account_url),
+            )
         })
         .collect();
     Ok(body)
+}
+
+/// A sealed capability link (a bank-account page), opened for the operator: shown here
+/// and nowhere else, never logged.
+fn open_link(
+    app: &Services,
+    mall_id: &str,
+    column: &str,
+    sealed: &Option<String>,
+) -> Option<String> {
+    sealed
+        .as_deref()
+        .map(|sealed| match app.secrets.open(mall_id, column, sealed) {
+            Ok(url) => url.expose_secret().to_owned(),
+            Err(_) => "<cannot open: APP_SECRET changed?>".to_owned(),
+        })
+}
+
+/// One row of an order's `timeline` (its audit trail).
+fn event_json(e: &db::orders::OrderEventRow) -> Value {
+    json!({
+        "at": e.created_at.format(TIME).to_string(),
+        "source": e.source,
+        "event": e.event,
+        "from": e.from_state,
+        "to": e.to_state,
+        "applied": e.applied,
+        "detail": e.detail,
+    })
+}
+
+/// One cancellation or refund of an order, with its opened `bank_account_url`.
+fn refund_json(r: &db::refunds::RefundRow, bank_account_url: Option<String>) -> Value {
+    json!({
+        "id": r.id,
+        "mode": r.mode,
+        "operation": r.operation.as_str(),
+        "cancel_amount": r.cancel_amount,
+        "cancel_amount_text": r.cancel_amount_text,
+        "tid": r.tid,
+        "state": r.state.as_str(),
+        "komoju_refund_id": r.komoju_refund_id,
+        "bank_account_url": bank_account_url,
+        "created_at": r.created_at.format(TIME).to_string(),
+    })
+}
+
+/// One duplicate payment of an order, with its opened `bank_account_url`.
+fn duplicate_json(d: &db::duplicates::DuplicateRow, bank_account_url: Option<String>) -> Value {
+    json!({
+        "payment_id": d.payment_id,
+        "session_id": d.session_id,
+        "payment_type": d.payment_type,
+        "amount": d.amount,
+        "currency": d.currency,
+        "state": d.state.as_str(),
+        "komoju_refund_id": d.komoju_refund_id,
+        "bank_account_url": bank_account_url,
+        "last_error": d.last_error,
+        "created_at": d.created_at.format(TIME).to_string(),
+    })
 }
 
 /// `GET notifications`: `{"notifications":[…]}`, newest first.

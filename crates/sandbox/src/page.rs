@@ -355,10 +355,7 @@ fn deferred_instructions(base: &str, payment: &PaymentRecord) -> Markup {
         .as_ref()
         .map(clock::format_time)
         .unwrap_or_default();
-    let open = matches!(
-        payment.status,
-        PaymentStatus::Authorized | PaymentStatus::Pending
-    );
+    let open = matches!(payment.status, PaymentStatus::Authorized);
     let (pay_label, rows) = deferred_rows(payment);
     let instructions = instructions_url(base, &payment.id);
     html! {

@@ -137,13 +137,12 @@ impl SessionStatus {
     }
 }
 
-/// KOMOJU's payment statuses (SDK `models/payment-status.ts`). The stand-in never
-/// produces `Pending` (KOMOJU's older API reported failed card attempts as `pending`, its
-/// 2024-10-18 notice says; the SDK's enum and the `payment.failed` event have `failed`).
-#[allow(dead_code)]
+/// KOMOJU's payment statuses (SDK `models/payment-status.ts`) that the stand-in
+/// produces. KOMOJU's `pending` is left out: its older API reported failed card attempts
+/// as `pending` (its 2024-10-18 notice); the SDK's enum and the `payment.failed` event
+/// have `failed`, which is what the stand-in answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum PaymentStatus {
-    Pending,
     Authorized,
     Captured,
     Refunded,
@@ -155,7 +154,6 @@ pub(crate) enum PaymentStatus {
 impl PaymentStatus {
     pub(crate) fn as_str(self) -> &'static str {
         match self {
-            PaymentStatus::Pending => "pending",
             PaymentStatus::Authorized => "authorized",
             PaymentStatus::Captured => "captured",
             PaymentStatus::Refunded => "refunded",
@@ -332,12 +330,11 @@ impl BankAccount {
     }
 }
 
-/// SDK `models/refund-request-status.ts`: `pending`, `rejected`, `completed`.
-#[allow(dead_code)]
+/// SDK `models/refund-request-status.ts` has `pending`, `rejected` and `completed`; the
+/// stand-in never rejects a bank account, so it produces the other two.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum RefundRequestStatus {
     Pending,
-    Rejected,
     Completed,
 }
 
@@ -345,7 +342,6 @@ impl RefundRequestStatus {
     pub(crate) fn as_str(self) -> &'static str {
         match self {
             RefundRequestStatus::Pending => "pending",
-            RefundRequestStatus::Rejected => "rejected",
             RefundRequestStatus::Completed => "completed",
         }
     }
@@ -871,10 +867,7 @@ impl State {
             .payments
             .get_mut(payment_id)
             .ok_or(SandboxError::NotFound)?;
-        if !matches!(
-            payment.status,
-            PaymentStatus::Authorized | PaymentStatus::Pending
-        ) {
+        if !matches!(payment.status, PaymentStatus::Authorized) {
             return Err(SandboxError::InvalidState(format!(
                 "payment is {}, not authorized or pending",
                 payment.status.as_str()
@@ -900,10 +893,7 @@ impl State {
             .payments
             .get_mut(payment_id)
             .ok_or(SandboxError::NotFound)?;
-        if !matches!(
-            payment.status,
-            PaymentStatus::Authorized | PaymentStatus::Pending
-        ) {
+        if !matches!(payment.status, PaymentStatus::Authorized) {
             return Err(SandboxError::InvalidState(format!(
                 "Payment cannot be cancelled in status {}",
                 payment.status.as_str()
