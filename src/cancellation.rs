@@ -160,7 +160,7 @@ async fn record(
     // The other order left the order paid while KOMOJU had refunded, the repeat finding
     // the stored reply (issue 18, item 13).
     if let Some(fact) = decided.payment.as_ref().and_then(Payment::to_fact) {
-        crate::order_updates::apply_fact(app, &merchant, &row.order_pk, fact, "cancel")
+        crate::order_updates::apply_fact(app, merchant, &row.order_pk, fact, "cancel")
             .await
             .map_err(|e| ApiError::from_db("applying cancellation", e))?;
     }
