@@ -26,8 +26,6 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-pub use super::oauth::TokenGrant;
-
 /// How often a 429 is tried again, and the longest pause honoured.
 pub(super) const RATE_LIMIT_RETRIES: u32 = 3;
 const RATE_LIMIT_PAUSE_MAX: Duration = Duration::from_secs(2);

@@ -28,17 +28,22 @@
 //! carries a [`WorkLog`] fed by diesel's instrumentation). Otherwise the loss is
 //! returned, and the caller answers 503 `unavailable`, so Cafe24 or KOMOJU retries.
 
-use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
-
-use diesel::connection::{Instrumentation, InstrumentationEvent};
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
 use diesel::r2d2::ManageConnection;
 use diesel_migrations::MigrationHarness;
+
+mod sqlite;
+mod work_log;
+
+pub use sqlite::Checkpointer;
+use sqlite::{serve, Job};
+pub use work_log::WorkLog;
+use work_log::WorkTracker;
 
 use super::{
     init_tls, owner_only, Backend, DbConnection, DbError, Readiness, POSTGRES_MIGRATIONS,
@@ -130,82 +135,6 @@ impl Pooled {
     }
 }
 
-/// What one unit of work sent over a PostgreSQL connection, as diesel's instrumentation
-/// reports it: enough to tell whether a lost connection can have committed anything.
-#[derive(Debug, Default)]
-pub struct WorkLog {
-    /// The transaction depth (0: none open).
-    depth: AtomicU32,
-    /// A `COMMIT` was sent, or a statement other than a read outside a transaction.
-    may_have_committed: AtomicBool,
-}
-
-impl WorkLog {
-    fn start(&self) {
-        self.depth.store(0, Ordering::SeqCst);
-        self.may_have_committed.store(false, Ordering::SeqCst);
-    }
-
-    /// True when nothing sent since [`WorkLog::start`] can have been committed.
-    fn nothing_committed(&self) -> bool {
-        !self.may_have_committed.load(Ordering::SeqCst)
-    }
-}
-
-/// Feeds a [`WorkLog`] from diesel's connection events.
-struct WorkTracker(Arc<WorkLog>);
-
-impl Instrumentation for WorkTracker {
-    fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
-        let log = &self.0;
-        match event {
-            InstrumentationEvent::BeginTransaction { depth, .. } => {
-                log.depth.store(depth.get(), Ordering::SeqCst)
-            }
-            InstrumentationEvent::CommitTransaction { depth, .. } => {
-                if depth.get() == 1 {
-                    log.may_have_committed.store(true, Ordering::SeqCst);
-                }
-                log.depth.store(depth.get() - 1, Ordering::SeqCst);
-            }
-            InstrumentationEvent::RollbackTransaction { depth, .. } => {
-                log.depth.store(depth.get() - 1, Ordering::SeqCst)
-            }
-            InstrumentationEvent::StartQuery { query, .. }
-                if log.depth.load(Ordering::SeqCst) == 0 && !is_read(query) =>
-            {
-                log.may_have_committed.store(true, Ordering::SeqCst);
-            }
-            _ => {}
-        }
-    }
-}
-
-/// True when the statement is a plain read (`SELECT …`), judged from the first bytes
-/// of its SQL (the binds are never formatted).
-fn is_read(query: &dyn diesel::connection::DebugQuery) -> bool {
-    use std::fmt::Write;
-    /// Keeps the first bytes written, then refuses more (which stops the formatting).
-    struct Head([u8; 8], usize);
-    impl Write for Head {
-        fn write_str(&mut self, s: &str) -> std::fmt::Result {
-            for b in s.bytes() {
-                if self.1 == self.0.len() {
-                    return Err(std::fmt::Error);
-                }
-                if self.1 > 0 || !b.is_ascii_whitespace() {
-                    self.0[self.1] = b.to_ascii_uppercase();
-                    self.1 += 1;
-                }
-            }
-            Ok(())
-        }
-    }
-    let mut head = Head([0; 8], 0);
-    let _ = write!(head, "{query}");
-    head.0.starts_with(b"SELECT ") || head.0.starts_with(b"SELECT\n")
-}
-
 impl std::ops::Deref for Pooled {
     type Target = DbConnection;
     fn deref(&self) -> &DbConnection {
@@ -258,88 +187,6 @@ impl ManageConnection for ConnectionManager {
 
     fn has_broken(&self, conn: &mut Pooled) -> bool {
         conn.broken || std::thread::panicking()
-    }
-}
-
-/// Work for the SQLite thread: gets the connection, or why there is none.
-type Job = Box<dyn FnOnce(Result<&mut Pooled, DbError>) + Send>;
-
-/// The SQLite thread: runs queued jobs back to back on the one connection.
-fn serve(pool: r2d2::Pool<ConnectionManager>, jobs: mpsc::Receiver<Job>) {
-    while let Ok(first) = jobs.recv() {
-        let mut conn = match pool.get() {
-            Ok(conn) => conn,
-            Err(e) => {
-                first(Err(DbError::Unavailable(e.to_string())));
-                continue;
-            }
-        };
-        let mut next = Some(first);
-        while let Some(job) = next.take() {
-            // A panicking job drops its reply (its caller sees the task failed); the
-            // connection it left behind may be mid-transaction, so it is not reused.
-            if std::panic::catch_unwind(AssertUnwindSafe(|| job(Ok(&mut conn)))).is_err() {
-                conn.broken = true;
-                break;
-            }
-            next = jobs.try_recv().ok();
-        }
-    }
-}
-
-/// Copies SQLite's write-ahead log into the database file, `PRAGMA
-/// wal_checkpoint(PASSIVE)` every [`CHECKPOINT_EVERY`], on a thread and connection of
-/// its own; a passive checkpoint never waits for, nor blocks, the writer. Stops when
-/// dropped (for a [`Database`], when its last clone is). A failure is logged once per
-/// run of failures, and the connection opened again at the next tick.
-pub struct Checkpointer {
-    /// Dropping it wakes the thread, which then ends.
-    _stop: mpsc::Sender<()>,
-}
-
-impl Checkpointer {
-    /// Starts the checkpointer of the SQLite database `url` names; `None` for
-    /// PostgreSQL, which needs none. Errors: [`DbError::Unavailable`] when no thread can
-    /// be started.
-    pub fn start(url: &str) -> Result<Option<Checkpointer>, DbError> {
-        let backend = Backend::from_url(url);
-        if !matches!(backend, Backend::Sqlite(_)) {
-            return Ok(None);
-        }
-        let (stop, stopped) = mpsc::channel::<()>();
-        std::thread::Builder::new()
-            .name("sqlite-checkpoint".into())
-            .spawn(move || checkpoint(&backend, &stopped))
-            .map_err(|e| DbError::Unavailable(format!("cannot start the checkpointer: {e}")))?;
-        Ok(Some(Checkpointer { _stop: stop }))
-    }
-}
-
-/// The checkpointer's loop: until its sender is dropped.
-fn checkpoint(backend: &Backend, stopped: &mpsc::Receiver<()>) {
-    let mut conn: Option<DbConnection> = None;
-    let mut failing = false;
-    while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
-        let result = match conn.as_mut() {
-            Some(c) => c
-                .batch_execute("PRAGMA wal_checkpoint(PASSIVE)")
-                .map_err(|e| e.to_string()),
-            None => open(backend)
-                .map(|c| conn = Some(c))
-                .map_err(|e| e.to_string()),
-        };
-        match result {
-            Err(e) => {
-                if !failing {
-                    log::warn!(
-                        "SQLite checkpoint failed (the writer checkpoints itself meanwhile): {e}"
-                    );
-                }
-                failing = true;
-                conn = None;
-            }
-            Ok(()) => failing = false,
-        }
     }
 }
 

@@ -22,7 +22,8 @@ use std::time::Duration;
 use chrono::NaiveDateTime;
 use secrecy::SecretString;
 
-use crate::cafe24::admin::{Cafe24Error, Shop, TokenGrant};
+use crate::cafe24::admin::{Cafe24Error, Shop};
+use crate::cafe24::oauth::TokenGrant;
 use crate::db::{self, cafe24::TokenRow, DbError};
 use crate::services::Services;
 
