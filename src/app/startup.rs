@@ -21,7 +21,7 @@ use crate::db::Database;
 use crate::keys::order::OrderKeys;
 use crate::komoju::KomojuClient;
 use crate::secrets::SecretBox;
-use crate::services::Services;
+use crate::services::{Services, WebhookRegistrar};
 #[cfg(feature = "sandbox")]
 use cafe24_komoju_sandbox::{Cafe24App, Cafe24Sandbox, Sandbox};
 
@@ -207,16 +207,20 @@ impl Application {
             .mask_unmatched_patterns("unmatched")
             .build()
             .map_err(|e| StartupError::Metrics(e.to_string()))?;
+        let komoju =
+            KomojuClient::new(&komoju_base, settings.komoju_timeout)?.with_metrics(metrics.clone());
         let state = web::Data::new(Services {
             metrics: metrics.clone(),
             cafe24,
-            cafe24_is_sandbox: matches!(settings.cafe24, Cafe24Target::Sandbox),
             cafe24_client_secret: settings.cafe24_client_secret.clone(),
             launch_max_age_secs: settings.cafe24_launch_max_age_secs,
             cafe24_webhook_api_key: settings.cafe24_webhook_api_key.clone(),
             session_keys: crate::keys::session::SessionKeys::new(&settings.app_secret),
             cookie_secure: !settings.is_development(),
-            komoju: KomojuClient::new(&komoju_base, settings.komoju_timeout)?.with_metrics(metrics),
+            // Development: the sandbox takes the webhook registration a merchant makes in
+            // KOMOJU's dashboard over its API; production has no registrar.
+            webhook_registrar: komoju_is_sandbox.then(|| WebhookRegistrar::new(komoju.clone())),
+            komoju,
             secrets: SecretBox::new(&settings.app_secret),
             order_keys: OrderKeys::new(&settings.app_secret, settings.order_key_ttl),
             allowed_hosts: AllowedHosts::new(
@@ -231,7 +235,6 @@ impl Application {
                 SecretBox::new(&settings.app_secret),
                 settings.merchant_cache_ttl,
             ),
-            komoju_is_sandbox,
             hmac_limiter: governor::RateLimiter::keyed(governor::Quota::per_minute(
                 HMAC_REQUESTS_PER_MINUTE,
             )),

@@ -507,23 +507,19 @@ async fn create_session(
     merchant: &Merchant,
     order: &OrderRow,
 ) -> Result<String, ApiError> {
-    if app.komoju_is_sandbox {
-        // Development: the mounted sandbox sends this merchant's webhooks back to us, as a
-        // real KOMOJU would once the merchant registered the URL in its dashboard. Over
-        // HTTP, every time (the sandbox replaces the endpoint, so repeating is harmless).
-        let url = app.public_url(
-            "/api/asynchronous-checkout/checkout/webhook",
-            &[("mall_id", &merchant.mall_id)],
-        );
-        app.komoju
-            .register_sandbox_webhook(
+    if let Some(registrar) = &app.webhook_registrar {
+        // Where the service registers webhook endpoints itself (start-up decides), it does
+        // so before every session: registering again replaces the endpoint.
+        let url = app.komoju_webhook_url(&merchant.mall_id);
+        registrar
+            .register(
                 &merchant.komoju_secret_key,
                 &url,
                 &merchant.komoju_webhook_secret,
             )
             .await
             .map_err(|e| {
-                crate::upstream::komoju(e, "registering the sandbox webhook", &order.order_id)
+                crate::upstream::komoju(e, "registering the KOMOJU webhook", &order.order_id)
             })?;
     }
     let session = app

@@ -1,6 +1,6 @@
 //! Installing the app from Cafe24 (PROTOCOL.md §12): the launch, the OAuth authorization
 //! round, the mall's tokens in use ([`tokens`]), the merchant's session ([`session`]),
-//! the settings site ([`site`]) and Cafe24's app-lifecycle events ([`lifecycle`]).
+//! the settings site ([`settings`]) and Cafe24's app-lifecycle events ([`lifecycle`]).
 //!
 //! A launch URL is single use: the SHA-256 of its decoded `hmac` is recorded until its
 //! window has passed, and a second use is refused. Who launched decides what follows:
@@ -13,7 +13,7 @@
 //! are [`crate::cafe24::admin`]'s; this module decides what they lead to.
 
 pub mod lifecycle;
-pub mod site;
+pub mod settings;
 pub mod tokens;
 
 use actix_web::http::StatusCode;

@@ -7,7 +7,7 @@
 use maud::{html, Markup, DOCTYPE};
 
 use crate::db::merchants::Registration;
-use crate::install::site::{SettingsView, WEBHOOK_EVENTS};
+use crate::install::settings::{SettingsView, WEBHOOK_EVENTS};
 
 /// Where the stylesheet is served.
 pub const STYLESHEET_PATH: &str = "/settings/assets/settings.css";
