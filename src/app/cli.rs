@@ -302,7 +302,8 @@ impl From<StateArg> for NotificationState {
     }
 }
 
-/// Runs a command. `serve` blocks until the server stops.
+/// Runs a command. `serve` blocks until the server stops. Errors: [`CliError`] (a usage
+/// error names the flag; no secret is printed but masked).
 pub async fn run(cli: Cli, settings: Settings, out: &mut dyn Write) -> Result<(), CliError> {
     match cli.command {
         Command::Serve => {
@@ -310,30 +311,11 @@ pub async fn run(cli: Cli, settings: Settings, out: &mut dyn Write) -> Result<()
             app.run_until_stopped().await?;
             Ok(())
         }
-        Command::Migrate => {
-            let db = Database::connect_sized(&settings.database_url, settings.database_pool_size)?;
-            let applied = db.run_migrations()?;
-            writeln!(
-                out,
-                "{} migration(s) applied on {}",
-                applied.len(),
-                db.backend_name()
-            )?;
-            for m in applied {
-                writeln!(out, "  {m}")?;
-            }
-            Ok(())
-        }
+        Command::Migrate => migrate(&settings, out),
         Command::Sign { values } => {
             let refs: Vec<&str> = values.iter().map(String::as_str).collect();
-            writeln!(
-                out,
-                "{}",
-                hash_data::sign(
-                    settings.cafe24_service_key.expose_secret().as_bytes(),
-                    &refs
-                )
-            )?;
+            let key = settings.cafe24_service_key.expose_secret().as_bytes();
+            writeln!(out, "{}", hash_data::sign(key, &refs))?;
             Ok(())
         }
         Command::ScriptIntegrity => {
@@ -352,28 +334,47 @@ pub async fn run(cli: Cli, settings: Settings, out: &mut dyn Write) -> Result<()
             writeln!(out, "{token}")?;
             Ok(())
         }
-        Command::Orders(cmd) => {
-            let mut conn = connect(&settings)?;
-            match cmd {
-                OrdersCommand::Show { mall_id, order_id } => {
-                    let secrets = SecretBox::new(&settings.app_secret);
-                    crate::app::inspect::show(&mut conn, &secrets, &mall_id, &order_id, out)
-                }
-                OrdersCommand::List {
-                    mall,
-                    state,
-                    since,
-                    limit,
-                } => crate::app::inspect::list(
-                    &mut conn,
-                    mall.as_deref(),
-                    state.map(|s| s.0),
-                    since,
-                    limit,
-                    out,
-                ),
-            }
+        Command::Orders(cmd) => orders(cmd, &settings, out),
+    }
+}
+
+/// `migrate`: applies the pending migrations and lists them.
+fn migrate(settings: &Settings, out: &mut dyn Write) -> Result<(), CliError> {
+    let db = Database::connect_sized(&settings.database_url, settings.database_pool_size)?;
+    let applied = db.run_migrations()?;
+    writeln!(
+        out,
+        "{} migration(s) applied on {}",
+        applied.len(),
+        db.backend_name()
+    )?;
+    for m in applied {
+        writeln!(out, "  {m}")?;
+    }
+    Ok(())
+}
+
+/// `orders show|list` ([`crate::app::inspect`]).
+fn orders(cmd: OrdersCommand, settings: &Settings, out: &mut dyn Write) -> Result<(), CliError> {
+    let mut conn = connect(settings)?;
+    match cmd {
+        OrdersCommand::Show { mall_id, order_id } => {
+            let secrets = SecretBox::new(&settings.app_secret);
+            crate::app::inspect::show(&mut conn, &secrets, &mall_id, &order_id, out)
         }
+        OrdersCommand::List {
+            mall,
+            state,
+            since,
+            limit,
+        } => crate::app::inspect::list(
+            &mut conn,
+            mall.as_deref(),
+            state.map(|s| s.0),
+            since,
+            limit,
+            out,
+        ),
     }
 }
 
@@ -384,6 +385,7 @@ fn connect(settings: &Settings) -> Result<r2d2::PooledConnection<db::ConnectionM
     Ok(db.get()?)
 }
 
+/// `merchant add|list|enable|disable|limit`.
 fn merchant(
     cmd: MerchantCommand,
     settings: &Settings,
@@ -393,97 +395,8 @@ fn merchant(
     let secrets = SecretBox::new(&settings.app_secret);
     let now = Clock::system().now_naive();
     match cmd {
-        MerchantCommand::Add(a) => {
-            let input = MerchantInput {
-                mall_id: a.mall_id,
-                shop_no: a.shop_no,
-                public_ref: a.public_ref,
-                komoju_secret_key: SecretString::from(a.komoju_secret_key),
-                komoju_webhook_secret: SecretString::from(a.komoju_webhook_secret),
-                payment_types: a
-                    .payment_types
-                    .into_iter()
-                    .map(|t| t.trim().to_owned())
-                    .collect(),
-                locale: match a.locale {
-                    LocaleArg::Ja => Locale::Ja,
-                    LocaleArg::En => Locale::En,
-                    LocaleArg::Ko => Locale::Ko,
-                },
-                cancel_mode: match a.cancel_mode {
-                    CancelModeArg::Sync => CancelMode::Sync,
-                    CancelModeArg::Async => CancelMode::Async,
-                },
-                allowed_hosts: a
-                    .allowed_hosts
-                    .into_iter()
-                    .map(|h| h.trim().to_ascii_lowercase())
-                    .collect(),
-                paymethod_codes: a.paymethod_codes,
-                notify_encoding: match a.notify_encoding {
-                    EncodingArg::Form => NotifyEncoding::Form,
-                    EncodingArg::Json => NotifyEncoding::Json,
-                },
-                shop_name: a.shop_name,
-                currency: a.currency.to_ascii_uppercase(),
-                external_review: a.review_page == OnOff::On,
-                refund_duplicates: a.refund_duplicates == OnOff::On,
-            };
-            input.validate().map_err(CliError::Usage)?;
-            let row = input
-                .to_row(&secrets, now)
-                .map_err(|e| CliError::Usage(e.to_string()))?;
-            db::merchants::upsert_with_shop(&mut conn, &row, &input.to_shop_row(now))?;
-            writeln!(
-                out,
-                "merchant {} saved; shop {} enabled; partner_id {}:{}:{}; KOMOJU key {}",
-                input.mall_id,
-                input.shop_no,
-                input.mall_id,
-                input.shop_no,
-                input.public_ref,
-                mask(input.komoju_secret_key.expose_secret())
-            )?;
-            Ok(())
-        }
-        MerchantCommand::List => {
-            let all = db::merchants::list(&mut conn)?;
-            if all.is_empty() {
-                writeln!(out, "no merchants")?;
-            }
-            for (m, shops) in all {
-                let shown =
-                    |column: &str, sealed: &str| match secrets.open(&m.mall_id, column, sealed) {
-                        Ok(s) => mask(s.expose_secret()),
-                        Err(_) => "<cannot open: APP_SECRET changed?>".to_owned(),
-                    };
-                writeln!(
-                    out,
-                    "{} [{}] public_ref={} key={} webhook_secret={} payment_types={} locale={} cancel_mode={} allowed_hosts={} paymethod={}",
-                    m.mall_id,
-                    if m.enabled { "enabled" } else { "disabled" },
-                    m.public_ref,
-                    shown(crate::merchant::SECRET_KEY_COLUMN, &m.komoju_secret_key),
-                    shown(crate::merchant::WEBHOOK_SECRET_COLUMN, &m.komoju_webhook_secret),
-                    m.payment_types,
-                    m.locale,
-                    m.cancel_mode,
-                    if m.allowed_hosts.is_empty() { "-" } else { &m.allowed_hosts },
-                    if m.paymethod_codes.is_empty() { "-" } else { &m.paymethod_codes },
-                )?;
-                for s in shops {
-                    writeln!(
-                        out,
-                        "  shop {} [{}] {} {}",
-                        s.shop_no,
-                        if s.enabled { "enabled" } else { "disabled" },
-                        s.currency,
-                        s.shop_name
-                    )?;
-                }
-            }
-            Ok(())
-        }
+        MerchantCommand::Add(a) => add_merchant(&mut conn, &secrets, a.into_input(), now, out),
+        MerchantCommand::List => list_merchants(&mut conn, &secrets, out),
         MerchantCommand::Enable(t) | MerchantCommand::Disable(t) if t.mall_id.is_empty() => {
             Err(CliError::Usage("--mall-id is required".into()))
         }
@@ -491,6 +404,118 @@ fn merchant(
         MerchantCommand::Disable(t) => set_enabled(&mut conn, t, false, now, out),
         MerchantCommand::Limit(l) => set_limit(&mut conn, l, now, out),
     }
+}
+
+impl AddMerchant {
+    /// The input to validate: the flags as given, lists trimmed, hosts lower-cased,
+    /// the currency upper-cased.
+    fn into_input(self) -> MerchantInput {
+        MerchantInput {
+            mall_id: self.mall_id,
+            shop_no: self.shop_no,
+            public_ref: self.public_ref,
+            komoju_secret_key: SecretString::from(self.komoju_secret_key),
+            komoju_webhook_secret: SecretString::from(self.komoju_webhook_secret),
+            payment_types: self
+                .payment_types
+                .into_iter()
+                .map(|t| t.trim().to_owned())
+                .collect(),
+            locale: match self.locale {
+                LocaleArg::Ja => Locale::Ja,
+                LocaleArg::En => Locale::En,
+                LocaleArg::Ko => Locale::Ko,
+            },
+            cancel_mode: match self.cancel_mode {
+                CancelModeArg::Sync => CancelMode::Sync,
+                CancelModeArg::Async => CancelMode::Async,
+            },
+            allowed_hosts: self
+                .allowed_hosts
+                .into_iter()
+                .map(|h| h.trim().to_ascii_lowercase())
+                .collect(),
+            paymethod_codes: self.paymethod_codes,
+            notify_encoding: match self.notify_encoding {
+                EncodingArg::Form => NotifyEncoding::Form,
+                EncodingArg::Json => NotifyEncoding::Json,
+            },
+            shop_name: self.shop_name,
+            currency: self.currency.to_ascii_uppercase(),
+            external_review: self.review_page == OnOff::On,
+            refund_duplicates: self.refund_duplicates == OnOff::On,
+        }
+    }
+}
+
+/// `merchant add`: validates ([`MerchantInput::validate`]), seals and stores the
+/// merchant with the shop enabled; prints the key masked.
+fn add_merchant(
+    conn: &mut db::DbConnection,
+    secrets: &SecretBox,
+    input: MerchantInput,
+    now: chrono::NaiveDateTime,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    input.validate().map_err(CliError::Usage)?;
+    let row = input
+        .to_row(secrets, now)
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    db::merchants::upsert_with_shop(conn, &row, &input.to_shop_row(now))?;
+    writeln!(
+        out,
+        "merchant {} saved; shop {} enabled; partner_id {}:{}:{}; KOMOJU key {}",
+        input.mall_id,
+        input.shop_no,
+        input.mall_id,
+        input.shop_no,
+        input.public_ref,
+        mask(input.komoju_secret_key.expose_secret())
+    )?;
+    Ok(())
+}
+
+/// `merchant list`: each merchant and its shops, secrets masked.
+fn list_merchants(
+    conn: &mut db::DbConnection,
+    secrets: &SecretBox,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let all = db::merchants::list(conn)?;
+    if all.is_empty() {
+        writeln!(out, "no merchants")?;
+    }
+    for (m, shops) in all {
+        let shown = |column: &str, sealed: &str| match secrets.open(&m.mall_id, column, sealed) {
+            Ok(s) => mask(s.expose_secret()),
+            Err(_) => "<cannot open: APP_SECRET changed?>".to_owned(),
+        };
+        writeln!(
+            out,
+            "{} [{}] public_ref={} key={} webhook_secret={} payment_types={} locale={} cancel_mode={} allowed_hosts={} paymethod={}",
+            m.mall_id,
+            if m.enabled { "enabled" } else { "disabled" },
+            m.public_ref,
+            shown(crate::merchant::SECRET_KEY_COLUMN, &m.komoju_secret_key),
+            shown(crate::merchant::WEBHOOK_SECRET_COLUMN, &m.komoju_webhook_secret),
+            m.payment_types,
+            m.locale,
+            m.cancel_mode,
+            if m.allowed_hosts.is_empty() { "-" } else { &m.allowed_hosts },
+            if m.paymethod_codes.is_empty() { "-" } else { &m.paymethod_codes },
+        )?;
+        for s in shops {
+            writeln!(
+                out,
+                "  shop {} [{}] {} {}",
+                s.shop_no,
+                if s.enabled { "enabled" } else { "disabled" },
+                s.currency,
+                s.shop_name
+            )?;
+        }
+    }
+    Ok(())
 }
 
 /// `merchant limit`: the shop's external-checkout ceiling, read in its currency.
