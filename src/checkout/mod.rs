@@ -210,6 +210,18 @@ async fn create_or_find(
         );
         return Ok(existing);
     }
+    continue_existing(app, flow, v, existing).await
+}
+
+/// The order already stored under the request's `order_id`: it must be the same amount,
+/// currency and flow; a pending order goes on, one whose last attempt ended unpaid gets
+/// a new attempt, any other is `order_conflict`.
+async fn continue_existing(
+    app: &Services,
+    flow: Flow,
+    v: &ValidCheckout,
+    existing: OrderRow,
+) -> Result<OrderRow, ApiError> {
     if existing.amount != v.amount.minor() || existing.currency != v.amount.currency().code() {
         return Err(ApiError::OrderConflict(
             "order_id already exists with another amount or currency".into(),
@@ -333,6 +345,12 @@ async fn new_attempt(
             old.state
         );
     }
+    pending_after_attempt(app, &old).await
+}
+
+/// The order as stored after its new attempt: still `pending`, else `order_conflict`
+/// (a webhook or another request moved it meanwhile).
+async fn pending_after_attempt(app: &Services, old: &OrderRow) -> Result<OrderRow, ApiError> {
     let id = old.id.clone();
     let row = app
         .db
@@ -507,21 +525,7 @@ async fn create_session(
     merchant: &Merchant,
     order: &OrderRow,
 ) -> Result<String, ApiError> {
-    if let Some(registrar) = &app.webhook_registrar {
-        // Where the service registers webhook endpoints itself (start-up decides), it does
-        // so before every session: registering again replaces the endpoint.
-        let url = app.komoju_webhook_url(&merchant.mall_id);
-        registrar
-            .register(
-                &merchant.komoju_secret_key,
-                &url,
-                &merchant.komoju_webhook_secret,
-            )
-            .await
-            .map_err(|e| {
-                crate::upstream::komoju(e, "registering the KOMOJU webhook", &order.order_id)
-            })?;
-    }
+    register_webhook(app, merchant, order).await?;
     let session = app
         .komoju
         .create_session(
@@ -558,11 +562,46 @@ async fn create_session(
         .ok_or_else(|| {
             ApiError::Upstream("KOMOJU answered a session without session_url".into())
         })?;
+    store_session(app, order, &session.id, &url).await?;
+    Ok(url)
+}
+
+/// Where the service registers webhook endpoints itself (start-up gave it a
+/// [`WebhookRegistrar`](crate::services::WebhookRegistrar)), registers the merchant's
+/// before every session: registering again replaces the endpoint. Errors: KOMOJU
+/// (`upstream_error`).
+async fn register_webhook(
+    app: &Services,
+    merchant: &Merchant,
+    order: &OrderRow,
+) -> Result<(), ApiError> {
+    let Some(registrar) = &app.webhook_registrar else {
+        return Ok(());
+    };
+    let url = app.komoju_webhook_url(&merchant.mall_id);
+    registrar
+        .register(
+            &merchant.komoju_secret_key,
+            &url,
+            &merchant.komoju_webhook_secret,
+        )
+        .await
+        .map_err(|e| crate::upstream::komoju(e, "registering the KOMOJU webhook", &order.order_id))
+}
+
+/// Stores the attempt's session `session_id` and its `url`. Errors: the attempt changed
+/// meanwhile (`order_conflict`), the database.
+async fn store_session(
+    app: &Services,
+    order: &OrderRow,
+    session_id: &str,
+    url: &str,
+) -> Result<(), ApiError> {
     let (id, attempt, sid, surl, now) = (
         order.id.clone(),
         order.attempt,
-        session.id.clone(),
-        url.clone(),
+        session_id.to_owned(),
+        url.to_owned(),
         app.clock.now_naive(),
     );
     let stored = app
@@ -575,7 +614,7 @@ async fn create_session(
             "order {} of {}: session {} could not be stored (attempt changed)",
             order.order_id,
             order.mall_id,
-            session.id
+            session_id
         );
         return Err(ApiError::OrderConflict(
             "order changed while its session was created; retry".into(),
@@ -585,7 +624,7 @@ async fn create_session(
         "order {} of {}: KOMOJU session {}",
         order.order_id,
         order.mall_id,
-        session.id
+        session_id
     );
-    Ok(url)
+    Ok(())
 }
