@@ -82,7 +82,7 @@ async fn request_ping(
 ) -> Result<(), SiteError> {
     registrar.ping(key).await.map_err(|e| {
         log::warn!("KOMOJU ping for {mall_id}: {e}");
-        SiteError::Upstream("the KOMOJU sandbox did not send the ping".into())
+        SiteError::Upstream("KOMOJU did not send the ping".into())
     })
 }
 
