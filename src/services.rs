@@ -14,16 +14,17 @@ use crate::cafe24::BodyLimits;
 use crate::clock::Clock;
 use crate::db::Database;
 use crate::keys::order::OrderKeys;
-use crate::komoju::KomojuClient;
+use crate::komoju::{KomojuClient, KomojuError};
 use crate::secrets::SecretBox;
 
 /// Everything a use case needs. Built once; shared by every worker and task.
 pub struct Services {
     pub db: Database,
     pub komoju: KomojuClient,
-    /// True when the mounted sandbox stands in for KOMOJU (development only): the service
-    /// then registers each merchant's webhook endpoint with it over HTTP.
-    pub komoju_is_sandbox: bool,
+    /// Registers merchants' webhook endpoints with KOMOJU over its API, where the KOMOJU
+    /// in use offers that; `None` (production) when the merchant registers the URL in
+    /// KOMOJU's dashboard. Start-up decides; a use case only calls it when present.
+    pub webhook_registrar: Option<WebhookRegistrar>,
     pub secrets: SecretBox,
     pub order_keys: OrderKeys,
     pub allowed_hosts: AllowedHosts,
@@ -42,8 +43,6 @@ pub struct Services {
     pub form_token_key: [u8; 32],
     /// Cafe24's OAuth and Admin API (§12).
     pub cafe24: crate::cafe24::admin::Cafe24Client,
-    /// True when the mounted Cafe24 stand-in answers for Cafe24 (development only).
-    pub cafe24_is_sandbox: bool,
     /// The app's client secret (`CAFE24_CLIENT_SECRET`): keys the launch `hmac`.
     pub cafe24_client_secret: SecretString,
     /// How far a launch's `timestamp` may be from now (`CAFE24_LAUNCH_MAX_AGE_SECS`).
@@ -83,12 +82,61 @@ impl Services {
     }
 }
 
+impl Services {
+    /// The URL KOMOJU posts the payment events of `mall_id`'s merchant to (PROTOCOL.md
+    /// §8): what the merchant registers in KOMOJU's dashboard, or the
+    /// [`WebhookRegistrar`] registers.
+    pub fn komoju_webhook_url(&self, mall_id: &str) -> String {
+        self.public_url(
+            "/api/asynchronous-checkout/checkout/webhook",
+            &[("mall_id", mall_id)],
+        )
+    }
+}
+
+/// Registers a merchant's webhook endpoint with KOMOJU over its API and asks KOMOJU for
+/// a signed `ping`: what a merchant does in KOMOJU's dashboard, done by the service when
+/// the KOMOJU it talks to offers it (the development sandbox's `POST
+/// /webhook_endpoints`). Built by [`crate::app::startup`] only then. Cheap to clone;
+/// neither key nor secret is logged.
+#[derive(Debug, Clone)]
+pub struct WebhookRegistrar {
+    komoju: KomojuClient,
+}
+
+impl WebhookRegistrar {
+    /// A registrar calling the KOMOJU of `komoju`.
+    pub fn new(komoju: KomojuClient) -> WebhookRegistrar {
+        WebhookRegistrar { komoju }
+    }
+
+    /// Has KOMOJU post the payment events of `secret_key`'s account to `url`, signed
+    /// with `webhook_secret`. Registering again replaces the endpoint, so repeating it is
+    /// harmless. Errors: [`KomojuError`].
+    pub async fn register(
+        &self,
+        secret_key: &SecretString,
+        url: &str,
+        webhook_secret: &SecretString,
+    ) -> Result<(), KomojuError> {
+        self.komoju
+            .register_sandbox_webhook(secret_key, url, webhook_secret)
+            .await
+    }
+
+    /// Has KOMOJU send a signed `ping` to the endpoint registered for `secret_key`.
+    /// Errors: [`KomojuError`].
+    pub async fn ping(&self, secret_key: &SecretString) -> Result<(), KomojuError> {
+        self.komoju.sandbox_ping(secret_key).await
+    }
+}
+
 impl std::fmt::Debug for Services {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Services")
             .field("db", &self.db.backend_name())
             .field("komoju", &self.komoju.base())
-            .field("komoju_is_sandbox", &self.komoju_is_sandbox)
+            .field("webhook_registrar", &self.webhook_registrar.is_some())
             .finish_non_exhaustive()
     }
 }

@@ -5,5 +5,6 @@
 pub mod cli;
 pub mod error;
 pub mod inspect;
+pub mod merchant_cli;
 pub mod settings;
 pub mod startup;

@@ -150,110 +150,41 @@ impl Settings {
         Settings::from_lookup(|k| std::env::var(k).ok())
     }
 
-    /// Reads settings through `lookup` (the environment, or a map in tests).
+    /// Reads settings through `lookup` (the environment, or a map in tests): each
+    /// variable with its default, checked; then the timeouts against each other and
+    /// production against the development defaults. Errors: [`SettingsError::Invalid`]
+    /// naming the variable, never echoing a secret.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Settings, SettingsError> {
         let get = |k: &str| lookup(k).filter(|v| !v.trim().is_empty());
-        let mut dev_defaults = Vec::new();
-        let mut secret = |k: &'static str, default: &str| match get(k) {
-            Some(v) => v,
-            None => {
-                dev_defaults.push(k);
-                default.to_owned()
-            }
-        };
-        let service_key = secret("CAFE24_SERVICE_KEY", DEV_SERVICE_KEY);
-        let client_id = secret("CAFE24_CLIENT_ID", DEV_CLIENT_ID);
-        let client_secret = secret("CAFE24_CLIENT_SECRET", DEV_CLIENT_SECRET);
-        let app_secret = secret("APP_SECRET", DEV_APP_SECRET);
-
-        let app_env = match get("APP_ENV").as_deref().unwrap_or("development") {
-            "development" | "dev" => AppEnv::Development,
-            "production" | "prod" => AppEnv::Production,
-            _ => {
-                return Err(SettingsError::Invalid(
-                    "APP_ENV",
-                    "expected development or production".into(),
-                ))
-            }
-        };
+        let secrets = secrets(&get)?;
+        let app_env = app_env(&get)?;
         let bind_addr = get("BIND_ADDR").unwrap_or_else(|| "127.0.0.1:8080".into());
         let public_base_url =
             get("PUBLIC_BASE_URL").unwrap_or_else(|| format!("http://{bind_addr}"));
         let public_base_url = parse_base_url("PUBLIC_BASE_URL", &public_base_url)?;
-        let komoju = match get("KOMOJU_API_BASE") {
-            Some(v) => KomojuTarget::Api(parse_base_url("KOMOJU_API_BASE", &v)?),
-            None if app_env == AppEnv::Development => KomojuTarget::Sandbox,
-            None => KomojuTarget::Api(parse_base_url("KOMOJU_API_BASE", KOMOJU_PRODUCTION_API)?),
-        };
-        let cafe24 = match get("CAFE24_API_BASE") {
-            Some(v) => {
-                let probe = v.replace("{mall_id}", "mall");
-                parse_base_url("CAFE24_API_BASE", &probe)?;
-                Cafe24Target::Api(v.trim_end_matches('/').to_owned())
-            }
-            None if app_env == AppEnv::Development => Cafe24Target::Sandbox,
-            None => Cafe24Target::Api(CAFE24_PRODUCTION_API.into()),
-        };
-        let cafe24_api_version =
-            get("CAFE24_API_VERSION").unwrap_or_else(|| DEFAULT_CAFE24_API_VERSION.into());
-        if chrono::NaiveDate::parse_from_str(&cafe24_api_version, "%Y-%m-%d").is_err() {
-            return Err(SettingsError::Invalid(
-                "CAFE24_API_VERSION",
-                "must be a date like 2026-03-01".into(),
-            ));
-        }
-        let cafe24_scopes = get("CAFE24_SCOPES").unwrap_or_else(|| DEFAULT_CAFE24_SCOPES.into());
-        if cafe24_scopes.chars().any(|c| c.is_control()) {
-            return Err(SettingsError::Invalid(
-                "CAFE24_SCOPES",
-                "must be scope names separated by commas".into(),
-            ));
-        }
-        if app_secret.len() < 32 {
-            return Err(SettingsError::Invalid(
-                "APP_SECRET",
-                "must be at least 32 bytes".into(),
-            ));
-        }
         let hsts_default = public_base_url.scheme() == "https";
         let settings = Settings {
             app_env,
             database_url: get("DATABASE_URL")
                 .unwrap_or_else(|| "sqlite://data/cafe24-komoju.sqlite3".into()),
-            database_pool_size: match parse_num(&get, "DATABASE_POOL_SIZE", 10)? {
-                n @ 1..=100 => n as u32,
-                _ => {
-                    return Err(SettingsError::Invalid(
-                        "DATABASE_POOL_SIZE",
-                        "must be between 1 and 100".into(),
-                    ))
-                }
-            },
+            database_pool_size: database_pool_size(&get)?,
             bind_addr,
             public_base_url,
-            cafe24_service_key: SecretString::from(service_key),
-            cafe24_client_id: client_id,
-            cafe24_client_secret: SecretString::from(client_secret),
-            cafe24,
-            cafe24_api_version,
-            cafe24_scopes,
-            cafe24_launch_max_age_secs: match parse_num(&get, "CAFE24_LAUNCH_MAX_AGE_SECS", 3600)? {
-                n @ 1..=LAUNCH_MAX_AGE_LIMIT => n as i64,
-                _ => {
-                    return Err(SettingsError::Invalid(
-                        "CAFE24_LAUNCH_MAX_AGE_SECS",
-                        "must be at most 7200 (Cafe24's guide allows a launch ±2 hours)".into(),
-                    ))
-                }
-            },
+            cafe24_service_key: SecretString::from(secrets.service_key),
+            cafe24_client_id: secrets.client_id,
+            cafe24_client_secret: SecretString::from(secrets.client_secret),
+            cafe24: cafe24_target(&get, app_env)?,
+            cafe24_api_version: cafe24_api_version(&get)?,
+            cafe24_scopes: cafe24_scopes(&get)?,
+            cafe24_launch_max_age_secs: launch_max_age(&get)?,
             cafe24_webhook_api_key: get("CAFE24_WEBHOOK_API_KEY").map(SecretString::from),
             cafe24_timeout: Duration::from_secs(parse_num(&get, "CAFE24_TIMEOUT_SECS", 10)?),
             metrics_bind_addr: get("METRICS_BIND_ADDR"),
             cafe24_allowed_hosts: get("CAFE24_ALLOWED_HOSTS")
                 .unwrap_or_else(|| DEFAULT_ALLOWED_HOSTS.into()),
-            komoju,
+            komoju: komoju_target(&get, app_env)?,
             komoju_timeout: Duration::from_secs(parse_num(&get, "KOMOJU_TIMEOUT_SECS", 15)?),
-            app_secret: SecretString::from(app_secret),
+            app_secret: SecretString::from(secrets.app_secret),
             body_limit_bytes: parse_num(&get, "BODY_LIMIT_BYTES", 64 * 1024)? as usize,
             body_timeout: Duration::from_secs(parse_num(&get, "BODY_TIMEOUT_SECS", 10)?),
             order_key_ttl: Duration::from_secs(parse_num(
@@ -261,53 +192,14 @@ impl Settings {
                 "ORDER_KEY_TTL_SECS",
                 7 * 24 * 3600,
             )?),
-            merchant_cache_ttl: Duration::from_secs(match get("MERCHANT_CACHE_SECS") {
-                Some(v) if v.trim() == "0" => 0,
-                _ => parse_num(&get, "MERCHANT_CACHE_SECS", 5)?.min(3600),
-            }),
-            outbox_worker: match get("OUTBOX_WORKER").as_deref() {
-                None | Some("on") | Some("true") | Some("1") => true,
-                Some("off") | Some("false") | Some("0") => false,
-                Some(_) => {
-                    return Err(SettingsError::Invalid(
-                        "OUTBOX_WORKER",
-                        "expected on or off".into(),
-                    ))
-                }
-            },
+            merchant_cache_ttl: merchant_cache_ttl(&get)?,
+            outbox_worker: on_off(&get, "OUTBOX_WORKER", true)?,
             outbox: outbox_settings(&get)?,
-            reconcile: crate::reconciliation::ReconcileSettings {
-                interval: Duration::from_millis(parse_num(&get, "RECONCILE_INTERVAL_MS", 30_000)?),
-                cancellations_after: Duration::from_secs(parse_num(
-                    &get,
-                    "RECONCILE_AFTER_SECS",
-                    300,
-                )?),
-                pending_after: Duration::from_secs(parse_num(
-                    &get,
-                    "RECONCILE_PENDING_AFTER_SECS",
-                    900,
-                )?),
-                expiry_grace: Duration::from_secs(parse_num(
-                    &get,
-                    "RECONCILE_EXPIRY_GRACE_SECS",
-                    300,
-                )?),
-                capture_window: Duration::from_secs(parse_num(
-                    &get,
-                    "RECONCILE_CAPTURE_WINDOW_SECS",
-                    30 * 24 * 60 * 60,
-                )?),
-            },
+            reconcile: reconcile_settings(&get)?,
             request_timeout: Duration::from_secs(parse_num(&get, "REQUEST_TIMEOUT_SECS", 60)?),
-            hsts: match get("HSTS").as_deref() {
-                None => hsts_default,
-                Some("on") | Some("true") | Some("1") => true,
-                Some("off") | Some("false") | Some("0") => false,
-                Some(_) => return Err(SettingsError::Invalid("HSTS", "expected on or off".into())),
-            },
+            hsts: on_off(&get, "HSTS", hsts_default)?,
             shutdown_timeout: Duration::from_secs(parse_num(&get, "SHUTDOWN_TIMEOUT_SECS", 25)?),
-            dev_defaults,
+            dev_defaults: secrets.dev_defaults,
         };
         settings.check_timeouts()?;
         settings.check_production()?;
@@ -395,6 +287,170 @@ fn outbox_settings(
         lease,
         send_timeout,
         batch: parse_num(get, "OUTBOX_BATCH", 10)?.min(1000) as i64,
+    })
+}
+
+/// The service's secrets as read, each its development default when unset.
+struct Secrets {
+    service_key: String,
+    client_id: String,
+    client_secret: String,
+    app_secret: String,
+    /// The variables left at their development default.
+    dev_defaults: Vec<&'static str>,
+}
+
+/// `CAFE24_SERVICE_KEY`, `CAFE24_CLIENT_ID`, `CAFE24_CLIENT_SECRET`, `APP_SECRET` (at
+/// least 32 bytes); production refuses the defaults later ([`Settings::check_production`]).
+fn secrets(get: &impl Fn(&str) -> Option<String>) -> Result<Secrets, SettingsError> {
+    let mut dev_defaults = Vec::new();
+    let mut secret = |k: &'static str, default: &str| match get(k) {
+        Some(v) => v,
+        None => {
+            dev_defaults.push(k);
+            default.to_owned()
+        }
+    };
+    let service_key = secret("CAFE24_SERVICE_KEY", DEV_SERVICE_KEY);
+    let client_id = secret("CAFE24_CLIENT_ID", DEV_CLIENT_ID);
+    let client_secret = secret("CAFE24_CLIENT_SECRET", DEV_CLIENT_SECRET);
+    let app_secret = secret("APP_SECRET", DEV_APP_SECRET);
+    if app_secret.len() < 32 {
+        return Err(SettingsError::Invalid(
+            "APP_SECRET",
+            "must be at least 32 bytes".into(),
+        ));
+    }
+    Ok(Secrets {
+        service_key,
+        client_id,
+        client_secret,
+        app_secret,
+        dev_defaults,
+    })
+}
+
+/// `APP_ENV`: `development` (default, or `dev`) or `production` (`prod`).
+fn app_env(get: &impl Fn(&str) -> Option<String>) -> Result<AppEnv, SettingsError> {
+    match get("APP_ENV").as_deref().unwrap_or("development") {
+        "development" | "dev" => Ok(AppEnv::Development),
+        "production" | "prod" => Ok(AppEnv::Production),
+        _ => Err(SettingsError::Invalid(
+            "APP_ENV",
+            "expected development or production".into(),
+        )),
+    }
+}
+
+/// `KOMOJU_API_BASE`; unset: the sandbox in development, KOMOJU's API in production.
+fn komoju_target(
+    get: &impl Fn(&str) -> Option<String>,
+    app_env: AppEnv,
+) -> Result<KomojuTarget, SettingsError> {
+    Ok(match get("KOMOJU_API_BASE") {
+        Some(v) => KomojuTarget::Api(parse_base_url("KOMOJU_API_BASE", &v)?),
+        None if app_env == AppEnv::Development => KomojuTarget::Sandbox,
+        None => KomojuTarget::Api(parse_base_url("KOMOJU_API_BASE", KOMOJU_PRODUCTION_API)?),
+    })
+}
+
+/// `CAFE24_API_BASE` (with `{mall_id}`); unset: the stand-in in development, Cafe24's
+/// API in production.
+fn cafe24_target(
+    get: &impl Fn(&str) -> Option<String>,
+    app_env: AppEnv,
+) -> Result<Cafe24Target, SettingsError> {
+    Ok(match get("CAFE24_API_BASE") {
+        Some(v) => {
+            let probe = v.replace("{mall_id}", "mall");
+            parse_base_url("CAFE24_API_BASE", &probe)?;
+            Cafe24Target::Api(v.trim_end_matches('/').to_owned())
+        }
+        None if app_env == AppEnv::Development => Cafe24Target::Sandbox,
+        None => Cafe24Target::Api(CAFE24_PRODUCTION_API.into()),
+    })
+}
+
+/// `CAFE24_API_VERSION`: a date, `YYYY-MM-DD`.
+fn cafe24_api_version(get: &impl Fn(&str) -> Option<String>) -> Result<String, SettingsError> {
+    let version = get("CAFE24_API_VERSION").unwrap_or_else(|| DEFAULT_CAFE24_API_VERSION.into());
+    if chrono::NaiveDate::parse_from_str(&version, "%Y-%m-%d").is_err() {
+        return Err(SettingsError::Invalid(
+            "CAFE24_API_VERSION",
+            "must be a date like 2026-03-01".into(),
+        ));
+    }
+    Ok(version)
+}
+
+/// `CAFE24_SCOPES`: scope names separated by commas.
+fn cafe24_scopes(get: &impl Fn(&str) -> Option<String>) -> Result<String, SettingsError> {
+    let scopes = get("CAFE24_SCOPES").unwrap_or_else(|| DEFAULT_CAFE24_SCOPES.into());
+    if scopes.chars().any(|c| c.is_control()) {
+        return Err(SettingsError::Invalid(
+            "CAFE24_SCOPES",
+            "must be scope names separated by commas".into(),
+        ));
+    }
+    Ok(scopes)
+}
+
+/// `DATABASE_POOL_SIZE`: 1 to 100 connections (default 10).
+fn database_pool_size(get: &impl Fn(&str) -> Option<String>) -> Result<u32, SettingsError> {
+    match parse_num(get, "DATABASE_POOL_SIZE", 10)? {
+        n @ 1..=100 => Ok(n as u32),
+        _ => Err(SettingsError::Invalid(
+            "DATABASE_POOL_SIZE",
+            "must be between 1 and 100".into(),
+        )),
+    }
+}
+
+/// `CAFE24_LAUNCH_MAX_AGE_SECS`: seconds, at most [`LAUNCH_MAX_AGE_LIMIT`] (default 3600).
+fn launch_max_age(get: &impl Fn(&str) -> Option<String>) -> Result<i64, SettingsError> {
+    match parse_num(get, "CAFE24_LAUNCH_MAX_AGE_SECS", 3600)? {
+        n @ 1..=LAUNCH_MAX_AGE_LIMIT => Ok(n as i64),
+        _ => Err(SettingsError::Invalid(
+            "CAFE24_LAUNCH_MAX_AGE_SECS",
+            "must be at most 7200 (Cafe24's guide allows a launch ±2 hours)".into(),
+        )),
+    }
+}
+
+/// `MERCHANT_CACHE_SECS`: seconds, `0` for no cache, at most an hour (default 5).
+fn merchant_cache_ttl(get: &impl Fn(&str) -> Option<String>) -> Result<Duration, SettingsError> {
+    Ok(Duration::from_secs(match get("MERCHANT_CACHE_SECS") {
+        Some(v) if v.trim() == "0" => 0,
+        _ => parse_num(get, "MERCHANT_CACHE_SECS", 5)?.min(3600),
+    }))
+}
+
+/// A switch: `on`/`true`/`1` or `off`/`false`/`0`; unset is `default`.
+fn on_off(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: bool,
+) -> Result<bool, SettingsError> {
+    match get(name).as_deref() {
+        None => Ok(default),
+        Some("on") | Some("true") | Some("1") => Ok(true),
+        Some("off") | Some("false") | Some("0") => Ok(false),
+        Some(_) => Err(SettingsError::Invalid(name, "expected on or off".into())),
+    }
+}
+
+/// The reconciliation's `RECONCILE_*` settings (milliseconds for the interval, seconds
+/// for the rest).
+fn reconcile_settings(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<crate::reconciliation::ReconcileSettings, SettingsError> {
+    let secs = |name, default| parse_num(get, name, default).map(Duration::from_secs);
+    Ok(crate::reconciliation::ReconcileSettings {
+        interval: Duration::from_millis(parse_num(get, "RECONCILE_INTERVAL_MS", 30_000)?),
+        cancellations_after: secs("RECONCILE_AFTER_SECS", 300)?,
+        pending_after: secs("RECONCILE_PENDING_AFTER_SECS", 900)?,
+        expiry_grace: secs("RECONCILE_EXPIRY_GRACE_SECS", 300)?,
+        capture_window: secs("RECONCILE_CAPTURE_WINDOW_SECS", 30 * 24 * 60 * 60)?,
     })
 }
 

@@ -21,7 +21,7 @@ use crate::db::Database;
 use crate::keys::order::OrderKeys;
 use crate::komoju::KomojuClient;
 use crate::secrets::SecretBox;
-use crate::services::Services;
+use crate::services::{Services, WebhookRegistrar};
 #[cfg(feature = "sandbox")]
 use cafe24_komoju_sandbox::{Cafe24App, Cafe24Sandbox, Sandbox};
 
@@ -75,10 +75,9 @@ pub struct Application {
     /// The `/metrics` server on `METRICS_BIND_ADDR`, and its port.
     metrics_server: Option<(actix_web::dev::Server, u16)>,
     state: web::Data<Services>,
+    /// The development stand-ins mounted beside the service.
     #[cfg(feature = "sandbox")]
-    sandbox: Option<Sandbox>,
-    #[cfg(feature = "sandbox")]
-    cafe24_sandbox: Option<Cafe24Sandbox>,
+    stand_ins: StandIns,
     shutdown: watch::Sender<bool>,
     /// The outbox worker and the reconciliation task.
     tasks: Vec<tokio::task::JoinHandle<()>>,
@@ -98,150 +97,23 @@ impl Application {
         Application::build_with_listener(settings, listener, clock).await
     }
 
-    /// Builds the server on an already bound listener (tests bind port 0).
+    /// Builds the server on an already bound listener (tests bind port 0): the database
+    /// migrated, the clients and keys of [`Services`], the stand-ins development asks
+    /// for, the servers, and the background tasks (when `OUTBOX_WORKER` is on). Errors:
+    /// [`StartupError`].
     pub async fn build_with_listener(
         settings: Settings,
         listener: TcpListener,
         clock: Clock,
     ) -> Result<Application, StartupError> {
-        // Before the database is touched: this build cannot serve what is asked.
-        #[cfg(not(feature = "sandbox"))]
-        if matches!(settings.komoju, KomojuTarget::Sandbox) {
-            return Err(StartupError::NoSandbox);
-        }
-        #[cfg(not(feature = "sandbox"))]
-        if matches!(settings.cafe24, Cafe24Target::Sandbox) {
-            return Err(StartupError::NoCafe24Sandbox);
-        }
-        let db = Database::connect_sized(&settings.database_url, settings.database_pool_size)?;
-        let migrations = {
-            let db = db.clone();
-            tokio::task::spawn_blocking(move || db.run_migrations())
-                .await
-                .map_err(|e| crate::db::DbError::Migration(e.to_string()))??
-        };
-        for m in &migrations {
-            log::info!("applied migration {m}");
-        }
+        refuse_absent_stand_ins(&settings)?;
+        let db = migrated_database(&settings).await?;
         let local = listener.local_addr()?;
-        let komoju_is_sandbox = matches!(settings.komoju, KomojuTarget::Sandbox);
-        #[cfg(feature = "sandbox")]
-        let (komoju_base, sandbox) = match &settings.komoju {
-            KomojuTarget::Api(url) => (url.as_str().trim_end_matches('/').to_owned(), None),
-            KomojuTarget::Sandbox => {
-                let public = format!(
-                    "{}{SANDBOX_PREFIX}",
-                    settings.public_base_url.as_str().trim_end_matches('/')
-                );
-                let api = url::Url::parse(&format!("http://{local}"))
-                    .map(|u| {
-                        let prefix: Vec<&str> =
-                            SANDBOX_PREFIX.trim_start_matches('/').split('/').collect();
-                        crate::urls::with_path(&crate::urls::with_path(&u, &prefix), &["api", "v1"])
-                            .to_string()
-                    })
-                    .map_err(|e| crate::komoju::KomojuError::Transport(e.to_string()))?;
-                log::warn!("KOMOJU sandbox mounted at {public}: no real payment is made (set KOMOJU_API_BASE for a real KOMOJU)");
-                (api, Some(Sandbox::new(&public)))
-            }
-        };
-        #[cfg(not(feature = "sandbox"))]
-        let komoju_base = match &settings.komoju {
-            KomojuTarget::Api(url) => url.as_str().trim_end_matches('/').to_owned(),
-            KomojuTarget::Sandbox => return Err(StartupError::NoSandbox),
-        };
-        let public = settings
-            .public_base_url
-            .as_str()
-            .trim_end_matches('/')
-            .to_owned();
-        let (cafe24_api, cafe24_browser) = match &settings.cafe24 {
-            Cafe24Target::Api(base) => (base.clone(), base.clone()),
-            Cafe24Target::Sandbox => (
-                format!("http://{local}{CAFE24_SANDBOX_PREFIX}/{{mall_id}}"),
-                format!("{public}{CAFE24_SANDBOX_PREFIX}/{{mall_id}}"),
-            ),
-        };
-        #[cfg(feature = "sandbox")]
-        let cafe24_sandbox = match &settings.cafe24 {
-            Cafe24Target::Api(_) => None,
-            Cafe24Target::Sandbox => {
-                log::warn!("Cafe24 stand-in mounted at {public}{CAFE24_SANDBOX_PREFIX}: open it to launch the app for any mall (set CAFE24_API_BASE for a real Cafe24)");
-                let stand_in = Cafe24Sandbox::new(
-                    &format!("{public}{CAFE24_SANDBOX_PREFIX}"),
-                    Cafe24App {
-                        client_id: settings.cafe24_client_id.clone(),
-                        client_secret: settings.cafe24_client_secret.expose_secret().to_owned(),
-                        app_name: "cafe24-komoju (development)".into(),
-                        app_url: format!("{public}/cafe24/launch"),
-                    },
-                );
-                // Its notification page checks each notice's hash_data as Cafe24 would.
-                stand_in.set_service_key(settings.cafe24_service_key.expose_secret());
-                // As registered in the Developer Center: lifecycle events to this service,
-                // with its webhook credential (none configured: the check is skipped).
-                let key = settings.cafe24_webhook_api_key.as_ref();
-                stand_in.set_app_webhook(
-                    &format!("http://{local}/cafe24/webhooks"),
-                    key.map(|k| k.expose_secret()).unwrap_or_default(),
-                );
-                Some(stand_in)
-            }
-        };
-        let cafe24 = Cafe24Client::new(Cafe24Config {
-            api_base: cafe24_api,
-            browser_base: cafe24_browser,
-            api_version: settings.cafe24_api_version.clone(),
-            client_id: settings.cafe24_client_id.clone(),
-            client_secret: settings.cafe24_client_secret.clone(),
-            scopes: settings.cafe24_scopes.clone(),
-            timeout: settings.cafe24_timeout,
-        })?;
-        let metrics = crate::metrics::Metrics::new();
-        let cafe24 = cafe24.with_metrics(metrics.registry());
-        if settings.cafe24_webhook_api_key.is_none() {
-            log::warn!("CAFE24_WEBHOOK_API_KEY is not set: Cafe24's app-lifecycle webhooks are accepted without checking x-api-key (development only; production refuses to start without it)");
-        }
-        let http_metrics = actix_web_prom::PrometheusMetricsBuilder::new(crate::metrics::NAMESPACE)
-            .registry(metrics.registry().clone())
-            .mask_unmatched_patterns("unmatched")
-            .build()
-            .map_err(|e| StartupError::Metrics(e.to_string()))?;
-        let state = web::Data::new(Services {
-            metrics: metrics.clone(),
-            cafe24,
-            cafe24_is_sandbox: matches!(settings.cafe24, Cafe24Target::Sandbox),
-            cafe24_client_secret: settings.cafe24_client_secret.clone(),
-            launch_max_age_secs: settings.cafe24_launch_max_age_secs,
-            cafe24_webhook_api_key: settings.cafe24_webhook_api_key.clone(),
-            session_keys: crate::keys::session::SessionKeys::new(&settings.app_secret),
-            cookie_secure: !settings.is_development(),
-            komoju: KomojuClient::new(&komoju_base, settings.komoju_timeout)?.with_metrics(metrics),
-            secrets: SecretBox::new(&settings.app_secret),
-            order_keys: OrderKeys::new(&settings.app_secret, settings.order_key_ttl),
-            allowed_hosts: AllowedHosts::new(
-                &settings.cafe24_allowed_hosts,
-                settings.is_development(),
-            ),
-            db: db.clone(),
-            clock,
-            outbox_wake: Arc::new(Notify::new()),
-            merchants: crate::merchant::cache::Merchants::new(
-                db.clone(),
-                SecretBox::new(&settings.app_secret),
-                settings.merchant_cache_ttl,
-            ),
-            komoju_is_sandbox,
-            hmac_limiter: governor::RateLimiter::keyed(governor::Quota::per_minute(
-                HMAC_REQUESTS_PER_MINUTE,
-            )),
-            cafe24_service_key: settings.cafe24_service_key.clone(),
-            cafe24_client_id: settings.cafe24_client_id.clone(),
-            public_base_url: settings.public_base_url.clone(),
-            body_limits: settings.body_limits(),
-            form_token_key: crate::keys::form_key(&settings.app_secret),
-            operator_keys: crate::keys::operator::OperatorKeys::new(&settings.app_secret),
-        });
+        let mut stand_ins = StandIns::default();
+        let komoju_base = komoju_base(&settings, local, &mut stand_ins)?;
+        let cafe24_config = cafe24_config(&settings, local, &mut stand_ins);
+        let state = services(&settings, db, clock, &komoju_base, cafe24_config)?;
+        let state = web::Data::new(state);
         log::info!(
             "serving on http://{local} ({} database, KOMOJU at {}, Cafe24 at {}, public base {})",
             state.db.backend_name(),
@@ -249,118 +121,37 @@ impl Application {
             state.cafe24.base(),
             settings.public_base_url
         );
-        let data = state.clone();
-        #[cfg(feature = "sandbox")]
-        let mounted = sandbox.clone();
-        #[cfg(feature = "sandbox")]
-        let mounted_cafe24 = cafe24_sandbox.clone();
         let metrics_listener = match &settings.metrics_bind_addr {
-            Some(addr) => Some(
-                TcpListener::bind(addr).map_err(|source| StartupError::Bind {
-                    addr: addr.clone(),
-                    source,
-                })?,
-            ),
+            Some(addr) => Some(bind(addr)?),
             None => None,
         };
+        let guard = guard_config(&settings);
         let metrics_apart = metrics_listener.is_some();
-        let guard = crate::routes::guard::GuardConfig {
-            body_limit: settings.body_limit_bytes,
-            request_timeout: settings.request_timeout,
-            hsts: settings
-                .hsts
-                .then(|| actix_web::http::header::HeaderValue::from_static("max-age=31536000")),
-        };
-        let metrics_guard = guard.clone();
-        let server = HttpServer::new(move || {
-            let app = App::new()
-                .wrap(crate::routes::guard::Guard::new(guard.clone()))
-                .wrap(http_metrics.clone())
-                .wrap(
-                    // The query string is left out: it holds order keys.
-                    Logger::new("%a \"%{method}xi %U\" %s %b %Dms")
-                        .custom_request_replace("method", |req| req.method().to_string()),
-                )
-                .app_data(data.clone())
-                .configure(crate::routes::configure)
-                .configure(|cfg| {
-                    if !metrics_apart {
-                        crate::routes::metrics::configure(cfg);
-                    }
-                })
-                .default_service(web::to(crate::routes::not_found));
-            #[cfg(feature = "sandbox")]
-            let app = match &mounted {
-                Some(s) => app.configure(s.configure(SANDBOX_PREFIX)),
-                None => app,
-            };
-            #[cfg(feature = "sandbox")]
-            let app = match &mounted_cafe24 {
-                Some(s) => app.configure(s.configure(CAFE24_SANDBOX_PREFIX)),
-                None => app,
-            };
-            app
-        })
-        .listen(listener)?
-        .shutdown_timeout(settings.shutdown_timeout.as_secs())
-        .disable_signals()
-        .run();
+        let server = main_server(
+            &settings,
+            listener,
+            &state,
+            &guard,
+            &stand_ins,
+            metrics_apart,
+        )?;
         let metrics_server = match metrics_listener {
-            Some(listener) => {
-                let port = listener.local_addr()?.port();
-                let data = state.clone();
-                let server = HttpServer::new(move || {
-                    App::new()
-                        .wrap(crate::routes::guard::Guard::new(metrics_guard.clone()))
-                        .app_data(data.clone())
-                        .configure(crate::routes::metrics::configure)
-                        .default_service(web::to(crate::routes::not_found))
-                })
-                .workers(1)
-                .listen(listener)?
-                .shutdown_timeout(5)
-                .disable_signals()
-                .run();
-                log::info!("metrics served apart, on port {port}");
-                Some((server, port))
-            }
+            Some(listener) => Some(metrics_server(listener, &state, guard)?),
             None => None,
         };
         let (shutdown, shutdown_rx) = watch::channel(false);
-        let mut tasks = Vec::new();
-        if settings.outbox_worker {
-            let worker = crate::notifications::Worker::new(
-                state.clone(),
-                settings.outbox.clone(),
-                state.outbox_wake.clone(),
-            )
-            .map_err(|e| crate::komoju::KomojuError::Transport(e.to_string()))?;
-            tasks.push(tokio::spawn(
-                worker.run(shutdown_rx.clone(), settings.shutdown_timeout),
-            ));
-            tasks.push(tokio::spawn(crate::reconciliation::run(
-                state.clone().into_inner(),
-                settings.reconcile.clone(),
-                shutdown_rx.clone(),
-            )));
-            tasks.push(tokio::spawn(crate::install::lifecycle::run(
-                state.clone().into_inner(),
-                shutdown_rx.clone(),
-            )));
-            tasks.push(tokio::spawn(crate::install::tokens::run(
-                state.clone().into_inner(),
-                shutdown_rx,
-            )));
-        }
+        let tasks = if settings.outbox_worker {
+            background_tasks(&settings, &state, shutdown_rx)?
+        } else {
+            Vec::new()
+        };
         Ok(Application {
             server,
             port: local.port(),
             metrics_server,
             state,
             #[cfg(feature = "sandbox")]
-            sandbox,
-            #[cfg(feature = "sandbox")]
-            cafe24_sandbox,
+            stand_ins,
             shutdown,
             tasks,
             grace: settings.shutdown_timeout,
@@ -386,13 +177,13 @@ impl Application {
     /// `sandbox` feature; tests drive its test controls through this handle).
     #[cfg(feature = "sandbox")]
     pub fn sandbox(&self) -> Option<Sandbox> {
-        self.sandbox.clone()
+        self.stand_ins.komoju.clone()
     }
 
     /// The mounted Cafe24 stand-in, in development mode without `CAFE24_API_BASE`.
     #[cfg(feature = "sandbox")]
     pub fn cafe24_sandbox(&self) -> Option<Cafe24Sandbox> {
-        self.cafe24_sandbox.clone()
+        self.stand_ins.cafe24.clone()
     }
 
     /// Serves until the process is told to stop (SIGTERM or SIGINT). Then, at once and
@@ -441,6 +232,326 @@ impl Application {
         log::info!("stopped");
         served.unwrap_or_else(|e| Err(std::io::Error::other(e)))
     }
+}
+
+/// The development stand-ins mounted beside the service (`/sandbox/komoju`,
+/// `/sandbox/cafe24`): only with the `sandbox` feature, only when the settings ask for
+/// them (no `KOMOJU_API_BASE`, no `CAFE24_API_BASE` in development).
+#[derive(Clone, Default)]
+struct StandIns {
+    #[cfg(feature = "sandbox")]
+    komoju: Option<Sandbox>,
+    #[cfg(feature = "sandbox")]
+    cafe24: Option<Cafe24Sandbox>,
+}
+
+impl StandIns {
+    /// Mounts the stand-ins on one worker's application.
+    fn mount(&self, cfg: &mut web::ServiceConfig) {
+        #[cfg(feature = "sandbox")]
+        {
+            if let Some(s) = &self.komoju {
+                s.configure(SANDBOX_PREFIX)(cfg);
+            }
+            if let Some(s) = &self.cafe24 {
+                s.configure(CAFE24_SANDBOX_PREFIX)(cfg);
+            }
+        }
+        #[cfg(not(feature = "sandbox"))]
+        let _ = cfg;
+    }
+}
+
+/// Before the database is touched: a build without the `sandbox` feature cannot serve
+/// settings that ask for a stand-in.
+fn refuse_absent_stand_ins(settings: &Settings) -> Result<(), StartupError> {
+    #[cfg(not(feature = "sandbox"))]
+    if matches!(settings.komoju, KomojuTarget::Sandbox) {
+        return Err(StartupError::NoSandbox);
+    }
+    #[cfg(not(feature = "sandbox"))]
+    if matches!(settings.cafe24, Cafe24Target::Sandbox) {
+        return Err(StartupError::NoCafe24Sandbox);
+    }
+    #[cfg(feature = "sandbox")]
+    let _ = settings;
+    Ok(())
+}
+
+/// The database of `DATABASE_URL`, its pending migrations applied (each logged).
+async fn migrated_database(settings: &Settings) -> Result<Database, StartupError> {
+    let db = Database::connect_sized(&settings.database_url, settings.database_pool_size)?;
+    let migrations = {
+        let db = db.clone();
+        tokio::task::spawn_blocking(move || db.run_migrations())
+            .await
+            .map_err(|e| crate::db::DbError::Migration(e.to_string()))??
+    };
+    for m in &migrations {
+        log::info!("applied migration {m}");
+    }
+    Ok(db)
+}
+
+/// The KOMOJU API base the service calls: `KOMOJU_API_BASE`, or the sandbox mounted on
+/// `local` (recorded in `stand_ins`).
+fn komoju_base(
+    settings: &Settings,
+    local: std::net::SocketAddr,
+    stand_ins: &mut StandIns,
+) -> Result<String, StartupError> {
+    match &settings.komoju {
+        KomojuTarget::Api(url) => Ok(url.as_str().trim_end_matches('/').to_owned()),
+        #[cfg(feature = "sandbox")]
+        KomojuTarget::Sandbox => {
+            let public = format!(
+                "{}{SANDBOX_PREFIX}",
+                settings.public_base_url.as_str().trim_end_matches('/')
+            );
+            let api = url::Url::parse(&format!("http://{local}"))
+                .map(|u| {
+                    let prefix: Vec<&str> =
+                        SANDBOX_PREFIX.trim_start_matches('/').split('/').collect();
+                    crate::urls::with_path(&crate::urls::with_path(&u, &prefix), &["api", "v1"])
+                        .to_string()
+                })
+                .map_err(|e| crate::komoju::KomojuError::Transport(e.to_string()))?;
+            log::warn!("KOMOJU sandbox mounted at {public}: no real payment is made (set KOMOJU_API_BASE for a real KOMOJU)");
+            stand_ins.komoju = Some(Sandbox::new(&public));
+            Ok(api)
+        }
+        #[cfg(not(feature = "sandbox"))]
+        KomojuTarget::Sandbox => {
+            let _ = (local, stand_ins);
+            Err(StartupError::NoSandbox)
+        }
+    }
+}
+
+/// The Cafe24 client's configuration: `CAFE24_API_BASE`, or the stand-in mounted on
+/// `local` (recorded in `stand_ins`).
+fn cafe24_config(
+    settings: &Settings,
+    local: std::net::SocketAddr,
+    stand_ins: &mut StandIns,
+) -> Cafe24Config {
+    let public = settings.public_base_url.as_str().trim_end_matches('/');
+    let (api_base, browser_base) = match &settings.cafe24 {
+        Cafe24Target::Api(base) => (base.clone(), base.clone()),
+        Cafe24Target::Sandbox => {
+            #[cfg(feature = "sandbox")]
+            {
+                stand_ins.cafe24 = Some(cafe24_stand_in(settings, local));
+            }
+            (
+                format!("http://{local}{CAFE24_SANDBOX_PREFIX}/{{mall_id}}"),
+                format!("{public}{CAFE24_SANDBOX_PREFIX}/{{mall_id}}"),
+            )
+        }
+    };
+    #[cfg(not(feature = "sandbox"))]
+    let _ = stand_ins;
+    Cafe24Config {
+        api_base,
+        browser_base,
+        api_version: settings.cafe24_api_version.clone(),
+        client_id: settings.cafe24_client_id.clone(),
+        client_secret: settings.cafe24_client_secret.clone(),
+        scopes: settings.cafe24_scopes.clone(),
+        timeout: settings.cafe24_timeout,
+    }
+}
+
+/// The Cafe24 stand-in, set up as the app is registered in the Developer Center.
+#[cfg(feature = "sandbox")]
+fn cafe24_stand_in(settings: &Settings, local: std::net::SocketAddr) -> Cafe24Sandbox {
+    let public = settings.public_base_url.as_str().trim_end_matches('/');
+    log::warn!("Cafe24 stand-in mounted at {public}{CAFE24_SANDBOX_PREFIX}: open it to launch the app for any mall (set CAFE24_API_BASE for a real Cafe24)");
+    let stand_in = Cafe24Sandbox::new(
+        &format!("{public}{CAFE24_SANDBOX_PREFIX}"),
+        Cafe24App {
+            client_id: settings.cafe24_client_id.clone(),
+            client_secret: settings.cafe24_client_secret.expose_secret().to_owned(),
+            app_name: "cafe24-komoju (development)".into(),
+            app_url: format!("{public}/cafe24/launch"),
+        },
+    );
+    // Its notification page checks each notice's hash_data as Cafe24 would.
+    stand_in.set_service_key(settings.cafe24_service_key.expose_secret());
+    // As registered in the Developer Center: lifecycle events to this service, with its
+    // webhook credential (none configured: the check is skipped).
+    let key = settings.cafe24_webhook_api_key.as_ref();
+    stand_in.set_app_webhook(
+        &format!("http://{local}/cafe24/webhooks"),
+        key.map(|k| k.expose_secret()).unwrap_or_default(),
+    );
+    stand_in
+}
+
+/// What the use cases share. The one place development wiring is decided: with the
+/// KOMOJU sandbox, the service registers each merchant's webhook endpoint itself (a
+/// [`WebhookRegistrar`]); with a real KOMOJU the merchant does it in the dashboard.
+fn services(
+    settings: &Settings,
+    db: Database,
+    clock: Clock,
+    komoju_base: &str,
+    cafe24_config: Cafe24Config,
+) -> Result<Services, StartupError> {
+    let metrics = crate::metrics::Metrics::new();
+    let cafe24 = Cafe24Client::new(cafe24_config)?.with_metrics(metrics.registry());
+    if settings.cafe24_webhook_api_key.is_none() {
+        log::warn!("CAFE24_WEBHOOK_API_KEY is not set: Cafe24's app-lifecycle webhooks are accepted without checking x-api-key (development only; production refuses to start without it)");
+    }
+    let komoju =
+        KomojuClient::new(komoju_base, settings.komoju_timeout)?.with_metrics(metrics.clone());
+    let webhook_registrar = matches!(settings.komoju, KomojuTarget::Sandbox)
+        .then(|| WebhookRegistrar::new(komoju.clone()));
+    Ok(Services {
+        metrics,
+        cafe24,
+        cafe24_client_secret: settings.cafe24_client_secret.clone(),
+        launch_max_age_secs: settings.cafe24_launch_max_age_secs,
+        cafe24_webhook_api_key: settings.cafe24_webhook_api_key.clone(),
+        session_keys: crate::keys::session::SessionKeys::new(&settings.app_secret),
+        cookie_secure: !settings.is_development(),
+        webhook_registrar,
+        komoju,
+        secrets: SecretBox::new(&settings.app_secret),
+        order_keys: OrderKeys::new(&settings.app_secret, settings.order_key_ttl),
+        allowed_hosts: AllowedHosts::new(&settings.cafe24_allowed_hosts, settings.is_development()),
+        merchants: crate::merchant::cache::Merchants::new(
+            db.clone(),
+            SecretBox::new(&settings.app_secret),
+            settings.merchant_cache_ttl,
+        ),
+        db,
+        clock,
+        outbox_wake: Arc::new(Notify::new()),
+        hmac_limiter: governor::RateLimiter::keyed(governor::Quota::per_minute(
+            HMAC_REQUESTS_PER_MINUTE,
+        )),
+        cafe24_service_key: settings.cafe24_service_key.clone(),
+        cafe24_client_id: settings.cafe24_client_id.clone(),
+        public_base_url: settings.public_base_url.clone(),
+        body_limits: settings.body_limits(),
+        form_token_key: crate::keys::form_key(&settings.app_secret),
+        operator_keys: crate::keys::operator::OperatorKeys::new(&settings.app_secret),
+    })
+}
+
+fn bind(addr: &str) -> Result<TcpListener, StartupError> {
+    TcpListener::bind(addr).map_err(|source| StartupError::Bind {
+        addr: addr.to_owned(),
+        source,
+    })
+}
+
+/// The request guard's limits (`BODY_LIMIT_BYTES`, `REQUEST_TIMEOUT_SECS`, `HSTS`).
+fn guard_config(settings: &Settings) -> crate::routes::guard::GuardConfig {
+    crate::routes::guard::GuardConfig {
+        body_limit: settings.body_limit_bytes,
+        request_timeout: settings.request_timeout,
+        hsts: settings
+            .hsts
+            .then(|| actix_web::http::header::HeaderValue::from_static("max-age=31536000")),
+    }
+}
+
+/// The service's HTTP server on `listener`: every route, `/metrics` too unless it is
+/// served apart, and the stand-ins.
+fn main_server(
+    settings: &Settings,
+    listener: TcpListener,
+    state: &web::Data<Services>,
+    guard: &crate::routes::guard::GuardConfig,
+    stand_ins: &StandIns,
+    metrics_apart: bool,
+) -> Result<actix_web::dev::Server, StartupError> {
+    let http_metrics = actix_web_prom::PrometheusMetricsBuilder::new(crate::metrics::NAMESPACE)
+        .registry(state.metrics.registry().clone())
+        .mask_unmatched_patterns("unmatched")
+        .build()
+        .map_err(|e| StartupError::Metrics(e.to_string()))?;
+    let (data, guard, stand_ins) = (state.clone(), guard.clone(), stand_ins.clone());
+    Ok(HttpServer::new(move || {
+        App::new()
+            .wrap(crate::routes::guard::Guard::new(guard.clone()))
+            .wrap(http_metrics.clone())
+            .wrap(
+                // The query string is left out: it holds order keys.
+                Logger::new("%a \"%{method}xi %U\" %s %b %Dms")
+                    .custom_request_replace("method", |req| req.method().to_string()),
+            )
+            .app_data(data.clone())
+            .configure(crate::routes::configure)
+            .configure(|cfg| {
+                if !metrics_apart {
+                    crate::routes::metrics::configure(cfg);
+                }
+            })
+            .default_service(web::to(crate::routes::not_found))
+            .configure(|cfg| stand_ins.mount(cfg))
+    })
+    .listen(listener)?
+    .shutdown_timeout(settings.shutdown_timeout.as_secs())
+    .disable_signals()
+    .run())
+}
+
+/// The `/metrics` server on `METRICS_BIND_ADDR`'s `listener`, and its port.
+fn metrics_server(
+    listener: TcpListener,
+    state: &web::Data<Services>,
+    guard: crate::routes::guard::GuardConfig,
+) -> Result<(actix_web::dev::Server, u16), StartupError> {
+    let port = listener.local_addr()?.port();
+    let data = state.clone();
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(crate::routes::guard::Guard::new(guard.clone()))
+            .app_data(data.clone())
+            .configure(crate::routes::metrics::configure)
+            .default_service(web::to(crate::routes::not_found))
+    })
+    .workers(1)
+    .listen(listener)?
+    .shutdown_timeout(5)
+    .disable_signals()
+    .run();
+    log::info!("metrics served apart, on port {port}");
+    Ok((server, port))
+}
+
+/// The outbox worker, the reconciliation, Cafe24's lifecycle events and the token
+/// refresh, each stopping when `shutdown` turns true.
+fn background_tasks(
+    settings: &Settings,
+    state: &web::Data<Services>,
+    shutdown: watch::Receiver<bool>,
+) -> Result<Vec<tokio::task::JoinHandle<()>>, StartupError> {
+    let worker = crate::notifications::Worker::new(
+        state.clone(),
+        settings.outbox.clone(),
+        state.outbox_wake.clone(),
+    )
+    .map_err(|e| crate::komoju::KomojuError::Transport(e.to_string()))?;
+    Ok(vec![
+        tokio::spawn(worker.run(shutdown.clone(), settings.shutdown_timeout)),
+        tokio::spawn(crate::reconciliation::run(
+            state.clone().into_inner(),
+            settings.reconcile.clone(),
+            shutdown.clone(),
+        )),
+        tokio::spawn(crate::install::lifecycle::run(
+            state.clone().into_inner(),
+            shutdown.clone(),
+        )),
+        tokio::spawn(crate::install::tokens::run(
+            state.clone().into_inner(),
+            shutdown,
+        )),
+    ])
 }
 
 /// Waits for SIGTERM or SIGINT (Ctrl-C); returns its name. Without signal support it

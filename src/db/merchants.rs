@@ -47,46 +47,17 @@ pub struct ShopRow {
     pub shop_name: String,
     /// The shop's currency (ISO code), for the external-checkout button.
     pub currency: String,
-    /// What Cafe24 was told about this shop's payment gateway ([`Registration`]).
-    pub gateway_state: String,
+    /// What Cafe24 was told about this shop's payment gateway.
+    pub gateway_state: Registration,
     /// What Cafe24 was told about this shop's external-checkout script tag.
-    pub script_state: String,
+    pub script_state: Registration,
     /// The script tag's `script_no`, once Cafe24 answered it.
     pub script_no: Option<String>,
 }
 
-/// A registration at Cafe24 (payment gateway or script tag) as last recorded. The state
-/// is written before the Admin API call (`registering`, `unregistering`) and after its
-/// answer (`on`, `off`), so a failure halfway is seen and can be retried.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Registration {
-    Off,
-    Registering,
-    On,
-    Unregistering,
-}
+pub use crate::merchant::kinds::Registration;
 
-impl Registration {
-    /// The stored text.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Registration::Off => "off",
-            Registration::Registering => "registering",
-            Registration::On => "on",
-            Registration::Unregistering => "unregistering",
-        }
-    }
-
-    /// Reads the stored text; anything unknown reads as `registering` (unsure: retry).
-    pub fn parse(s: &str) -> Registration {
-        match s {
-            "off" => Registration::Off,
-            "on" => Registration::On,
-            "unregistering" => Registration::Unregistering,
-            _ => Registration::Registering,
-        }
-    }
-}
+text_enum_column!(crate::merchant::kinds::Registration);
 
 /// Merchant and shop writes made by this process so far (every writing function of this
 /// module counts itself before it writes). A cache of merchants compares it with the
@@ -275,8 +246,8 @@ pub fn ensure_shop(
                     updated_at: now,
                     shop_name: shop_name.to_owned(),
                     currency: currency.to_owned(),
-                    gateway_state: Registration::Off.as_str().into(),
-                    script_state: Registration::Off.as_str().into(),
+                    gateway_state: Registration::Off,
+                    script_state: Registration::Off,
                     script_no: None,
                 })
                 .execute(conn)?;
@@ -298,7 +269,7 @@ pub fn set_gateway(
     count_write();
     diesel::update(merchant_shops::table.find((mall_id, shop_no)))
         .set((
-            merchant_shops::gateway_state.eq(state.as_str()),
+            merchant_shops::gateway_state.eq(state),
             merchant_shops::enabled.eq(enabled),
             merchant_shops::updated_at.eq(now),
         ))
@@ -318,7 +289,7 @@ pub fn set_script(
     count_write();
     diesel::update(merchant_shops::table.find((mall_id, shop_no)))
         .set((
-            merchant_shops::script_state.eq(state.as_str()),
+            merchant_shops::script_state.eq(state),
             merchant_shops::script_no.eq(script_no),
             merchant_shops::updated_at.eq(now),
         ))

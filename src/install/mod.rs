@@ -1,6 +1,6 @@
 //! Installing the app from Cafe24 (PROTOCOL.md §12): the launch, the OAuth authorization
 //! round, the mall's tokens in use ([`tokens`]), the merchant's session ([`session`]),
-//! the settings site ([`site`]) and Cafe24's app-lifecycle events ([`lifecycle`]).
+//! the settings site ([`settings`]) and Cafe24's app-lifecycle events ([`lifecycle`]).
 //!
 //! A launch URL is single use: the SHA-256 of its decoded `hmac` is recorded until its
 //! window has passed, and a second use is refused. Who launched decides what follows:
@@ -13,7 +13,7 @@
 //! are [`crate::cafe24::admin`]'s; this module decides what they lead to.
 
 pub mod lifecycle;
-pub mod site;
+pub mod settings;
 pub mod tokens;
 
 use actix_web::http::StatusCode;
@@ -292,33 +292,15 @@ pub struct Callback {
 /// `GET /cafe24/oauth/callback` (§12): checks `state` against the browser's cookie and
 /// the stored nonce (single use, 10 minutes), exchanges the code, checks the reply's
 /// `mall_id`, stores the tokens sealed and the merchant if new (disabled until its KOMOJU
-/// keys are set). Returns the session cookie value and the settings page.
+/// keys are set). Returns the session cookie value and the settings page. Errors:
+/// [`InstallError`], each a page.
 pub async fn callback(
     app: &Services,
     query: Callback,
     state_cookie: Option<&str>,
 ) -> Result<(String, String), InstallError> {
     let now = app.clock.now_naive();
-    let state = query
-        .state
-        .as_deref()
-        .filter(|s| !s.is_empty() && s.len() <= 128)
-        .ok_or(InstallError::BadState)?;
-    let cookie = state_cookie.ok_or(InstallError::BadState)?;
-    let hash = crate::secrets::sha256_hex(state);
-    if crate::secrets::sha256_hex(cookie) != hash {
-        log::warn!("OAuth callback: state not bound to this browser");
-        return Err(InstallError::BadState);
-    }
-    let used = app
-        .db
-        .run(move |c| db::cafe24::use_state(c, &hash, now - STATE_TTL, now))
-        .await
-        .map_err(|e| InstallError::from_db("OAuth state", e))?;
-    let Some(started) = used else {
-        log::warn!("OAuth callback: state unknown, used or expired");
-        return Err(InstallError::BadState);
-    };
+    let started = use_state(app, query.state.as_deref(), state_cookie).await?;
     if query.error.is_some() {
         log::info!("mall {}: authorization refused in Cafe24", started.mall_id);
         return Err(InstallError::Denied);
@@ -328,53 +310,12 @@ pub async fn callback(
         .filter(|c| !c.is_empty() && c.len() <= 512)
         .map(SecretString::from)
         .ok_or(InstallError::GrantRefused)?;
-    let grant = app
-        .cafe24
-        .exchange_code(&started.mall_id, &code, &redirect_uri(app))
-        .await
-        .map_err(|e| {
-            log::warn!("mall {}: code exchange failed: {e}", started.mall_id);
-            match e {
-                Cafe24Error::Grant { .. } => InstallError::GrantRefused,
-                Cafe24Error::AppCredentials { .. } => InstallError::AppCredentials,
-                _ => InstallError::Upstream,
-            }
-        })?;
-    if grant.mall_id != started.mall_id {
-        log::warn!(
-            "mall {}: Cafe24's token reply names another mall; nothing stored",
-            started.mall_id
-        );
-        return Err(InstallError::OtherMall);
-    }
+    let grant = exchange(app, &started.mall_id, &code).await?;
     let mall_id = started.mall_id.clone();
     let tokens =
         tokens::sealed_row(app, &mall_id, &grant, now).map_err(|_| InstallError::Internal)?;
     let merchant = new_merchant(&mall_id, &started.lang, now)?;
-    let (created, generation) = app
-        .db
-        .run(move |c| {
-            db::transaction(c, |c| {
-                db::cafe24::save_token(c, &tokens)?;
-                let created = db::merchants::insert_if_new(c, &merchant)?;
-                if !created {
-                    // Installed again (after a disconnect): usable again once its KOMOJU
-                    // keys are set, as a new one is.
-                    if let Some(mut row) = db::merchants::find(c, &merchant.mall_id)? {
-                        row.enabled = !row.komoju_secret_key.is_empty()
-                            && !row.komoju_webhook_secret.is_empty();
-                        row.updated_at = now;
-                        db::merchants::update(c, &row)?;
-                    }
-                }
-                Ok((
-                    created,
-                    db::cafe24::session_generation(c, &merchant.mall_id)?,
-                ))
-            })
-        })
-        .await
-        .map_err(|e| InstallError::from_db("storing the Cafe24 tokens", e))?;
+    let (created, generation) = store_installation(app, tokens, merchant, now).await?;
     log::info!(
         "mall {mall_id} authorized the app (user {}){}",
         started.user_id,
@@ -396,6 +337,96 @@ pub async fn callback(
         )
         .ok_or(InstallError::Internal)?;
     Ok((session, settings_location(app, &mall_id)))
+}
+
+/// The authorization round `state` started, used up: `state` must be the one this
+/// browser's cookie carries and stored, unused and younger than [`STATE_TTL`]. Errors:
+/// [`InstallError::BadState`], the database.
+async fn use_state(
+    app: &Services,
+    state: Option<&str>,
+    state_cookie: Option<&str>,
+) -> Result<StateRow, InstallError> {
+    let now = app.clock.now_naive();
+    let state = state
+        .filter(|s| !s.is_empty() && s.len() <= 128)
+        .ok_or(InstallError::BadState)?;
+    let cookie = state_cookie.ok_or(InstallError::BadState)?;
+    let hash = crate::secrets::sha256_hex(state);
+    if crate::secrets::sha256_hex(cookie) != hash {
+        log::warn!("OAuth callback: state not bound to this browser");
+        return Err(InstallError::BadState);
+    }
+    let used = app
+        .db
+        .run(move |c| db::cafe24::use_state(c, &hash, now - STATE_TTL, now))
+        .await
+        .map_err(|e| InstallError::from_db("OAuth state", e))?;
+    used.ok_or_else(|| {
+        log::warn!("OAuth callback: state unknown, used or expired");
+        InstallError::BadState
+    })
+}
+
+/// Exchanges the authorization `code` for `mall_id`'s tokens; the reply must name the
+/// same mall. Errors: Cafe24 refused the code or the app's credentials, or failed; the
+/// reply names another mall ([`InstallError::OtherMall`], nothing stored).
+async fn exchange(
+    app: &Services,
+    mall_id: &str,
+    code: &SecretString,
+) -> Result<crate::cafe24::admin::TokenGrant, InstallError> {
+    let grant = app
+        .cafe24
+        .exchange_code(mall_id, code, &redirect_uri(app))
+        .await
+        .map_err(|e| {
+            log::warn!("mall {mall_id}: code exchange failed: {e}");
+            match e {
+                Cafe24Error::Grant { .. } => InstallError::GrantRefused,
+                Cafe24Error::AppCredentials { .. } => InstallError::AppCredentials,
+                _ => InstallError::Upstream,
+            }
+        })?;
+    if grant.mall_id != mall_id {
+        log::warn!("mall {mall_id}: Cafe24's token reply names another mall; nothing stored");
+        return Err(InstallError::OtherMall);
+    }
+    Ok(grant)
+}
+
+/// Stores the tokens and the merchant if new, in one transaction; a merchant installed
+/// again (after a disconnect) is enabled again only if its KOMOJU keys are set. Returns
+/// whether the merchant was created and the mall's session generation.
+async fn store_installation(
+    app: &Services,
+    tokens: db::cafe24::TokenRow,
+    merchant: MerchantRow,
+    now: chrono::NaiveDateTime,
+) -> Result<(bool, i64), InstallError> {
+    app.db
+        .run(move |c| {
+            db::transaction(c, |c| {
+                db::cafe24::save_token(c, &tokens)?;
+                let created = db::merchants::insert_if_new(c, &merchant)?;
+                if !created {
+                    // Installed again (after a disconnect): usable again once its KOMOJU
+                    // keys are set, as a new one is.
+                    if let Some(mut row) = db::merchants::find(c, &merchant.mall_id)? {
+                        row.enabled = !row.komoju_secret_key.is_empty()
+                            && !row.komoju_webhook_secret.is_empty();
+                        row.updated_at = now;
+                        db::merchants::update(c, &row)?;
+                    }
+                }
+                Ok((
+                    created,
+                    db::cafe24::session_generation(c, &merchant.mall_id)?,
+                ))
+            })
+        })
+        .await
+        .map_err(|e| InstallError::from_db("storing the Cafe24 tokens", e))
 }
 
 /// The merchant row of a newly installed mall: no KOMOJU keys, disabled, a fresh

@@ -1,6 +1,7 @@
 //! The merchant settings that have a type, not a string: how Cafe24 cancels
 //! ([`CancelMode`]), the language KOMOJU's hosted page opens in ([`Locale`]), how
-//! notifications are encoded ([`NotifyEncoding`]). Each is stored as its `as_str()` and
+//! notifications are encoded ([`NotifyEncoding`]), what Cafe24 was told about a shop's
+//! registrations ([`Registration`]). Each is stored as its `as_str()` and
 //! read back with `parse()` (a stored value it does not know is an error, never a
 //! default). This module depends on nothing, so the database layer can store them.
 
@@ -79,5 +80,18 @@ named_enum!(
     NotifyEncoding {
         Form = "form",
         Json = "json",
+    }
+);
+
+named_enum!(
+    /// A registration at Cafe24 (a shop's payment gateway or its script tag) as last
+    /// recorded (PROTOCOL.md §12). The state is written before the Admin API call
+    /// (`registering`, `unregistering`) and after its answer (`on`, `off`), so a failure
+    /// halfway is seen and can be retried.
+    Registration {
+        Off = "off",
+        Registering = "registering",
+        On = "on",
+        Unregistering = "unregistering",
     }
 );

@@ -1,6 +1,7 @@
 //! Merchants as the service uses them: a Cafe24 mall with its KOMOJU credentials
 //! (opened), payment types, locale, cancel mode, extra callback hosts and `paymethod`
-//! codes; and the registration rules of `cafe24-komoju merchant add` (PROTOCOL.md §11).
+//! codes; and the registration rules of `cafe24-komoju merchant add` (PROTOCOL.md §11),
+//! whose KOMOJU fields follow [`rules`], shared with the settings form.
 //!
 //! Sealing and opening secrets is [`crate::secrets`]'s; storage is [`crate::db::merchants`].
 
@@ -14,8 +15,9 @@ use crate::secrets::{SecretBox, SecretError};
 
 pub mod cache;
 pub mod kinds;
+pub mod rules;
 
-pub use kinds::{CancelMode, Locale, NotifyEncoding};
+pub use kinds::{CancelMode, Locale, NotifyEncoding, Registration};
 
 /// Column names used as associated data when sealing.
 pub const SECRET_KEY_COLUMN: &str = "komoju_secret_key";
@@ -143,9 +145,16 @@ pub struct MerchantInput {
 }
 
 impl MerchantInput {
-    /// Checks every field; the message names the field, never a secret value.
+    /// Checks every field; the message names the field (its flag), never a secret
+    /// value. The KOMOJU fields follow [`rules`], the settings form's rules too.
     pub fn validate(&self) -> Result<(), String> {
-        use secrecy::ExposeSecret;
+        self.validate_identity()?;
+        self.validate_komoju()?;
+        self.validate_shop()
+    }
+
+    /// `--mall-id`, `--shop-no`, `--public-ref`: what the `partner_id` is made of.
+    fn validate_identity(&self) -> Result<(), String> {
         if !is_valid_mall_id(&self.mall_id) {
             return Err("--mall-id must be 1-50 characters of a-z, 0-9, '_' or '-'".into());
         }
@@ -163,22 +172,22 @@ impl MerchantInput {
                 "--public-ref must be 1-100 characters of A-Z, a-z, 0-9, '_', '.' or '-'".into(),
             );
         }
-        if !self.komoju_secret_key.expose_secret().starts_with("sk_") {
-            return Err("--komoju-secret-key must be a KOMOJU secret key (sk_…)".into());
-        }
-        if self.komoju_webhook_secret.expose_secret().len() < 8 {
-            return Err("--komoju-webhook-secret must be at least 8 characters".into());
-        }
-        if self.payment_types.is_empty()
-            || !self
-                .payment_types
-                .iter()
-                .all(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'))
-        {
-            return Err(
-                "--payment-types must list KOMOJU payment types, e.g. credit_card,konbini".into(),
-            );
-        }
+        Ok(())
+    }
+
+    /// The KOMOJU key, webhook secret and payment types, by the shared [`rules`].
+    fn validate_komoju(&self) -> Result<(), String> {
+        use secrecy::ExposeSecret;
+        rules::secret_key(self.komoju_secret_key.expose_secret())
+            .map_err(|e| format!("--komoju-secret-key {}", e.rule()))?;
+        rules::webhook_secret(self.komoju_webhook_secret.expose_secret())
+            .map_err(|e| format!("--komoju-webhook-secret {}", e.rule()))?;
+        rules::payment_types(&self.payment_types)
+            .map_err(|e| format!("--payment-types {}", e.rule()))
+    }
+
+    /// `--allowed-host`, `--currency`, `--shop-name`, `--paymethod`.
+    fn validate_shop(&self) -> Result<(), String> {
         for h in &self.allowed_hosts {
             let bare = h.strip_prefix('.').unwrap_or(h);
             if bare.is_empty()
@@ -249,8 +258,8 @@ impl MerchantInput {
             updated_at: now,
             shop_name: self.shop_name.clone(),
             currency: self.currency.clone(),
-            gateway_state: crate::db::merchants::Registration::Off.as_str().into(),
-            script_state: crate::db::merchants::Registration::Off.as_str().into(),
+            gateway_state: Registration::Off,
+            script_state: Registration::Off,
             script_no: None,
         }
     }

@@ -7,7 +7,7 @@
 use maud::{html, Markup, DOCTYPE};
 
 use crate::db::merchants::Registration;
-use crate::install::site::{SettingsView, WEBHOOK_EVENTS};
+use crate::install::settings::{SettingsView, ShopView, WEBHOOK_EVENTS};
 
 /// Where the stylesheet is served.
 pub const STYLESHEET_PATH: &str = "/settings/assets/settings.css";
@@ -311,59 +311,8 @@ pub fn settings(view: &SettingsView, notice: Option<&str>, error: Option<&str>) 
                 p.help { (t.komoju_help) }
                 @if view.may_change { (komoju_form(t, view, &base)) } @else { (komoju_summary(t, view)) }
             }
-
-            section #shops {
-                h2 { (t.shops) }
-                p.help { (t.shops_help) }
-                @match &view.shops {
-                    Err(why) => div.warning #shops-warning { (why) },
-                    Ok(shops) => table {
-                        thead { tr {
-                            th { (t.shop) } th { (t.currency) } th { "partner_id" }
-                            th { (t.gateway) } th { (t.external_checkout) }
-                        } }
-                        tbody {
-                            @for s in shops {
-                                tr id=(format!("shop-{}", s.shop_no)) {
-                                    td { (s.shop_no) " · " (s.shop_name) }
-                                    td { (s.currency) }
-                                    td { code { (s.partner_id) } }
-                                    td {
-                                        (state_cell(t, s.gateway)) " "
-                                        @if view.may_change {
-                                            (switch(t, &format!("{base}/shops/{}/gateway", s.shop_no), &view.csrf, &format!("gateway-{}", s.shop_no), s.gateway))
-                                        }
-                                    }
-                                    td {
-                                        (state_cell(t, s.script)) " "
-                                        @if view.may_change && (s.gateway == Registration::On || s.script != Registration::Off) {
-                                            (switch(t, &format!("{base}/shops/{}/script", s.shop_no), &view.csrf, &format!("script-{}", s.shop_no), s.script))
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                    },
-                }
-            }
-
-            section #webhook {
-                h2 { (t.webhook) }
-                p.help { (t.webhook_help) }
-                p { code #webhook-url { (view.webhook_url) } }
-                ul.events { @for e in WEBHOOK_EVENTS { li { code { (e) } } } }
-                p #last-ping {
-                    (t.last_ping) " "
-                    @match view.last_ping { Some(at) => strong { (at.format("%Y-%m-%d %H:%M:%S UTC").to_string()) }, None => (t.never) }
-                }
-                @if view.may_change {
-                    form method="post" action=(format!("{base}/webhook-test")) {
-                        input type="hidden" name="csrf" value=(view.csrf);
-                        button type="submit" .secondary #webhook-test { (t.send_test) }
-                    }
-                }
-            }
-
+            (shops_section(t, view, &base))
+            (webhook_section(t, view, &base))
             @if view.may_change {
                 section #disconnect-section {
                     h2 { (t.disconnect) }
@@ -377,6 +326,71 @@ pub fn settings(view: &SettingsView, notice: Option<&str>, error: Option<&str>) 
         }
     };
     layout(t, t.title, body)
+}
+
+/// The shops, each with its gateway and external-checkout switches (a read-only session
+/// sees the states only), or why Cafe24 could not list them.
+fn shops_section(t: &Texts, view: &SettingsView, base: &str) -> Markup {
+    html! {
+        section #shops {
+            h2 { (t.shops) }
+            p.help { (t.shops_help) }
+            @match &view.shops {
+                Err(why) => div.warning #shops-warning { (why) },
+                Ok(shops) => table {
+                    thead { tr {
+                        th { (t.shop) } th { (t.currency) } th { "partner_id" }
+                        th { (t.gateway) } th { (t.external_checkout) }
+                    } }
+                    tbody { @for s in shops { (shop_row(t, view, base, s)) } }
+                },
+            }
+        }
+    }
+}
+
+fn shop_row(t: &Texts, view: &SettingsView, base: &str, s: &ShopView) -> Markup {
+    html! {
+        tr id=(format!("shop-{}", s.shop_no)) {
+            td { (s.shop_no) " · " (s.shop_name) }
+            td { (s.currency) }
+            td { code { (s.partner_id) } }
+            td {
+                (state_cell(t, s.gateway)) " "
+                @if view.may_change {
+                    (switch(t, &format!("{base}/shops/{}/gateway", s.shop_no), &view.csrf, &format!("gateway-{}", s.shop_no), s.gateway))
+                }
+            }
+            td {
+                (state_cell(t, s.script)) " "
+                @if view.may_change && (s.gateway == Registration::On || s.script != Registration::Off) {
+                    (switch(t, &format!("{base}/shops/{}/script", s.shop_no), &view.csrf, &format!("script-{}", s.shop_no), s.script))
+                }
+            }
+        }
+    }
+}
+
+/// The webhook URL and events to register in KOMOJU, the last ping, and the test button.
+fn webhook_section(t: &Texts, view: &SettingsView, base: &str) -> Markup {
+    html! {
+        section #webhook {
+            h2 { (t.webhook) }
+            p.help { (t.webhook_help) }
+            p { code #webhook-url { (view.webhook_url) } }
+            ul.events { @for e in WEBHOOK_EVENTS { li { code { (e) } } } }
+            p #last-ping {
+                (t.last_ping) " "
+                @match view.last_ping { Some(at) => strong { (at.format("%Y-%m-%d %H:%M:%S UTC").to_string()) }, None => (t.never) }
+            }
+            @if view.may_change {
+                form method="post" action=(format!("{base}/webhook-test")) {
+                    input type="hidden" name="csrf" value=(view.csrf);
+                    button type="submit" .secondary #webhook-test { (t.send_test) }
+                }
+            }
+        }
+    }
 }
 
 /// The page after a disconnect.

@@ -23,7 +23,7 @@ use secrecy::SecretString;
 use super::schemas::*;
 use super::settings_pages::{self, STYLESHEET, STYLESHEET_PATH};
 use super::State;
-use crate::install::site::{self, KomojuForm, SiteError};
+use crate::install::settings::{self, KomojuForm, SiteError};
 use crate::keys::session::{Session, SESSION_COOKIE, SESSION_TTL_SECS};
 use crate::services::Services;
 
@@ -160,7 +160,7 @@ async fn posted(
 ) -> Result<(Session, Vec<(String, String)>), SiteError> {
     let fields = form(app, req, body).await?;
     let cookie = req.cookie(SESSION_COOKIE);
-    let session = site::authorize(
+    let session = settings::authorize(
         app,
         cookie.as_ref().map(|c| c.value()),
         mall_id,
@@ -186,7 +186,7 @@ async fn after(
             .insert_header((header::CACHE_CONTROL, "no-store"))
             .finish(),
         Err(e @ (SiteError::Form(_) | SiteError::Refused(_))) => {
-            match site::view(app, session).await {
+            match settings::view(app, session).await {
                 Ok(view) => page(
                     e.status(),
                     settings_pages::settings(&view, None, Some(&e.to_string())),
@@ -213,12 +213,12 @@ async fn after(
 async fn show(app: State, req: HttpRequest, mall_id: web::Path<String>) -> HttpResponse {
     let cookie = req.cookie(SESSION_COOKIE);
     let session =
-        match site::authorize(&app, cookie.as_ref().map(|c| c.value()), &mall_id, None).await {
+        match settings::authorize(&app, cookie.as_ref().map(|c| c.value()), &mall_id, None).await {
             Ok(s) => s,
             Err(e) => return failed("en", e),
         };
     let done = req.query_string().starts_with("done=");
-    match site::view(&app, &session).await {
+    match settings::view(&app, &session).await {
         Ok(view) => {
             let notice = done.then_some(settings_pages::texts(&session.lang).done);
             page(
@@ -267,7 +267,7 @@ async fn komoju(
         locale: field(&fields, "locale").unwrap_or("").to_owned(),
         external_review: field(&fields, "external_review") == Some("1"),
     };
-    let result = site::save_komoju(&app, &session, form).await;
+    let result = settings::save_komoju(&app, &session, form).await;
     Ok(after(&app, &session, result, "komoju").await)
 }
 
@@ -303,8 +303,8 @@ async fn shop_switch(
         _ => return Err(SiteError::Form("on must be 1 or 0".into()).into()),
     };
     let result = match switch.as_str() {
-        "gateway" => site::set_gateway(&app, &session, shop_no, on).await,
-        "script" => site::set_script(&app, &session, shop_no, on).await,
+        "gateway" => settings::set_gateway(&app, &session, shop_no, on).await,
+        "script" => settings::set_script(&app, &session, shop_no, on).await,
         _ => Err(SiteError::UnknownShop),
     };
     Ok(after(&app, &session, result, &switch).await)
@@ -332,7 +332,7 @@ async fn webhook_test(
     mall_id: web::Path<String>,
 ) -> Result<HttpResponse, Refused> {
     let (session, _) = posted(&app, &req, body, &mall_id).await?;
-    let result = site::test_webhook(&app, &session).await.map(|_| ());
+    let result = settings::test_webhook(&app, &session).await.map(|_| ());
     Ok(after(&app, &session, result, "webhook").await)
 }
 
@@ -358,7 +358,7 @@ async fn disconnect(
     mall_id: web::Path<String>,
 ) -> Result<HttpResponse, Refused> {
     let (session, _) = posted(&app, &req, body, &mall_id).await?;
-    Ok(match site::disconnect(&app, &session).await {
+    Ok(match settings::disconnect(&app, &session).await {
         Ok(()) => {
             let mut reply = page(StatusCode::OK, settings_pages::disconnected(&session.lang));
             let _ = reply.add_removal_cookie(&session_cookie(&app, String::new()));

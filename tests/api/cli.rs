@@ -197,7 +197,7 @@ async fn development_mounts_the_sandbox_and_production_never_does() {
     let sandbox = app
         .sandbox()
         .unwrap_or_else(|| panic!("development without KOMOJU_API_BASE mounts the sandbox"));
-    assert!(app.state().komoju_is_sandbox);
+    assert!(app.state().webhook_registrar.is_some());
     tokio::spawn(app.run_until_stopped());
     let mut out = Vec::new();
     cli::run(
@@ -290,7 +290,7 @@ async fn development_mounts_the_sandbox_and_production_never_does() {
     .await
     .unwrap_or_else(|e| panic!("{e}"));
     assert!(app2.sandbox().is_none());
-    assert!(!app2.state().komoju_is_sandbox);
+    assert!(app2.state().webhook_registrar.is_none());
     assert_eq!(app2.state().komoju.base(), "https://komoju.com/api/v1");
     tokio::spawn(app2.run_until_stopped());
     let resp = client

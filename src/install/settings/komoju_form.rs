@@ -1,0 +1,213 @@
+//! Saving the KOMOJU form: the fields checked by the merchant-settings rules
+//! ([`crate::merchant::rules`], shared with the command line), the key checked with
+//! KOMOJU itself (one `GET /payment_methods`) before anything is stored, the payment
+//! types checked against what KOMOJU offers that key, and one transaction that stores
+//! the row only while the session is current.
+
+use secrecy::{ExposeSecret, SecretString};
+
+use super::merchant_keys::{merchant_row, open_secret, KomojuSecret};
+use super::session::still_current;
+use super::webhook::register_endpoint;
+use super::{db_error, SiteError};
+use crate::db::{self, merchants::MerchantRow};
+use crate::keys::session::Session;
+use crate::komoju::{KomojuError, PaymentMethod};
+use crate::merchant::{rules, CancelMode, Locale};
+use crate::services::Services;
+
+/// The KOMOJU form. Empty key fields leave the stored keys as they are.
+#[derive(Debug, Default)]
+pub struct KomojuForm {
+    pub secret_key: SecretString,
+    pub webhook_secret: SecretString,
+    /// KOMOJU `type_slug`s, e.g. `credit_card`.
+    pub payment_types: Vec<String>,
+    /// The page showed the payment-type choices (so an empty list is the merchant's
+    /// choice, refused, not the absence of a choice).
+    pub payment_types_shown: bool,
+    /// `sync` or `async`.
+    pub cancel_mode: String,
+    /// `ja`, `en` or `ko`.
+    pub locale: String,
+    pub external_review: bool,
+}
+
+/// The form's new secrets, trimmed and checked; empty when the field was left empty.
+struct NewSecrets {
+    key: String,
+    webhook_secret: String,
+}
+
+/// Saves the KOMOJU settings. A new secret key must be `sk_live_…`/`sk_test_…`
+/// ([`rules::secret_key`]) and is checked with one KOMOJU call (`GET /payment_methods`)
+/// before anything is stored; the payment types must be ones KOMOJU offers that key.
+/// Errors: a field is wrong ([`SiteError::Form`], nothing saved), KOMOJU unreachable,
+/// the session ended meanwhile, the database.
+pub async fn save_komoju(
+    app: &Services,
+    session: &Session,
+    form: KomojuForm,
+) -> Result<(), SiteError> {
+    let mall_id = session.mall_id.as_str();
+    let mut row = merchant_row(app, mall_id).await?;
+    let new = new_secrets(&form)?;
+    let key = match (
+        new.key.is_empty(),
+        open_secret(app, &row, KomojuSecret::SecretKey)?,
+    ) {
+        (false, _) => SecretString::from(new.key.clone()),
+        (true, Some(stored)) => stored,
+        (true, None) => return Err(SiteError::Form("Enter your KOMOJU secret key".into())),
+    };
+    let offered = offered_to(app, mall_id, &key).await?;
+    let payment_types = chosen_types(&form, &row, &offered)?;
+    let cancel_mode = CancelMode::parse(&form.cancel_mode)
+        .ok_or_else(|| SiteError::Form("Cancel mode must be sync or async".into()))?;
+    let locale = Locale::parse(&form.locale)
+        .ok_or_else(|| SiteError::Form("Locale must be ja, en or ko".into()))?;
+    seal_into(app, &mut row, &new)?;
+    row.payment_types = payment_types.join(",");
+    row.cancel_mode = cancel_mode;
+    row.locale = locale;
+    row.external_review = form.external_review;
+    row.enabled = true;
+    row.updated_at = app.clock.now_naive();
+    store_if_current(app, session, row).await?;
+    log::info!("merchant {mall_id}: KOMOJU settings saved");
+    register_endpoint(app, mall_id).await;
+    Ok(())
+}
+
+/// The form's secrets, trimmed, each checked by its rule when given.
+fn new_secrets(form: &KomojuForm) -> Result<NewSecrets, SiteError> {
+    let key = form.secret_key.expose_secret().trim().to_owned();
+    let webhook_secret = form.webhook_secret.expose_secret().trim().to_owned();
+    if !key.is_empty() {
+        rules::secret_key(&key)
+            .map_err(|e| SiteError::Form(format!("The secret key {}", e.rule())))?;
+    }
+    if !webhook_secret.is_empty() {
+        rules::webhook_secret(&webhook_secret)
+            .map_err(|e| SiteError::Form(format!("The webhook secret {}", e.rule())))?;
+    }
+    Ok(NewSecrets {
+        key,
+        webhook_secret,
+    })
+}
+
+/// The payment types to store: the form's choice, or on the first save (no list was
+/// shown yet, it comes from KOMOJU with the key) the stored default where KOMOJU offers
+/// it. Errors: none chosen, or one KOMOJU does not offer `offered`'s key.
+fn chosen_types(
+    form: &KomojuForm,
+    row: &MerchantRow,
+    offered: &[PaymentMethod],
+) -> Result<Vec<String>, SiteError> {
+    let is_offered = |t: &str| offered.iter().any(|m| m.type_slug == t);
+    let payment_types: Vec<String> = if form.payment_types_shown {
+        form.payment_types.clone()
+    } else {
+        row.payment_types
+            .split(',')
+            .filter(|t| is_offered(t))
+            .map(str::to_owned)
+            .collect()
+    };
+    if payment_types.is_empty() {
+        return Err(SiteError::Form("Choose at least one payment type".into()));
+    }
+    if let Some(t) = payment_types.iter().find(|t| !is_offered(t)) {
+        return Err(SiteError::Form(format!(
+            "KOMOJU does not offer the payment type {t} to this account"
+        )));
+    }
+    rules::payment_types(&payment_types)
+        .map_err(|e| SiteError::Form(format!("The payment types {}", e.rule())))?;
+    Ok(payment_types)
+}
+
+/// Seals the new secrets into `row`. Errors: a secret could not be sealed, or the row
+/// still has no webhook secret ([`SiteError::Form`]).
+fn seal_into(app: &Services, row: &mut MerchantRow, new: &NewSecrets) -> Result<(), SiteError> {
+    let mall_id = row.mall_id.clone();
+    let seal = |which: KomojuSecret, value: &str| {
+        app.secrets
+            .seal(
+                &mall_id,
+                which.column(),
+                &SecretString::from(value.to_owned()),
+            )
+            .map_err(|e| {
+                log::error!("sealing a KOMOJU secret of {mall_id}: {e}");
+                SiteError::Internal
+            })
+    };
+    if !new.key.is_empty() {
+        row.komoju_secret_key = seal(KomojuSecret::SecretKey, &new.key)?;
+    }
+    if !new.webhook_secret.is_empty() {
+        row.komoju_webhook_secret = seal(KomojuSecret::WebhookSecret, &new.webhook_secret)?;
+    }
+    if row.komoju_webhook_secret.is_empty() {
+        return Err(SiteError::Form("Enter your KOMOJU webhook secret".into()));
+    }
+    Ok(())
+}
+
+/// What KOMOJU offers `key` (`GET /payment_methods`): the key's check. Errors: KOMOJU
+/// refuses the key (a form error), or cannot be reached.
+async fn offered_to(
+    app: &Services,
+    mall_id: &str,
+    key: &SecretString,
+) -> Result<Vec<PaymentMethod>, SiteError> {
+    match app.komoju.payment_methods(key).await {
+        Ok(methods) => Ok(methods),
+        Err(KomojuError::Api { status: 401, .. }) => {
+            log::info!("merchant {mall_id}: KOMOJU refused the secret key; nothing saved");
+            Err(SiteError::Form(
+                "KOMOJU did not accept this secret key; nothing was saved".into(),
+            ))
+        }
+        Err(e) => {
+            log::warn!("checking the KOMOJU key of {mall_id}: {e}");
+            Err(SiteError::Upstream(
+                "KOMOJU could not be reached to check the key; nothing was saved".into(),
+            ))
+        }
+    }
+}
+
+/// Stores the merchant row in one transaction that first checks the session is still
+/// of the mall's generation and the mall connected: a save racing a disconnect enables
+/// nothing ([`SiteError::NoSession`]).
+async fn store_if_current(
+    app: &Services,
+    session: &Session,
+    row: MerchantRow,
+) -> Result<(), SiteError> {
+    let current = session.clone();
+    let saved = app
+        .db
+        .run(move |c| {
+            db::transaction(c, |c| {
+                if !still_current(c, &current)? {
+                    return Ok(false);
+                }
+                db::merchants::update(c, &row)?;
+                Ok(true)
+            })
+        })
+        .await
+        .map_err(|e| db_error("saving the KOMOJU settings", e))?;
+    if !saved {
+        log::warn!(
+            "merchant {}: KOMOJU settings not saved, the session ended (disconnected)",
+            session.mall_id
+        );
+        return Err(SiteError::NoSession);
+    }
+    Ok(())
+}
