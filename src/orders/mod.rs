@@ -1,8 +1,7 @@
 //! The order domain (PROTOCOL.md §5): [`state`], the pure state machine and notice
-//! table; [`updates`], applying a KOMOJU fact to an order and enqueuing what Cafe24 must
-//! hear, in one transaction; [`token`], the `key` naming an order, and [`keys`], that
-//! key at the service clock. [`Flow`] says which
-//! route family an order came through.
+//! table, and [`Flow`], which route family an order came through. Nothing here reads a
+//! database or talks to anyone: applying a fact in a transaction is
+//! [`crate::order_updates`], the `key` naming an order is [`crate::keys::order`].
 
 pub mod state;
 
