@@ -375,7 +375,7 @@ async fn exchange(
     app: &Services,
     mall_id: &str,
     code: &SecretString,
-) -> Result<crate::cafe24::admin::TokenGrant, InstallError> {
+) -> Result<crate::cafe24::oauth::TokenGrant, InstallError> {
     let grant = app
         .cafe24
         .exchange_code(mall_id, code, &redirect_uri(app))
