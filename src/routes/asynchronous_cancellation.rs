@@ -7,8 +7,9 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::schemas::*;
-use super::State;
+use super::synchronous_cancellation::CancelRequest;
+use super::{ResultReply, State};
+use crate::error::responses::*;
 use crate::cafe24;
 use crate::cancellation::{self, Mode};
 use crate::error::ApiError;

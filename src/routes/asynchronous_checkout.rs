@@ -11,8 +11,9 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::schemas::*;
-use super::State;
+use super::fields::{self, Field};
+use super::{CheckoutReply, State};
+use crate::error::responses::*;
 use crate::cafe24;
 use crate::checkout::{self, Returned};
 use crate::db::orders::OrderRow;
@@ -122,3 +123,33 @@ fn redirect(order: &OrderRow, code: &str, message: &str) -> Result<HttpResponse,
     }
     super::found(&order.return_url, &params)
 }
+
+crate::request_schema!(
+    /// `POST …/asynchronous-checkout/checkout` (§6.2).
+    AsyncCheckoutRequest,
+    "Cafe24's payment request, signed with H1, with return_noty_url; unknown fields are kept on the order",
+    &ASYNC_CHECKOUT_FIELDS
+);
+
+/// The synchronous checkout's fields (§6.1) and `return_noty_url`.
+const ASYNC_CHECKOUT_FIELDS: [Field; 13] = {
+    use super::synchronous_checkout::CHECKOUT_FIELDS as F;
+    let [a, b, c, d, e, f, g, h, i, j, k, l] = F;
+    [
+        a,
+        b,
+        c,
+        d,
+        e,
+        Field::required("return_noty_url", "Where the payment notice is POSTed (§9); its host must be allowed")
+            .pattern(fields::URL)
+            .max_length(2048),
+        f,
+        g,
+        h,
+        i,
+        j,
+        k,
+        l,
+    ]
+};

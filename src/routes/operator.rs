@@ -7,7 +7,7 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::schemas::*;
+use crate::error::responses::*;
 use super::State;
 use crate::db::notifications::NotificationState;
 use crate::error::ApiError;
@@ -180,3 +180,93 @@ async fn merchants(app: State, req: HttpRequest) -> Result<HttpResponse, ApiErro
     authorize(&app, &req)?;
     Ok(reply(operator::merchants(&app).await?))
 }
+
+/// One order in the operator API (`crate::operator` renders the replies; these are their
+/// shapes).
+#[derive(utoipa::ToSchema)]
+pub struct OperatorOrder {
+    pub mall_id: String,
+    pub order_id: String,
+    pub shop_no: i32,
+    /// `sync`, `async` or `external`.
+    pub flow: String,
+    /// A §5 state.
+    pub state: String,
+    /// Minor units.
+    pub amount: i64,
+    pub amount_text: String,
+    pub currency: String,
+    pub attempt: i32,
+    pub komoju_session_id: Option<String>,
+    pub komoju_payment_id: Option<String>,
+    pub payment_type: Option<String>,
+    pub captured_amount: Option<i64>,
+    /// What KOMOJU charged when it converted the currency (minor units of
+    /// `charged_currency`).
+    pub charged_amount: Option<i64>,
+    pub charged_currency: Option<String>,
+    pub refunded_amount: i64,
+    pub created_at: String,
+    pub updated_at: String,
+    pub reconciled_at: Option<String>,
+}
+
+/// `GET /operator/api/v1/orders`.
+#[derive(utoipa::ToSchema)]
+pub struct OperatorOrders {
+    pub orders: Vec<OperatorOrder>,
+}
+
+/// `GET /operator/api/v1/orders/{mall_id}/{order_id}`: the order with its `timeline`,
+/// `notifications` and `refunds`.
+#[derive(utoipa::ToSchema)]
+pub struct OperatorOrderDetail {
+    pub mall_id: String,
+    pub order_id: String,
+    pub state: String,
+    #[schema(value_type = Vec<Object>)]
+    pub timeline: Vec<serde_json::Value>,
+    pub notifications: Vec<OperatorNotification>,
+    /// Each with `bank_account_url` for a konbini, bank-transfer or Pay-easy refund: the
+    /// page where the buyer gives the bank account (a capability link).
+    #[schema(value_type = Vec<Object>)]
+    pub refunds: Vec<serde_json::Value>,
+    /// Second captures for the order after it was paid, and their refunds.
+    #[schema(value_type = Vec<Object>)]
+    pub duplicate_payments: Vec<serde_json::Value>,
+}
+
+/// One notification of the outbox.
+#[derive(utoipa::ToSchema)]
+pub struct OperatorNotification {
+    pub id: i64,
+    pub kind: String,
+    /// `pending`, `delivered` or `dead`.
+    pub state: String,
+    pub attempts: i32,
+    pub next_attempt_at: String,
+    pub last_status: Option<i32>,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<String>,
+}
+
+/// `GET /operator/api/v1/notifications`.
+#[derive(utoipa::ToSchema)]
+pub struct OperatorNotifications {
+    pub notifications: Vec<OperatorNotification>,
+}
+
+/// `POST /operator/api/v1/notifications/{id}/retry`.
+#[derive(utoipa::ToSchema)]
+pub struct Retried {
+    pub id: i64,
+    pub retried: bool,
+}
+
+/// `GET /operator/api/v1/merchants`: every mall with its shops, secrets masked.
+#[derive(utoipa::ToSchema)]
+pub struct OperatorMerchants {
+    #[schema(value_type = Vec<Object>)]
+    pub merchants: Vec<serde_json::Value>,
+}
+

@@ -20,7 +20,8 @@ use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
 use secrecy::SecretString;
 
-use super::schemas::*;
+use super::settings_forms::*;
+use crate::error::responses::*;
 use super::settings_pages::{self, STYLESHEET, STYLESHEET_PATH};
 use super::State;
 use crate::install::site::{self, KomojuForm, SiteError};

@@ -11,8 +11,9 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use secrecy::ExposeSecret;
 
-use super::schemas::*;
-use super::State;
+use super::fields::{self, Field};
+use super::{CheckoutReply, State};
+use crate::error::responses::*;
 use crate::cafe24::{self, payment_result::PaymentResult};
 use crate::checkout::{self, Returned};
 use crate::db::orders::OrderRow;
@@ -132,8 +133,10 @@ fn redirect(
     super::found(&order.return_url, &params)
 }
 
-/// `POST …/checkout/status` (field `key`): the §6.1 payment details with H3.
-#[utoipa::path(post, path = "/api/synchronous-checkout/checkout/status", tag = "synchronous checkout",
+/// `GET|POST …/checkout/status` (field `key`, in the query string or the body): the §6.1
+/// payment details with H3.
+#[utoipa::path(method(get, post), path = "/api/synchronous-checkout/checkout/status", tag = "synchronous checkout",
+    params(("key" = Option<String>, Query, description = "The order's signed token, when not in the body")),
     request_body(content(
         (StatusRequest = "application/x-www-form-urlencoded"),
         (StatusRequest = "application/json"))),
@@ -167,26 +170,12 @@ async fn status(
     Ok(HttpResponse::Ok().json(payment_details(&app, &merchant, &order)?))
 }
 
-/// `GET …/checkout/status?key`: [`status`] with the field in the query string (a
-/// document entry only; the route is `status`'s).
-#[utoipa::path(get, path = "/api/synchronous-checkout/checkout/status", tag = "synchronous checkout",
-    operation_id = "status_by_query",
-    params(("key" = String, Query, description = "The order's signed token")),
-    responses(
-        (status = 200, description = "The payment details, signed (H3)", body = StatusReply),
-        (status = 400, response = BadRequest), (status = 403, response = Forbidden),
-        (status = 404, response = NotFound), (status = 405, response = MethodNotAllowed),
-        (status = 503, response = Unavailable),
-    ))]
-#[allow(dead_code)]
-fn status_by_query() {}
-
 /// The §6.1 status reply for an order.
 pub fn payment_details(
     app: &Services,
     merchant: &Merchant,
     order: &OrderRow,
-) -> Result<serde_json::Value, ApiError> {
+) -> Result<StatusReply, ApiError> {
     let state = order.state;
     let paid = state.is_paid();
     let amount = if paid {
@@ -220,4 +209,79 @@ pub fn payment_details(
         app.cafe24_service_key.expose_secret().as_bytes(),
         merchant.cancel_mode.as_str(),
     ))
+    .map(StatusReply)
 }
+
+/// 200 of `…/checkout/status` (§6.1): the payment details Cafe24's `PaymentResult`
+/// renders (every value a string), signed with H3. `cafe24::payment_result` owns the
+/// field list; the document's shape is the table [`STATUS_FIELDS`].
+#[derive(serde::Serialize)]
+#[serde(transparent)]
+pub struct StatusReply(serde_json::Value);
+
+impl utoipa::PartialSchema for StatusReply {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        fields::object("The §6.1 payment details, signed with H3", &STATUS_FIELDS)
+    }
+}
+
+impl utoipa::ToSchema for StatusReply {}
+
+/// The fields of the §6.1 status reply, as `cafe24::payment_result` renders them.
+const STATUS_FIELDS: [Field; 16] = [
+    Field::required("partner_id", "mall_id:shop_no:public_ref").pattern(fields::PARTNER_ID),
+    Field::required("paymethod", "`card`, `etc`, or the merchant's override"),
+    Field::required("tid", "KOMOJU's payment id; empty before a payment exists").max_length(100),
+    Field::required("amount", "The paid amount; `0` when nothing is paid").pattern(fields::AMOUNT),
+    Field::required("order_id", "Cafe24's order id"),
+    Field::required("currency", "ISO 4217").pattern(fields::CURRENCY),
+    Field::required("cancel_mode", "`sync` or `async`").one_of(&["sync", "async"]),
+    Field::required("all_cancel_tf", "T or F").one_of(&["T", "F"]),
+    Field::required("part_cancel_tf", "T or F").one_of(&["T", "F"]),
+    Field::required("escrow_tf", "T or F").one_of(&["T", "F"]),
+    Field::required("payed_tf", "`T` when paid").one_of(&["T", "F"]),
+    Field::required("easy_pay", "Cafe24's easy-pay flag"),
+    Field::required("hash_data", "H3 over amount · currency · order_id · partner_id · tid").pattern(fields::BASE64_MAC),
+    Field::required("extra_data", "Cafe24's extra_data, echoed"),
+    Field::required("result_code", "`0000` paid, `1400` not paid").one_of(&["0000", "1400"]),
+    Field::required("result_message", "For people"),
+];
+
+crate::request_schema!(
+    /// `POST …/synchronous-checkout/checkout` (§6.1).
+    CheckoutRequest,
+    "Cafe24's payment request, signed with H1; unknown fields are kept on the order",
+    &CHECKOUT_FIELDS
+);
+
+/// The fields of a checkout request (§6.1) as `checkout::start` reads them.
+pub const CHECKOUT_FIELDS: [Field; 12] = [
+    Field::required("partner_id", "`{mall_id}:{shop_no}:{public_ref}`")
+        .pattern(fields::PARTNER_ID)
+        .example("demomall:1:demo-public"),
+    Field::required("order_id", "Cafe24's order id")
+        .pattern(fields::ORDER_ID)
+        .example("20220519-0000029"),
+    Field::required("amount", "A positive decimal in Cafe24's format")
+        .pattern(fields::AMOUNT)
+        .example("3065.00"),
+    Field::required("currency", "ISO 4217").pattern(fields::CURRENCY).example("JPY"),
+    Field::required("return_url", "Where the buyer is sent back; its host must be allowed (§10)")
+        .pattern(fields::URL)
+        .max_length(2048),
+    Field::required("hash_data", "H1: base64(HMAC-SHA256(service key, amount · currency · order_id · partner_id))")
+        .pattern(fields::BASE64_MAC),
+    Field::optional("buyer_id", "The buyer's member id").max_length(100),
+    Field::optional("shop_no", "The shop number").pattern(fields::SHOP_NO),
+    Field::optional("buyer_email", "The buyer's e-mail address").max_length(200),
+    Field::optional("buyer_name", "The buyer's name").max_length(200),
+    Field::optional("lang", "The buyer's language").max_length(10),
+    Field::optional("extra_data", "Echoed back to Cafe24").max_length(2000),
+];
+
+crate::request_schema!(
+    /// `…/checkout/status` (§6.1).
+    StatusRequest,
+    "The order's key",
+    &[Field::required("key", "The signed order token given with the checkout's redirect").pattern(fields::ORDER_KEY)]
+);
