@@ -25,8 +25,10 @@ import base64
 import hashlib
 import hmac
 import http.client
+import atexit
 import json
 import os
+import sys
 import time
 import urllib.parse
 from typing import Any
@@ -40,6 +42,8 @@ CLIENT_ID = os.environ.get("CAFE24_CLIENT_ID", "dev-cafe24-client-id")
 CLIENT_SECRET = os.environ.get("CAFE24_CLIENT_SECRET", "dev-cafe24-client-secret")
 WEBHOOK_SECRET = os.environ.get("HOOK_WEBHOOK_SECRET", "whsec_demomall_0123456789")
 OPERATOR_TOKEN = os.environ.get("HOOK_OPERATOR_TOKEN", "")
+# Where the per-operation tally of positive cases is written at exit (stderr when unset).
+REPORT = os.environ.get("HOOK_REPORT", "")
 MALL = "demomall"
 PARTNER_ID = "demomall:1:demo-public"
 # A second mall for the install and settings-site cases, so that `disconnect` never
@@ -82,8 +86,10 @@ def reservation_hmac(order_id: str, total_major: int, response_time: str, rnu: s
     return base64.b64encode(mac.digest()).decode()
 
 
-def launch_query(mall: str) -> str:
-    """A launch query signed with the client secret (§12), `hmac` last."""
+def launch_pairs(mall: str) -> list[tuple[str, str]]:
+    """A launch query signed with the client secret (§12), `hmac` last. Each launch URL
+    is accepted once: every one here has its own `user_name`."""
+    _counter[0] += 1
     pairs = [
         ("is_multi_shop", "F"),
         ("lang", "en_US"),
@@ -92,12 +98,16 @@ def launch_query(mall: str) -> str:
         ("shop_no", "1"),
         ("timestamp", str(int(time.time()))),
         ("user_id", mall),
-        ("user_name", "hook"),
+        ("user_name", f"hook{_counter[0]}"),
         ("user_type", "P"),
     ]
-    query = "&".join(f"{k}={urllib.parse.quote(v, safe='')}" for k, v in pairs)
+    query = urllib.parse.urlencode(pairs)
     mac = hmac.new(CLIENT_SECRET.encode(), query.encode(), hashlib.sha256)
-    return f"{query}&hmac={urllib.parse.quote(base64.b64encode(mac.digest()).decode(), safe='')}"
+    return [*pairs, ("hmac", base64.b64encode(mac.digest()).decode())]
+
+
+def launch_query(mall: str) -> str:
+    return urllib.parse.urlencode(launch_pairs(mall))
 
 
 # ---- plain HTTP for making the records --------------------------------------------------
@@ -204,20 +214,33 @@ def paid_order(flow: str) -> dict[str, str]:
     return record
 
 
-def external_order() -> dict[str, str]:
-    """An external checkout (§6.3): a signed reservation, paid on the sandbox."""
-    if "order_external" in _records:
-        return _records["order_external"]
+def external_order(paid: bool) -> dict[str, str]:
+    """An external checkout (§6.3) from a signed reservation: still pending, with its
+    review page's key and form token (the demo merchant shows the review page), or paid
+    on the sandbox and returned."""
+    name = "order_external_paid" if paid else "order_external"
+    if name in _records:
+        return _records[name]
     body = reservation()
     started = expect(request("POST", "/api/external-checkout/payload", body=json.dumps(body).encode(),
                              headers={"Content-Type": "application/json"}), (200,), "payload").json()
-    record = {"order_id": body["order_id"], "review_url": started.get("review_url") or ""}
-    callback = expect(request("POST", f"{started['session_url']}/pay", form={"method": "credit_card"}),
-                      (302,), "the sandbox's pay").location()
-    q = query_of(callback)
-    record.update(key=q["key"], session_id=q.get("session_id", ""))
-    _records["order_external"] = record
+    review_url = started.get("review_url") or ""
+    record = {"order_id": body["order_id"], "key": query_of(review_url).get("key", "")}
+    if paid:
+        callback = expect(request("POST", f"{started['session_url']}/pay", form={"method": "credit_card"}),
+                          (302,), "the sandbox's pay").location()
+        q = query_of(callback)
+        record.update(key=q["key"], session_id=q.get("session_id", ""))
+    elif review_url:
+        record["csrf"] = csrf_of(request("GET", review_url).text())
+    _records[name] = record
     return record
+
+
+def csrf_of(page: str) -> str:
+    marker = 'name="csrf" value="'
+    start = page.find(marker)
+    return page[start + len(marker):].split('"', 1)[0] if start >= 0 else ""
 
 
 def reservation() -> dict[str, Any]:
@@ -248,7 +271,8 @@ def notification_id() -> int:
 
 
 def oauth_grant(mall: str) -> tuple[dict[str, str], str]:
-    """Launch → the stand-in's consent (allow) → the callback's query and state cookie."""
+    """Launch of a mall without a token → the stand-in's consent (allow) → the
+    callback's query and state cookie."""
     launch = expect(request("GET", f"/cafe24/launch?{launch_query(mall)}"), (302,), "launch")
     state_cookie = launch.cookie("cafe24_komoju_oauth")
     authorize = launch.location()
@@ -262,21 +286,35 @@ def oauth_grant(mall: str) -> tuple[dict[str, str], str]:
 def settings_session(renew: bool = False) -> dict[str, str]:
     """A settings-site session of SETTINGS_MALL and its page's CSRF token."""
     if renew or "session" not in _records:
-        query, state_cookie = oauth_grant(SETTINGS_MALL)
-        callback = expect(request("GET", "/cafe24/oauth/callback?" + urllib.parse.urlencode(query),
-                                  headers={"Cookie": f"cafe24_komoju_oauth={state_cookie}"}),
-                          (302,), "oauth callback")
-        _records["session"] = {"cookie": callback.cookie("cafe24_komoju_session")}
+        launch = expect(request("GET", f"/cafe24/launch?{launch_query(SETTINGS_MALL)}"), (302,), "launch")
+        cookie = launch.cookie("cafe24_komoju_session")
+        if not cookie:  # no token yet: through the consent
+            query, state_cookie = oauth_grant(SETTINGS_MALL)
+            callback = expect(request("GET", "/cafe24/oauth/callback?" + urllib.parse.urlencode(query),
+                                      headers={"Cookie": f"cafe24_komoju_oauth={state_cookie}"}),
+                              (302,), "oauth callback")
+            cookie = callback.cookie("cafe24_komoju_session")
+        _records["session"] = {"cookie": cookie}
+        save_komoju_keys(cookie)
     session = _records["session"]
     page = request("GET", f"/settings/{SETTINGS_MALL}",
                    headers={"Cookie": f"cafe24_komoju_session={session['cookie']}"})
     if page.status != 200 and not renew:
         return settings_session(renew=True)
-    marker = 'name="csrf" value="'
-    text = page.text()
-    start = text.find(marker)
-    session["csrf"] = text[start + len(marker):].split('"', 1)[0] if start >= 0 else ""
+    session["csrf"] = csrf_of(page.text())
     return session
+
+
+KOMOJU_FORM = {"secret_key": "sk_test_hookmall_0123456789", "webhook_secret": "whsec_hookmall_0123456789",
+               "payment_types_shown": "1", "payment_types": "credit_card", "cancel_mode": "sync",
+               "locale": "ja"}
+
+
+def save_komoju_keys(cookie: str) -> None:
+    """The settings mall's KOMOJU keys, as a merchant saves them on the settings page."""
+    headers = {"Cookie": f"cafe24_komoju_session={cookie}"}
+    csrf = csrf_of(request("GET", f"/settings/{SETTINGS_MALL}", headers=headers).text())
+    request("POST", f"/settings/{SETTINGS_MALL}/komoju", form={"csrf": csrf, **KOMOJU_FORM}, headers=headers)
 
 
 # ---- filling a case ---------------------------------------------------------------------
@@ -336,8 +374,6 @@ def with_key(case, order: dict[str, str], session: bool) -> None:
     case.query = {"key": order["key"]}
     if session and order.get("session_id"):
         case.query["session_id"] = order["session_id"]
-    if isinstance(case.body, dict):
-        case.body = {}
 
 
 def settings_form(case, extra: dict[str, str]) -> None:
@@ -359,17 +395,16 @@ def fill(case, kwargs: dict) -> None:
     elif path == "/api/synchronous-checkout/checkout/status":
         order = paid_order("sync")
         if method == "GET":
-            with_key(case, order, session=False)
-            case.body = None if not isinstance(case.body, dict) else {}
+            case.query = {"key": order["key"]}
         else:
             case.query = {}
             fields_of(case)["key"] = order["key"]
     elif path in ("/api/synchronous-checkout/checkout/callback", "/api/asynchronous-checkout/checkout/callback"):
         with_key(case, paid_order("sync" if "/synchronous" in path else "async"), session=True)
     elif path == "/api/external-checkout/order/callback":
-        with_key(case, external_order(), session=True)
+        with_key(case, external_order(paid=True), session=True)
     elif path == "/api/external-checkout/order/review":
-        case.query = {"key": external_order()["key"]}
+        case.query = {"key": external_order(paid=False)["key"]}
     elif path == "/api/external-checkout/order/pay":
         fill_pay(case)
     elif path == "/api/external-checkout/script/data":
@@ -384,10 +419,9 @@ def fill(case, kwargs: dict) -> None:
     elif path.startswith("/operator/api/v1/"):
         fill_operator(case, path)
     elif path == "/cafe24/launch":
-        case.query = {}
-        kwargs["params"] = launch_query(SETTINGS_MALL)
+        case.query = dict(launch_pairs(SETTINGS_MALL))
     elif path == "/cafe24/oauth/callback":
-        query, state_cookie = oauth_grant(SETTINGS_MALL)
+        query, state_cookie = oauth_grant(fresh("oauth").replace("-", "_"))
         case.query = query
         case.cookies = {"cafe24_komoju_oauth": state_cookie}
     elif path == "/cafe24/webhooks":
@@ -397,19 +431,13 @@ def fill(case, kwargs: dict) -> None:
 
 
 def fill_pay(case) -> None:
-    order = external_order()
-    csrf = ""
-    if order.get("review_url"):
-        page = request("GET", order["review_url"]).text()
-        marker = 'name="csrf" value="'
-        start = page.find(marker)
-        csrf = page[start + len(marker):].split('"', 1)[0] if start >= 0 else ""
-    case.body = {"key": order["key"], "csrf": csrf or "none"}
+    order = external_order(paid=False)
+    case.body = {"key": order["key"], "csrf": order.get("csrf", "")}
 
 
 def fill_operator(case, path: str) -> None:
     if path == "/operator/api/v1/orders":
-        case.query = {"mall_id": MALL}
+        case.query = dict(case.query or {}, mall=MALL)
     elif path == "/operator/api/v1/orders/{mall_id}/{order_id}":
         case.path_parameters = {"mall_id": MALL, "order_id": paid_order("sync")["order_id"]}
     elif path == "/operator/api/v1/notifications":
@@ -424,7 +452,7 @@ def fill_settings(case, path: str) -> None:
         case.path_parameters = {"mall_id": SETTINGS_MALL}
         case.cookies = {"cafe24_komoju_session": session["cookie"]}
     elif path.endswith("/komoju"):
-        settings_form(case, {"cancel_mode": "sync"})
+        settings_form(case, dict(KOMOJU_FORM))
     elif path.endswith("/{switch}"):
         settings_form(case, {"on": "0"})
         case.path_parameters.update(shop_no="1", switch="script")
@@ -447,3 +475,46 @@ def before_call(context, case, kwargs):
     """Fills and signs each positive case (see the module's doc)."""
     if _is_positive(case):
         fill(case, kwargs)
+
+
+# (method path) → {"served": n, "refused": n}: positive cases answered 2xx/3xx, or 4xx.
+_tally: dict[str, dict[str, int]] = {}
+
+
+@schemathesis.hook
+def after_call(context, case, response):
+    """Counts, per operation, the positive cases its logic served (2xx/3xx) and the ones
+    it refused (4xx): the evidence that every operation is tested past its check."""
+    if os.environ.get("HOOK_DEBUG"):
+        with open(os.environ["HOOK_DEBUG"], "a", encoding="utf-8") as log:
+            mode = case.meta.generation.mode if case.meta else None
+            log.write(f"{case.method.upper()} {case.path} {mode} {response.status_code} {case.query} {case.body!r:.80} {response.text[:120]!r}\n")
+    if not _is_positive(case):
+        return
+    label = f"{case.method.upper()} {case.path}"
+    row = _tally.setdefault(label, {"served": 0, "refused": 0})
+    row["served" if response.status_code < 400 else "refused"] += 1
+
+
+@atexit.register
+def _report() -> None:
+    if not _tally:
+        return
+    lines = [f"{served:6} {refused:6}  {label}" for label, (served, refused) in
+             sorted((k, (v["served"], v["refused"])) for k, v in _tally.items())]
+    never = [label for label, v in _tally.items() if v["served"] == 0]
+    try:
+        paths = request("GET", "/openapi.json").json()["paths"]
+        documented = {f"{m.upper()} {p}" for p, item in paths.items() for m in item
+                      if m in ("get", "post", "put", "patch", "delete")}
+        unseen = sorted(documented - set(_tally))
+    except Exception as e:  # the report is evidence, never a reason to fail the run itself
+        unseen = [f"(the document could not be read: {e})"]
+    text = "\n".join(["positive cases per operation: served (2xx/3xx), refused (4xx)", *lines,
+                      f"documented operations with no positive case sent: {unseen}",
+                      f"{len(_tally)} operations; served none: {len(never)} {sorted(never)}"]) + "\n"
+    if REPORT:
+        with open(REPORT, "w", encoding="utf-8") as out:
+            out.write(text)
+    else:
+        sys.stderr.write(text)

@@ -153,9 +153,9 @@ impl ResponseError for ApiError {
             ApiError::InvalidAmount(_)
             | ApiError::UnsupportedCurrency
             | ApiError::UrlNotAllowed(_) => StatusCode::BAD_REQUEST,
-            ApiError::InvalidHash | ApiError::InvalidReservationHmac | ApiError::InvalidSignature => {
-                StatusCode::UNAUTHORIZED
-            }
+            ApiError::InvalidHash
+            | ApiError::InvalidReservationHmac
+            | ApiError::InvalidSignature => StatusCode::UNAUTHORIZED,
             ApiError::UnknownMerchant | ApiError::OrderNotFound => StatusCode::NOT_FOUND,
             ApiError::MerchantDisabled => StatusCode::FORBIDDEN,
             ApiError::OrderConflict(_)
@@ -272,7 +272,9 @@ pub mod responses {
 
     /// 401: `invalid_hash` (Cafe24's `hash_data`, the reservation's `hmac`).
     #[derive(ToResponse)]
-    #[response(description = "invalid_hash: hash_data (or the reservation's hmac) is missing or wrong")]
+    #[response(
+        description = "invalid_hash: hash_data (or the reservation's hmac) is missing or wrong"
+    )]
     pub struct InvalidHash(pub super::ErrorEnvelope);
 
     /// 401: `unauthorized` (the operator API without a valid bearer token).

@@ -13,10 +13,10 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::fields::{self, Field};
 use super::{CheckoutReply, State};
-use crate::error::responses::*;
 use crate::cafe24;
 use crate::checkout::{self, Returned};
 use crate::db::orders::OrderRow;
+use crate::error::responses::*;
 use crate::error::ApiError;
 use crate::orders::state::OrderState;
 use crate::orders::Flow;
@@ -141,9 +141,12 @@ const ASYNC_CHECKOUT_FIELDS: [Field; 13] = {
         c,
         d,
         e,
-        Field::required("return_noty_url", "Where the payment notice is POSTed (§9); its host must be allowed")
-            .pattern(fields::URL)
-            .max_length(2048),
+        Field::required(
+            "return_noty_url",
+            "Where the payment notice is POSTed (§9); its host must be allowed",
+        )
+        .pattern(fields::URL)
+        .max_length(2048),
         f,
         g,
         h,

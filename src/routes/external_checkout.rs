@@ -18,8 +18,8 @@ use utoipa::ToSchema;
 
 use super::fields::{self, Field};
 use super::{State, SUCCESS};
-use crate::error::responses::*;
 use crate::checkout::{self, Returned};
+use crate::error::responses::*;
 use crate::error::ApiError;
 use crate::external_checkout::{self as external, Payload};
 use crate::orders::state::OrderState;
@@ -368,4 +368,3 @@ pub struct Reservation {
     #[schema(required = false)]
     pub total: Text,
 }
-

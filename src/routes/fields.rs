@@ -15,8 +15,11 @@ use utoipa::openapi::RefOr;
 pub struct Field {
     /// The field's name on the wire (`partner_id`).
     pub name: &'static str,
-    /// Whether the use case refuses a request without it.
+    /// Whether the use case refuses a request without it (a reply: whether it is always
+    /// there).
     pub required: bool,
+    /// Whether an empty value is refused (`minLength` 1); every required request field.
+    pub non_empty: bool,
     /// What it is, for people.
     pub description: &'static str,
     /// The rule the value meets (an ECMA-262 regular expression), when there is one.
@@ -35,6 +38,7 @@ impl Field {
         Field {
             name,
             required: true,
+            non_empty: true,
             description,
             pattern: None,
             max_length: None,
@@ -47,6 +51,15 @@ impl Field {
     pub const fn optional(name: &'static str, description: &'static str) -> Field {
         Field {
             required: false,
+            non_empty: false,
+            ..Field::required(name, description)
+        }
+    }
+
+    /// A string field always there, possibly empty (a reply's).
+    pub const fn present(name: &'static str, description: &'static str) -> Field {
+        Field {
+            non_empty: false,
             ..Field::required(name, description)
         }
     }
@@ -86,7 +99,7 @@ impl Field {
             .description(Some(self.description))
             .pattern(self.pattern)
             .max_length(self.max_length)
-            .min_length(self.required.then_some(1));
+            .min_length(self.non_empty.then_some(1));
         if !self.values.is_empty() {
             schema = schema.enum_values(Some(self.values.iter().copied()));
         }

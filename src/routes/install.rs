@@ -11,10 +11,10 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::{AckReply, Up};
-use crate::error::responses::*;
 use super::settings_site::{cookie, session_cookie};
 use super::State;
+use super::{AckReply, Up};
+use crate::error::responses::*;
 use crate::error::ApiError;
 use crate::install::{self, lifecycle, Callback, InstallError, Launched};
 use crate::keys::session::STATE_COOKIE;
@@ -135,12 +135,10 @@ async fn webhooks(
     }
     let body = crate::cafe24::read_bytes(&req, payload, app.body_limits).await?;
     match lifecycle::receive(&app, &body).await {
-        Ok(outcome) => {
-            Ok(HttpResponse::Ok().json(AckReply {
-                status: Up::Ok,
-                outcome: outcome.as_str(),
-            }))
-        }
+        Ok(outcome) => Ok(HttpResponse::Ok().json(AckReply {
+            status: Up::Ok,
+            outcome: outcome.as_str(),
+        })),
         Err(lifecycle::LifecycleError::Invalid(why)) => Err(ApiError::invalid(why)),
         Err(lifecycle::LifecycleError::Unavailable) => Err(ApiError::Unavailable),
     }
@@ -160,4 +158,3 @@ pub struct AppEvent {
     #[schema(required = false, value_type = Object)]
     pub resource: serde_json::Value,
 }
-

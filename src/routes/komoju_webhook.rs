@@ -6,11 +6,11 @@
 //! The route reads `mall_id`, the raw body (size- and time-limited) and the two headers,
 //! and hands them to [`crate::webhooks::receive`], which owns the pipeline.
 
-use actix_web::{web, HttpRequest, HttpResponse};
 use super::{AckReply, State, Up};
 use crate::error::responses::*;
 use crate::error::ApiError;
 use crate::webhooks::{self, Delivery, Received};
+use actix_web::{web, HttpRequest, HttpResponse};
 
 /// Mounts the handler at every webhook path.
 pub fn configure(cfg: &mut web::ServiceConfig) {

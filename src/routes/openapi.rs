@@ -18,12 +18,12 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{OpenApi as Document, PathItem};
 use utoipa::{Modify, OpenApi};
 
-use crate::error::responses::*;
-use crate::error::{ErrorEnvelope, ErrorCode};
 use super::{
     asynchronous_cancellation, asynchronous_checkout, external_checkout, install, komoju_webhook,
     operator, settings_site, synchronous_cancellation, synchronous_checkout,
 };
+use crate::error::responses::*;
+use crate::error::{ErrorCode, ErrorEnvelope};
 
 /// Where the document is served.
 pub const PATH: &str = "/openapi.json";
@@ -62,6 +62,7 @@ pub const ALIASES: [(&str, &str); 4] = [
         synchronous_checkout::checkout,
         synchronous_checkout::callback,
         synchronous_checkout::status,
+        synchronous_checkout::status_by_query,
         asynchronous_checkout::checkout,
         asynchronous_checkout::callback,
         komoju_webhook::webhook,

@@ -7,9 +7,9 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use crate::error::responses::*;
 use super::State;
 use crate::db::notifications::NotificationState;
+use crate::error::responses::*;
 use crate::error::ApiError;
 use crate::operator::{self, OrderFilter};
 use crate::orders::state::OrderState;
@@ -67,10 +67,14 @@ fn reply(body: serde_json::Value) -> HttpResponse {
 #[utoipa::path(get, path = "/operator/api/v1/orders", tag = "operator API",
     security(("operator_token" = [])),
     params(
-        ("mall" = Option<String>, Query, description = "Only this mall"),
-        ("state" = Option<String>, Query, description = "Only this §5 state"),
-        ("since" = Option<String>, Query, description = "YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS (UTC)"),
-        ("limit" = Option<i64>, Query, description = "At most this many (50)"),
+        ("mall" = Option<String>, Query, description = "Only this mall",
+            pattern = "^[a-z0-9_-]{1,50}$"),
+        ("state" = Option<String>, Query, description = "Only this §5 state",
+            pattern = "^(pending|awaiting_payment|authorized|paid|amount_mismatch|partially_refunded|refunded|cancelled|expired|failed)$"),
+        ("since" = Option<String>, Query, description = "YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS (UTC)",
+            pattern = "^20[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]Z?)?$"),
+        ("limit" = Option<i64>, Query, description = "At most this many (50; 1 to 1000)",
+            minimum = 1, maximum = 1000),
     ),
     responses(
         (status = 200, description = "The orders", body = OperatorOrders),
@@ -125,8 +129,10 @@ async fn order(
 #[utoipa::path(get, path = "/operator/api/v1/notifications", tag = "operator API",
     security(("operator_token" = [])),
     params(
-        ("state" = Option<String>, Query, description = "pending, delivered or dead"),
-        ("limit" = Option<i64>, Query, description = "At most this many (50)"),
+        ("state" = Option<String>, Query, description = "pending, delivered or dead",
+            pattern = "^(pending|delivered|dead)$"),
+        ("limit" = Option<i64>, Query, description = "At most this many (50; 1 to 1000)",
+            minimum = 1, maximum = 1000),
     ),
     responses(
         (status = 200, description = "The notifications", body = OperatorNotifications),
@@ -269,4 +275,3 @@ pub struct OperatorMerchants {
     #[schema(value_type = Vec<Object>)]
     pub merchants: Vec<serde_json::Value>,
 }
-

@@ -21,9 +21,9 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use secrecy::SecretString;
 
 use super::settings_forms::*;
-use crate::error::responses::*;
 use super::settings_pages::{self, STYLESHEET, STYLESHEET_PATH};
 use super::State;
+use crate::error::responses::*;
 use crate::install::site::{self, KomojuForm, SiteError};
 use crate::keys::session::{Session, SESSION_COOKIE, SESSION_TTL_SECS};
 use crate::services::Services;

@@ -7,9 +7,9 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::fields::{self, Field};
 use super::{ResultReply, State};
-use crate::error::responses::*;
 use crate::cafe24;
 use crate::cancellation::{self, Mode};
+use crate::error::responses::*;
 use crate::error::ApiError;
 
 /// Mounts the route and its alias.

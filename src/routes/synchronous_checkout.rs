@@ -13,10 +13,10 @@ use secrecy::ExposeSecret;
 
 use super::fields::{self, Field};
 use super::{CheckoutReply, State};
-use crate::error::responses::*;
 use crate::cafe24::{self, payment_result::PaymentResult};
 use crate::checkout::{self, Returned};
 use crate::db::orders::OrderRow;
+use crate::error::responses::*;
 use crate::error::ApiError;
 use crate::merchant::Merchant;
 use crate::orders::state::OrderState;
@@ -38,7 +38,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(
                 super::scoped(PREFIX, "/status", "GET, POST")
                     .route(web::post().to(status))
-                    .route(web::get().to(status)),
+                    .route(web::get().to(status_by_query)),
             ),
     );
 }
@@ -133,10 +133,8 @@ fn redirect(
     super::found(&order.return_url, &params)
 }
 
-/// `GET|POST …/checkout/status` (field `key`, in the query string or the body): the §6.1
-/// payment details with H3.
-#[utoipa::path(method(get, post), path = "/api/synchronous-checkout/checkout/status", tag = "synchronous checkout",
-    params(("key" = Option<String>, Query, description = "The order's signed token, when not in the body")),
+/// `POST …/checkout/status` (field `key` in the body): the §6.1 payment details with H3.
+#[utoipa::path(post, path = "/api/synchronous-checkout/checkout/status", tag = "synchronous checkout",
     request_body(content(
         (StatusRequest = "application/x-www-form-urlencoded"),
         (StatusRequest = "application/json"))),
@@ -153,21 +151,47 @@ async fn status(
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let fields = cafe24::query_and_body(&req, body, app.body_limits).await?;
-    let key = crate::checkout::key::verify(&app, &fields)?;
-    let mut order = crate::checkout::key::order_of(&app, &key).await?;
+    status_reply(&app, &fields).await
+}
+
+/// `GET …/checkout/status?key`: [`status`] with the field in the query string (a GET
+/// with a body is refused, so the two are documented apart).
+#[utoipa::path(get, path = "/api/synchronous-checkout/checkout/status", tag = "synchronous checkout",
+    params(("key" = String, Query, description = "The order's signed token",
+        pattern = "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$")),
+    responses(
+        (status = 200, description = "The payment details, signed (H3)", body = StatusReply),
+        (status = 400, response = BadRequest), (status = 403, response = Forbidden),
+        (status = 404, response = NotFound), (status = 405, response = MethodNotAllowed),
+        (status = 408, response = Timeout), (status = 413, response = TooLarge),
+        (status = 503, response = Unavailable),
+    ))]
+async fn status_by_query(
+    app: State,
+    req: HttpRequest,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let fields = cafe24::query_and_body(&req, body, app.body_limits).await?;
+    status_reply(&app, &fields).await
+}
+
+/// The order `fields`' `key` names, refreshed from KOMOJU while pending, as §6.1's reply.
+async fn status_reply(app: &Services, fields: &cafe24::Fields) -> Result<HttpResponse, ApiError> {
+    let key = crate::checkout::key::verify(app, fields)?;
+    let mut order = crate::checkout::key::order_of(app, &key).await?;
     let merchant = app.merchants.load(&order.mall_id, None).await?;
     if order.state == OrderState::Pending && order.komoju_session_id.is_some() {
         // The buyer may never have come back: ask KOMOJU, but answer from our records
         // if it cannot say.
         let pk = order.id.clone();
-        match checkout::refresh_from_session(&app, &merchant, order.clone(), "status").await {
+        match checkout::refresh_from_session(app, &merchant, order.clone(), "status").await {
             Ok(o) => order = o,
             Err(e) => {
                 log::warn!("status of order {pk}: KOMOJU read failed ({e}); answering from records")
             }
         }
     }
-    Ok(HttpResponse::Ok().json(payment_details(&app, &merchant, &order)?))
+    Ok(HttpResponse::Ok().json(payment_details(app, &merchant, &order)?))
 }
 
 /// The §6.1 status reply for an order.
@@ -193,23 +217,24 @@ pub fn payment_details(
         OrderState::AwaitingPayment => ("1400", "Payment is awaited".to_owned()),
         s => ("1400", format!("Payment not completed ({s})")),
     };
-    Ok(PaymentResult {
-        partner_id: &order.partner_id,
-        paymethod: merchant.paymethod(order.payment_type.as_deref()),
-        tid: &tid,
-        amount: &amount,
-        order_id: &order.order_id,
-        currency: &order.currency,
-        payed: paid,
-        extra_data: order.extra_data.as_deref().unwrap_or_default(),
-        result_code,
-        result_message: &result_message,
-    }
-    .status_reply(
-        app.cafe24_service_key.expose_secret().as_bytes(),
-        merchant.cancel_mode.as_str(),
+    Ok(StatusReply(
+        PaymentResult {
+            partner_id: &order.partner_id,
+            paymethod: merchant.paymethod(order.payment_type.as_deref()),
+            tid: &tid,
+            amount: &amount,
+            order_id: &order.order_id,
+            currency: &order.currency,
+            payed: paid,
+            extra_data: order.extra_data.as_deref().unwrap_or_default(),
+            result_code,
+            result_message: &result_message,
+        }
+        .status_reply(
+            app.cafe24_service_key.expose_secret().as_bytes(),
+            merchant.cancel_mode.as_str(),
+        ),
     ))
-    .map(StatusReply)
 }
 
 /// 200 of `…/checkout/status` (§6.1): the payment details Cafe24's `PaymentResult`
@@ -229,22 +254,26 @@ impl utoipa::ToSchema for StatusReply {}
 
 /// The fields of the §6.1 status reply, as `cafe24::payment_result` renders them.
 const STATUS_FIELDS: [Field; 16] = [
-    Field::required("partner_id", "mall_id:shop_no:public_ref").pattern(fields::PARTNER_ID),
-    Field::required("paymethod", "`card`, `etc`, or the merchant's override"),
-    Field::required("tid", "KOMOJU's payment id; empty before a payment exists").max_length(100),
-    Field::required("amount", "The paid amount; `0` when nothing is paid").pattern(fields::AMOUNT),
-    Field::required("order_id", "Cafe24's order id"),
-    Field::required("currency", "ISO 4217").pattern(fields::CURRENCY),
-    Field::required("cancel_mode", "`sync` or `async`").one_of(&["sync", "async"]),
-    Field::required("all_cancel_tf", "T or F").one_of(&["T", "F"]),
-    Field::required("part_cancel_tf", "T or F").one_of(&["T", "F"]),
-    Field::required("escrow_tf", "T or F").one_of(&["T", "F"]),
-    Field::required("payed_tf", "`T` when paid").one_of(&["T", "F"]),
-    Field::required("easy_pay", "Cafe24's easy-pay flag"),
-    Field::required("hash_data", "H3 over amount · currency · order_id · partner_id · tid").pattern(fields::BASE64_MAC),
-    Field::required("extra_data", "Cafe24's extra_data, echoed"),
-    Field::required("result_code", "`0000` paid, `1400` not paid").one_of(&["0000", "1400"]),
-    Field::required("result_message", "For people"),
+    Field::present("partner_id", "mall_id:shop_no:public_ref").pattern(fields::PARTNER_ID),
+    Field::present("paymethod", "`card`, `etc`, or the merchant's override"),
+    Field::present("tid", "KOMOJU's payment id; empty before a payment exists").max_length(100),
+    Field::present("amount", "The paid amount; `0` when nothing is paid").pattern(fields::AMOUNT),
+    Field::present("order_id", "Cafe24's order id"),
+    Field::present("currency", "ISO 4217").pattern(fields::CURRENCY),
+    Field::present("cancel_mode", "`sync` or `async`").one_of(&["sync", "async"]),
+    Field::present("all_cancel_tf", "T or F").one_of(&["T", "F"]),
+    Field::present("part_cancel_tf", "T or F").one_of(&["T", "F"]),
+    Field::present("escrow_tf", "T or F").one_of(&["T", "F"]),
+    Field::present("payed_tf", "`T` when paid").one_of(&["T", "F"]),
+    Field::present("easy_pay", "Cafe24's easy-pay flag"),
+    Field::present(
+        "hash_data",
+        "H3 over amount · currency · order_id · partner_id · tid",
+    )
+    .pattern(fields::BASE64_MAC),
+    Field::present("extra_data", "Cafe24's extra_data, echoed"),
+    Field::present("result_code", "`0000` paid, `1400` not paid").one_of(&["0000", "1400"]),
+    Field::present("result_message", "For people"),
 ];
 
 crate::request_schema!(
@@ -265,12 +294,20 @@ pub const CHECKOUT_FIELDS: [Field; 12] = [
     Field::required("amount", "A positive decimal in Cafe24's format")
         .pattern(fields::AMOUNT)
         .example("3065.00"),
-    Field::required("currency", "ISO 4217").pattern(fields::CURRENCY).example("JPY"),
-    Field::required("return_url", "Where the buyer is sent back; its host must be allowed (§10)")
-        .pattern(fields::URL)
-        .max_length(2048),
-    Field::required("hash_data", "H1: base64(HMAC-SHA256(service key, amount · currency · order_id · partner_id))")
-        .pattern(fields::BASE64_MAC),
+    Field::required("currency", "ISO 4217")
+        .pattern(fields::CURRENCY)
+        .example("JPY"),
+    Field::required(
+        "return_url",
+        "Where the buyer is sent back; its host must be allowed (§10)",
+    )
+    .pattern(fields::URL)
+    .max_length(2048),
+    Field::required(
+        "hash_data",
+        "H1: base64(HMAC-SHA256(service key, amount · currency · order_id · partner_id))",
+    )
+    .pattern(fields::BASE64_MAC),
     Field::optional("buyer_id", "The buyer's member id").max_length(100),
     Field::optional("shop_no", "The shop number").pattern(fields::SHOP_NO),
     Field::optional("buyer_email", "The buyer's e-mail address").max_length(200),
