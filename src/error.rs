@@ -364,3 +364,55 @@ impl From<crate::money::MoneyError> for ApiError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_envelope_is_the_section_3_shape_with_the_code_as_error() {
+        let body = serde_json::to_value(ApiError::InvalidSignature.envelope()).unwrap_or_default();
+        assert_eq!(
+            body,
+            serde_json::json!({
+                "result_code": "9999",
+                "result_message": "X-Komoju-Signature is missing or wrong",
+                "error": "invalid_signature",
+            })
+        );
+        assert_eq!(
+            ApiError::InvalidSignature.status_code(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+
+    #[test]
+    fn every_error_code_serializes_as_its_name() {
+        let errors = [
+            ApiError::invalid("x"),
+            ApiError::InvalidAmount("x".into()),
+            ApiError::UnsupportedCurrency,
+            ApiError::InvalidHash,
+            ApiError::InvalidReservationHmac,
+            ApiError::InvalidSignature,
+            ApiError::UrlNotAllowed("x".into()),
+            ApiError::UnknownMerchant,
+            ApiError::MerchantDisabled,
+            ApiError::OrderNotFound,
+            ApiError::OrderConflict("x".into()),
+            ApiError::AmountExceedsRefundable("x".into()),
+            ApiError::TidMismatch,
+            ApiError::NotRefundable("x".into()),
+            ApiError::Upstream("x".into()),
+            ApiError::Unavailable,
+            ApiError::RateLimited,
+            ApiError::Unauthorized,
+            ApiError::Forbidden("x"),
+            ApiError::Internal,
+        ];
+        for e in errors {
+            let code = serde_json::to_value(e.error_code()).unwrap_or_default();
+            assert_eq!(code, serde_json::json!(e.code()), "{e:?}");
+        }
+    }
+}

@@ -16,7 +16,6 @@ use super::{CheckoutReply, State};
 use crate::cafe24;
 use crate::checkout::{self, Returned};
 use crate::db::orders::OrderRow;
-use crate::error::responses::*;
 use crate::error::ApiError;
 use crate::orders::state::OrderState;
 use crate::orders::Flow;
@@ -43,11 +42,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         (AsyncCheckoutRequest = "application/json"))),
     responses(
         (status = 200, description = "Checkout created (or the same one, repeated)", body = CheckoutReply),
-        (status = 400, response = BadRequest), (status = 401, response = InvalidHash),
-        (status = 403, response = Forbidden), (status = 404, response = NotFound),
-        (status = 405, response = MethodNotAllowed), (status = 408, response = Timeout),
-        (status = 409, response = Conflict), (status = 413, response = TooLarge),
-        (status = 502, response = Upstream), (status = 503, response = Unavailable),
+        super::CheckoutFailures,
     ))]
 async fn checkout(
     app: State,
@@ -85,12 +80,7 @@ pub fn result_code(state: OrderState) -> (&'static str, &'static str) {
     responses(
         (status = 302, description = "To Cafe24's stored return_url with result_code, result_message, extra_data",
             headers(("Location" = String))),
-        (status = 400, response = BadRequest), (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 405, response = MethodNotAllowed), (status = 408, response = Timeout),
-        (status = 413, response = TooLarge),
-        (status = 502, description = "KOMOJU could not be read: a page saying to reload", content_type = "text/html"),
-        (status = 503, response = Unavailable),
+        super::CallbackFailures,
     ))]
 async fn callback(
     app: State,

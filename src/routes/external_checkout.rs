@@ -157,11 +157,7 @@ async fn hmac(app: State, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     request_body(description = "Cafe24's reservation", content((Reservation = "application/json"))),
     responses(
         (status = 200, description = "Order and KOMOJU session created", body = ReservationReply),
-        (status = 400, response = BadRequest), (status = 401, response = InvalidHash),
-        (status = 403, response = Forbidden), (status = 404, response = NotFound),
-        (status = 405, response = MethodNotAllowed), (status = 408, response = Timeout),
-        (status = 409, response = Conflict), (status = 413, response = TooLarge),
-        (status = 502, response = Upstream), (status = 503, response = Unavailable),
+        super::CheckoutFailures,
     ))]
 async fn payload(
     app: State,
@@ -209,11 +205,7 @@ async fn review(app: State, req: HttpRequest) -> Result<HttpResponse, ApiError> 
     request_body(content((PayForm = "application/x-www-form-urlencoded"), (PayForm = "application/json"))),
     responses(
         (status = 303, description = "To the KOMOJU hosted page", headers(("Location" = String))),
-        (status = 400, response = BadRequest), (status = 401, response = InvalidHash),
-        (status = 403, response = Forbidden), (status = 404, response = NotFound),
-        (status = 405, response = MethodNotAllowed), (status = 408, response = Timeout),
-        (status = 409, response = Conflict), (status = 413, response = TooLarge),
-        (status = 502, response = Upstream), (status = 503, response = Unavailable),
+        super::CheckoutFailures,
     ))]
 async fn pay(app: State, req: HttpRequest, body: web::Payload) -> Result<HttpResponse, ApiError> {
     let fields = crate::cafe24::read_body(&req, body, app.body_limits).await?;
@@ -234,11 +226,7 @@ async fn pay(app: State, req: HttpRequest, body: web::Payload) -> Result<HttpRes
     ),
     responses(
         (status = 302, description = "To the mall's pgsuccess or pg_fail page", headers(("Location" = String))),
-        (status = 400, response = BadRequest), (status = 403, response = Forbidden),
-        (status = 404, response = NotFound), (status = 405, response = MethodNotAllowed),
-        (status = 408, response = Timeout), (status = 413, response = TooLarge),
-        (status = 502, description = "KOMOJU could not be read: a page saying to reload", content_type = "text/html"),
-        (status = 503, response = Unavailable),
+        super::CallbackFailures,
     ))]
 async fn callback(
     app: State,

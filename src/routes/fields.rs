@@ -111,12 +111,24 @@ impl Field {
 }
 
 /// The JSON schema of a request with `fields`: an object, the required ones required,
-/// any other field allowed.
+/// any other field allowed (kept, never an error) when its name is one a form can carry
+/// once (ASCII word characters: names that differ only in bytes a form decodes alike are
+/// refused as repeated) and its value a string without NUL (refused by the parser).
 pub fn object(description: &str, fields: &[Field]) -> RefOr<Schema> {
+    let other_name = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some("^[A-Za-z0-9_.-]{1,64}$"));
+    let other_value = ObjectBuilder::new()
+        .schema_type(Type::String)
+        .pattern(Some("^[^\\x00]*$"))
+        .max_length(Some(2000));
     let mut object = ObjectBuilder::new()
         .schema_type(Type::Object)
         .description(Some(description))
-        .additional_properties(Some(AdditionalProperties::FreeForm(true)));
+        .property_names(Some(other_name))
+        .additional_properties(Some(AdditionalProperties::RefOr(RefOr::T(Schema::Object(
+            other_value.build(),
+        )))));
     for field in fields {
         object = object.property(field.name, field.schema());
         if field.required {

@@ -27,7 +27,7 @@ use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::error::responses::MethodNotAllowed;
+use crate::error::responses::*;
 use crate::error::ApiError;
 use crate::services::Services;
 
@@ -289,4 +289,98 @@ pub fn retry_page(status: actix_web::http::StatusCode, message: &str) -> HttpRes
         .content_type("text/html; charset=utf-8")
         .insert_header(("Cache-Control", "no-store"))
         .body(pages::retry(message).into_string())
+}
+
+/// The failures of `POST …/checkout` (§6.1, §6.2), each the §3 envelope.
+#[derive(utoipa::IntoResponses)]
+pub enum CheckoutFailures {
+    #[response(status = 400)]
+    BadRequest(#[ref_response] BadRequest),
+    #[response(status = 401)]
+    InvalidHash(#[ref_response] InvalidHash),
+    #[response(status = 403)]
+    Forbidden(#[ref_response] Forbidden),
+    #[response(status = 404)]
+    NotFound(#[ref_response] NotFound),
+    #[response(status = 405)]
+    MethodNotAllowed(#[ref_response] MethodNotAllowed),
+    #[response(status = 408)]
+    Timeout(#[ref_response] Timeout),
+    #[response(status = 409)]
+    Conflict(#[ref_response] Conflict),
+    #[response(status = 413)]
+    TooLarge(#[ref_response] TooLarge),
+    #[response(status = 502)]
+    Upstream(#[ref_response] Upstream),
+    #[response(status = 503)]
+    Unavailable(#[ref_response] Unavailable),
+}
+
+/// The failures of `…/checkout/status` (§6.1), each the §3 envelope.
+#[derive(utoipa::IntoResponses)]
+pub enum StatusFailures {
+    #[response(status = 400)]
+    BadRequest(#[ref_response] BadRequest),
+    #[response(status = 403)]
+    Forbidden(#[ref_response] Forbidden),
+    #[response(status = 404)]
+    NotFound(#[ref_response] NotFound),
+    #[response(status = 405)]
+    MethodNotAllowed(#[ref_response] MethodNotAllowed),
+    #[response(status = 408)]
+    Timeout(#[ref_response] Timeout),
+    #[response(status = 413)]
+    TooLarge(#[ref_response] TooLarge),
+    #[response(status = 503)]
+    Unavailable(#[ref_response] Unavailable),
+}
+
+/// The failures of `POST …/cancel` (§6.4, §6.5), each the §3 envelope.
+#[derive(utoipa::IntoResponses)]
+pub enum CancelFailures {
+    #[response(status = 400)]
+    BadRequest(#[ref_response] BadRequest),
+    #[response(status = 401)]
+    InvalidHash(#[ref_response] InvalidHash),
+    #[response(status = 403)]
+    Forbidden(#[ref_response] Forbidden),
+    #[response(status = 404)]
+    NotFound(#[ref_response] NotFound),
+    #[response(status = 405)]
+    MethodNotAllowed(#[ref_response] MethodNotAllowed),
+    #[response(status = 408)]
+    Timeout(#[ref_response] Timeout),
+    #[response(status = 409)]
+    Conflict(#[ref_response] Conflict),
+    #[response(status = 413)]
+    TooLarge(#[ref_response] TooLarge),
+    #[response(status = 422)]
+    NotRefundable(#[ref_response] NotRefundable),
+    #[response(status = 502)]
+    Upstream(#[ref_response] Upstream),
+    #[response(status = 503)]
+    Unavailable(#[ref_response] Unavailable),
+}
+
+/// The failures of a buyer's return from KOMOJU (`…/callback` of every checkout family):
+/// the §3 envelope, or a page saying to reload when KOMOJU could not be read.
+#[derive(utoipa::IntoResponses)]
+pub enum CallbackFailures {
+    #[response(status = 400)]
+    BadRequest(#[ref_response] BadRequest),
+    #[response(status = 403)]
+    Forbidden(#[ref_response] Forbidden),
+    #[response(status = 404)]
+    NotFound(#[ref_response] NotFound),
+    #[response(status = 405)]
+    MethodNotAllowed(#[ref_response] MethodNotAllowed),
+    #[response(status = 408)]
+    Timeout(#[ref_response] Timeout),
+    #[response(status = 413)]
+    TooLarge(#[ref_response] TooLarge),
+    /// KOMOJU could not be read: a page saying to reload.
+    #[response(status = 502, content_type = "text/html")]
+    RetryPage(String),
+    #[response(status = 503)]
+    Unavailable(#[ref_response] Unavailable),
 }

@@ -16,7 +16,6 @@ use super::{CheckoutReply, State};
 use crate::cafe24::{self, payment_result::PaymentResult};
 use crate::checkout::{self, Returned};
 use crate::db::orders::OrderRow;
-use crate::error::responses::*;
 use crate::error::ApiError;
 use crate::merchant::Merchant;
 use crate::orders::state::OrderState;
@@ -50,11 +49,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         (CheckoutRequest = "application/json"))),
     responses(
         (status = 200, description = "Checkout created (or the same one, repeated)", body = CheckoutReply),
-        (status = 400, response = BadRequest), (status = 401, response = InvalidHash),
-        (status = 403, response = Forbidden), (status = 404, response = NotFound),
-        (status = 405, response = MethodNotAllowed), (status = 408, response = Timeout),
-        (status = 409, response = Conflict), (status = 413, response = TooLarge),
-        (status = 502, response = Upstream), (status = 503, response = Unavailable),
+        super::CheckoutFailures,
     ))]
 async fn checkout(
     app: State,
@@ -75,12 +70,7 @@ async fn checkout(
     responses(
         (status = 302, description = "To Cafe24's stored return_url with result_code, result_message, key, extra_data",
             headers(("Location" = String))),
-        (status = 400, response = BadRequest), (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 405, response = MethodNotAllowed), (status = 408, response = Timeout),
-        (status = 413, response = TooLarge),
-        (status = 502, description = "KOMOJU could not be read: a page saying to reload", content_type = "text/html"),
-        (status = 503, response = Unavailable),
+        super::CallbackFailures,
     ))]
 async fn callback(
     app: State,
@@ -140,10 +130,7 @@ fn redirect(
         (StatusRequest = "application/json"))),
     responses(
         (status = 200, description = "The payment details, signed (H3)", body = StatusReply),
-        (status = 400, response = BadRequest), (status = 403, response = Forbidden),
-        (status = 404, response = NotFound), (status = 405, response = MethodNotAllowed),
-        (status = 408, response = Timeout), (status = 413, response = TooLarge),
-        (status = 503, response = Unavailable),
+        super::StatusFailures,
     ))]
 async fn status(
     app: State,
@@ -161,10 +148,7 @@ async fn status(
         pattern = "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$")),
     responses(
         (status = 200, description = "The payment details, signed (H3)", body = StatusReply),
-        (status = 400, response = BadRequest), (status = 403, response = Forbidden),
-        (status = 404, response = NotFound), (status = 405, response = MethodNotAllowed),
-        (status = 408, response = Timeout), (status = 413, response = TooLarge),
-        (status = 503, response = Unavailable),
+        super::StatusFailures,
     ))]
 async fn status_by_query(
     app: State,
