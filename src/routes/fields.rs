@@ -161,8 +161,6 @@ macro_rules! request_schema {
 /// (`crate::cafe24::partner_id`: `mall_id` 1–50 of `[a-z0-9_-]`, `shop_no` 1–9999 without
 /// leading zeros, `public_ref` 1–100 of `[A-Za-z0-9_.-]`).
 pub const PARTNER_ID: &str = "^[a-z0-9_-]{1,50}:[1-9][0-9]{0,3}:[A-Za-z0-9_.-]{1,100}$";
-/// A Cafe24 `mall_id`: 1–50 of `[a-z0-9_-]`.
-pub const MALL_ID: &str = "^[a-z0-9_-]{1,50}$";
 /// A shop number, 1–9999 without leading zeros.
 pub const SHOP_NO: &str = "^[1-9][0-9]{0,3}$";
 /// Cafe24's `order_id` (the parser takes 1–100 characters, none a control character;
