@@ -48,7 +48,7 @@ impl Reply {
         use actix_web::ResponseError;
         Reply {
             status: e.status_code(),
-            body: json!({"result_code": "9999", "result_message": e.to_string(), "error": e.code()}),
+            body: json!(e.envelope()),
         }
     }
 

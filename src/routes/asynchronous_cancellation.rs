@@ -7,8 +7,8 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::schemas::*;
-use super::State;
+use super::synchronous_cancellation::CancelRequest;
+use super::{ResultReply, State};
 use crate::cafe24;
 use crate::cancellation::{self, Mode};
 use crate::error::ApiError;
@@ -30,12 +30,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         (CancelRequest = "application/json"))),
     responses(
         (status = 200, description = "0000 (refund requested) once KOMOJU accepted; cancel_noty_url is told of the confirmation", body = ResultReply),
-        (status = 400, response = BadRequest), (status = 401, response = InvalidHash),
-        (status = 403, response = Forbidden), (status = 404, response = NotFound),
-        (status = 405, response = MethodNotAllowed), (status = 408, response = Timeout),
-        (status = 409, response = Conflict), (status = 413, response = TooLarge),
-        (status = 422, response = NotRefundable), (status = 502, response = Upstream),
-        (status = 503, response = Unavailable),
+        super::CancelFailures,
     ))]
 async fn cancel(
     app: State,

@@ -11,8 +11,8 @@
 use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::schemas::*;
-use super::State;
+use super::fields::{self, Field};
+use super::{CheckoutReply, State};
 use crate::cafe24;
 use crate::checkout::{self, Returned};
 use crate::db::orders::OrderRow;
@@ -42,11 +42,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         (AsyncCheckoutRequest = "application/json"))),
     responses(
         (status = 200, description = "Checkout created (or the same one, repeated)", body = CheckoutReply),
-        (status = 400, response = BadRequest), (status = 401, response = InvalidHash),
-        (status = 403, response = Forbidden), (status = 404, response = NotFound),
-        (status = 405, response = MethodNotAllowed), (status = 408, response = Timeout),
-        (status = 409, response = Conflict), (status = 413, response = TooLarge),
-        (status = 502, response = Upstream), (status = 503, response = Unavailable),
+        super::CheckoutFailures,
     ))]
 async fn checkout(
     app: State,
@@ -84,12 +80,7 @@ pub fn result_code(state: OrderState) -> (&'static str, &'static str) {
     responses(
         (status = 302, description = "To Cafe24's stored return_url with result_code, result_message, extra_data",
             headers(("Location" = String))),
-        (status = 400, response = BadRequest), (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 405, response = MethodNotAllowed), (status = 408, response = Timeout),
-        (status = 413, response = TooLarge),
-        (status = 502, description = "KOMOJU could not be read: a page saying to reload", content_type = "text/html"),
-        (status = 503, response = Unavailable),
+        super::CallbackFailures,
     ))]
 async fn callback(
     app: State,
@@ -122,3 +113,36 @@ fn redirect(order: &OrderRow, code: &str, message: &str) -> Result<HttpResponse,
     }
     super::found(&order.return_url, &params)
 }
+
+crate::request_schema!(
+    /// `POST …/asynchronous-checkout/checkout` (§6.2).
+    AsyncCheckoutRequest,
+    "Cafe24's payment request, signed with H1, with return_noty_url; unknown fields are kept on the order",
+    &ASYNC_CHECKOUT_FIELDS
+);
+
+/// The synchronous checkout's fields (§6.1) and `return_noty_url`.
+const ASYNC_CHECKOUT_FIELDS: [Field; 13] = {
+    use super::synchronous_checkout::CHECKOUT_FIELDS as F;
+    let [a, b, c, d, e, f, g, h, i, j, k, l] = F;
+    [
+        a,
+        b,
+        c,
+        d,
+        e,
+        Field::required(
+            "return_noty_url",
+            "Where the payment notice is POSTed (§9); its host must be allowed",
+        )
+        .pattern(fields::URL)
+        .max_length(2048),
+        f,
+        g,
+        h,
+        i,
+        j,
+        k,
+        l,
+    ]
+};

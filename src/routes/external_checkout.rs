@@ -13,11 +13,13 @@
 use actix_cors::Cors;
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::json;
+use serde::Serialize;
+use utoipa::ToSchema;
 
-use super::schemas::*;
-use super::State;
+use super::fields::{self, Field};
+use super::{State, SUCCESS};
 use crate::checkout::{self, Returned};
+use crate::error::responses::*;
 use crate::error::ApiError;
 use crate::external_checkout::{self as external, Payload};
 use crate::orders::state::OrderState;
@@ -106,18 +108,18 @@ async fn data(app: State, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let shop = external::load_shop(&app, mall_id, shop_no).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(json!({
-            "result_code": "0000",
-            "mall_id": merchant.mall_id,
-            "shop_no": shop_no,
-            "shop_name": shop.shop_name,
-            "currency": shop.currency,
-            "public_ref": merchant.public_ref,
-            "payment_types": merchant.payment_types,
-            "client_id": app.cafe24_client_id,
-            "review": merchant.external_review,
-            "button_label": "Pay with KOMOJU",
-        })))
+        .json(ButtonData {
+            result_code: SUCCESS,
+            mall_id: merchant.mall_id.to_string(),
+            shop_no,
+            shop_name: shop.shop_name,
+            currency: shop.currency,
+            public_ref: merchant.public_ref.clone(),
+            payment_types: merchant.payment_types.clone(),
+            client_id: app.cafe24_client_id.clone(),
+            review: merchant.external_review,
+            button_label: "Pay with KOMOJU",
+        }))
 }
 
 /// `GET /script/hmac`: `{"result_code":"0000","hmac":…}`. Not an oracle: the mall must be
@@ -144,7 +146,10 @@ async fn hmac(app: State, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let hmac = external::signed_request(&app, &peer, &q).await?;
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(json!({"result_code": "0000", "hmac": hmac})))
+        .json(HmacReply {
+            result_code: SUCCESS,
+            hmac,
+        }))
 }
 
 /// `POST /payload`: `{"result_code":"0000","session_url","review_url"}`.
@@ -152,11 +157,7 @@ async fn hmac(app: State, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     request_body(description = "Cafe24's reservation", content((Reservation = "application/json"))),
     responses(
         (status = 200, description = "Order and KOMOJU session created", body = ReservationReply),
-        (status = 400, response = BadRequest), (status = 401, response = InvalidHash),
-        (status = 403, response = Forbidden), (status = 404, response = NotFound),
-        (status = 405, response = MethodNotAllowed), (status = 408, response = Timeout),
-        (status = 409, response = Conflict), (status = 413, response = TooLarge),
-        (status = 502, response = Upstream), (status = 503, response = Unavailable),
+        super::CheckoutFailures,
     ))]
 async fn payload(
     app: State,
@@ -166,12 +167,12 @@ async fn payload(
     let bytes = crate::cafe24::read_bytes(&req, body, app.body_limits).await?;
     let payload: Payload = crate::cafe24::parse_json_document(&bytes)?;
     let started = external::start(&app, &payload).await?;
-    Ok(HttpResponse::Ok().json(json!({
-        "result_code": "0000",
-        "result_message": "Checkout created",
-        "session_url": started.session_url,
-        "review_url": started.review_url,
-    })))
+    Ok(HttpResponse::Ok().json(ReservationReply {
+        result_code: SUCCESS,
+        result_message: "Checkout created",
+        session_url: started.session_url,
+        review_url: started.review_url,
+    }))
 }
 
 /// `GET /order/review?key`: the order summary, every value escaped, with a Pay button
@@ -204,11 +205,7 @@ async fn review(app: State, req: HttpRequest) -> Result<HttpResponse, ApiError> 
     request_body(content((PayForm = "application/x-www-form-urlencoded"), (PayForm = "application/json"))),
     responses(
         (status = 303, description = "To the KOMOJU hosted page", headers(("Location" = String))),
-        (status = 400, response = BadRequest), (status = 401, response = InvalidHash),
-        (status = 403, response = Forbidden), (status = 404, response = NotFound),
-        (status = 405, response = MethodNotAllowed), (status = 408, response = Timeout),
-        (status = 409, response = Conflict), (status = 413, response = TooLarge),
-        (status = 502, response = Upstream), (status = 503, response = Unavailable),
+        super::CheckoutFailures,
     ))]
 async fn pay(app: State, req: HttpRequest, body: web::Payload) -> Result<HttpResponse, ApiError> {
     let fields = crate::cafe24::read_body(&req, body, app.body_limits).await?;
@@ -229,11 +226,7 @@ async fn pay(app: State, req: HttpRequest, body: web::Payload) -> Result<HttpRes
     ),
     responses(
         (status = 302, description = "To the mall's pgsuccess or pg_fail page", headers(("Location" = String))),
-        (status = 400, response = BadRequest), (status = 403, response = Forbidden),
-        (status = 404, response = NotFound), (status = 405, response = MethodNotAllowed),
-        (status = 408, response = Timeout), (status = 413, response = TooLarge),
-        (status = 502, description = "KOMOJU could not be read: a page saying to reload", content_type = "text/html"),
-        (status = 503, response = Unavailable),
+        super::CallbackFailures,
     ))]
 async fn callback(
     app: State,
@@ -265,4 +258,101 @@ fn to_mall(order: &crate::db::orders::OrderRow, success: bool) -> Result<HttpRes
     })?;
     let page_url = crate::urls::with_path(&base, &["api", "shop", page]);
     super::found(page_url.as_str(), &[("order_id", &order.order_id)])
+}
+
+/// 200 of `GET /script/data`: what the button shows.
+#[derive(Serialize, ToSchema)]
+pub struct ButtonData {
+    #[schema(pattern = "^0000$", example = "0000")]
+    pub result_code: &'static str,
+    pub mall_id: String,
+    pub shop_no: i32,
+    pub shop_name: String,
+    /// ISO 4217.
+    pub currency: String,
+    pub public_ref: String,
+    /// KOMOJU payment types offered, in order.
+    pub payment_types: Vec<String>,
+    /// This app's Cafe24 client id.
+    pub client_id: String,
+    /// Whether a review page comes before KOMOJU.
+    pub review: bool,
+    pub button_label: &'static str,
+}
+
+/// 200 of `GET /script/hmac`.
+#[derive(Serialize, ToSchema)]
+pub struct HmacReply {
+    #[schema(pattern = "^0000$", example = "0000")]
+    pub result_code: &'static str,
+    /// base64(HMAC-SHA256) of the precreateOrder request.
+    pub hmac: String,
+}
+
+/// 200 of `POST /payload`.
+#[derive(Serialize, ToSchema)]
+pub struct ReservationReply {
+    #[schema(pattern = "^0000$", example = "0000")]
+    pub result_code: &'static str,
+    pub result_message: &'static str,
+    /// The KOMOJU hosted page.
+    pub session_url: String,
+    /// The review page, when the merchant shows one first.
+    pub review_url: Option<String>,
+}
+
+crate::request_schema!(
+    /// `POST /api/external-checkout/order/pay` (the review page's form).
+    PayForm,
+    "The review page's form",
+    &[
+        Field::required("key", "The order's signed token").pattern(fields::ORDER_KEY),
+        Field::required("csrf", "The token only the review page knows").max_length(200),
+    ]
+);
+
+/// A number Cafe24 may send as a JSON string or number.
+#[derive(utoipa::ToSchema, serde::Serialize)]
+#[serde(untagged)]
+pub enum Text {
+    Str(String),
+    Num(f64),
+}
+
+/// One cart line of a reservation.
+#[derive(utoipa::ToSchema)]
+pub struct Line {
+    #[schema(required = false)]
+    pub product_no: Text,
+    #[schema(required = false)]
+    pub product_name: String,
+    #[schema(required = false)]
+    pub variant_code: String,
+    pub quantity: Text,
+    pub product_price: Text,
+    #[schema(required = false)]
+    pub option_price: Text,
+}
+
+/// `POST /api/external-checkout/payload`: Cafe24's reservation as the button posts it
+/// (`external_checkout::Payload` parses it).
+#[derive(utoipa::ToSchema)]
+pub struct Reservation {
+    pub mall_id: String,
+    pub shop_no: Text,
+    #[schema(required = false)]
+    pub member_id: String,
+    #[schema(required = false)]
+    pub is_guest: bool,
+    pub currency: String,
+    pub order_id: String,
+    pub return_notification_url: String,
+    pub return_url_base: String,
+    pub response_time: Text,
+    /// Cafe24's HMAC over the reservation.
+    pub hmac: String,
+    pub order: Vec<Line>,
+    /// The front's total, when sent: it must equal the lines'.
+    #[schema(required = false)]
+    pub total: Text,
 }

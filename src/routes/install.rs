@@ -10,11 +10,11 @@
 
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::json;
 
-use super::schemas::*;
 use super::settings_site::{cookie, session_cookie};
 use super::State;
+use super::{AckReply, Up};
+use crate::error::responses::*;
 use crate::error::ApiError;
 use crate::install::{self, lifecycle, Callback, InstallError, Launched};
 use crate::keys::session::STATE_COOKIE;
@@ -135,10 +135,26 @@ async fn webhooks(
     }
     let body = crate::cafe24::read_bytes(&req, payload, app.body_limits).await?;
     match lifecycle::receive(&app, &body).await {
-        Ok(outcome) => {
-            Ok(HttpResponse::Ok().json(json!({"status": "ok", "outcome": outcome.as_str()})))
-        }
+        Ok(outcome) => Ok(HttpResponse::Ok().json(AckReply {
+            status: Up::Ok,
+            outcome: outcome.as_str(),
+        })),
         Err(lifecycle::LifecycleError::Invalid(why)) => Err(ApiError::invalid(why)),
         Err(lifecycle::LifecycleError::Unavailable) => Err(ApiError::Unavailable),
     }
+}
+
+/// A Cafe24 app-lifecycle event (§12): `event_no` 90077 (deleted) or 90078 (expired),
+/// or the older `resource_type`/`event_type` shape.
+#[derive(utoipa::ToSchema)]
+pub struct AppEvent {
+    #[schema(required = false, example = 90077)]
+    pub event_no: i64,
+    #[schema(required = false)]
+    pub event_type: String,
+    #[schema(required = false)]
+    pub resource_type: String,
+    /// Holds `mall_id` and `client_id`.
+    #[schema(required = false, value_type = Object)]
+    pub resource: serde_json::Value,
 }

@@ -6,13 +6,11 @@
 //! The route reads `mall_id`, the raw body (size- and time-limited) and the two headers,
 //! and hands them to [`crate::webhooks::receive`], which owns the pipeline.
 
-use actix_web::{web, HttpRequest, HttpResponse};
-use serde_json::json;
-
-use super::schemas::*;
-use super::State;
+use super::{AckReply, State, Up};
+use crate::error::responses::*;
 use crate::error::ApiError;
 use crate::webhooks::{self, Delivery, Received};
+use actix_web::{web, HttpRequest, HttpResponse};
 
 /// Mounts the handler at every webhook path.
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -62,13 +60,25 @@ async fn webhook(
         komoju_id: header(&req, "X-Komoju-ID"),
     };
     Ok(match webhooks::receive(&app, delivery).await? {
-        Received::Acknowledged(outcome) => {
-            HttpResponse::Ok().json(json!({ "status": "ok", "outcome": outcome }))
-        }
-        Received::BadSignature => HttpResponse::Unauthorized().json(json!({
-            "result_code": "9999",
-            "result_message": "X-Komoju-Signature is missing or wrong",
-            "error": "invalid_signature",
-        })),
+        Received::Acknowledged(outcome) => HttpResponse::Ok().json(AckReply {
+            status: Up::Ok,
+            outcome,
+        }),
+        Received::BadSignature => return Err(ApiError::InvalidSignature),
     })
+}
+
+/// A KOMOJU webhook body (§8): an event on a payment, signed over its raw bytes. The
+/// pipeline reads it only after the signature holds (`komoju::webhook`).
+#[derive(utoipa::ToSchema)]
+pub struct KomojuEvent {
+    /// KOMOJU's event id.
+    #[schema(required = false)]
+    pub id: String,
+    /// `payment.captured`, `payment.refunded`, `ping`, …
+    #[schema(required = false, example = "payment.captured")]
+    pub r#type: String,
+    /// The payment.
+    #[schema(required = false, value_type = Object)]
+    pub data: serde_json::Value,
 }

@@ -18,7 +18,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     responses(
         (status = 200, description = "Prometheus text exposition format (only on METRICS_BIND_ADDR when that is set)",
             content_type = "text/plain; version=0.0.4", body = String),
-        (status = 405, response = super::schemas::MethodNotAllowed),
+        (status = 405, response = crate::error::responses::MethodNotAllowed),
     ))]
 pub(crate) async fn metrics(app: State) -> HttpResponse {
     if let Err(e) = crate::notifications::observe_outbox(&app).await {

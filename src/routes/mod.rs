@@ -5,6 +5,7 @@
 pub mod asynchronous_cancellation;
 pub mod asynchronous_checkout;
 pub mod external_checkout;
+pub mod fields;
 pub mod guard;
 pub mod install;
 pub mod komoju_webhook;
@@ -12,7 +13,7 @@ pub mod metrics;
 pub mod openapi;
 pub mod operator;
 pub mod pages;
-pub mod schemas;
+pub mod settings_forms;
 pub mod settings_pages;
 pub mod settings_site;
 pub mod synchronous_cancellation;
@@ -23,7 +24,10 @@ use std::sync::Mutex;
 
 use actix_web::http::{header, StatusCode};
 use actix_web::{web, HttpRequest, HttpResponse, ResponseError};
+use serde::Serialize;
+use utoipa::ToSchema;
 
+use crate::error::responses::*;
 use crate::error::ApiError;
 use crate::services::Services;
 
@@ -113,13 +117,67 @@ pub async fn not_found() -> HttpResponse {
 /// `{"status":"ok"}` while the process serves.
 #[utoipa::path(get, path = "/health", tag = "operations",
     responses(
-        (status = 200, description = "The process serves", body = schemas::Liveness),
-        (status = 405, response = schemas::MethodNotAllowed),
+        (status = 200, description = "The process serves", body = Liveness),
+        (status = 405, response = MethodNotAllowed),
     ))]
 async fn health() -> HttpResponse {
     HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
-        .json(serde_json::json!({"status": "ok"}))
+        .json(Liveness { status: Up::Ok })
+}
+
+/// 200 of `GET /health`: `{"status":"ok"}`.
+#[derive(Serialize, ToSchema)]
+pub struct Liveness {
+    pub status: Up,
+}
+
+/// The liveness status: only `ok`.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Up {
+    Ok,
+}
+
+/// `GET /health/ready`: `ok` (200) or `degraded` (503), each check named.
+#[derive(Serialize, ToSchema)]
+pub struct Readiness {
+    pub status: ReadyStatus,
+    pub checks: ReadinessChecks,
+}
+
+/// `ok` when every check passed, `degraded` otherwise.
+#[derive(Serialize, ToSchema, PartialEq)]
+#[serde(rename_all = "lowercase")]
+pub enum ReadyStatus {
+    Ok,
+    Degraded,
+}
+
+/// The checks of [`Readiness`].
+#[derive(Serialize, ToSchema)]
+pub struct ReadinessChecks {
+    /// `up` or `down`.
+    pub database: DatabaseCheck,
+    /// `current`, `pending`, or `unknown` while the database does not answer.
+    pub migrations: MigrationsCheck,
+}
+
+/// Whether the database answers.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum DatabaseCheck {
+    Up,
+    Down,
+}
+
+/// Whether the database's migrations are this build's.
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MigrationsCheck {
+    Current,
+    Pending,
+    Unknown,
 }
 
 /// `GET /health/ready` (§13): 200 when the database answers and its migrations are
@@ -127,24 +185,32 @@ async fn health() -> HttpResponse {
 /// "migrations":"current"|"pending"|"unknown"}}` (`unknown` while the database is down).
 #[utoipa::path(get, path = "/health/ready", tag = "operations",
     responses(
-        (status = 200, description = "Ready: the database answers, migrations are current", body = schemas::Readiness),
-        (status = 405, response = schemas::MethodNotAllowed),
-        (status = 503, description = "Degraded: a check failed (named)", body = schemas::Readiness),
+        (status = 200, description = "Ready: the database answers, migrations are current", body = Readiness),
+        (status = 405, response = MethodNotAllowed),
+        (status = 503, description = "Degraded: a check failed (named)", body = Readiness),
     ))]
 async fn ready(app: State) -> HttpResponse {
     let r = app.db.readiness().await;
     let ok = r.database && r.migrations_current == Some(true);
-    let body = serde_json::json!({
-        "status": if ok { "ok" } else { "degraded" },
-        "checks": {
-            "database": if r.database { "up" } else { "down" },
-            "migrations": match r.migrations_current {
-                Some(true) => "current",
-                Some(false) => "pending",
-                None => "unknown",
+    let body = Readiness {
+        status: if ok {
+            ReadyStatus::Ok
+        } else {
+            ReadyStatus::Degraded
+        },
+        checks: ReadinessChecks {
+            database: if r.database {
+                DatabaseCheck::Up
+            } else {
+                DatabaseCheck::Down
+            },
+            migrations: match r.migrations_current {
+                Some(true) => MigrationsCheck::Current,
+                Some(false) => MigrationsCheck::Pending,
+                None => MigrationsCheck::Unknown,
             },
         },
-    });
+    };
     let status = if ok {
         StatusCode::OK
     } else {
@@ -165,11 +231,46 @@ pub(crate) async fn checkout_reply(
 ) -> Result<HttpResponse, crate::error::ApiError> {
     let fields = crate::cafe24::read_body(req, body, app.body_limits).await?;
     let payment_url = crate::checkout::start(app, flow, &fields).await?;
-    Ok(HttpResponse::Ok().json(serde_json::json!({
-        "result_code": "0000",
-        "result_message": "Successfully created checkout",
-        "payment_url": payment_url,
-    })))
+    Ok(HttpResponse::Ok().json(CheckoutReply {
+        result_code: SUCCESS,
+        result_message: "Successfully created checkout",
+        payment_url,
+    }))
+}
+
+/// Cafe24's `result_code` of a success.
+pub const SUCCESS: &str = "0000";
+
+/// 200 of a checkout (§6.1, §6.2): the KOMOJU hosted page to send the buyer to.
+#[derive(Serialize, ToSchema)]
+pub struct CheckoutReply {
+    /// `0000`.
+    #[schema(pattern = "^0000$", example = "0000")]
+    pub result_code: &'static str,
+    pub result_message: &'static str,
+    /// KOMOJU's hosted payment page of the order's session.
+    pub payment_url: String,
+}
+
+/// A reply with only a result (§6.4, §6.5): `result_code` and `result_message`.
+#[derive(Serialize, ToSchema)]
+pub struct ResultReply {
+    /// `0000` on success.
+    #[schema(pattern = "^[0-9]{4}$", example = "0000")]
+    pub result_code: String,
+    pub result_message: String,
+}
+
+/// 200 of a KOMOJU webhook or a Cafe24 app event: `{"status":"ok","outcome":…}`,
+/// recorded and committed.
+#[derive(Serialize, ToSchema)]
+pub struct AckReply {
+    pub status: Up,
+    /// Webhooks: `applied`, `ignored`, `duplicate`, `ping`, `not_handled`, `unreadable`,
+    /// `unknown_order`, `unknown_status`; app events: `disconnected`, `not_confirmed`,
+    /// `ignored`, `deferred`.
+    #[schema(pattern = "^[a-z_]{1,40}$")]
+    pub outcome: &'static str,
 }
 
 /// 302 to `base` with `params` appended (Cafe24's stored `return_url`, or the mall's
@@ -188,4 +289,98 @@ pub fn retry_page(status: actix_web::http::StatusCode, message: &str) -> HttpRes
         .content_type("text/html; charset=utf-8")
         .insert_header(("Cache-Control", "no-store"))
         .body(pages::retry(message).into_string())
+}
+
+/// The failures of `POST …/checkout` (§6.1, §6.2), each the §3 envelope.
+#[derive(utoipa::IntoResponses)]
+pub enum CheckoutFailures {
+    #[response(status = 400)]
+    BadRequest(#[ref_response] BadRequest),
+    #[response(status = 401)]
+    InvalidHash(#[ref_response] InvalidHash),
+    #[response(status = 403)]
+    Forbidden(#[ref_response] Forbidden),
+    #[response(status = 404)]
+    NotFound(#[ref_response] NotFound),
+    #[response(status = 405)]
+    MethodNotAllowed(#[ref_response] MethodNotAllowed),
+    #[response(status = 408)]
+    Timeout(#[ref_response] Timeout),
+    #[response(status = 409)]
+    Conflict(#[ref_response] Conflict),
+    #[response(status = 413)]
+    TooLarge(#[ref_response] TooLarge),
+    #[response(status = 502)]
+    Upstream(#[ref_response] Upstream),
+    #[response(status = 503)]
+    Unavailable(#[ref_response] Unavailable),
+}
+
+/// The failures of `…/checkout/status` (§6.1), each the §3 envelope.
+#[derive(utoipa::IntoResponses)]
+pub enum StatusFailures {
+    #[response(status = 400)]
+    BadRequest(#[ref_response] BadRequest),
+    #[response(status = 403)]
+    Forbidden(#[ref_response] Forbidden),
+    #[response(status = 404)]
+    NotFound(#[ref_response] NotFound),
+    #[response(status = 405)]
+    MethodNotAllowed(#[ref_response] MethodNotAllowed),
+    #[response(status = 408)]
+    Timeout(#[ref_response] Timeout),
+    #[response(status = 413)]
+    TooLarge(#[ref_response] TooLarge),
+    #[response(status = 503)]
+    Unavailable(#[ref_response] Unavailable),
+}
+
+/// The failures of `POST …/cancel` (§6.4, §6.5), each the §3 envelope.
+#[derive(utoipa::IntoResponses)]
+pub enum CancelFailures {
+    #[response(status = 400)]
+    BadRequest(#[ref_response] BadRequest),
+    #[response(status = 401)]
+    InvalidHash(#[ref_response] InvalidHash),
+    #[response(status = 403)]
+    Forbidden(#[ref_response] Forbidden),
+    #[response(status = 404)]
+    NotFound(#[ref_response] NotFound),
+    #[response(status = 405)]
+    MethodNotAllowed(#[ref_response] MethodNotAllowed),
+    #[response(status = 408)]
+    Timeout(#[ref_response] Timeout),
+    #[response(status = 409)]
+    Conflict(#[ref_response] Conflict),
+    #[response(status = 413)]
+    TooLarge(#[ref_response] TooLarge),
+    #[response(status = 422)]
+    NotRefundable(#[ref_response] NotRefundable),
+    #[response(status = 502)]
+    Upstream(#[ref_response] Upstream),
+    #[response(status = 503)]
+    Unavailable(#[ref_response] Unavailable),
+}
+
+/// The failures of a buyer's return from KOMOJU (`…/callback` of every checkout family):
+/// the §3 envelope, or a page saying to reload when KOMOJU could not be read.
+#[derive(utoipa::IntoResponses)]
+pub enum CallbackFailures {
+    #[response(status = 400)]
+    BadRequest(#[ref_response] BadRequest),
+    #[response(status = 403)]
+    Forbidden(#[ref_response] Forbidden),
+    #[response(status = 404)]
+    NotFound(#[ref_response] NotFound),
+    #[response(status = 405)]
+    MethodNotAllowed(#[ref_response] MethodNotAllowed),
+    #[response(status = 408)]
+    Timeout(#[ref_response] Timeout),
+    #[response(status = 413)]
+    TooLarge(#[ref_response] TooLarge),
+    /// KOMOJU could not be read: a page saying to reload.
+    #[response(status = 502, content_type = "text/html")]
+    RetryPage(String),
+    #[response(status = 503)]
+    Unavailable(#[ref_response] Unavailable),
 }

@@ -1,7 +1,8 @@
 //! `GET /openapi.json` (PROTOCOL.md §13): the OpenAPI 3.1 document of every route this
 //! service mounts outside the development-only `/sandbox/…`, generated with utoipa from
-//! the `#[utoipa::path]` annotations beside the handlers and the wire shapes of
-//! [`super::schemas`]. This module only assembles and serves it; it never touches a
+//! the `#[utoipa::path]` annotations beside the handlers, the reply types they return,
+//! the request field tables ([`super::fields`]) and the §3 envelope's shared responses
+//! ([`crate::error::responses`]). This module only assembles and serves it; it never touches a
 //! handler's behaviour.
 //!
 //! Aliases served by one handler (the sample app's `…-refund` paths, the three webhook
@@ -17,11 +18,12 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{OpenApi as Document, PathItem};
 use utoipa::{Modify, OpenApi};
 
-use super::schemas::*;
 use super::{
     asynchronous_cancellation, asynchronous_checkout, external_checkout, install, komoju_webhook,
     operator, settings_site, synchronous_cancellation, synchronous_checkout,
 };
+use crate::error::responses::*;
+use crate::error::{ErrorCode, ErrorEnvelope};
 
 /// Where the document is served.
 pub const PATH: &str = "/openapi.json";

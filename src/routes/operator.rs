@@ -7,9 +7,9 @@
 use actix_web::http::header;
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::schemas::*;
 use super::State;
 use crate::db::notifications::NotificationState;
+use crate::error::responses::*;
 use crate::error::ApiError;
 use crate::operator::{self, OrderFilter};
 use crate::orders::state::OrderState;
@@ -67,10 +67,14 @@ fn reply(body: serde_json::Value) -> HttpResponse {
 #[utoipa::path(get, path = "/operator/api/v1/orders", tag = "operator API",
     security(("operator_token" = [])),
     params(
-        ("mall" = Option<String>, Query, description = "Only this mall"),
-        ("state" = Option<String>, Query, description = "Only this §5 state"),
-        ("since" = Option<String>, Query, description = "YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS (UTC)"),
-        ("limit" = Option<i64>, Query, description = "At most this many (50)"),
+        ("mall" = Option<String>, Query, description = "Only this mall",
+            pattern = "^[a-z0-9_-]{1,50}$"),
+        ("state" = Option<String>, Query, description = "Only this §5 state",
+            pattern = "^(pending|awaiting_payment|authorized|paid|amount_mismatch|partially_refunded|refunded|cancelled|expired|failed)$"),
+        ("since" = Option<String>, Query, description = "YYYY-MM-DD or YYYY-MM-DDTHH:MM:SS (UTC)",
+            pattern = "^20[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8])(T([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]Z?)?$"),
+        ("limit" = Option<i64>, Query, description = "At most this many (50; 1 to 1000)",
+            minimum = 1, maximum = 1000),
     ),
     responses(
         (status = 200, description = "The orders", body = OperatorOrders),
@@ -125,8 +129,10 @@ async fn order(
 #[utoipa::path(get, path = "/operator/api/v1/notifications", tag = "operator API",
     security(("operator_token" = [])),
     params(
-        ("state" = Option<String>, Query, description = "pending, delivered or dead"),
-        ("limit" = Option<i64>, Query, description = "At most this many (50)"),
+        ("state" = Option<String>, Query, description = "pending, delivered or dead",
+            pattern = "^(pending|delivered|dead)$"),
+        ("limit" = Option<i64>, Query, description = "At most this many (50; 1 to 1000)",
+            minimum = 1, maximum = 1000),
     ),
     responses(
         (status = 200, description = "The notifications", body = OperatorNotifications),
@@ -179,4 +185,93 @@ async fn retry(
 async fn merchants(app: State, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     authorize(&app, &req)?;
     Ok(reply(operator::merchants(&app).await?))
+}
+
+/// One order in the operator API (`crate::operator` renders the replies; these are their
+/// shapes).
+#[derive(utoipa::ToSchema)]
+pub struct OperatorOrder {
+    pub mall_id: String,
+    pub order_id: String,
+    pub shop_no: i32,
+    /// `sync`, `async` or `external`.
+    pub flow: String,
+    /// A §5 state.
+    pub state: String,
+    /// Minor units.
+    pub amount: i64,
+    pub amount_text: String,
+    pub currency: String,
+    pub attempt: i32,
+    pub komoju_session_id: Option<String>,
+    pub komoju_payment_id: Option<String>,
+    pub payment_type: Option<String>,
+    pub captured_amount: Option<i64>,
+    /// What KOMOJU charged when it converted the currency (minor units of
+    /// `charged_currency`).
+    pub charged_amount: Option<i64>,
+    pub charged_currency: Option<String>,
+    pub refunded_amount: i64,
+    pub created_at: String,
+    pub updated_at: String,
+    pub reconciled_at: Option<String>,
+}
+
+/// `GET /operator/api/v1/orders`.
+#[derive(utoipa::ToSchema)]
+pub struct OperatorOrders {
+    pub orders: Vec<OperatorOrder>,
+}
+
+/// `GET /operator/api/v1/orders/{mall_id}/{order_id}`: the order with its `timeline`,
+/// `notifications` and `refunds`.
+#[derive(utoipa::ToSchema)]
+pub struct OperatorOrderDetail {
+    pub mall_id: String,
+    pub order_id: String,
+    pub state: String,
+    #[schema(value_type = Vec<Object>)]
+    pub timeline: Vec<serde_json::Value>,
+    pub notifications: Vec<OperatorNotification>,
+    /// Each with `bank_account_url` for a konbini, bank-transfer or Pay-easy refund: the
+    /// page where the buyer gives the bank account (a capability link).
+    #[schema(value_type = Vec<Object>)]
+    pub refunds: Vec<serde_json::Value>,
+    /// Second captures for the order after it was paid, and their refunds.
+    #[schema(value_type = Vec<Object>)]
+    pub duplicate_payments: Vec<serde_json::Value>,
+}
+
+/// One notification of the outbox.
+#[derive(utoipa::ToSchema)]
+pub struct OperatorNotification {
+    pub id: i64,
+    pub kind: String,
+    /// `pending`, `delivered` or `dead`.
+    pub state: String,
+    pub attempts: i32,
+    pub next_attempt_at: String,
+    pub last_status: Option<i32>,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<String>,
+}
+
+/// `GET /operator/api/v1/notifications`.
+#[derive(utoipa::ToSchema)]
+pub struct OperatorNotifications {
+    pub notifications: Vec<OperatorNotification>,
+}
+
+/// `POST /operator/api/v1/notifications/{id}/retry`.
+#[derive(utoipa::ToSchema)]
+pub struct Retried {
+    pub id: i64,
+    pub retried: bool,
+}
+
+/// `GET /operator/api/v1/merchants`: every mall with its shops, secrets masked.
+#[derive(utoipa::ToSchema)]
+pub struct OperatorMerchants {
+    #[schema(value_type = Vec<Object>)]
+    pub merchants: Vec<serde_json::Value>,
 }

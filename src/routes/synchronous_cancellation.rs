@@ -5,8 +5,8 @@
 
 use actix_web::{web, HttpRequest, HttpResponse};
 
-use super::schemas::*;
-use super::State;
+use super::fields::{self, Field};
+use super::{ResultReply, State};
 use crate::cafe24;
 use crate::cancellation::{self, Mode};
 use crate::error::ApiError;
@@ -28,12 +28,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         (CancelRequest = "application/json"))),
     responses(
         (status = 200, description = "0000 when KOMOJU confirmed the refund or cancel", body = ResultReply),
-        (status = 400, response = BadRequest), (status = 401, response = InvalidHash),
-        (status = 403, response = Forbidden), (status = 404, response = NotFound),
-        (status = 405, response = MethodNotAllowed), (status = 408, response = Timeout),
-        (status = 409, response = Conflict), (status = 413, response = TooLarge),
-        (status = 422, response = NotRefundable), (status = 502, response = Upstream),
-        (status = 503, response = Unavailable),
+        super::CancelFailures,
     ))]
 async fn cancel(
     app: State,
@@ -44,3 +39,30 @@ async fn cancel(
     let reply = cancellation::cancel(&app, Mode::Sync, &fields).await?;
     Ok(HttpResponse::build(reply.status).json(reply.body))
 }
+
+crate::request_schema!(
+    /// `POST …/cancel` (§6.4, §6.5).
+    CancelRequest,
+    "Cafe24's cancel request, signed with H2",
+    &CANCEL_FIELDS
+);
+
+/// The fields of a cancel request as `cancellation::cancel` reads them.
+const CANCEL_FIELDS: [Field; 9] = [
+    Field::required("partner_id", "`{mall_id}:{shop_no}:{public_ref}`")
+        .pattern(fields::PARTNER_ID)
+        .example("demomall:1:demo-public"),
+    Field::required("order_id", "Cafe24's order id").pattern(fields::ORDER_ID),
+    Field::required("tid", "KOMOJU's payment id (the status reply's `tid`)").max_length(100),
+    Field::required("cancel_amount", "The amount to refund, in Cafe24's format")
+        .pattern(fields::AMOUNT)
+        .example("1000"),
+    Field::required("currency", "ISO 4217").pattern(fields::CURRENCY).example("JPY"),
+    Field::required("hash_data", "H2: base64(HMAC-SHA256(service key, cancel_amount · currency · order_id · partner_id · tid))")
+        .pattern(fields::BASE64_MAC),
+    Field::optional("cancel_noty_url", "Required by the asynchronous family: where the confirmation is POSTed")
+        .pattern(fields::URL)
+        .max_length(2048),
+    Field::optional("amount", "The order's amount").pattern(fields::AMOUNT),
+    Field::optional("extra_data", "Echoed back to Cafe24").max_length(2000),
+];

@@ -11,8 +11,8 @@ use actix_web::http::StatusCode;
 use actix_web::{web, HttpRequest, HttpResponse};
 use secrecy::ExposeSecret;
 
-use super::schemas::*;
-use super::State;
+use super::fields::{self, Field};
+use super::{CheckoutReply, State};
 use crate::cafe24::{self, payment_result::PaymentResult};
 use crate::checkout::{self, Returned};
 use crate::db::orders::OrderRow;
@@ -37,7 +37,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .service(
                 super::scoped(PREFIX, "/status", "GET, POST")
                     .route(web::post().to(status))
-                    .route(web::get().to(status)),
+                    .route(web::get().to(status_by_query)),
             ),
     );
 }
@@ -49,11 +49,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         (CheckoutRequest = "application/json"))),
     responses(
         (status = 200, description = "Checkout created (or the same one, repeated)", body = CheckoutReply),
-        (status = 400, response = BadRequest), (status = 401, response = InvalidHash),
-        (status = 403, response = Forbidden), (status = 404, response = NotFound),
-        (status = 405, response = MethodNotAllowed), (status = 408, response = Timeout),
-        (status = 409, response = Conflict), (status = 413, response = TooLarge),
-        (status = 502, response = Upstream), (status = 503, response = Unavailable),
+        super::CheckoutFailures,
     ))]
 async fn checkout(
     app: State,
@@ -74,12 +70,7 @@ async fn checkout(
     responses(
         (status = 302, description = "To Cafe24's stored return_url with result_code, result_message, key, extra_data",
             headers(("Location" = String))),
-        (status = 400, response = BadRequest), (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 405, response = MethodNotAllowed), (status = 408, response = Timeout),
-        (status = 413, response = TooLarge),
-        (status = 502, description = "KOMOJU could not be read: a page saying to reload", content_type = "text/html"),
-        (status = 503, response = Unavailable),
+        super::CallbackFailures,
     ))]
 async fn callback(
     app: State,
@@ -132,17 +123,14 @@ fn redirect(
     super::found(&order.return_url, &params)
 }
 
-/// `POST …/checkout/status` (field `key`): the §6.1 payment details with H3.
+/// `POST …/checkout/status` (field `key` in the body): the §6.1 payment details with H3.
 #[utoipa::path(post, path = "/api/synchronous-checkout/checkout/status", tag = "synchronous checkout",
     request_body(content(
         (StatusRequest = "application/x-www-form-urlencoded"),
         (StatusRequest = "application/json"))),
     responses(
         (status = 200, description = "The payment details, signed (H3)", body = StatusReply),
-        (status = 400, response = BadRequest), (status = 403, response = Forbidden),
-        (status = 404, response = NotFound), (status = 405, response = MethodNotAllowed),
-        (status = 408, response = Timeout), (status = 413, response = TooLarge),
-        (status = 503, response = Unavailable),
+        super::StatusFailures,
     ))]
 async fn status(
     app: State,
@@ -150,43 +138,52 @@ async fn status(
     body: web::Payload,
 ) -> Result<HttpResponse, ApiError> {
     let fields = cafe24::query_and_body(&req, body, app.body_limits).await?;
-    let key = crate::checkout::key::verify(&app, &fields)?;
-    let mut order = crate::checkout::key::order_of(&app, &key).await?;
+    status_reply(&app, &fields).await
+}
+
+/// `GET …/checkout/status?key`: [`status`] with the field in the query string (a GET
+/// with a body is refused, so the two are documented apart).
+#[utoipa::path(get, path = "/api/synchronous-checkout/checkout/status", tag = "synchronous checkout",
+    params(("key" = String, Query, description = "The order's signed token",
+        pattern = "^[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+$")),
+    responses(
+        (status = 200, description = "The payment details, signed (H3)", body = StatusReply),
+        super::StatusFailures,
+    ))]
+async fn status_by_query(
+    app: State,
+    req: HttpRequest,
+    body: web::Payload,
+) -> Result<HttpResponse, ApiError> {
+    let fields = cafe24::query_and_body(&req, body, app.body_limits).await?;
+    status_reply(&app, &fields).await
+}
+
+/// The order `fields`' `key` names, refreshed from KOMOJU while pending, as §6.1's reply.
+async fn status_reply(app: &Services, fields: &cafe24::Fields) -> Result<HttpResponse, ApiError> {
+    let key = crate::checkout::key::verify(app, fields)?;
+    let mut order = crate::checkout::key::order_of(app, &key).await?;
     let merchant = app.merchants.load(&order.mall_id, None).await?;
     if order.state == OrderState::Pending && order.komoju_session_id.is_some() {
         // The buyer may never have come back: ask KOMOJU, but answer from our records
         // if it cannot say.
         let pk = order.id.clone();
-        match checkout::refresh_from_session(&app, &merchant, order.clone(), "status").await {
+        match checkout::refresh_from_session(app, &merchant, order.clone(), "status").await {
             Ok(o) => order = o,
             Err(e) => {
                 log::warn!("status of order {pk}: KOMOJU read failed ({e}); answering from records")
             }
         }
     }
-    Ok(HttpResponse::Ok().json(payment_details(&app, &merchant, &order)?))
+    Ok(HttpResponse::Ok().json(payment_details(app, &merchant, &order)?))
 }
-
-/// `GET …/checkout/status?key`: [`status`] with the field in the query string (a
-/// document entry only; the route is `status`'s).
-#[utoipa::path(get, path = "/api/synchronous-checkout/checkout/status", tag = "synchronous checkout",
-    operation_id = "status_by_query",
-    params(("key" = String, Query, description = "The order's signed token")),
-    responses(
-        (status = 200, description = "The payment details, signed (H3)", body = StatusReply),
-        (status = 400, response = BadRequest), (status = 403, response = Forbidden),
-        (status = 404, response = NotFound), (status = 405, response = MethodNotAllowed),
-        (status = 503, response = Unavailable),
-    ))]
-#[allow(dead_code)]
-fn status_by_query() {}
 
 /// The §6.1 status reply for an order.
 pub fn payment_details(
     app: &Services,
     merchant: &Merchant,
     order: &OrderRow,
-) -> Result<serde_json::Value, ApiError> {
+) -> Result<StatusReply, ApiError> {
     let state = order.state;
     let paid = state.is_paid();
     let amount = if paid {
@@ -204,20 +201,108 @@ pub fn payment_details(
         OrderState::AwaitingPayment => ("1400", "Payment is awaited".to_owned()),
         s => ("1400", format!("Payment not completed ({s})")),
     };
-    Ok(PaymentResult {
-        partner_id: &order.partner_id,
-        paymethod: merchant.paymethod(order.payment_type.as_deref()),
-        tid: &tid,
-        amount: &amount,
-        order_id: &order.order_id,
-        currency: &order.currency,
-        payed: paid,
-        extra_data: order.extra_data.as_deref().unwrap_or_default(),
-        result_code,
-        result_message: &result_message,
-    }
-    .status_reply(
-        app.cafe24_service_key.expose_secret().as_bytes(),
-        merchant.cancel_mode.as_str(),
+    Ok(StatusReply(
+        PaymentResult {
+            partner_id: &order.partner_id,
+            paymethod: merchant.paymethod(order.payment_type.as_deref()),
+            tid: &tid,
+            amount: &amount,
+            order_id: &order.order_id,
+            currency: &order.currency,
+            payed: paid,
+            extra_data: order.extra_data.as_deref().unwrap_or_default(),
+            result_code,
+            result_message: &result_message,
+        }
+        .status_reply(
+            app.cafe24_service_key.expose_secret().as_bytes(),
+            merchant.cancel_mode.as_str(),
+        ),
     ))
 }
+
+/// 200 of `…/checkout/status` (§6.1): the payment details Cafe24's `PaymentResult`
+/// renders (every value a string), signed with H3. `cafe24::payment_result` owns the
+/// field list; the document's shape is the table [`STATUS_FIELDS`].
+#[derive(serde::Serialize)]
+#[serde(transparent)]
+pub struct StatusReply(serde_json::Value);
+
+impl utoipa::PartialSchema for StatusReply {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        fields::object("The §6.1 payment details, signed with H3", &STATUS_FIELDS)
+    }
+}
+
+impl utoipa::ToSchema for StatusReply {}
+
+/// The fields of the §6.1 status reply, as `cafe24::payment_result` renders them.
+const STATUS_FIELDS: [Field; 16] = [
+    Field::present("partner_id", "mall_id:shop_no:public_ref").pattern(fields::PARTNER_ID),
+    Field::present("paymethod", "`card`, `etc`, or the merchant's override"),
+    Field::present("tid", "KOMOJU's payment id; empty before a payment exists").max_length(100),
+    Field::present("amount", "The paid amount; `0` when nothing is paid").pattern(fields::AMOUNT),
+    Field::present("order_id", "Cafe24's order id"),
+    Field::present("currency", "ISO 4217").pattern(fields::CURRENCY),
+    Field::present("cancel_mode", "`sync` or `async`").one_of(&["sync", "async"]),
+    Field::present("all_cancel_tf", "T or F").one_of(&["T", "F"]),
+    Field::present("part_cancel_tf", "T or F").one_of(&["T", "F"]),
+    Field::present("escrow_tf", "T or F").one_of(&["T", "F"]),
+    Field::present("payed_tf", "`T` when paid").one_of(&["T", "F"]),
+    Field::present("easy_pay", "Cafe24's easy-pay flag"),
+    Field::present(
+        "hash_data",
+        "H3 over amount · currency · order_id · partner_id · tid",
+    )
+    .pattern(fields::BASE64_MAC),
+    Field::present("extra_data", "Cafe24's extra_data, echoed"),
+    Field::present("result_code", "`0000` paid, `1400` not paid").one_of(&["0000", "1400"]),
+    Field::present("result_message", "For people"),
+];
+
+crate::request_schema!(
+    /// `POST …/synchronous-checkout/checkout` (§6.1).
+    CheckoutRequest,
+    "Cafe24's payment request, signed with H1; unknown fields are kept on the order",
+    &CHECKOUT_FIELDS
+);
+
+/// The fields of a checkout request (§6.1) as `checkout::start` reads them.
+pub const CHECKOUT_FIELDS: [Field; 12] = [
+    Field::required("partner_id", "`{mall_id}:{shop_no}:{public_ref}`")
+        .pattern(fields::PARTNER_ID)
+        .example("demomall:1:demo-public"),
+    Field::required("order_id", "Cafe24's order id")
+        .pattern(fields::ORDER_ID)
+        .example("20220519-0000029"),
+    Field::required("amount", "A positive decimal in Cafe24's format")
+        .pattern(fields::AMOUNT)
+        .example("3065.00"),
+    Field::required("currency", "ISO 4217")
+        .pattern(fields::CURRENCY)
+        .example("JPY"),
+    Field::required(
+        "return_url",
+        "Where the buyer is sent back; its host must be allowed (§10)",
+    )
+    .pattern(fields::URL)
+    .max_length(2048),
+    Field::required(
+        "hash_data",
+        "H1: base64(HMAC-SHA256(service key, amount · currency · order_id · partner_id))",
+    )
+    .pattern(fields::BASE64_MAC),
+    Field::optional("buyer_id", "The buyer's member id").max_length(100),
+    Field::optional("shop_no", "The shop number").pattern(fields::SHOP_NO),
+    Field::optional("buyer_email", "The buyer's e-mail address").max_length(200),
+    Field::optional("buyer_name", "The buyer's name").max_length(200),
+    Field::optional("lang", "The buyer's language").max_length(10),
+    Field::optional("extra_data", "Echoed back to Cafe24").max_length(2000),
+];
+
+crate::request_schema!(
+    /// `…/checkout/status` (§6.1).
+    StatusRequest,
+    "The order's key",
+    &[Field::required("key", "The signed order token given with the checkout's redirect").pattern(fields::ORDER_KEY)]
+);
