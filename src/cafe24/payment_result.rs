@@ -3,7 +3,60 @@
 //! shared field set, signed with H3 over the strings that are sent.
 
 use super::hash_data;
-use crate::orders::state::{AttemptEnd, PaymentNotice};
+use crate::orders::state::{AttemptEnd, OrderState, PaymentNotice};
+
+/// The redirect of a buyer back from a KOMOJU session that is not the order's current
+/// one (§6.1, §6.2): `9999` and why.
+pub const NOT_CURRENT_SESSION: (&str, &str) =
+    ("9999", "This payment session does not belong to the order");
+
+/// The §6.2 redirect (`return_url`) of an asynchronous order in `state`: `0000` when the
+/// session completed (payment authorized or captured, or a konbini payment requested),
+/// `0001` when the payment failed, `9999` otherwise; with its `result_message`.
+pub fn async_redirect_result(state: OrderState) -> (&'static str, &'static str) {
+    match state {
+        OrderState::Paid | OrderState::PartiallyRefunded | OrderState::Refunded => {
+            ("0000", "Payment completed")
+        }
+        OrderState::AwaitingPayment => ("0000", "Payment requested, awaiting the buyer's payment"),
+        OrderState::Authorized => ("0000", "Payment authorized"),
+        OrderState::Failed => ("0001", "Payment failed"),
+        OrderState::Cancelled => ("9999", "Payment cancelled"),
+        OrderState::Expired => ("9999", "Payment expired"),
+        OrderState::AmountMismatch => ("9999", "Payment could not be confirmed"),
+        OrderState::Pending => ("9999", "Payment not completed"),
+    }
+}
+
+/// The §6.1 redirect (`return_url`) of a synchronous order in `state`: `0000` only when
+/// paid (synchronous checkout cannot wait for a konbini payment), `9999` otherwise; with
+/// its `result_message`.
+pub fn sync_redirect_result(state: OrderState) -> (&'static str, String) {
+    match state {
+        OrderState::Paid => ("0000", "Payment completed".to_owned()),
+        OrderState::AwaitingPayment => (
+            "9999",
+            "Payment is awaited: the buyer has not paid yet, and synchronous checkout cannot wait for it".to_owned(),
+        ),
+        OrderState::Cancelled => ("9999", "Payment cancelled".to_owned()),
+        OrderState::Pending => ("9999", "Payment not completed".to_owned()),
+        s => ("9999", format!("Payment not completed ({s})")),
+    }
+}
+
+/// The §6.1 `status` reply's `result_code` and `result_message` for an order in `state`:
+/// `0000` once paid (also after refunds), `1400` while not.
+pub fn status_result(state: OrderState) -> (&'static str, String) {
+    match state {
+        OrderState::Paid => ("0000", "Payment completed".to_owned()),
+        OrderState::PartiallyRefunded => {
+            ("0000", "Payment completed, partially refunded".to_owned())
+        }
+        OrderState::Refunded => ("0000", "Payment completed, refunded".to_owned()),
+        OrderState::AwaitingPayment => ("1400", "Payment is awaited".to_owned()),
+        s => ("1400", format!("Payment not completed ({s})")),
+    }
+}
 
 /// A §6.2 notice as Cafe24 reads it: the columns of the table for one
 /// [`PaymentNotice`] (whose amount the caller fills in from the order).

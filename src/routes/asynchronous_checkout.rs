@@ -13,11 +13,10 @@ use actix_web::{web, HttpRequest, HttpResponse};
 
 use super::fields::{self, Field};
 use super::{CheckoutReply, State};
-use crate::cafe24;
+use crate::cafe24::{self, payment_result};
 use crate::checkout::{self, Returned};
 use crate::db::orders::OrderRow;
 use crate::error::ApiError;
-use crate::orders::state::OrderState;
 use crate::orders::Flow;
 
 const PREFIX: &str = "/api/asynchronous-checkout/checkout";
@@ -52,23 +51,6 @@ async fn checkout(
     super::checkout_reply(&app, &req, body, Flow::Async).await
 }
 
-/// The §6.2 redirect code of an order state: `0000` when the session completed (payment
-/// authorized or captured), `0001` when the payment failed, `9999` otherwise.
-pub fn result_code(state: OrderState) -> (&'static str, &'static str) {
-    match state {
-        OrderState::Paid | OrderState::PartiallyRefunded | OrderState::Refunded => {
-            ("0000", "Payment completed")
-        }
-        OrderState::AwaitingPayment => ("0000", "Payment requested, awaiting the buyer's payment"),
-        OrderState::Authorized => ("0000", "Payment authorized"),
-        OrderState::Failed => ("0001", "Payment failed"),
-        OrderState::Cancelled => ("9999", "Payment cancelled"),
-        OrderState::Expired => ("9999", "Payment expired"),
-        OrderState::AmountMismatch => ("9999", "Payment could not be confirmed"),
-        OrderState::Pending => ("9999", "Payment not completed"),
-    }
-}
-
 /// `GET|POST …/checkout/callback`: 302 to the order's `return_url` with `result_code`
 /// (`0000`, `0001`, `9999`), `result_message` and `extra_data`.
 #[utoipa::path(method(get, post), path = "/api/asynchronous-checkout/checkout/callback",
@@ -91,18 +73,14 @@ async fn callback(
     let order = match checkout::buyer_returned(&app, Flow::Async, &fields).await? {
         Returned::Applied(order) => order,
         Returned::NotCurrent(order) => {
-            return redirect(
-                &order,
-                "9999",
-                "This payment session does not belong to the order",
-            )
+            let (code, message) = payment_result::NOT_CURRENT_SESSION;
+            return redirect(&order, code, message);
         }
         Returned::KomojuUnreachable(msg) => {
             return Ok(super::retry_page(StatusCode::BAD_GATEWAY, &msg))
         }
     };
-    let state = order.state;
-    let (code, message) = result_code(state);
+    let (code, message) = payment_result::async_redirect_result(order.state);
     redirect(&order, code, message)
 }
 

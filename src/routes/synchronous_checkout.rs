@@ -13,7 +13,8 @@ use secrecy::ExposeSecret;
 
 use super::fields::{self, Field};
 use super::{CheckoutReply, State};
-use crate::cafe24::{self, payment_result::PaymentResult};
+use crate::cafe24;
+use crate::cafe24::payment_result::{self, PaymentResult};
 use crate::checkout::{self, Returned};
 use crate::db::orders::OrderRow;
 use crate::error::ApiError;
@@ -82,27 +83,14 @@ async fn callback(
     let order = match checkout::buyer_returned(&app, Flow::Sync, &fields).await? {
         Returned::Applied(order) => order,
         Returned::NotCurrent(order) => {
-            return redirect(
-                &order,
-                "9999",
-                "This payment session does not belong to the order",
-                &raw_key,
-            )
+            let (code, message) = payment_result::NOT_CURRENT_SESSION;
+            return redirect(&order, code, message, &raw_key);
         }
         Returned::KomojuUnreachable(msg) => {
             return Ok(super::retry_page(StatusCode::BAD_GATEWAY, &msg))
         }
     };
-    let (code, message) = match order.state {
-        OrderState::Paid => ("0000", "Payment completed".to_owned()),
-        OrderState::AwaitingPayment => (
-            "9999",
-            "Payment is awaited: the buyer has not paid yet, and synchronous checkout cannot wait for it".to_owned(),
-        ),
-        OrderState::Cancelled => ("9999", "Payment cancelled".to_owned()),
-        OrderState::Pending => ("9999", "Payment not completed".to_owned()),
-        s => ("9999", format!("Payment not completed ({s})")),
-    };
+    let (code, message) = payment_result::sync_redirect_result(order.state);
     redirect(&order, code, &message, &raw_key)
 }
 
@@ -192,15 +180,7 @@ pub fn payment_details(
         "0".to_owned()
     };
     let tid = order.komoju_payment_id.clone().unwrap_or_default();
-    let (result_code, result_message) = match state {
-        OrderState::Paid => ("0000", "Payment completed".to_owned()),
-        OrderState::PartiallyRefunded => {
-            ("0000", "Payment completed, partially refunded".to_owned())
-        }
-        OrderState::Refunded => ("0000", "Payment completed, refunded".to_owned()),
-        OrderState::AwaitingPayment => ("1400", "Payment is awaited".to_owned()),
-        s => ("1400", format!("Payment not completed ({s})")),
-    };
+    let (result_code, result_message) = payment_result::status_result(state);
     Ok(StatusReply(
         PaymentResult {
             partner_id: &order.partner_id,
