@@ -17,7 +17,7 @@ pub struct MerchantRow {
     pub public_ref: String,
     pub komoju_secret_key: String,
     pub komoju_webhook_secret: String,
-    pub payment_types: String,
+    pub payment_types: crate::merchant::kinds::PaymentTypes,
     pub locale: crate::merchant::kinds::Locale,
     pub cancel_mode: crate::merchant::kinds::CancelMode,
     pub allowed_hosts: String,

@@ -82,6 +82,7 @@ text_enum_column!(webhook_events::WebhookOutcome, Display);
 text_enum_column!(crate::merchant::kinds::CancelMode);
 text_enum_column!(crate::merchant::kinds::Locale);
 text_enum_column!(crate::merchant::kinds::NotifyEncoding);
+text_enum_column!(crate::merchant::kinds::PaymentTypes);
 
 pub mod cafe24;
 pub mod duplicates;

@@ -450,7 +450,7 @@ fn new_merchant(
         public_ref,
         komoju_secret_key: String::new(),
         komoju_webhook_secret: String::new(),
-        payment_types: "credit_card".into(),
+        payment_types: crate::merchant::kinds::PaymentTypes::from_list(&["credit_card"]),
         locale: crate::merchant::Locale::of_lang(lang).unwrap_or(crate::merchant::Locale::En),
         cancel_mode: crate::merchant::CancelMode::Sync,
         allowed_hosts: String::new(),

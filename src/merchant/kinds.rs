@@ -1,7 +1,8 @@
 //! The merchant settings that have a type, not a string: how Cafe24 cancels
 //! ([`CancelMode`]), the language KOMOJU's hosted page opens in ([`Locale`]), how
 //! notifications are encoded ([`NotifyEncoding`]), what Cafe24 was told about a shop's
-//! registrations ([`Registration`]). Each is stored as its `as_str()` and
+//! registrations ([`Registration`]), the payment types it offers ([`PaymentTypes`]).
+//! Each is stored as its `as_str()` and
 //! read back with `parse()` (a stored value it does not know is an error, never a
 //! default). This module depends on nothing, so the database layer can store them.
 
@@ -95,3 +96,89 @@ named_enum!(
         Unregistering = "unregistering",
     }
 );
+
+/// The KOMOJU payment types a merchant offers (PROTOCOL.md §7 `payment_types`), in the
+/// merchant's order, stored comma-separated (`credit_card,konbini`). Which slugs are
+/// acceptable is `merchant::rules::payment_types`; this type only keeps the list, so a
+/// value stored by an older rule still reads (pieces trimmed, empty ones dropped).
+#[derive(Debug, Clone, PartialEq, Eq, diesel::AsExpression, diesel::FromSqlRow)]
+#[diesel(sql_type = diesel::sql_types::Text)]
+pub struct PaymentTypes(String);
+
+impl PaymentTypes {
+    /// The list `types`, in their order (trimmed, empty ones dropped).
+    pub fn from_list<S: AsRef<str>>(types: &[S]) -> PaymentTypes {
+        let kept: Vec<&str> = types
+            .iter()
+            .map(|t| t.as_ref().trim())
+            .filter(|t| !t.is_empty())
+            .collect();
+        PaymentTypes(kept.join(","))
+    }
+
+    /// The stored form, `credit_card,konbini`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Reads a stored value (always `Some`: see the type's doc).
+    pub fn parse(stored: &str) -> Option<PaymentTypes> {
+        Some(PaymentTypes::from_list(
+            &stored.split(',').collect::<Vec<_>>(),
+        ))
+    }
+
+    /// Each type, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.split(',').filter(|t| !t.is_empty())
+    }
+
+    /// Each type, owned.
+    pub fn to_vec(&self) -> Vec<String> {
+        self.iter().map(str::to_owned).collect()
+    }
+}
+
+impl std::fmt::Display for PaymentTypes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn payment_types_keep_their_order_and_read_older_stored_values() {
+        let types = PaymentTypes::from_list(&["credit_card", "konbini", "paypay"]);
+        assert_eq!(types.as_str(), "credit_card,konbini,paypay");
+        assert_eq!(
+            types.iter().collect::<Vec<_>>(),
+            ["credit_card", "konbini", "paypay"]
+        );
+        assert_eq!(PaymentTypes::parse(types.as_str()), Some(types));
+        // Spaces and empty pieces an earlier rule let through read as the list they meant.
+        let older = PaymentTypes::parse(" credit_card, ,konbini,");
+        assert_eq!(
+            older.map(|t| t.to_vec()),
+            Some(vec!["credit_card".into(), "konbini".into()])
+        );
+        assert_eq!(PaymentTypes::from_list::<&str>(&[]).iter().count(), 0);
+    }
+
+    #[test]
+    fn every_named_value_reads_back_and_nothing_else_does() {
+        for mode in CancelMode::ALL {
+            assert_eq!(CancelMode::parse(mode.as_str()), Some(*mode));
+        }
+        for registration in Registration::ALL {
+            assert_eq!(
+                Registration::parse(registration.as_str()),
+                Some(*registration)
+            );
+        }
+        assert_eq!(CancelMode::parse("Sync"), None);
+        assert_eq!(Registration::parse(""), None);
+    }
+}

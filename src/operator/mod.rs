@@ -253,7 +253,7 @@ pub async fn merchants(app: &Services) -> Result<Value, ApiError> {
                 "public_ref": m.public_ref,
                 "komoju_secret_key": shown(&m.mall_id, crate::merchant::SECRET_KEY_COLUMN, &m.komoju_secret_key),
                 "komoju_webhook_secret": shown(&m.mall_id, crate::merchant::WEBHOOK_SECRET_COLUMN, &m.komoju_webhook_secret),
-                "payment_types": m.payment_types.split(',').filter(|t| !t.is_empty()).collect::<Vec<_>>(),
+                "payment_types": m.payment_types.to_vec(),
                 "cancel_mode": m.cancel_mode,
                 "shops": shops.iter().map(|s| json!({
                     "shop_no": s.shop_no,

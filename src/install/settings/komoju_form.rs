@@ -13,6 +13,7 @@ use super::{db_error, SiteError};
 use crate::db::{self, merchants::MerchantRow};
 use crate::keys::session::Session;
 use crate::komoju::{KomojuError, PaymentMethod};
+use crate::merchant::kinds::PaymentTypes;
 use crate::merchant::{rules, CancelMode, Locale};
 use crate::services::Services;
 
@@ -67,7 +68,7 @@ pub async fn save_komoju(
     let locale = Locale::parse(&form.locale)
         .ok_or_else(|| SiteError::Form("Locale must be ja, en or ko".into()))?;
     seal_into(app, &mut row, &new)?;
-    row.payment_types = payment_types.join(",");
+    row.payment_types = PaymentTypes::from_list(&payment_types);
     row.cancel_mode = cancel_mode;
     row.locale = locale;
     row.external_review = form.external_review;
@@ -110,7 +111,7 @@ fn chosen_types(
         form.payment_types.clone()
     } else {
         row.payment_types
-            .split(',')
+            .iter()
             .filter(|t| is_offered(t))
             .map(str::to_owned)
             .collect()

@@ -165,7 +165,7 @@ async fn payment_type_views(
         log::warn!("KOMOJU payment methods of {}: {e}", row.mall_id);
         "KOMOJU did not list the payment types; reload the page to try again".to_owned()
     })?;
-    let selected: Vec<&str> = row.payment_types.split(',').collect();
+    let selected: Vec<&str> = row.payment_types.iter().collect();
     let mut seen = std::collections::BTreeSet::new();
     Ok(methods
         .into_iter()
