@@ -23,7 +23,7 @@ FLOORS = [
     ("shared by the use cases", {"services", "order_updates", "upstream", "merchant"}),
     # error: the §3 envelope every failure is answered with (a Cafe24 wire rule).
     ("adapters", {"cafe24", "komoju", "db", "metrics", "error"}),
-    ("domain and base", {"orders", "money", "keys", "secrets", "clock", "text", "urls",
+    ("domain and base", {"orders", "money", "keys", "secrets", "clock", "text", "urls", "i18n",
                          "merchant::kinds"}),
 ]
 LEVEL = {m: len(FLOORS) - i for i, (_, mods) in enumerate(FLOORS) for m in mods}

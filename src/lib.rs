@@ -31,6 +31,7 @@ pub mod db;
 pub mod duplicates;
 pub mod error;
 pub mod external_checkout;
+pub mod i18n;
 pub mod install;
 pub mod keys;
 pub mod komoju;

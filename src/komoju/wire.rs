@@ -85,6 +85,8 @@ pub struct PaymentMethod {
     pub name_en: Option<String>,
     #[serde(default)]
     pub name_ja: Option<String>,
+    #[serde(default)]
+    pub name_ko: Option<String>,
 }
 
 /// A refund inside a Payment.

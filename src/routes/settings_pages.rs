@@ -1,10 +1,15 @@
 //! The settings site's pages (PROTOCOL.md §12), as maud templates: every value is
 //! escaped by the template engine, the only stylesheet is `static/settings.css` served
-//! by this service, no script runs. Japanese for a launch `lang` of `ja…`, English
-//! otherwise. A read-only (sub-operator's) page shows the settings without a single
+//! by this service, no script runs. Japanese, Korean or English ([`crate::i18n`]: the
+//! texts are the catalogue's `settings-*` messages), with a language switch on every
+//! page. A read-only (sub-operator's) page shows the settings without a single
 //! form.
 
+use std::sync::OnceLock;
+
 use maud::{html, Markup, DOCTYPE};
+
+use crate::i18n::{self, Lang};
 
 use crate::db::merchants::Registration;
 use crate::install::settings::{SettingsView, ShopView, WEBHOOK_EVENTS};
@@ -14,179 +19,128 @@ pub const STYLESHEET_PATH: &str = "/settings/assets/settings.css";
 /// The stylesheet.
 pub const STYLESHEET: &str = include_str!("../../static/settings.css");
 
-/// Every text of the site, in one language.
-pub struct Texts {
-    pub lang: &'static str,
-    pub title: &'static str,
-    pub mall: &'static str,
-    pub test_mode: &'static str,
-    pub live_mode: &'static str,
-    pub not_set_up: &'static str,
-    pub komoju: &'static str,
-    pub komoju_help: &'static str,
-    pub secret_key: &'static str,
-    pub webhook_secret: &'static str,
-    pub saved_hint: &'static str,
-    pub not_saved: &'static str,
-    pub payment_types: &'static str,
-    pub cancel_mode: &'static str,
-    pub cancel_sync: &'static str,
-    pub cancel_async: &'static str,
-    pub locale: &'static str,
-    pub review_page: &'static str,
-    pub save: &'static str,
-    pub shops: &'static str,
-    pub shops_help: &'static str,
-    pub shop: &'static str,
-    pub currency: &'static str,
-    pub gateway: &'static str,
-    pub external_checkout: &'static str,
-    pub on: &'static str,
-    pub off: &'static str,
-    pub pending: &'static str,
-    pub turn_on: &'static str,
-    pub turn_off: &'static str,
-    pub retry: &'static str,
-    pub webhook: &'static str,
-    pub webhook_help: &'static str,
-    pub events: &'static str,
-    pub last_ping: &'static str,
-    pub never: &'static str,
-    pub send_test: &'static str,
-    pub disconnect: &'static str,
-    pub disconnect_help: &'static str,
-    pub done: &'static str,
-    pub disconnected: &'static str,
-    pub disconnected_help: &'static str,
-    pub error_title: &'static str,
-    pub read_only: &'static str,
+/// Declares [`Texts`] with one field per message `settings-<field>` (underscores as
+/// hyphens) of the catalogue (`locales/*/settings.ftl`).
+macro_rules! texts {
+    ($($field:ident),+ $(,)?) => {
+        /// Every text of the site, in one language, from the catalogue.
+        pub struct Texts {
+            /// The language (its code is `<html lang>`).
+            pub lang: Lang,
+            $(pub $field: String,)+
+        }
+
+        impl Texts {
+            fn load(lang: Lang) -> Texts {
+                let catalogue = i18n::catalogue();
+                Texts {
+                    lang,
+                    $($field: catalogue.text(
+                        lang,
+                        &concat!("settings-", stringify!($field)).replace('_', "-"),
+                    ),)+
+                }
+            }
+        }
+    };
 }
 
-/// English.
-pub const EN: Texts = Texts {
-    lang: "en",
-    title: "KOMOJU payments",
-    mall: "Mall",
-    test_mode: "Test mode: payments use your KOMOJU test key; no money moves.",
-    live_mode: "Live mode: payments are real.",
-    not_set_up: "KOMOJU is not set up yet: save your keys below, then turn a shop on.",
-    komoju: "KOMOJU account",
-    komoju_help: "Keys are write-only: leave a field empty to keep the saved value. A new secret key is checked with KOMOJU before it is saved.",
-    secret_key: "Secret key (sk_live_… or sk_test_…)",
-    webhook_secret: "Webhook secret",
-    saved_hint: "Saved:",
-    not_saved: "Not saved yet",
-    payment_types: "Payment types to offer",
-    cancel_mode: "Cancellations",
-    cancel_sync: "Synchronous (answer Cafe24 at once)",
-    cancel_async: "Asynchronous (notify Cafe24 when KOMOJU confirms)",
-    locale: "Language of KOMOJU's payment page",
-    review_page: "External checkout shows a review page before KOMOJU",
-    save: "Save",
-    shops: "Shops",
-    shops_help: "Turning a shop on registers this app as its payment gateway in Cafe24; the external checkout adds the KOMOJU button to its product and basket pages.",
-    shop: "Shop",
-    currency: "Currency",
-    gateway: "Payment gateway",
-    external_checkout: "External checkout",
-    on: "On",
-    off: "Off",
-    pending: "Not confirmed by Cafe24",
-    turn_on: "Turn on",
-    turn_off: "Turn off",
-    retry: "Try again",
-    webhook: "KOMOJU webhook",
-    webhook_help: "In the KOMOJU dashboard, add a webhook with this URL and your webhook secret, subscribed to these events:",
-    events: "Events",
-    last_ping: "Last signed ping received:",
-    never: "none yet",
-    send_test: "Send a test",
-    disconnect: "Disconnect",
-    disconnect_help: "Removes the payment gateway and the buttons from every shop in Cafe24, deletes the app's access to this mall and stops taking payments. Orders stay.",
-    done: "Saved.",
-    disconnected: "Disconnected",
-    disconnected_help: "This mall no longer takes payments through KOMOJU. Open the app from the Cafe24 admin to connect it again.",
-    error_title: "Something went wrong",
-    read_only: "Read-only: only the mall's representative operator can change these settings.",
-};
+texts!(
+    title,
+    mall,
+    test_mode,
+    live_mode,
+    not_set_up,
+    komoju,
+    komoju_help,
+    secret_key,
+    webhook_secret,
+    saved_hint,
+    not_saved,
+    payment_types,
+    cancel_mode,
+    cancel_sync,
+    cancel_async,
+    locale,
+    review_page,
+    save,
+    shops,
+    shops_help,
+    shop,
+    currency,
+    gateway,
+    external_checkout,
+    on,
+    off,
+    pending,
+    turn_on,
+    turn_off,
+    retry,
+    webhook,
+    webhook_help,
+    events,
+    last_ping,
+    never,
+    send_test,
+    disconnect,
+    disconnect_help,
+    done,
+    disconnected,
+    disconnected_help,
+    error_title,
+    read_only,
+);
 
-/// Japanese.
-pub const JA: Texts = Texts {
-    lang: "ja",
-    title: "KOMOJU 決済",
-    mall: "ショップ",
-    test_mode: "テストモード：KOMOJU のテスト用キーで決済します。実際の入金はありません。",
-    live_mode: "本番モード：実際の決済が行われます。",
-    not_set_up: "KOMOJU がまだ設定されていません。下でキーを保存してから、ショップを有効にしてください。",
-    komoju: "KOMOJU アカウント",
-    komoju_help: "キーは書き込み専用です。空欄のままにすると保存済みの値を使います。新しいシークレットキーは保存前に KOMOJU で確認します。",
-    secret_key: "シークレットキー（sk_live_… または sk_test_…）",
-    webhook_secret: "Webhook シークレット",
-    saved_hint: "保存済み：",
-    not_saved: "未保存",
-    payment_types: "提供する決済方法",
-    cancel_mode: "キャンセル",
-    cancel_sync: "同期（Cafe24 にすぐ回答）",
-    cancel_async: "非同期（KOMOJU の確認後に Cafe24 へ通知）",
-    locale: "KOMOJU 決済ページの言語",
-    review_page: "外部チェックアウトで KOMOJU の前に確認ページを表示する",
-    save: "保存",
-    shops: "ショップ",
-    shops_help: "ショップを有効にすると、このアプリが Cafe24 の決済代行として登録されます。外部チェックアウトは商品ページとカートに KOMOJU ボタンを追加します。",
-    shop: "ショップ",
-    currency: "通貨",
-    gateway: "決済代行",
-    external_checkout: "外部チェックアウト",
-    on: "有効",
-    off: "無効",
-    pending: "Cafe24 の確認待ち",
-    turn_on: "有効にする",
-    turn_off: "無効にする",
-    retry: "再試行",
-    webhook: "KOMOJU Webhook",
-    webhook_help: "KOMOJU ダッシュボードで、この URL と Webhook シークレットを使い、次のイベントを購読する Webhook を追加してください：",
-    events: "イベント",
-    last_ping: "最後に受信した署名付き ping：",
-    never: "まだありません",
-    send_test: "テスト送信",
-    disconnect: "接続を解除",
-    disconnect_help: "すべてのショップの決済代行登録とボタンを Cafe24 から削除し、このショップへのアプリのアクセスを削除して、決済の受付を停止します。注文は残ります。",
-    done: "保存しました。",
-    disconnected: "接続を解除しました",
-    disconnected_help: "このショップでは KOMOJU による決済を受け付けません。再接続するには Cafe24 管理画面からアプリを開いてください。",
-    error_title: "エラーが発生しました",
-    read_only: "閲覧のみ：設定を変更できるのはショップの代表運営者だけです。",
-};
+/// The texts in `lang`, loaded once.
+pub fn texts_in(lang: Lang) -> &'static Texts {
+    static TEXTS: OnceLock<[Texts; 3]> = OnceLock::new();
+    let all = TEXTS.get_or_init(|| Lang::ALL.map(Texts::load));
+    let i = Lang::ALL.iter().position(|l| *l == lang).unwrap_or(0);
+    &all[i]
+}
 
-/// The texts for a launch `lang`.
+/// The texts for a language tag (`ja`, `ko_KR`, `en_US`…); English for any other.
 pub fn texts(lang: &str) -> &'static Texts {
-    if lang.starts_with("ja") {
-        &JA
-    } else {
-        &EN
+    texts_in(Lang::from_tag(lang).unwrap_or(Lang::En))
+}
+
+/// The language switch: a link per language to the same page in it (`?lang=`), the
+/// current one marked.
+fn language_switch(t: &Texts) -> Markup {
+    html! {
+        nav.languages aria-label="Language" {
+            @for lang in Lang::ALL {
+                @if lang == t.lang {
+                    span lang=(lang.code()) aria-current="true" { (lang.name()) }
+                } @else {
+                    a href={ "?lang=" (lang.code()) } lang=(lang.code()) hreflang=(lang.code()) { (lang.name()) }
+                }
+                " "
+            }
+        }
     }
 }
 
 fn layout(t: &Texts, title: &str, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
-        html lang=(t.lang) {
+        html lang=(t.lang.code()) {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) }
                 link rel="stylesheet" href=(STYLESHEET_PATH);
             }
-            body { (body) }
+            body { (language_switch(t)) (body) }
         }
     }
 }
 
 fn state_cell(t: &Texts, state: Registration) -> Markup {
     let (class, label) = match state {
-        Registration::On => ("state on", t.on),
-        Registration::Off => ("state off", t.off),
-        Registration::Registering | Registration::Unregistering => ("state pending", t.pending),
+        Registration::On => ("state on", &t.on),
+        Registration::Off => ("state off", &t.off),
+        Registration::Registering | Registration::Unregistering => ("state pending", &t.pending),
     };
     html! { span class=(class) { (label) } }
 }
@@ -194,10 +148,10 @@ fn state_cell(t: &Texts, state: Registration) -> Markup {
 /// A one-button form posting `on` and the CSRF token to `action`.
 fn switch(t: &Texts, action: &str, csrf: &str, id: &str, state: Registration) -> Markup {
     let (on, label, class) = match state {
-        Registration::On => ("0", t.turn_off, "secondary"),
-        Registration::Off => ("1", t.turn_on, ""),
-        Registration::Registering => ("1", t.retry, ""),
-        Registration::Unregistering => ("0", t.retry, "secondary"),
+        Registration::On => ("0", &t.turn_off, "secondary"),
+        Registration::Off => ("1", &t.turn_on, ""),
+        Registration::Registering => ("1", &t.retry, ""),
+        Registration::Unregistering => ("0", &t.retry, "secondary"),
     };
     html! {
         form.inline method="post" action=(action) {
@@ -215,13 +169,13 @@ fn komoju_form(t: &Texts, view: &SettingsView, base: &str) -> Markup {
             input type="hidden" name="csrf" value=(view.csrf);
             label for="secret_key" { (t.secret_key) }
             input type="password" id="secret_key" name="secret_key" autocomplete="off"
-                placeholder=(view.secret_key_hint.as_deref().unwrap_or(t.not_saved));
+                placeholder=(view.secret_key_hint.as_deref().unwrap_or(&t.not_saved));
             p.help #secret-key-hint {
                 @match &view.secret_key_hint { Some(h) => { (t.saved_hint) " " code { (h) } }, None => (t.not_saved) }
             }
             label for="webhook_secret" { (t.webhook_secret) }
             input type="password" id="webhook_secret" name="webhook_secret" autocomplete="off"
-                placeholder=(view.webhook_secret_hint.as_deref().unwrap_or(t.not_saved));
+                placeholder=(view.webhook_secret_hint.as_deref().unwrap_or(&t.not_saved));
             p.help #webhook-secret-hint {
                 @match &view.webhook_secret_hint { Some(h) => { (t.saved_hint) " " code { (h) } }, None => (t.not_saved) }
             }
@@ -233,7 +187,7 @@ fn komoju_form(t: &Texts, view: &SettingsView, base: &str) -> Markup {
                         label.inline {
                             input type="checkbox" name="payment_types" value=(pt.type_slug)
                                 id=(format!("pt-{}", pt.type_slug)) checked[pt.selected];
-                            (if t.lang == "ja" { &pt.name_ja } else { &pt.name_en })
+                            (pt.name(t.lang))
                         }
                     }
                 }
@@ -273,16 +227,16 @@ fn komoju_summary(t: &Texts, view: &SettingsView) -> Markup {
                 @match &view.payment_types {
                     Ok(types) => {
                         @for pt in types.iter().filter(|pt| pt.selected) {
-                            span.tag { (if t.lang == "ja" { &pt.name_ja } else { &pt.name_en }) } " "
+                            span.tag { (pt.name(t.lang)) } " "
                         }
                     }
                     Err(why) => span #payment-types-missing { (why) },
                 }
             }
             dt { (t.cancel_mode) }
-            dd { (if view.cancel_mode == "async" { t.cancel_async } else { t.cancel_sync }) }
+            dd { (if view.cancel_mode == "async" { &t.cancel_async } else { &t.cancel_sync }) }
             dt { (t.locale) } dd { (view.locale) }
-            dt { (t.review_page) } dd { (if view.external_review { t.on } else { t.off }) }
+            dt { (t.review_page) } dd { (if view.external_review { &t.on } else { &t.off }) }
         }
     }
 }
@@ -325,7 +279,7 @@ pub fn settings(view: &SettingsView, notice: Option<&str>, error: Option<&str>) 
             }
         }
     };
-    layout(t, t.title, body)
+    layout(t, &t.title, body)
 }
 
 /// The shops, each with its gateway and external-checkout switches (a read-only session
@@ -398,7 +352,7 @@ pub fn disconnected(lang: &str) -> Markup {
     let t = texts(lang);
     layout(
         t,
-        t.disconnected,
+        &t.disconnected,
         html! {
             header { h1 { (t.title) } }
             main { section { h2 #disconnected { (t.disconnected) } p { (t.disconnected_help) } } }
@@ -411,7 +365,7 @@ pub fn error(lang: &str, message: &str) -> Markup {
     let t = texts(lang);
     layout(
         t,
-        t.error_title,
+        &t.error_title,
         html! {
             header { h1 { (t.title) } }
             main { section { h2 { (t.error_title) } p #error { (message) } } }

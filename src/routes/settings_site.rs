@@ -24,6 +24,7 @@ use super::settings_forms::*;
 use super::settings_pages::{self, STYLESHEET, STYLESHEET_PATH};
 use super::State;
 use crate::error::responses::*;
+use crate::i18n::Lang;
 use crate::install::settings::{self, KomojuForm, SiteError};
 use crate::keys::session::{Session, SESSION_COOKIE, SESSION_TTL_SECS};
 use crate::services::Services;
@@ -73,6 +74,35 @@ pub fn cookie(
 /// The session cookie (path `/settings`).
 pub fn session_cookie(app: &Services, token: String) -> Cookie<'static> {
     cookie(app, SESSION_COOKIE, token, "/settings", SESSION_TTL_SECS)
+}
+
+/// The cookie that keeps a person's choice of language (the switch), path `/settings`.
+pub const LANG_COOKIE: &str = "cafe24_komoju_lang";
+
+/// The language a person chose with the switch on this request (`?lang=`), if any.
+fn switched(req: &HttpRequest) -> Option<Lang> {
+    url::form_urlencoded::parse(req.query_string().as_bytes())
+        .find(|(k, _)| k == "lang")
+        .and_then(|(_, v)| Lang::from_tag(&v))
+}
+
+/// The language of a page for `req`: the switch on this request or its cookie, then
+/// Cafe24's launch `lang` (kept in the session), then `Accept-Language`.
+fn page_lang(req: &HttpRequest, launch: Option<&str>) -> Lang {
+    let chosen = switched(req)
+        .map(|l| l.code().to_owned())
+        .or_else(|| req.cookie(LANG_COOKIE).map(|c| c.value().to_owned()));
+    let accept = req
+        .headers()
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok());
+    Lang::negotiate(chosen.as_deref(), launch, accept)
+}
+
+/// `session` with its `lang` the page's ([`page_lang`]).
+fn speaking(req: &HttpRequest, mut session: Session) -> Session {
+    session.lang = page_lang(req, Some(&session.lang)).code().to_owned();
+    session
 }
 
 /// An HTML page with the site's headers.
@@ -168,7 +198,7 @@ async fn posted(
         Some(field(&fields, "csrf")),
     )
     .await?;
-    Ok((session, fields))
+    Ok((speaking(req, session), fields))
 }
 
 /// 303 back to the page, or the page with the form error, or an error page.
@@ -215,17 +245,28 @@ async fn show(app: State, req: HttpRequest, mall_id: web::Path<String>) -> HttpR
     let cookie = req.cookie(SESSION_COOKIE);
     let session =
         match settings::authorize(&app, cookie.as_ref().map(|c| c.value()), &mall_id, None).await {
-            Ok(s) => s,
-            Err(e) => return failed("en", e),
+            Ok(s) => speaking(&req, s),
+            Err(e) => return failed(page_lang(&req, None).code(), e),
         };
-    let done = req.query_string().starts_with("done=");
+    let done = url::form_urlencoded::parse(req.query_string().as_bytes()).any(|(k, _)| k == "done");
     match settings::view(&app, &session).await {
         Ok(view) => {
-            let notice = done.then_some(settings_pages::texts(&session.lang).done);
-            page(
+            let notice = done.then_some(settings_pages::texts(&session.lang).done.as_str());
+            let mut reply = page(
                 StatusCode::OK,
                 settings_pages::settings(&view, notice, None),
-            )
+            );
+            if let Some(lang) = switched(&req) {
+                let keep = self::cookie(
+                    &app,
+                    LANG_COOKIE,
+                    lang.code().to_owned(),
+                    "/settings",
+                    365 * 86400,
+                );
+                let _ = reply.add_cookie(&keep);
+            }
+            reply
         }
         Err(e) => failed(&session.lang, e),
     }

@@ -20,6 +20,7 @@ mod hostile_input;
 mod install;
 mod install_guards;
 mod komoju_truth;
+mod languages;
 mod metrics;
 mod openapi;
 mod operator;

@@ -3,7 +3,8 @@
 //! and the Cafe24 stand-in mounted, nothing else. The merchant makes a launch link on the
 //! stand-in's page, allows the app, saves a KOMOJU test key, turns the shop and its
 //! external checkout on, sends a test ping; the stand-in then holds one payment gateway
-//! and one script tag. Screenshots of the settings page in Japanese and English.
+//! and one script tag. Screenshots of the settings page in Japanese, English and Korean
+//! (through the language switch).
 
 use super::*;
 
@@ -193,6 +194,18 @@ async fn a_merchant_installs_the_app_by_clicks() {
             wait_text(&client, "#shop-1 td:nth-child(4) .state", |t| t == "On").await;
             full_page(&client).await;
             screenshot(&client, "settings-en.png").await;
+
+            // The language switch: Korean, and kept on the next page.
+            click(&client, "nav.languages a[lang=ko]").await;
+            wait_text(&client, "#mode", |t| t.contains("테스트 모드")).await;
+            wait_text(&client, "#shop-1 td:nth-child(4) .state", |t| t == "켜짐").await;
+            client
+                .goto(&format!("{service}{settings}"))
+                .await
+                .unwrap_or_else(|e| panic!("settings again: {e}"));
+            wait_text(&client, "#mode", |t| t.contains("테스트 모드")).await;
+            full_page(&client).await;
+            screenshot(&client, "settings-ko.png").await;
         })
         .await;
 }

@@ -37,8 +37,20 @@ pub struct PaymentTypeView {
     pub type_slug: String,
     pub name_en: String,
     pub name_ja: String,
+    pub name_ko: String,
     /// The merchant offers it at checkout.
     pub selected: bool,
+}
+
+impl PaymentTypeView {
+    /// KOMOJU's name of the type in `lang`.
+    pub fn name(&self, lang: crate::i18n::Lang) -> &str {
+        match lang {
+            crate::i18n::Lang::Ja => &self.name_ja,
+            crate::i18n::Lang::Ko => &self.name_ko,
+            crate::i18n::Lang::En => &self.name_en,
+        }
+    }
 }
 
 /// Everything the settings page shows. Secrets only as masked hints.
@@ -174,6 +186,7 @@ async fn payment_type_views(
             selected: selected.contains(&m.type_slug.as_str()),
             name_en: m.name_en.unwrap_or_else(|| m.type_slug.clone()),
             name_ja: m.name_ja.unwrap_or_else(|| m.type_slug.clone()),
+            name_ko: m.name_ko.unwrap_or_else(|| m.type_slug.clone()),
             type_slug: m.type_slug,
         })
         .collect())

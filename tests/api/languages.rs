@@ -1,0 +1,93 @@
+//! The settings site speaks Japanese, Korean and English (issue 20, item 3): Cafe24's
+//! launch `lang` first, a switch on every page that the browser keeps, then the
+//! browser's `Accept-Language`.
+
+use crate::both_backends;
+use crate::helpers::*;
+use crate::install::{set_cookie, Browser};
+
+both_backends!(
+    a_korean_launch_gets_korean_pages_and_the_switch_is_kept,
+    a_page_without_a_session_speaks_the_browsers_language
+);
+
+async fn get(app: &TestApp, path: &str, cookies: &str, accept: Option<&str>) -> reqwest::Response {
+    let mut request = app
+        .client
+        .get(format!("{}{path}", app.address))
+        .header("Cookie", cookies);
+    if let Some(accept) = accept {
+        request = request.header("Accept-Language", accept);
+    }
+    request
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+}
+
+async fn a_korean_launch_gets_korean_pages_and_the_switch_is_kept(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let mut browser = Browser::install(&app, "newmall", "ko_KR").await;
+    let (status, page) = browser.page().await;
+    assert_eq!(status, 200);
+    assert!(page.contains(r#"<html lang="ko">"#), "{page}");
+    assert!(page.contains("KOMOJU가 아직 설정되지 않았습니다"), "{page}");
+    assert!(
+        page.contains(r#"href="?lang=ja""#) && page.contains(r#"href="?lang=en""#),
+        "a switch to the other languages: {page}"
+    );
+
+    // The switch: English now, and a cookie that keeps it.
+    let session = format!("cafe24_komoju_session={}", browser.session);
+    let switched = get(&app, "/settings/newmall?lang=en", &session, Some("ko")).await;
+    assert_eq!(switched.status(), 200);
+    let kept = set_cookie(&switched, "cafe24_komoju_lang").unwrap_or_default();
+    assert_eq!(kept, "en");
+    let page = switched.text().await.unwrap_or_default();
+    assert!(page.contains(r#"<html lang="en">"#), "{page}");
+    assert!(page.contains("KOMOJU is not set up yet"), "{page}");
+
+    let cookies = format!("{session}; cafe24_komoju_lang={kept}");
+    let page = get(&app, "/settings/newmall", &cookies, Some("ko"))
+        .await
+        .text()
+        .await
+        .unwrap_or_default();
+    assert!(
+        page.contains(r#"<html lang="en">"#),
+        "the choice outlives the launch's lang"
+    );
+
+    // A language the site does not speak changes nothing.
+    let page = get(&app, "/settings/newmall?lang=zz", &session, None)
+        .await
+        .text()
+        .await
+        .unwrap_or_default();
+    assert!(page.contains(r#"<html lang="ko">"#), "{page}");
+}
+
+async fn a_page_without_a_session_speaks_the_browsers_language(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let refused = get(
+        &app,
+        "/settings/newmall",
+        "",
+        Some("ko-KR,ko;q=0.9,en;q=0.5"),
+    )
+    .await;
+    assert_eq!(refused.status(), 401);
+    let page = refused.text().await.unwrap_or_default();
+    assert!(page.contains(r#"<html lang="ko">"#), "{page}");
+    assert!(page.contains("문제가 발생했습니다"), "{page}");
+
+    let page = get(&app, "/settings/newmall", "", None)
+        .await
+        .text()
+        .await
+        .unwrap_or_default();
+    assert!(
+        page.contains(r#"<html lang="en">"#),
+        "English when nothing says otherwise"
+    );
+}
