@@ -26,9 +26,18 @@ pub enum Lang {
 /// The catalogue files of one language, in the order they are added to its bundle.
 fn sources(lang: Lang) -> &'static [&'static str] {
     match lang {
-        Lang::Ja => &[include_str!("../locales/ja/settings.ftl")],
-        Lang::Ko => &[include_str!("../locales/ko/settings.ftl")],
-        Lang::En => &[include_str!("../locales/en/settings.ftl")],
+        Lang::Ja => &[
+            include_str!("../locales/ja/settings.ftl"),
+            include_str!("../locales/ja/pages.ftl"),
+        ],
+        Lang::Ko => &[
+            include_str!("../locales/ko/settings.ftl"),
+            include_str!("../locales/ko/pages.ftl"),
+        ],
+        Lang::En => &[
+            include_str!("../locales/en/settings.ftl"),
+            include_str!("../locales/en/pages.ftl"),
+        ],
     }
 }
 

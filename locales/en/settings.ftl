@@ -43,3 +43,12 @@ settings-disconnected = Disconnected
 settings-disconnected-help = This mall no longer takes payments through KOMOJU. Open the app from the Cafe24 admin to connect it again.
 settings-error-title = Something went wrong
 settings-read-only = Read-only: only the mall's representative operator can change these settings.
+
+# The settings site's refusals with a fixed text (install::settings::SiteError::code).
+site-error-no-session = Your session has ended; open the app again from the Cafe24 admin.
+site-error-forbidden = This request is not allowed for this session.
+site-error-read-only = Only the mall's representative operator can change these settings; you can view them.
+site-error-not-connected = The app is not connected to this mall; open it again from the Cafe24 admin.
+site-error-unknown-shop = No such shop in this mall.
+site-error-unavailable = The service is temporarily unavailable; try again in a moment.
+site-error-internal = Something went wrong on our side; try again in a moment.

@@ -43,3 +43,12 @@ settings-disconnected = 接続を解除しました
 settings-disconnected-help = このショップでは KOMOJU による決済を受け付けません。再接続するには Cafe24 管理画面からアプリを開いてください。
 settings-error-title = エラーが発生しました
 settings-read-only = 閲覧のみ：設定を変更できるのはショップの代表運営者だけです。
+
+# The settings site's refusals with a fixed text (install::settings::SiteError::code).
+site-error-no-session = セッションが終了しました。Cafe24 管理画面からアプリを開き直してください。
+site-error-forbidden = このセッションではこの操作はできません。
+site-error-read-only = 設定を変更できるのはショップの代表運営者だけです。閲覧はできます。
+site-error-not-connected = このショップにはアプリが接続されていません。Cafe24 管理画面からアプリを開き直してください。
+site-error-unknown-shop = このショップにそのショップ番号はありません。
+site-error-unavailable = サービスが一時的に利用できません。しばらくしてからもう一度お試しください。
+site-error-internal = こちら側で問題が発生しました。しばらくしてからもう一度お試しください。

@@ -43,3 +43,12 @@ settings-disconnected = 연결이 해제되었습니다
 settings-disconnected-help = 이 쇼핑몰은 더 이상 KOMOJU로 결제를 받지 않습니다. 다시 연결하려면 Cafe24 관리자에서 앱을 여세요.
 settings-error-title = 문제가 발생했습니다
 settings-read-only = 읽기 전용: 대표 운영자만 이 설정을 바꿀 수 있습니다.
+
+# The settings site's refusals with a fixed text (install::settings::SiteError::code).
+site-error-no-session = 세션이 끝났습니다. Cafe24 관리자에서 앱을 다시 여세요.
+site-error-forbidden = 이 세션으로는 이 요청을 할 수 없습니다.
+site-error-read-only = 대표 운영자만 이 설정을 바꿀 수 있습니다. 보기는 가능합니다.
+site-error-not-connected = 이 쇼핑몰에 앱이 연결되어 있지 않습니다. Cafe24 관리자에서 앱을 다시 여세요.
+site-error-unknown-shop = 이 쇼핑몰에 그런 쇼핑몰 번호가 없습니다.
+site-error-unavailable = 서비스를 잠시 사용할 수 없습니다. 잠시 후 다시 시도하세요.
+site-error-internal = 저희 쪽에서 문제가 발생했습니다. 잠시 후 다시 시도하세요.

@@ -197,7 +197,7 @@ async fn review(app: State, req: HttpRequest) -> Result<HttpResponse, ApiError> 
         ))
         .insert_header((header::X_FRAME_OPTIONS, "DENY"))
         .insert_header((header::REFERRER_POLICY, "no-referrer"))
-        .body(super::pages::review(&review).into_string()))
+        .body(super::pages::review(&review, super::pages::buyer_lang(&req)).into_string()))
 }
 
 /// `POST /order/pay` (form `key`, `csrf`): 303 to the KOMOJU hosted page.
@@ -238,7 +238,7 @@ async fn callback(
         Returned::Applied(order) => order,
         Returned::NotCurrent(order) => return to_mall(&order, false),
         Returned::KomojuUnreachable(msg) => {
-            return Ok(super::retry_page(StatusCode::BAD_GATEWAY, &msg))
+            return Ok(super::retry_page(&req, StatusCode::BAD_GATEWAY, &msg))
         }
     };
     let state = order.state;

@@ -282,13 +282,23 @@ pub(crate) fn found(base: &str, params: &[(&str, &str)]) -> Result<HttpResponse,
         .finish())
 }
 
-/// A small HTML page for the buyer's browser when a callback cannot finish (KOMOJU
-/// unreachable): nothing changed, and reloading the same URL tries again.
-pub fn retry_page(status: actix_web::http::StatusCode, message: &str) -> HttpResponse {
+/// A small HTML page, in the buyer's language, for the buyer's browser when a callback
+/// cannot finish (KOMOJU unreachable: `why`, logged): nothing changed, and reloading the
+/// same URL tries again.
+pub fn retry_page(
+    req: &HttpRequest,
+    status: actix_web::http::StatusCode,
+    why: &str,
+) -> HttpResponse {
+    log::warn!(
+        "{} {}: the buyer is asked to reload ({why})",
+        req.method(),
+        req.path()
+    );
     HttpResponse::build(status)
         .content_type("text/html; charset=utf-8")
         .insert_header(("Cache-Control", "no-store"))
-        .body(pages::retry(message).into_string())
+        .body(pages::retry(pages::buyer_lang(req)).into_string())
 }
 
 /// The failures of `POST …/checkout` (§6.1, §6.2), each the §3 envelope.

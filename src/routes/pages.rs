@@ -5,30 +5,32 @@
 use maud::{html, Markup, DOCTYPE};
 
 use crate::external_checkout::Review;
+use crate::i18n::{catalogue, Lang};
 
 const STYLE: &str = "body{font-family:system-ui,sans-serif;background:#f4f5f7;color:#1d2330;margin:0}\
 main{max-width:34rem;margin:3rem auto;background:#fff;border-radius:8px;padding:2rem;box-shadow:0 1px 4px rgba(0,0,0,.12)}\
 table{width:100%;border-collapse:collapse}td,th{padding:.4rem;border-bottom:1px solid #e4e6ea;text-align:left}\
 .n{text-align:right}button{margin-top:1.5rem;width:100%;padding:.8rem;font-size:1rem;border:0;border-radius:6px;background:#172b4d;color:#fff;cursor:pointer}";
 
-/// External checkout's review page: the order's lines and total, and a form that posts
-/// the key and its form token to `review.pay_url`.
-pub fn review(review: &Review) -> Markup {
+/// External checkout's review page in `lang`: the order's lines and total, and a form
+/// that posts the key and its form token to `review.pay_url`.
+pub fn review(review: &Review, lang: Lang) -> Markup {
+    let t = |id: &str| catalogue().text(lang, id);
     html! {
         (DOCTYPE)
-        html lang="en" {
+        html lang=(lang.code()) {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
-                title { "Review your order" }
+                title { (t("review-title")) }
                 style { (STYLE) }
             }
             body {
                 main {
-                    h1 { "Review your order" }
-                    p { (review.shop_name) " · order " strong { (review.order_id) } }
+                    h1 { (t("review-title")) }
+                    p { (review.shop_name) " · " (t("review-order")) " " strong { (review.order_id) } }
                     table {
-                        thead { tr { th { "Item" } th.n { "Qty" } th.n { "Amount" } } }
+                        thead { tr { th { (t("review-item")) } th.n { (t("review-quantity")) } th.n { (t("review-amount")) } } }
                         tbody {
                             @for (name, quantity, line_total) in &review.lines {
                                 tr {
@@ -40,7 +42,7 @@ pub fn review(review: &Review) -> Markup {
                         }
                         tfoot {
                             tr {
-                                th { "Total" }
+                                th { (t("review-total")) }
                                 th {}
                                 th.n #review-total { (review.total) " " (review.currency) }
                             }
@@ -49,7 +51,7 @@ pub fn review(review: &Review) -> Markup {
                     form method="post" action=(review.pay_url) {
                         input type="hidden" name="key" value=(review.key);
                         input type="hidden" name="csrf" value=(review.csrf);
-                        button type="submit" #review-pay { "Pay with KOMOJU" }
+                        button type="submit" #review-pay { (t("review-pay")) }
                     }
                 }
             }
@@ -57,21 +59,33 @@ pub fn review(review: &Review) -> Markup {
     }
 }
 
-/// The page for a buyer whose callback cannot finish yet (KOMOJU unreachable): nothing
-/// changed, and reloading the same URL tries again.
-pub fn retry(message: &str) -> Markup {
+/// The page, in `lang`, for a buyer whose callback cannot finish yet (KOMOJU
+/// unreachable): nothing changed, and reloading the same URL tries again. (What KOMOJU
+/// answered is for the log, not for the buyer.)
+pub fn retry(lang: Lang) -> Markup {
+    let t = |id: &str| catalogue().text(lang, id);
     html! {
         (DOCTYPE)
-        html lang="en" {
+        html lang=(lang.code()) {
             head {
                 meta charset="utf-8";
-                title { "Payment status pending" }
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (t("retry-title")) }
             }
             body style="font-family:sans-serif;max-width:36em;margin:3em auto" {
-                h1 { "We could not confirm your payment yet" }
-                p { (message) }
-                p { "Nothing was lost. Please reload this page in a moment." }
+                h1 { (t("retry-heading")) }
+                p { (t("retry-detail")) }
+                p { (t("retry-reload")) }
             }
         }
     }
+}
+
+/// The language of a buyer's page: the browser's `Accept-Language`, then English.
+pub fn buyer_lang(req: &actix_web::HttpRequest) -> Lang {
+    let accept = req
+        .headers()
+        .get(actix_web::http::header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok());
+    Lang::negotiate(None, None, accept)
 }

@@ -117,7 +117,16 @@ pub fn page(status: StatusCode, markup: maud::Markup) -> HttpResponse {
 }
 
 fn failed(lang: &str, e: SiteError) -> HttpResponse {
-    page(e.status(), settings_pages::error(lang, &e.to_string()))
+    page(e.status(), settings_pages::error(lang, &shown(lang, &e)))
+}
+
+/// What the page says of `e` in `lang`: the catalogue's text of a fixed refusal, else
+/// the error's own (English) message.
+fn shown(lang: &str, e: &SiteError) -> String {
+    let lang = Lang::from_tag(lang).unwrap_or(Lang::En);
+    crate::i18n::catalogue()
+        .get(lang, &format!("site-error-{}", e.code()))
+        .unwrap_or_else(|| e.to_string())
 }
 
 /// A refused request of the site, rendered as its error page (English: no session says
@@ -220,7 +229,7 @@ async fn after(
             match settings::view(app, session).await {
                 Ok(view) => page(
                     e.status(),
-                    settings_pages::settings(&view, None, Some(&e.to_string())),
+                    settings_pages::settings(&view, None, Some(&shown(&session.lang, &e))),
                 ),
                 Err(e) => failed(&session.lang, e),
             }
@@ -408,4 +417,34 @@ async fn disconnect(
         }
         Err(e) => failed(&session.lang, e),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_fixed_refusal_speaks_every_language() {
+        for e in SiteError::FIXED {
+            for lang in Lang::ALL {
+                let id = format!("site-error-{}", e.code());
+                assert!(
+                    crate::i18n::catalogue().get(lang, &id).is_some(),
+                    "{id} is missing in {}",
+                    lang.code()
+                );
+            }
+        }
+        assert_eq!(
+            shown(
+                "ko",
+                &SiteError::Form("Enter your KOMOJU secret key".into())
+            ),
+            "Enter your KOMOJU secret key"
+        );
+        assert_eq!(
+            shown("ja_JP", &SiteError::UnknownShop),
+            "このショップにそのショップ番号はありません。"
+        );
+    }
 }

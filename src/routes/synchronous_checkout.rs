@@ -87,7 +87,7 @@ async fn callback(
             return redirect(&order, code, message, &raw_key);
         }
         Returned::KomojuUnreachable(msg) => {
-            return Ok(super::retry_page(StatusCode::BAD_GATEWAY, &msg))
+            return Ok(super::retry_page(&req, StatusCode::BAD_GATEWAY, &msg))
         }
     };
     let (code, message) = payment_result::sync_redirect_result(order.state);

@@ -3,12 +3,15 @@
 //! browser's `Accept-Language`.
 
 use crate::both_backends;
+use cafe24_komoju_sandbox::Fault;
+
 use crate::helpers::*;
 use crate::install::{set_cookie, Browser};
 
 both_backends!(
     a_korean_launch_gets_korean_pages_and_the_switch_is_kept,
-    a_page_without_a_session_speaks_the_browsers_language
+    a_page_without_a_session_speaks_the_browsers_language,
+    the_buyers_retry_page_speaks_the_browsers_language
 );
 
 async fn get(app: &TestApp, path: &str, cookies: &str, accept: Option<&str>) -> reqwest::Response {
@@ -90,4 +93,33 @@ async fn a_page_without_a_session_speaks_the_browsers_language(backend: Backend)
         page.contains(r#"<html lang="en">"#),
         "English when nothing says otherwise"
     );
+}
+
+async fn the_buyers_retry_page_speaks_the_browsers_language(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let url = app
+        .sync_checkout_ok(&checkout_fields("20261206-0000900", "3400", "JPY"))
+        .await;
+    let callback = app.press(&url, "credit_card").await;
+    // KOMOJU fails the service's read of the session: the buyer is asked to reload.
+    app.sandbox.fail_next(1, Fault::InternalError);
+    let page = app
+        .client
+        .get(&callback)
+        .header("Accept-Language", "ja-JP,ja;q=0.9")
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("callback: {e}"));
+    assert_eq!(page.status(), 502);
+    let body = page.text().await.unwrap_or_default();
+    assert!(body.contains(r#"<html lang="ja">"#), "{body}");
+    assert!(body.contains("決済をまだ確認できていません"), "{body}");
+    assert!(
+        !body.contains("internal_server_error"),
+        "KOMOJU's answer is for the log: {body}"
+    );
+
+    // Reloading once KOMOJU answers finishes the callback.
+    let again = app.get(&callback).await;
+    assert_eq!(again.status(), 302);
 }

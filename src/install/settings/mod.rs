@@ -79,6 +79,35 @@ pub enum SiteError {
 }
 
 impl SiteError {
+    /// Every variant whose text is fixed (the others carry their own message).
+    pub const FIXED: [SiteError; 7] = [
+        SiteError::NoSession,
+        SiteError::Forbidden,
+        SiteError::ReadOnly,
+        SiteError::NotConnected,
+        SiteError::UnknownShop,
+        SiteError::Unavailable,
+        SiteError::Internal,
+    ];
+
+    /// A stable name of the refusal (`no-session`, `read-only`…): the page shows the
+    /// catalogue's `site-error-<code>` in its language when there is one (the fixed
+    /// texts), else the English message (`Form`, `Refused`, `Upstream` carry their own).
+    pub fn code(&self) -> &'static str {
+        match self {
+            SiteError::NoSession => "no-session",
+            SiteError::Forbidden => "forbidden",
+            SiteError::ReadOnly => "read-only",
+            SiteError::Refused(_) => "refused",
+            SiteError::NotConnected => "not-connected",
+            SiteError::Form(_) => "form",
+            SiteError::UnknownShop => "unknown-shop",
+            SiteError::Upstream(_) => "upstream",
+            SiteError::Unavailable => "unavailable",
+            SiteError::Internal => "internal",
+        }
+    }
+
     /// The HTTP status of the page.
     pub fn status(&self) -> actix_web::http::StatusCode {
         use actix_web::http::StatusCode as S;
