@@ -205,10 +205,10 @@ fn due(settings: &ReconcileSettings, now: NaiveDateTime) -> [orders::Due; 3] {
     ]
 }
 
-/// The order passes: the orders of [`due`] (each kind a bounded batch) are read from
+/// The order passes: the orders of `due` (each kind a bounded batch) are read from
 /// KOMOJU through their session and applied. Returns how many sessions were read. A
 /// KOMOJU error leaves the order untouched (read again next time) and backs its
-/// merchant off; a merchant's reads are [`PACE`]d.
+/// merchant off; a merchant's reads are `PACE`d.
 pub async fn order_passes(
     app: &Services,
     settings: &ReconcileSettings,

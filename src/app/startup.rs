@@ -1,4 +1,4 @@
-//! Building and running the service: the shared [`AppState`], the HTTP server on a
+//! Building and running the service: the shared [`crate::services::Services`], the HTTP server on a
 //! listener whose port is known (tests bind port 0), and the KOMOJU sandbox in
 //! development mode (the crate `cafe24-komoju-sandbox`, with the default `sandbox`
 //! feature; this is the only module that names it).

@@ -28,7 +28,7 @@ pub fn request_hmac(
 /// `json_encode($s, JSON_UNESCAPED_UNICODE | JSON_UNESCAPED_SLASHES)` of the string
 /// `$s = (string)(int) total · order_id · response_time · return_notification_url`,
 /// i.e. quoted, with `/` and non-ASCII characters left as they are (see
-/// [`php_json_encode`]). `total_major` is the total in major units truncated toward
+/// `php_json_encode`). `total_major` is the total in major units truncated toward
 /// zero, as PHP's `(int)` does.
 pub fn reservation_hmac(
     client_id: &str,

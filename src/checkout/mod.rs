@@ -11,7 +11,7 @@
 //! Every change of order state goes through [`crate::order_updates::apply`]: one
 //! transaction that locks the order, asks the state machine, writes the new facts, an
 //! audit row and the notifications Cafe24 must receive. The buyer's return from KOMOJU
-//! is [`returned`].
+//! is `returned`.
 
 pub mod key;
 mod returned;

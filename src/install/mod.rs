@@ -1,5 +1,5 @@
 //! Installing the app from Cafe24 (PROTOCOL.md §12): the launch, the OAuth authorization
-//! round, the mall's tokens in use ([`tokens`]), the merchant's session ([`session`]),
+//! round, the mall's tokens in use ([`tokens`]), the merchant's session ([`crate::keys::session`]),
 //! the settings site ([`settings`]) and Cafe24's app-lifecycle events ([`lifecycle`]).
 //!
 //! A launch URL is single use: the SHA-256 of its decoded `hmac` is recorded until its
@@ -35,7 +35,7 @@ const PUBLIC_REF_LEN: usize = 16;
 const PUBLIC_REF_MIN: usize = 8;
 
 /// Why a launch or a callback was refused. Each is a page with [`InstallError::status`]
-/// and [`InstallError::message`]; none changed anything stored but a used `state`.
+/// and its message; none changed anything stored but a used `state`.
 #[derive(Debug, thiserror::Error)]
 pub enum InstallError {
     #[error("{0}")]

@@ -1,6 +1,6 @@
 //! Loading merchants as the use cases need them ([`Merchants`]: read, opened, checked
 //! against the request), through the merchant cache: merchants recently read and
-//! opened, kept a few seconds (`MERCHANT_CACHE_SECS`); see [`MerchantCache`].
+//! opened, kept a few seconds (`MERCHANT_CACHE_SECS`); see `MerchantCache`.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -67,7 +67,7 @@ impl Merchants {
         Ok(entry)
     }
 
-    /// Loads and opens the merchant (through [`MerchantCache`]). With `shop_no` (a new
+    /// Loads and opens the merchant (through `MerchantCache`). With `shop_no` (a new
     /// request from Cafe24) the mall must be enabled and the shop registered and enabled:
     /// unknown mall or shop → `unknown_merchant`, disabled mall → `merchant_disabled`.
     /// Without it (KOMOJU reporting on money that already moved) only the mall must exist:

@@ -1,7 +1,7 @@
 //! The operator API (issue 11): what `orders show|list`, `notifications list|retry` and
 //! `merchant list` tell, as JSON under `/operator/api/v1/`, behind a bearer token.
 //!
-//! The token ([`token`]) is an HS256 JWT keyed from `APP_SECRET` (its own HKDF
+//! The token ([`crate::keys::operator`]) is an HS256 JWT keyed from `APP_SECRET` (its own HKDF
 //! derivation, distinct from the order keys'), audience `cafe24-komoju/operator`, expiry
 //! required, the algorithm pinned; `cafe24-komoju operator token --ttl 1h` mints one. A request without
 //! a valid token learns nothing but that it is refused. Secrets are masked in every

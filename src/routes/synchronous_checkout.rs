@@ -203,7 +203,7 @@ pub fn payment_details(
 
 /// 200 of `…/checkout/status` (§6.1): the payment details Cafe24's `PaymentResult`
 /// renders (every value a string), signed with H3. `cafe24::payment_result` owns the
-/// field list; the document's shape is the table [`STATUS_FIELDS`].
+/// field list; the document's shape is the table `STATUS_FIELDS`.
 #[derive(serde::Serialize)]
 #[serde(transparent)]
 pub struct StatusReply(serde_json::Value);

@@ -36,9 +36,9 @@ pub(super) fn serve(pool: r2d2::Pool<ConnectionManager>, jobs: mpsc::Receiver<Jo
 }
 
 /// Copies SQLite's write-ahead log into the database file, `PRAGMA
-/// wal_checkpoint(PASSIVE)` every [`CHECKPOINT_EVERY`], on a thread and connection of
+/// wal_checkpoint(PASSIVE)` every `CHECKPOINT_EVERY`, on a thread and connection of
 /// its own; a passive checkpoint never waits for, nor blocks, the writer. Stops when
-/// dropped (for a [`Database`], when its last clone is). A failure is logged once per
+/// dropped (for a [`crate::db::Database`], when its last clone is). A failure is logged once per
 /// run of failures, and the connection opened again at the next tick.
 pub struct Checkpointer {
     /// Dropping it wakes the thread, which then ends.

@@ -1,8 +1,8 @@
 //! The settings site's use cases (PROTOCOL.md §12, "Settings site"): what the page
-//! shows ([`view`]), saving the KOMOJU settings ([`komoju_form`]: a key is checked with
+//! shows (`view`), saving the KOMOJU settings (`komoju_form`: a key is checked with
 //! KOMOJU before it is stored), turning a shop's payment gateway and external-checkout
 //! script tag on and off at Cafe24 ([`registration`]), the webhook test ([`webhook`]),
-//! and disconnecting ([`disconnect`]).
+//! and disconnecting (`disconnect`).
 //!
 //! Registrations at Cafe24 are recorded before and after each call
 //! ([`Registration`](crate::db::merchants::Registration)): a call that fails halfway

@@ -46,7 +46,7 @@ pub(super) async fn register_endpoint(app: &Services, mall_id: &str) {
 }
 
 /// The webhook test. With a registrar: registers the endpoint, has KOMOJU send a signed
-/// ping and waits ([`PING_WAIT`] at most) for it to arrive; without one: reports the last
+/// ping and waits (`PING_WAIT` at most) for it to arrive; without one: reports the last
 /// ping (the merchant sends one from KOMOJU's dashboard). Returns when the newest signed
 /// ping arrived. Errors: no key saved ([`SiteError::Form`]), KOMOJU did not send the
 /// ping, the database.
