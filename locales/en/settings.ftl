@@ -38,6 +38,7 @@ settings-never = none yet
 settings-send-test = Send a test
 settings-disconnect = Disconnect
 settings-disconnect-help = Removes the payment gateway and the buttons from every shop in Cafe24, deletes the app's access to this mall and stops taking payments. Orders stay.
+settings-disconnect-confirm = I understand: the payment gateway and the buttons are removed from every shop and payments stop.
 settings-done = Saved.
 settings-disconnected = Disconnected
 settings-disconnected-help = This mall no longer takes payments through KOMOJU. Open the app from the Cafe24 admin to connect it again.

@@ -38,6 +38,7 @@ settings-never = まだありません
 settings-send-test = テスト送信
 settings-disconnect = 接続を解除
 settings-disconnect-help = すべてのショップの決済代行登録とボタンを Cafe24 から削除し、このショップへのアプリのアクセスを削除して、決済の受付を停止します。注文は残ります。
+settings-disconnect-confirm = 理解しました：すべてのショップから決済代行とボタンが削除され、決済の受付が停止します。
 settings-done = 保存しました。
 settings-disconnected = 接続を解除しました
 settings-disconnected-help = このショップでは KOMOJU による決済を受け付けません。再接続するには Cafe24 管理画面からアプリを開いてください。

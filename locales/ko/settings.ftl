@@ -38,6 +38,7 @@ settings-never = 아직 없음
 settings-send-test = 테스트 보내기
 settings-disconnect = 연결 해제
 settings-disconnect-help = Cafe24의 모든 쇼핑몰에서 결제 대행 등록과 버튼을 제거하고, 이 쇼핑몰에 대한 앱의 접근 권한을 삭제하며, 결제 받기를 중단합니다. 주문은 남습니다.
+settings-disconnect-confirm = 이해했습니다: 모든 쇼핑몰에서 결제 대행과 버튼이 제거되고 결제 받기가 중단됩니다.
 settings-done = 저장했습니다.
 settings-disconnected = 연결이 해제되었습니다
 settings-disconnected-help = 이 쇼핑몰은 더 이상 KOMOJU로 결제를 받지 않습니다. 다시 연결하려면 Cafe24 관리자에서 앱을 여세요.

@@ -84,6 +84,7 @@ texts!(
     send_test,
     disconnect,
     disconnect_help,
+    disconnect_confirm,
     done,
     disconnected,
     disconnected_help,
@@ -179,19 +180,21 @@ fn komoju_form(t: &Texts, view: &SettingsView, base: &str) -> Markup {
             p.help #webhook-secret-hint {
                 @match &view.webhook_secret_hint { Some(h) => { (t.saved_hint) " " code { (h) } }, None => (t.not_saved) }
             }
-            label { (t.payment_types) }
-            @match &view.payment_types {
-                Ok(types) => {
-                    input type="hidden" name="payment_types_shown" value="1";
-                    @for pt in types {
-                        label.inline {
-                            input type="checkbox" name="payment_types" value=(pt.type_slug)
-                                id=(format!("pt-{}", pt.type_slug)) checked[pt.selected];
-                            (pt.name(t.lang))
+            fieldset #payment-types {
+                legend { (t.payment_types) }
+                @match &view.payment_types {
+                    Ok(types) => {
+                        input type="hidden" name="payment_types_shown" value="1";
+                        @for pt in types {
+                            label.inline {
+                                input type="checkbox" name="payment_types" value=(pt.type_slug)
+                                    id=(format!("pt-{}", pt.type_slug)) checked[pt.selected];
+                                (pt.name(t.lang))
+                            }
                         }
                     }
+                    Err(why) => p.help #payment-types-missing { (why) },
                 }
-                Err(why) => p.help #payment-types-missing { (why) },
             }
             label for="cancel_mode" { (t.cancel_mode) }
             select id="cancel_mode" name="cancel_mode" {
@@ -258,7 +261,7 @@ pub fn settings(view: &SettingsView, notice: Option<&str>, error: Option<&str>) 
             }
             @if !view.may_change { div.notice #read-only { (t.read_only) } }
             @if let Some(n) = notice { div.notice #notice { (n) } }
-            @if let Some(e) = error { div.error #error { (e) } }
+            @if let Some(e) = error { div.error #error role="alert" { (e) } }
 
             section #komoju {
                 h2 { (t.komoju) }
@@ -273,7 +276,12 @@ pub fn settings(view: &SettingsView, notice: Option<&str>, error: Option<&str>) 
                     p.help { (t.disconnect_help) }
                     form method="post" action=(format!("{base}/disconnect")) {
                         input type="hidden" name="csrf" value=(view.csrf);
-                        button type="submit" .danger #disconnect { (t.disconnect) }
+                        // The browser asks for the tick before it sends the form (no script).
+                        label.inline.confirm {
+                            input type="checkbox" #disconnect-confirm name="confirm" value="1" required;
+                            (t.disconnect_confirm)
+                        }
+                        p { button type="submit" .danger #disconnect { (t.disconnect) } }
                     }
                 }
             }
@@ -291,12 +299,14 @@ fn shops_section(t: &Texts, view: &SettingsView, base: &str) -> Markup {
             p.help { (t.shops_help) }
             @match &view.shops {
                 Err(why) => div.warning #shops-warning { (why) },
-                Ok(shops) => table {
-                    thead { tr {
-                        th { (t.shop) } th { (t.currency) } th { "partner_id" }
-                        th { (t.gateway) } th { (t.external_checkout) }
-                    } }
-                    tbody { @for s in shops { (shop_row(t, view, base, s)) } }
+                Ok(shops) => div.table-scroll {
+                    table {
+                        thead { tr {
+                            th { (t.shop) } th { (t.currency) } th { "partner_id" }
+                            th { (t.gateway) } th { (t.external_checkout) }
+                        } }
+                        tbody { @for s in shops { (shop_row(t, view, base, s)) } }
+                    }
                 },
             }
         }

@@ -206,6 +206,36 @@ async fn a_merchant_installs_the_app_by_clicks() {
             wait_text(&client, "#mode", |t| t.contains("테스트 모드")).await;
             full_page(&client).await;
             screenshot(&client, "settings-ko.png").await;
+
+            // At 360 px wide nothing is wider than the window (the shops table scrolls in
+            // its own box).
+            let _ = client.set_window_size(360, 900).await;
+            let overflow = client
+                .execute(
+                    "return document.documentElement.scrollWidth > document.documentElement.clientWidth;",
+                    vec![],
+                )
+                .await
+                .ok()
+                .and_then(|v| v.as_bool());
+            assert_eq!(overflow, Some(false), "the page scrolls sideways at 360 px");
+            screenshot(&client, "settings-ko-360.png").await;
+            let _ = client.set_window_size(1200, 900).await;
+
+            // Disconnect asks first: the browser keeps the form until the box is ticked.
+            click(&client, "#disconnect").await;
+            let invalid = client
+                .execute("return document.querySelector('#disconnect-confirm').matches(':invalid');", vec![])
+                .await
+                .ok()
+                .and_then(|v| v.as_bool());
+            assert_eq!(invalid, Some(true));
+            wait_text(&client, "#mode", |t| t.contains("테스트 모드")).await;
+            assert_eq!(cafe24.payment_gateways(INSTALL_MALL).len(), 1, "nothing removed yet");
+            click(&client, "#disconnect-confirm").await;
+            click(&client, "#disconnect").await;
+            wait_text(&client, "#disconnected", |t| t.contains("연결이 해제되었습니다")).await;
+            assert!(cafe24.payment_gateways(INSTALL_MALL).is_empty());
         })
         .await;
 }
