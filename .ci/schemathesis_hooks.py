@@ -451,6 +451,10 @@ def fill_settings(case, path: str) -> None:
         session = settings_session()
         case.path_parameters = {"mall_id": SETTINGS_MALL}
         case.cookies = {"cafe24_komoju_session": session["cookie"]}
+    elif path.endswith("/payments"):
+        session = settings_session()
+        case.path_parameters = {"mall_id": SETTINGS_MALL}
+        case.cookies = {"cafe24_komoju_session": session["cookie"]}
     elif path.endswith("/komoju"):
         settings_form(case, dict(KOMOJU_FORM))
     elif path.endswith("/{switch}"):

@@ -73,6 +73,24 @@ impl Currency {
             .ok_or(MoneyError::UnsupportedCurrency)
     }
 
+    /// The symbol a shop shows before an amount (`¥`, `₩`, `$`, `HK$`…).
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Currency::JPY => "¥",
+            Currency::KRW => "₩",
+            Currency::USD => "$",
+            Currency::EUR => "€",
+            Currency::PHP => "₱",
+            Currency::HKD => "HK$",
+            Currency::SGD => "S$",
+            Currency::CNY => "CN¥",
+            Currency::THB => "฿",
+            Currency::AUD => "A$",
+            Currency::GBP => "£",
+            Currency::CAD => "CA$",
+        }
+    }
+
     /// The three-letter uppercase ISO 4217 code, e.g. `"JPY"`.
     pub fn code(self) -> &'static str {
         match self {
@@ -238,6 +256,34 @@ impl Money {
         let fraction = magnitude % scale;
         let width = exponent as usize;
         format!("{sign}{whole}.{fraction:0width$}")
+    }
+
+    /// The amount as a shop shows it to people: the currency's symbol, then the amount
+    /// with its thousands grouped by `,` and its minor digits (JPY 3400 is `¥3,400`, KRW
+    /// 45000 is `₩45,000`, USD 3000 is `$30.00`, PHP 123450 is `₱1,234.50`). For pages only:
+    /// what goes to Cafe24 or KOMOJU is [`Money::to_decimal_string`].
+    pub fn to_display_string(self) -> String {
+        let decimal = self.to_decimal_string();
+        let (sign, digits) = match decimal.strip_prefix('-') {
+            Some(rest) => ("-", rest),
+            None => ("", decimal.as_str()),
+        };
+        let (whole, fraction) = match digits.split_once('.') {
+            Some((w, f)) => (w, Some(f)),
+            None => (digits, None),
+        };
+        let mut grouped = String::with_capacity(whole.len() + whole.len() / 3);
+        for (i, c) in whole.chars().enumerate() {
+            if i > 0 && (whole.len() - i) % 3 == 0 {
+                grouped.push(',');
+            }
+            grouped.push(c);
+        }
+        let symbol = self.currency.symbol();
+        match fraction {
+            Some(f) => format!("{sign}{symbol}{grouped}.{f}"),
+            None => format!("{sign}{symbol}{grouped}"),
+        }
     }
 
     /// Sum of two amounts. `None` when the currencies differ or the sum overflows `i64`.
@@ -615,5 +661,18 @@ mod tests {
         assert_eq!(min.checked_sub(Money::from_minor(1, Currency::USD)), None);
         assert_eq!(a.minor(), 300);
         assert_eq!(a.currency(), Currency::USD);
+    }
+
+    #[test]
+    fn amounts_show_as_a_shop_shows_them() {
+        let show = |minor, c| Money::from_minor(minor, c).to_display_string();
+        assert_eq!(show(3400, Currency::JPY), "¥3,400");
+        assert_eq!(show(45000, Currency::KRW), "₩45,000");
+        assert_eq!(show(3000, Currency::USD), "$30.00");
+        assert_eq!(show(123450, Currency::PHP), "₱1,234.50");
+        assert_eq!(show(5, Currency::USD), "$0.05");
+        assert_eq!(show(999, Currency::JPY), "¥999");
+        assert_eq!(show(1_234_567_890, Currency::JPY), "¥1,234,567,890");
+        assert_eq!(show(-1200, Currency::JPY), "-¥1,200");
     }
 }

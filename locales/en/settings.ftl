@@ -53,3 +53,36 @@ site-error-not-connected = The app is not connected to this mall; open it again 
 site-error-unknown-shop = No such shop in this mall.
 site-error-unavailable = The service is temporarily unavailable; try again in a moment.
 site-error-internal = Something went wrong on our side; try again in a moment.
+
+# The payments page (install::settings::payments).
+settings-payments = Payments
+settings-payments-help = Your orders paid through KOMOJU, newest first. Times are UTC.
+settings-filter-state = State
+settings-filter-all = All
+settings-filter-shop = Shop no.
+settings-filter-from = From
+settings-filter-to = To
+settings-filter-order-id = Order ID
+settings-filter-show = Show
+settings-col-order = Order
+settings-col-amount = Amount
+settings-col-state = State
+settings-col-payment-type = Payment type
+settings-col-updated = Last changed (UTC)
+settings-col-komoju = In KOMOJU
+settings-open-in-komoju = Open
+settings-next-page = Next page
+settings-no-payments = No payments match.
+settings-back-to-settings = Settings
+
+# Order states as the payments page names them (orders::state::OrderState).
+state-pending = Not paid yet
+state-awaiting-payment = Awaiting payment
+state-authorized = Authorized
+state-paid = Paid
+state-amount-mismatch = Amount mismatch
+state-partially-refunded = Partially refunded
+state-refunded = Refunded
+state-cancelled = Cancelled
+state-expired = Expired
+state-failed = Failed

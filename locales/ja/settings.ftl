@@ -53,3 +53,36 @@ site-error-not-connected = このショップにはアプリが接続されて�
 site-error-unknown-shop = このショップにそのショップ番号はありません。
 site-error-unavailable = サービスが一時的に利用できません。しばらくしてからもう一度お試しください。
 site-error-internal = こちら側で問題が発生しました。しばらくしてからもう一度お試しください。
+
+# The payments page (install::settings::payments).
+settings-payments = 決済一覧
+settings-payments-help = KOMOJU で決済された注文です（新しい順、時刻は UTC）。
+settings-filter-state = 状態
+settings-filter-all = すべて
+settings-filter-shop = ショップ番号
+settings-filter-from = 開始日
+settings-filter-to = 終了日
+settings-filter-order-id = 注文番号
+settings-filter-show = 表示
+settings-col-order = 注文
+settings-col-amount = 金額
+settings-col-state = 状態
+settings-col-payment-type = 決済方法
+settings-col-updated = 最終更新（UTC）
+settings-col-komoju = KOMOJU
+settings-open-in-komoju = 開く
+settings-next-page = 次のページ
+settings-no-payments = 該当する決済はありません。
+settings-back-to-settings = 設定
+
+# Order states as the payments page names them (orders::state::OrderState).
+state-pending = 未決済
+state-awaiting-payment = 入金待ち
+state-authorized = 与信済み
+state-paid = 決済済み
+state-amount-mismatch = 金額不一致
+state-partially-refunded = 一部返金
+state-refunded = 返金済み
+state-cancelled = キャンセル
+state-expired = 期限切れ
+state-failed = 失敗

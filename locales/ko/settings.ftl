@@ -53,3 +53,36 @@ site-error-not-connected = 이 쇼핑몰에 앱이 연결되어 있지 않습니
 site-error-unknown-shop = 이 쇼핑몰에 그런 쇼핑몰 번호가 없습니다.
 site-error-unavailable = 서비스를 잠시 사용할 수 없습니다. 잠시 후 다시 시도하세요.
 site-error-internal = 저희 쪽에서 문제가 발생했습니다. 잠시 후 다시 시도하세요.
+
+# The payments page (install::settings::payments).
+settings-payments = 결제 목록
+settings-payments-help = KOMOJU로 결제된 주문입니다 (최신순, 시간은 UTC).
+settings-filter-state = 상태
+settings-filter-all = 전체
+settings-filter-shop = 쇼핑몰 번호
+settings-filter-from = 시작일
+settings-filter-to = 종료일
+settings-filter-order-id = 주문 번호
+settings-filter-show = 보기
+settings-col-order = 주문
+settings-col-amount = 금액
+settings-col-state = 상태
+settings-col-payment-type = 결제 수단
+settings-col-updated = 마지막 변경 (UTC)
+settings-col-komoju = KOMOJU
+settings-open-in-komoju = 열기
+settings-next-page = 다음 페이지
+settings-no-payments = 해당하는 결제가 없습니다.
+settings-back-to-settings = 설정
+
+# Order states as the payments page names them (orders::state::OrderState).
+state-pending = 미결제
+state-awaiting-payment = 입금 대기
+state-authorized = 승인됨
+state-paid = 결제 완료
+state-amount-mismatch = 금액 불일치
+state-partially-refunded = 부분 환불
+state-refunded = 환불 완료
+state-cancelled = 취소됨
+state-expired = 만료됨
+state-failed = 실패

@@ -201,6 +201,61 @@ pub fn list(
     Ok(q.load(conn)?)
 }
 
+/// What the merchant's payments page filters a mall's orders by; every field optional.
+#[derive(Debug, Clone, Default)]
+pub struct PaymentsFilter {
+    pub state: Option<crate::orders::state::OrderState>,
+    pub shop_no: Option<i32>,
+    /// Created at or after (UTC).
+    pub from: Option<NaiveDateTime>,
+    /// Created before (UTC).
+    pub to: Option<NaiveDateTime>,
+    /// Cafe24's order id, exactly.
+    pub order_id: Option<String>,
+}
+
+/// One page of `mall_id`'s orders matching `filter`, newest first (`created_at`, then
+/// `id`, both descending), starting after the keyset `after` (the last row of the
+/// previous page): rows inserted meanwhile never shift a page, as an OFFSET would.
+/// At most `limit` rows (index `orders_mall_created`).
+pub fn page(
+    conn: &mut DbConnection,
+    mall_id: &str,
+    filter: &PaymentsFilter,
+    after: Option<(NaiveDateTime, String)>,
+    limit: i64,
+) -> Result<Vec<OrderRow>, DbError> {
+    let mut q = orders::table
+        .select(OrderRow::as_select())
+        .filter(orders::mall_id.eq(mall_id.to_owned()))
+        .order((orders::created_at.desc(), orders::id.desc()))
+        .limit(limit)
+        .into_boxed();
+    if let Some(s) = filter.state {
+        q = q.filter(orders::state.eq(s));
+    }
+    if let Some(n) = filter.shop_no {
+        q = q.filter(orders::shop_no.eq(n));
+    }
+    if let Some(t) = filter.from {
+        q = q.filter(orders::created_at.ge(t));
+    }
+    if let Some(t) = filter.to {
+        q = q.filter(orders::created_at.lt(t));
+    }
+    if let Some(id) = &filter.order_id {
+        q = q.filter(orders::order_id.eq(id.clone()));
+    }
+    if let Some((at, id)) = after {
+        q = q.filter(
+            orders::created_at
+                .lt(at)
+                .or(orders::created_at.eq(at).and(orders::id.lt(id))),
+        );
+    }
+    Ok(q.load(conn)?)
+}
+
 /// The order with primary key `id`.
 pub fn find(conn: &mut DbConnection, id: &str) -> Result<Option<OrderRow>, DbError> {
     Ok(orders::table

@@ -12,7 +12,8 @@ use maud::{html, Markup, DOCTYPE};
 use crate::i18n::{self, Lang};
 
 use crate::db::merchants::Registration;
-use crate::install::settings::{SettingsView, ShopView, WEBHOOK_EVENTS};
+use crate::install::settings::{PaymentsView, SettingsView, ShopView, WEBHOOK_EVENTS};
+use crate::orders::state::OrderState;
 
 /// Where the stylesheet is served.
 pub const STYLESHEET_PATH: &str = "/settings/assets/settings.css";
@@ -85,6 +86,25 @@ texts!(
     disconnect,
     disconnect_help,
     disconnect_confirm,
+    payments,
+    payments_help,
+    filter_state,
+    filter_all,
+    filter_shop,
+    filter_from,
+    filter_to,
+    filter_order_id,
+    filter_show,
+    col_order,
+    col_amount,
+    col_state,
+    col_payment_type,
+    col_updated,
+    col_komoju,
+    open_in_komoju,
+    next_page,
+    no_payments,
+    back_to_settings,
     done,
     disconnected,
     disconnected_help,
@@ -252,6 +272,7 @@ pub fn settings(view: &SettingsView, notice: Option<&str>, error: Option<&str>) 
         header {
             h1 { (t.title) }
             span.mall { (t.mall) " " strong #mall-id { (view.mall_id) } }
+            a.nav #payments-link href=(format!("{base}/payments")) { (t.payments) }
         }
         main {
             @match view.mode {
@@ -368,6 +389,124 @@ pub fn disconnected(lang: &str) -> Markup {
             main { section { h2 #disconnected { (t.disconnected) } p { (t.disconnected_help) } } }
         },
     )
+}
+
+/// The name of an order state in `t`'s language (`state-<state>` of the catalogue).
+pub fn state_name(t: &Texts, state: OrderState) -> String {
+    i18n::catalogue().text(
+        t.lang,
+        &format!("state-{}", state.as_str().replace('_', "-")),
+    )
+}
+
+/// The payments page: the filter form (a GET), the mall's orders, the next page's link.
+/// `query` is the filter as sent (kept in the next page's link and in the form).
+pub fn payments(view: &PaymentsView, query: &[(String, String)]) -> Markup {
+    let t = texts(&view.lang);
+    let base = format!("/settings/{}", view.mall_id);
+    let sent = |name: &str| {
+        query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+            .unwrap_or_default()
+    };
+    let body = html! {
+        header {
+            h1 { (t.payments) }
+            span.mall { (t.mall) " " strong #mall-id { (view.mall_id) } }
+            a.nav #settings-link href=(base) { (t.back_to_settings) }
+        }
+        main {
+            section #payments {
+                p.help { (t.payments_help) }
+                (payments_filter(t, &sent))
+                @if view.rows.is_empty() {
+                    p #no-payments { (t.no_payments) }
+                } @else {
+                    (payments_table(t, view))
+                }
+                @if let Some(next) = &view.next {
+                    p { a #next-page href=(next_link(query, next)) { (t.next_page) } }
+                }
+            }
+        }
+    };
+    layout(t, &t.payments, body)
+}
+
+fn payments_filter(t: &Texts, sent: &dyn Fn(&str) -> String) -> Markup {
+    let state = sent("state");
+    html! {
+        form.filters method="get" {
+            div.field {
+                label for="f-state" { (t.filter_state) }
+                select #f-state name="state" {
+                    option value="" selected[state.is_empty()] { (t.filter_all) }
+                    @for s in OrderState::ALL {
+                        option value=(s.as_str()) selected[state == s.as_str()] { (state_name(t, s)) }
+                    }
+                }
+            }
+            div.field {
+                label for="f-shop" { (t.filter_shop) }
+                input type="text" #f-shop name="shop" inputmode="numeric" value=(sent("shop"));
+            }
+            div.field {
+                label for="f-from" { (t.filter_from) }
+                input type="date" #f-from name="from" value=(sent("from"));
+            }
+            div.field {
+                label for="f-to" { (t.filter_to) }
+                input type="date" #f-to name="to" value=(sent("to"));
+            }
+            div.field {
+                label for="f-order" { (t.filter_order_id) }
+                input type="text" #f-order name="order_id" value=(sent("order_id"));
+            }
+            div.field { button type="submit" #filter { (t.filter_show) } }
+        }
+    }
+}
+
+fn payments_table(t: &Texts, view: &PaymentsView) -> Markup {
+    html! {
+        div.table-scroll {
+            table #payment-rows {
+                thead { tr {
+                    th { (t.col_order) } th { (t.shop) } th.n { (t.col_amount) } th { (t.col_state) }
+                    th { (t.col_payment_type) } th { (t.col_updated) } th { (t.col_komoju) }
+                } }
+                tbody {
+                    @for r in &view.rows {
+                        tr {
+                            td.order { (r.order_id) }
+                            td { (r.shop_no) }
+                            td.n.amount { (r.amount) }
+                            td.state { (state_name(t, r.state)) }
+                            td { (r.payment_type.as_deref().unwrap_or("–")) }
+                            td { (r.updated_at) }
+                            td {
+                                @if let Some(url) = &r.komoju_url {
+                                    a href=(url) rel="noopener noreferrer" target="_blank" { (t.open_in_komoju) }
+                                } @else { "–" }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The same filter, starting after `next`.
+fn next_link(query: &[(String, String)], next: &str) -> String {
+    let mut link = url::form_urlencoded::Serializer::new(String::from("?"));
+    for (k, v) in query.iter().filter(|(k, _)| k != "after" && k != "lang") {
+        link.append_pair(k, v);
+    }
+    link.append_pair("after", next);
+    link.finish()
 }
 
 /// An error page: `message` says what happened and what to do.

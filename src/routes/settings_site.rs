@@ -38,6 +38,9 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(super::resource(STYLESHEET_PATH, "GET").route(web::get().to(stylesheet)))
         .service(super::resource("/settings/{mall_id}", "GET").route(web::get().to(show)))
         .service(
+            super::resource("/settings/{mall_id}/payments", "GET").route(web::get().to(payments)),
+        )
+        .service(
             super::resource("/settings/{mall_id}/komoju", "POST").route(web::post().to(komoju)),
         )
         .service(
@@ -277,6 +280,55 @@ async fn show(app: State, req: HttpRequest, mall_id: web::Path<String>) -> HttpR
             }
             reply
         }
+        Err(e) => failed(&session.lang, e),
+    }
+}
+
+/// `GET /settings/{mall_id}/payments`: the mall's orders, newest first, filtered, a page
+/// at a time (`after`, the cursor the previous page links to).
+#[utoipa::path(get, path = "/settings/{mall_id}/payments", tag = "settings site",
+    params(
+        ("mall_id" = String, Path, description = "The Cafe24 mall id"),
+        ("state" = Option<String>, Query, description = "An order state; empty: all",
+            pattern = "^(pending|awaiting_payment|authorized|paid|amount_mismatch|partially_refunded|refunded|cancelled|expired|failed)?$"),
+        ("shop" = Option<String>, Query, description = "A shop number, 1–9999; empty: all",
+            pattern = "^([1-9][0-9]{0,3})?$"),
+        ("from" = Option<String>, Query, description = "Created on or after this day, YYYY-MM-DD (UTC)",
+            pattern = "^(20[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8]))?$"),
+        ("to" = Option<String>, Query, description = "Created on or before this day, YYYY-MM-DD (UTC)",
+            pattern = "^(20[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|1[0-9]|2[0-8]))?$"),
+        ("order_id" = Option<String>, Query, description = "Cafe24's order id, exactly",
+            pattern = "^[A-Za-z0-9-]{0,40}$"),
+        ("after" = Option<String>, Query, description = "The cursor of the next page, as the previous page links it",
+            pattern = "^(1[0-9]{15}\\.[a-f0-9-]{36})?$"),
+        ("lang" = Option<String>, Query, description = "The page's language, kept in a cookie",
+            pattern = "^(ja|ko|en)?$"),
+    ),
+    responses(
+        (status = 200, description = "The page", content_type = "text/html", body = String),
+        (status = 400, response = BadRequest),
+        (status = 401, description = "A page: no session cookie, not this mall's, or ended by a disconnect", content_type = "text/html"),
+        (status = 403, description = "A page: the mall is not connected, or the session is another mall's", content_type = "text/html"),
+        (status = 405, response = MethodNotAllowed),
+        (status = 422, description = "A page: a filter that is not valid (the page names it)", content_type = "text/html"),
+        (status = 503, description = "A page: the database cannot be reached", content_type = "text/html"),
+    ))]
+async fn payments(app: State, req: HttpRequest, mall_id: web::Path<String>) -> HttpResponse {
+    let cookie = req.cookie(SESSION_COOKIE);
+    let session =
+        match settings::authorize(&app, cookie.as_ref().map(|c| c.value()), &mall_id, None).await {
+            Ok(s) => speaking(&req, s),
+            Err(e) => return failed(page_lang(&req, None).code(), e),
+        };
+    let query: Vec<(String, String)> = url::form_urlencoded::parse(req.query_string().as_bytes())
+        .into_owned()
+        .collect();
+    let listed = match settings::PaymentsQuery::parse(&query) {
+        Ok(q) => settings::payments(&app, &session, q).await,
+        Err(e) => Err(e),
+    };
+    match listed {
+        Ok(view) => page(StatusCode::OK, settings_pages::payments(&view, &query)),
         Err(e) => failed(&session.lang, e),
     }
 }

@@ -241,7 +241,7 @@ fn refreshes(app: &TestApp, mall: &str) -> usize {
 }
 
 /// A signed synchronous checkout for `partner_id`.
-fn checkout(partner_id: &str, order_id: &str) -> Vec<(String, String)> {
+pub(crate) fn checkout(partner_id: &str, order_id: &str) -> Vec<(String, String)> {
     let (amount, currency) = ("1200", "JPY");
     let hash = cafe24_hash(&[amount, currency, order_id, partner_id]);
     vec![
@@ -259,7 +259,7 @@ fn checkout(partner_id: &str, order_id: &str) -> Vec<(String, String)> {
 }
 
 /// Installs NEW_MALL with keys saved and shop 1's gateway on.
-async fn installed(app: &TestApp) -> Browser<'_> {
+pub(crate) async fn installed(app: &TestApp) -> Browser<'_> {
     let mut browser = Browser::install(app, NEW_MALL, "en_US").await;
     assert_eq!(browser.save_keys(SECRET_KEY).await.0, 303);
     assert_eq!(

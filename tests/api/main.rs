@@ -24,6 +24,7 @@ mod languages;
 mod metrics;
 mod openapi;
 mod operator;
+mod payments_page;
 mod processes;
 mod reconciliation;
 mod shutdown;

@@ -207,6 +207,14 @@ async fn a_merchant_installs_the_app_by_clicks() {
             full_page(&client).await;
             screenshot(&client, "settings-ko.png").await;
 
+            // The payments page, from the header's link (no payment yet).
+            click(&client, "#payments-link").await;
+            wait_text(&client, "#no-payments", |t| t.contains("해당하는 결제가 없습니다")).await;
+            full_page(&client).await;
+            screenshot(&client, "payments-ko.png").await;
+            click(&client, "#settings-link").await;
+            wait_text(&client, "#mode", |t| t.contains("테스트 모드")).await;
+
             // At 360 px wide nothing is wider than the window (the shops table scrolls in
             // its own box).
             let _ = client.set_window_size(360, 900).await;

@@ -2,7 +2,7 @@
 //! shows (`view`), saving the KOMOJU settings (`komoju_form`: a key is checked with
 //! KOMOJU before it is stored), turning a shop's payment gateway and external-checkout
 //! script tag on and off at Cafe24 ([`registration`]), the webhook test ([`webhook`]),
-//! and disconnecting (`disconnect`).
+//! disconnecting (`disconnect`), and the mall's payments (`payments`).
 //!
 //! Registrations at Cafe24 are recorded before and after each call
 //! ([`Registration`](crate::db::merchants::Registration)): a call that fails halfway
@@ -23,6 +23,7 @@
 pub mod disconnect;
 pub mod komoju_form;
 pub mod merchant_keys;
+pub mod payments;
 pub mod refusal;
 pub mod registration;
 pub mod session;
@@ -32,6 +33,7 @@ pub mod webhook;
 
 pub use disconnect::disconnect;
 pub use komoju_form::{save_komoju, KomojuForm};
+pub use payments::{payments, PaymentsQuery, PaymentsView};
 pub use registration::{set_gateway, set_script};
 pub use session::authorize;
 pub use view::{view, PaymentTypeView, SettingsView, ShopView};
