@@ -451,7 +451,7 @@ def fill_settings(case, path: str) -> None:
         session = settings_session()
         case.path_parameters = {"mall_id": SETTINGS_MALL}
         case.cookies = {"cafe24_komoju_session": session["cookie"]}
-    elif path.endswith("/payments"):
+    elif path.endswith("/payments") or path.endswith("/payments.csv"):
         session = settings_session()
         case.path_parameters = {"mall_id": SETTINGS_MALL}
         case.cookies = {"cafe24_komoju_session": session["cookie"]}

@@ -74,6 +74,7 @@ settings-open-in-komoju = Open
 settings-next-page = Next page
 settings-no-payments = No payments match.
 settings-back-to-settings = Settings
+settings-download-csv = Download as CSV
 
 # Order states as the payments page names them (orders::state::OrderState).
 state-pending = Not paid yet

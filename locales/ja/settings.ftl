@@ -74,6 +74,7 @@ settings-open-in-komoju = 開く
 settings-next-page = 次のページ
 settings-no-payments = 該当する決済はありません。
 settings-back-to-settings = 設定
+settings-download-csv = CSV でダウンロード
 
 # Order states as the payments page names them (orders::state::OrderState).
 state-pending = 未決済

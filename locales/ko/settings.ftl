@@ -74,6 +74,7 @@ settings-open-in-komoju = 열기
 settings-next-page = 다음 페이지
 settings-no-payments = 해당하는 결제가 없습니다.
 settings-back-to-settings = 설정
+settings-download-csv = CSV로 내려받기
 
 # Order states as the payments page names them (orders::state::OrderState).
 state-pending = 미결제

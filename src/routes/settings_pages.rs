@@ -105,6 +105,7 @@ texts!(
     next_page,
     no_payments,
     back_to_settings,
+    download_csv,
     done,
     disconnected,
     disconnected_help,
@@ -429,6 +430,7 @@ pub fn payments(view: &PaymentsView, query: &[(String, String)]) -> Markup {
                 @if let Some(next) = &view.next {
                     p { a #next-page href=(next_link(query, next)) { (t.next_page) } }
                 }
+                p { a #csv-link href=(csv_link(&base, query)) download { (t.download_csv) } }
             }
         }
     };
@@ -499,9 +501,19 @@ fn payments_table(t: &Texts, view: &PaymentsView) -> Markup {
     }
 }
 
+/// The CSV export of the same filter (from the newest).
+fn csv_link(base: &str, query: &[(String, String)]) -> String {
+    let start = format!("{base}/payments.csv?");
+    let mut link = url::form_urlencoded::Serializer::for_suffix(start.clone(), start.len());
+    for (k, v) in query.iter().filter(|(k, _)| k != "after" && k != "lang") {
+        link.append_pair(k, v);
+    }
+    link.finish()
+}
+
 /// The same filter, starting after `next`.
 fn next_link(query: &[(String, String)], next: &str) -> String {
-    let mut link = url::form_urlencoded::Serializer::new(String::from("?"));
+    let mut link = url::form_urlencoded::Serializer::for_suffix(String::from("?"), 1);
     for (k, v) in query.iter().filter(|(k, _)| k != "after" && k != "lang") {
         link.append_pair(k, v);
     }

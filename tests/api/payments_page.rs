@@ -10,7 +10,8 @@ use crate::install::{checkout, installed, merchant_row, Browser};
 both_backends!(
     a_mall_sees_its_own_payments_newest_first,
     pages_hold_when_orders_arrive_between_them,
-    a_filter_that_is_not_valid_changes_nothing
+    a_filter_that_is_not_valid_changes_nothing,
+    the_csv_holds_the_filtered_list
 );
 
 async fn payments_page(browser: &Browser<'_>, query: &str) -> (u16, String) {
@@ -150,4 +151,60 @@ async fn a_filter_that_is_not_valid_changes_nothing(backend: Backend) {
         assert_eq!(status, 422, "{query}: {page}");
         assert!(page.contains("is not valid"), "{query}: {page}");
     }
+}
+
+async fn the_csv_holds_the_filtered_list(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let browser = installed(&app).await;
+    let partner = partner_id(&app);
+    orders(&app, &partner, 1, 3).await;
+    let url = app.sync_checkout_ok(&checkout(&partner, "NEW-0002")).await;
+    let callback = app.press(&url, "credit_card").await;
+    assert_eq!(app.get(&callback).await.status(), 302);
+
+    let (_, page) = payments_page(&browser, "?state=paid").await;
+    assert!(
+        page.contains(r#"href="/settings/newmall/payments.csv?state=paid""#),
+        "{page}"
+    );
+    let resp = app
+        .client
+        .get(format!("{}/settings/newmall/payments.csv", app.address))
+        .header(
+            "Cookie",
+            format!("cafe24_komoju_session={}", browser.session),
+        )
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("csv: {e}"));
+    assert_eq!(resp.status(), 200);
+    let kind = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(kind.starts_with("text/csv"), "{kind}");
+    let body = resp.bytes().await.unwrap_or_default();
+    let mut reader = csv::Reader::from_reader(body.as_ref());
+    let header: Vec<String> = reader
+        .headers()
+        .map(|h| h.iter().map(str::to_owned).collect())
+        .unwrap_or_default();
+    assert_eq!(header[0], "order_id");
+    let rows: Vec<Vec<String>> = reader
+        .records()
+        .map(|r| {
+            r.map(|r| r.iter().map(str::to_owned).collect())
+                .unwrap_or_default()
+        })
+        .collect();
+    let ids: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
+    assert_eq!(ids, ["NEW-0003", "NEW-0002", "NEW-0001"]);
+    let paid = &rows[1];
+    assert_eq!(
+        (paid[2].as_str(), paid[3].as_str(), paid[4].as_str()),
+        ("1200", "JPY", "paid")
+    );
+    assert!(!paid[6].is_empty(), "the KOMOJU payment id");
 }

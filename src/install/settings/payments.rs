@@ -147,3 +147,112 @@ pub async fn payments(
         next,
     })
 }
+
+/// Most rows one CSV export holds (the newest first); a narrower filter gets the rest.
+pub const CSV_MAX_ROWS: usize = 10_000;
+
+/// The header row of the CSV export.
+pub const CSV_HEADER: [&str; 9] = [
+    "order_id",
+    "shop_no",
+    "amount",
+    "currency",
+    "state",
+    "payment_type",
+    "komoju_payment_id",
+    "created_at_utc",
+    "updated_at_utc",
+];
+
+/// A cell as a spreadsheet may not run it: one that starts with `=`, `+`, `-`, `@`, a tab
+/// or a carriage return gets a leading `'` (OWASP's CSV injection advice), so a value
+/// chosen by someone else (an order id, a payment type) never becomes a formula.
+pub fn neutralised(cell: &str) -> String {
+    match cell.chars().next() {
+        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{cell}"),
+        _ => cell.to_owned(),
+    }
+}
+
+/// `rows` as CSV records (quoted where needed by the `csv` crate; every cell
+/// [`neutralised`]), the header first when `header`.
+pub fn csv_chunk(rows: &[OrderRow], header: bool) -> Result<Vec<u8>, SiteError> {
+    let mut out = csv::Writer::from_writer(Vec::new());
+    let failed = |e: csv::Error| {
+        log::error!("writing the payments CSV: {e}");
+        SiteError::Internal
+    };
+    if header {
+        out.write_record(CSV_HEADER).map_err(failed)?;
+    }
+    for o in rows {
+        let amount = Currency::parse(&o.currency)
+            .map(|c| Money::from_minor(o.amount, c).to_decimal_string())
+            .unwrap_or_else(|_| o.amount_text.clone());
+        let record = [
+            o.order_id.clone(),
+            o.shop_no.to_string(),
+            amount,
+            o.currency.clone(),
+            o.state.as_str().to_owned(),
+            o.payment_type.clone().unwrap_or_default(),
+            o.komoju_payment_id.clone().unwrap_or_default(),
+            o.created_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+            o.updated_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+        ];
+        out.write_record(record.iter().map(|c| neutralised(c)))
+            .map_err(failed)?;
+    }
+    out.into_inner().map_err(|e| {
+        log::error!("writing the payments CSV: {e}");
+        SiteError::Internal
+    })
+}
+
+/// One batch of the CSV export: the session's mall's orders for `filter` after `after`,
+/// and the keyset of its last row (`None` when it was the last batch).
+pub async fn csv_batch(
+    app: &Services,
+    session: &Session,
+    filter: PaymentsFilter,
+    after: Option<(NaiveDateTime, String)>,
+    batch: i64,
+) -> Result<(Vec<OrderRow>, Option<(NaiveDateTime, String)>), SiteError> {
+    let mall = session.mall_id.clone();
+    let rows = app
+        .db
+        .run(move |c| crate::db::orders::page(c, &mall, &filter, after.clone(), batch))
+        .await
+        .map_err(|e| super::db_error("exporting the payments", e))?;
+    let next = (rows.len() as i64 == batch)
+        .then(|| rows.last().map(|r| (r.created_at, r.id.clone())))
+        .flatten();
+    Ok((rows, next))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formulas_are_neutralised_and_plain_values_kept() {
+        assert_eq!(neutralised("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
+        assert_eq!(neutralised("+1"), "'+1");
+        assert_eq!(neutralised("-2"), "'-2");
+        assert_eq!(neutralised("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(neutralised("\tx"), "'\tx");
+        assert_eq!(neutralised("20261206-0000001"), "20261206-0000001");
+        assert_eq!(neutralised(""), "");
+    }
+
+    #[test]
+    fn cursors_read_back_and_nothing_else_does() {
+        assert_eq!(
+            cursor_of("1700000000000000.abc-1").map(|(_, id)| id),
+            Some("abc-1".into())
+        );
+        assert!(cursor_of("x.y").is_none());
+        assert!(cursor_of("1.").is_none());
+        assert!(cursor_of("1.'").is_none());
+    }
+}
