@@ -318,16 +318,11 @@ async fn show(app: State, req: HttpRequest, mall_id: web::Path<String>) -> HttpR
         (status = 503, description = "A page: the database cannot be reached", content_type = "text/html"),
     ))]
 async fn payments(app: State, req: HttpRequest, mall_id: web::Path<String>) -> HttpResponse {
-    let cookie = req.cookie(SESSION_COOKIE);
-    let session =
-        match settings::authorize(&app, cookie.as_ref().map(|c| c.value()), &mall_id, None).await {
-            Ok(s) => speaking(&req, s),
-            Err(e) => return failed(page_lang(&req, None).code(), e),
-        };
-    let query: Vec<(String, String)> = url::form_urlencoded::parse(req.query_string().as_bytes())
-        .into_owned()
-        .collect();
-    let listed = match settings::PaymentsQuery::parse(&query) {
+    let (session, query, parsed) = match payments_request(&app, &req, &mall_id).await {
+        Ok(asked) => asked,
+        Err(refused) => return refused,
+    };
+    let listed = match parsed {
         Ok(q) => settings::payments(&app, &session, q).await,
         Err(e) => Err(e),
     };
@@ -364,16 +359,11 @@ async fn payments(app: State, req: HttpRequest, mall_id: web::Path<String>) -> H
         (status = 503, description = "A page: the database cannot be reached", content_type = "text/html"),
     ))]
 async fn payments_csv(app: State, req: HttpRequest, mall_id: web::Path<String>) -> HttpResponse {
-    let cookie = req.cookie(SESSION_COOKIE);
-    let session =
-        match settings::authorize(&app, cookie.as_ref().map(|c| c.value()), &mall_id, None).await {
-            Ok(s) => speaking(&req, s),
-            Err(e) => return failed(page_lang(&req, None).code(), e),
-        };
-    let query: Vec<(String, String)> = url::form_urlencoded::parse(req.query_string().as_bytes())
-        .into_owned()
-        .collect();
-    match settings::PaymentsQuery::parse(&query) {
+    let (session, _, parsed) = match payments_request(&app, &req, &mall_id).await {
+        Ok(asked) => asked,
+        Err(refused) => return refused,
+    };
+    match parsed {
         Ok(q) => HttpResponse::Ok()
             .content_type("text/csv; charset=utf-8")
             .insert_header((header::CACHE_CONTROL, "no-store"))
@@ -385,6 +375,31 @@ async fn payments_csv(app: State, req: HttpRequest, mall_id: web::Path<String>) 
         Err(e) => failed(&session.lang, e),
     }
 }
+
+/// What the payments page and its CSV are asked: the session (refused as a page in the
+/// browser's language), the query pairs as sent, and the filter they make.
+async fn payments_request(
+    app: &Services,
+    req: &HttpRequest,
+    mall_id: &str,
+) -> Result<PaymentsAsk, HttpResponse> {
+    let cookie = req.cookie(SESSION_COOKIE);
+    let session = settings::authorize(app, cookie.as_ref().map(|c| c.value()), mall_id, None)
+        .await
+        .map_err(|e| failed(page_lang(req, None).code(), e))?;
+    let query: Vec<(String, String)> = url::form_urlencoded::parse(req.query_string().as_bytes())
+        .into_owned()
+        .collect();
+    let parsed = settings::PaymentsQuery::parse(&query);
+    Ok((speaking(req, session), query, parsed))
+}
+
+/// The session, the query pairs as sent, and the filter (or why it is not valid).
+type PaymentsAsk = (
+    Session,
+    Vec<(String, String)>,
+    Result<settings::PaymentsQuery, SiteError>,
+);
 
 /// The CSV export's body: batches of 500 rows by keyset until the filter is exhausted
 /// or `CSV_MAX_ROWS` rows were written. A failure mid-way ends the body early (logged):
