@@ -173,6 +173,7 @@ async fn a_merchant_installs_the_app_by_clicks() {
             wait_text(&client, "#last-ping", |t| t.contains("UTC")).await;
             full_page(&client).await;
             screenshot(&client, "settings-ja.png").await;
+            crate::axe::no_violations(&client, "the settings page in Japanese").await;
 
             // Cafe24 holds one registration and one script tag.
             let gateways = cafe24.payment_gateways(INSTALL_MALL);
@@ -194,6 +195,7 @@ async fn a_merchant_installs_the_app_by_clicks() {
             wait_text(&client, "#shop-1 td:nth-child(4) .state", |t| t == "On").await;
             full_page(&client).await;
             screenshot(&client, "settings-en.png").await;
+            crate::axe::no_violations(&client, "the settings page in English").await;
 
             // The language switch: Korean, and kept on the next page.
             click(&client, "nav.languages a[lang=ko]").await;
@@ -206,12 +208,14 @@ async fn a_merchant_installs_the_app_by_clicks() {
             wait_text(&client, "#mode", |t| t.contains("테스트 모드")).await;
             full_page(&client).await;
             screenshot(&client, "settings-ko.png").await;
+            crate::axe::no_violations(&client, "the settings page in Korean").await;
 
             // The payments page, from the header's link (no payment yet).
             click(&client, "#payments-link").await;
             wait_text(&client, "#no-payments", |t| t.contains("해당하는 결제가 없습니다")).await;
             full_page(&client).await;
             screenshot(&client, "payments-ko.png").await;
+            crate::axe::no_violations(&client, "the payments page").await;
             click(&client, "#settings-link").await;
             wait_text(&client, "#mode", |t| t.contains("테스트 모드")).await;
 
@@ -243,6 +247,15 @@ async fn a_merchant_installs_the_app_by_clicks() {
             click(&client, "#disconnect-confirm").await;
             click(&client, "#disconnect").await;
             wait_text(&client, "#disconnected", |t| t.contains("연결이 해제되었습니다")).await;
+            crate::axe::no_violations(&client, "the disconnected page").await;
+
+            // The settings of a disconnected mall: the error page.
+            client
+                .goto(&format!("{service}{settings}"))
+                .await
+                .unwrap_or_else(|e| panic!("settings again: {e}"));
+            wait_text(&client, "#error", |t| !t.is_empty()).await;
+            crate::axe::no_violations(&client, "an error page").await;
             assert!(cafe24.payment_gateways(INSTALL_MALL).is_empty());
         })
         .await;

@@ -28,6 +28,7 @@ use cafe24_komoju::clock::Clock;
 use cafe24_komoju_sandbox::Sandbox;
 
 #[cfg(feature = "sandbox")]
+mod axe;
 mod install;
 #[path = "../common/merchant.rs"]
 mod merchant_fixture;
@@ -750,6 +751,7 @@ async fn with_the_review_page_the_buyer_confirms_then_pays() {
             .await;
             assert!(review.as_str().starts_with(&world.service), "{review}");
             screenshot(&client, "external-checkout-review.png").await;
+            axe::no_violations(&client, "the review page").await;
 
             let text = client
                 .find(Locator::Css("body"))
