@@ -27,8 +27,8 @@ use cafe24_komoju::app::startup::Application;
 use cafe24_komoju::clock::Clock;
 use cafe24_komoju_sandbox::Sandbox;
 
-#[cfg(feature = "sandbox")]
 mod axe;
+#[cfg(feature = "sandbox")]
 mod install;
 #[path = "../common/merchant.rs"]
 mod merchant_fixture;
