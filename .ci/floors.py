@@ -19,7 +19,8 @@ FLOORS = [
     ("composition root", {"app"}),
     ("routes", {"routes"}),
     ("use cases", {"checkout", "external_checkout", "cancellation", "webhooks",
-                   "notifications", "reconciliation", "install", "operator", "duplicates"}),
+                   "notifications", "reconciliation", "install", "operator", "duplicates",
+                   "capture"}),
     ("shared by the use cases", {"services", "order_updates", "upstream", "merchant"}),
     # error: the §3 envelope every failure is answered with (a Cafe24 wire rule).
     ("adapters", {"cafe24", "komoju", "db", "metrics", "error"}),

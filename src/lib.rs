@@ -6,7 +6,7 @@
 //!
 //! - [`routes`]: HTTP only: extract, call one use case, shape the reply;
 //! - use cases: [`checkout`] (start, buyer returned), [`external_checkout`],
-//!   [`cancellation`], [`webhooks`] (the §8 pipeline), [`notifications`] (the outbox
+//!   [`cancellation`], [`capture`] (manual capture), [`webhooks`] (the §8 pipeline), [`notifications`] (the outbox
 //!   worker), [`reconciliation`] (reading from KOMOJU what no webhook said), [`operator`]
 //!   (the operator API); they take
 //!   the [`services::Services`] they need, never the composition root;
@@ -25,6 +25,7 @@
 pub mod app;
 pub mod cafe24;
 pub mod cancellation;
+pub mod capture;
 pub mod checkout;
 pub mod clock;
 pub mod db;

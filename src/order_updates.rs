@@ -14,6 +14,7 @@ use chrono::NaiveDateTime;
 
 use crate::cafe24::payment_result::PaymentResult;
 use crate::cafe24::payment_result::{NoticeAmount, NoticeWire};
+use crate::db::captures;
 use crate::db::notifications::{self, NewNotification, NotificationKind};
 use crate::db::orders::{self, OrderRow};
 use crate::db::refunds::{self, RefundRow};
@@ -133,7 +134,7 @@ pub fn apply_locked(
 /// code's expiry) and the audit row; returns the order as it is now.
 fn write_facts(
     c: &mut DbConnection,
-    _ctx: &Context<'_>,
+    ctx: &Context<'_>,
     order: &OrderRow,
     fact: &Fact,
     outcome: &Outcome,
@@ -151,6 +152,7 @@ fn write_facts(
     if outcome.changed {
         after.set_facts(&outcome.facts, now);
         orders::save_facts(c, &after)?;
+        hold_or_finish_capture(c, ctx, order, &after, now)?;
     } else if after.payment_expires_at != order.payment_expires_at {
         orders::set_payment_expires_at(c, &order.id, after.payment_expires_at)?;
     }
@@ -168,6 +170,33 @@ fn write_facts(
         },
     )?;
     Ok(after)
+}
+
+/// A held card authorization (manual capture) gets its capture row, with the date of its
+/// automatic capture fixed now (the merchant's `auto_capture_after_days`); an order
+/// leaving `authorized` finishes it.
+fn hold_or_finish_capture(
+    c: &mut DbConnection,
+    ctx: &Context<'_>,
+    before: &OrderRow,
+    after: &OrderRow,
+    now: NaiveDateTime,
+) -> Result<(), DbError> {
+    match (before.authorization_held(), after.authorization_held()) {
+        (false, true) => {
+            let days = i64::from(ctx.merchant.auto_capture_after_days);
+            let payment_id = after.komoju_payment_id.as_deref().unwrap_or_default();
+            captures::hold(
+                c,
+                &after.id,
+                payment_id,
+                now + chrono::Duration::days(days),
+                now,
+            )
+        }
+        (true, false) => captures::finish(c, &after.id, now),
+        _ => Ok(()),
+    }
 }
 
 /// The outbox rows of a change's notices (none when nothing changed, or the order's

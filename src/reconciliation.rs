@@ -119,7 +119,8 @@ pub async fn run(
 }
 
 /// One pass, under the pass lock: duplicate payments refunded
-/// ([`crate::duplicates::refund_due`]), [`cancellations`], then [`order_passes`]. Returns how many
+/// ([`crate::duplicates::refund_due`]), held authorizations captured when due
+/// ([`crate::capture::capture_due`]), [`cancellations`], then [`order_passes`]. Returns how many
 /// KOMOJU objects were read, or `None` when another instance is running a pass.
 pub async fn pass(
     app: &Services,
@@ -132,7 +133,8 @@ pub async fn pass(
     };
     let result = async {
         let refunded = crate::duplicates::refund_due(app).await?;
-        let read = refunded + cancellations(app, settings.cancellations_after).await?;
+        let captured = crate::capture::capture_due(app).await?;
+        let read = refunded + captured + cancellations(app, settings.cancellations_after).await?;
         Ok(read + order_passes(app, settings, backoff).await?)
     }
     .await;

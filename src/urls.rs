@@ -16,6 +16,13 @@ pub fn with_path(base: &Url, segments: &[&str]) -> Url {
     url
 }
 
+/// An absolute path `/a/b/c` of `segments`, each percent-encoded as a segment (a `/` in
+/// one stays inside it).
+pub fn path(segments: &[&str]) -> String {
+    let base = Url::parse("http://localhost/").unwrap_or_else(|_| unreachable!("a fixed URL"));
+    with_path(&base, segments).path().to_owned()
+}
+
 /// `url` with `params` appended to its query, form-encoded (`1 2` is `1+2`).
 pub fn with_query(mut url: Url, params: &[(&str, &str)]) -> Url {
     if !params.is_empty() {

@@ -18,6 +18,7 @@ fn order() -> OrderFacts {
         charged: None,
         refunded_amount: 0,
         pending_notice_sent: false,
+        manual_capture: false,
     }
 }
 
@@ -286,6 +287,31 @@ proptest! {
             o = out.facts;
         }
         prop_assert_eq!(successes, usize::from(expected.is_paid()));
+    }
+
+    /// Manual capture: Cafe24 hears of success at most once, at the card's authorization
+    /// or at the capture, whichever the order saw first; exactly once when it ends paid.
+    #[test]
+    fn manual_capture_tells_success_at_most_once(ending in ending(), seed in any::<u64>()) {
+        let (mut events, expected) = history(&ending, 1, true);
+        let dup = events.clone();
+        events.extend(dup);
+        let mut x = seed | 1;
+        for i in (1..events.len()).rev() {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            events.swap(i, (x >> 33) as usize % (i + 1));
+        }
+        let mut o = OrderFacts { manual_capture: true, ..order() };
+        let mut successes = 0;
+        for e in &events {
+            let out = apply(&o, e);
+            successes += out.notices.iter().filter(|n| n.is_paid()).count();
+            o = out.facts;
+        }
+        prop_assert!(successes <= 1, "{} successes", successes);
+        if expected.is_paid() {
+            prop_assert_eq!(successes, 1);
+        }
     }
 
     /// Money on an earlier session of the order is never ignored: after any history, a

@@ -319,6 +319,7 @@ fn ceiling_webhook(order: &Order, receiver: &str) -> ceiling::Webhook {
             charged: None,
             refunded_amount: 0,
             pending_notice_sent: false,
+            manual_capture: false,
         },
         notification: NewNotification {
             order_pk: order.pk.clone(),

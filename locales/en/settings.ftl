@@ -51,6 +51,7 @@ site-error-forbidden = This request is not allowed for this session.
 site-error-read-only = Only the mall's representative operator can change these settings; you can view them.
 site-error-not-connected = The app is not connected to this mall; open it again from the Cafe24 admin.
 site-error-unknown-shop = No such shop in this mall.
+site-error-unknown-order = No such order in this mall.
 site-error-unavailable = The service is temporarily unavailable; try again in a moment.
 site-error-internal = Something went wrong on our side; try again in a moment.
 
@@ -87,3 +88,11 @@ state-refunded = Refunded
 state-cancelled = Cancelled
 state-expired = Expired
 state-failed = Failed
+
+# Manual capture (issue 20)
+settings-capture = Capture
+settings-capture-mode = Card payments
+settings-capture-auto = Capture at once
+settings-capture-manual = Authorize now, capture at shipment (Capture button on the payments page)
+settings-auto-capture-days = Captured automatically after (days)
+settings-auto-capture-days-help = An authorization nobody captured is captured this many days after the buyer paid (1–29: KOMOJU's authorizations expire after 30 days).

@@ -51,6 +51,7 @@ site-error-forbidden = このセッションではこの操作はできません
 site-error-read-only = 設定を変更できるのはショップの代表運営者だけです。閲覧はできます。
 site-error-not-connected = このショップにはアプリが接続されていません。Cafe24 管理画面からアプリを開き直してください。
 site-error-unknown-shop = このショップにそのショップ番号はありません。
+site-error-unknown-order = このショップにその注文はありません。
 site-error-unavailable = サービスが一時的に利用できません。しばらくしてからもう一度お試しください。
 site-error-internal = こちら側で問題が発生しました。しばらくしてからもう一度お試しください。
 
@@ -87,3 +88,11 @@ state-refunded = 返金済み
 state-cancelled = キャンセル
 state-expired = 期限切れ
 state-failed = 失敗
+
+# Manual capture (issue 20)
+settings-capture = 売上確定
+settings-capture-mode = カード決済
+settings-capture-auto = すぐに売上確定する
+settings-capture-manual = 与信のみ行い、発送時に売上確定する（決済一覧の「売上確定」ボタン）
+settings-auto-capture-days = 自動で売上確定するまでの日数
+settings-auto-capture-days-help = 売上確定されていない与信は、購入者の支払いからこの日数が過ぎると自動で売上確定されます（1〜29日。KOMOJU の与信は30日で失効します）。

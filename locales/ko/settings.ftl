@@ -51,6 +51,7 @@ site-error-forbidden = 이 세션으로는 이 요청을 할 수 없습니다.
 site-error-read-only = 대표 운영자만 이 설정을 바꿀 수 있습니다. 보기는 가능합니다.
 site-error-not-connected = 이 쇼핑몰에 앱이 연결되어 있지 않습니다. Cafe24 관리자에서 앱을 다시 여세요.
 site-error-unknown-shop = 이 쇼핑몰에 그런 쇼핑몰 번호가 없습니다.
+site-error-unknown-order = 이 쇼핑몰에 그런 주문이 없습니다.
 site-error-unavailable = 서비스를 잠시 사용할 수 없습니다. 잠시 후 다시 시도하세요.
 site-error-internal = 저희 쪽에서 문제가 발생했습니다. 잠시 후 다시 시도하세요.
 
@@ -87,3 +88,11 @@ state-refunded = 환불 완료
 state-cancelled = 취소됨
 state-expired = 만료됨
 state-failed = 실패
+
+# Manual capture (issue 20)
+settings-capture = 매입 확정
+settings-capture-mode = 카드 결제
+settings-capture-auto = 바로 매입 확정
+settings-capture-manual = 지금 승인만 하고 발송 시 매입 확정 (결제 목록의 매입 확정 버튼)
+settings-auto-capture-days = 자동 매입 확정까지의 일수
+settings-auto-capture-days-help = 매입 확정되지 않은 승인은 구매자가 결제한 뒤 이 일수가 지나면 자동으로 매입 확정됩니다 (1~29일: KOMOJU 승인은 30일 후 만료됩니다).

@@ -10,7 +10,7 @@ use secrecy::{ExposeSecret, SecretString};
 
 use super::error::CliError;
 use crate::db;
-use crate::merchant::{CancelMode, Locale, MerchantInput, NotifyEncoding};
+use crate::merchant::{CancelMode, CaptureMode, Locale, MerchantInput, NotifyEncoding};
 use crate::secrets::{mask, SecretBox};
 
 /// `merchant …`.
@@ -97,6 +97,21 @@ pub struct AddMerchant {
     /// automatically.
     #[arg(long, value_enum, default_value_t = OnOff::On)]
     pub refund_duplicates: OnOff,
+    /// When card payments are captured: at once (`auto`), or when the merchant captures
+    /// them from the payments page (`manual`; KOMOJU `payment_data.capture`).
+    #[arg(long, value_enum, default_value_t = CaptureArg::Auto)]
+    pub capture: CaptureArg,
+    /// With `--capture manual`: days after the authorization an uncaptured card payment
+    /// is captured automatically (1-29; KOMOJU's authorizations expire after 30 days).
+    #[arg(long, default_value_t = 7)]
+    pub auto_capture_after_days: i32,
+}
+
+/// `--capture` (§7 `payment_data.capture`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CaptureArg {
+    Auto,
+    Manual,
 }
 
 /// `--locale`: the KOMOJU hosted page's languages (§7 `default_locale`).
@@ -187,6 +202,11 @@ impl AddMerchant {
             currency: self.currency.to_ascii_uppercase(),
             external_review: self.review_page == OnOff::On,
             refund_duplicates: self.refund_duplicates == OnOff::On,
+            capture: match self.capture {
+                CaptureArg::Auto => CaptureMode::Auto,
+                CaptureArg::Manual => CaptureMode::Manual,
+            },
+            auto_capture_after_days: self.auto_capture_after_days,
         }
     }
 }

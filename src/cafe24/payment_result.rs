@@ -29,11 +29,13 @@ pub fn async_redirect_result(state: OrderState) -> (&'static str, &'static str) 
 }
 
 /// The §6.1 redirect (`return_url`) of a synchronous order in `state`: `0000` only when
-/// paid (synchronous checkout cannot wait for a konbini payment), `9999` otherwise; with
-/// its `result_message`.
-pub fn sync_redirect_result(state: OrderState) -> (&'static str, String) {
+/// paid (synchronous checkout cannot wait for a konbini payment) or when `held` (a card
+/// authorization of a manual-capture session, [`crate::orders::state::authorization_held`]),
+/// `9999` otherwise; with its `result_message`.
+pub fn sync_redirect_result(state: OrderState, held: bool) -> (&'static str, String) {
     match state {
         OrderState::Paid => ("0000", "Payment completed".to_owned()),
+        OrderState::Authorized if held => ("0000", AUTHORIZED.to_owned()),
         OrderState::AwaitingPayment => (
             "9999",
             "Payment is awaited: the buyer has not paid yet, and synchronous checkout cannot wait for it".to_owned(),
@@ -44,11 +46,16 @@ pub fn sync_redirect_result(state: OrderState) -> (&'static str, String) {
     }
 }
 
+/// What Cafe24 reads of a held card authorization (manual capture).
+const AUTHORIZED: &str = "Payment authorized; the merchant captures it at shipment";
+
 /// The §6.1 `status` reply's `result_code` and `result_message` for an order in `state`:
-/// `0000` once paid (also after refunds), `1400` while not.
-pub fn status_result(state: OrderState) -> (&'static str, String) {
+/// `0000` once paid (also after refunds) or `held` (see [`sync_redirect_result`]),
+/// `1400` while not.
+pub fn status_result(state: OrderState, held: bool) -> (&'static str, String) {
     match state {
         OrderState::Paid => ("0000", "Payment completed".to_owned()),
+        OrderState::Authorized if held => ("0000", AUTHORIZED.to_owned()),
         OrderState::PartiallyRefunded => {
             ("0000", "Payment completed, partially refunded".to_owned())
         }
@@ -101,6 +108,13 @@ impl NoticeWire {
                 result_code: "0000",
                 amount: NoticeAmount::Paid,
                 result_message: "Payment completed",
+            },
+            PaymentNotice::Authorized => NoticeWire {
+                request_type: "payment",
+                payed: true,
+                result_code: "0000",
+                amount: NoticeAmount::Order,
+                result_message: "Payment authorized",
             },
             PaymentNotice::Awaiting => NoticeWire {
                 request_type: "payment",

@@ -105,6 +105,7 @@ pub(super) fn session_request(
         payment_types: payment_types.to_vec(),
         payment_data: SessionPaymentData {
             external_order_num: external_order_num.to_owned(),
+            capture: v.merchant.capture.as_str().to_owned(),
         },
         metadata,
     };

@@ -32,6 +32,11 @@ pub struct MerchantRow {
     /// A duplicate payment (a second capture for an order already paid) is refunded in
     /// full automatically (§5).
     pub refund_duplicates: bool,
+    /// When card payments are captured: `auto` or `manual` (§7 `payment_data.capture`).
+    pub capture: crate::merchant::kinds::CaptureMode,
+    /// Days after its authorization a manual-capture payment is captured automatically
+    /// (1–29: KOMOJU's authorizations "typically expire after 30 days").
+    pub auto_capture_after_days: i32,
 }
 
 /// A `merchant_shops` row.
@@ -323,6 +328,8 @@ pub fn update(conn: &mut DbConnection, row: &MerchantRow) -> Result<(), DbError>
             merchants::enabled.eq(row.enabled),
             merchants::external_review.eq(row.external_review),
             merchants::refund_duplicates.eq(row.refund_duplicates),
+            merchants::capture.eq(row.capture),
+            merchants::auto_capture_after_days.eq(row.auto_capture_after_days),
             merchants::updated_at.eq(row.updated_at),
         ))
         .execute(conn)?;

@@ -80,11 +80,13 @@ text_enum_column!(notifications::NotificationKind, Display);
 text_enum_column!(duplicates::DuplicateState, Display);
 text_enum_column!(webhook_events::WebhookOutcome, Display);
 text_enum_column!(crate::merchant::kinds::CancelMode);
+text_enum_column!(crate::merchant::kinds::CaptureMode);
 text_enum_column!(crate::merchant::kinds::Locale);
 text_enum_column!(crate::merchant::kinds::NotifyEncoding);
 text_enum_column!(crate::merchant::kinds::PaymentTypes);
 
 pub mod cafe24;
+pub mod captures;
 pub mod duplicates;
 pub mod limits;
 pub mod merchants;

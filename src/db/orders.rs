@@ -93,6 +93,32 @@ impl OrderRow {
         }
     }
 
+    /// True when the current session was created with `payment_data.capture: manual`
+    /// (§7), as its stored request says: the request is the one record of what KOMOJU
+    /// was asked, whatever the merchant's setting became since.
+    pub fn manual_capture(&self) -> bool {
+        #[derive(serde::Deserialize)]
+        struct Request {
+            payment_data: Data,
+        }
+        #[derive(serde::Deserialize)]
+        struct Data {
+            capture: Option<String>,
+        }
+        serde_json::from_str::<Request>(&self.komoju_session_request)
+            .is_ok_and(|r| r.payment_data.capture.as_deref() == Some("manual"))
+    }
+
+    /// True when Cafe24 was told of success at this order's card authorization
+    /// ([`crate::orders::state::authorization_held`]).
+    pub fn authorization_held(&self) -> bool {
+        crate::orders::state::authorization_held(
+            self.state,
+            self.manual_capture(),
+            self.payment_type.as_deref(),
+        )
+    }
+
     /// Takes the facts the state machine decided, as [`save_facts`] stores them.
     pub fn set_facts(&mut self, facts: &OrderFacts, now: NaiveDateTime) {
         self.state = facts.state;
@@ -125,6 +151,7 @@ impl OrderRow {
             },
             refunded_amount: self.refunded_amount,
             pending_notice_sent: self.pending_notice_sent,
+            manual_capture: self.manual_capture(),
         })
     }
 }

@@ -18,6 +18,8 @@ diesel::table! {
         notify_encoding -> Text,
         external_review -> Bool,
         refund_duplicates -> Bool,
+        capture -> Text,
+        auto_capture_after_days -> Integer,
     }
 }
 
@@ -120,6 +122,18 @@ diesel::table! {
         payment_expires_at -> Nullable<Timestamp>,
         charged_amount -> Nullable<BigInt>,
         charged_currency -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    captures (order_pk) {
+        order_pk -> Text,
+        payment_id -> Text,
+        due_at -> Timestamp,
+        claimed_until -> Nullable<Timestamp>,
+        error -> Nullable<Text>,
+        created_at -> Timestamp,
+        finished_at -> Nullable<Timestamp>,
     }
 }
 
@@ -240,6 +254,7 @@ diesel::joinable!(notifications -> orders (order_pk));
 diesel::joinable!(merchant_shops -> merchants (mall_id));
 diesel::joinable!(orders -> merchants (mall_id));
 diesel::joinable!(order_events -> orders (order_pk));
+diesel::joinable!(captures -> orders (order_pk));
 diesel::allow_tables_to_appear_in_same_query!(
     merchants,
     merchant_shops,
@@ -249,6 +264,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     notifications,
     refunds,
     duplicate_payments,
+    captures,
     cafe24_tokens,
     oauth_states,
     outbox_hosts,

@@ -461,5 +461,7 @@ fn new_merchant(
         notify_encoding: crate::merchant::NotifyEncoding::Form,
         external_review: false,
         refund_duplicates: true,
+        capture: crate::merchant::CaptureMode::Auto,
+        auto_capture_after_days: 7,
     })
 }

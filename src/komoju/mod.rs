@@ -231,6 +231,20 @@ impl KomojuClient {
         self.post(secret_key, &path, idempotency_key, None).await
     }
 
+    /// `POST /payments/{id}/capture`, no body (the full authorized amount): a card
+    /// authorization of a manual-capture session (§7; KOMOJU: "Only works on payments
+    /// with a payment_type of credit_card"). A payment that cannot be captured is a 4xx
+    /// refusal (`not_capturable`, …).
+    pub async fn capture_payment(
+        &self,
+        secret_key: &SecretString,
+        idempotency_key: &str,
+        payment_id: &str,
+    ) -> Result<Payment, KomojuError> {
+        let path = ["payments", path_segment(payment_id)?, "capture"];
+        self.post(secret_key, &path, idempotency_key, None).await
+    }
+
     /// `POST /sessions/{id}/cancel`, no body (KOMOJU's SessionsApi): the buyer can no
     /// longer pay the session. Before a new checkout attempt replaces an open session.
     pub async fn cancel_session(

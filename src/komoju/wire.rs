@@ -31,6 +31,16 @@ pub struct CreateSession {
 pub struct SessionPaymentData {
     /// Unique per attempt: KOMOJU rejects a reused one.
     pub external_order_num: String,
+    /// `auto` (KOMOJU captures at authorization) or `manual` (the merchant captures with
+    /// `POST /payments/{id}/capture`; cards only, KOMOJU's "two-step capture",
+    /// doc.komoju.com/docs/two-step-capture). Requests stored before it was sent read
+    /// as `auto`.
+    #[serde(default = "auto")]
+    pub capture: String,
+}
+
+fn auto() -> String {
+    "auto".to_owned()
 }
 
 /// A Session as KOMOJU returns it (fields this service reads).

@@ -1,7 +1,8 @@
 //! The merchant settings that have a type, not a string: how Cafe24 cancels
 //! ([`CancelMode`]), the language KOMOJU's hosted page opens in ([`Locale`]), how
 //! notifications are encoded ([`NotifyEncoding`]), what Cafe24 was told about a shop's
-//! registrations ([`Registration`]), the payment types it offers ([`PaymentTypes`]).
+//! registrations ([`Registration`]), the payment types it offers ([`PaymentTypes`]),
+//! when card payments are captured ([`CaptureMode`]).
 //! Each is stored as its `as_str()` and
 //! read back with `parse()` (a stored value it does not know is an error, never a
 //! default). This module depends on nothing, so the database layer can store them.
@@ -54,6 +55,18 @@ named_enum!(
         Sync = "sync",
         /// §6.5: `0000` once KOMOJU accepted; `cancel_noty_url` hears the confirmation.
         Async = "async",
+    }
+);
+
+named_enum!(
+    /// When a card payment's money is taken (PROTOCOL.md §7 `payment_data.capture`):
+    /// at once, or at the merchant's capture (`POST /payments/{id}/capture`, cards only).
+    CaptureMode {
+        /// KOMOJU captures at authorization (the default).
+        Auto = "auto",
+        /// KOMOJU authorizes; the merchant captures at shipment, or the service does
+        /// after `auto_capture_after_days`.
+        Manual = "manual",
     }
 );
 

@@ -17,7 +17,7 @@ pub mod cache;
 pub mod kinds;
 pub mod rules;
 
-pub use kinds::{CancelMode, Locale, NotifyEncoding, Registration};
+pub use kinds::{CancelMode, CaptureMode, Locale, NotifyEncoding, Registration};
 
 /// Column names used as associated data when sealing.
 pub const SECRET_KEY_COLUMN: &str = "komoju_secret_key";
@@ -49,7 +49,17 @@ pub struct Merchant {
     pub external_review: bool,
     /// A duplicate payment is refunded in full automatically (§5; default on).
     pub refund_duplicates: bool,
+    /// When card payments are captured (§7 `payment_data.capture`; default `auto`).
+    pub capture: CaptureMode,
+    /// Days after its authorization a manual-capture payment is captured automatically
+    /// ([`AUTO_CAPTURE_DAYS`]; default 7).
+    pub auto_capture_after_days: i32,
 }
+
+/// The days `auto_capture_after_days` may take: at least one, and fewer than KOMOJU's
+/// capture window ("Authorizations typically expire after 30 days",
+/// doc.komoju.com/docs/two-step-capture), so the automatic capture always comes first.
+pub const AUTO_CAPTURE_DAYS: std::ops::RangeInclusive<i32> = 1..=29;
 
 /// Why a merchant row could not be opened.
 #[derive(Debug, thiserror::Error)]
@@ -90,6 +100,8 @@ impl Merchant {
             notify_encoding: row.notify_encoding,
             external_review: row.external_review,
             refund_duplicates: row.refund_duplicates,
+            capture: row.capture,
+            auto_capture_after_days: row.auto_capture_after_days,
         })
     }
 
@@ -142,6 +154,11 @@ pub struct MerchantInput {
     pub external_review: bool,
     /// Refund duplicate payments automatically.
     pub refund_duplicates: bool,
+    /// When card payments are captured.
+    pub capture: CaptureMode,
+    /// Days before an uncaptured authorization is captured automatically
+    /// ([`AUTO_CAPTURE_DAYS`]).
+    pub auto_capture_after_days: i32,
 }
 
 impl MerchantInput {
@@ -197,6 +214,13 @@ impl MerchantInput {
                 return Err(format!("--allowed-host {h:?} is not a host name"));
             }
         }
+        if !AUTO_CAPTURE_DAYS.contains(&self.auto_capture_after_days) {
+            return Err(format!(
+                "--auto-capture-after-days must be between {} and {} (KOMOJU's authorizations expire after 30 days)",
+                AUTO_CAPTURE_DAYS.start(),
+                AUTO_CAPTURE_DAYS.end()
+            ));
+        }
         if crate::money::Currency::parse(&self.currency).is_err() {
             return Err(
                 "--currency must be one of the supported currencies (JPY, KRW, USD, EUR, PHP, …)"
@@ -245,6 +269,8 @@ impl MerchantInput {
             notify_encoding: self.notify_encoding,
             external_review: self.external_review,
             refund_duplicates: self.refund_duplicates,
+            capture: self.capture,
+            auto_capture_after_days: self.auto_capture_after_days,
         })
     }
 
@@ -300,6 +326,8 @@ mod tests {
             notify_encoding: NotifyEncoding::Form,
             external_review: false,
             refund_duplicates: true,
+            capture: CaptureMode::Auto,
+            auto_capture_after_days: 7,
         }
     }
 

@@ -278,6 +278,34 @@ pub struct OrderFacts {
     pub refunded_amount: i64,
     /// A "payment awaited" notice was already emitted (konbini two-step, §6.2).
     pub pending_notice_sent: bool,
+    /// The session was created with `payment_data.capture: manual` (§7): a card
+    /// authorization is the success Cafe24 hears, and the capture comes later.
+    pub manual_capture: bool,
+}
+
+impl OrderFacts {
+    /// True when Cafe24 was told of success at the card's authorization: see
+    /// [`authorization_held`].
+    pub fn authorization_held(&self) -> bool {
+        authorization_held(
+            self.state,
+            self.manual_capture,
+            self.payment_type.as_deref(),
+        )
+    }
+}
+
+/// True for an `authorized` card payment of a manual-capture session: the authorization
+/// holds the money until the merchant captures it, so Cafe24 heard (and the status
+/// reply says) that the payment succeeded (issue 20, "manual capture").
+pub fn authorization_held(
+    state: OrderState,
+    manual_capture: bool,
+    payment_type: Option<&str>,
+) -> bool {
+    state == OrderState::Authorized
+        && manual_capture
+        && payment_type.map(PaymentKind::of) == Some(PaymentKind::Card)
 }
 
 /// What Cafe24 must hear about the payment (the rows of §6.2's table). Whether and
@@ -290,6 +318,9 @@ pub enum PaymentNotice {
     Paid { after_pending: bool },
     /// A konbini, bank-transfer or Pay-easy code was issued: the money is awaited.
     Awaiting,
+    /// A card was authorized for a manual-capture session: the authorization holds the
+    /// money, so Cafe24 hears success now and nothing more at the capture.
+    Authorized,
     /// The attempt ended without money, and why.
     Ended {
         after_pending: bool,
@@ -308,7 +339,7 @@ pub enum AttemptEnd {
 impl PaymentNotice {
     /// True when the notice says the money is in.
     pub fn is_paid(self) -> bool {
-        matches!(self, PaymentNotice::Paid { .. })
+        matches!(self, PaymentNotice::Paid { .. } | PaymentNotice::Authorized)
     }
 }
 
@@ -465,7 +496,11 @@ fn payment(order: &OrderFacts, p: &Snapshot<'_>, event: &Event) -> Outcome {
                 // An instant method reported as authorized waits for its capture.
                 PaymentKind::Instant => OrderState::Authorized,
             };
-            move_to(order, to, with_payment)
+            let mut out = move_to(order, to, with_payment);
+            if out.changed && out.facts.authorization_held() {
+                out.notices.push(PaymentNotice::Authorized);
+            }
+            out
         }
         PaymentStatus::Captured | PaymentStatus::Refunded => {
             let mut out = capture_and_refunds(order, p, event, with_payment);
@@ -676,12 +711,18 @@ fn paid(
     facts.state = OrderState::Paid;
     facts.captured_amount = Some(order.amount);
     facts.charged = charged;
+    // Cafe24 heard of success at the authorization: the capture tells it nothing new.
+    let notices = if order.authorization_held() {
+        Vec::new()
+    } else {
+        vec![PaymentNotice::Paid {
+            after_pending: order.pending_notice_sent,
+        }]
+    };
     Outcome {
         facts,
         changed: true,
-        notices: vec![PaymentNotice::Paid {
-            after_pending: order.pending_notice_sent,
-        }],
+        notices,
         note: (!notes.is_empty()).then(|| notes.join("; ")),
         anomaly: money_after_end,
         duplicate: None,
@@ -708,6 +749,20 @@ fn move_to(
     let mut facts = update(order.clone());
     facts.state = to;
     let mut notices = Vec::new();
+    if order.authorization_held() {
+        // Cafe24 heard of success at the authorization; its end (Cafe24's own cancel,
+        // answered by the cancellation routes, or KOMOJU expiring it) has no §6.2 row.
+        return Outcome {
+            changed: true,
+            facts,
+            notices,
+            note: Some(format!(
+                "a card authorization Cafe24 was told of ended uncaptured ({to})"
+            )),
+            anomaly: to == OrderState::Expired,
+            duplicate: None,
+        };
+    }
     match to {
         OrderState::AwaitingPayment if !order.pending_notice_sent => {
             facts.pending_notice_sent = true;
@@ -782,6 +837,7 @@ mod tests {
             charged: None,
             refunded_amount: 0,
             pending_notice_sent: false,
+            manual_capture: false,
         }
     }
 

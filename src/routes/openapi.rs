@@ -88,6 +88,7 @@ pub const ALIASES: [(&str, &str); 4] = [
         settings_site::show,
         settings_site::payments,
         settings_site::payments_csv,
+        settings_site::capture,
         settings_site::komoju,
         settings_site::shop_switch,
         settings_site::webhook_test,

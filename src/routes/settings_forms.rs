@@ -16,6 +16,8 @@ crate::request_schema!(
         Field::optional("cancel_mode", "`sync` or `async`").one_of(&["sync", "async"]),
         Field::optional("locale", "The hosted page's language").max_length(10),
         Field::optional("external_review", "Show a review page before KOMOJU").max_length(10),
+        Field::optional("capture", "Card payments: `auto` (captured at once) or `manual` (captured from the payments page); absent keeps the stored one").one_of(&["auto", "manual"]),
+        Field::optional("auto_capture_after_days", "Days, 1–29, after which an uncaptured authorization is captured; absent keeps the stored one").max_length(2),
     ]
 );
 

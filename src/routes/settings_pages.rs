@@ -111,6 +111,12 @@ texts!(
     disconnected_help,
     error_title,
     read_only,
+    capture,
+    capture_mode,
+    capture_auto,
+    capture_manual,
+    auto_capture_days,
+    auto_capture_days_help,
 );
 
 /// The texts in `lang`, loaded once.
@@ -234,6 +240,7 @@ fn komoju_form(t: &Texts, view: &SettingsView, base: &str) -> Markup {
                     (t.review_page)
                 }
             }
+            (capture_fields(t, view))
             p { button type="submit" #save-komoju { (t.save) } }
         }
     }
@@ -485,7 +492,12 @@ fn payments_table(t: &Texts, view: &PaymentsView) -> Markup {
                             td.order { (r.order_id) }
                             td { (r.shop_no) }
                             td.n.amount { (r.amount) }
-                            td.state { (state_name(t, r.state)) }
+                            td.state {
+                                (state_name(t, r.state))
+                                @if let (true, Some(csrf)) = (r.capturable, &view.csrf) {
+                                    (capture_button(t, &view.mall_id, &r.order_id, csrf))
+                                }
+                            }
                             td { (r.payment_type.as_deref().unwrap_or("–")) }
                             td { (r.updated_at) }
                             td {
@@ -497,6 +509,39 @@ fn payments_table(t: &Texts, view: &PaymentsView) -> Markup {
                     }
                 }
             }
+        }
+    }
+}
+
+/// Manual capture: the mode and the days before the automatic capture.
+fn capture_fields(t: &Texts, view: &SettingsView) -> Markup {
+    html! {
+        fieldset #capture {
+            legend { (t.capture_mode) }
+            label.inline {
+                input type="radio" name="capture" value="auto" id="capture-auto" checked[view.capture == "auto"];
+                (t.capture_auto)
+            }
+            label.inline {
+                input type="radio" name="capture" value="manual" id="capture-manual" checked[view.capture == "manual"];
+                (t.capture_manual)
+            }
+            label for="auto_capture_after_days" { (t.auto_capture_days) }
+            input type="number" id="auto_capture_after_days" name="auto_capture_after_days"
+                min="1" max="29" value=(view.auto_capture_after_days) aria-describedby="auto-capture-help";
+            p.help #auto-capture-help { (t.auto_capture_days_help) }
+        }
+    }
+}
+
+/// The Capture button of a held card authorization (a POST with the session's CSRF
+/// token); its accessible name names the order.
+pub fn capture_button(t: &Texts, mall_id: &str, order_id: &str, csrf: &str) -> Markup {
+    let action = crate::urls::path(&["settings", mall_id, "payments", order_id, "capture"]);
+    html! {
+        form.inline.capture method="post" action=(action) {
+            input type="hidden" name="csrf" value=(csrf);
+            button type="submit" aria-label=(format!("{} {order_id}", t.capture)) { (t.capture) }
         }
     }
 }

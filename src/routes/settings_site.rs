@@ -45,6 +45,10 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .route(web::get().to(payments_csv)),
         )
         .service(
+            super::resource("/settings/{mall_id}/payments/{order_id}/capture", "POST")
+                .route(web::post().to(capture)),
+        )
+        .service(
             super::resource("/settings/{mall_id}/komoju", "POST").route(web::post().to(komoju)),
         )
         .service(
@@ -482,9 +486,44 @@ async fn komoju(
         cancel_mode: field(&fields, "cancel_mode").unwrap_or("").to_owned(),
         locale: field(&fields, "locale").unwrap_or("").to_owned(),
         external_review: field(&fields, "external_review") == Some("1"),
+        capture: field(&fields, "capture").map(str::to_owned),
+        auto_capture_after_days: field(&fields, "auto_capture_after_days").map(str::to_owned),
     };
     let result = settings::save_komoju(&app, &session, form).await;
     Ok(after(&app, &session, result, "komoju").await)
+}
+
+/// `POST /settings/{mall_id}/payments/{order_id}/capture`: the Capture button of an
+/// authorized manual-capture order; 303 to the order's page, whose notice says what
+/// came of it (captured, refused with KOMOJU's reason, not answered, nothing to do).
+#[utoipa::path(post, path = "/settings/{mall_id}/payments/{order_id}/capture", tag = "settings site",
+    params(("mall_id" = String, Path, description = "The Cafe24 mall id"),
+        ("order_id" = String, Path, description = "Cafe24's order id")),
+    request_body(content((CsrfForm = "application/x-www-form-urlencoded"))),
+    responses(
+        (status = 303, description = "Asked: to the order's page, `done` naming the outcome", headers(("Location" = String))),
+        (status = 400, response = BadRequest), (status = 413, response = TooLarge),
+        (status = 401, description = "A page: no session cookie, not this mall's, or ended by a disconnect", content_type = "text/html"),
+        (status = 403, description = "A page: the mall is not connected, or the session may not (a sub-operator's session is read-only)", content_type = "text/html"),
+        (status = 404, description = "A page: no such order in this mall", content_type = "text/html"),
+        (status = 405, response = MethodNotAllowed),
+        (status = 502, description = "A page: the mall's KOMOJU settings cannot be used now", content_type = "text/html"),
+        (status = 503, description = "A page: the database cannot be reached", content_type = "text/html"),
+    ))]
+async fn capture(
+    app: State,
+    req: HttpRequest,
+    body: web::Payload,
+    path: web::Path<(String, String)>,
+) -> Result<HttpResponse, Refused> {
+    let (mall_id, order_id) = path.into_inner();
+    let (session, _) = posted(&app, &req, body, &mall_id).await?;
+    let asked = settings::capture(&app, &session, &order_id).await?;
+    let back = crate::urls::path(&["settings", &mall_id, "payments", &order_id]);
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, format!("{back}?done={}", asked.as_str())))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish())
 }
 
 /// `POST /settings/{mall_id}/shops/{shop_no}/{switch}`: a shop's `gateway` or

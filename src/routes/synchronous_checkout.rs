@@ -90,7 +90,8 @@ async fn callback(
             return Ok(super::retry_page(&req, StatusCode::BAD_GATEWAY, &msg))
         }
     };
-    let (code, message) = payment_result::sync_redirect_result(order.state);
+    let (code, message) =
+        payment_result::sync_redirect_result(order.state, order.authorization_held());
     redirect(&order, code, &message, &raw_key)
 }
 
@@ -173,14 +174,15 @@ pub fn payment_details(
     order: &OrderRow,
 ) -> Result<StatusReply, ApiError> {
     let state = order.state;
-    let paid = state.is_paid();
+    let held = order.authorization_held();
+    let paid = state.is_paid() || held;
     let amount = if paid {
         order.paid_amount_text()
     } else {
         "0".to_owned()
     };
     let tid = order.komoju_payment_id.clone().unwrap_or_default();
-    let (result_code, result_message) = payment_result::status_result(state);
+    let (result_code, result_message) = payment_result::status_result(state, held);
     Ok(StatusReply(
         PaymentResult {
             partner_id: &order.partner_id,

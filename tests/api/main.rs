@@ -21,6 +21,7 @@ mod install;
 mod install_guards;
 mod komoju_truth;
 mod languages;
+mod manual_capture;
 mod metrics;
 mod openapi;
 mod operator;

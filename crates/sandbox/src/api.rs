@@ -44,6 +44,12 @@ pub(crate) async fn handle(
             "An internal error occurred (sandbox fault injection)",
             None,
         ),
+        Some(Fault::Unprocessable(code)) => Reply::error(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            code,
+            "The request was refused (sandbox fault injection)",
+            None,
+        ),
         Some(Fault::SlowProcessing(delay)) => {
             process(
                 &sandbox,

@@ -287,6 +287,11 @@ pub enum Fault {
     /// embedded payment, of a payment) increased by 1. Stored state and the stored
     /// idempotent reply stay correct. Error replies are sent unchanged.
     WrongAmountInReply,
+    /// Answer 422 with this error `code` (e.g. `not_capturable`) without processing the
+    /// request: KOMOJU refusing a request it understood (PROTOCOL.md §7 lists the
+    /// payment-specific codes; their conditions at the card network are not
+    /// reproducible here, so the refusal is injected).
+    Unprocessable(&'static str),
 }
 
 /// One API request (anything under `/api/v1`) as the sandbox saw and answered it.

@@ -14,7 +14,7 @@ use crate::db::{self, merchants::MerchantRow};
 use crate::keys::session::Session;
 use crate::komoju::{KomojuError, PaymentMethod};
 use crate::merchant::kinds::PaymentTypes;
-use crate::merchant::{rules, CancelMode, Locale};
+use crate::merchant::{rules, CancelMode, CaptureMode, Locale};
 use crate::services::Services;
 
 /// The KOMOJU form. Empty key fields leave the stored keys as they are.
@@ -32,6 +32,10 @@ pub struct KomojuForm {
     /// `ja`, `en` or `ko`.
     pub locale: String,
     pub external_review: bool,
+    /// `auto` or `manual`; `None` keeps the stored mode.
+    pub capture: Option<String>,
+    /// Days, 1–29; `None` keeps the stored number.
+    pub auto_capture_after_days: Option<String>,
 }
 
 /// The form's new secrets, trimmed and checked; empty when the field was left empty.
@@ -67,7 +71,10 @@ pub async fn save_komoju(
         .ok_or_else(|| SiteError::Form("Cancel mode must be sync or async".into()))?;
     let locale = Locale::parse(&form.locale)
         .ok_or_else(|| SiteError::Form("Locale must be ja, en or ko".into()))?;
+    let (capture, days) = capture_choice(&form, &row)?;
     seal_into(app, &mut row, &new)?;
+    row.capture = capture;
+    row.auto_capture_after_days = days;
     row.payment_types = PaymentTypes::from_list(&payment_types);
     row.cancel_mode = cancel_mode;
     row.locale = locale;
@@ -78,6 +85,31 @@ pub async fn save_komoju(
     log::info!("merchant {mall_id}: KOMOJU settings saved");
     register_endpoint(app, mall_id).await;
     Ok(())
+}
+
+/// The capture mode and days the form chose (the stored ones where it says nothing).
+/// Errors: a mode other than `auto`/`manual`, days outside
+/// [`crate::merchant::AUTO_CAPTURE_DAYS`].
+fn capture_choice(form: &KomojuForm, row: &MerchantRow) -> Result<(CaptureMode, i32), SiteError> {
+    let capture = match form.capture.as_deref() {
+        None => row.capture,
+        Some(mode) => CaptureMode::parse(mode).ok_or_else(|| {
+            SiteError::Form("Card payments must be captured auto or manual".into())
+        })?,
+    };
+    let days = match form.auto_capture_after_days.as_deref().map(str::trim) {
+        None | Some("") => row.auto_capture_after_days,
+        Some(text) => text
+            .parse::<i32>()
+            .ok()
+            .filter(|d| crate::merchant::AUTO_CAPTURE_DAYS.contains(d))
+            .ok_or_else(|| {
+                SiteError::Form(
+                    "The days before an automatic capture must be a number from 1 to 29".into(),
+                )
+            })?,
+    };
+    Ok((capture, days))
 }
 
 /// The form's secrets, trimmed, each checked by its rule when given.

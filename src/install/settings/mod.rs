@@ -20,6 +20,7 @@
 //! This module never renders a page (`routes::settings_pages` does) and never decides a
 //! Cafe24 or KOMOJU wire rule (`cafe24/`, `komoju/` do).
 
+pub mod capture;
 pub mod disconnect;
 pub mod komoju_form;
 pub mod merchant_keys;
@@ -31,6 +32,7 @@ pub mod shops;
 pub mod view;
 pub mod webhook;
 
+pub use capture::{capture, CaptureAsked};
 pub use disconnect::disconnect;
 pub use komoju_form::{save_komoju, KomojuForm};
 pub use payments::{payments, PaymentsQuery, PaymentsView};
@@ -69,6 +71,9 @@ pub enum SiteError {
     /// The shop is not one of the mall's (404).
     #[error("no such shop in this mall")]
     UnknownShop,
+    /// No such order in this mall: another mall's order id answers the same (404).
+    #[error("no such order in this mall")]
+    UnknownOrder,
     /// Cafe24 or KOMOJU failed; what was recorded says how far it got (502).
     #[error("{0}")]
     Upstream(String),
@@ -82,12 +87,13 @@ pub enum SiteError {
 
 impl SiteError {
     /// Every variant whose text is fixed (the others carry their own message).
-    pub const FIXED: [SiteError; 7] = [
+    pub const FIXED: [SiteError; 8] = [
         SiteError::NoSession,
         SiteError::Forbidden,
         SiteError::ReadOnly,
         SiteError::NotConnected,
         SiteError::UnknownShop,
+        SiteError::UnknownOrder,
         SiteError::Unavailable,
         SiteError::Internal,
     ];
@@ -104,6 +110,7 @@ impl SiteError {
             SiteError::NotConnected => "not-connected",
             SiteError::Form(_) => "form",
             SiteError::UnknownShop => "unknown-shop",
+            SiteError::UnknownOrder => "unknown-order",
             SiteError::Upstream(_) => "upstream",
             SiteError::Unavailable => "unavailable",
             SiteError::Internal => "internal",
@@ -118,7 +125,7 @@ impl SiteError {
             SiteError::Forbidden | SiteError::NotConnected | SiteError::ReadOnly => S::FORBIDDEN,
             SiteError::Refused(_) => S::BAD_GATEWAY,
             SiteError::Form(_) => S::UNPROCESSABLE_ENTITY,
-            SiteError::UnknownShop => S::NOT_FOUND,
+            SiteError::UnknownShop | SiteError::UnknownOrder => S::NOT_FOUND,
             SiteError::Upstream(_) => S::BAD_GATEWAY,
             SiteError::Unavailable => S::SERVICE_UNAVAILABLE,
             SiteError::Internal => S::INTERNAL_SERVER_ERROR,

@@ -89,6 +89,8 @@ pub struct PaymentRow {
     pub updated_at: String,
     /// The payment in KOMOJU's dashboard, once there is one.
     pub komoju_url: Option<String>,
+    /// A held card authorization (manual capture): the row has a Capture button.
+    pub capturable: bool,
 }
 
 /// What the payments page shows.
@@ -99,6 +101,9 @@ pub struct PaymentsView {
     pub rows: Vec<PaymentRow>,
     /// The next page's `after`, when this page is full.
     pub next: Option<String>,
+    /// The session's CSRF token for the Capture buttons; `None` for a read-only
+    /// (sub-operator's) session, whose page has no button.
+    pub csrf: Option<String>,
 }
 
 /// KOMOJU's dashboard page of a payment (the address KOMOJU's EC-CUBE plugin links
@@ -119,6 +124,7 @@ fn row_of(order: &OrderRow) -> PaymentRow {
         payment_type: order.payment_type.clone(),
         updated_at: order.updated_at.format("%Y-%m-%d %H:%M").to_string(),
         komoju_url: order.komoju_payment_id.as_deref().map(komoju_url),
+        capturable: order.authorization_held(),
     }
 }
 
@@ -145,6 +151,7 @@ pub async fn payments(
         lang: session.lang.clone(),
         rows: rows.iter().map(row_of).collect(),
         next,
+        csrf: session.may_change().then(|| app.session_keys.csrf(session)),
     })
 }
 

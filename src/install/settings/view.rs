@@ -76,6 +76,10 @@ pub struct SettingsView {
     /// `ja`, `en` or `ko`.
     pub locale: String,
     pub external_review: bool,
+    /// `auto` or `manual`.
+    pub capture: String,
+    /// Days before an uncaptured authorization is captured automatically.
+    pub auto_capture_after_days: i32,
     /// The mall takes payments (KOMOJU keys saved).
     pub enabled: bool,
     /// The URL the merchant registers in KOMOJU's dashboard.
@@ -123,6 +127,8 @@ pub async fn view(app: &Services, session: &Session) -> Result<SettingsView, Sit
         cancel_mode: row.cancel_mode.as_str().to_owned(),
         locale: row.locale.as_str().to_owned(),
         external_review: row.external_review,
+        capture: row.capture.as_str().to_owned(),
+        auto_capture_after_days: row.auto_capture_after_days,
         enabled: row.enabled,
         webhook_url: app.komoju_webhook_url(mall_id),
         last_ping,
