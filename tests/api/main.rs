@@ -24,6 +24,7 @@ mod languages;
 mod metrics;
 mod openapi;
 mod operator;
+mod order_page;
 mod payments_page;
 mod processes;
 mod reconciliation;

@@ -2,7 +2,8 @@
 //! shows (`view`), saving the KOMOJU settings (`komoju_form`: a key is checked with
 //! KOMOJU before it is stored), turning a shop's payment gateway and external-checkout
 //! script tag on and off at Cafe24 ([`registration`]), the webhook test ([`webhook`]),
-//! disconnecting (`disconnect`), and the mall's payments (`payments`).
+//! disconnecting (`disconnect`), the mall's payments (`payments`) and an order's page
+//! ([`order_page`]).
 //!
 //! Registrations at Cafe24 are recorded before and after each call
 //! ([`Registration`](crate::db::merchants::Registration)): a call that fails halfway
@@ -23,6 +24,7 @@
 pub mod disconnect;
 pub mod komoju_form;
 pub mod merchant_keys;
+pub mod order_page;
 pub mod payments;
 pub mod refusal;
 pub mod registration;
@@ -33,6 +35,7 @@ pub mod webhook;
 
 pub use disconnect::disconnect;
 pub use komoju_form::{save_komoju, KomojuForm};
+pub use order_page::{order_page, send_again, OrderPageView};
 pub use payments::{payments, PaymentsQuery, PaymentsView};
 pub use registration::{set_gateway, set_script};
 pub use session::authorize;
@@ -69,6 +72,10 @@ pub enum SiteError {
     /// The shop is not one of the mall's (404).
     #[error("no such shop in this mall")]
     UnknownShop,
+    /// No such order in this mall, whether missing or another mall's (404), or no such
+    /// notification of that order.
+    #[error("no such order in this mall")]
+    UnknownOrder,
     /// Cafe24 or KOMOJU failed; what was recorded says how far it got (502).
     #[error("{0}")]
     Upstream(String),
@@ -82,12 +89,13 @@ pub enum SiteError {
 
 impl SiteError {
     /// Every variant whose text is fixed (the others carry their own message).
-    pub const FIXED: [SiteError; 7] = [
+    pub const FIXED: [SiteError; 8] = [
         SiteError::NoSession,
         SiteError::Forbidden,
         SiteError::ReadOnly,
         SiteError::NotConnected,
         SiteError::UnknownShop,
+        SiteError::UnknownOrder,
         SiteError::Unavailable,
         SiteError::Internal,
     ];
@@ -104,6 +112,7 @@ impl SiteError {
             SiteError::NotConnected => "not-connected",
             SiteError::Form(_) => "form",
             SiteError::UnknownShop => "unknown-shop",
+            SiteError::UnknownOrder => "unknown-order",
             SiteError::Upstream(_) => "upstream",
             SiteError::Unavailable => "unavailable",
             SiteError::Internal => "internal",
@@ -118,7 +127,7 @@ impl SiteError {
             SiteError::Forbidden | SiteError::NotConnected | SiteError::ReadOnly => S::FORBIDDEN,
             SiteError::Refused(_) => S::BAD_GATEWAY,
             SiteError::Form(_) => S::UNPROCESSABLE_ENTITY,
-            SiteError::UnknownShop => S::NOT_FOUND,
+            SiteError::UnknownShop | SiteError::UnknownOrder => S::NOT_FOUND,
             SiteError::Upstream(_) => S::BAD_GATEWAY,
             SiteError::Unavailable => S::SERVICE_UNAVAILABLE,
             SiteError::Internal => S::INTERNAL_SERVER_ERROR,
@@ -134,4 +143,10 @@ fn db_error(context: &str, e: DbError) -> SiteError {
     } else {
         SiteError::Internal
     }
+}
+
+/// How the site shows a stored time (UTC): `YYYY-MM-DD HH:MM`. Every page's times go
+/// through here, so the zone they are shown in changes in this one place.
+pub fn shown_time(at: chrono::NaiveDateTime) -> String {
+    at.format("%Y-%m-%d %H:%M").to_string()
 }
