@@ -451,6 +451,15 @@ def fill_settings(case, path: str) -> None:
         session = settings_session()
         case.path_parameters = {"mall_id": SETTINGS_MALL}
         case.cookies = {"cafe24_komoju_session": session["cookie"]}
+    elif path == "/settings/{mall_id}/payments/{order_id}":
+        order = settings_order()
+        session = settings_session()
+        case.path_parameters = {"mall_id": SETTINGS_MALL, "order_id": order["order_id"]}
+        case.cookies = {"cafe24_komoju_session": session["cookie"]}
+    elif path.endswith("/retry"):
+        order = settings_order()
+        settings_form(case, {})
+        case.path_parameters.update(order_id=order["order_id"], id=order["notification"])
     elif path.endswith("/payments") or path.endswith("/payments.csv"):
         session = settings_session()
         case.path_parameters = {"mall_id": SETTINGS_MALL}
@@ -465,6 +474,35 @@ def fill_settings(case, path: str) -> None:
     elif path.endswith("/disconnect"):
         settings_form(case, {})
         _records.pop("session", None)  # the session ends with the connection
+
+
+def settings_order() -> dict[str, str]:
+    """An asynchronous checkout of SETTINGS_MALL's shop 1 (JPY), paid by card on the
+    sandbox: its order id and its notification's id, for the order page's cases."""
+    if "settings_order" in _records:
+        return _records["settings_order"]
+    session = settings_session()
+    headers = {"Cookie": f"cafe24_komoju_session={session['cookie']}"}
+    request("POST", f"/settings/{SETTINGS_MALL}/shops/1/gateway", form={"csrf": session["csrf"], "on": "1"},
+            headers=headers)
+    page = request("GET", f"/settings/{SETTINGS_MALL}", headers=headers).text()
+    marker = f"<code>{SETTINGS_MALL}:1:"
+    start = page.index(marker) + len("<code>")
+    partner = page[start:page.index("</code>", start)]
+    order_id = fresh("hook-page")
+    form = {"partner_id": partner, "order_id": order_id, "amount": "3065", "currency": "JPY",
+            "return_url": RETURN, "return_noty_url": RETURN,
+            "hash_data": hash_data("3065", "JPY", order_id, partner)}
+    started = expect(request("POST", "/api/asynchronous-checkout/checkout", form=form), (200,),
+                     "the settings mall's checkout")
+    payment_url = started.json()["payment_url"]
+    callback = expect(request("POST", f"{payment_url}/pay", form={"method": "credit_card"}),
+                      (302,), "the sandbox's pay").location()
+    expect(request("GET", callback), (302,), "callback")
+    view = expect(request("GET", f"/operator/api/v1/orders/{SETTINGS_MALL}/{order_id}",
+                          headers={"Authorization": f"Bearer {OPERATOR_TOKEN}"}), (200,), "the order").json()
+    _records["settings_order"] = {"order_id": order_id, "notification": str(view["notifications"][0]["id"])}
+    return _records["settings_order"]
 
 
 def _is_positive(case) -> bool:

@@ -91,6 +91,7 @@ pub mod duplicates;
 pub mod limits;
 pub mod merchants;
 pub mod notifications;
+pub mod order_record;
 pub mod orders;
 mod pool;
 pub mod refunds;

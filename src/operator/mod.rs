@@ -108,22 +108,29 @@ pub async fn order(app: &Services, mall_id: &str, order_id: &str) -> Result<Valu
     let id = OrderId::parse(order_id).map_err(|e| ApiError::invalid(e.to_string()))?;
     let found = app
         .db
-        .run(move |c| {
-            let Some(o) = db::orders::find_by_order_id(c, &mall, &id)? else {
-                return Ok(None);
-            };
-            let events = db::orders::events(c, &o.id)?;
-            let notifications = db::notifications::for_order(c, &o.id)?;
-            let refunds = db::refunds::for_order(c, &o.id)?;
-            let duplicates = db::duplicates::for_order(c, &o.id)?;
-            Ok(Some((o, events, notifications, refunds, duplicates)))
-        })
+        .run(move |c| db::order_record::find(c, mall.as_str(), id.as_str()))
         .await
         .map_err(db_error)?;
-    let (o, events, notifications, refunds, duplicates) = found.ok_or(ApiError::OrderNotFound)?;
+    let db::order_record::OrderRecord {
+        order: o,
+        events,
+        notifications,
+        refunds,
+        duplicates,
+        capture,
+    } = found.ok_or(ApiError::OrderNotFound)?;
     let link = |column: &str, sealed: &Option<String>| open_link(app, &o.mall_id, column, sealed);
     let mut body = order_json(&o);
     body["timeline"] = events.iter().map(event_json).collect();
+    // A held card authorization (manual capture): when it is captured automatically,
+    // KOMOJU's last refusal, when the order left `authorized`.
+    body["capture"] = capture.map_or(Value::Null, |c| {
+        json!({
+            "due_at": c.due_at.format(TIME).to_string(),
+            "error": c.error,
+            "finished_at": c.finished_at.map(|t| t.format(TIME).to_string()),
+        })
+    });
     body["notifications"] = notifications.iter().map(notification_json).collect();
     body["refunds"] = refunds
         .iter()

@@ -14,6 +14,7 @@ pub mod openapi;
 pub mod operator;
 pub mod pages;
 pub mod settings_forms;
+pub mod settings_order_page;
 pub mod settings_pages;
 pub mod settings_site;
 pub mod synchronous_cancellation;

@@ -12,6 +12,7 @@ use maud::{html, Markup, DOCTYPE};
 use crate::i18n::{self, Lang};
 
 use crate::db::merchants::Registration;
+use crate::install::settings::order_page;
 use crate::install::settings::{PaymentsView, SettingsView, ShopView, WEBHOOK_EVENTS};
 use crate::orders::state::OrderState;
 
@@ -149,7 +150,8 @@ fn language_switch(t: &Texts) -> Markup {
     }
 }
 
-fn layout(t: &Texts, title: &str, body: Markup) -> Markup {
+/// A page of the site: `<html lang>`, the stylesheet, the language switch, then `body`.
+pub fn layout(t: &Texts, title: &str, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang=(t.lang.code()) {
@@ -489,7 +491,9 @@ fn payments_table(t: &Texts, view: &PaymentsView) -> Markup {
                 tbody {
                     @for r in &view.rows {
                         tr {
-                            td.order { (r.order_id) }
+                            td.order {
+                                a.order-link href=(order_page::page_path(&view.mall_id, &r.order_id)) { (r.order_id) }
+                            }
                             td { (r.shop_no) }
                             td.n.amount { (r.amount) }
                             td.state {

@@ -4,7 +4,10 @@
 //! - `POST /settings/{mall_id}/komoju`: KOMOJU keys and options (form);
 //! - `POST /settings/{mall_id}/shops/{shop_no}/gateway` and `…/script` (`on=1|0`);
 //! - `POST /settings/{mall_id}/webhook-test`, `POST /settings/{mall_id}/disconnect`;
-//! - `GET /settings/assets/settings.css`.
+//! - `GET /settings/{mall_id}/payments` (and `.csv`), an order's page
+//!   `GET /settings/{mall_id}/payments/{order_id}` and its "send again"
+//!   `POST …/{order_id}/notifications/{id}/retry`;
+//! - `GET /settings/assets/settings.css`, `GET /settings/assets/copy.js`.
 //!
 //! Every request needs the session cookie of that mall, of the mall's current session
 //! generation; every POST carries the session's CSRF token (`csrf`) and comes from the
@@ -21,6 +24,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use secrecy::SecretString;
 
 use super::settings_forms::*;
+use super::settings_order_page::{self, COPY_SCRIPT, COPY_SCRIPT_PATH};
 use super::settings_pages::{self, STYLESHEET, STYLESHEET_PATH};
 use super::State;
 use crate::error::responses::*;
@@ -29,13 +33,14 @@ use crate::install::settings::{self, KomojuForm, SiteError};
 use crate::keys::session::{Session, SESSION_COOKIE, SESSION_TTL_SECS};
 use crate::services::Services;
 
-/// The pages' policy: nothing but this service's stylesheet and forms; framed only by
-/// Cafe24's admin.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'self' https://*.cafe24.com https://*.cafe24shop.com";
+/// The pages' policy: nothing but this service's stylesheet, script (the order page's
+/// copy buttons) and forms; framed only by Cafe24's admin.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'self' https://*.cafe24.com https://*.cafe24shop.com";
 
 /// Mounts the site.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(super::resource(STYLESHEET_PATH, "GET").route(web::get().to(stylesheet)))
+        .service(super::resource(COPY_SCRIPT_PATH, "GET").route(web::get().to(copy_script)))
         .service(super::resource("/settings/{mall_id}", "GET").route(web::get().to(show)))
         .service(
             super::resource("/settings/{mall_id}/payments", "GET").route(web::get().to(payments)),
@@ -47,6 +52,17 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(
             super::resource("/settings/{mall_id}/payments/{order_id}/capture", "POST")
                 .route(web::post().to(capture)),
+        )
+        .service(
+            super::resource("/settings/{mall_id}/payments/{order_id}", "GET")
+                .route(web::get().to(order)),
+        )
+        .service(
+            super::resource(
+                "/settings/{mall_id}/payments/{order_id}/notifications/{id}/retry",
+                "POST",
+            )
+            .route(web::post().to(order_retry)),
         )
         .service(
             super::resource("/settings/{mall_id}/komoju", "POST").route(web::post().to(komoju)),
@@ -181,6 +197,19 @@ async fn stylesheet() -> HttpResponse {
         .content_type("text/css; charset=utf-8")
         .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
         .body(STYLESHEET)
+}
+
+/// `GET /settings/assets/copy.js`.
+#[utoipa::path(get, path = "/settings/assets/copy.js", tag = "settings site",
+    responses(
+        (status = 200, description = "The order page's copy buttons", content_type = "text/javascript", body = String),
+        (status = 405, response = MethodNotAllowed),
+    ))]
+async fn copy_script() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/javascript; charset=utf-8")
+        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+        .body(COPY_SCRIPT)
 }
 
 /// The form fields of a POST: pairs in order (repeated names kept).
@@ -449,6 +478,91 @@ impl std::fmt::Display for SiteErrorBody {
 }
 
 impl std::error::Error for SiteErrorBody {}
+
+/// `GET /settings/{mall_id}/payments/{order_id}`: an order of the session's mall, with
+/// its timeline, notifications, refunds and duplicate payments. Another mall's order
+/// and a missing one are the same 404 page.
+#[utoipa::path(get, path = "/settings/{mall_id}/payments/{order_id}", tag = "settings site",
+    params(
+        ("mall_id" = String, Path, description = "The Cafe24 mall id"),
+        ("order_id" = String, Path, description = "Cafe24's order id"),
+        ("done" = Option<String>, Query, description = "What was just done (shows a notice): `retried` (a notification queued again), `captured`, `capture-not-now`, `capture-refused`, `capture-unanswered`"),
+        ("lang" = Option<String>, Query, description = "The page's language", pattern = "^(ja|ko|en)?$"),
+    ),
+    responses(
+        (status = 200, description = "The page", content_type = "text/html", body = String),
+        (status = 400, response = BadRequest),
+        (status = 401, description = "A page: no session cookie, not this mall's, or ended by a disconnect", content_type = "text/html"),
+        (status = 403, description = "A page: the mall is not connected, or the session is another mall's", content_type = "text/html"),
+        (status = 404, description = "A page: no such order in this mall", content_type = "text/html"),
+        (status = 405, response = MethodNotAllowed),
+        (status = 503, description = "A page: the database cannot be reached", content_type = "text/html"),
+    ))]
+async fn order(app: State, req: HttpRequest, path: web::Path<(String, String)>) -> HttpResponse {
+    let (mall_id, order_id) = path.into_inner();
+    let cookie = req.cookie(SESSION_COOKIE);
+    let session =
+        match settings::authorize(&app, cookie.as_ref().map(|c| c.value()), &mall_id, None).await {
+            Ok(s) => speaking(&req, s),
+            Err(e) => return failed(page_lang(&req, None).code(), e),
+        };
+    let done = url::form_urlencoded::parse(req.query_string().as_bytes())
+        .find(|(k, _)| k == "done")
+        .map(|(_, v)| v.into_owned());
+    match settings::order_page(&app, &session, &order_id).await {
+        Ok(view) => {
+            let lang = Lang::from_tag(&session.lang).unwrap_or(Lang::En);
+            let notice = done
+                .as_deref()
+                .and_then(|d| settings_order_page::done_text(lang, d));
+            let markup = settings_order_page::order_page(&view, notice.as_deref());
+            page(StatusCode::OK, markup)
+        }
+        Err(e) => failed(&session.lang, e),
+    }
+}
+
+/// `POST /settings/{mall_id}/payments/{order_id}/notifications/{id}/retry`: a dead
+/// notification of the order sent again; 303 back to the order's page.
+#[utoipa::path(post, path = "/settings/{mall_id}/payments/{order_id}/notifications/{id}/retry", tag = "settings site",
+    params(
+        ("mall_id" = String, Path, description = "The Cafe24 mall id"),
+        ("order_id" = String, Path, description = "Cafe24's order id"),
+        ("id" = i64, Path, description = "The notification's id, as the order's page shows it"),
+    ),
+    request_body(content((CsrfForm = "application/x-www-form-urlencoded"))),
+    responses(
+        (status = 303, description = "Queued again (or it was not dead: nothing changed): back to the order's page", headers(("Location" = String))),
+        (status = 400, response = BadRequest), (status = 413, response = TooLarge),
+        (status = 401, description = "A page: no session cookie, not this mall's, or ended by a disconnect", content_type = "text/html"),
+        (status = 403, description = "A page: the mall is not connected, the form has no valid CSRF token, or the session may not (a sub-operator's session is read-only)", content_type = "text/html"),
+        (status = 404, description = "A page: no such notification of that order in this mall", content_type = "text/html"),
+        (status = 405, response = MethodNotAllowed),
+        (status = 503, description = "A page: the database cannot be reached", content_type = "text/html"),
+    ))]
+async fn order_retry(
+    app: State,
+    req: HttpRequest,
+    body: web::Payload,
+    path: web::Path<(String, String, i64)>,
+) -> Result<HttpResponse, Refused> {
+    let (mall_id, order_id, id) = path.into_inner();
+    let (session, _) = posted(&app, &req, body, &mall_id).await?;
+    let queued = match settings::send_again(&app, &session, &order_id, id).await {
+        Ok(queued) => queued,
+        Err(e) => return Ok(failed(&session.lang, e)),
+    };
+    let back = settings::order_page::page_path(&session.mall_id, &order_id);
+    let location = if queued {
+        format!("{back}?done=retried")
+    } else {
+        back
+    };
+    Ok(HttpResponse::SeeOther()
+        .insert_header((header::LOCATION, location))
+        .insert_header((header::CACHE_CONTROL, "no-store"))
+        .finish())
+}
 
 /// `POST /settings/{mall_id}/komoju`: KOMOJU keys and options.
 #[utoipa::path(post, path = "/settings/{mall_id}/komoju", tag = "settings site",

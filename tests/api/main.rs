@@ -25,6 +25,7 @@ mod manual_capture;
 mod metrics;
 mod openapi;
 mod operator;
+mod order_page;
 mod payments_page;
 mod processes;
 mod reconciliation;

@@ -175,6 +175,27 @@ async fn authorized_on_the_site(app: &TestApp) -> (Browser<'_>, String, String) 
     (browser, order_id, tid)
 }
 
+/// The order's page as the installed NEW_MALL's session sees it, at `path_and_query`
+/// under `/settings/newmall/payments/`.
+async fn order_page(browser: &Browser<'_>, path_and_query: &str) -> String {
+    let resp = browser
+        .app
+        .client
+        .get(format!(
+            "{}/settings/{}/payments/{path_and_query}",
+            browser.app.address, browser.mall
+        ))
+        .header(
+            "Cookie",
+            format!("cafe24_komoju_session={}", browser.session),
+        )
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("order page: {e}"));
+    assert_eq!(resp.status(), 200);
+    resp.text().await.unwrap_or_default()
+}
+
 fn capture_csrf(page: &str) -> String {
     let form = page
         .split(r#"class="inline capture""#)
@@ -246,8 +267,15 @@ async fn two_clicks_on_capture_make_one_komoju_capture(backend: Backend) {
         .ok()
         .flatten();
     assert_eq!(order.map(|o| o.state.to_string()), Some("paid".into()));
-    // Paid now: the page has no Capture button left.
+    // Paid now: neither page has a Capture button left, and the order's timeline says
+    // who captured it.
     assert!(!payments_page(&browser).await.contains("inline capture"));
+    let page = order_page(&browser, &format!("{order_id}?done=captured")).await;
+    assert!(
+        page.contains("Captured: the payment is received."),
+        "{page}"
+    );
+    assert!(!page.contains("inline capture"));
     // A third click finds nothing to capture and calls KOMOJU no more.
     let third = click_capture(&browser, &order_id, &csrf).await;
     assert!(third.1.ends_with("?done=capture-not-now"), "{third:?}");
@@ -298,6 +326,15 @@ async fn a_refused_capture_leaves_the_order_authorized_with_the_reason(backend: 
         "{row:?}"
     );
     assert_eq!(row.claimed_until, None, "the button works again");
+    // The order's page says so, with KOMOJU's reason and the button still there.
+    let page = order_page(
+        &browser,
+        &to.rsplit("/payments/").next().unwrap_or_default(),
+    )
+    .await;
+    assert!(page.contains("KOMOJU refused the capture"), "{page}");
+    assert!(page.contains("not_capturable"), "{page}");
+    assert_eq!(capture_csrf(&page), csrf);
     // Clicked again, KOMOJU captures it.
     let (_, to) = click_capture(&browser, &order_id, &csrf).await;
     assert!(to.ends_with("?done=captured"), "{to}");

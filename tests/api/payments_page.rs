@@ -37,6 +37,7 @@ async fn payments_page(browser: &Browser<'_>, query: &str) -> (u16, String) {
 fn listed(page: &str) -> Vec<String> {
     page.split(r#"<td class="order">"#)
         .skip(1)
+        .filter_map(|rest| rest.split('>').nth(1))
         .filter_map(|rest| rest.split('<').next())
         .map(str::to_owned)
         .collect()

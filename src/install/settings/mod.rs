@@ -2,7 +2,8 @@
 //! shows (`view`), saving the KOMOJU settings (`komoju_form`: a key is checked with
 //! KOMOJU before it is stored), turning a shop's payment gateway and external-checkout
 //! script tag on and off at Cafe24 ([`registration`]), the webhook test ([`webhook`]),
-//! disconnecting (`disconnect`), and the mall's payments (`payments`).
+//! disconnecting (`disconnect`), the mall's payments (`payments`) and an order's page
+//! ([`order_page`]).
 //!
 //! Registrations at Cafe24 are recorded before and after each call
 //! ([`Registration`](crate::db::merchants::Registration)): a call that fails halfway
@@ -24,6 +25,7 @@ pub mod capture;
 pub mod disconnect;
 pub mod komoju_form;
 pub mod merchant_keys;
+pub mod order_page;
 pub mod payments;
 pub mod refusal;
 pub mod registration;
@@ -35,6 +37,7 @@ pub mod webhook;
 pub use capture::{capture, CaptureAsked};
 pub use disconnect::disconnect;
 pub use komoju_form::{save_komoju, KomojuForm};
+pub use order_page::{order_page, send_again, OrderPageView};
 pub use payments::{payments, PaymentsQuery, PaymentsView};
 pub use registration::{set_gateway, set_script};
 pub use session::authorize;
@@ -71,7 +74,8 @@ pub enum SiteError {
     /// The shop is not one of the mall's (404).
     #[error("no such shop in this mall")]
     UnknownShop,
-    /// No such order in this mall: another mall's order id answers the same (404).
+    /// No such order in this mall, whether missing or another mall's (404), or no such
+    /// notification of that order.
     #[error("no such order in this mall")]
     UnknownOrder,
     /// Cafe24 or KOMOJU failed; what was recorded says how far it got (502).
@@ -141,4 +145,10 @@ fn db_error(context: &str, e: DbError) -> SiteError {
     } else {
         SiteError::Internal
     }
+}
+
+/// How the site shows a stored time (UTC): `YYYY-MM-DD HH:MM`. Every page's times go
+/// through here, so the zone they are shown in changes in this one place.
+pub fn shown_time(at: chrono::NaiveDateTime) -> String {
+    at.format("%Y-%m-%d %H:%M").to_string()
 }

@@ -108,7 +108,7 @@ pub struct PaymentsView {
 
 /// KOMOJU's dashboard page of a payment (the address KOMOJU's EC-CUBE plugin links
 /// each order to).
-fn komoju_url(payment_id: &str) -> String {
+pub fn komoju_url(payment_id: &str) -> String {
     format!("https://komoju.com/admin/payments/{payment_id}")
 }
 
@@ -122,7 +122,7 @@ fn row_of(order: &OrderRow) -> PaymentRow {
         amount,
         state: order.state,
         payment_type: order.payment_type.clone(),
-        updated_at: order.updated_at.format("%Y-%m-%d %H:%M").to_string(),
+        updated_at: super::shown_time(order.updated_at),
         komoju_url: order.komoju_payment_id.as_deref().map(komoju_url),
         capturable: order.authorization_held(),
     }
