@@ -460,6 +460,11 @@ def fill_settings(case, path: str) -> None:
         order = settings_order()
         settings_form(case, {})
         case.path_parameters.update(order_id=order["order_id"], id=order["notification"])
+    elif path.endswith("/capture"):
+        # A paid order: the Capture button answers 303 "nothing to capture now".
+        order = settings_order()
+        settings_form(case, {})
+        case.path_parameters.update(order_id=order["order_id"])
     elif path.endswith("/payments") or path.endswith("/payments.csv"):
         session = settings_session()
         case.path_parameters = {"mall_id": SETTINGS_MALL}

@@ -407,6 +407,8 @@ mod tests {
                 Actor::Buyer,
                 Actor::Merchant,
                 Actor::Reconciler,
+                Actor::Merchant,
+                Actor::Service,
             ]
         );
         assert_eq!(
