@@ -56,7 +56,7 @@ site-error-internal = Something went wrong on our side; try again in a moment.
 
 # The payments page (install::settings::payments).
 settings-payments = Payments
-settings-payments-help = Your orders paid through KOMOJU, newest first. Times are UTC.
+settings-payments-help = Your orders paid through KOMOJU, newest first. Times are in each shop's time zone; the From and To dates are UTC days.
 settings-filter-state = State
 settings-filter-all = All
 settings-filter-shop = Shop no.
@@ -68,7 +68,7 @@ settings-col-order = Order
 settings-col-amount = Amount
 settings-col-state = State
 settings-col-payment-type = Payment type
-settings-col-updated = Last changed (UTC)
+settings-col-updated = Last changed
 settings-col-komoju = In KOMOJU
 settings-open-in-komoju = Open
 settings-next-page = Next page

@@ -56,7 +56,7 @@ site-error-internal = こちら側で問題が発生しました。しばらく�
 
 # The payments page (install::settings::payments).
 settings-payments = 決済一覧
-settings-payments-help = KOMOJU で決済された注文です（新しい順、時刻は UTC）。
+settings-payments-help = KOMOJU で決済された注文です（新しい順）。時刻は各ショップのタイムゾーン、開始日・終了日は UTC の日付です。
 settings-filter-state = 状態
 settings-filter-all = すべて
 settings-filter-shop = ショップ番号
@@ -68,7 +68,7 @@ settings-col-order = 注文
 settings-col-amount = 金額
 settings-col-state = 状態
 settings-col-payment-type = 決済方法
-settings-col-updated = 最終更新（UTC）
+settings-col-updated = 最終更新
 settings-col-komoju = KOMOJU
 settings-open-in-komoju = 開く
 settings-next-page = 次のページ

@@ -56,7 +56,7 @@ site-error-internal = 저희 쪽에서 문제가 발생했습니다. 잠시 후 
 
 # The payments page (install::settings::payments).
 settings-payments = 결제 목록
-settings-payments-help = KOMOJU로 결제된 주문입니다 (최신순, 시간은 UTC).
+settings-payments-help = KOMOJU로 결제된 주문입니다 (최신순). 시간은 각 쇼핑몰의 시간대, 시작일과 종료일은 UTC 날짜입니다.
 settings-filter-state = 상태
 settings-filter-all = 전체
 settings-filter-shop = 쇼핑몰 번호
@@ -68,7 +68,7 @@ settings-col-order = 주문
 settings-col-amount = 금액
 settings-col-state = 상태
 settings-col-payment-type = 결제 수단
-settings-col-updated = 마지막 변경 (UTC)
+settings-col-updated = 마지막 변경
 settings-col-komoju = KOMOJU
 settings-open-in-komoju = 열기
 settings-next-page = 다음 페이지

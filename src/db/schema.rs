@@ -33,6 +33,8 @@ diesel::table! {
         gateway_state -> Text,
         script_state -> Text,
         script_no -> Nullable<Text>,
+        timezone -> Text,
+        language_code -> Text,
     }
 }
 

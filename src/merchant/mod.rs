@@ -261,6 +261,8 @@ impl MerchantInput {
             gateway_state: Registration::Off,
             script_state: Registration::Off,
             script_no: None,
+            timezone: String::new(),
+            language_code: String::new(),
         }
     }
 }
