@@ -49,6 +49,9 @@ pub struct Merchant {
     pub external_review: bool,
     /// A duplicate payment is refunded in full automatically (§5; default on).
     pub refund_duplicates: bool,
+    /// `(shop_no, language)` of each shop whose Cafe24 `language_code` is one of ours
+    /// (filled by the merchant cache from `merchant_shops`; empty from [`Merchant::open`]).
+    pub shop_locales: Vec<(i32, Locale)>,
 }
 
 /// Why a merchant row could not be opened.
@@ -90,7 +93,23 @@ impl Merchant {
             notify_encoding: row.notify_encoding,
             external_review: row.external_review,
             refund_duplicates: row.refund_duplicates,
+            shop_locales: Vec::new(),
         })
+    }
+
+    /// The language of KOMOJU's hosted page (`default_locale`) for a checkout of shop
+    /// `shop_no`: the request's `lang` (Cafe24's `ko_KR`, `ja_JP`, `en_US`) when it is one
+    /// of ours, else the shop's `language_code` as Cafe24 lists it, else the merchant's
+    /// `locale` setting.
+    pub fn locale_for(&self, shop_no: i32, lang: Option<&str>) -> Locale {
+        lang.and_then(Locale::of_lang)
+            .or_else(|| {
+                self.shop_locales
+                    .iter()
+                    .find(|(no, _)| *no == shop_no)
+                    .map(|(_, l)| *l)
+            })
+            .unwrap_or(self.locale)
     }
 
     /// The payment types a checkout of `flow` may offer: synchronous checkout leaves out
@@ -302,7 +321,17 @@ mod tests {
             notify_encoding: NotifyEncoding::Form,
             external_review: false,
             refund_duplicates: true,
+            shop_locales: vec![(2, Locale::Ko)],
         }
+    }
+
+    #[test]
+    fn the_hosted_pages_language_is_the_requests_then_the_shops_then_the_merchants() {
+        let m = merchant(&["credit_card"]);
+        assert_eq!(m.locale_for(2, Some("en_US")), Locale::En);
+        assert_eq!(m.locale_for(2, Some("zh_CN")), Locale::Ko);
+        assert_eq!(m.locale_for(2, None), Locale::Ko);
+        assert_eq!(m.locale_for(1, None), Locale::Ja);
     }
 
     #[test]

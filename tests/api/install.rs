@@ -13,7 +13,7 @@ use sha2::Digest;
 use crate::helpers::{cafe24_hash, location, log_lines, spawn_app, Backend, TestApp, RETURN_URL};
 
 const NEW_MALL: &str = "newmall";
-const SECRET_KEY: &str = "sk_test_newmall_4f9a2c7e1b";
+pub(crate) const SECRET_KEY: &str = "sk_test_newmall_4f9a2c7e1b";
 const WEBHOOK_SECRET: &str = "whsec_newmall_8d3b61";
 
 /// The value of cookie `name` set by `resp`, if any.
