@@ -87,3 +87,16 @@ state-refunded = Refunded
 state-cancelled = Cancelled
 state-expired = Expired
 state-failed = Failed
+
+# Field errors of the KOMOJU form (install::settings::FieldError), under their field.
+site-error-field = Nothing was saved: correct the field marked below.
+field-secret-key-missing = Enter your KOMOJU secret key.
+field-secret-key-format = A KOMOJU secret key starts with sk_live_ or sk_test_ and has no spaces.
+field-secret-key-refused = KOMOJU did not accept this secret key; nothing was saved.
+field-webhook-secret-missing = Enter your KOMOJU webhook secret.
+field-webhook-secret-format = The webhook secret must be 8 to 200 characters.
+field-payment-types-none = Choose at least one payment type.
+field-payment-types-not-offered = KOMOJU does not offer the payment type { $value } to this account.
+field-payment-types-format = Payment types are KOMOJU's names, such as credit_card.
+field-cancel-mode = Choose how Cafe24 cancels: synchronous or asynchronous.
+field-locale = Choose Japanese, English or Korean.

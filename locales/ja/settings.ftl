@@ -87,3 +87,16 @@ state-refunded = 返金済み
 state-cancelled = キャンセル
 state-expired = 期限切れ
 state-failed = 失敗
+
+# Field errors of the KOMOJU form (install::settings::FieldError), under their field.
+site-error-field = 保存されていません。下に示した項目を修正してください。
+field-secret-key-missing = KOMOJU のシークレットキーを入力してください。
+field-secret-key-format = KOMOJU のシークレットキーは sk_live_ または sk_test_ で始まり、空白を含みません。
+field-secret-key-refused = KOMOJU がこのシークレットキーを受け付けませんでした。何も保存されていません。
+field-webhook-secret-missing = KOMOJU の Webhook シークレットを入力してください。
+field-webhook-secret-format = Webhook シークレットは 8〜200 文字で入力してください。
+field-payment-types-none = 決済方法を 1 つ以上選んでください。
+field-payment-types-not-offered = KOMOJU はこのアカウントに決済方法 { $value } を提供していません。
+field-payment-types-format = 決済方法は credit_card のような KOMOJU の名前です。
+field-cancel-mode = Cafe24 の取消方法（同期または非同期）を選んでください。
+field-locale = 日本語、英語、韓国語のいずれかを選んでください。

@@ -87,3 +87,16 @@ state-refunded = 환불 완료
 state-cancelled = 취소됨
 state-expired = 만료됨
 state-failed = 실패
+
+# Field errors of the KOMOJU form (install::settings::FieldError), under their field.
+site-error-field = 저장되지 않았습니다. 아래 표시된 항목을 수정하세요.
+field-secret-key-missing = KOMOJU 시크릿 키를 입력하세요.
+field-secret-key-format = KOMOJU 시크릿 키는 sk_live_ 또는 sk_test_로 시작하며 공백이 없습니다.
+field-secret-key-refused = KOMOJU가 이 시크릿 키를 받아들이지 않았습니다. 아무것도 저장되지 않았습니다.
+field-webhook-secret-missing = KOMOJU 웹훅 시크릿을 입력하세요.
+field-webhook-secret-format = 웹훅 시크릿은 8~200자여야 합니다.
+field-payment-types-none = 결제 수단을 하나 이상 선택하세요.
+field-payment-types-not-offered = KOMOJU는 이 계정에 결제 수단 { $value }을(를) 제공하지 않습니다.
+field-payment-types-format = 결제 수단은 credit_card 같은 KOMOJU의 이름입니다.
+field-cancel-mode = Cafe24의 취소 방식(동기 또는 비동기)을 선택하세요.
+field-locale = 일본어, 영어, 한국어 중 하나를 선택하세요.

@@ -15,6 +15,7 @@ mod cancellation;
 mod chaos;
 mod cli;
 mod external_checkout;
+mod field_errors;
 mod health;
 mod hostile_input;
 mod install;
