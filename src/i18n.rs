@@ -238,6 +238,8 @@ mod tests {
             // A message with a variable (`$value`) formats once it is given.
             let mut args = FluentArgs::new();
             args.set("value", "x");
+            args.set("count", 2);
+            args.set("since", "2026-12-06 18:04 JST");
             for id in &ids {
                 assert!(
                     catalogue().formatted(lang, id, Some(&args)).is_some(),

@@ -100,3 +100,6 @@ field-payment-types-not-offered = KOMOJU does not offer the payment type { $valu
 field-payment-types-format = Payment types are KOMOJU's names, such as credit_card.
 field-cancel-mode = Choose how Cafe24 cancels: synchronous or asynchronous.
 field-locale = Choose Japanese, English or Korean.
+
+# The webhook card: KOMOJU deliveries refused for their signature since the last good one.
+webhook-signature-failures = Deliveries from KOMOJU that failed their signature since { $since }: { $count }. The webhook secret does not match KOMOJU's: enter the secret shown for this webhook in KOMOJU's dashboard.

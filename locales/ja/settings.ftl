@@ -100,3 +100,6 @@ field-payment-types-not-offered = KOMOJU はこのアカウントに決済方法
 field-payment-types-format = 決済方法は credit_card のような KOMOJU の名前です。
 field-cancel-mode = Cafe24 の取消方法（同期または非同期）を選んでください。
 field-locale = 日本語、英語、韓国語のいずれかを選んでください。
+
+# The webhook card: KOMOJU deliveries refused for their signature since the last good one.
+webhook-signature-failures = { $since } 以降、署名が一致しなかった KOMOJU からの通知: { $count } 件。Webhook シークレットが KOMOJU のものと一致していません。KOMOJU のダッシュボードでこの Webhook に表示されるシークレットを入力してください。

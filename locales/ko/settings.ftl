@@ -100,3 +100,6 @@ field-payment-types-not-offered = KOMOJU는 이 계정에 결제 수단 { $value
 field-payment-types-format = 결제 수단은 credit_card 같은 KOMOJU의 이름입니다.
 field-cancel-mode = Cafe24의 취소 방식(동기 또는 비동기)을 선택하세요.
 field-locale = 일본어, 영어, 한국어 중 하나를 선택하세요.
+
+# The webhook card: KOMOJU deliveries refused for their signature since the last good one.
+webhook-signature-failures = { $since } 이후 서명이 맞지 않은 KOMOJU 전송: { $count }건. 웹훅 시크릿이 KOMOJU의 것과 일치하지 않습니다. KOMOJU 대시보드에서 이 웹훅에 표시된 시크릿을 입력하세요.

@@ -453,6 +453,12 @@ fn webhook_section(t: &Texts, view: &SettingsView, base: &str) -> Markup {
                 (t.last_ping) " "
                 @match view.last_ping { Some(at) => strong { (at.format("%Y-%m-%d %H:%M:%S UTC").to_string()) }, None => (t.never) }
             }
+            @if let Some((count, since)) = &view.signature_failures {
+                p.error #signature-failures role="alert" {
+                    (i18n::catalogue().text_with(t.lang, "webhook-signature-failures",
+                        &[("count", &count.to_string()), ("since", since)]))
+                }
+            }
             @if view.may_change {
                 form method="post" action=(format!("{base}/webhook-test")) {
                     input type="hidden" name="csrf" value=(view.csrf);

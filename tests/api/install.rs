@@ -14,7 +14,7 @@ use crate::helpers::{cafe24_hash, location, log_lines, spawn_app, Backend, TestA
 
 const NEW_MALL: &str = "newmall";
 pub(crate) const SECRET_KEY: &str = "sk_test_newmall_4f9a2c7e1b";
-const WEBHOOK_SECRET: &str = "whsec_newmall_8d3b61";
+pub(crate) const WEBHOOK_SECRET: &str = "whsec_newmall_8d3b61";
 
 /// The value of cookie `name` set by `resp`, if any.
 pub(crate) fn set_cookie(resp: &reqwest::Response, name: &str) -> Option<String> {

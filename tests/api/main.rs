@@ -30,3 +30,4 @@ mod processes;
 mod reconciliation;
 mod shutdown;
 mod synchronous_checkout;
+mod webhook_card;
