@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use std::sync::OnceLock;
 
 use fluent_bundle::concurrent::FluentBundle;
-use fluent_bundle::FluentResource;
+use fluent_bundle::{FluentArgs, FluentResource};
 
 /// A language of the pages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -150,11 +150,29 @@ impl Catalogue {
 
     /// The message `id` in `lang`, if the catalogue has it.
     pub fn get(&self, lang: Lang, id: &str) -> Option<String> {
+        self.formatted(lang, id, None)
+    }
+
+    fn formatted(&self, lang: Lang, id: &str, args: Option<&FluentArgs<'_>>) -> Option<String> {
         let bundle = self.bundle(lang)?;
         let pattern = bundle.get_message(id)?.value()?;
         let mut errors = Vec::new();
-        let text = bundle.format_pattern(pattern, None, &mut errors);
+        let text = bundle.format_pattern(pattern, args, &mut errors);
         errors.is_empty().then(|| text.into_owned())
+    }
+
+    /// The message `id` in `lang` with its variables (`$name` → value), as
+    /// [`Catalogue::text`] falls back: English, then the id.
+    pub fn text_with(&self, lang: Lang, id: &str, vars: &[(&str, &str)]) -> String {
+        let mut args = FluentArgs::new();
+        for (name, value) in vars {
+            args.set(*name, (*value).to_owned());
+        }
+        self.formatted(lang, id, Some(&args)).unwrap_or_else(|| {
+            log::error!("message {id} is missing in {}", lang.code());
+            self.formatted(Lang::En, id, Some(&args))
+                .unwrap_or_else(|| id.to_owned())
+        })
     }
 
     /// The message `id` in `lang`; in English when `lang` lacks it, and the id itself
@@ -217,9 +235,14 @@ mod tests {
                 lang.code()
             );
             assert!(extra.is_empty(), "only in {}: {extra:?}", lang.code());
+            // A message with a variable (`$value`) formats once it is given.
+            let mut args = FluentArgs::new();
+            args.set("value", "x");
+            args.set("count", 2);
+            args.set("since", "2026-12-06 18:04 JST");
             for id in &ids {
                 assert!(
-                    catalogue().get(lang, id).is_some(),
+                    catalogue().formatted(lang, id, Some(&args)).is_some(),
                     "{id} does not format in {}",
                     lang.code()
                 );

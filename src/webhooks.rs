@@ -68,8 +68,10 @@ async fn pipeline(app: &Services, delivery: Delivery<'_>) -> Result<Received, Ap
         delivery.komoju_id,
     ) else {
         log::warn!("webhook for {mall_id}: bad or missing signature; ignored");
+        signature_failed(app, mall_id).await;
         return Ok(Received::BadSignature);
     };
+    signature_held(app, mall_id).await;
     let record = WebhookEventRow {
         mall_id: mall_id.to_owned(),
         event_id: event.id.clone(),
@@ -105,6 +107,32 @@ async fn pipeline(app: &Services, delivery: Delivery<'_>) -> Result<Received, Ap
         Step::Done(handled) => handled,
     };
     Ok(acknowledge(app, &record, &refs, handled))
+}
+
+/// Counts the mall's delivery whose signature did not hold, for its settings page (the
+/// mall exists: it was loaded first). A database failure is logged; the answer stays 401.
+async fn signature_failed(app: &Services, mall_id: &str) {
+    let (mall, now) = (mall_id.to_owned(), app.clock.now_naive());
+    let counted = app
+        .db
+        .run(move |c| webhook_events::record_bad_signature(c, &mall, now))
+        .await;
+    if let Err(e) = counted {
+        log::warn!("webhook for {mall_id}: counting the bad signature: {e}");
+    }
+}
+
+/// A correctly signed delivery: the mall's failed signatures are forgotten. A database
+/// failure is logged (the count stays until the next signed delivery).
+async fn signature_held(app: &Services, mall_id: &str) {
+    let mall = mall_id.to_owned();
+    let cleared = app
+        .db
+        .run(move |c| webhook_events::clear_bad_signatures(c, &mall))
+        .await;
+    if let Err(e) = cleared {
+        log::warn!("webhook for {mall_id}: clearing bad signatures: {e}");
+    }
 }
 
 /// The outcome of a signed event that is no payment event (ping, not handled,

@@ -12,3 +12,8 @@ retry-title = Payment status pending
 retry-heading = We could not confirm your payment yet
 retry-detail = KOMOJU could not be reached just now.
 retry-reload = Nothing was lost. Please reload this page in a moment.
+
+# The external-checkout button on the mall's pages (static/external-checkout/app.js).
+button-pay = Pay with KOMOJU
+button-failed = The payment could not be started. Please try again.
+button-reserve = Your order could not be reserved. Please check your cart and try again.

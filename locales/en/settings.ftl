@@ -56,7 +56,7 @@ site-error-internal = Something went wrong on our side; try again in a moment.
 
 # The payments page (install::settings::payments).
 settings-payments = Payments
-settings-payments-help = Your orders paid through KOMOJU, newest first. Times are UTC.
+settings-payments-help = Your orders paid through KOMOJU, newest first. Times are in each shop's time zone; the From and To dates are UTC days.
 settings-filter-state = State
 settings-filter-all = All
 settings-filter-shop = Shop no.
@@ -68,7 +68,7 @@ settings-col-order = Order
 settings-col-amount = Amount
 settings-col-state = State
 settings-col-payment-type = Payment type
-settings-col-updated = Last changed (UTC)
+settings-col-updated = Last changed
 settings-col-komoju = In KOMOJU
 settings-open-in-komoju = Open
 settings-next-page = Next page
@@ -100,9 +100,9 @@ settings-auto-capture-days-help = An authorization nobody captured is captured t
 site-error-unknown-order = No such order in this mall.
 order-title = Order
 order-back = All payments
-order-placed = Placed (UTC)
+order-placed = Placed
 order-timeline = What happened
-order-col-when = When (UTC)
+order-col-when = When
 order-col-who = Who
 order-col-what = What
 order-col-state-after = Order afterwards
@@ -169,3 +169,21 @@ order-done-captured = Captured: the payment is received.
 order-done-capture-not-now = Nothing to capture now: it is being captured, or it is no longer waiting for a capture.
 order-done-capture-refused = KOMOJU refused the capture; the order is still authorized. The reason is below.
 order-done-capture-unanswered = KOMOJU did not answer; the order is still authorized. Try again in a moment.
+
+# Field errors of the KOMOJU form (install::settings::FieldError), under their field.
+site-error-field = Nothing was saved: correct the field marked below.
+field-secret-key-missing = Enter your KOMOJU secret key.
+field-secret-key-format = A KOMOJU secret key starts with sk_live_ or sk_test_ and has no spaces.
+field-secret-key-refused = KOMOJU did not accept this secret key; nothing was saved.
+field-webhook-secret-missing = Enter your KOMOJU webhook secret.
+field-webhook-secret-format = The webhook secret must be 8 to 200 characters.
+field-payment-types-none = Choose at least one payment type.
+field-payment-types-not-offered = KOMOJU does not offer the payment type { $value } to this account.
+field-payment-types-format = Payment types are KOMOJU's names, such as credit_card.
+field-cancel-mode = Choose how Cafe24 cancels: synchronous or asynchronous.
+field-locale = Choose Japanese, English or Korean.
+field-capture = Choose when card payments are captured.
+field-auto-capture-days = Enter a number of days from 1 to 29.
+
+# The webhook card: KOMOJU deliveries refused for their signature since the last good one.
+webhook-signature-failures = Deliveries from KOMOJU that failed their signature since { $since }: { $count }. The webhook secret does not match KOMOJU's: enter the secret shown for this webhook in KOMOJU's dashboard.

@@ -12,3 +12,8 @@ retry-title = 決済の確認中
 retry-heading = 決済をまだ確認できていません
 retry-detail = ただいま KOMOJU に接続できませんでした。
 retry-reload = 何も失われていません。しばらくしてからこのページを再読み込みしてください。
+
+# The external-checkout button on the mall's pages (static/external-checkout/app.js).
+button-pay = KOMOJU で支払う
+button-failed = 決済を開始できませんでした。もう一度お試しください。
+button-reserve = ご注文を確保できませんでした。カートの内容をご確認のうえ、もう一度お試しください。

@@ -56,7 +56,7 @@ site-error-internal = こちら側で問題が発生しました。しばらく�
 
 # The payments page (install::settings::payments).
 settings-payments = 決済一覧
-settings-payments-help = KOMOJU で決済された注文です（新しい順、時刻は UTC）。
+settings-payments-help = KOMOJU で決済された注文です（新しい順）。時刻は各ショップのタイムゾーン、開始日・終了日は UTC の日付です。
 settings-filter-state = 状態
 settings-filter-all = すべて
 settings-filter-shop = ショップ番号
@@ -68,7 +68,7 @@ settings-col-order = 注文
 settings-col-amount = 金額
 settings-col-state = 状態
 settings-col-payment-type = 決済方法
-settings-col-updated = 最終更新（UTC）
+settings-col-updated = 最終更新
 settings-col-komoju = KOMOJU
 settings-open-in-komoju = 開く
 settings-next-page = 次のページ
@@ -100,9 +100,9 @@ settings-auto-capture-days-help = 売上確定されていない与信は、購�
 site-error-unknown-order = このモールにその注文はありません。
 order-title = 注文
 order-back = 決済一覧
-order-placed = 作成日時 (UTC)
+order-placed = 作成日時
 order-timeline = 経緯
-order-col-when = 日時 (UTC)
+order-col-when = 日時
 order-col-who = 誰が
 order-col-what = 何を
 order-col-state-after = その後の状態
@@ -169,3 +169,21 @@ order-done-capture-not-now = いま売上確定するものはありません（
 order-done-captured = 売上確定しました。入金済みです。
 order-done-capture-refused = KOMOJU が売上確定を拒否しました。注文は与信済みのままです。理由は下に表示しています。
 order-done-capture-unanswered = KOMOJU から応答がありませんでした。注文は与信済みのままです。少し待ってからもう一度お試しください。
+
+# Field errors of the KOMOJU form (install::settings::FieldError), under their field.
+site-error-field = 保存されていません。下に示した項目を修正してください。
+field-secret-key-missing = KOMOJU のシークレットキーを入力してください。
+field-secret-key-format = KOMOJU のシークレットキーは sk_live_ または sk_test_ で始まり、空白を含みません。
+field-secret-key-refused = KOMOJU がこのシークレットキーを受け付けませんでした。何も保存されていません。
+field-webhook-secret-missing = KOMOJU の Webhook シークレットを入力してください。
+field-webhook-secret-format = Webhook シークレットは 8〜200 文字で入力してください。
+field-payment-types-none = 決済方法を 1 つ以上選んでください。
+field-payment-types-not-offered = KOMOJU はこのアカウントに決済方法 { $value } を提供していません。
+field-payment-types-format = 決済方法は credit_card のような KOMOJU の名前です。
+field-cancel-mode = Cafe24 の取消方法（同期または非同期）を選んでください。
+field-locale = 日本語、英語、韓国語のいずれかを選んでください。
+field-capture = カード決済の売上確定のタイミングを選んでください。
+field-auto-capture-days = 1〜29 の日数を入力してください。
+
+# The webhook card: KOMOJU deliveries refused for their signature since the last good one.
+webhook-signature-failures = { $since } 以降、署名が一致しなかった KOMOJU からの通知: { $count } 件。Webhook シークレットが KOMOJU のものと一致していません。KOMOJU のダッシュボードでこの Webhook に表示されるシークレットを入力してください。

@@ -56,7 +56,7 @@ site-error-internal = 저희 쪽에서 문제가 발생했습니다. 잠시 후 
 
 # The payments page (install::settings::payments).
 settings-payments = 결제 목록
-settings-payments-help = KOMOJU로 결제된 주문입니다 (최신순, 시간은 UTC).
+settings-payments-help = KOMOJU로 결제된 주문입니다 (최신순). 시간은 각 쇼핑몰의 시간대, 시작일과 종료일은 UTC 날짜입니다.
 settings-filter-state = 상태
 settings-filter-all = 전체
 settings-filter-shop = 쇼핑몰 번호
@@ -68,7 +68,7 @@ settings-col-order = 주문
 settings-col-amount = 금액
 settings-col-state = 상태
 settings-col-payment-type = 결제 수단
-settings-col-updated = 마지막 변경 (UTC)
+settings-col-updated = 마지막 변경
 settings-col-komoju = KOMOJU
 settings-open-in-komoju = 열기
 settings-next-page = 다음 페이지
@@ -100,9 +100,9 @@ settings-auto-capture-days-help = 매입 확정되지 않은 승인은 구매자
 site-error-unknown-order = 이 몰에 해당 주문이 없습니다.
 order-title = 주문
 order-back = 결제 목록
-order-placed = 생성 일시 (UTC)
+order-placed = 생성 일시
 order-timeline = 진행 내역
-order-col-when = 일시 (UTC)
+order-col-when = 일시
 order-col-who = 누가
 order-col-what = 무엇을
 order-col-state-after = 이후 상태
@@ -169,3 +169,21 @@ order-done-captured = 매입 확정되었습니다. 결제 금액을 받았습�
 order-done-capture-not-now = 지금 매입 확정할 것이 없습니다 (처리 중이거나 매입 확정 대기 상태가 아닙니다).
 order-done-capture-refused = KOMOJU가 매입 확정을 거부했습니다. 주문은 승인 상태 그대로입니다. 이유는 아래에 있습니다.
 order-done-capture-unanswered = KOMOJU가 응답하지 않았습니다. 주문은 승인 상태 그대로입니다. 잠시 후 다시 시도하세요.
+
+# Field errors of the KOMOJU form (install::settings::FieldError), under their field.
+site-error-field = 저장되지 않았습니다. 아래 표시된 항목을 수정하세요.
+field-secret-key-missing = KOMOJU 시크릿 키를 입력하세요.
+field-secret-key-format = KOMOJU 시크릿 키는 sk_live_ 또는 sk_test_로 시작하며 공백이 없습니다.
+field-secret-key-refused = KOMOJU가 이 시크릿 키를 받아들이지 않았습니다. 아무것도 저장되지 않았습니다.
+field-webhook-secret-missing = KOMOJU 웹훅 시크릿을 입력하세요.
+field-webhook-secret-format = 웹훅 시크릿은 8~200자여야 합니다.
+field-payment-types-none = 결제 수단을 하나 이상 선택하세요.
+field-payment-types-not-offered = KOMOJU는 이 계정에 결제 수단 { $value }을(를) 제공하지 않습니다.
+field-payment-types-format = 결제 수단은 credit_card 같은 KOMOJU의 이름입니다.
+field-cancel-mode = Cafe24의 취소 방식(동기 또는 비동기)을 선택하세요.
+field-locale = 일본어, 영어, 한국어 중 하나를 선택하세요.
+field-capture = 카드 결제의 매입 확정 시점을 선택하세요.
+field-auto-capture-days = 1~29 사이의 일수를 입력하세요.
+
+# The webhook card: KOMOJU deliveries refused for their signature since the last good one.
+webhook-signature-failures = { $since } 이후 서명이 맞지 않은 KOMOJU 전송: { $count }건. 웹훅 시크릿이 KOMOJU의 것과 일치하지 않습니다. KOMOJU 대시보드에서 이 웹훅에 표시된 시크릿을 입력하세요.

@@ -150,6 +150,9 @@ pub struct Shop {
     pub currency_code: String,
     #[serde(default)]
     pub language_code: String,
+    /// The shop's IANA time zone, e.g. `Asia/Seoul` (`shops[].timezone`).
+    #[serde(default)]
+    pub timezone: String,
     #[serde(default)]
     pub primary_domain: String,
     #[serde(default)]

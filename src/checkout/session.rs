@@ -85,10 +85,8 @@ pub(super) fn session_request(
     )?;
     let return_url = app.public_url(flow.callback_path(), &[("key", &key)]);
     let locale = v
-        .lang
-        .as_deref()
-        .and_then(crate::merchant::Locale::of_lang)
-        .unwrap_or(v.merchant.locale)
+        .merchant
+        .locale_for(v.partner_id.shop_no(), v.lang.as_deref())
         .as_str()
         .to_owned();
     let mut metadata = BTreeMap::new();

@@ -58,6 +58,25 @@ pub struct ShopRow {
     pub script_state: Registration,
     /// The script tag's `script_no`, once Cafe24 answered it.
     pub script_no: Option<String>,
+    /// The shop's IANA time zone as Cafe24 lists it (`shops[].timezone`, e.g.
+    /// `Asia/Tokyo`); empty until the shops were first listed.
+    pub timezone: String,
+    /// The shop's language as Cafe24 lists it (`shops[].language_code`, e.g. `ja_JP`);
+    /// empty until the shops were first listed.
+    pub language_code: String,
+}
+
+/// A shop as Cafe24's `GET /admin/shops` describes it, to record.
+#[derive(Debug, Clone, Copy)]
+pub struct ListedShop<'a> {
+    pub shop_no: i32,
+    pub shop_name: &'a str,
+    /// ISO 4217.
+    pub currency: &'a str,
+    /// IANA zone name (may be empty).
+    pub timezone: &'a str,
+    /// Cafe24's form, e.g. `ko_KR` (may be empty).
+    pub language_code: &'a str,
 }
 
 pub use crate::merchant::kinds::Registration;
@@ -222,22 +241,22 @@ pub fn shops(conn: &mut DbConnection, mall_id: &str) -> Result<Vec<ShopRow>, DbE
 }
 
 /// Inserts the shop row (disabled, both registrations `off`) unless it exists, and
-/// refreshes its name and currency from Cafe24's `shops` reply.
+/// refreshes its name, currency, time zone and language from Cafe24's `shops` reply.
 pub fn ensure_shop(
     conn: &mut DbConnection,
     mall_id: &str,
-    shop_no: i32,
-    shop_name: &str,
-    currency: &str,
+    shop: &ListedShop<'_>,
     now: NaiveDateTime,
 ) -> Result<(), DbError> {
     count_write();
-    match find_shop(conn, mall_id, shop_no)? {
+    match find_shop(conn, mall_id, shop.shop_no)? {
         Some(_) => {
-            diesel::update(merchant_shops::table.find((mall_id, shop_no)))
+            diesel::update(merchant_shops::table.find((mall_id, shop.shop_no)))
                 .set((
-                    merchant_shops::shop_name.eq(shop_name),
-                    merchant_shops::currency.eq(currency),
+                    merchant_shops::shop_name.eq(shop.shop_name),
+                    merchant_shops::currency.eq(shop.currency),
+                    merchant_shops::timezone.eq(shop.timezone),
+                    merchant_shops::language_code.eq(shop.language_code),
                 ))
                 .execute(conn)?;
         }
@@ -245,15 +264,17 @@ pub fn ensure_shop(
             diesel::insert_into(merchant_shops::table)
                 .values(ShopRow {
                     mall_id: mall_id.to_owned(),
-                    shop_no,
+                    shop_no: shop.shop_no,
                     enabled: false,
                     created_at: now,
                     updated_at: now,
-                    shop_name: shop_name.to_owned(),
-                    currency: currency.to_owned(),
+                    shop_name: shop.shop_name.to_owned(),
+                    currency: shop.currency.to_owned(),
                     gateway_state: Registration::Off,
                     script_state: Registration::Off,
                     script_no: None,
+                    timezone: shop.timezone.to_owned(),
+                    language_code: shop.language_code.to_owned(),
                 })
                 .execute(conn)?;
         }

@@ -35,6 +35,8 @@ diesel::table! {
         gateway_state -> Text,
         script_state -> Text,
         script_no -> Nullable<Text>,
+        timezone -> Text,
+        language_code -> Text,
     }
 }
 
@@ -255,6 +257,15 @@ diesel::joinable!(merchant_shops -> merchants (mall_id));
 diesel::joinable!(orders -> merchants (mall_id));
 diesel::joinable!(order_events -> orders (order_pk));
 diesel::joinable!(captures -> orders (order_pk));
+diesel::table! {
+    webhook_signature_failures (mall_id) {
+        mall_id -> Text,
+        failures -> BigInt,
+        first_at -> Timestamp,
+        last_at -> Timestamp,
+    }
+}
+
 diesel::allow_tables_to_appear_in_same_query!(
     merchants,
     merchant_shops,
@@ -268,5 +279,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     cafe24_tokens,
     oauth_states,
     outbox_hosts,
-    external_checkout_limits
+    external_checkout_limits,
+    webhook_signature_failures
 );

@@ -4,7 +4,7 @@
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
-use super::schema::webhook_events;
+use super::schema::{webhook_events, webhook_signature_failures};
 use super::{DbConnection, DbError};
 
 /// What became of a recorded event (the `webhook_events.outcome` column).
@@ -118,4 +118,59 @@ pub fn last_received(
         .filter(webhook_events::event_type.eq(event_type))
         .select(diesel::dsl::max(webhook_events::received_at))
         .first::<Option<NaiveDateTime>>(conn)?)
+}
+
+/// KOMOJU deliveries for a mall whose signature did not hold, since the last correctly
+/// signed one (`webhook_signature_failures`).
+#[derive(Debug, Clone, PartialEq, Eq, Queryable)]
+pub struct SignatureFailures {
+    /// How many.
+    pub failures: i64,
+    /// The first of them.
+    pub first_at: NaiveDateTime,
+    /// The newest.
+    pub last_at: NaiveDateTime,
+}
+
+/// Counts a delivery for `mall_id` whose signature did not hold, at `now`: the mall's one
+/// row is created or updated (`INSERT … ON CONFLICT DO UPDATE`). Call only for a mall
+/// that exists, so an unsigned caller cannot add rows.
+pub fn record_bad_signature(
+    conn: &mut DbConnection,
+    mall_id: &str,
+    now: NaiveDateTime,
+) -> Result<(), DbError> {
+    use webhook_signature_failures as f;
+    let row = (
+        f::mall_id.eq(mall_id),
+        f::failures.eq(1_i64),
+        f::first_at.eq(now),
+        f::last_at.eq(now),
+    );
+    on_backend!(conn, |c| diesel::insert_into(f::table)
+        .values(row)
+        .on_conflict(f::mall_id)
+        .do_update()
+        .set((f::failures.eq(f::failures + 1_i64), f::last_at.eq(now)))
+        .execute(c))?;
+    Ok(())
+}
+
+/// Forgets `mall_id`'s failed signatures (a correctly signed delivery arrived).
+pub fn clear_bad_signatures(conn: &mut DbConnection, mall_id: &str) -> Result<(), DbError> {
+    diesel::delete(webhook_signature_failures::table.find(mall_id)).execute(conn)?;
+    Ok(())
+}
+
+/// `mall_id`'s failed signatures since the last correctly signed delivery, if any.
+pub fn bad_signatures(
+    conn: &mut DbConnection,
+    mall_id: &str,
+) -> Result<Option<SignatureFailures>, DbError> {
+    use webhook_signature_failures as f;
+    Ok(f::table
+        .find(mall_id)
+        .select((f::failures, f::first_at, f::last_at))
+        .first::<SignatureFailures>(conn)
+        .optional()?)
 }

@@ -42,7 +42,9 @@ mod scripts;
 pub use confirm::response_time_seconds;
 use confirm::{check_fresh, confirm_amount};
 pub use review::{csrf_token, csrf_valid, pay, review, stored_lines, Review};
-pub use scripts::{app_script, integrity, loader_script, signed_request};
+pub use scripts::{
+    app_script, button_lang, button_texts, integrity, loader_script, signed_request, ButtonTexts,
+};
 
 /// How far `request_time` may be from now, in seconds.
 pub const REQUEST_TIME_TOLERANCE_SECS: i64 = 5 * 60;

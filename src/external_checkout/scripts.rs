@@ -11,6 +11,7 @@ use super::REQUEST_TIME_TOLERANCE_SECS;
 use crate::cafe24::external_checkout::request_hmac;
 use crate::cafe24::Fields;
 use crate::error::ApiError;
+use crate::i18n::{catalogue, Lang};
 use crate::services::Services;
 
 /// The loader installed by Cafe24's Scripttag API; its bytes (for one version and one
@@ -20,6 +21,41 @@ const LOADER: &str = include_str!("../../static/external-checkout/loader.js");
 const APP: &str = include_str!("../../static/external-checkout/app.js");
 const BASE_PLACEHOLDER: &str = "__CAFE24_KOMOJU_BASE__";
 const VERSION_PLACEHOLDER: &str = "__CAFE24_KOMOJU_VERSION__";
+
+/// The button's visible texts in one language (the catalogue's `button-*` of
+/// `locales/*/pages.ftl`), for `GET /script/data`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ButtonTexts {
+    /// `ja`, `ko` or `en`.
+    pub lang: &'static str,
+    /// The button's label.
+    pub label: String,
+    /// Shown under the button when the payment could not be started.
+    pub failed: String,
+    /// Shown when Cafe24 could not reserve the order (`precreateOrder`).
+    pub reserve: String,
+}
+
+/// The button's language: the page's `lang` as the mall's skin declares it (Cafe24 writes
+/// the shop's language, `ko_KR` or `ko`), else the buyer's `Accept-Language`, else the
+/// shop's `language_code` as Cafe24 lists it, else English.
+pub fn button_lang(lang: Option<&str>, accept: Option<&str>, shop_language: &str) -> Lang {
+    lang.and_then(Lang::from_tag)
+        .or_else(|| accept.and_then(Lang::from_accept_language))
+        .or_else(|| Lang::from_tag(shop_language))
+        .unwrap_or(Lang::En)
+}
+
+/// The button's texts in `lang`.
+pub fn button_texts(lang: Lang) -> ButtonTexts {
+    let text = |id: &str| catalogue().text(lang, id);
+    ButtonTexts {
+        lang: lang.code(),
+        label: text("button-pay"),
+        failed: text("button-failed"),
+        reserve: text("button-reserve"),
+    }
+}
 
 /// The loader script for this deployment: byte-for-byte stable for one version and one
 /// `public_base` (no trailing slash).

@@ -53,10 +53,14 @@ impl Merchants {
             .await
             .map_err(|e| ApiError::from_db("loading merchant", e))?;
         let row = row.ok_or(ApiError::UnknownMerchant)?;
-        let merchant = Merchant::open(&row, &self.secrets).map_err(|e| {
+        let mut merchant = Merchant::open(&row, &self.secrets).map_err(|e| {
             log::error!("{e}");
             ApiError::Internal
         })?;
+        merchant.shop_locales = shops
+            .iter()
+            .filter_map(|s| super::Locale::of_lang(&s.language_code).map(|l| (s.shop_no, l)))
+            .collect();
         let entry = Entry {
             merchant,
             shops: shops.iter().map(|s| (s.shop_no, s.enabled)).collect(),

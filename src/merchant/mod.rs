@@ -54,6 +54,9 @@ pub struct Merchant {
     /// Days after its authorization a manual-capture payment is captured automatically
     /// ([`AUTO_CAPTURE_DAYS`]; default 7).
     pub auto_capture_after_days: i32,
+    /// `(shop_no, language)` of each shop whose Cafe24 `language_code` is one of ours
+    /// (filled by the merchant cache from `merchant_shops`; empty from [`Merchant::open`]).
+    pub shop_locales: Vec<(i32, Locale)>,
 }
 
 /// The days `auto_capture_after_days` may take: at least one, and fewer than KOMOJU's
@@ -102,7 +105,23 @@ impl Merchant {
             refund_duplicates: row.refund_duplicates,
             capture: row.capture,
             auto_capture_after_days: row.auto_capture_after_days,
+            shop_locales: Vec::new(),
         })
+    }
+
+    /// The language of KOMOJU's hosted page (`default_locale`) for a checkout of shop
+    /// `shop_no`: the request's `lang` (Cafe24's `ko_KR`, `ja_JP`, `en_US`) when it is one
+    /// of ours, else the shop's `language_code` as Cafe24 lists it, else the merchant's
+    /// `locale` setting.
+    pub fn locale_for(&self, shop_no: i32, lang: Option<&str>) -> Locale {
+        lang.and_then(Locale::of_lang)
+            .or_else(|| {
+                self.shop_locales
+                    .iter()
+                    .find(|(no, _)| *no == shop_no)
+                    .map(|(_, l)| *l)
+            })
+            .unwrap_or(self.locale)
     }
 
     /// The payment types a checkout of `flow` may offer: synchronous checkout leaves out
@@ -287,6 +306,8 @@ impl MerchantInput {
             gateway_state: Registration::Off,
             script_state: Registration::Off,
             script_no: None,
+            timezone: String::new(),
+            language_code: String::new(),
         }
     }
 }
@@ -328,7 +349,17 @@ mod tests {
             refund_duplicates: true,
             capture: CaptureMode::Auto,
             auto_capture_after_days: 7,
+            shop_locales: vec![(2, Locale::Ko)],
         }
+    }
+
+    #[test]
+    fn the_hosted_pages_language_is_the_requests_then_the_shops_then_the_merchants() {
+        let m = merchant(&["credit_card"]);
+        assert_eq!(m.locale_for(2, Some("en_US")), Locale::En);
+        assert_eq!(m.locale_for(2, Some("zh_CN")), Locale::Ko);
+        assert_eq!(m.locale_for(2, None), Locale::Ko);
+        assert_eq!(m.locale_for(1, None), Locale::Ja);
     }
 
     #[test]

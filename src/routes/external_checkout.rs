@@ -85,11 +85,13 @@ async fn app_js(app: State) -> HttpResponse {
 }
 
 /// `GET /script/data`: `{"result_code":"0000","mall_id","shop_no","shop_name","currency",
-/// "public_ref","payment_types","client_id","review","button_label"}`.
+/// "public_ref","payment_types","client_id","review","lang","button_label","messages"}`,
+/// the texts in `lang` (the page's), else `Accept-Language`, else the shop's language.
 #[utoipa::path(get, path = "/api/external-checkout/script/data", tag = "external checkout",
     params(
         ("mall_id" = String, Query, description = "The Cafe24 mall id", example = "demomall"),
         ("shop_no" = String, Query, description = "The shop number", example = "1"),
+        ("lang" = Option<String>, Query, description = "The page's language (`ko`, `ko_KR`…); else Accept-Language", example = "ko_KR"),
     ),
     responses(
         (status = 200, description = "What the button shows", body = ButtonData),
@@ -106,6 +108,13 @@ async fn data(app: State, req: HttpRequest) -> Result<HttpResponse, ApiError> {
         .map_err(|_| ApiError::invalid("shop_no must be a shop number"))?;
     let merchant = app.merchants.load(mall_id, Some(shop_no)).await?;
     let shop = external::load_shop(&app, mall_id, shop_no).await?;
+    let accept = req.headers().get(header::ACCEPT_LANGUAGE);
+    let lang = external::button_lang(
+        q.optional("lang"),
+        accept.and_then(|v| v.to_str().ok()),
+        &shop.language_code,
+    );
+    let texts = external::button_texts(lang);
     Ok(HttpResponse::Ok()
         .insert_header((header::CACHE_CONTROL, "no-store"))
         .json(ButtonData {
@@ -118,7 +127,12 @@ async fn data(app: State, req: HttpRequest) -> Result<HttpResponse, ApiError> {
             payment_types: merchant.payment_types.clone(),
             client_id: app.cafe24_client_id.clone(),
             review: merchant.external_review,
-            button_label: "Pay with KOMOJU",
+            lang: texts.lang,
+            button_label: texts.label,
+            messages: ButtonMessages {
+                failed: texts.failed,
+                reserve: texts.reserve,
+            },
         }))
 }
 
@@ -277,7 +291,21 @@ pub struct ButtonData {
     pub client_id: String,
     /// Whether a review page comes before KOMOJU.
     pub review: bool,
-    pub button_label: &'static str,
+    /// The language of the texts below: `ja`, `ko` or `en`.
+    #[schema(pattern = "^(ja|ko|en)$", example = "ko")]
+    pub lang: &'static str,
+    /// The button's label in that language.
+    pub button_label: String,
+    pub messages: ButtonMessages,
+}
+
+/// The button's messages, in [`ButtonData::lang`].
+#[derive(Serialize, ToSchema)]
+pub struct ButtonMessages {
+    /// The payment could not be started.
+    pub failed: String,
+    /// Cafe24 could not reserve the order.
+    pub reserve: String,
 }
 
 /// 200 of `GET /script/hmac`.

@@ -192,57 +192,133 @@ fn switch(t: &Texts, action: &str, csrf: &str, id: &str, state: Registration) ->
     }
 }
 
+/// What the KOMOJU form sent, shown again only on the page that answers that same POST:
+/// the typed secrets (so an error in another field does not clear them; never stored
+/// unless saved, never logged) and the field in error with its message. No `Debug`.
+#[derive(Default)]
+pub struct Posted {
+    pub secret_key: String,
+    pub webhook_secret: String,
+    /// The field in error (its name and id) and the message, in the page's language.
+    pub error: Option<(&'static str, String)>,
+}
+
+impl Posted {
+    /// The message of `field`, when it is the one in error.
+    fn error_of(&self, field: &str) -> Option<&str> {
+        self.error
+            .as_ref()
+            .filter(|(f, _)| *f == field)
+            .map(|(_, m)| m.as_str())
+    }
+
+    /// The ids describing `field`: its `help` line, and its error when it has one.
+    fn described(&self, field: &str, help: &str) -> String {
+        match self.error_of(field) {
+            Some(_) => format!("{help} {field}-error"),
+            None => help.to_owned(),
+        }
+    }
+}
+
+/// The error line under a field (`{field}-error`), when `field` is the one in error.
+fn field_error(posted: &Posted, field: &str) -> Markup {
+    html! {
+        @if let Some(message) = posted.error_of(field) {
+            p.field-error id=(format!("{field}-error")) { (message) }
+        }
+    }
+}
+
+/// A secret's password field, its hint and its error line.
+fn secret_field(
+    t: &Texts,
+    posted: &Posted,
+    field: &str,
+    typed: &str,
+    hint: &Option<String>,
+) -> Markup {
+    let help = format!("{}-hint", field.replace('_', "-"));
+    let invalid = posted.error_of(field).map(|_| "true");
+    html! {
+        input type="password" id=(field) name=(field) autocomplete="off"
+            value=(typed) aria-invalid=[invalid] aria-describedby=(posted.described(field, &help))
+            placeholder=(hint.as_deref().unwrap_or(&t.not_saved));
+        p.help id=(help) {
+            @match hint { Some(h) => { (t.saved_hint) " " code { (h) } }, None => (t.not_saved) }
+        }
+        (field_error(posted, field))
+    }
+}
+
+/// The payment-type choices (what KOMOJU offers the saved key), with their error line.
+fn payment_types_field(t: &Texts, view: &SettingsView, posted: &Posted) -> Markup {
+    let invalid = posted
+        .error_of("payment_types")
+        .map(|_| "payment_types-error");
+    html! {
+        fieldset #payment-types aria-describedby=[invalid] {
+            legend { (t.payment_types) }
+            (field_error(posted, "payment_types"))
+            @match &view.payment_types {
+                Ok(types) => {
+                    input type="hidden" name="payment_types_shown" value="1";
+                    @for pt in types {
+                        label.inline {
+                            input type="checkbox" name="payment_types" value=(pt.type_slug)
+                                id=(format!("pt-{}", pt.type_slug)) checked[pt.selected];
+                            (pt.name(t.lang))
+                        }
+                    }
+                }
+                Err(why) => p.help #payment-types-missing { (why) },
+            }
+        }
+    }
+}
+
+/// A `select` of `field` with its options `(value, label)` and error line.
+fn select_field(
+    posted: &Posted,
+    field: &str,
+    label: &str,
+    current: &str,
+    options: &[(&str, &str)],
+) -> Markup {
+    let invalid = posted.error_of(field).map(|_| "true");
+    let described = posted.error_of(field).map(|_| format!("{field}-error"));
+    html! {
+        label for=(field) { (label) }
+        select id=(field) name=(field) aria-invalid=[invalid] aria-describedby=[described] {
+            @for (value, text) in options {
+                option value=(value) selected[current == *value] { (text) }
+            }
+        }
+        (field_error(posted, field))
+    }
+}
+
 /// The KOMOJU form of the representative operator's page.
-fn komoju_form(t: &Texts, view: &SettingsView, base: &str) -> Markup {
+fn komoju_form(t: &Texts, view: &SettingsView, base: &str, posted: &Posted) -> Markup {
     html! {
         form method="post" action=(format!("{base}/komoju")) {
             input type="hidden" name="csrf" value=(view.csrf);
             label for="secret_key" { (t.secret_key) }
-            input type="password" id="secret_key" name="secret_key" autocomplete="off"
-                placeholder=(view.secret_key_hint.as_deref().unwrap_or(&t.not_saved));
-            p.help #secret-key-hint {
-                @match &view.secret_key_hint { Some(h) => { (t.saved_hint) " " code { (h) } }, None => (t.not_saved) }
-            }
+            (secret_field(t, posted, "secret_key", &posted.secret_key, &view.secret_key_hint))
             label for="webhook_secret" { (t.webhook_secret) }
-            input type="password" id="webhook_secret" name="webhook_secret" autocomplete="off"
-                placeholder=(view.webhook_secret_hint.as_deref().unwrap_or(&t.not_saved));
-            p.help #webhook-secret-hint {
-                @match &view.webhook_secret_hint { Some(h) => { (t.saved_hint) " " code { (h) } }, None => (t.not_saved) }
-            }
-            fieldset #payment-types {
-                legend { (t.payment_types) }
-                @match &view.payment_types {
-                    Ok(types) => {
-                        input type="hidden" name="payment_types_shown" value="1";
-                        @for pt in types {
-                            label.inline {
-                                input type="checkbox" name="payment_types" value=(pt.type_slug)
-                                    id=(format!("pt-{}", pt.type_slug)) checked[pt.selected];
-                                (pt.name(t.lang))
-                            }
-                        }
-                    }
-                    Err(why) => p.help #payment-types-missing { (why) },
-                }
-            }
-            label for="cancel_mode" { (t.cancel_mode) }
-            select id="cancel_mode" name="cancel_mode" {
-                option value="sync" selected[view.cancel_mode == "sync"] { (t.cancel_sync) }
-                option value="async" selected[view.cancel_mode == "async"] { (t.cancel_async) }
-            }
-            label for="locale" { (t.locale) }
-            select id="locale" name="locale" {
-                option value="ja" selected[view.locale == "ja"] { "日本語" }
-                option value="en" selected[view.locale == "en"] { "English" }
-                option value="ko" selected[view.locale == "ko"] { "한국어" }
-            }
+            (secret_field(t, posted, "webhook_secret", &posted.webhook_secret, &view.webhook_secret_hint))
+            (payment_types_field(t, view, posted))
+            (select_field(posted, "cancel_mode", &t.cancel_mode, &view.cancel_mode,
+                &[("sync", &t.cancel_sync), ("async", &t.cancel_async)]))
+            (select_field(posted, "locale", &t.locale, &view.locale,
+                &[("ja", "日本語"), ("en", "English"), ("ko", "한국어")]))
             p {
                 label.inline {
                     input type="checkbox" id="external_review" name="external_review" value="1" checked[view.external_review];
                     (t.review_page)
                 }
             }
-            (capture_fields(t, view))
+            (capture_fields(t, view, posted))
             p { button type="submit" #save-komoju { (t.save) } }
         }
     }
@@ -274,8 +350,16 @@ fn komoju_summary(t: &Texts, view: &SettingsView) -> Markup {
     }
 }
 
-/// The settings page. `notice` and `error` show above the sections.
-pub fn settings(view: &SettingsView, notice: Option<&str>, error: Option<&str>) -> Markup {
+/// The settings page. `notice` and `error` show above the sections; `posted` is what the
+/// KOMOJU form sent when this page answers it (its field error under the field).
+pub fn settings(
+    view: &SettingsView,
+    notice: Option<&str>,
+    error: Option<&str>,
+    posted: Option<&Posted>,
+) -> Markup {
+    let empty = Posted::default();
+    let posted = posted.unwrap_or(&empty);
     let t = texts(&view.lang);
     let base = format!("/settings/{}", view.mall_id);
     let body = html! {
@@ -297,7 +381,7 @@ pub fn settings(view: &SettingsView, notice: Option<&str>, error: Option<&str>) 
             section #komoju {
                 h2 { (t.komoju) }
                 p.help { (t.komoju_help) }
-                @if view.may_change { (komoju_form(t, view, &base)) } @else { (komoju_summary(t, view)) }
+                @if view.may_change { (komoju_form(t, view, &base, posted)) } @else { (komoju_summary(t, view)) }
             }
             (shops_section(t, view, &base))
             (webhook_section(t, view, &base))
@@ -377,6 +461,12 @@ fn webhook_section(t: &Texts, view: &SettingsView, base: &str) -> Markup {
             p #last-ping {
                 (t.last_ping) " "
                 @match view.last_ping { Some(at) => strong { (at.format("%Y-%m-%d %H:%M:%S UTC").to_string()) }, None => (t.never) }
+            }
+            @if let Some((count, since)) = &view.signature_failures {
+                p.error #signature-failures role="alert" {
+                    (i18n::catalogue().text_with(t.lang, "webhook-signature-failures",
+                        &[("count", &count.to_string()), ("since", since)]))
+                }
             }
             @if view.may_change {
                 form method="post" action=(format!("{base}/webhook-test")) {
@@ -518,10 +608,13 @@ fn payments_table(t: &Texts, view: &PaymentsView) -> Markup {
 }
 
 /// Manual capture: the mode and the days before the automatic capture.
-fn capture_fields(t: &Texts, view: &SettingsView) -> Markup {
+fn capture_fields(t: &Texts, view: &SettingsView, posted: &Posted) -> Markup {
+    let days = "auto_capture_after_days";
+    let invalid = posted.error_of(days).map(|_| "true");
     html! {
         fieldset #capture {
             legend { (t.capture_mode) }
+            (field_error(posted, "capture"))
             label.inline {
                 input type="radio" name="capture" value="auto" id="capture-auto" checked[view.capture == "auto"];
                 (t.capture_auto)
@@ -531,9 +624,11 @@ fn capture_fields(t: &Texts, view: &SettingsView) -> Markup {
                 (t.capture_manual)
             }
             label for="auto_capture_after_days" { (t.auto_capture_days) }
-            input type="number" id="auto_capture_after_days" name="auto_capture_after_days"
-                min="1" max="29" value=(view.auto_capture_after_days) aria-describedby="auto-capture-help";
+            input type="number" id=(days) name=(days) min="1" max="29"
+                value=(view.auto_capture_after_days) aria-invalid=[invalid]
+                aria-describedby=(posted.described(days, "auto-capture-help"));
             p.help #auto-capture-help { (t.auto_capture_days_help) }
+            (field_error(posted, days))
         }
     }
 }

@@ -29,7 +29,7 @@ use super::settings_pages::{self, STYLESHEET, STYLESHEET_PATH};
 use super::State;
 use crate::error::responses::*;
 use crate::i18n::Lang;
-use crate::install::settings::{self, KomojuForm, SiteError};
+use crate::install::settings::{self, FieldError, KomojuForm, SiteError};
 use crate::keys::session::{Session, SESSION_COOKIE, SESSION_TTL_SECS};
 use crate::services::Services;
 
@@ -250,7 +250,8 @@ async fn posted(
     Ok((speaking(req, session), fields))
 }
 
-/// 303 back to the page, or the page with the form error, or an error page.
+/// 303 back to the page (`?done={done}`; `done` may end in a fragment, `#shop-N`, to
+/// keep the changed row in view), or the page with the form error, or an error page.
 async fn after(
     app: &Services,
     session: &Session,
@@ -269,7 +270,7 @@ async fn after(
             match settings::view(app, session).await {
                 Ok(view) => page(
                     e.status(),
-                    settings_pages::settings(&view, None, Some(&shown(&session.lang, &e))),
+                    settings_pages::settings(&view, None, Some(&shown(&session.lang, &e)), None),
                 ),
                 Err(e) => failed(&session.lang, e),
             }
@@ -303,7 +304,7 @@ async fn show(app: State, req: HttpRequest, mall_id: web::Path<String>) -> HttpR
             let notice = done.then_some(settings_pages::texts(&session.lang).done.as_str());
             let mut reply = page(
                 StatusCode::OK,
-                settings_pages::settings(&view, notice, None),
+                settings_pages::settings(&view, notice, None, None),
             );
             if let Some(lang) = switched(&req) {
                 let keep = self::cookie(
@@ -586,25 +587,80 @@ async fn komoju(
     mall_id: web::Path<String>,
 ) -> Result<HttpResponse, Refused> {
     let (session, fields) = posted(&app, &req, body, &mall_id).await?;
-    let form = KomojuForm {
-        secret_key: SecretString::from(field(&fields, "secret_key").unwrap_or("").to_owned()),
+    let result = settings::save_komoju(&app, &session, komoju_form_of(&fields)).await;
+    Ok(match result {
+        Err(SiteError::Field(e)) => field_error_page(&app, &session, &e, &fields).await,
+        result => after(&app, &session, result, "komoju").await,
+    })
+}
+
+fn posted_types(fields: &[(String, String)]) -> Vec<String> {
+    fields
+        .iter()
+        .filter(|(k, _)| k == "payment_types")
+        .map(|(_, v)| v.clone())
+        .collect()
+}
+
+/// The KOMOJU form as posted.
+fn komoju_form_of(fields: &[(String, String)]) -> KomojuForm {
+    KomojuForm {
+        secret_key: SecretString::from(field(fields, "secret_key").unwrap_or("").to_owned()),
         webhook_secret: SecretString::from(
-            field(&fields, "webhook_secret").unwrap_or("").to_owned(),
+            field(fields, "webhook_secret").unwrap_or("").to_owned(),
         ),
-        payment_types: fields
-            .iter()
-            .filter(|(k, _)| k == "payment_types")
-            .map(|(_, v)| v.clone())
-            .collect(),
-        payment_types_shown: field(&fields, "payment_types_shown") == Some("1"),
-        cancel_mode: field(&fields, "cancel_mode").unwrap_or("").to_owned(),
-        locale: field(&fields, "locale").unwrap_or("").to_owned(),
-        external_review: field(&fields, "external_review") == Some("1"),
-        capture: field(&fields, "capture").map(str::to_owned),
-        auto_capture_after_days: field(&fields, "auto_capture_after_days").map(str::to_owned),
+        payment_types: posted_types(fields),
+        payment_types_shown: field(fields, "payment_types_shown") == Some("1"),
+        cancel_mode: field(fields, "cancel_mode").unwrap_or("").to_owned(),
+        locale: field(fields, "locale").unwrap_or("").to_owned(),
+        external_review: field(fields, "external_review") == Some("1"),
+        capture: field(fields, "capture").map(str::to_owned),
+        auto_capture_after_days: field(fields, "auto_capture_after_days").map(str::to_owned),
+    }
+}
+
+/// The settings page answering a KOMOJU form with a wrong field (422): the form as
+/// posted (the typed secrets in their fields, the choices as chosen), the message under
+/// the field, a summary at the top. Nothing was saved.
+async fn field_error_page(
+    app: &Services,
+    session: &Session,
+    e: &FieldError,
+    fields: &[(String, String)],
+) -> HttpResponse {
+    let mut view = match settings::view(app, session).await {
+        Ok(view) => view,
+        Err(e) => return failed(&session.lang, e),
     };
-    let result = settings::save_komoju(&app, &session, form).await;
-    Ok(after(&app, &session, result, "komoju").await)
+    let chosen = posted_types(fields);
+    if field(fields, "payment_types_shown") == Some("1") {
+        if let Ok(types) = view.payment_types.as_mut() {
+            for t in types.iter_mut() {
+                t.selected = chosen.contains(&t.type_slug);
+            }
+        }
+    }
+    view.cancel_mode = field(fields, "cancel_mode").unwrap_or("").to_owned();
+    view.locale = field(fields, "locale").unwrap_or("").to_owned();
+    view.external_review = field(fields, "external_review") == Some("1");
+    let lang = Lang::from_tag(&session.lang).unwrap_or(Lang::En);
+    let message = crate::i18n::catalogue().text_with(lang, e.message, &[("value", &e.value)]);
+    // A typed secret comes back unless it is the field in error (a refused key is typed
+    // again, not kept).
+    let typed = |name: &str| match e.field == name {
+        true => String::new(),
+        false => field(fields, name).unwrap_or("").to_owned(),
+    };
+    let posted = settings_pages::Posted {
+        secret_key: typed("secret_key"),
+        webhook_secret: typed("webhook_secret"),
+        error: Some((e.field, message)),
+    };
+    let summary = shown(&session.lang, &SiteError::Field(e.clone()));
+    page(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        settings_pages::settings(&view, None, Some(&summary), Some(&posted)),
+    )
 }
 
 /// `POST /settings/{mall_id}/payments/{order_id}/capture`: the Capture button of an
@@ -676,7 +732,8 @@ async fn shop_switch(
         "script" => settings::set_script(&app, &session, shop_no, on).await,
         _ => Err(SiteError::UnknownShop),
     };
-    Ok(after(&app, &session, result, &switch).await)
+    let done = format!("{switch}#shop-{shop_no}");
+    Ok(after(&app, &session, result, &done).await)
 }
 
 /// `POST /settings/{mall_id}/webhook-test`: a test delivery to the KOMOJU webhook.

@@ -5,8 +5,8 @@
  * which the merchant's script tag installs on PRODUCT_DETAIL and ORDER_BASKET pages.
  * The server serves this file verbatim except that it writes its public base URL into
  * BASE below. Flow (Cafe24 "External Checkout", C.1 and C.2):
- *   1. render: GET /script/data for the shop, CAFE24API.init, getCustomerIDInfo,
- *      then a button in #appPaymentButtonBox;
+ *   1. render: GET /script/data for the shop (its texts in the page's language),
+ *      CAFE24API.init, getCustomerIDInfo, then a button in #appPaymentButtonBox;
  *   2. on click: GET /script/hmac, CAFE24API.precreateOrder (reserves the order),
  *      POST /payload, then go to the KOMOJU hosted page (or the merchant's review page).
  * Plain ES2017, no dependency. Nothing from a server is ever parsed as HTML: text goes
@@ -23,6 +23,7 @@
   var FETCH_TIMEOUT_MS = 15000;
   var SDK_WAIT_MS = 5000;
   var CUSTOMER_WAIT_MS = 10000;
+  // English until /script/data answers with the texts in the page's language.
   var MSG_FAILED = "The payment could not be started. Please try again.";
   var MSG_RESERVE = "Your order could not be reserved. Please check your cart and try again.";
 
@@ -149,6 +150,9 @@
   function render(container, shop) {
     var wrap = document.createElement("div");
     wrap.style.cssText = "margin:8px 0;";
+    if (shop.data.lang) {
+      wrap.lang = shop.data.lang;
+    }
     var button = document.createElement("button");
     button.type = "button";
     button.id = "cafe24-komoju-button";
@@ -265,11 +269,17 @@
     }
     var mallId = String(api.MALL_ID || "");
     var shopNo = Number(api.SHOP_NO) || 1;
-    var data = await request(API + "/script/data?" + query({ mall_id: mallId, shop_no: shopNo }));
+    // The page's language as the skin declares it (Cafe24 writes the shop's); the server
+    // falls back to Accept-Language, then the shop's language.
+    var pageLang = document.documentElement.getAttribute("lang") || "";
+    var data = await request(API + "/script/data?" + query({ mall_id: mallId, shop_no: shopNo, lang: pageLang }));
     if (!data.ok) {
       log("info", "KOMOJU is not available for this shop (" + data.status + ")", data.body);
       return;
     }
+    var messages = data.body.messages || {};
+    MSG_FAILED = messages.failed || MSG_FAILED;
+    MSG_RESERVE = messages.reserve || MSG_RESERVE;
     var sdk = api.init({ client_id: data.body.client_id, version: SDK_VERSION }) || api;
     var info = await withTimeout(callSdk(sdk, "getCustomerIDInfo", []), CUSTOMER_WAIT_MS, "getCustomerIDInfo");
     var ids = (info && info.id) || {};

@@ -21,6 +21,7 @@ both_backends!(
     paid_button_order_returns_to_the_mall_and_notifies_cafe24,
     review_page_escapes_and_protects_its_form,
     reservation_signed_as_the_cafe24_sample_checks_it_is_accepted,
+    the_buttons_texts_speak_the_pages_language,
 );
 
 /// Cafe24's reservation HMAC as the sample app checks it, computed here independently:
@@ -521,4 +522,42 @@ async fn reservation_signed_as_the_cafe24_sample_checks_it_is_accepted(backend: 
         order.return_noty_url.as_deref(),
         Some("https://demomall.cafe24.com/exec/front/order/pg/notify?shop=%E3%83%87%E3%83%A2%E5%BA%97&order_id=20261121-0000042")
     );
+}
+
+/// The button's texts come from the catalogue in the page's language (`lang`, as Cafe24's
+/// skin declares it), else the buyer's `Accept-Language`, else English.
+async fn the_buttons_texts_speak_the_pages_language(backend: Backend) {
+    let app = spawn_app(backend).await;
+    register_shop(&app, false, "JPY").await;
+    let data = |query: &'static str, accept: Option<&'static str>| {
+        let mut req = app.client.get(format!(
+            "{}/api/external-checkout/script/data?mall_id=demomall&shop_no=1{query}",
+            app.address
+        ));
+        if let Some(accept) = accept {
+            req = req.header("Accept-Language", accept);
+        }
+        async move {
+            let r = req.send().await.unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(r.status(), 200);
+            r.json::<serde_json::Value>().await.unwrap_or_default()
+        }
+    };
+    let ko = data("&lang=ko_KR", Some("ja,en;q=0.5")).await;
+    assert_eq!(ko["lang"], "ko");
+    assert_eq!(ko["button_label"], "KOMOJU로 결제");
+    assert_eq!(
+        ko["messages"]["failed"],
+        "결제를 시작할 수 없었습니다. 다시 시도해 주세요."
+    );
+    assert_eq!(
+        ko["messages"]["reserve"],
+        "주문을 접수할 수 없었습니다. 장바구니를 확인한 후 다시 시도해 주세요."
+    );
+    let ja = data("", Some("ja-JP,ja;q=0.9")).await;
+    assert_eq!(ja["lang"], "ja");
+    assert_eq!(ja["button_label"], "KOMOJU で支払う");
+    let en = data("&lang=", None).await;
+    assert_eq!(en["lang"], "en");
+    assert_eq!(en["button_label"], "Pay with KOMOJU");
 }

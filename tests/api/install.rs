@@ -40,7 +40,7 @@ fn set_cookie_header(resp: &reqwest::Response, name: &str) -> String {
 }
 
 /// The CSRF token in a settings page.
-fn csrf_of(html: &str) -> String {
+pub(crate) fn csrf_of(html: &str) -> String {
     let marker = "name=\"csrf\" value=\"";
     let start = html
         .find(marker)
@@ -290,7 +290,7 @@ async fn full_install_by_the_merchant(backend: Backend) {
     let (status, page) = browser.save_keys("sk_test_refused_0000000000").await;
     assert_eq!(status, 422);
     assert!(
-        page.contains("KOMOJU did not accept this secret key"),
+        page.contains("KOMOJU がこのシークレットキーを受け付けませんでした"),
         "{page}"
     );
     assert_eq!(
@@ -393,7 +393,12 @@ async fn full_install_by_the_merchant(backend: Backend) {
         .unwrap_or_default();
     assert_eq!(orders, 1, "the orders stay");
 
-    // Nothing secret on any page or in any log line.
+    // Nothing secret on any page or in any log line. The pages answering a form with a
+    // wrong field show the secrets typed in its other fields, by design (issue 20: a typed
+    // secret survives an error elsewhere); every other page holds none.
+    browser
+        .pages
+        .retain(|p| !p.contains("class=\"field-error\""));
     no_secret_anywhere(&app, &browser.pages, &[SECRET_KEY, WEBHOOK_SECRET]);
 }
 

@@ -6,12 +6,13 @@ use crate::both_backends;
 use cafe24_komoju_sandbox::Fault;
 
 use crate::helpers::*;
-use crate::install::{set_cookie, Browser};
+use crate::install::{checkout, merchant_row, set_cookie, Browser, SECRET_KEY};
 
 both_backends!(
     a_korean_launch_gets_korean_pages_and_the_switch_is_kept,
     a_page_without_a_session_speaks_the_browsers_language,
-    the_buyers_retry_page_speaks_the_browsers_language
+    the_buyers_retry_page_speaks_the_browsers_language,
+    komojus_page_speaks_the_checkouts_lang_then_the_shops_then_the_merchants
 );
 
 async fn get(app: &TestApp, path: &str, cookies: &str, accept: Option<&str>) -> reqwest::Response {
@@ -122,4 +123,65 @@ async fn the_buyers_retry_page_speaks_the_browsers_language(backend: Backend) {
     // Reloading once KOMOJU answers finishes the callback.
     let again = app.get(&callback).await;
     assert_eq!(again.status(), 302);
+}
+
+/// The stand-in's one shop of `newmall`, in `language_code`.
+fn newmall_shop(language_code: &str) -> cafe24_komoju_sandbox::ShopSpec {
+    cafe24_komoju_sandbox::ShopSpec {
+        shop_no: 1,
+        shop_name: "newmall shop".into(),
+        currency_code: "JPY".into(),
+        language_code: language_code.into(),
+        primary_domain: "newmall.cafe24.com".into(),
+        pc_skin_no: 1,
+        mobile_skin_no: 2,
+        timezone: "Asia/Seoul".into(),
+    }
+}
+
+/// The `default_locale` of the KOMOJU session a synchronous checkout of `newmall`
+/// (with Cafe24's `lang` when given) created.
+async fn hosted_page_locale(app: &TestApp, order_id: &str, lang: Option<&str>) -> String {
+    let public_ref = merchant_row(app, "newmall")
+        .map(|m| m.public_ref)
+        .unwrap_or_default();
+    let mut fields = checkout(&format!("newmall:1:{public_ref}"), order_id);
+    if let Some(lang) = lang {
+        set(&mut fields, "lang", lang);
+    }
+    let url = app.sync_checkout_ok(&fields).await;
+    let session = url.rsplit('/').next().unwrap_or_default();
+    let json = app.sandbox.session_json(session).unwrap_or_default();
+    json["default_locale"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// KOMOJU's hosted page speaks the checkout request's `lang` (Cafe24's `en_US`), else
+/// the shop's language as Cafe24 lists it (`ko_KR`), else the merchant's setting (`ja`).
+async fn komojus_page_speaks_the_checkouts_lang_then_the_shops_then_the_merchants(
+    backend: Backend,
+) {
+    let app = spawn_app(backend).await;
+    app.cafe24.set_shops("newmall", vec![newmall_shop("ko_KR")]);
+    let mut browser = Browser::install(&app, "newmall", "ja_JP").await;
+    assert_eq!(
+        browser.save_keys(SECRET_KEY).await.0,
+        303,
+        "keys, locale ja"
+    );
+    let (status, _) = browser.post("/shops/1/gateway", &[("on", "1")]).await;
+    assert_eq!(status, 303);
+
+    assert_eq!(
+        hosted_page_locale(&app, "NEW-0001", Some("en_US")).await,
+        "en"
+    );
+    assert_eq!(hosted_page_locale(&app, "NEW-0002", None).await, "ko");
+
+    // A shop in a language KOMOJU's page does not speak: the merchant's setting.
+    app.cafe24.set_shops("newmall", vec![newmall_shop("zh_CN")]);
+    assert_eq!(browser.page().await.0, 200, "the shops listed again");
+    assert_eq!(hosted_page_locale(&app, "NEW-0003", None).await, "ja");
 }

@@ -11,7 +11,8 @@ both_backends!(
     a_mall_sees_its_own_payments_newest_first,
     pages_hold_when_orders_arrive_between_them,
     a_filter_that_is_not_valid_changes_nothing,
-    the_csv_holds_the_filtered_list
+    the_csv_holds_the_filtered_list,
+    times_are_in_the_shops_zone
 );
 
 async fn payments_page(browser: &Browser<'_>, query: &str) -> (u16, String) {
@@ -208,4 +209,27 @@ async fn the_csv_holds_the_filtered_list(backend: Backend) {
         ("1200", "JPY", "paid")
     );
     assert!(!paid[6].is_empty(), "the KOMOJU payment id");
+}
+
+/// Times are shown in the shop's zone as Cafe24 lists it (the stand-in's shop 1 is in
+/// `Asia/Tokyo`): the "last changed" column reads as JST, not UTC.
+async fn times_are_in_the_shops_zone(backend: Backend) {
+    let app = spawn_app(backend).await;
+    let browser = installed(&app).await;
+    let partner = partner_id(&app);
+    orders(&app, &partner, 1, 1).await;
+    let stored = app
+        .state
+        .db
+        .run(|c| cafe24_komoju::db::orders::find_by_order_id(c, "newmall", "NEW-0001"))
+        .await
+        .unwrap_or_else(|e| panic!("{e}"))
+        .unwrap_or_else(|| panic!("no order"));
+    let tokyo = stored.updated_at + chrono::Duration::hours(9);
+    let shown = format!("{} JST", tokyo.format("%Y-%m-%d %H:%M"));
+
+    let (status, page) = payments_page(&browser, "").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains(&shown), "{shown} in {page}");
+    assert!(!page.contains("(UTC)"), "{page}");
 }

@@ -9,7 +9,7 @@ use secrecy::{ExposeSecret, SecretString};
 use super::merchant_keys::{merchant_row, open_secret, KomojuSecret};
 use super::session::still_current;
 use super::webhook::register_endpoint;
-use super::{db_error, SiteError};
+use super::{db_error, FieldError, SiteError};
 use crate::db::{self, merchants::MerchantRow};
 use crate::keys::session::Session;
 use crate::komoju::{KomojuError, PaymentMethod};
@@ -47,7 +47,7 @@ struct NewSecrets {
 /// Saves the KOMOJU settings. A new secret key must be `sk_live_…`/`sk_test_…`
 /// ([`rules::secret_key`]) and is checked with one KOMOJU call (`GET /payment_methods`)
 /// before anything is stored; the payment types must be ones KOMOJU offers that key.
-/// Errors: a field is wrong ([`SiteError::Form`], nothing saved), KOMOJU unreachable,
+/// Errors: a field is wrong ([`SiteError::Field`], nothing saved), KOMOJU unreachable,
 /// the session ended meanwhile, the database.
 pub async fn save_komoju(
     app: &Services,
@@ -63,14 +63,14 @@ pub async fn save_komoju(
     ) {
         (false, _) => SecretString::from(new.key.clone()),
         (true, Some(stored)) => stored,
-        (true, None) => return Err(SiteError::Form("Enter your KOMOJU secret key".into())),
+        (true, None) => return Err(FieldError::wrong("secret_key", "field-secret-key-missing")),
     };
     let offered = offered_to(app, mall_id, &key).await?;
     let payment_types = chosen_types(&form, &row, &offered)?;
     let cancel_mode = CancelMode::parse(&form.cancel_mode)
-        .ok_or_else(|| SiteError::Form("Cancel mode must be sync or async".into()))?;
-    let locale = Locale::parse(&form.locale)
-        .ok_or_else(|| SiteError::Form("Locale must be ja, en or ko".into()))?;
+        .ok_or_else(|| FieldError::wrong("cancel_mode", "field-cancel-mode"))?;
+    let locale =
+        Locale::parse(&form.locale).ok_or_else(|| FieldError::wrong("locale", "field-locale"))?;
     let (capture, days) = capture_choice(&form, &row)?;
     seal_into(app, &mut row, &new)?;
     row.capture = capture;
@@ -104,9 +104,7 @@ fn capture_choice(form: &KomojuForm, row: &MerchantRow) -> Result<(CaptureMode, 
             .ok()
             .filter(|d| crate::merchant::AUTO_CAPTURE_DAYS.contains(d))
             .ok_or_else(|| {
-                SiteError::Form(
-                    "The days before an automatic capture must be a number from 1 to 29".into(),
-                )
+                FieldError::wrong("auto_capture_after_days", "field-auto-capture-days")
             })?,
     };
     Ok((capture, days))
@@ -118,11 +116,11 @@ fn new_secrets(form: &KomojuForm) -> Result<NewSecrets, SiteError> {
     let webhook_secret = form.webhook_secret.expose_secret().trim().to_owned();
     if !key.is_empty() {
         rules::secret_key(&key)
-            .map_err(|e| SiteError::Form(format!("The secret key {}", e.rule())))?;
+            .map_err(|_| FieldError::wrong("secret_key", "field-secret-key-format"))?;
     }
     if !webhook_secret.is_empty() {
         rules::webhook_secret(&webhook_secret)
-            .map_err(|e| SiteError::Form(format!("The webhook secret {}", e.rule())))?;
+            .map_err(|_| FieldError::wrong("webhook_secret", "field-webhook-secret-format"))?;
     }
     Ok(NewSecrets {
         key,
@@ -149,20 +147,25 @@ fn chosen_types(
             .collect()
     };
     if payment_types.is_empty() {
-        return Err(SiteError::Form("Choose at least one payment type".into()));
+        return Err(FieldError::wrong(
+            "payment_types",
+            "field-payment-types-none",
+        ));
     }
     if let Some(t) = payment_types.iter().find(|t| !is_offered(t)) {
-        return Err(SiteError::Form(format!(
-            "KOMOJU does not offer the payment type {t} to this account"
-        )));
+        return Err(SiteError::Field(FieldError {
+            field: "payment_types",
+            message: "field-payment-types-not-offered",
+            value: t.clone(),
+        }));
     }
     rules::payment_types(&payment_types)
-        .map_err(|e| SiteError::Form(format!("The payment types {}", e.rule())))?;
+        .map_err(|_| FieldError::wrong("payment_types", "field-payment-types-format"))?;
     Ok(payment_types)
 }
 
 /// Seals the new secrets into `row`. Errors: a secret could not be sealed, or the row
-/// still has no webhook secret ([`SiteError::Form`]).
+/// still has no webhook secret ([`SiteError::Field`]).
 fn seal_into(app: &Services, row: &mut MerchantRow, new: &NewSecrets) -> Result<(), SiteError> {
     let mall_id = row.mall_id.clone();
     let seal = |which: KomojuSecret, value: &str| {
@@ -184,7 +187,10 @@ fn seal_into(app: &Services, row: &mut MerchantRow, new: &NewSecrets) -> Result<
         row.komoju_webhook_secret = seal(KomojuSecret::WebhookSecret, &new.webhook_secret)?;
     }
     if row.komoju_webhook_secret.is_empty() {
-        return Err(SiteError::Form("Enter your KOMOJU webhook secret".into()));
+        return Err(FieldError::wrong(
+            "webhook_secret",
+            "field-webhook-secret-missing",
+        ));
     }
     Ok(())
 }
@@ -200,9 +206,7 @@ async fn offered_to(
         Ok(methods) => Ok(methods),
         Err(KomojuError::Api { status: 401, .. }) => {
             log::info!("merchant {mall_id}: KOMOJU refused the secret key; nothing saved");
-            Err(SiteError::Form(
-                "KOMOJU did not accept this secret key; nothing was saved".into(),
-            ))
+            Err(FieldError::wrong("secret_key", "field-secret-key-refused"))
         }
         Err(e) => {
             log::warn!("checking the KOMOJU key of {mall_id}: {e}");

@@ -46,6 +46,30 @@ pub use webhook::{test_webhook, WEBHOOK_EVENTS};
 
 use crate::db::DbError;
 
+/// A field of the KOMOJU form that is wrong, and why: the page shows the catalogue's
+/// message `message` (`field-…` in `locales/*/settings.ftl`, with `$value`) under the
+/// field whose name and id is `field`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// `secret_key`, `webhook_secret`, `payment_types`, `cancel_mode` or `locale`.
+    pub field: &'static str,
+    /// The message's catalogue id, e.g. `field-secret-key-format`.
+    pub message: &'static str,
+    /// What the message names (a payment type), empty when nothing.
+    pub value: String,
+}
+
+impl FieldError {
+    /// `field` is wrong for the reason `message` names.
+    pub fn wrong(field: &'static str, message: &'static str) -> SiteError {
+        SiteError::Field(FieldError {
+            field,
+            message,
+            value: String::new(),
+        })
+    }
+}
+
 /// Why a settings request was refused or failed; each is a page with its status.
 #[derive(Debug, thiserror::Error)]
 pub enum SiteError {
@@ -71,6 +95,10 @@ pub enum SiteError {
     /// A form field is wrong; nothing was saved (422). The message names the field.
     #[error("{0}")]
     Form(String),
+    /// A field of the KOMOJU form is wrong; nothing was saved (422). The page shows the
+    /// message under that field.
+    #[error("{} is not valid ({})", .0.field, .0.message)]
+    Field(FieldError),
     /// The shop is not one of the mall's (404).
     #[error("no such shop in this mall")]
     UnknownShop,
@@ -113,6 +141,7 @@ impl SiteError {
             SiteError::Refused(_) => "refused",
             SiteError::NotConnected => "not-connected",
             SiteError::Form(_) => "form",
+            SiteError::Field(_) => "field",
             SiteError::UnknownShop => "unknown-shop",
             SiteError::UnknownOrder => "unknown-order",
             SiteError::Upstream(_) => "upstream",
@@ -128,7 +157,7 @@ impl SiteError {
             SiteError::NoSession => S::UNAUTHORIZED,
             SiteError::Forbidden | SiteError::NotConnected | SiteError::ReadOnly => S::FORBIDDEN,
             SiteError::Refused(_) => S::BAD_GATEWAY,
-            SiteError::Form(_) => S::UNPROCESSABLE_ENTITY,
+            SiteError::Form(_) | SiteError::Field(_) => S::UNPROCESSABLE_ENTITY,
             SiteError::UnknownShop | SiteError::UnknownOrder => S::NOT_FOUND,
             SiteError::Upstream(_) => S::BAD_GATEWAY,
             SiteError::Unavailable => S::SERVICE_UNAVAILABLE,
@@ -145,10 +174,4 @@ fn db_error(context: &str, e: DbError) -> SiteError {
     } else {
         SiteError::Internal
     }
-}
-
-/// How the site shows a stored time (UTC): `YYYY-MM-DD HH:MM`. Every page's times go
-/// through here, so the zone they are shown in changes in this one place.
-pub fn shown_time(at: chrono::NaiveDateTime) -> String {
-    at.format("%Y-%m-%d %H:%M").to_string()
 }

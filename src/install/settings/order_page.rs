@@ -11,6 +11,7 @@
 use secrecy::ExposeSecret;
 
 use super::SiteError;
+use crate::clock::shop_time;
 use crate::db::duplicates::{self, DuplicateRow, DuplicateState};
 use crate::db::notifications::{NotificationKind, NotificationRow, NotificationState};
 use crate::db::order_record::{self, OrderRecord};
@@ -127,7 +128,7 @@ pub fn describe(source: &str, event: &str, to_state: &str) -> (Actor, Happening)
 /// One line of the timeline.
 #[derive(Debug, Clone)]
 pub struct TimelineEntry {
-    /// [`super::shown_time`].
+    /// [`crate::clock::shop_time`], in the shop's zone.
     pub at: String,
     pub actor: Actor,
     pub happening: Happening,
@@ -203,7 +204,7 @@ pub struct OrderPageView {
     /// A held card authorization (manual capture) waiting for its capture: the page has
     /// a Capture button.
     pub capturable: bool,
-    /// When the service captures it by itself ([`super::shown_time`]).
+    /// When the service captures it by itself ([`crate::clock::shop_time`], in the shop's zone).
     pub capture_due: Option<String>,
     /// KOMOJU's reason for refusing the last capture.
     pub capture_error: Option<String>,
@@ -225,22 +226,24 @@ fn money(amount: i64, currency: &str) -> String {
         .unwrap_or_else(|_| format!("{amount} {currency}"))
 }
 
-fn timeline_entry(e: &OrderEventRow) -> TimelineEntry {
+fn timeline_entry(e: &OrderEventRow, zone: &str) -> TimelineEntry {
     let (actor, happening) = describe(&e.source, &e.event, &e.to_state);
     TimelineEntry {
-        at: super::shown_time(e.created_at),
+        at: shop_time(e.created_at, zone),
         actor,
         happening,
         new_state: e.applied.then(|| OrderState::parse(&e.to_state)).flatten(),
     }
 }
 
-fn notice_view(n: &NotificationRow) -> NoticeView {
+fn notice_view(n: &NotificationRow, zone: &str) -> NoticeView {
     let state = match n.state {
-        NotificationState::Delivered => {
-            NoticeState::Delivered(n.delivered_at.map(super::shown_time).unwrap_or_default())
-        }
-        NotificationState::Pending => NoticeState::Retrying(super::shown_time(n.next_attempt_at)),
+        NotificationState::Delivered => NoticeState::Delivered(
+            n.delivered_at
+                .map(|t| shop_time(t, zone))
+                .unwrap_or_default(),
+        ),
+        NotificationState::Pending => NoticeState::Retrying(shop_time(n.next_attempt_at, zone)),
         NotificationState::Dead => NoticeState::Dead,
     };
     NoticeView {
@@ -268,13 +271,13 @@ fn opened(
     })
 }
 
-fn view_of(app: &Services, session: &Session, r: OrderRecord) -> OrderPageView {
+fn view_of(app: &Services, session: &Session, r: OrderRecord, zone: &str) -> OrderPageView {
     let o = &r.order;
     let refund = |x: &RefundRow| RefundView {
         operation: x.operation,
         amount: money(x.cancel_amount, &o.currency),
         state: x.state,
-        at: super::shown_time(x.created_at),
+        at: shop_time(x.created_at, zone),
         bank_link: opened(
             app,
             &o.mall_id,
@@ -287,7 +290,7 @@ fn view_of(app: &Services, session: &Session, r: OrderRecord) -> OrderPageView {
         payment_type: d.payment_type.clone(),
         amount: money(d.amount, &d.currency),
         state: d.state,
-        at: super::shown_time(d.created_at),
+        at: shop_time(d.created_at, zone),
         bank_link: opened(
             app,
             &o.mall_id,
@@ -308,9 +311,13 @@ fn view_of(app: &Services, session: &Session, r: OrderRecord) -> OrderPageView {
             .komoju_payment_id
             .as_deref()
             .map(super::payments::komoju_url),
-        created_at: super::shown_time(o.created_at),
-        timeline: r.events.iter().map(timeline_entry).collect(),
-        notices: r.notifications.iter().map(notice_view).collect(),
+        created_at: shop_time(o.created_at, zone),
+        timeline: r.events.iter().map(|e| timeline_entry(e, zone)).collect(),
+        notices: r
+            .notifications
+            .iter()
+            .map(|n| notice_view(n, zone))
+            .collect(),
         refunds: r.refunds.iter().map(refund).collect(),
         duplicates: r.duplicates.iter().map(duplicate).collect(),
         capturable: o.authorization_held(),
@@ -318,7 +325,7 @@ fn view_of(app: &Services, session: &Session, r: OrderRecord) -> OrderPageView {
             .capture
             .as_ref()
             .filter(|_| o.authorization_held())
-            .map(|c| super::shown_time(c.due_at)),
+            .map(|c| shop_time(c.due_at, zone)),
         capture_error: r
             .capture
             .as_ref()
@@ -349,7 +356,15 @@ pub async fn order_page(
     order_id: &str,
 ) -> Result<OrderPageView, SiteError> {
     let found = record(app, session, order_id).await?;
-    Ok(view_of(app, session, found))
+    let (mall, shop_no) = (session.mall_id.clone(), found.order.shop_no);
+    let zone = app
+        .db
+        .run(move |c| crate::db::merchants::find_shop(c, &mall, shop_no))
+        .await
+        .map_err(|e| super::db_error("reading the order's shop", e))?
+        .map(|shop| shop.timezone)
+        .unwrap_or_default();
+    Ok(view_of(app, session, found, &zone))
 }
 
 /// Sends notification `id` of the session's mall's order `order_id` again: a dead one is

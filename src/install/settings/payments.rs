@@ -85,7 +85,8 @@ pub struct PaymentRow {
     pub amount: String,
     pub state: OrderState,
     pub payment_type: Option<String>,
-    /// When it last changed, `YYYY-MM-DD HH:MM` UTC.
+    /// When it last changed, in the order's shop's zone: `YYYY-MM-DD HH:MM JST`
+    /// ([`crate::clock::shop_time`]).
     pub updated_at: String,
     /// The payment in KOMOJU's dashboard, once there is one.
     pub komoju_url: Option<String>,
@@ -112,7 +113,10 @@ pub fn komoju_url(payment_id: &str) -> String {
     format!("https://komoju.com/admin/payments/{payment_id}")
 }
 
-fn row_of(order: &OrderRow) -> PaymentRow {
+/// The mall's shops' zones (`shop_no` → IANA name as Cafe24 lists it).
+type Zones = std::collections::HashMap<i32, String>;
+
+fn row_of(order: &OrderRow, zones: &Zones) -> PaymentRow {
     let amount = Currency::parse(&order.currency)
         .map(|c| Money::from_minor(order.amount, c).to_display_string())
         .unwrap_or_else(|_| format!("{} {}", order.amount_text, order.currency));
@@ -122,7 +126,10 @@ fn row_of(order: &OrderRow) -> PaymentRow {
         amount,
         state: order.state,
         payment_type: order.payment_type.clone(),
-        updated_at: super::shown_time(order.updated_at),
+        updated_at: crate::clock::shop_time(
+            order.updated_at,
+            zones.get(&order.shop_no).map_or("", String::as_str),
+        ),
         komoju_url: order.komoju_payment_id.as_deref().map(komoju_url),
         capturable: order.authorization_held(),
     }
@@ -136,10 +143,16 @@ pub async fn payments(
     query: PaymentsQuery,
 ) -> Result<PaymentsView, SiteError> {
     let mall = session.mall_id.clone();
-    let rows = app
+    let (rows, zones) = app
         .db
         .run(move |c| {
-            crate::db::orders::page(c, &mall, &query.filter, query.after.clone(), PAGE_SIZE)
+            let rows =
+                crate::db::orders::page(c, &mall, &query.filter, query.after.clone(), PAGE_SIZE)?;
+            let zones: Zones = crate::db::merchants::shops(c, &mall)?
+                .into_iter()
+                .map(|s| (s.shop_no, s.timezone))
+                .collect();
+            Ok((rows, zones))
         })
         .await
         .map_err(|e| super::db_error("listing the payments", e))?;
@@ -149,7 +162,7 @@ pub async fn payments(
     Ok(PaymentsView {
         mall_id: session.mall_id.clone(),
         lang: session.lang.clone(),
-        rows: rows.iter().map(row_of).collect(),
+        rows: rows.iter().map(|r| row_of(r, &zones)).collect(),
         next,
         csrf: session.may_change().then(|| app.session_keys.csrf(session)),
     })

@@ -11,7 +11,7 @@ use crate::services::Services;
 const DEFAULT_CURRENCY: &str = "JPY";
 
 /// The mall's shops from Cafe24 (one `GET /admin/shops`), each recorded locally (name
-/// and currency). Errors: [`AdminError`], as the caller reports it.
+/// currency, time zone, language). Errors: [`AdminError`], as the caller reports it.
 pub(super) async fn cafe24_shops(app: &Services, mall_id: &str) -> Result<Vec<Shop>, AdminError> {
     let shops = tokens::shops(app, mall_id).await?;
     let mall = mall_id.to_owned();
@@ -25,7 +25,14 @@ pub(super) async fn cafe24_shops(app: &Services, mall_id: &str) -> Result<Vec<Sh
                 } else {
                     &s.currency_code
                 };
-                db::merchants::ensure_shop(c, &mall, s.shop_no, &s.shop_name, currency, now)?;
+                let listed = db::merchants::ListedShop {
+                    shop_no: s.shop_no,
+                    shop_name: &s.shop_name,
+                    currency,
+                    timezone: &s.timezone,
+                    language_code: &s.language_code,
+                };
+                db::merchants::ensure_shop(c, &mall, &listed, now)?;
             }
             Ok(())
         })

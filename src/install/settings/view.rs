@@ -86,6 +86,9 @@ pub struct SettingsView {
     pub webhook_url: String,
     /// When the newest signed ping arrived.
     pub last_ping: Option<NaiveDateTime>,
+    /// KOMOJU deliveries whose signature failed since the last correctly signed one: how
+    /// many, and since when (in the mall's first shop's zone, [`crate::clock::shop_time`]).
+    pub signature_failures: Option<(i64, String)>,
 }
 
 /// What the settings page of `session`'s mall shows. Errors: the mall is not connected,
@@ -95,16 +98,20 @@ pub async fn view(app: &Services, session: &Session) -> Result<SettingsView, Sit
     let listed = list_shops(app, mall_id).await?;
     let row = merchant_row(app, mall_id).await?;
     let mall = mall_id.to_owned();
-    let (shop_rows, last_ping) = app
+    let (shop_rows, last_ping, failures) = app
         .db
         .run(move |c| {
             Ok((
                 db::merchants::shops(c, &mall)?,
                 db::webhook_events::last_received(c, &mall, "ping")?,
+                db::webhook_events::bad_signatures(c, &mall)?,
             ))
         })
         .await
         .map_err(|e| db_error("loading the shops", e))?;
+    let zone = shop_rows.first().map_or("", |s| s.timezone.as_str());
+    let signature_failures =
+        failures.map(|f| (f.failures, crate::clock::shop_time(f.first_at, zone)));
     let shops = listed.map(|()| shop_views(&row, &shop_rows));
     let secret_key = open_secret(app, &row, KomojuSecret::SecretKey)?;
     let webhook_secret = open_secret(app, &row, KomojuSecret::WebhookSecret)?;
@@ -132,6 +139,7 @@ pub async fn view(app: &Services, session: &Session) -> Result<SettingsView, Sit
         enabled: row.enabled,
         webhook_url: app.komoju_webhook_url(mall_id),
         last_ping,
+        signature_failures,
     })
 }
 

@@ -253,7 +253,8 @@ struct ShopView<'a> {
     primary_domain: &'a str,
     pc_skin_no: i64,
     mobile_skin_no: i64,
-    timezone: &'static str,
+    /// `shops[].timezone` (`cafe24_chapters/shops.md` in `noston/cafe24-api-spec`).
+    timezone: &'a str,
 }
 
 /// `GET /admin/shops` → `{"shops":[…]}`.
@@ -271,7 +272,7 @@ fn shops(sandbox: &Cafe24Sandbox, mall_id: &str) -> Reply {
             primary_domain: &s.primary_domain,
             pc_skin_no: s.pc_skin_no,
             mobile_skin_no: s.mobile_skin_no,
-            timezone: "Asia/Tokyo",
+            timezone: &s.timezone,
         })
         .collect();
     #[derive(Serialize)]

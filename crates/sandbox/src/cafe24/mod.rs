@@ -101,6 +101,11 @@ pub struct ShopSpec {
     pub pc_skin_no: i64,
     /// The skin (theme) of the mobile storefront.
     pub mobile_skin_no: i64,
+    /// The shop's IANA time zone, e.g. `"Asia/Tokyo"` (`shops[].timezone`: Cafe24's
+    /// API reference, Shops property list, transcribed in `noston/cafe24-api-spec`
+    /// `cafe24_chapters/shops.md`, whose sample lists `Asia/Seoul` and
+    /// `America/Los_Angeles`).
+    pub timezone: String,
 }
 
 /// A payment gateway registration (`POST /api/v2/admin/paymentgateway`).

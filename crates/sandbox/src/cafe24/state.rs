@@ -196,6 +196,7 @@ impl State {
                 primary_domain: format!("{mall_id}.cafe24.com"),
                 pc_skin_no: 1,
                 mobile_skin_no: 2,
+                timezone: "Asia/Tokyo".into(),
             }],
         }
     }

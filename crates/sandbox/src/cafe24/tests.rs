@@ -259,6 +259,12 @@ fn shop(shop_no: i64) -> ShopSpec {
         primary_domain: format!("shop{shop_no}.example"),
         pc_skin_no: shop_no * 10,
         mobile_skin_no: shop_no * 10 + 1,
+        timezone: if shop_no == 1 {
+            "Asia/Tokyo"
+        } else {
+            "America/Los_Angeles"
+        }
+        .into(),
     }
 }
 
@@ -866,6 +872,7 @@ async fn shops_are_the_default_one_until_set() {
     assert_eq!(listed[1]["shop_name"], "Shop 2");
     assert_eq!(listed[1]["currency_code"], "USD");
     assert_eq!(listed[1]["language_code"], "en_US");
+    assert_eq!(listed[1]["timezone"], "America/Los_Angeles");
     assert_eq!(listed[1]["primary_domain"], "shop2.example");
     assert_eq!(listed[1]["pc_skin_no"], 20);
     assert_eq!(listed[1]["mobile_skin_no"], 21);

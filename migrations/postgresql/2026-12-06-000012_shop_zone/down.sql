@@ -1,0 +1,2 @@
+ALTER TABLE merchant_shops DROP COLUMN language_code;
+ALTER TABLE merchant_shops DROP COLUMN timezone;
