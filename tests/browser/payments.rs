@@ -5,7 +5,7 @@
 //! store is refunded by Cafe24 (a bank-account link to copy), and its notifications to a
 //! dead Cafe24 address fail until dead, then are sent again from the page; the CSV export
 //! is downloaded and parsed. The order page and the payments list in English, Korean and
-//! Japanese, screenshots (`order-en.png`, `order-ko.png`, `payments-ja.png`) and no
+//! Japanese (the pages' language switch), screenshots (`order-en.png`, `order-ko.png`, `payments-ja.png`) and no
 //! WCAG 2.1 A/AA violation on each page visited.
 
 use super::install::{
@@ -548,12 +548,31 @@ async fn a_merchant_captures_refunds_resends_and_exports() {
             wait_text(&client, "#state", |t| t == "환불 완료").await;
             page_screenshot(&client, "order-ko.png").await;
             crate::axe::no_violations(&client, "the order page (ko)").await;
+            click(&client, "nav.languages a[lang=ja]").await;
+            wait_text(&client, "#state", |t| t == "返金済み").await;
+            wait_text(&client, "#refunds", |t| {
+                t.contains("購入者が返金先口座を入力するリンク")
+            })
+            .await;
+            crate::axe::no_violations(&client, "the order page (ja)").await;
 
-            // The payments list in Japanese: both orders, and the CSV export.
+            // The payments list in English and Korean, then in Japanese: both orders,
+            // and the CSV export.
             client
                 .goto(&format!("{service}/settings/{INSTALL_MALL}/payments"))
                 .await
                 .unwrap_or_else(|e| panic!("payments: {e}"));
+            wait_text(&client, "#payment-rows", |t| {
+                t.contains(KONBINI_ORDER) && t.contains("Paid") && t.contains("Refunded")
+            })
+            .await;
+            crate::axe::no_violations(&client, "the payments page (en)").await;
+            click(&client, "nav.languages a[lang=ko]").await;
+            wait_text(&client, "#payment-rows", |t| {
+                t.contains(KONBINI_ORDER) && t.contains("결제 완료") && t.contains("환불 완료")
+            })
+            .await;
+            crate::axe::no_violations(&client, "the payments page (ko)").await;
             click(&client, "nav.languages a[lang=ja]").await;
             wait_text(&client, "#payment-rows", |t| {
                 t.contains(CARD_ORDER) && t.contains("決済済み") && t.contains("返金済み")
