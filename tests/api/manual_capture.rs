@@ -327,11 +327,7 @@ async fn a_refused_capture_leaves_the_order_authorized_with_the_reason(backend: 
     );
     assert_eq!(row.claimed_until, None, "the button works again");
     // The order's page says so, with KOMOJU's reason and the button still there.
-    let page = order_page(
-        &browser,
-        &to.rsplit("/payments/").next().unwrap_or_default(),
-    )
-    .await;
+    let page = order_page(&browser, to.rsplit("/payments/").next().unwrap_or_default()).await;
     assert!(page.contains("KOMOJU refused the capture"), "{page}");
     assert!(page.contains("not_capturable"), "{page}");
     assert_eq!(capture_csrf(&page), csrf);

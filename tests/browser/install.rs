@@ -8,32 +8,41 @@
 
 use super::*;
 
-const INSTALL_MALL: &str = "browsermall";
-const INSTALL_KEY: &str = "sk_test_browsermall_51c0ffee";
-const INSTALL_WEBHOOK_SECRET: &str = "whsec_browsermall_7a7a";
+pub(crate) const INSTALL_MALL: &str = "browsermall";
+pub(crate) const INSTALL_KEY: &str = "sk_test_browsermall_51c0ffee";
+pub(crate) const INSTALL_WEBHOOK_SECRET: &str = "whsec_browsermall_7a7a";
 
 /// The service as a newcomer runs it: development defaults, both sandboxes mounted.
 async fn serve_like_a_newcomer() -> (String, Application, tempfile::TempDir) {
+    serve_in_development(Clock::system(), &[]).await
+}
+
+/// The service in development on `clock`, with `extra` settings on top of the defaults.
+pub(crate) async fn serve_in_development(
+    clock: Clock,
+    extra: &[(&'static str, &str)],
+) -> (String, Application, tempfile::TempDir) {
     let _ = env_logger::builder().is_test(true).try_init();
     let db = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
     let (listener, port) = bind();
     let service = format!("http://127.0.0.1:{port}");
-    let env: HashMap<&str, String> = HashMap::from([
+    let mut env: HashMap<&str, String> = HashMap::from([
         (
             "DATABASE_URL",
             format!("sqlite://{}", db.path().join("dev.sqlite3").display()),
         ),
         ("BIND_ADDR", format!("127.0.0.1:{port}")),
     ]);
+    env.extend(extra.iter().map(|(k, v)| (*k, (*v).to_owned())));
     let settings =
         Settings::from_lookup(|k| env.get(k).cloned()).unwrap_or_else(|e| panic!("settings: {e}"));
-    let app = Application::build_with_listener(settings, listener, Clock::system())
+    let app = Application::build_with_listener(settings, listener, clock)
         .await
         .unwrap_or_else(|e| panic!("build: {e}"));
     (service, app, db)
 }
 
-async fn fill(client: &Client, css: &str, text: &str) {
+pub(crate) async fn fill(client: &Client, css: &str, text: &str) {
     let field = match client.find(Locator::Css(css)).await {
         Ok(f) => f,
         Err(e) => panic!("{css}: {e}\n{}", diagnostics(client).await),
@@ -48,7 +57,7 @@ async fn fill(client: &Client, css: &str, text: &str) {
         .unwrap_or_else(|e| panic!("type into {css}: {e}"));
 }
 
-async fn text_of(client: &Client, css: &str) -> String {
+pub(crate) async fn text_of(client: &Client, css: &str) -> String {
     let deadline = Instant::now() + STEP;
     loop {
         if let Ok(element) = client.find(Locator::Css(css)).await {
@@ -63,7 +72,7 @@ async fn text_of(client: &Client, css: &str) -> String {
 
 /// On the Cafe24 stand-in's page, makes a launch link for the mall in `lang` and follows
 /// it, as an operator opening the app in the Cafe24 admin.
-async fn launch(client: &Client, service: &str, lang: &str) {
+pub(crate) async fn launch(client: &Client, service: &str, lang: &str) {
     client
         .goto(&format!("{service}/sandbox/cafe24/"))
         .await
@@ -81,7 +90,7 @@ async fn launch(client: &Client, service: &str, lang: &str) {
 }
 
 /// Makes the window as tall as the page, so a screenshot shows all of it.
-async fn full_page(client: &Client) {
+pub(crate) async fn full_page(client: &Client) {
     let height = client
         .execute("return document.documentElement.scrollHeight;", vec![])
         .await
@@ -95,7 +104,7 @@ async fn full_page(client: &Client) {
 
 /// Waits until the text of `css` satisfies `ok` (a click's navigation may still be on its
 /// way: the old page answers until the new one is there); returns it.
-async fn wait_text(client: &Client, css: &str, ok: impl Fn(&str) -> bool) -> String {
+pub(crate) async fn wait_text(client: &Client, css: &str, ok: impl Fn(&str) -> bool) -> String {
     let deadline = Instant::now() + STEP;
     loop {
         if let Ok(element) = client.find(Locator::Css(css)).await {
@@ -115,7 +124,7 @@ async fn wait_text(client: &Client, css: &str, ok: impl Fn(&str) -> bool) -> Str
 }
 
 /// Cafe24's hash_data of `values` with the development service key.
-fn dev_hash(values: &[&str]) -> String {
+pub(crate) fn dev_hash(values: &[&str]) -> String {
     use base64::Engine;
     use hmac::Mac;
     let key = cafe24_komoju::app::settings::DEV_SERVICE_KEY;

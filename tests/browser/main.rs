@@ -32,6 +32,8 @@ mod axe;
 mod install;
 #[path = "../common/merchant.rs"]
 mod merchant_fixture;
+#[cfg(feature = "sandbox")]
+mod payments;
 use clap::Parser;
 use fantoccini::{Client, ClientBuilder, Locator};
 use futures_util::FutureExt;
