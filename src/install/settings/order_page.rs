@@ -298,6 +298,8 @@ fn view_of(app: &Services, session: &Session, r: OrderRecord, zone: &str) -> Ord
             &d.bank_account_url,
         ),
     };
+    // The held authorization waiting for its capture, if the order has one.
+    let held = r.capture.as_ref().filter(|_| o.authorization_held());
     OrderPageView {
         mall_id: session.mall_id.clone(),
         lang: session.lang.clone(),
@@ -320,17 +322,9 @@ fn view_of(app: &Services, session: &Session, r: OrderRecord, zone: &str) -> Ord
             .collect(),
         refunds: r.refunds.iter().map(refund).collect(),
         duplicates: r.duplicates.iter().map(duplicate).collect(),
-        capturable: o.authorization_held(),
-        capture_due: r
-            .capture
-            .as_ref()
-            .filter(|_| o.authorization_held())
-            .map(|c| shop_time(c.due_at, zone)),
-        capture_error: r
-            .capture
-            .as_ref()
-            .filter(|_| o.authorization_held())
-            .and_then(|c| c.error.clone()),
+        capturable: held.is_some(),
+        capture_due: held.map(|c| shop_time(c.due_at, zone)),
+        capture_error: held.and_then(|c| c.error.clone()),
     }
 }
 
