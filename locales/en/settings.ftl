@@ -145,6 +145,7 @@ order-op-cancel = Cancellation
 order-refund-pending = Being processed
 order-refund-accepted = Accepted by KOMOJU, awaiting confirmation
 order-refund-succeeded = Done
+order-refund-awaiting-account = Accepted by KOMOJU: paid out once the buyer gives a bank account at the link below
 order-refund-not-refundable = KOMOJU cannot refund this payment
 order-refund-failed = Failed
 order-bank-link = Link for the buyer to give a bank account

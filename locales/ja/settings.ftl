@@ -145,6 +145,7 @@ order-op-cancel = 取消
 order-refund-pending = 処理中
 order-refund-accepted = KOMOJU が受付済み (確定待ち)
 order-refund-succeeded = 完了
+order-refund-awaiting-account = KOMOJU が受付済み：購入者が下のリンクで口座を入力すると振り込まれます
 order-refund-not-refundable = KOMOJU ではこの決済を返金できません
 order-refund-failed = 失敗
 order-bank-link = 購入者が返金先口座を入力するリンク

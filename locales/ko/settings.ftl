@@ -145,6 +145,7 @@ order-op-cancel = 취소
 order-refund-pending = 처리 중
 order-refund-accepted = KOMOJU가 접수함 (확인 대기)
 order-refund-succeeded = 완료
+order-refund-awaiting-account = KOMOJU가 접수함: 구매자가 아래 링크에서 계좌를 입력하면 지급됩니다
 order-refund-not-refundable = KOMOJU에서 이 결제를 환불할 수 없습니다
 order-refund-failed = 실패
 order-bank-link = 구매자가 환불 계좌를 입력하는 링크

@@ -220,12 +220,22 @@ fn refunds(t: &Texts, rows: &[RefundView]) -> Markup {
                 div.refund id=(format!("refund-{i}")) {
                     p {
                         strong { (tr(t, match r.operation { Operation::Refund => "order-op-refund", Operation::Cancel => "order-op-cancel" })) }
-                        " " span.amount { (r.amount) } " · " (refund_state(t, r.state)) " · " (r.at)
+                        " " span.amount { (r.amount) } " · " (refund_shown(t, r)) " · " (r.at)
                     }
                     @if let Some(link) = &r.bank_link { (bank_link(t, &format!("refund-link-{i}"), link)) }
                 }
             }
         }
+    }
+}
+
+/// A refund's state as the merchant reads it: one KOMOJU accepted for a bank account the
+/// buyer has not given yet is not done (the money is not back until the buyer gives it).
+fn refund_shown(t: &Texts, r: &RefundView) -> String {
+    if r.state == RefundState::Succeeded && r.bank_link.is_some() {
+        tr(t, "order-refund-awaiting-account")
+    } else {
+        refund_state(t, r.state)
     }
 }
 

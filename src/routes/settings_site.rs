@@ -279,6 +279,22 @@ async fn after(
     }
 }
 
+/// `reply` with the language cookie when the request switched language (`?lang=`): the
+/// choice holds on every page of the site from then on.
+fn keeping_lang(app: &Services, req: &HttpRequest, mut reply: HttpResponse) -> HttpResponse {
+    if let Some(lang) = switched(req) {
+        let keep = self::cookie(
+            app,
+            LANG_COOKIE,
+            lang.code().to_owned(),
+            "/settings",
+            365 * 86400,
+        );
+        let _ = reply.add_cookie(&keep);
+    }
+    reply
+}
+
 /// `GET /settings/{mall_id}`: the settings page.
 #[utoipa::path(get, path = "/settings/{mall_id}", tag = "settings site",
     params(("mall_id" = String, Path, description = "The Cafe24 mall id"), ("done" = Option<String>, Query, description = "What was just saved: shows a notice")),
@@ -302,21 +318,11 @@ async fn show(app: State, req: HttpRequest, mall_id: web::Path<String>) -> HttpR
     match settings::view(&app, &session).await {
         Ok(view) => {
             let notice = done.then_some(settings_pages::texts(&session.lang).done.as_str());
-            let mut reply = page(
+            let reply = page(
                 StatusCode::OK,
                 settings_pages::settings(&view, notice, None, None),
             );
-            if let Some(lang) = switched(&req) {
-                let keep = self::cookie(
-                    &app,
-                    LANG_COOKIE,
-                    lang.code().to_owned(),
-                    "/settings",
-                    365 * 86400,
-                );
-                let _ = reply.add_cookie(&keep);
-            }
-            reply
+            keeping_lang(&app, &req, reply)
         }
         Err(e) => failed(&session.lang, e),
     }
@@ -361,7 +367,11 @@ async fn payments(app: State, req: HttpRequest, mall_id: web::Path<String>) -> H
         Err(e) => Err(e),
     };
     match listed {
-        Ok(view) => page(StatusCode::OK, settings_pages::payments(&view, &query)),
+        Ok(view) => keeping_lang(
+            &app,
+            &req,
+            page(StatusCode::OK, settings_pages::payments(&view, &query)),
+        ),
         Err(e) => failed(&session.lang, e),
     }
 }
@@ -517,7 +527,7 @@ async fn order(app: State, req: HttpRequest, path: web::Path<(String, String)>) 
                 .as_deref()
                 .and_then(|d| settings_order_page::done_text(lang, d));
             let markup = settings_order_page::order_page(&view, notice.as_deref());
-            page(StatusCode::OK, markup)
+            keeping_lang(&app, &req, page(StatusCode::OK, markup))
         }
         Err(e) => failed(&session.lang, e),
     }

@@ -62,6 +62,25 @@ async fn a_korean_launch_gets_korean_pages_and_the_switch_is_kept(backend: Backe
         "the choice outlives the launch's lang"
     );
 
+    // The switch on the payments page holds on the next page too (Japanese now).
+    let switched = get(
+        &app,
+        "/settings/newmall/payments?lang=ja",
+        &session,
+        Some("ko"),
+    )
+    .await;
+    assert_eq!(switched.status(), 200);
+    let kept = set_cookie(&switched, "cafe24_komoju_lang").unwrap_or_default();
+    assert_eq!(kept, "ja");
+    let cookies = format!("{session}; cafe24_komoju_lang={kept}");
+    let page = get(&app, "/settings/newmall", &cookies, Some("ko"))
+        .await
+        .text()
+        .await
+        .unwrap_or_default();
+    assert!(page.contains(r#"<html lang="ja">"#), "{page}");
+
     // A language the site does not speak changes nothing.
     let page = get(&app, "/settings/newmall?lang=zz", &session, None)
         .await

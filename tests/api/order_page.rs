@@ -294,6 +294,17 @@ async fn a_konbini_refunds_bank_link_is_on_the_page_and_in_no_log(backend: Backe
     assert!(page.contains("/settings/assets/copy.js"));
     assert!(app.sandbox.webhooks_idle(WAIT).await);
     app.drain_outbox().await;
+    // The money is not back until the buyer gives an account: the page says so, and
+    // KOMOJU's webhooks repeating the refund the cancellation applied say it once.
+    let (_, page) = order_page(&browser, "ORD-KONBINI", "?lang=en").await;
+    assert!(
+        page.contains("paid out once the buyer gives a bank account"),
+        "{page}"
+    );
+    assert!(
+        page.matches("The payment was refunded").count() <= 2,
+        "the merchant's refund, and KOMOJU's confirmation once: {page}"
+    );
     assert!(
         !log_lines().iter().any(|l| l.contains(&link)),
         "the bank-account link reached a log line"

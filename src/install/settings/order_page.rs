@@ -226,6 +226,24 @@ fn money(amount: i64, currency: &str) -> String {
         .unwrap_or_else(|_| format!("{amount} {currency}"))
 }
 
+/// The timeline: every recorded event in words, except one that changed nothing and
+/// repeats what the same actor already said (KOMOJU's webhooks repeating a refund the
+/// cancellation applied): it tells a merchant nothing new.
+fn timeline(events: &[OrderEventRow], zone: &str) -> Vec<TimelineEntry> {
+    let mut said: Vec<(Actor, Happening)> = Vec::new();
+    let mut entries = Vec::new();
+    for e in events {
+        let entry = timeline_entry(e, zone);
+        let what = (entry.actor, entry.happening);
+        if entry.new_state.is_none() && said.contains(&what) {
+            continue;
+        }
+        said.push(what);
+        entries.push(entry);
+    }
+    entries
+}
+
 fn timeline_entry(e: &OrderEventRow, zone: &str) -> TimelineEntry {
     let (actor, happening) = describe(&e.source, &e.event, &e.to_state);
     TimelineEntry {
@@ -314,7 +332,7 @@ fn view_of(app: &Services, session: &Session, r: OrderRecord, zone: &str) -> Ord
             .as_deref()
             .map(super::payments::komoju_url),
         created_at: shop_time(o.created_at, zone),
-        timeline: r.events.iter().map(|e| timeline_entry(e, zone)).collect(),
+        timeline: timeline(&r.events, zone),
         notices: r
             .notifications
             .iter()
