@@ -20,7 +20,7 @@ FLOORS = [
     ("routes", {"routes"}),
     ("use cases", {"checkout", "external_checkout", "cancellation", "webhooks",
                    "notifications", "reconciliation", "install", "operator", "duplicates",
-                   "capture"}),
+                   "capture", "retention"}),
     ("shared by the use cases", {"services", "order_updates", "upstream", "merchant"}),
     # error: the §3 envelope every failure is answered with (a Cafe24 wire rule).
     ("adapters", {"cafe24", "komoju", "db", "metrics", "error"}),

@@ -44,6 +44,7 @@ pub mod operator;
 pub mod order_updates;
 pub mod orders;
 pub mod reconciliation;
+pub mod retention;
 pub mod routes;
 pub mod secrets;
 pub mod services;

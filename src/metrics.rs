@@ -14,6 +14,7 @@
 //! | `cafe24_komoju_amount_mismatch_total` | – | the state machine's apply, after its commit |
 //! | `cafe24_komoju_duplicate_payments_total` | – | the state machine's apply, after its commit (a second capture for a paid order) |
 //! | `cafe24_komoju_cafe24_app_credentials_refused_total` | – | the Cafe24 client, when Cafe24 refuses the app's own client credentials (`CAFE24_CLIENT_SECRET`) |
+//! | `cafe24_komoju_retention_purged_total` | `table` (`notifications`, `webhook_events`, `order_events`) | the retention purge |
 //! | `cafe24_komoju_duplicate_refunds_total` | `result` (`refunded`, `refund_requested`, `refused`, `retried`) | the duplicate-payment refund pass |
 //!
 //! No label carries an order id, a mall id, a secret or a URL with a query. Metric
@@ -42,6 +43,7 @@ pub struct Metrics {
     pub amount_mismatch: IntCounter,
     pub duplicate_payments: IntCounter,
     pub duplicate_refunds: IntCounterVec,
+    pub retention_purged: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -66,6 +68,55 @@ fn registered<M: Collector + Clone + 'static>(
 fn counter_vec(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     let opts = Opts::new(name, help).namespace(NAMESPACE);
     registered(registry, name, IntCounterVec::new(opts, labels))
+}
+
+/// A labelled counter family: its name (without the namespace), help and labels.
+type Family = (&'static str, &'static str, &'static [&'static str]);
+
+/// `cafe24_komoju_webhooks_total`.
+const WEBHOOKS: Family = (
+    "webhooks_total",
+    "KOMOJU webhook deliveries by outcome",
+    &["outcome"],
+);
+
+/// `cafe24_komoju_notifications_total`.
+const NOTIFICATIONS: Family = (
+    "notifications_total",
+    "Notification attempts to Cafe24 by outcome",
+    &["outcome"],
+);
+
+/// `cafe24_komoju_checkouts_total`.
+const CHECKOUTS: Family = (
+    "checkouts_total",
+    "Checkout requests by flow and result",
+    &["flow", "result"],
+);
+
+/// `cafe24_komoju_cancellations_total`.
+const CANCELLATIONS: Family = (
+    "cancellations_total",
+    "Cancellation requests by mode and result",
+    &["mode", "result"],
+);
+
+/// `cafe24_komoju_duplicate_refunds_total`.
+const DUPLICATE_REFUNDS: Family = (
+    "duplicate_refunds_total",
+    "Automatic refunds of duplicate payments by result",
+    &["result"],
+);
+
+/// `cafe24_komoju_retention_purged_total`.
+const RETENTION_PURGED: Family = (
+    "retention_purged_total",
+    "Rows purged past RETENTION_DAYS, by table",
+    &["table"],
+);
+
+fn family(registry: &Registry, (name, help, labels): Family) -> IntCounterVec {
+    counter_vec(registry, name, help, labels)
 }
 
 fn counter(registry: &Registry, name: &str, help: &str) -> IntCounter {
@@ -110,18 +161,8 @@ impl Metrics {
     pub fn new() -> Metrics {
         let registry = Registry::new();
         Metrics {
-            webhooks: counter_vec(
-                &registry,
-                "webhooks_total",
-                "KOMOJU webhook deliveries by outcome",
-                &["outcome"],
-            ),
-            notifications: counter_vec(
-                &registry,
-                "notifications_total",
-                "Notification attempts to Cafe24 by outcome",
-                &["outcome"],
-            ),
+            webhooks: family(&registry, WEBHOOKS),
+            notifications: family(&registry, NOTIFICATIONS),
             notifications_pending: gauge(
                 &registry,
                 "notifications_pending",
@@ -133,18 +174,8 @@ impl Metrics {
                 "Age of the oldest pending notification, in seconds (0 when none)",
             ),
             komoju: KomojuCalls::new(&registry),
-            checkouts: counter_vec(
-                &registry,
-                "checkouts_total",
-                "Checkout requests by flow and result",
-                &["flow", "result"],
-            ),
-            cancellations: counter_vec(
-                &registry,
-                "cancellations_total",
-                "Cancellation requests by mode and result",
-                &["mode", "result"],
-            ),
+            checkouts: family(&registry, CHECKOUTS),
+            cancellations: family(&registry, CANCELLATIONS),
             amount_mismatch: counter(
                 &registry,
                 "amount_mismatch_total",
@@ -155,12 +186,8 @@ impl Metrics {
                 "duplicate_payments_total",
                 "Second captures for orders already paid (duplicate payments)",
             ),
-            duplicate_refunds: counter_vec(
-                &registry,
-                "duplicate_refunds_total",
-                "Automatic refunds of duplicate payments by result",
-                &["result"],
-            ),
+            duplicate_refunds: family(&registry, DUPLICATE_REFUNDS),
+            retention_purged: family(&registry, RETENTION_PURGED),
             registry,
         }
     }

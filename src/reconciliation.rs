@@ -66,6 +66,9 @@ pub struct ReconcileSettings {
     /// capture window, after which an uncaptured authorization expires
     /// (`RECONCILE_CAPTURE_WINDOW_SECS`, default 30 days, KOMOJU's "usually 30 days").
     pub capture_window: Duration,
+    /// How long delivered notifications, webhook events and order events are kept
+    /// (`RETENTION_DAYS`, default 400): [`crate::retention`].
+    pub retention: Duration,
 }
 
 /// Merchants whose KOMOJU calls failed, and when to try them again (service clock).
@@ -120,7 +123,8 @@ pub async fn run(
 
 /// One pass, under the pass lock: duplicate payments refunded
 /// ([`crate::duplicates::refund_due`]), held authorizations captured when due
-/// ([`crate::capture::capture_due`]), [`cancellations`], then [`order_passes`]. Returns how many
+/// ([`crate::capture::capture_due`]), [`cancellations`], [`order_passes`], then what
+/// is older than the retention purged ([`crate::retention::purge`]). Returns how many
 /// KOMOJU objects were read, or `None` when another instance is running a pass.
 pub async fn pass(
     app: &Services,
@@ -135,7 +139,9 @@ pub async fn pass(
         let refunded = crate::duplicates::refund_due(app).await?;
         let captured = crate::capture::capture_due(app).await?;
         let read = refunded + captured + cancellations(app, settings.cancellations_after).await?;
-        Ok(read + order_passes(app, settings, backoff).await?)
+        let read = read + order_passes(app, settings, backoff).await?;
+        crate::retention::purge(app, settings.retention).await?;
+        Ok(read)
     }
     .await;
     lock.release().await;

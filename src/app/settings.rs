@@ -7,7 +7,7 @@
 //! `APP_SECRET`, `BODY_LIMIT_BYTES`, `BODY_TIMEOUT_SECS`, `ORDER_KEY_TTL_SECS`, `OUTBOX_WORKER`,
 //! `OUTBOX_POLL_MS`, `OUTBOX_LEASE_SECS`, `OUTBOX_BATCH`, `NOTIFY_TIMEOUT_SECS`,
 //! `RECONCILE_INTERVAL_MS`, `RECONCILE_AFTER_SECS`, `RECONCILE_PENDING_AFTER_SECS`,
-//! `RECONCILE_EXPIRY_GRACE_SECS`, `RECONCILE_CAPTURE_WINDOW_SECS`,
+//! `RECONCILE_EXPIRY_GRACE_SECS`, `RECONCILE_CAPTURE_WINDOW_SECS`, `RETENTION_DAYS`,
 //! `CAFE24_CLIENT_SECRET`, `CAFE24_API_BASE`, `CAFE24_API_VERSION`, `CAFE24_SCOPES`,
 //! `CAFE24_LAUNCH_MAX_AGE_SECS`, `CAFE24_TIMEOUT_SECS`, `METRICS_BIND_ADDR`,
 //! `MERCHANT_CACHE_SECS`, `CAFE24_WEBHOOK_API_KEY`, `REQUEST_TIMEOUT_SECS`, `HSTS`,
@@ -451,7 +451,22 @@ fn reconcile_settings(
         pending_after: secs("RECONCILE_PENDING_AFTER_SECS", 900)?,
         expiry_grace: secs("RECONCILE_EXPIRY_GRACE_SECS", 300)?,
         capture_window: secs("RECONCILE_CAPTURE_WINDOW_SECS", 30 * 24 * 60 * 60)?,
+        retention: retention(get)?,
     })
+}
+
+/// `RETENTION_DAYS`: how long delivered notifications, webhook events and order events
+/// are kept (default 400; at least 30, longer than KOMOJU retries a webhook and Cafe24
+/// a notification). Orders, refunds and duplicate payments are never purged.
+fn retention(get: &impl Fn(&str) -> Option<String>) -> Result<Duration, SettingsError> {
+    let days = parse_num(get, "RETENTION_DAYS", 400)?;
+    if days < 30 {
+        return Err(SettingsError::Invalid(
+            "RETENTION_DAYS",
+            "must be at least 30 (days)".into(),
+        ));
+    }
+    Ok(Duration::from_secs(days * 24 * 60 * 60))
 }
 
 fn parse_base_url(name: &'static str, v: &str) -> Result<url::Url, SettingsError> {

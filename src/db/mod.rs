@@ -95,6 +95,7 @@ pub mod order_record;
 pub mod orders;
 mod pool;
 pub mod refunds;
+pub mod retention;
 pub mod schema;
 pub mod webhook_events;
 

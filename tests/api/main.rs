@@ -30,6 +30,7 @@ mod order_page;
 mod payments_page;
 mod processes;
 mod reconciliation;
+mod retention;
 mod shutdown;
 mod synchronous_checkout;
 mod webhook_card;
