@@ -14,7 +14,7 @@
 
 use std::time::Duration;
 
-use crate::db::{captures, orders, DbError};
+use crate::db::{captures, DbError};
 use crate::merchant::Merchant;
 use crate::services::Services;
 
@@ -144,20 +144,11 @@ pub async fn capture_due(app: &Services) -> Result<usize, DbError> {
     let due = app.db.run(move |c| captures::due(c, now, BATCH)).await?;
     let mut answered = 0;
     for row in due {
-        let pk = row.order_pk.clone();
-        let Some(order) = app.db.run(move |c| orders::find(c, &pk)).await? else {
+        let Some((_, merchant)) = app
+            .order_with_merchant(&row.order_pk, "automatic capture")
+            .await?
+        else {
             continue;
-        };
-        let merchant = match app.merchants.load(&order.mall_id, None).await {
-            Ok(m) => m,
-            Err(e) => {
-                log::warn!(
-                    "automatic capture of order {}: merchant {}: {e}",
-                    order.order_id,
-                    order.mall_id
-                );
-                continue;
-            }
         };
         let result = capture(app, &merchant, &row.order_pk, Capturer::Automatic).await?;
         answered += usize::from(matches!(result, Captured::Done | Captured::Refused(_)));

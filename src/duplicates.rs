@@ -56,7 +56,8 @@ async fn refund_one(
     row: &DuplicateRow,
     now: NaiveDateTime,
 ) -> Result<bool, DbError> {
-    let Some((order, merchant)) = order_and_merchant(app, row).await? else {
+    let what = format!("refund of duplicate payment {}", row.payment_id);
+    let Some((order, merchant)) = app.order_with_merchant(&row.order_pk, &what).await? else {
         return Ok(false);
     };
     let body = serde_json::json!({
@@ -101,30 +102,6 @@ async fn refund_one(
         .run(move |c| duplicates::record(c, &id, &result.as_result(), now))
         .await?;
     Ok(label != "retried")
-}
-
-/// The duplicate's order and its merchant; `None` (logged) when the merchant cannot be
-/// loaded now (disabled, keys that do not open): the refund waits.
-async fn order_and_merchant(
-    app: &Services,
-    row: &DuplicateRow,
-) -> Result<Option<(orders::OrderRow, crate::merchant::Merchant)>, DbError> {
-    let pk = row.order_pk.clone();
-    let Some(order) = app.db.run(move |c| orders::find(c, &pk)).await? else {
-        return Err(DbError::Corrupt(format!("order {} vanished", row.order_pk)));
-    };
-    let merchant = match app.merchants.load(&order.mall_id, None).await {
-        Ok(m) => m,
-        Err(e) => {
-            log::warn!(
-                "duplicate payment {}: merchant {}: {e}",
-                row.payment_id,
-                order.mall_id
-            );
-            return Ok(None);
-        }
-    };
-    Ok(Some((order, merchant)))
 }
 
 /// KOMOJU refunded the duplicate: `refunded`, or `refund_requested` when the buyer must

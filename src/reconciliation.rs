@@ -323,16 +323,9 @@ pub async fn cancellations(app: &Services, after: Duration) -> Result<usize, DbE
         .await?;
     let mut read = 0;
     for row in rows {
-        let pk = row.order_pk.clone();
-        let Some(order) = app.db.run(move |c| orders::find(c, &pk)).await? else {
+        let what = format!("reconciling cancellation {}", row.id);
+        let Some((order, merchant)) = app.order_with_merchant(&row.order_pk, &what).await? else {
             continue;
-        };
-        let merchant = match app.merchants.load(&order.mall_id, None).await {
-            Ok(m) => m,
-            Err(e) => {
-                log::warn!("reconcile {}: merchant {}: {e}", row.id, order.mall_id);
-                continue;
-            }
         };
         match app
             .komoju

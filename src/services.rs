@@ -140,3 +140,37 @@ impl std::fmt::Debug for Services {
             .finish_non_exhaustive()
     }
 }
+
+impl Services {
+    /// Order `order_pk` and its merchant, for a background task acting on the order
+    /// (`what` names the task in the log). `None`, logged, when the order is gone or its
+    /// merchant cannot be loaded now (disabled, keys that do not open): the task leaves
+    /// it for a later pass. Errors: the database.
+    pub async fn order_with_merchant(
+        &self,
+        order_pk: &str,
+        what: &str,
+    ) -> Result<Option<(crate::db::orders::OrderRow, crate::merchant::Merchant)>, crate::db::DbError>
+    {
+        let pk = order_pk.to_owned();
+        let Some(order) = self
+            .db
+            .run(move |c| crate::db::orders::find(c, &pk))
+            .await?
+        else {
+            log::warn!("{what}: order {order_pk} is gone");
+            return Ok(None);
+        };
+        match self.merchants.load(&order.mall_id, None).await {
+            Ok(merchant) => Ok(Some((order, merchant))),
+            Err(e) => {
+                log::warn!(
+                    "{what} of order {}: merchant {}: {e}",
+                    order.order_id,
+                    order.mall_id
+                );
+                Ok(None)
+            }
+        }
+    }
+}

@@ -234,6 +234,17 @@ fn run(events: &[Event]) -> Result<OrderFacts, TestCaseError> {
     Ok(o)
 }
 
+/// A deterministic shuffle from the seed (Fisher-Yates with an LCG).
+fn shuffle(events: &mut [Event], seed: u64) {
+    let mut x = seed | 1;
+    for i in (1..events.len()).rev() {
+        x = x
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        events.swap(i, (x >> 33) as usize % (i + 1));
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(2000))]
 
@@ -254,13 +265,7 @@ proptest! {
         for d in &dups {
             shuffled.push(events[d.index(events.len())].clone());
         }
-        // A deterministic shuffle from the seed (Fisher-Yates with an LCG).
-        let mut x = seed | 1;
-        for i in (1..shuffled.len()).rev() {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            let j = (x >> 33) as usize % (i + 1);
-            shuffled.swap(i, j);
-        }
+        shuffle(&mut shuffled, seed);
         let any_order = run(&shuffled)?;
         prop_assert_eq!(any_order.state, expected);
         prop_assert_eq!(any_order.refunded_amount, in_order.refunded_amount);
@@ -274,11 +279,7 @@ proptest! {
         let (mut events, expected) = history(&ending, 1, true);
         let dup = events.clone();
         events.extend(dup);
-        let mut x = seed | 1;
-        for i in (1..events.len()).rev() {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            events.swap(i, (x >> 33) as usize % (i + 1));
-        }
+        shuffle(&mut events, seed);
         let mut o = order();
         let mut successes = 0;
         for e in &events {
@@ -296,11 +297,7 @@ proptest! {
         let (mut events, expected) = history(&ending, 1, true);
         let dup = events.clone();
         events.extend(dup);
-        let mut x = seed | 1;
-        for i in (1..events.len()).rev() {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            events.swap(i, (x >> 33) as usize % (i + 1));
-        }
+        shuffle(&mut events, seed);
         let mut o = OrderFacts { manual_capture: true, ..order() };
         let mut successes = 0;
         for e in &events {
@@ -320,11 +317,7 @@ proptest! {
     #[test]
     fn money_on_an_earlier_session_is_never_ignored(ending in ending(), seed in any::<u64>()) {
         let (mut events, expected) = history(&ending, 1, true);
-        let mut x = seed | 1;
-        for i in (1..events.len()).rev() {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            events.swap(i, (x >> 33) as usize % (i + 1));
-        }
+        shuffle(&mut events, seed);
         let before = run(&events)?;
         let capture = snapshot("s0", "old", "paypay", PaymentStatus::Captured, AMOUNT, 0);
         let out = apply(&before, &capture);

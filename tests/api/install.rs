@@ -114,6 +114,20 @@ impl<'a> Browser<'a> {
         }
     }
 
+    /// `GET /settings/{mall}{path}` with this browser's session: the status and the page.
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        let resp = self
+            .app
+            .client
+            .get(self.url(&format!("/settings/{}{path}", self.mall)))
+            .header("Cookie", format!("cafe24_komoju_session={}", self.session))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("GET {path}: {e}"));
+        let status = resp.status().as_u16();
+        (status, resp.text().await.unwrap_or_default())
+    }
+
     pub async fn page(&mut self) -> (u16, String) {
         let resp = self
             .app

@@ -114,22 +114,9 @@ async fn the_authorization_is_the_success_cafe24_hears_and_the_capture_adds_noth
 
 /// The payments page of the installed NEW_MALL, with its Capture form's CSRF token.
 async fn payments_page(browser: &Browser<'_>) -> String {
-    let resp = browser
-        .app
-        .client
-        .get(format!(
-            "{}/settings/{}/payments",
-            browser.app.address, browser.mall
-        ))
-        .header(
-            "Cookie",
-            format!("cafe24_komoju_session={}", browser.session),
-        )
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("payments: {e}"));
-    assert_eq!(resp.status(), 200);
-    resp.text().await.unwrap_or_default()
+    let (status, page) = browser.get("/payments").await;
+    assert_eq!(status, 200);
+    page
 }
 
 /// NEW_MALL installed by clicks, switched to manual capture on its settings form, and
@@ -178,22 +165,9 @@ async fn authorized_on_the_site(app: &TestApp) -> (Browser<'_>, String, String) 
 /// The order's page as the installed NEW_MALL's session sees it, at `path_and_query`
 /// under `/settings/newmall/payments/`.
 async fn order_page(browser: &Browser<'_>, path_and_query: &str) -> String {
-    let resp = browser
-        .app
-        .client
-        .get(format!(
-            "{}/settings/{}/payments/{path_and_query}",
-            browser.app.address, browser.mall
-        ))
-        .header(
-            "Cookie",
-            format!("cafe24_komoju_session={}", browser.session),
-        )
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("order page: {e}"));
-    assert_eq!(resp.status(), 200);
-    resp.text().await.unwrap_or_default()
+    let (status, page) = browser.get(&format!("/payments/{path_and_query}")).await;
+    assert_eq!(status, 200);
+    page
 }
 
 fn capture_csrf(page: &str) -> String {

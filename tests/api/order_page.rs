@@ -74,22 +74,7 @@ async fn refund(app: &TestApp, order_id: &str, amount: &str) -> serde_json::Valu
 
 /// The order's page as `browser`'s session sees it, with `query`.
 async fn order_page(browser: &Browser<'_>, order_id: &str, query: &str) -> (u16, String) {
-    let resp = browser
-        .app
-        .client
-        .get(format!(
-            "{}/settings/{}/payments/{order_id}{query}",
-            browser.app.address, browser.mall
-        ))
-        .header(
-            "Cookie",
-            format!("cafe24_komoju_session={}", browser.session),
-        )
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("order page: {e}"));
-    let status = resp.status().as_u16();
-    (status, resp.text().await.unwrap_or_default())
+    browser.get(&format!("/payments/{order_id}{query}")).await
 }
 
 async fn a_partly_refunded_order_tells_its_story_in_words(backend: Backend) {

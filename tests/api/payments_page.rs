@@ -16,22 +16,7 @@ both_backends!(
 );
 
 async fn payments_page(browser: &Browser<'_>, query: &str) -> (u16, String) {
-    let resp = browser
-        .app
-        .client
-        .get(format!(
-            "{}/settings/{}/payments{query}",
-            browser.app.address, browser.mall
-        ))
-        .header(
-            "Cookie",
-            format!("cafe24_komoju_session={}", browser.session),
-        )
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("payments: {e}"));
-    let status = resp.status().as_u16();
-    (status, resp.text().await.unwrap_or_default())
+    browser.get(&format!("/payments{query}")).await
 }
 
 /// The order ids of a page, top to bottom.

@@ -294,8 +294,9 @@ async fn a_merchant_installs_the_app_by_clicks() {
 
             // A buyer pays an order; its page, in Japanese.
             an_order_page(&client, &service, &gateways[0].partner_id).await;
+            // The order page's switch to Japanese is kept: back to Korean on the list.
             client
-                .goto(&format!("{service}/settings/{INSTALL_MALL}/payments"))
+                .goto(&format!("{service}/settings/{INSTALL_MALL}/payments?lang=ko"))
                 .await
                 .unwrap_or_else(|e| panic!("payments again: {e}"));
             click(&client, "#settings-link").await;

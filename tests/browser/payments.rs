@@ -557,9 +557,11 @@ async fn a_merchant_captures_refunds_resends_and_exports() {
             crate::axe::no_violations(&client, "the order page (ja)").await;
 
             // The payments list in English and Korean, then in Japanese: both orders,
-            // and the CSV export.
+            // and the CSV export. (The switch is kept across pages: English asked for.)
             client
-                .goto(&format!("{service}/settings/{INSTALL_MALL}/payments"))
+                .goto(&format!(
+                    "{service}/settings/{INSTALL_MALL}/payments?lang=en"
+                ))
                 .await
                 .unwrap_or_else(|e| panic!("payments: {e}"));
             wait_text(&client, "#payment-rows", |t| {
