@@ -414,6 +414,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn one_over_the_limit_is_refused_and_counted_and_operators_paths_never() {
+        let metrics = crate::metrics::Metrics::new();
+        let admission = Admission::new(
+            1,
+            metrics.requests_shed.clone(),
+            metrics.requests_in_flight.clone(),
+        );
+        let first = admission.admit("/api/asynchronous-checkout/checkout/webhook");
+        assert!(matches!(first, Ok(Some(_))));
+        assert_eq!(metrics.requests_in_flight.get(), 1);
+        assert!(admission
+            .admit("/api/synchronous-checkout/checkout")
+            .is_err());
+        assert_eq!(metrics.requests_shed.get(), 1);
+        for path in [
+            "/health",
+            "/health/ready",
+            "/metrics",
+            "/sandbox/komoju/api/v1/sessions",
+        ] {
+            assert!(matches!(admission.admit(path), Ok(None)), "{path}");
+        }
+        assert_eq!(metrics.requests_shed.get(), 1);
+        drop(first);
+        assert_eq!(metrics.requests_in_flight.get(), 0);
+        assert!(matches!(admission.admit("/"), Ok(Some(_))));
+    }
+
+    #[test]
     fn control_escapes_are_found_in_any_case() {
         for path in [
             "/a/%00",
