@@ -5,6 +5,8 @@
 //! | family | labels | where |
 //! |---|---|---|
 //! | `cafe24_komoju_http_requests_total`, `…_http_requests_duration_seconds` | `endpoint` (route pattern, `unmatched`), `method`, `status` | the HTTP middleware |
+//! | `cafe24_komoju_requests_shed_total` | – | the request guard, for each request answered 503 because `MAX_IN_FLIGHT` requests were in flight |
+//! | `cafe24_komoju_requests_in_flight` | – | the request guard: requests being served now (those `MAX_IN_FLIGHT` bounds) |
 //! | `cafe24_komoju_webhooks_total` | `outcome` (`applied`, `ignored`, `duplicate`, `unknown_order`, `unknown_status` (a payment status this build does not know), `bad_signature`, `ping`, `not_handled`, `unreadable`) | [`crate::webhooks::receive`] |
 //! | `cafe24_komoju_notifications_total` | `outcome` (`delivered`, `retried`, `dead`) | the outbox worker |
 //! | `cafe24_komoju_notifications_pending`, `…_oldest_pending_age_seconds` | – | read from the outbox at each scrape |
@@ -44,6 +46,10 @@ pub struct Metrics {
     pub duplicate_payments: IntCounter,
     pub duplicate_refunds: IntCounterVec,
     pub retention_purged: IntCounterVec,
+    /// `requests_shed_total`: requests refused at once because the limit was full.
+    pub requests_shed: IntCounter,
+    /// `requests_in_flight`: requests admitted and not yet answered.
+    pub requests_in_flight: IntGauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -188,6 +194,16 @@ impl Metrics {
             ),
             duplicate_refunds: family(&registry, DUPLICATE_REFUNDS),
             retention_purged: family(&registry, RETENTION_PURGED),
+            requests_shed: counter(
+                &registry,
+                "requests_shed_total",
+                "Requests answered 503 at once because MAX_IN_FLIGHT requests were in flight",
+            ),
+            requests_in_flight: gauge(
+                &registry,
+                "requests_in_flight",
+                "Requests being served now (bounded by MAX_IN_FLIGHT)",
+            ),
             registry,
         }
     }

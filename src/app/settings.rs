@@ -11,7 +11,7 @@
 //! `CAFE24_CLIENT_SECRET`, `CAFE24_API_BASE`, `CAFE24_API_VERSION`, `CAFE24_SCOPES`,
 //! `CAFE24_LAUNCH_MAX_AGE_SECS`, `CAFE24_TIMEOUT_SECS`, `METRICS_BIND_ADDR`,
 //! `MERCHANT_CACHE_SECS`, `CAFE24_WEBHOOK_API_KEY`, `REQUEST_TIMEOUT_SECS`, `HSTS`,
-//! `SHUTDOWN_TIMEOUT_SECS`.
+//! `SHUTDOWN_TIMEOUT_SECS`, `MAX_IN_FLIGHT`.
 //! (`RUST_LOG` is env_logger's.)
 //!
 //! In development every variable has a default; the secrets' defaults are public
@@ -40,6 +40,11 @@ pub const DEFAULT_CAFE24_SCOPES: &str =
     "mall.read_application,mall.write_application,mall.read_store,mall.write_store,mall.read_order";
 /// The development default of `APP_SECRET`.
 pub const DEV_APP_SECRET: &str = "dev-app-secret-change-me-0123456789abcdef";
+/// The default of `MAX_IN_FLIGHT`, derived from the figures of docs/benchmarks.md (see
+/// docs/decisions.md, "A burst larger than the machine").
+pub const DEFAULT_MAX_IN_FLIGHT: u64 = 32;
+/// The largest `MAX_IN_FLIGHT` accepted.
+pub const MAX_IN_FLIGHT_LIMIT: u64 = 10_000;
 /// The §10 default allow-list.
 pub const DEFAULT_ALLOWED_HOSTS: &str = ".cafe24.com,.cafe24shop.com,.cafe24api.com";
 /// KOMOJU's production API.
@@ -140,6 +145,10 @@ pub struct Settings {
     /// How long a SIGTERM'd process finishes what it accepted before it exits
     /// (`SHUTDOWN_TIMEOUT_SECS`, default 25).
     pub shutdown_timeout: Duration,
+    /// Requests served at once across all workers (`MAX_IN_FLIGHT`, 1 to 10000, default
+    /// [`DEFAULT_MAX_IN_FLIGHT`]); one more is answered 503 `unavailable` with
+    /// `Retry-After` at once. `/health`, `/health/ready` and `/metrics` are never refused.
+    pub max_in_flight: usize,
     /// Variables left at a development default, for the start-up warning.
     pub dev_defaults: Vec<&'static str>,
 }
@@ -199,6 +208,7 @@ impl Settings {
             request_timeout: Duration::from_secs(parse_num(&get, "REQUEST_TIMEOUT_SECS", 60)?),
             hsts: on_off(&get, "HSTS", hsts_default)?,
             shutdown_timeout: Duration::from_secs(parse_num(&get, "SHUTDOWN_TIMEOUT_SECS", 25)?),
+            max_in_flight: max_in_flight(&get)?,
             dev_defaults: secrets.dev_defaults,
         };
         settings.check_timeouts()?;
@@ -406,6 +416,18 @@ fn database_pool_size(get: &impl Fn(&str) -> Option<String>) -> Result<u32, Sett
     }
 }
 
+/// `MAX_IN_FLIGHT`: 1 to [`MAX_IN_FLIGHT_LIMIT`] requests (default
+/// [`DEFAULT_MAX_IN_FLIGHT`]).
+fn max_in_flight(get: &impl Fn(&str) -> Option<String>) -> Result<usize, SettingsError> {
+    match parse_num(get, "MAX_IN_FLIGHT", DEFAULT_MAX_IN_FLIGHT)? {
+        n @ 1..=MAX_IN_FLIGHT_LIMIT => Ok(n as usize),
+        _ => Err(SettingsError::Invalid(
+            "MAX_IN_FLIGHT",
+            "must be between 1 and 10000 requests".into(),
+        )),
+    }
+}
+
 /// `CAFE24_LAUNCH_MAX_AGE_SECS`: seconds, at most [`LAUNCH_MAX_AGE_LIMIT`] (default 3600).
 fn launch_max_age(get: &impl Fn(&str) -> Option<String>) -> Result<i64, SettingsError> {
     match parse_num(get, "CAFE24_LAUNCH_MAX_AGE_SECS", 3600)? {
@@ -580,6 +602,20 @@ mod tests {
             with(&explicit_default).err(),
             Some(SettingsError::DevDefaultInProduction("APP_SECRET"))
         );
+    }
+
+    #[test]
+    fn max_in_flight_is_a_positive_bounded_number_named_when_wrong() {
+        let s = with(&[]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.max_in_flight, DEFAULT_MAX_IN_FLIGHT as usize);
+        let s = with(&[("MAX_IN_FLIGHT", "2")]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.max_in_flight, 2);
+        for bad in ["0", "-1", "many", "1.5", "10001", "99999999999999999999"] {
+            match with(&[("MAX_IN_FLIGHT", bad)]) {
+                Err(SettingsError::Invalid(name, _)) => assert_eq!(name, "MAX_IN_FLIGHT", "{bad}"),
+                other => panic!("{bad}: {other:?}"),
+            }
+        }
     }
 
     #[test]

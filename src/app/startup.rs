@@ -125,7 +125,7 @@ impl Application {
             Some(addr) => Some(bind(addr)?),
             None => None,
         };
-        let guard = guard_config(&settings);
+        let guard = guard_config(&settings, &state.metrics);
         let metrics_apart = metrics_listener.is_some();
         let server = main_server(
             &settings,
@@ -447,9 +447,19 @@ fn bind(addr: &str) -> Result<TcpListener, StartupError> {
     })
 }
 
-/// The request guard's limits (`BODY_LIMIT_BYTES`, `REQUEST_TIMEOUT_SECS`, `HSTS`).
-fn guard_config(settings: &Settings) -> crate::routes::guard::GuardConfig {
+/// The request guard's limits (`BODY_LIMIT_BYTES`, `REQUEST_TIMEOUT_SECS`, `HSTS`,
+/// `MAX_IN_FLIGHT`): one [`crate::routes::guard::Admission`] for the process, shared by
+/// every worker of both servers.
+fn guard_config(
+    settings: &Settings,
+    metrics: &crate::metrics::Metrics,
+) -> crate::routes::guard::GuardConfig {
     crate::routes::guard::GuardConfig {
+        admission: crate::routes::guard::Admission::new(
+            settings.max_in_flight,
+            metrics.requests_shed.clone(),
+            metrics.requests_in_flight.clone(),
+        ),
         body_limit: settings.body_limit_bytes,
         request_timeout: settings.request_timeout,
         hsts: settings

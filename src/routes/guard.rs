@@ -13,6 +13,17 @@
 //!   so the server closes a connection whose body was not read to its end (actix-http
 //!   would otherwise keep reading a chunked body the route dropped, for as long as the
 //!   client trickles it).
+//! - **More requests than the service can serve** (issue 21, item 3). At most
+//!   `MAX_IN_FLIGHT` requests are served at once, across every worker (one shared
+//!   [`Admission`]); one more is answered at once, before the route runs and before any
+//!   of its body is read, with 503 `unavailable` and `Retry-After` (the §3 envelope and
+//!   the [`crate::error::RETRY_AFTER_SECS`] every 503 carries): KOMOJU and Cafe24 send it
+//!   again later. Counted in `requests_shed_total`. `/health`, `/health/ready`,
+//!   `/metrics` and the development stand-ins (`/sandbox/…`) are never refused and never
+//!   counted: operators must see an overloaded service, and the service's own calls to a
+//!   stand-in served beside it must not be refused by its own limit. A request refused
+//!   for what it is (the 400s and 413 below) is answered so even when the limit is full,
+//!   so that nobody retries a request that can never succeed.
 //! - **Every request's total time** is bounded by `REQUEST_TIMEOUT_SECS`, whatever the
 //!   route waits for: past it the reply is 503 `unavailable` with `Retry-After`, and the
 //!   connection is closed. A route's own limits (`BODY_TIMEOUT_SECS`, the KOMOJU and
@@ -36,8 +47,17 @@ use actix_web::http::{header, Method, StatusCode};
 use actix_web::web::Bytes;
 use actix_web::{HttpMessage, ResponseError};
 use futures_util::Stream;
+use prometheus::{IntCounter, IntGauge};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::error::ApiError;
+
+/// Paths always admitted, whatever is in flight: what operators watch.
+const ALWAYS_ADMITTED: [&str; 3] = ["/health", "/health/ready", "/metrics"];
+
+/// The development stand-ins' prefix (`/sandbox/komoju`, `/sandbox/cafe24`): not the
+/// service, and called by the service itself while it holds a request.
+const STAND_IN_PREFIX: &str = "/sandbox/";
 
 /// The operator API's route that takes no body although it is a `POST`.
 const BODYLESS_POSTS: [&str; 1] = ["/operator/api/v1/notifications/{id}/retry"];
@@ -51,6 +71,70 @@ pub struct GuardConfig {
     pub request_timeout: Duration,
     /// The `Strict-Transport-Security` value to send, when on (`HSTS`).
     pub hsts: Option<header::HeaderValue>,
+    /// `MAX_IN_FLIGHT`: the requests served at once, shared by every worker.
+    pub admission: Admission,
+}
+
+/// The bound on requests served at once (`MAX_IN_FLIGHT`), one for the whole process:
+/// clones share the same permits and metrics.
+#[derive(Clone)]
+pub struct Admission {
+    permits: std::sync::Arc<Semaphore>,
+    /// `requests_shed_total`: requests answered 503 because the limit was full.
+    shed: IntCounter,
+    /// `requests_in_flight`: requests holding a permit now.
+    in_flight: IntGauge,
+}
+
+impl std::fmt::Debug for Admission {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Admission({} free)", self.permits.available_permits())
+    }
+}
+
+impl Admission {
+    /// At most `limit` requests at once (at least 1); refusals counted in `shed`, the
+    /// requests being served in `in_flight`.
+    pub fn new(limit: usize, shed: IntCounter, in_flight: IntGauge) -> Admission {
+        Admission {
+            permits: std::sync::Arc::new(Semaphore::new(limit.clamp(1, Semaphore::MAX_PERMITS))),
+            shed,
+            in_flight,
+        }
+    }
+
+    /// A permit for `path`: `Ok(None)` when the path is never limited, `Err(())` (counted)
+    /// when the limit is full.
+    fn admit(&self, path: &str) -> Result<Option<Admitted>, ()> {
+        if ALWAYS_ADMITTED.contains(&path) || path.starts_with(STAND_IN_PREFIX) {
+            return Ok(None);
+        }
+        match self.permits.clone().try_acquire_owned() {
+            Ok(permit) => {
+                self.in_flight.inc();
+                Ok(Some(Admitted {
+                    _permit: permit,
+                    in_flight: self.in_flight.clone(),
+                }))
+            }
+            Err(_) => {
+                self.shed.inc();
+                Err(())
+            }
+        }
+    }
+}
+
+/// One admitted request's permit, given back (and the gauge lowered) when dropped.
+struct Admitted {
+    _permit: OwnedSemaphorePermit,
+    in_flight: IntGauge,
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.in_flight.dec();
+    }
 }
 
 /// The middleware factory: `App::new().wrap(Guard::new(config))`.
@@ -123,8 +207,18 @@ where
             let res = req.into_response(error.error_response());
             return Box::pin(ready(Ok(finish(res, &config, payload))));
         }
+        let admitted = match config.admission.admit(req.path()) {
+            Ok(admitted) => admitted,
+            Err(()) => {
+                // Counted, not logged at warn: a burst would flood the log.
+                log::debug!("{} {} shed: the limit is full", req.method(), req.path());
+                let res = req.into_response(ApiError::Unavailable.error_response());
+                return Box::pin(ready(Ok(finish(res, &config, payload))));
+            }
+        };
         let what = format!("{} {}", req.method(), req.path());
         Box::pin(async move {
+            let _admitted = admitted;
             match tokio::time::timeout(config.request_timeout, service.call(req)).await {
                 Ok(Ok(res)) if overflowed.get() => {
                     let res = res.into_response(too_large(config.body_limit));
@@ -318,6 +412,35 @@ impl MessageBody for Holding {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_over_the_limit_is_refused_and_counted_and_operators_paths_never() {
+        let metrics = crate::metrics::Metrics::new();
+        let admission = Admission::new(
+            1,
+            metrics.requests_shed.clone(),
+            metrics.requests_in_flight.clone(),
+        );
+        let first = admission.admit("/api/asynchronous-checkout/checkout/webhook");
+        assert!(matches!(first, Ok(Some(_))));
+        assert_eq!(metrics.requests_in_flight.get(), 1);
+        assert!(admission
+            .admit("/api/synchronous-checkout/checkout")
+            .is_err());
+        assert_eq!(metrics.requests_shed.get(), 1);
+        for path in [
+            "/health",
+            "/health/ready",
+            "/metrics",
+            "/sandbox/komoju/api/v1/sessions",
+        ] {
+            assert!(matches!(admission.admit(path), Ok(None)), "{path}");
+        }
+        assert_eq!(metrics.requests_shed.get(), 1);
+        drop(first);
+        assert_eq!(metrics.requests_in_flight.get(), 0);
+        assert!(matches!(admission.admit("/"), Ok(Some(_))));
+    }
 
     #[test]
     fn control_escapes_are_found_in_any_case() {

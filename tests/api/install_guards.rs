@@ -564,7 +564,8 @@ async fn a_confirmed_app_deleted_event_ends_every_session(backend: Backend) {
 // ---- 18.8: one confirmation call a minute ----
 
 async fn a_hundred_events_make_one_confirmation_call(backend: Backend) {
-    let app = spawn_app(backend).await;
+    // All hundred admitted at once (MAX_IN_FLIGHT's refusals are tests/api/overload.rs's).
+    let app = spawn_app_with(backend, &[("MAX_IN_FLIGHT", "200")]).await;
     let _browser = installed(&app, MALL).await;
     let before = shops_calls(&app, MALL);
     let event = deleted(MALL);

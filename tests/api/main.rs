@@ -27,6 +27,7 @@ mod metrics;
 mod openapi;
 mod operator;
 mod order_page;
+mod overload;
 mod payments_page;
 mod processes;
 mod reconciliation;
