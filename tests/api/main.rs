@@ -31,6 +31,7 @@ mod payments_page;
 mod processes;
 mod reconciliation;
 mod retention;
+mod seed;
 mod shutdown;
 mod synchronous_checkout;
 mod webhook_card;
