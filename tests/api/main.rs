@@ -14,6 +14,7 @@ mod cafe24_notifications;
 mod cancellation;
 mod chaos;
 mod cli;
+mod explain;
 mod external_checkout;
 mod field_errors;
 mod health;
