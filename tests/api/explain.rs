@@ -111,6 +111,7 @@ async fn hot_paths_never_scan_a_big_table_whole() {
         match explain(&mut conn, sql, binds) {
             Ok(plan) => {
                 explained += 1;
+                println!("explained: {}", sql.chars().take(160).collect::<String>());
                 scans.extend(seq_scans(&plan).into_iter().map(|t| format!("{t}: {sql}")));
             }
             Err(why) => println!("not explained ({why}): {sql} -- {binds}"),
