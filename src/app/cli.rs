@@ -52,6 +52,21 @@ pub enum Command {
     /// The operator API's bearer tokens.
     #[command(subcommand)]
     Operator(OperatorCommand),
+    /// Fill the database with a realistic period of made-up traffic for benchmarks and
+    /// query plans (new malls, shops, orders in every state, their events, webhook
+    /// events, notifications and refunds; docs/benchmarks.md, "Seeding"). Never for a
+    /// production database.
+    Seed {
+        /// Orders to write.
+        #[arg(long, default_value_t = 100_000)]
+        orders: u64,
+        /// Malls to create (each with 1–3 shops).
+        #[arg(long, default_value_t = 50)]
+        malls: u32,
+        /// Spread the orders over this many days before now.
+        #[arg(long, default_value_t = 365)]
+        days: u32,
+    },
     /// Print the Scripttag `integrity` value (sha384-…) of the external-checkout loader
     /// served at PUBLIC_BASE_URL/api/external-checkout/script.
     ScriptIntegrity,
@@ -226,7 +241,47 @@ pub async fn run(cli: Cli, settings: Settings, out: &mut dyn Write) -> Result<()
             Ok(())
         }
         Command::Orders(cmd) => orders(cmd, &settings, out),
+        Command::Seed {
+            orders,
+            malls,
+            days,
+        } => seed(&settings, orders, malls, days, out),
     }
+}
+
+/// `seed`: writes the rows and says how many of each, and how long it took.
+fn seed(
+    settings: &Settings,
+    orders: u64,
+    malls: u32,
+    days: u32,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    let mut conn = connect(settings)?;
+    let clock = Clock::system();
+    let plan = db::seed::SeedPlan {
+        orders,
+        malls,
+        days,
+        now: clock.now_naive(),
+        seed: clock.unix_seconds().unsigned_abs(),
+    };
+    let started = std::time::Instant::now();
+    let n = db::seed::seed(&mut conn, &plan)?;
+    writeln!(
+        out,
+        "seeded in {:.1} s: {} merchants, {} shops, {} orders, {} order events, \
+         {} webhook events, {} notifications, {} refunds",
+        started.elapsed().as_secs_f64(),
+        n.merchants,
+        n.shops,
+        n.orders,
+        n.order_events,
+        n.webhook_events,
+        n.notifications,
+        n.refunds
+    )?;
+    Ok(())
 }
 
 /// `migrate`: applies the pending migrations and lists them.

@@ -97,6 +97,7 @@ mod pool;
 pub mod refunds;
 pub mod retention;
 pub mod schema;
+pub mod seed;
 pub mod webhook_events;
 
 pub use pool::{establish, Checkpointer, ConnectionManager, Database, Pooled};

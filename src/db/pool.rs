@@ -79,7 +79,10 @@ fn open_logged(
             let mut conn = diesel::PgConnection::establish(url)
                 .map_err(diesel::r2d2::Error::ConnectionError)?;
             if let Some(log) = log {
-                conn.set_instrumentation(WorkTracker(log));
+                conn.set_instrumentation(WorkTracker {
+                    log,
+                    next: diesel::connection::get_default_instrumentation(),
+                });
             }
             Ok(DbConnection::Postgres(conn))
         }

@@ -29,12 +29,18 @@ impl WorkLog {
     }
 }
 
-/// Feeds a [`WorkLog`] from diesel's connection events.
-pub(super) struct WorkTracker(pub(super) Arc<WorkLog>);
+/// Feeds a [`WorkLog`] from diesel's connection events, and passes every event on to
+/// the process's default instrumentation (diesel's `set_default_instrumentation`, made
+/// when the connection was opened), which it replaces on the connection: a tool or a
+/// test that installs one (the query-plan test records the statements) still sees them.
+pub(super) struct WorkTracker {
+    pub(super) log: Arc<WorkLog>,
+    pub(super) next: Option<Box<dyn Instrumentation>>,
+}
 
 impl Instrumentation for WorkTracker {
     fn on_connection_event(&mut self, event: InstrumentationEvent<'_>) {
-        let log = &self.0;
+        let log = &self.log;
         match event {
             InstrumentationEvent::BeginTransaction { depth, .. } => {
                 log.depth.store(depth.get(), Ordering::SeqCst)
@@ -54,6 +60,9 @@ impl Instrumentation for WorkTracker {
                 log.may_have_committed.store(true, Ordering::SeqCst);
             }
             _ => {}
+        }
+        if let Some(next) = self.next.as_mut() {
+            next.on_connection_event(event);
         }
     }
 }
