@@ -460,7 +460,7 @@ fn webhook_section(t: &Texts, view: &SettingsView, base: &str) -> Markup {
             ul.events { @for e in WEBHOOK_EVENTS { li { code { (e) } } } }
             p #last-ping {
                 (t.last_ping) " "
-                @match view.last_ping { Some(at) => strong { (at.format("%Y-%m-%d %H:%M:%S UTC").to_string()) }, None => (t.never) }
+                @match &view.last_ping { Some(at) => strong { (at) }, None => (t.never) }
             }
             @if let Some((count, since)) = &view.signature_failures {
                 p.error #signature-failures role="alert" {

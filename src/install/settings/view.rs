@@ -2,7 +2,6 @@
 //! Secrets appear only as masked hints; Cafe24 or KOMOJU failing shows as a warning on
 //! the page, not an error.
 
-use chrono::NaiveDateTime;
 use secrecy::{ExposeSecret, SecretString};
 
 use super::merchant_keys::{merchant_row, open_secret, KomojuSecret};
@@ -84,8 +83,9 @@ pub struct SettingsView {
     pub enabled: bool,
     /// The URL the merchant registers in KOMOJU's dashboard.
     pub webhook_url: String,
-    /// When the newest signed ping arrived.
-    pub last_ping: Option<NaiveDateTime>,
+    /// When the newest signed ping arrived, in the mall's first shop's zone
+    /// ([`crate::clock::shop_time`]).
+    pub last_ping: Option<String>,
     /// KOMOJU deliveries whose signature failed since the last correctly signed one: how
     /// many, and since when (in the mall's first shop's zone, [`crate::clock::shop_time`]).
     pub signature_failures: Option<(i64, String)>,
@@ -138,7 +138,7 @@ pub async fn view(app: &Services, session: &Session) -> Result<SettingsView, Sit
         auto_capture_after_days: row.auto_capture_after_days,
         enabled: row.enabled,
         webhook_url: app.komoju_webhook_url(mall_id),
-        last_ping,
+        last_ping: last_ping.map(|at| crate::clock::shop_time(at, zone)),
         signature_failures,
     })
 }
