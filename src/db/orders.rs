@@ -112,11 +112,13 @@ impl OrderRow {
     /// True when Cafe24 was told of success at this order's card authorization
     /// ([`crate::orders::state::authorization_held`]).
     pub fn authorization_held(&self) -> bool {
-        crate::orders::state::authorization_held(
-            self.state,
-            self.manual_capture(),
-            self.payment_type.as_deref(),
-        )
+        // Only an authorized order can hold one: its session request is read only then.
+        self.state == OrderState::Authorized
+            && crate::orders::state::authorization_held(
+                self.state,
+                self.manual_capture(),
+                self.payment_type.as_deref(),
+            )
     }
 
     /// Takes the facts the state machine decided, as [`save_facts`] stores them.

@@ -699,7 +699,7 @@ async fn capture(
     let (mall_id, order_id) = path.into_inner();
     let (session, _) = posted(&app, &req, body, &mall_id).await?;
     let asked = settings::capture(&app, &session, &order_id).await?;
-    let back = crate::urls::path(&["settings", &mall_id, "payments", &order_id]);
+    let back = settings::order_page::page_path(&mall_id, &order_id);
     Ok(HttpResponse::SeeOther()
         .insert_header((header::LOCATION, format!("{back}?done={}", asked.as_str())))
         .insert_header((header::CACHE_CONTROL, "no-store"))

@@ -212,12 +212,7 @@ pub struct OrderPageView {
 
 /// `/settings/{mall_id}/payments/{order_id}`, each segment percent-encoded.
 pub fn page_path(mall_id: &str, order_id: &str) -> String {
-    url::Url::parse("http://settings.invalid/")
-        .map(|base| {
-            let segments = ["settings", mall_id, "payments", order_id];
-            crate::urls::with_path(&base, &segments).path().to_owned()
-        })
-        .unwrap_or_default()
+    crate::urls::path(&["settings", mall_id, "payments", order_id])
 }
 
 fn money(amount: i64, currency: &str) -> String {
