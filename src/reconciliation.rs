@@ -263,7 +263,8 @@ impl Pacer {
 }
 
 /// Reads one order's session from KOMOJU and applies it; records the read. Returns 1
-/// when KOMOJU answered, 0 when not (merchant unloadable, or a KOMOJU error: backed off).
+/// when KOMOJU answered, 0 when not: the merchant unloadable (the read recorded all the
+/// same, so the order waits its interval), or a KOMOJU error (backed off).
 async fn read_order(
     app: &Services,
     order: orders::OrderRow,
@@ -273,11 +274,24 @@ async fn read_order(
     let mall_id = order.mall_id.clone();
     let merchant = match app.merchants.load(&mall_id, None).await {
         Ok(m) => m,
+        Err(ApiError::Unavailable) => {
+            return Err(DbError::Unavailable(
+                "loading a merchant to reconcile".into(),
+            ))
+        }
         Err(e) => {
             log::warn!(
-                "reconcile order {}: merchant {mall_id}: {e}",
+                "reconcile order {} of {mall_id}: the merchant cannot be loaded ({e}); \
+                 read again after its interval",
                 order.order_id
             );
+            // Recorded as read, so that it waits its interval like any other order: left
+            // due, it would come first in every batch (oldest first) and keep the
+            // other merchants' orders out for as long as the merchant stays unloadable.
+            let pk = order.id.clone();
+            app.db
+                .run(move |c| orders::set_reconciled(c, &pk, now))
+                .await?;
             return Ok(0);
         }
     };

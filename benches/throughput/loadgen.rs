@@ -20,6 +20,8 @@ pub struct Reply {
     pub latency: Duration,
     /// Kept only when the run asked for bodies.
     pub body: Vec<u8>,
+    /// The `Location` header, kept only when the run asked for bodies.
+    pub location: Option<String>,
 }
 
 /// What a run measured.
@@ -52,6 +54,16 @@ impl Run {
             );
         }
     }
+}
+
+/// A `GET path` with `headers`, as bytes ready to write.
+pub fn get(host: &SocketAddr, path: &str, headers: &[(&str, &str)]) -> Vec<u8> {
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n");
+    for (name, value) in headers {
+        req.push_str(&format!("{name}: {value}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.into_bytes()
 }
 
 /// A `POST path` with `body`, as bytes ready to write.
@@ -143,26 +155,37 @@ async fn connection(
             .await
             .unwrap_or_else(|e| panic!("write: {e}"));
         let sent = Instant::now();
-        let (status, body) = read_reply(&mut stream, &mut buf).await;
+        let (status, body, location) = read_reply(&mut stream, &mut buf).await;
         let latency = sent.elapsed();
         done.push((
             i,
             Reply {
                 status,
                 latency,
-                body: if keep_bodies || status >= 300 {
+                body: if keep_bodies || status >= 400 {
                     body
                 } else {
                     Vec::new()
                 },
+                location: location.filter(|_| keep_bodies),
             },
         ));
     }
     done
 }
 
-/// Reads one reply with a `Content-Length` body; returns its status and body.
-async fn read_reply(stream: &mut TcpStream, buf: &mut Vec<u8>) -> (u16, Vec<u8>) {
+/// Reads one reply with a `Content-Length` body; returns its status, body and
+/// `Location` header. Panics when the connection fails.
+async fn read_reply(stream: &mut TcpStream, buf: &mut Vec<u8>) -> (u16, Vec<u8>, Option<String>) {
+    try_read_reply(stream, buf)
+        .await
+        .unwrap_or_else(|e| panic!("reading a reply: {e}"))
+}
+
+type Parsed = (u16, Vec<u8>, Option<String>);
+
+/// [`read_reply`], with the connection's failure (or its end) as an error.
+async fn try_read_reply(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<Parsed> {
     loop {
         if let Some(end) = find(buf, b"\r\n\r\n") {
             let head =
@@ -171,34 +194,102 @@ async fn read_reply(stream: &mut TcpStream, buf: &mut Vec<u8>) -> (u16, Vec<u8>)
                 .get(9..12)
                 .and_then(|s| s.parse().ok())
                 .unwrap_or_else(|| panic!("reply status line: {head:?}"));
-            let length: usize = head
-                .split("\r\n")
-                .find_map(|line| {
+            let header = |wanted: &str| {
+                head.split("\r\n").find_map(|line| {
                     let (name, value) = line.split_once(':')?;
-                    name.eq_ignore_ascii_case("content-length")
-                        .then(|| value.trim().parse().ok())?
+                    name.eq_ignore_ascii_case(wanted)
+                        .then(|| value.trim().to_owned())
                 })
+            };
+            let length: usize = header("content-length")
+                .and_then(|v| v.parse().ok())
                 .unwrap_or_else(|| panic!("reply without Content-Length: {head:?}"));
+            let location = header("location");
             let total = end + 4 + length;
             while buf.len() < total {
-                fill(stream, buf).await;
+                fill(stream, buf).await?;
             }
             let body = buf[end + 4..total].to_vec();
             buf.drain(..total);
-            return (status, body);
+            return Ok((status, body, location));
         }
-        fill(stream, buf).await;
+        fill(stream, buf).await?;
     }
 }
 
-async fn fill(stream: &mut TcpStream, buf: &mut Vec<u8>) {
+async fn fill(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<()> {
     let mut chunk = [0u8; 8192];
-    let n = stream
-        .read(&mut chunk)
-        .await
-        .unwrap_or_else(|e| panic!("read: {e}"));
-    assert!(n > 0, "the service closed the connection");
+    let n = stream.read(&mut chunk).await?;
+    if n == 0 {
+        return Err(std::io::ErrorKind::UnexpectedEof.into());
+    }
     buf.extend_from_slice(&chunk[..n]);
+    Ok(())
+}
+
+/// Sends `requests` open loop, as a burst arrives: request `i` is due `i / rate` seconds
+/// after the start whether or not earlier ones were answered, over keep-alive
+/// connections opened as needed, at most `max_connections` at once (a request finding
+/// none free waits for one). A latency runs from when its request was due to the last
+/// byte of its reply, so the waits of the generator count too. A connection that failed,
+/// or whose reply was 503, is closed and replaced; a request whose connection failed is
+/// sent again on a new one. Replies come back in request order.
+pub async fn paced(
+    target: SocketAddr,
+    rate: f64,
+    requests: Vec<Vec<u8>>,
+    max_connections: usize,
+) -> Run {
+    let idle: Arc<std::sync::Mutex<Vec<(TcpStream, Vec<u8>)>>> = Arc::default();
+    let permits = Arc::new(tokio::sync::Semaphore::new(max_connections));
+    let started = tokio::time::Instant::now();
+    let mut tasks = Vec::with_capacity(requests.len());
+    for (i, request) in requests.into_iter().enumerate() {
+        let due = started + Duration::from_secs_f64(i as f64 / rate);
+        tokio::time::sleep_until(due).await;
+        let (idle, permits) = (idle.clone(), permits.clone());
+        tasks.push(tokio::spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            loop {
+                let reused = idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+                let (mut stream, mut buf) = match reused {
+                    Some(conn) => conn,
+                    None => {
+                        let s = TcpStream::connect(target)
+                            .await
+                            .unwrap_or_else(|e| panic!("connect {target}: {e}"));
+                        let _ = s.set_nodelay(true);
+                        (s, Vec::with_capacity(8192))
+                    }
+                };
+                if stream.write_all(&request).await.is_err() {
+                    continue;
+                }
+                let Ok((status, body, _)) = try_read_reply(&mut stream, &mut buf).await else {
+                    continue;
+                };
+                if status != 503 {
+                    idle.lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push((stream, buf));
+                }
+                return Reply {
+                    status,
+                    latency: due.elapsed(),
+                    body: if status >= 400 { body } else { Vec::new() },
+                    location: None,
+                };
+            }
+        }));
+    }
+    let mut replies = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        replies.push(task.await.unwrap_or_else(|e| panic!("{e}")));
+    }
+    Run {
+        elapsed: started.elapsed(),
+        replies,
+    }
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {

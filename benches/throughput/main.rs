@@ -17,6 +17,11 @@
 //! 4. **Peak resident memory** of every service process of the run.
 //! 5. **Two instances** (PostgreSQL): two service processes on one database against one.
 //!
+//! `cargo bench --bench throughput -- growth` measures instead how the cost of each
+//! path changes as the database grows (`growth.rs`), and
+//! `cargo bench --bench throughput -- overload` a burst at twice the capacity
+//! (`overload.rs`).
+//!
 //! Run: `cargo bench --bench throughput` (SQLite); with
 //! `BENCH_POSTGRES_URL=postgres://…` (a database it may create a schema in) PostgreSQL
 //! too. `BENCH_ORDERS` (default 5000) is the number of webhooks per measurement. The
@@ -24,9 +29,12 @@
 //! `target/throughput.json`), which `docs/plot_benchmarks.py` draws.
 
 mod ceiling;
+mod growth;
 mod loadgen;
+mod overload;
 mod service;
 mod standins;
+mod wire;
 
 #[path = "../../tests/common/merchant.rs"]
 mod merchant_fixture;
@@ -34,26 +42,20 @@ mod merchant_fixture;
 mod serve_fixture;
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use base64::Engine;
 use cafe24_komoju::db::notifications::{NewNotification, NotificationState};
 use cafe24_komoju::orders::state::{OrderFacts, OrderState};
-use hmac::{Hmac, Mac};
-use merchant_fixture::MerchantAdd;
 use serde_json::json;
 
 use service::Service;
+use wire::{
+    add_merchant, busy_since, captured_event, checkout_requests, env_num, hmac_b64, load,
+    machine_jiffies, orders_by_id, percentile, settle, webhook_request, Order, PgSchema, AMOUNT,
+    KOMOJU_DELAY, MALL, PARTNER, SERVICE_KEY,
+};
 
-const SERVICE_KEY: &str = "bench-service-key";
-const WEBHOOK_SECRET: &str = "whsec_bench_0123456789";
-const MALL: &str = "benchmall";
-const PARTNER: &str = "benchmall:1:b";
-const AMOUNT: &str = "1000";
-/// The KOMOJU stand-in's fixed delay before it answers `POST /sessions`.
-const KOMOJU_DELAY: Duration = Duration::from_millis(50);
 /// Checkouts sent first to warm connections and caches, left out of the figures.
 const WARM_UP: usize = 256;
 /// The outbox batch of the service and of its ceiling.
@@ -99,66 +101,6 @@ struct Figures {
     commits_per_webhook: Option<Pair>,
 }
 
-fn hmac_b64(values: &[&str]) -> String {
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(SERVICE_KEY.as_bytes())
-        .unwrap_or_else(|e| panic!("{e}"));
-    mac.update(values.concat().as_bytes());
-    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
-}
-
-fn hmac_hex(body: &[u8]) -> String {
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(WEBHOOK_SECRET.as_bytes())
-        .unwrap_or_else(|e| panic!("{e}"));
-    mac.update(body);
-    hex::encode(mac.finalize().into_bytes())
-}
-
-/// Busy and total jiffies of the whole machine (`/proc/stat`).
-fn machine_jiffies() -> (u64, u64) {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let values: Vec<u64> = stat
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    let total: u64 = values.iter().sum();
-    let idle = values.get(3).copied().unwrap_or(0) + values.get(4).copied().unwrap_or(0);
-    (total - idle, total)
-}
-
-fn busy_since(start: (u64, u64)) -> f64 {
-    let now = machine_jiffies();
-    (now.0 - start.0) as f64 / (now.1 - start.1).max(1) as f64
-}
-
-/// Percentile `p` (0..=100) of sorted values.
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
-    sorted[rank.min(sorted.len() - 1)]
-}
-
-/// The database-level preparation before each timed phase: statistics current and
-/// dead rows gone (PostgreSQL), the write-ahead log folded back (SQLite; no ANALYZE, which
-/// a deployment does not run either).
-fn settle(db_url: &str) {
-    use diesel::connection::SimpleConnection;
-    let mut c = cafe24_komoju::db::establish(db_url).unwrap_or_else(|e| panic!("{e}"));
-    let statements: &[&str] = match c {
-        cafe24_komoju::db::DbConnection::Postgres(_) => &["VACUUM ANALYZE", "CHECKPOINT"],
-        cafe24_komoju::db::DbConnection::Sqlite(_) => &["PRAGMA wal_checkpoint(TRUNCATE)"],
-    };
-    for sql in statements {
-        c.batch_execute(sql)
-            .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    }
-}
-
 #[derive(diesel::QueryableByName)]
 struct Commits {
     #[diesel(sql_type = diesel::sql_types::BigInt)]
@@ -180,107 +122,6 @@ fn commits(db_url: &str) -> Option<i64> {
     .get_result::<Commits>(pg)
     .ok()
     .map(|c| c.commits)
-}
-
-/// Asynchronous-checkout requests for orders `B-{first}` … (form bodies, H1 signed).
-fn checkout_requests(
-    target: &SocketAddr,
-    receiver: &str,
-    first: usize,
-    n: usize,
-) -> Vec<(String, Vec<u8>)> {
-    (first..first + n)
-        .map(|i| {
-            let order_id = format!("B-{i:07}");
-            let body = serde_urlencoded::to_string([
-                ("partner_id", PARTNER),
-                ("order_id", &order_id),
-                ("amount", AMOUNT),
-                ("currency", "JPY"),
-                (
-                    "return_url",
-                    "https://benchmall.cafe24shop.com/order/result",
-                ),
-                ("return_noty_url", receiver),
-                ("buyer_email", "buyer@example.com"),
-                ("lang", "ja"),
-                ("hash_data", &hmac_b64(&[AMOUNT, "JPY", &order_id, PARTNER])),
-            ])
-            .unwrap_or_else(|e| panic!("{e}"));
-            let request = loadgen::post(
-                target,
-                "/api/asynchronous-checkout/checkout",
-                "application/x-www-form-urlencoded",
-                &[],
-                body.as_bytes(),
-            );
-            (order_id, request)
-        })
-        .collect()
-}
-
-/// An order as the checkout left it.
-#[derive(Debug, Clone)]
-struct Order {
-    pk: String,
-    order_id: String,
-    session_id: String,
-    external_order_num: String,
-}
-
-/// KOMOJU's `payment.captured` event for `order`, as bytes.
-fn captured_event(order: &Order) -> Vec<u8> {
-    let payment = json!({
-        "id": format!("pay{}", order.session_id),
-        "resource": "payment",
-        "status": "captured",
-        "amount": 1000,
-        "tax": 0,
-        "customer": null,
-        "payment_deadline": null,
-        "payment_details": {
-            "type": "credit_card", "email": "buyer@example.com", "brand": "visa",
-            "last_four_digits": "4242", "month": 12, "year": 2030
-        },
-        "payment_method_fee": 0,
-        "total": 1000,
-        "currency": "JPY",
-        "description": null,
-        "captured_at": "2026-12-03T12:00:01.000+09:00",
-        "external_order_num": order.external_order_num,
-        "metadata": {"mall_id": MALL, "order_id": order.order_id, "flow": "async"},
-        "created_at": "2026-12-03T12:00:00.000+09:00",
-        "amount_refunded": 0,
-        "locale": "ja",
-        "session": order.session_id,
-        "customer_family_name": null,
-        "customer_given_name": null,
-        "refunds": [],
-        "refund_requests": []
-    });
-    serde_json::to_vec(&json!({
-        "id": format!("ev_{}", order.order_id),
-        "type": "payment.captured",
-        "resource": "event",
-        "data": payment,
-        "created_at": "2026-12-03T12:00:01.000+09:00",
-        "reason": null
-    }))
-    .unwrap_or_default()
-}
-
-fn webhook_request(target: &SocketAddr, body: &[u8]) -> Vec<u8> {
-    let signature = hmac_hex(body);
-    loadgen::post(
-        target,
-        &format!("/api/asynchronous-checkout/checkout/webhook?mall_id={MALL}"),
-        "application/json",
-        &[
-            ("X-Komoju-Signature", &signature),
-            ("X-Komoju-Event", "payment.captured"),
-        ],
-        body,
-    )
 }
 
 /// What the ceiling writes for `order`: the service's own values for a card capture.
@@ -337,44 +178,6 @@ fn ceiling_webhook(order: &Order, receiver: &str) -> ceiling::Webhook {
     }
 }
 
-/// The orders of the mall, by `order_id`.
-fn orders_by_id(db_url: &str) -> HashMap<String, Order> {
-    let mut c = cafe24_komoju::db::establish(db_url).unwrap_or_else(|e| panic!("{e}"));
-    cafe24_komoju::db::orders::list(&mut c, Some(MALL), None, None, i64::MAX)
-        .unwrap_or_else(|e| panic!("{e}"))
-        .into_iter()
-        .map(|o| {
-            (
-                o.order_id.clone(),
-                Order {
-                    pk: o.id,
-                    order_id: o.order_id,
-                    session_id: o.komoju_session_id.unwrap_or_default(),
-                    external_order_num: o.external_order_num,
-                },
-            )
-        })
-        .collect()
-}
-
-/// Runs the loadgen on a thread and runtime of its own.
-fn load(
-    targets: Vec<SocketAddr>,
-    connections: usize,
-    requests: Vec<Vec<u8>>,
-    keep_bodies: bool,
-) -> loadgen::Run {
-    std::thread::spawn(move || {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap_or_else(|e| panic!("{e}"))
-            .block_on(loadgen::run(&targets, connections, requests, keep_bodies))
-    })
-    .join()
-    .unwrap_or_else(|_| panic!("the load generator panicked"))
-}
-
 async fn run(backend: &'static str, db_url: String, cfg: &Config, dir: &Path) -> Figures {
     println!("\n== {backend}");
     let komoju_api = standins::komoju(KOMOJU_DELAY);
@@ -398,28 +201,12 @@ async fn run(backend: &'static str, db_url: String, cfg: &Config, dir: &Path) ->
     .collect();
     let log = dir.join(format!("{backend}-service.log"));
     let one = Service::start(&env, &log).await;
-    let added = std::process::Command::new(env!("CARGO_BIN_EXE_cafe24-komoju"))
-        .args(
-            MerchantAdd::mall(MALL)
-                .public_ref("b")
-                .secret_key("sk_test_bench_0123456789")
-                .webhook_secret(WEBHOOK_SECRET)
-                .args(),
-        )
-        .env_clear()
-        .envs(&env)
-        .output()
-        .unwrap_or_else(|e| panic!("{e}"));
-    assert!(
-        added.status.success(),
-        "merchant add: {}",
-        String::from_utf8_lossy(&added.stderr)
-    );
+    add_merchant(&env);
 
     // Checkouts: the orders every later phase uses, and the checkout latency.
     let sets = if backend == "postgresql" { 3 } else { 2 };
     let n = cfg.orders;
-    let warm = checkout_requests(&one.addr, &receiver.url, 0, WARM_UP);
+    let warm = checkout_requests(&one.addr, Some(&receiver.url), 0, WARM_UP);
     load(
         vec![one.addr],
         cfg.checkout_concurrency,
@@ -428,7 +215,7 @@ async fn run(backend: &'static str, db_url: String, cfg: &Config, dir: &Path) ->
     )
     .expect_status(200, "warm-up checkout");
     let (order_ids, requests): (Vec<String>, Vec<Vec<u8>>) =
-        checkout_requests(&one.addr, &receiver.url, WARM_UP, sets * n)
+        checkout_requests(&one.addr, Some(&receiver.url), WARM_UP, sets * n)
             .into_iter()
             .unzip();
     let checkouts = load(vec![one.addr], cfg.checkout_concurrency, requests, true);
@@ -652,13 +439,6 @@ impl Drop for Profile {
     }
 }
 
-fn env_num(name: &str, default: usize) -> usize {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 fn check(ok: bool) -> &'static str {
     if ok {
         "met"
@@ -685,26 +465,26 @@ fn main() {
         })
         .unwrap_or_default();
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    if std::env::args().any(|a| a == "growth") {
+        growth::main(dir.path());
+        return;
+    }
+    if std::env::args().any(|a| a == "overload") {
+        overload::main(dir.path());
+        return;
+    }
     let started = Instant::now();
     let mut results = Vec::new();
     let sqlite = format!("sqlite://{}", dir.path().join("bench.sqlite3").display());
     results.push(actix_web::rt::System::new().block_on(run("sqlite", sqlite, &cfg, dir.path())));
     if let Ok(admin) = std::env::var("BENCH_POSTGRES_URL") {
-        use diesel::RunQueryDsl;
-        let schema = format!("bench_{}", std::process::id());
-        let mut c = cafe24_komoju::db::establish(&admin).unwrap_or_else(|e| panic!("{e}"));
-        diesel::sql_query(format!("CREATE SCHEMA {schema}"))
-            .execute(&mut c)
-            .unwrap_or_else(|e| panic!("{e}"));
-        let sep = if admin.contains('?') { '&' } else { '?' };
-        let url = format!("{admin}{sep}options=-c%20search_path%3D{schema}");
+        let schema = PgSchema::create(&admin, "bench");
         results.push(actix_web::rt::System::new().block_on(run(
             "postgresql",
-            url,
+            schema.url.clone(),
             &cfg,
             dir.path(),
         )));
-        let _ = diesel::sql_query(format!("DROP SCHEMA {schema} CASCADE")).execute(&mut c);
     }
 
     println!(

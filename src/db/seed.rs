@@ -55,7 +55,9 @@ pub struct Seeded {
 
 /// The order states and their shares in thousandths (they sum to 1000): paid 70 %,
 /// refunded or partially refunded 5 %, cancelled / expired / failed 15 %, pending /
-/// awaiting payment / authorized 10 %.
+/// awaiting payment / authorized 10 %. An open state drawn for an order older than
+/// [`OPEN_FOR_DAYS`] becomes the state it ends in (pending and awaiting payment:
+/// expired; authorized: paid).
 pub const STATE_SHARES: [(OrderState, u64); 9] = [
     (OrderState::Paid, 700),
     (OrderState::PartiallyRefunded, 20),
@@ -67,6 +69,13 @@ pub const STATE_SHARES: [(OrderState, u64); 9] = [
     (OrderState::AwaitingPayment, 50),
     (OrderState::Authorized, 20),
 ];
+
+/// How long a seeded order may stay open (pending, awaiting payment, authorized) or
+/// keep a pending notification: an older one has ended as KOMOJU, the reconciliation
+/// and the outbox end it (a session or a payment code lapses: expired; an authorization
+/// is captured: paid; a notification is delivered). A year of real traffic has its open
+/// orders in its last days, not spread over the year.
+pub const OPEN_FOR_DAYS: i64 = 2;
 
 /// The payment methods seeded orders use, by share.
 const PAYMENT_TYPES: [&str; 4] = ["credit_card", "credit_card", "konbini", "paypay"];
@@ -98,6 +107,8 @@ struct Order {
     amount: i64,
     created: NaiveDateTime,
     payment_type: &'static str,
+    /// Created within [`OPEN_FOR_DAYS`] of the plan's end.
+    recent: bool,
 }
 
 /// Buffers the rows of one table and sends them as multi-row `INSERT`s.
@@ -233,7 +244,14 @@ fn next_order(plan: &SeedPlan, tag: &str, n: u64, shops: &[(String, u64)], rng: 
         .map_or(OrderState::Paid, |(s, _)| *s);
     let period = i64::from(plan.days.max(1)) * 86_400;
     let created = plan.now - Duration::seconds(1 + rng.below(period as u64) as i64);
+    let recent = plan.now - created <= Duration::days(OPEN_FOR_DAYS);
+    let state = match state {
+        OrderState::Pending | OrderState::AwaitingPayment if !recent => OrderState::Expired,
+        OrderState::Authorized if !recent => OrderState::Paid,
+        s => s,
+    };
     Order {
+        recent,
         id: format!("seed-{tag}-{n:010}"),
         mall,
         shop_no,
@@ -402,12 +420,13 @@ fn write_events(t: &mut Tables, o: &Order, updated: NaiveDateTime, rng: &mut Rng
     }
 }
 
-/// One notification per order: 95 % delivered, 1 % dead, the rest pending.
+/// One notification per order: 95 % delivered, 1 % dead, the rest pending (delivered
+/// when the order is older than [`OPEN_FOR_DAYS`]).
 fn write_notification(t: &mut Tables, o: &Order, n: u64, updated: NaiveDateTime, rng: &mut Rng) {
     let roll = rng.below(100);
     let (state, attempts, status, delivered) = match roll {
         0 => ("'dead'", 12, "500", "NULL".to_string()),
-        1..=4 => ("'pending'", 1, "NULL", "NULL".to_string()),
+        1..=4 if o.recent => ("'pending'", 1, "NULL", "NULL".to_string()),
         _ => ("'delivered'", 1, "200", ts(updated + Duration::seconds(2))),
     };
     let kind = if n % 3 == 0 {

@@ -1,0 +1,340 @@
+//! A burst larger than the machine (issue 21, item 3):
+//! `cargo bench --bench throughput -- overload`.
+//!
+//! Per backend, the release service at its default `MAX_IN_FLIGHT` (or the value in the
+//! environment of the bench), each measurement on the same database:
+//!
+//! 1. **Webhooks.** Capacity `C`: `BENCH_ORDERS` (5 000) signed `payment.captured`
+//!    closed loop over 16 connections; the unloaded p99 over one connection (1 000);
+//!    then `2 C` per second offered open loop (`loadgen::paced`: each due at its time,
+//!    answered or not) for `BENCH_OVERLOAD_SECS` (30) s, each moving an order of its
+//!    own. Checked from the database afterwards: the orders paid and the notifications
+//!    enqueued each grew by exactly the number of 200s (every 2xx applied, none twice);
+//!    every other reply was 503 `unavailable` with `Retry-After`.
+//! 2. **Checkouts** against a KOMOJU stand-in answering after 50 ms: capacity closed loop
+//!    at 64 connections, the unloaded p99 over one, then twice the capacity for the same
+//!    time; the orders stored grew by exactly the number of 200s.
+//!
+//! Printed per backend: offered, admitted, refused, admitted p99 against 3 × the
+//! unloaded p99, the longest wait (≤ 10 s) and the service's peak RSS (≤ 64 MB); written
+//! as JSON to `BENCH_OVERLOAD_JSON` (default `target/overload.json`).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use diesel::sql_types::BigInt;
+
+use super::loadgen::{self, Run};
+use super::service::Service;
+use super::standins;
+use super::wire::{
+    add_merchant, captured_event, checkout_requests, env_num, load, orders_by_id, percentile,
+    settle, webhook_request, PgSchema, KOMOJU_DELAY, SERVICE_KEY,
+};
+
+/// Most connections the open-loop generator holds at once.
+const MAX_CONNECTIONS: usize = 1024;
+/// Requests timed at one connection for the unloaded p99.
+const UNLOADED: usize = 1000;
+
+/// One burst and what it found.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct Burst {
+    pub what: &'static str,
+    /// Closed-loop capacity, requests per second.
+    pub capacity_per_sec: f64,
+    pub unloaded_ms_p99: f64,
+    pub offered_per_sec: f64,
+    pub offered: usize,
+    pub admitted: usize,
+    pub refused: usize,
+    pub admitted_ms_p99: f64,
+    /// The longest any request waited, admitted or refused.
+    pub longest_wait_ms: f64,
+    /// Rows the database gained over the burst (orders paid, or orders stored).
+    pub applied: i64,
+    /// Notifications enqueued over the burst (webhooks).
+    pub notifications: i64,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct Overload {
+    pub backend: &'static str,
+    pub max_in_flight: String,
+    pub webhooks: Burst,
+    pub checkouts: Burst,
+    pub peak_rss_bytes: u64,
+}
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// `SELECT COUNT(*) AS n …` on a connection of its own.
+fn count(db_url: &str, sql: &str) -> i64 {
+    use cafe24_komoju::db::DbConnection;
+    use diesel::RunQueryDsl;
+    let mut c = cafe24_komoju::db::establish(db_url).unwrap_or_else(|e| panic!("{e}"));
+    let counted = match &mut c {
+        DbConnection::Postgres(c) => diesel::sql_query(sql).get_result::<Count>(c),
+        DbConnection::Sqlite(c) => diesel::sql_query(sql).get_result::<Count>(c),
+    };
+    counted.unwrap_or_else(|e| panic!("{sql}: {e}")).n
+}
+
+/// Runs the open-loop generator on a thread and runtime of its own.
+fn burst(target: SocketAddr, rate: f64, requests: Vec<Vec<u8>>) -> Run {
+    std::thread::spawn(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap_or_else(|e| panic!("{e}"))
+            .block_on(loadgen::paced(target, rate, requests, MAX_CONNECTIONS))
+    })
+    .join()
+    .unwrap_or_else(|_| panic!("the load generator panicked"))
+}
+
+fn p99_ms(run: &Run, status: u16) -> f64 {
+    let mut ms: Vec<f64> = run
+        .replies
+        .iter()
+        .filter(|r| r.status == status)
+        .map(|r| r.latency.as_secs_f64() * 1000.0)
+        .collect();
+    ms.sort_by(|a, b| a.total_cmp(b));
+    percentile(&ms, 99.0)
+}
+
+/// Fills in what the burst's replies say; panics on a reply neither 200 nor the 503 of
+/// the admission limit.
+fn tally(b: &mut Burst, run: &Run) {
+    b.offered = run.replies.len();
+    b.admitted = run.replies.iter().filter(|r| r.status == 200).count();
+    b.refused = run.replies.iter().filter(|r| r.status == 503).count();
+    if let Some(r) = run
+        .replies
+        .iter()
+        .find(|r| r.status != 200 && r.status != 503)
+    {
+        panic!(
+            "{}: a reply {}: {}",
+            b.what,
+            r.status,
+            String::from_utf8_lossy(&r.body)
+        );
+    }
+    if let Some(r) = run
+        .replies
+        .iter()
+        .find(|r| r.status == 503 && !String::from_utf8_lossy(&r.body).contains("\"unavailable\""))
+    {
+        panic!(
+            "{}: a 503 outside the envelope: {}",
+            b.what,
+            String::from_utf8_lossy(&r.body)
+        );
+    }
+    b.admitted_ms_p99 = p99_ms(run, 200);
+    b.longest_wait_ms = run
+        .replies
+        .iter()
+        .map(|r| r.latency.as_secs_f64() * 1000.0)
+        .fold(0.0, f64::max);
+}
+
+fn env(db_url: &str, komoju_api: &str) -> HashMap<String, String> {
+    let mut env: HashMap<String, String> = [
+        ("DATABASE_URL", db_url),
+        ("KOMOJU_API_BASE", komoju_api),
+        ("CAFE24_SERVICE_KEY", SERVICE_KEY),
+        ("APP_SECRET", "bench-app-secret-0123456789abcdef-0123456789"),
+        ("OUTBOX_WORKER", "off"),
+        ("DATABASE_POOL_SIZE", "16"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    if let Ok(limit) = std::env::var("MAX_IN_FLIGHT") {
+        env.insert("MAX_IN_FLIGHT".into(), limit);
+    }
+    env
+}
+
+/// The webhook burst: orders prepared by checkouts against a stand-in that answers at
+/// once, then capacity, unloaded p99 and the burst.
+async fn webhooks(db_url: &str, dir: &Path, secs: f64, service: &mut Option<Service>) -> Burst {
+    let receiver = standins::Receiver::spawn();
+    let env = env(db_url, &standins::komoju(Duration::ZERO));
+    let one = Service::start(&env, &dir.join("overload-webhooks.log")).await;
+    add_merchant(&env);
+    let n = env_num("BENCH_ORDERS", 5000);
+    let mut b = Burst {
+        what: "webhooks",
+        ..Burst::default()
+    };
+    let mut first = 0;
+    // Orders of their own for `count` webhooks, made by checkouts.
+    let mut orders = |count: usize| {
+        let (ids, requests): (Vec<String>, Vec<Vec<u8>>) =
+            checkout_requests(&one.addr, Some(&receiver.url), first, count)
+                .into_iter()
+                .unzip();
+        first += count;
+        load(vec![one.addr], 64, requests, false).expect_status(200, "checkout");
+        let by_id = orders_by_id(db_url);
+        ids.iter()
+            .map(|id| webhook_request(&one.addr, &captured_event(&by_id[id])))
+            .collect::<Vec<Vec<u8>>>()
+    };
+    let (capacity, unloaded) = (orders(n), orders(UNLOADED));
+    settle(db_url);
+    let capacity = load(vec![one.addr], 16, capacity, false);
+    capacity.expect_status(200, "webhook (capacity)");
+    b.capacity_per_sec = capacity.rate();
+    let unloaded = load(vec![one.addr], 1, unloaded, false);
+    unloaded.expect_status(200, "webhook (unloaded)");
+    b.unloaded_ms_p99 = p99_ms(&unloaded, 200);
+    b.offered_per_sec = 2.0 * b.capacity_per_sec;
+    let requests = orders((b.offered_per_sec * secs) as usize);
+    let paid = "SELECT COUNT(*) AS n FROM orders WHERE state = 'paid'";
+    let notices = "SELECT COUNT(*) AS n FROM notifications";
+    let (paid_before, notices_before) = (count(db_url, paid), count(db_url, notices));
+    settle(db_url);
+    let run = burst(one.addr, b.offered_per_sec, requests);
+    tally(&mut b, &run);
+    b.applied = count(db_url, paid) - paid_before;
+    b.notifications = count(db_url, notices) - notices_before;
+    *service = Some(one);
+    b
+}
+
+/// The checkout burst against a KOMOJU stand-in answering after 50 ms.
+async fn checkouts(db_url: &str, dir: &Path, secs: f64) -> (Burst, u64) {
+    let receiver = standins::Receiver::spawn();
+    let env = env(db_url, &standins::komoju(KOMOJU_DELAY));
+    let one = Service::start(&env, &dir.join("overload-checkouts.log")).await;
+    let mut b = Burst {
+        what: "checkouts",
+        ..Burst::default()
+    };
+    let n = env_num("BENCH_ORDERS", 5000);
+    let mut first = 1_000_000;
+    let mut next = |count: usize| {
+        let requests: Vec<Vec<u8>> =
+            checkout_requests(&one.addr, Some(&receiver.url), first, count)
+                .into_iter()
+                .map(|(_, r)| r)
+                .collect();
+        first += count;
+        requests
+    };
+    let capacity = load(vec![one.addr], 64, next(n), false);
+    capacity.expect_status(200, "checkout (capacity)");
+    b.capacity_per_sec = capacity.rate();
+    let unloaded = load(vec![one.addr], 1, next(UNLOADED / 5), false);
+    unloaded.expect_status(200, "checkout (unloaded)");
+    b.unloaded_ms_p99 = p99_ms(&unloaded, 200);
+    b.offered_per_sec = 2.0 * b.capacity_per_sec;
+    let requests = next((b.offered_per_sec * secs) as usize);
+    let orders = "SELECT COUNT(*) AS n FROM orders";
+    let before = count(db_url, orders);
+    settle(db_url);
+    let run = burst(one.addr, b.offered_per_sec, requests);
+    tally(&mut b, &run);
+    b.applied = count(db_url, orders) - before;
+    let rss = one.peak_rss();
+    one.stop();
+    (b, rss)
+}
+
+async fn run(backend: &'static str, db_url: String, dir: &Path) -> Overload {
+    let secs = env_num("BENCH_OVERLOAD_SECS", 30) as f64;
+    println!("\n== {backend}: bursts at twice the capacity for {secs} s");
+    let mut service = None;
+    let webhooks = webhooks(&db_url, dir, secs, &mut service).await;
+    println!("{webhooks:?}");
+    let mut peak = 0;
+    if let Some(s) = service {
+        peak = s.peak_rss();
+        s.stop();
+    }
+    let (checkouts, rss) = checkouts(&db_url, dir, secs).await;
+    println!("{checkouts:?}");
+    Overload {
+        backend,
+        max_in_flight: std::env::var("MAX_IN_FLIGHT").unwrap_or_else(|_| "default".into()),
+        webhooks,
+        checkouts,
+        peak_rss_bytes: peak.max(rss),
+    }
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "met"
+    } else {
+        "NOT MET"
+    }
+}
+
+/// The overload benchmark's entry: SQLite, then PostgreSQL with `BENCH_POSTGRES_URL`.
+pub fn main(dir: &Path) {
+    let mut results = Vec::new();
+    let sqlite = format!("sqlite://{}", dir.join("overload.sqlite3").display());
+    results.push(actix_web::rt::System::new().block_on(run("sqlite", sqlite, dir)));
+    if let Ok(admin) = std::env::var("BENCH_POSTGRES_URL") {
+        let schema = PgSchema::create(&admin, "overload");
+        results.push(actix_web::rt::System::new().block_on(run(
+            "postgresql",
+            schema.url.clone(),
+            dir,
+        )));
+    }
+    println!("\n| backend | burst | capacity/s | offered/s | offered | admitted | refused 503 | admitted p99 / 3 × unloaded p99 | longest wait ≤ 10 s | applied = admitted |");
+    println!("|---|---|---|---|---|---|---|---|---|---|");
+    for o in &results {
+        for b in [&o.webhooks, &o.checkouts] {
+            let bound = 3.0 * b.unloaded_ms_p99;
+            let applied = b.applied == b.admitted as i64
+                && (b.what != "webhooks" || b.notifications == b.admitted as i64);
+            println!(
+                "| {} | {} | {:.0} | {:.0} | {} | {} | {} | {:.1} / {:.1} ms: {} | {:.0} ms: {} | {} ({} rows, {} notifications) |",
+                o.backend,
+                b.what,
+                b.capacity_per_sec,
+                b.offered_per_sec,
+                b.offered,
+                b.admitted,
+                b.refused,
+                b.admitted_ms_p99,
+                bound,
+                verdict(b.admitted_ms_p99 <= bound),
+                b.longest_wait_ms,
+                verdict(b.longest_wait_ms <= 10_000.0),
+                verdict(applied),
+                b.applied,
+                b.notifications
+            );
+        }
+        println!(
+            "| {} | peak RSS | {:.1} MB: {} |",
+            o.backend,
+            o.peak_rss_bytes as f64 / 1_048_576.0,
+            verdict(o.peak_rss_bytes <= 64 * 1_048_576)
+        );
+    }
+    let out = std::env::var("BENCH_OVERLOAD_JSON")
+        .unwrap_or_else(|_| format!("{}/target/overload.json", env!("CARGO_MANIFEST_DIR")));
+    match std::fs::write(
+        &out,
+        serde_json::to_vec_pretty(&results).unwrap_or_default(),
+    ) {
+        Ok(()) => println!("figures written to {out}"),
+        Err(e) => eprintln!("could not write {out}: {e}"),
+    }
+}
