@@ -51,7 +51,7 @@ use serde_json::json;
 
 use service::Service;
 use wire::{
-    add_merchant, busy_since, captured_event, checkout_requests, env_num, hmac_b64, load,
+    add_merchant, busy_since, captured_event, checkout_requests, db_cpu, env_num, hmac_b64, load,
     machine_jiffies, orders_by_id, percentile, settle, webhook_request, Order, PgSchema, AMOUNT,
     KOMOJU_DELAY, MALL, PARTNER, SERVICE_KEY,
 };
@@ -95,6 +95,15 @@ struct Figures {
     two_instances_per_sec: Option<f64>,
     /// Service CPU per webhook acknowledged, microseconds.
     service_cpu_us_per_webhook: f64,
+    /// Database CPU per webhook, microseconds: the service's run and (PostgreSQL) the
+    /// ceiling's (every `postgres` process; SQLite: the service's `sqlite` thread).
+    db_cpu_us_per_webhook: f64,
+    db_cpu_us_per_webhook_ceiling: Option<f64>,
+    /// The PostgreSQL server's CPU per pgbench transaction, microseconds.
+    db_cpu_us_per_pgbench_transaction: Option<f64>,
+    /// Service CPU and database CPU per notification delivered, microseconds.
+    service_cpu_us_per_notification: f64,
+    db_cpu_us_per_notification: f64,
     /// Share of the machine's CPU in use during the service's webhook run.
     machine_busy_webhooks: f64,
     /// Commits per webhook (PostgreSQL): the service's and the ceiling's.
@@ -260,9 +269,12 @@ async fn run(backend: &'static str, db_url: String, cfg: &Config, dir: &Path) ->
     let commits_before = commits(&db_url);
     let url = db_url.clone();
     let perf = profile(dir, backend, "webhook-ceiling");
+    let db_before = db_cpu(backend, 0);
     let elapsed = tokio::task::spawn_blocking(move || ceiling::webhooks(&url, work, threads))
         .await
         .unwrap_or_else(|e| panic!("{e}"));
+    let ceiling_db_cpu = (backend == "postgresql")
+        .then(|| (db_cpu(backend, 0) - db_before).as_secs_f64() * 1e6 / n as f64);
     drop(perf);
     let ceiling_commits = commits_before
         .zip(commits(&db_url))
@@ -278,11 +290,13 @@ async fn run(backend: &'static str, db_url: String, cfg: &Config, dir: &Path) ->
     settle(&db_url);
     let commits_before = commits(&db_url);
     let (cpu_before, busy) = (one.cpu(), machine_jiffies());
+    let db_before = db_cpu(backend, one.pid());
     let perf = profile(dir, backend, "webhooks");
     let run = load(vec![one.addr], cfg.concurrency, requests, false);
     drop(perf);
     run.expect_status(200, "webhook");
     let service_cpu = (one.cpu() - cpu_before).as_secs_f64() * 1e6 / n as f64;
+    let service_db_cpu = (db_cpu(backend, one.pid()) - db_before).as_secs_f64() * 1e6 / n as f64;
     let machine_busy = busy_since(busy);
     let service_commits = commits_before
         .zip(commits(&db_url))
@@ -355,7 +369,11 @@ async fn run(backend: &'static str, db_url: String, cfg: &Config, dir: &Path) ->
     worker_env.insert("OUTBOX_WORKER".into(), "on".into());
     let perf = profile(dir, backend, "notifications");
     let worker = Service::start(&worker_env, &log).await;
+    let (cpu_before, db_before) = (worker.cpu(), db_cpu(backend, worker.pid()));
     let service_span = receiver.wait_for(total).await;
+    let notification_cpu = (worker.cpu() - cpu_before).as_secs_f64() * 1e6 / total as f64;
+    let notification_db_cpu =
+        (db_cpu(backend, worker.pid()) - db_before).as_secs_f64() * 1e6 / total as f64;
     drop(perf);
     peak_rss = peak_rss.max(worker.peak_rss());
     worker.stop();
@@ -370,6 +388,7 @@ async fn run(backend: &'static str, db_url: String, cfg: &Config, dir: &Path) ->
         notifications.ratio() * 100.0
     );
 
+    let db_before = db_cpu(backend, 0);
     let pgbench_tps = if backend == "postgresql" {
         ceiling::pgbench(
             &db_url,
@@ -380,6 +399,9 @@ async fn run(backend: &'static str, db_url: String, cfg: &Config, dir: &Path) ->
     } else {
         None
     };
+    // pgbench runs for ten seconds.
+    let pgbench_db_cpu =
+        pgbench_tps.map(|tps| (db_cpu(backend, 0) - db_before).as_secs_f64() * 1e6 / (tps * 10.0));
     if let Some(tps) = pgbench_tps {
         println!("pgbench, the same transaction: {tps:.0} tps");
     }
@@ -394,6 +416,11 @@ async fn run(backend: &'static str, db_url: String, cfg: &Config, dir: &Path) ->
         peak_rss_bytes: peak_rss,
         two_instances_per_sec: two_instances,
         service_cpu_us_per_webhook: service_cpu,
+        db_cpu_us_per_webhook: service_db_cpu,
+        db_cpu_us_per_webhook_ceiling: ceiling_db_cpu,
+        db_cpu_us_per_pgbench_transaction: pgbench_db_cpu,
+        service_cpu_us_per_notification: notification_cpu,
+        db_cpu_us_per_notification: notification_db_cpu,
         machine_busy_webhooks: machine_busy,
         commits_per_webhook: service_commits.zip(ceiling_commits).map(|(s, c)| Pair {
             service: s,
@@ -549,6 +576,21 @@ fn main() {
             f.backend,
             f.service_cpu_us_per_webhook,
             f.machine_busy_webhooks * 100.0
+        );
+        println!(
+            "| {} | database CPU per webhook: service / ceiling / pgbench | {:.0} µs | {} | {} | |",
+            f.backend,
+            f.db_cpu_us_per_webhook,
+            f.db_cpu_us_per_webhook_ceiling
+                .map(|c| format!("{c:.0} µs"))
+                .unwrap_or_default(),
+            f.db_cpu_us_per_pgbench_transaction
+                .map(|c| format!("pgbench {c:.0} µs"))
+                .unwrap_or_default()
+        );
+        println!(
+            "| {} | CPU per notification delivered: service; database | {:.0} µs; {:.0} µs | | | |",
+            f.backend, f.service_cpu_us_per_notification, f.db_cpu_us_per_notification
         );
         if let Some(c) = f.commits_per_webhook {
             println!(

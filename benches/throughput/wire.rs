@@ -301,3 +301,33 @@ pub fn add_merchant(env: &HashMap<String, String>) {
         .args();
     cli(env, &args);
 }
+
+/// User + system CPU of the database: every `postgres` process, or the service's
+/// `sqlite` thread.
+pub fn db_cpu(backend: &str, service_pid: u32) -> Duration {
+    let mut total = Duration::ZERO;
+    let (dir, name) = if backend == "sqlite" {
+        (format!("/proc/{service_pid}/task"), "(sqlite)")
+    } else {
+        ("/proc".to_owned(), "(postgres)")
+    };
+    for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        let stat = std::fs::read_to_string(path.join("stat")).unwrap_or_default();
+        if stat.contains(name) {
+            total += stat_cpu(&stat);
+        }
+    }
+    total
+}
+
+/// utime + stime of one `/proc/…/stat` line (clock ticks of 10 ms).
+fn stat_cpu(stat: &str) -> Duration {
+    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+    let fields: Vec<u64> = after
+        .split_whitespace()
+        .map(|v| v.parse().unwrap_or(0))
+        .collect();
+    let ticks = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
+    Duration::from_millis(ticks * 10)
+}

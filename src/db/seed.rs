@@ -242,8 +242,15 @@ fn next_order(plan: &SeedPlan, tag: &str, n: u64, shops: &[(String, u64)], rng: 
             hit
         })
         .map_or(OrderState::Paid, |(s, _)| *s);
+    // In time order, as a real history is appended: the `n`th order at its share of
+    // the period, with a random offset within its slot. Rows written in this order lie
+    // on the pages of their time, so the retention purge meets what a real table holds
+    // (the oldest rows together), not rows scattered over every page.
     let period = i64::from(plan.days.max(1)) * 86_400;
-    let created = plan.now - Duration::seconds(1 + rng.below(period as u64) as i64);
+    let slot = (n as f64 + rng.below(1000) as f64 / 1000.0) / plan.orders.max(1) as f64;
+    let created = plan.now - Duration::seconds(period)
+        + Duration::seconds((slot * period as f64) as i64)
+        - Duration::seconds(1);
     let recent = plan.now - created <= Duration::days(OPEN_FOR_DAYS);
     let state = match state {
         OrderState::Pending | OrderState::AwaitingPayment if !recent => OrderState::Expired,

@@ -25,6 +25,7 @@ both_backends!(
     komoju_failing_while_reading_an_expired_code_leaves_it_for_the_next_pass,
     an_unpaid_code_is_read_once_a_day_and_nothing_changes,
     an_authorized_card_past_the_capture_window_is_read_and_applied,
+    orders_of_an_unloadable_merchant_do_not_keep_the_others_waiting,
 );
 
 async fn spawn(backend: Backend) -> TestApp {
@@ -382,4 +383,62 @@ async fn a_pass_waits_for_no_one_while_another_instance_holds_the_lock() {
         .await
         .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(ran, Some(0));
+}
+
+/// A merchant whose KOMOJU secret can no longer be opened (a rotated `APP_SECRET`, a
+/// damaged row) cannot be read for: its orders are recorded as read all the same, so
+/// that more of them than a batch, older than everything else, do not keep another
+/// merchant's silently paid order from its pass (they came first in every batch before).
+async fn orders_of_an_unloadable_merchant_do_not_keep_the_others_waiting(backend: Backend) {
+    let app = spawn_app_with(
+        backend,
+        &[
+            ("RECONCILE_INTERVAL_MS", "3600000"),
+            ("MERCHANT_CACHE_SECS", "0"),
+        ],
+    )
+    .await;
+    app.add_merchant(&MerchantAdd::mall("brokenmall")).await;
+    for n in 0..21 {
+        let order_id = format!("20261201-09{n:05}");
+        let hash = cafe24_hash(&["1200", "JPY", &order_id, "brokenmall:1:p"]);
+        let fields: Vec<(String, String)> = [
+            ("partner_id", "brokenmall:1:p"),
+            ("order_id", &order_id),
+            ("amount", "1200"),
+            ("currency", "JPY"),
+            ("return_url", &RETURN_URL.replace("demomall", "brokenmall")),
+            ("shop_no", "1"),
+            ("hash_data", &hash),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        app.sync_checkout_ok(&fields).await;
+    }
+    app.clock.advance(Duration::from_secs(1));
+    let cafe24 = Receiver::spawn(app.clock.clone());
+    paid_silently(&app, &cafe24).await;
+    app.state
+        .db
+        .run(|c| {
+            use diesel::RunQueryDsl;
+            let sql = "UPDATE merchants SET komoju_secret_key = 'not a sealed secret' \
+                       WHERE mall_id = 'brokenmall'";
+            let updated = match c {
+                cafe24_komoju::db::DbConnection::Postgres(c) => diesel::sql_query(sql).execute(c),
+                cafe24_komoju::db::DbConnection::Sqlite(c) => diesel::sql_query(sql).execute(c),
+            };
+            Ok(updated?)
+        })
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut backoff = Backoff::default();
+    app.clock.advance(Duration::from_secs(901));
+    // The batch of 20 is the broken merchant's oldest orders: nothing can be read.
+    assert_eq!(pass(&app, &mut backoff).await, 0);
+    assert_eq!(state(&app).await, "pending");
+    // Recorded as read, they make room: the next pass reaches the paid order.
+    assert_eq!(pass(&app, &mut backoff).await, 1);
+    assert_eq!(state(&app).await, "paid");
 }
