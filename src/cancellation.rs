@@ -410,7 +410,8 @@ fn decide_locked(
         String::new()
     };
     let row = RefundRow {
-        id: uuid::Uuid::new_v4().to_string(),
+        // Time-ordered, like an order's key (see `checkout::new_order_row`).
+        id: uuid::Uuid::now_v7().to_string(),
         order_pk: order.id.clone(),
         mode,
         operation,

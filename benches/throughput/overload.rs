@@ -12,8 +12,9 @@
 //!    enqueued each grew by exactly the number of 200s (every 2xx applied, none twice);
 //!    every other reply was 503 `unavailable` with `Retry-After`.
 //! 2. **Checkouts** against a KOMOJU stand-in answering after 50 ms: capacity closed loop
-//!    at 64 connections, the unloaded p99 over one, then twice the capacity for the same
-//!    time; the orders stored grew by exactly the number of 200s.
+//!    at as many connections as `MAX_IN_FLIGHT` admits (32), the unloaded p99 over one,
+//!    then twice the capacity for the same time; the orders stored grew by exactly the
+//!    number of 200s.
 //!
 //! Printed per backend: offered, admitted, refused, admitted p99 against 3 × the
 //! unloaded p99, the longest wait (≤ 10 s) and the service's peak RSS (≤ 64 MB); written
@@ -185,7 +186,8 @@ async fn webhooks(db_url: &str, dir: &Path, secs: f64, service: &mut Option<Serv
                 .into_iter()
                 .unzip();
         first += count;
-        load(vec![one.addr], 64, requests, false).expect_status(200, "checkout");
+        // Under the admission limit: a closed loop over it would be shed.
+        load(vec![one.addr], 16, requests, false).expect_status(200, "checkout");
         let by_id = orders_by_id(db_url);
         ids.iter()
             .map(|id| webhook_request(&one.addr, &captured_event(&by_id[id])))
@@ -233,7 +235,11 @@ async fn checkouts(db_url: &str, dir: &Path, secs: f64) -> (Burst, u64) {
         first += count;
         requests
     };
-    let capacity = load(vec![one.addr], 64, next(n), false);
+    // The capacity as configured: as many in flight as the limit admits.
+    let limit = env
+        .get("MAX_IN_FLIGHT")
+        .map_or(32, |v| v.parse().unwrap_or(32));
+    let capacity = load(vec![one.addr], limit, next(n), false);
     capacity.expect_status(200, "checkout (capacity)");
     b.capacity_per_sec = capacity.rate();
     let unloaded = load(vec![one.addr], 1, next(UNLOADED / 5), false);

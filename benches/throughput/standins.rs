@@ -1,7 +1,8 @@
 //! The two peers the service talks to, served by the bench process on loopback, each on
 //! one worker thread of its own:
 //! - a KOMOJU stand-in that answers `POST /api/v1/sessions` after a fixed delay (50 ms),
-//!   with session ids `bs1`, `bs2`, … so that the pgbench script can name them;
+//!   with session ids `bs1`, `bs2`, … so that the pgbench script can name them, and
+//!   `GET /api/v1/payment_methods`;
 //! - a Cafe24 stand-in that answers every notification `{"result":"OK"}` at once and
 //!   records when the first and the last arrived.
 
@@ -44,6 +45,19 @@ pub fn komoju(delay: Duration) -> String {
                                 "payment": null,
                             }))
                         }
+                    }),
+                )
+                // The account's payment methods, which the service reads (and keeps) before
+                // a session: the bench merchant's types, as KOMOJU lists them (an array of
+                // `{type_slug, currency, …}`; crates/sandbox holds the sourced model).
+                .route(
+                    "/api/v1/payment_methods",
+                    web::get().to(|| async {
+                        HttpResponse::Ok().json(serde_json::json!([
+                            {"type_slug": "credit_card", "currency": "JPY", "name_en": "Credit Card"},
+                            {"type_slug": "konbini", "currency": "JPY", "name_en": "Konbini"},
+                            {"type_slug": "paypay", "currency": "JPY", "name_en": "PayPay"}
+                        ]))
                     }),
                 )
                 .default_service(web::to(|| async {
