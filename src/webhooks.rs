@@ -117,21 +117,27 @@ async fn signature_failed(app: &Services, mall_id: &str) {
         .db
         .run(move |c| webhook_events::record_bad_signature(c, &mall, now))
         .await;
-    if let Err(e) = counted {
-        log::warn!("webhook for {mall_id}: counting the bad signature: {e}");
+    match counted {
+        Ok(()) => app.merchants.note_bad_signatures(mall_id, true),
+        Err(e) => log::warn!("webhook for {mall_id}: counting the bad signature: {e}"),
     }
 }
 
-/// A correctly signed delivery: the mall's failed signatures are forgotten. A database
-/// failure is logged (the count stays until the next signed delivery).
+/// A correctly signed delivery: the mall's failed signatures, if it has any, are
+/// forgotten (a mall with none, the usual case, costs no write). A database failure is
+/// logged (the count stays until the next signed delivery).
 async fn signature_held(app: &Services, mall_id: &str) {
+    if !app.merchants.has_bad_signatures(mall_id) {
+        return;
+    }
     let mall = mall_id.to_owned();
     let cleared = app
         .db
         .run(move |c| webhook_events::clear_bad_signatures(c, &mall))
         .await;
-    if let Err(e) = cleared {
-        log::warn!("webhook for {mall_id}: clearing bad signatures: {e}");
+    match cleared {
+        Ok(()) => app.merchants.note_bad_signatures(mall_id, false),
+        Err(e) => log::warn!("webhook for {mall_id}: clearing bad signatures: {e}"),
     }
 }
 

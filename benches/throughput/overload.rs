@@ -220,6 +220,7 @@ async fn checkouts(db_url: &str, dir: &Path, secs: f64) -> (Burst, u64) {
     let receiver = standins::Receiver::spawn();
     let env = env(db_url, &standins::komoju(KOMOJU_DELAY));
     let one = Service::start(&env, &dir.join("overload-checkouts.log")).await;
+    add_merchant(&env);
     let mut b = Burst {
         what: "checkouts",
         ..Burst::default()
@@ -258,18 +259,25 @@ async fn checkouts(db_url: &str, dir: &Path, secs: f64) -> (Burst, u64) {
     (b, rss)
 }
 
-async fn run(backend: &'static str, db_url: String, dir: &Path) -> Overload {
+/// One backend: the webhook burst on `webhooks_db`, the checkout burst on `checkouts_db`
+/// (a database of its own: the stand-in numbers its sessions from `bs1` again).
+async fn run(
+    backend: &'static str,
+    webhooks_db: String,
+    checkouts_db: String,
+    dir: &Path,
+) -> Overload {
     let secs = env_num("BENCH_OVERLOAD_SECS", 30) as f64;
     println!("\n== {backend}: bursts at twice the capacity for {secs} s");
     let mut service = None;
-    let webhooks = webhooks(&db_url, dir, secs, &mut service).await;
+    let webhooks = webhooks(&webhooks_db, dir, secs, &mut service).await;
     println!("{webhooks:?}");
     let mut peak = 0;
     if let Some(s) = service {
         peak = s.peak_rss();
         s.stop();
     }
-    let (checkouts, rss) = checkouts(&db_url, dir, secs).await;
+    let (checkouts, rss) = checkouts(&checkouts_db, dir, secs).await;
     println!("{checkouts:?}");
     Overload {
         backend,

@@ -321,13 +321,15 @@ pub fn db_cpu(backend: &str, service_pid: u32) -> Duration {
     total
 }
 
-/// utime + stime of one `/proc/…/stat` line (clock ticks of 10 ms).
+/// utime + stime of one `/proc/…/stat` line, plus cutime + cstime: the CPU of its
+/// children that have exited and been reaped (PostgreSQL's postmaster reaps every backend
+/// that closes, so a connection closed during a run still counts). Clock ticks of 10 ms.
 fn stat_cpu(stat: &str) -> Duration {
     let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
     let fields: Vec<u64> = after
         .split_whitespace()
         .map(|v| v.parse().unwrap_or(0))
         .collect();
-    let ticks = fields.get(11).copied().unwrap_or(0) + fields.get(12).copied().unwrap_or(0);
+    let ticks: u64 = (11..=14).map(|i| fields.get(i).copied().unwrap_or(0)).sum();
     Duration::from_millis(ticks * 10)
 }

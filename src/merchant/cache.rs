@@ -41,14 +41,15 @@ impl Merchants {
         let writes = db::merchants::writes();
         let read_at = Instant::now();
         let mall = mall_id.to_owned();
-        let (row, shops) = self
+        let (row, shops, bad_signatures) = self
             .db
             .run(move |c| {
                 let Some(row) = db::merchants::find(c, &mall)? else {
-                    return Ok((None, Vec::new()));
+                    return Ok((None, Vec::new(), false));
                 };
                 let shops: Vec<ShopRow> = db::merchants::shops(c, &mall)?;
-                Ok((Some(row), shops))
+                let bad = db::webhook_events::bad_signatures(c, &mall)?.is_some();
+                Ok((Some(row), shops, bad))
             })
             .await
             .map_err(|e| ApiError::from_db("loading merchant", e))?;
@@ -66,6 +67,7 @@ impl Merchants {
             shops: shops.iter().map(|s| (s.shop_no, s.enabled)).collect(),
             read_at,
             writes,
+            bad_signatures,
         };
         self.cache.put(entry.clone());
         Ok(entry)
@@ -92,6 +94,23 @@ impl Merchants {
             }
         }
         Ok(entry.merchant)
+    }
+
+    /// Whether a correctly signed KOMOJU delivery for `mall_id` has failed signatures to
+    /// clear: what the merchant's cached entry says, or `true` when nothing is cached
+    /// (the delete is then tried, as it always was). Saves every signed webhook a write
+    /// of its own (a second commit on PostgreSQL, a second hop to SQLite's thread).
+    pub fn has_bad_signatures(&self, mall_id: &str) -> bool {
+        self.cache.get(mall_id).is_none_or(|e| e.bad_signatures)
+    }
+
+    /// Records on the cached entry (if any) that `mall_id` now has (`true`, one was just
+    /// counted) or has no (`false`, just cleared) failed signatures. Another instance's
+    /// count is seen when the entry is read again (`MERCHANT_CACHE_SECS`).
+    pub fn note_bad_signatures(&self, mall_id: &str, present: bool) {
+        if let Some(entry) = self.cache.lock().get_mut(mall_id) {
+            entry.bad_signatures = present;
+        }
     }
 
     /// Loads the merchant a `partner_id` names, as [`Merchants::load`] does (with its shop
@@ -124,6 +143,10 @@ struct Entry {
     read_at: Instant,
     /// [`crate::db::merchants::writes`] before the read.
     writes: u64,
+    /// Whether the mall had KOMOJU deliveries with a bad signature not yet cleared by a
+    /// signed one (`webhook_signature_failures`), as read with the merchant and kept up
+    /// to date by [`Merchants::note_bad_signatures`].
+    bad_signatures: bool,
 }
 
 /// Merchants recently read and opened, so that a webhook or a checkout does not read the
