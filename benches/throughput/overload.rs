@@ -299,13 +299,22 @@ fn verdict(ok: bool) -> &'static str {
 /// The overload benchmark's entry: SQLite, then PostgreSQL with `BENCH_POSTGRES_URL`.
 pub fn main(dir: &Path) {
     let mut results = Vec::new();
-    let sqlite = format!("sqlite://{}", dir.join("overload.sqlite3").display());
-    results.push(actix_web::rt::System::new().block_on(run("sqlite", sqlite, dir)));
+    let sqlite = |name: &str| format!("sqlite://{}", dir.join(name).display());
+    results.push(actix_web::rt::System::new().block_on(run(
+        "sqlite",
+        sqlite("overload-webhooks.sqlite3"),
+        sqlite("overload-checkouts.sqlite3"),
+        dir,
+    )));
     if let Ok(admin) = std::env::var("BENCH_POSTGRES_URL") {
-        let schema = PgSchema::create(&admin, "overload");
+        let (webhooks, checkouts) = (
+            PgSchema::create(&admin, "overload_w"),
+            PgSchema::create(&admin, "overload_c"),
+        );
         results.push(actix_web::rt::System::new().block_on(run(
             "postgresql",
-            schema.url.clone(),
+            webhooks.url.clone(),
+            checkouts.url.clone(),
             dir,
         )));
     }
