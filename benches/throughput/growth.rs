@@ -516,7 +516,7 @@ impl Bench {
         };
         f.pass_db_ms = STATEMENT_NANOS.load(Ordering::SeqCst) as f64 / 1e6;
         let mut seen = std::mem::take(&mut *BY_STATEMENT.lock().unwrap_or_else(|e| e.into_inner()));
-        seen.sort_by(|a, b| b.1.cmp(&a.1));
+        seen.sort_by_key(|s| std::cmp::Reverse(s.1));
         for (text, nanos) in seen.iter().take(3) {
             println!("  pass statement {:.2} ms: {text}", *nanos as f64 / 1e6);
         }

@@ -227,6 +227,9 @@ async fn fill(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<()> 
     Ok(())
 }
 
+/// A kept-alive connection and what it has read past its last reply.
+type Idle = (TcpStream, Vec<u8>);
+
 /// Sends `requests` open loop, as a burst arrives: request `i` is due `i / rate` seconds
 /// after the start whether or not earlier ones were answered, over keep-alive
 /// connections opened as needed, at most `max_connections` at once (a request finding
@@ -240,7 +243,7 @@ pub async fn paced(
     requests: Vec<Vec<u8>>,
     max_connections: usize,
 ) -> Run {
-    let idle: Arc<std::sync::Mutex<Vec<(TcpStream, Vec<u8>)>>> = Arc::default();
+    let idle: Arc<std::sync::Mutex<Vec<Idle>>> = Arc::default();
     let permits = Arc::new(tokio::sync::Semaphore::new(max_connections));
     let started = tokio::time::Instant::now();
     let mut tasks = Vec::with_capacity(requests.len());

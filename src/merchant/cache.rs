@@ -101,7 +101,7 @@ impl Merchants {
     /// (the delete is then tried, as it always was). Saves every signed webhook a write
     /// of its own (a second commit on PostgreSQL, a second hop to SQLite's thread).
     pub fn has_bad_signatures(&self, mall_id: &str) -> bool {
-        self.cache.get(mall_id).is_none_or(|e| e.bad_signatures)
+        self.cache.get(mall_id).map_or(true, |e| e.bad_signatures)
     }
 
     /// Records on the cached entry (if any) that `mall_id` now has (`true`, one was just

@@ -211,7 +211,8 @@ fn sqlite_faults(sql: &str, details: &[&str]) -> Vec<String> {
             continue;
         }
         let key_order = sql.contains(&format!("ORDER BY `{table}`.`id`")) && sql.contains("LIMIT");
-        if words.first() == Some(&"SCAN") && !d.contains("USING") && !(key_order && !sorts) {
+        let walks_from_one_end = key_order && !sorts;
+        if words.first() == Some(&"SCAN") && !d.contains("USING") && !walks_from_one_end {
             faults.push(format!("reads {table} whole"));
         }
         if words.first() == Some(&"SEARCH") && d.ends_with("(state=?)") && sorts {
