@@ -28,8 +28,13 @@ MEASURES = [
     ("claim_ms_p99", "outbox claim p99 (ms)", False),
     ("service_cpu_us_per_webhook", "service CPU per webhook (µs)", False),
 ]
-COLS, PANEL_W, PANEL_H, PAD = 3, 260, 170, 40
+COLS, PANEL_W, PANEL_H, PAD = 3, 270, 170, 50
 LINE, BOUND = "#2b6cb0", "#c53030"
+
+
+def num(v):
+    """A value as a label: whole numbers from 100 up, three significant digits below."""
+    return f"{v:.0f}" if v >= 100 else f"{v:.3g}"
 
 
 def size_label(n):
@@ -50,7 +55,7 @@ def panel(x0, y0, title, sizes, values, higher_is_better):
     out = [f'<text x="{x0 + PAD}" y="{y0 + 18}" font-size="12" font-weight="bold">{escape(title)}</text>']
     out.append(f'<line x1="{x0 + PAD}" y1="{y0 + 30 + h}" x2="{x0 + PAD + w}" y2="{y0 + 30 + h}" stroke="#718096"/>')
     out.append(f'<line x1="{x0 + PAD}" y1="{y0 + 30}" x2="{x0 + PAD}" y2="{y0 + 30 + h}" stroke="#718096"/>')
-    out.append(f'<text x="{x0 + PAD - 4}" y="{py(top) + 4}" font-size="10" text-anchor="end">{top:.3g}</text>')
+    out.append(f'<text x="{x0 + PAD - 4}" y="{py(top) + 4}" font-size="10" text-anchor="end">{num(top)}</text>')
     out.append(f'<text x="{x0 + PAD - 4}" y="{y0 + 34 + h}" font-size="10" text-anchor="end">0</text>')
     out.append(
         f'<line x1="{x0 + PAD}" y1="{py(bound)}" x2="{x0 + PAD + w}" y2="{py(bound)}" '
@@ -60,7 +65,7 @@ def panel(x0, y0, title, sizes, values, higher_is_better):
     out.append(f'<polyline points="{points}" fill="none" stroke="{LINE}" stroke-width="2"/>')
     for i, (s, v) in enumerate(zip(sizes, values)):
         out.append(f'<circle cx="{px(i)}" cy="{py(v)}" r="3" fill="{LINE}"/>')
-        out.append(f'<text x="{px(i)}" y="{py(v) - 6}" font-size="10" text-anchor="middle">{v:.3g}</text>')
+        out.append(f'<text x="{px(i)}" y="{py(v) - 6}" font-size="10" text-anchor="middle">{num(v)}</text>')
         out.append(f'<text x="{px(i)}" y="{y0 + 44 + h}" font-size="10" text-anchor="middle">{size_label(s)}</text>')
     return out
 
