@@ -169,7 +169,21 @@ async fn an_order_page(client: &Client, service: &str, partner_id: &str) {
         .unwrap_or_else(|e| panic!("hosted page: {e}"));
     click(client, "#pay-card").await;
     // The buyer is sent back towards the mall (not reachable here); the callback on the
-    // way recorded the payment.
+    // way recorded the payment. Wait until the browser got there: going elsewhere while
+    // the redirects are still in flight races them, and the mall's error page could
+    // land after the order page.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !client
+        .current_url()
+        .await
+        .is_ok_and(|u| u.as_str().contains("cafe24shop.com"))
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the buyer never left KOMOJU's page"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let page = format!("{service}/settings/{INSTALL_MALL}/payments/{order_id}?lang=ja");
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
