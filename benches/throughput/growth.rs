@@ -51,8 +51,8 @@ use super::service::{cpu_of, Service};
 use super::standins;
 use super::wire::{
     add_merchant, captured_event, checkout_requests, cli, db_cpu, env_num, hmac_b64, load,
-    orders_by_id, percentile, settle, webhook_request, PgSchema, AMOUNT, KOMOJU_DELAY, MALL,
-    PARTNER, SERVICE_KEY,
+    orders_by_id, percentile, settle, verdict, webhook_request, write_json, PgSchema, AMOUNT,
+    KOMOJU_DELAY, MALL, PARTNER, SERVICE_KEY,
 };
 
 /// Checkouts sent first at each size to warm connections and caches, left out.
@@ -668,15 +668,7 @@ pub fn main(dir: &Path) {
     }
     print_table(&results);
     println!("growth: {:.0} s", started.elapsed().as_secs_f64());
-    let out = std::env::var("BENCH_GROWTH_JSON")
-        .unwrap_or_else(|_| format!("{}/target/growth.json", env!("CARGO_MANIFEST_DIR")));
-    match std::fs::write(
-        &out,
-        serde_json::to_vec_pretty(&results).unwrap_or_default(),
-    ) {
-        Ok(()) => println!("figures written to {out}"),
-        Err(e) => eprintln!("could not write {out}: {e}"),
-    }
+    write_json("BENCH_GROWTH_JSON", "growth.json", &results);
 }
 
 /// Each figure per size, and the largest size's over the empty database's (target ≤ 1.25).
@@ -732,7 +724,7 @@ fn print_table(results: &[Growth]) {
             println!(
                 "| {name} | {} | {ratio:.2} × | {} |",
                 cells.join(" | "),
-                if ratio <= 1.25 { "met" } else { "NOT MET" }
+                verdict(ratio <= 1.25)
             );
         }
         let r = &g.retention;

@@ -52,8 +52,8 @@ use serde_json::json;
 use service::Service;
 use wire::{
     add_merchant, busy_since, captured_event, checkout_requests, db_cpu, env_num, hmac_b64, load,
-    machine_jiffies, orders_by_id, percentile, settle, webhook_request, Order, PgSchema, AMOUNT,
-    KOMOJU_DELAY, MALL, PARTNER, SERVICE_KEY,
+    machine_jiffies, orders_by_id, percentile, settle, verdict, webhook_request, write_json, Order,
+    PgSchema, AMOUNT, KOMOJU_DELAY, MALL, PARTNER, SERVICE_KEY,
 };
 
 /// Checkouts sent first to warm connections and caches, left out of the figures.
@@ -466,14 +466,6 @@ impl Drop for Profile {
     }
 }
 
-fn check(ok: bool) -> &'static str {
-    if ok {
-        "met"
-    } else {
-        "NOT MET"
-    }
-}
-
 fn main() {
     let cfg = Config {
         orders: env_num("BENCH_ORDERS", 5000),
@@ -534,7 +526,7 @@ fn main() {
                 .map(|t| format!(" (pgbench {t:.0})"))
                 .unwrap_or_default(),
             w.ratio() * 100.0,
-            check(w.ratio() >= 0.8)
+            verdict(w.ratio() >= 0.8)
         );
         let nt = f.notifications_per_sec;
         println!(
@@ -543,7 +535,7 @@ fn main() {
             nt.service,
             nt.ceiling,
             nt.ratio() * 100.0,
-            check(nt.ratio() >= 0.8)
+            verdict(nt.ratio() >= 0.8)
         );
         println!(
             "| {} | checkout overhead p50 / p99 ({} concurrent, {} ms stand-in) | {:.2} / {:.2} ms | | | p99 ≤ 5 ms: {} |",
@@ -552,13 +544,13 @@ fn main() {
             KOMOJU_DELAY.as_millis(),
             f.checkout_overhead_ms_p50,
             f.checkout_overhead_ms_p99,
-            check(f.checkout_overhead_ms_p99 <= 5.0)
+            verdict(f.checkout_overhead_ms_p99 <= 5.0)
         );
         println!(
             "| {} | peak RSS of a service process | {:.1} MB | | | ≤ 64 MB: {} |",
             f.backend,
             f.peak_rss_bytes as f64 / 1048576.0,
-            check(f.peak_rss_bytes <= 64 * 1048576)
+            verdict(f.peak_rss_bytes <= 64 * 1048576)
         );
         if let Some(two) = f.two_instances_per_sec {
             let ratio = two / w.service;
@@ -568,7 +560,7 @@ fn main() {
                 two,
                 w.service,
                 ratio,
-                check(ratio >= 1.6)
+                verdict(ratio >= 1.6)
             );
         }
         println!(
@@ -599,8 +591,6 @@ fn main() {
             );
         }
     }
-    let out = std::env::var("BENCH_JSON")
-        .unwrap_or_else(|_| format!("{}/target/throughput.json", env!("CARGO_MANIFEST_DIR")));
     let doc = json!({
         "cores": cores,
         "cpu": cpu,
@@ -609,8 +599,6 @@ fn main() {
         "checkout_concurrency": cfg.checkout_concurrency,
         "results": results,
     });
-    match std::fs::write(&out, serde_json::to_vec_pretty(&doc).unwrap_or_default()) {
-        Ok(()) => println!("\nfigures written to {out}"),
-        Err(e) => eprintln!("could not write {out}: {e}"),
-    }
+    println!();
+    write_json("BENCH_JSON", "throughput.json", &doc);
 }

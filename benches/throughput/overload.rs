@@ -32,7 +32,7 @@ use super::service::Service;
 use super::standins;
 use super::wire::{
     add_merchant, captured_event, checkout_requests, env_num, load, orders_by_id, percentile,
-    settle, webhook_request, PgSchema, KOMOJU_DELAY, SERVICE_KEY,
+    settle, verdict, webhook_request, write_json, PgSchema, KOMOJU_DELAY, SERVICE_KEY,
 };
 
 /// Most connections the open-loop generator holds at once.
@@ -288,14 +288,6 @@ async fn run(
     }
 }
 
-fn verdict(ok: bool) -> &'static str {
-    if ok {
-        "met"
-    } else {
-        "NOT MET"
-    }
-}
-
 /// The overload benchmark's entry: SQLite, then PostgreSQL with `BENCH_POSTGRES_URL`.
 pub fn main(dir: &Path) {
     let mut results = Vec::new();
@@ -351,13 +343,5 @@ pub fn main(dir: &Path) {
             verdict(o.peak_rss_bytes <= 64 * 1_048_576)
         );
     }
-    let out = std::env::var("BENCH_OVERLOAD_JSON")
-        .unwrap_or_else(|_| format!("{}/target/overload.json", env!("CARGO_MANIFEST_DIR")));
-    match std::fs::write(
-        &out,
-        serde_json::to_vec_pretty(&results).unwrap_or_default(),
-    ) {
-        Ok(()) => println!("figures written to {out}"),
-        Err(e) => eprintln!("could not write {out}: {e}"),
-    }
+    write_json("BENCH_OVERLOAD_JSON", "overload.json", &results);
 }

@@ -333,3 +333,23 @@ fn stat_cpu(stat: &str) -> Duration {
     let ticks: u64 = (11..=14).map(|i| fields.get(i).copied().unwrap_or(0)).sum();
     Duration::from_millis(ticks * 10)
 }
+
+/// "met" or "NOT MET", for the benchmarks' tables.
+pub fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "met"
+    } else {
+        "NOT MET"
+    }
+}
+
+/// Writes `figures` as JSON to the path in the environment variable `var`, or to
+/// `target/{file}`; says where, or why not.
+pub fn write_json(var: &str, file: &str, figures: &impl serde::Serialize) {
+    let out = std::env::var(var)
+        .unwrap_or_else(|_| format!("{}/target/{file}", env!("CARGO_MANIFEST_DIR")));
+    match std::fs::write(&out, serde_json::to_vec_pretty(figures).unwrap_or_default()) {
+        Ok(()) => println!("figures written to {out}"),
+        Err(e) => eprintln!("could not write {out}: {e}"),
+    }
+}
