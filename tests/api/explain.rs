@@ -81,7 +81,7 @@ fn recorder() -> Option<Box<dyn Instrumentation>> {
 async fn hot_paths_never_scan_a_big_table_whole() {
     set_default_instrumentation(recorder).unwrap_or_else(|e| panic!("instrumentation: {e}"));
     RECORDING.fetch_add(1, Ordering::SeqCst);
-    let app = spawn_app(Backend::postgres()).await;
+    let app = spawn_quiet(Backend::postgres()).await;
     let schema = app._db.pg_schema().unwrap_or_default().to_owned();
     drive_hot_paths(&app).await;
     RECORDING.fetch_sub(1, Ordering::SeqCst);
@@ -140,7 +140,7 @@ async fn hot_paths_never_scan_a_big_table_whole() {
 async fn sqlite_plans_of_the_hot_paths_never_read_a_big_table_whole() {
     set_default_instrumentation(recorder).unwrap_or_else(|e| panic!("instrumentation: {e}"));
     RECORDING.fetch_add(1, Ordering::SeqCst);
-    let app = spawn_app(Backend::Sqlite).await;
+    let app = spawn_quiet(Backend::Sqlite).await;
     let url = app._db.url.clone();
     drive_hot_paths(&app).await;
     RECORDING.fetch_sub(1, Ordering::SeqCst);

@@ -314,11 +314,6 @@ async fn a_refused_capture_leaves_the_order_authorized_with_the_reason(backend: 
     );
 }
 
-/// A service whose own reconciliation task waits an hour: the test runs the passes.
-async fn spawn_quiet(backend: Backend) -> TestApp {
-    spawn_app_with(backend, &[("RECONCILE_INTERVAL_MS", "3600000")]).await
-}
-
 /// One reconciliation pass, which must run (no other holds the pass lock).
 async fn pass(app: &TestApp, backoff: &mut cafe24_komoju::reconciliation::Backoff) {
     let ran =

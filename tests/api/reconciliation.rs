@@ -28,10 +28,6 @@ both_backends!(
     orders_of_an_unloadable_merchant_do_not_keep_the_others_waiting,
 );
 
-async fn spawn(backend: Backend) -> TestApp {
-    spawn_app_with(backend, &[("RECONCILE_INTERVAL_MS", "3600000")]).await
-}
-
 /// An asynchronous order paid by card on the hosted page, whose buyer never came back
 /// and whose webhook never came: its payment, as a webhook would carry it.
 async fn paid_silently(app: &TestApp, cafe24: &Receiver) -> serde_json::Value {
@@ -149,7 +145,7 @@ async fn state(app: &TestApp) -> String {
 }
 
 async fn a_paid_session_without_webhook_is_reconciled_and_told_once(backend: Backend) {
-    let app = spawn(backend).await;
+    let app = spawn_quiet(backend).await;
     let cafe24 = Receiver::spawn(app.clock.clone());
     let payment = paid_silently(&app, &cafe24).await;
     let mut backoff = Backoff::default();
@@ -184,7 +180,7 @@ async fn a_paid_session_without_webhook_is_reconciled_and_told_once(backend: Bac
 }
 
 async fn komoju_failing_during_a_pass_leaves_the_order_for_the_next_pass(backend: Backend) {
-    let app = spawn(backend).await;
+    let app = spawn_quiet(backend).await;
     let cafe24 = Receiver::spawn(app.clock.clone());
     paid_silently(&app, &cafe24).await;
     let mut backoff = Backoff::default();
@@ -211,7 +207,7 @@ async fn komoju_failing_during_a_pass_leaves_the_order_for_the_next_pass(backend
 async fn a_konbini_code_expiring_without_webhook_is_read_at_its_expiry_and_told_once(
     backend: Backend,
 ) {
-    let app = spawn(backend).await;
+    let app = spawn_quiet(backend).await;
     let cafe24 = Receiver::spawn(app.clock.clone());
     let pid = konbini_code_issued(&app, &cafe24).await;
     // The webhook's payment carried the code's deadline: the order keeps it.
@@ -261,7 +257,7 @@ async fn a_konbini_code_expiring_without_webhook_is_read_at_its_expiry_and_told_
 async fn komoju_failing_while_reading_an_expired_code_leaves_it_for_the_next_pass(
     backend: Backend,
 ) {
-    let app = spawn(backend).await;
+    let app = spawn_quiet(backend).await;
     let cafe24 = Receiver::spawn(app.clock.clone());
     let pid = konbini_code_issued(&app, &cafe24).await;
     let expires = app
@@ -294,7 +290,7 @@ async fn komoju_failing_while_reading_an_expired_code_leaves_it_for_the_next_pas
 }
 
 async fn an_unpaid_code_is_read_once_a_day_and_nothing_changes(backend: Backend) {
-    let app = spawn(backend).await;
+    let app = spawn_quiet(backend).await;
     let cafe24 = Receiver::spawn(app.clock.clone());
     konbini_code_issued(&app, &cafe24).await;
     let mut backoff = Backoff::default();
@@ -328,7 +324,7 @@ async fn an_unpaid_code_is_read_once_a_day_and_nothing_changes(backend: Backend)
 }
 
 async fn an_authorized_card_past_the_capture_window_is_read_and_applied(backend: Backend) {
-    let app = spawn(backend).await;
+    let app = spawn_quiet(backend).await;
     let cafe24 = Receiver::spawn(app.clock.clone());
     let pid = card_authorized(&app, &cafe24).await;
     let mut backoff = Backoff::default();
@@ -365,7 +361,7 @@ async fn an_authorized_card_past_the_capture_window_is_read_and_applied(backend:
 )]
 async fn a_pass_waits_for_no_one_while_another_instance_holds_the_lock() {
     let backend = Backend::postgres();
-    let app = spawn(backend).await;
+    let app = spawn_quiet(backend).await;
     let db = cafe24_komoju::db::Database::connect(&app.settings.database_url)
         .unwrap_or_else(|e| panic!("{e}"));
     let mut other = db.get().unwrap_or_else(|e| panic!("{e}"));

@@ -134,7 +134,7 @@ async fn what_is_older_than_the_retention_goes_and_money_records_stay(backend: B
 }
 
 async fn a_batch_removes_at_most_its_limit_oldest_first(backend: Backend) {
-    let app = spawn_app_with(backend, &[("RECONCILE_INTERVAL_MS", "3600000")]).await;
+    let app = spawn_quiet(backend).await;
     let url = app
         .sync_checkout_ok(&checkout_fields(OLD, "3400", "JPY"))
         .await;

@@ -98,6 +98,13 @@ pub async fn spawn_app(backend: Backend) -> TestApp {
     spawn_app_with(backend, &[]).await
 }
 
+/// A service whose own reconciliation timer waits an hour, for a test that runs the
+/// passes itself: a timed pass holding the pass lock at that moment would make the
+/// test's pass skip (`Ok(None)`; CI saw it once).
+pub async fn spawn_quiet(backend: Backend) -> TestApp {
+    spawn_app_with(backend, &[("RECONCILE_INTERVAL_MS", "3600000")]).await
+}
+
 pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> TestApp {
     init_logging();
     let db = TestDb::new(&backend);
