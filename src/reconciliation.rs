@@ -20,8 +20,10 @@
 //!     `RECONCILE_CAPTURE_WINDOW_SECS` (KOMOJU's capture window), then once a day, until
 //!     KOMOJU reports its end (captured, cancelled or expired).
 //!
-//! Batches are bounded; a merchant's KOMOJU reads are paced; a KOMOJU error leaves the
-//! order as it was and backs that merchant off for later passes.
+//! Orders no pass has read yet come before orders read before, whatever their age, and a
+//! pass reads batch after batch for at most one interval ([`order_passes`]); a
+//! merchant's KOMOJU reads are paced; a KOMOJU error leaves the order as it was and
+//! backs that merchant off for later passes.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -35,7 +37,8 @@ use crate::error::ApiError;
 use crate::orders::state::OrderState;
 use crate::services::Services;
 
-/// Most rows read in one pass, per kind.
+/// Most rows one query of a pass returns (a pass's order sweeps query again while their
+/// budget lasts; the other kinds read one batch a pass).
 const BATCH: i64 = 20;
 /// The least time between two KOMOJU reads for the same merchant.
 const PACE: Duration = Duration::from_millis(100);
@@ -51,6 +54,9 @@ const BACKOFF_MAX: Duration = Duration::from_secs(30 * 60);
 pub struct ReconcileSettings {
     /// How often a pass runs (`RECONCILE_INTERVAL_MS`, default 30 s).
     pub interval: Duration,
+    /// How long a pass's order reads go on while orders are due: one `interval`, so
+    /// that the task reads at most half the time (a pass reads at least one order).
+    pub budget: Duration,
     /// How long an accepted asynchronous cancellation waits for KOMOJU's webhook before a
     /// pass reads the payment instead (`RECONCILE_AFTER_SECS`, default 300 s).
     pub cancellations_after: Duration,
@@ -93,6 +99,15 @@ impl Backoff {
         let until = now + chrono::Duration::from_std(delay).unwrap_or_default();
         self.merchants.insert(mall_id.to_owned(), (failures, until));
         until
+    }
+
+    /// The merchants left alone at `now`.
+    fn waiting_malls(&self, now: NaiveDateTime) -> Vec<String> {
+        self.merchants
+            .iter()
+            .filter(|(_, (_, until))| *until > now)
+            .map(|(mall_id, _)| mall_id.clone())
+            .collect()
     }
 
     fn succeeded(&mut self, mall_id: &str) {
@@ -213,37 +228,104 @@ fn due(settings: &ReconcileSettings, now: NaiveDateTime) -> [orders::Due; 3] {
     ]
 }
 
-/// The order passes: the orders of `due` (each kind a bounded batch) are read from
-/// KOMOJU through their session and applied. Returns how many sessions were read. A
-/// KOMOJU error leaves the order untouched (read again next time) and backs its
-/// merchant off; a merchant's reads are `PACE`d.
+/// The order passes: the due orders of every kind ([`due`]) are read from KOMOJU through
+/// their session and applied, first every order no pass has read yet
+/// ([`orders::Sweep::First`]: `pending`, then `awaiting_payment`, then `authorized`),
+/// then the ones read before, least recently read first ([`orders::Sweep::Again`]:
+/// `awaiting_payment` and `authorized`, read once a day, before `pending`, where
+/// abandoned checkouts are read every `RECONCILE_PENDING_AFTER_SECS` until KOMOJU ends
+/// their session). Each sweep queries batches of [`BATCH`] until none is left or the
+/// pass has read for `settings.budget` (at least one order is read). Returns how many
+/// sessions were read. A KOMOJU error leaves the order untouched (read again next time)
+/// and backs its merchant off, whose orders the pass then leaves; a merchant's reads are
+/// [`PACE`]d.
 pub async fn order_passes(
     app: &Services,
     settings: &ReconcileSettings,
     backoff: &mut Backoff,
 ) -> Result<usize, DbError> {
+    use orders::Sweep::{Again, First};
     let now = app.clock.now_naive();
-    let mut pacer = Pacer::default();
-    let mut read = 0;
-    for due in due(settings, now) {
-        let rows = app
-            .db
-            .run(move |c| orders::due_for_reading(c, due, BATCH))
-            .await?;
-        for order in rows {
-            if backoff.waiting(&order.mall_id, now) {
-                log::debug!(
-                    "reconcile: order {} of {} left for a later pass (merchant backed off)",
-                    order.order_id,
-                    order.mall_id
-                );
-                continue;
-            }
-            pacer.wait(&order.mall_id).await;
-            read += read_order(app, order, now, backoff).await?;
+    let [pending, awaiting, authorized] = due(settings, now);
+    let mut reader = Reader {
+        app,
+        now,
+        backoff,
+        pacer: Pacer::default(),
+        deadline: tokio::time::Instant::now() + settings.budget,
+        tried: 0,
+        read: 0,
+    };
+    let sweeps = [
+        (pending, First),
+        (awaiting, First),
+        (authorized, First),
+        (awaiting, Again),
+        (authorized, Again),
+        (pending, Again),
+    ];
+    for (due, sweep) in sweeps {
+        if !reader.sweep(due, sweep).await? {
+            log::info!(
+                "reconcile: the pass read for its budget ({:?}, {} orders tried); the rest \
+                 waits for the next pass",
+                settings.budget,
+                reader.tried
+            );
+            break;
         }
     }
-    Ok(read)
+    Ok(reader.read)
+}
+
+/// One pass's order reads: where it stands against its budget.
+struct Reader<'a> {
+    app: &'a Services,
+    now: NaiveDateTime,
+    backoff: &'a mut Backoff,
+    pacer: Pacer,
+    deadline: tokio::time::Instant,
+    /// Orders the pass tried to read.
+    tried: usize,
+    /// Sessions KOMOJU answered for.
+    read: usize,
+}
+
+impl Reader<'_> {
+    /// Reads the orders of one sweep, batch after batch; `false` when the budget ran out
+    /// first. Every order of a batch leaves the sweep's rows (read, recorded as read, or
+    /// its merchant backed off and left out of the next query), so the next batch holds
+    /// other orders.
+    async fn sweep(&mut self, due: orders::Due, sweep: orders::Sweep) -> Result<bool, DbError> {
+        loop {
+            let except = self.backoff.waiting_malls(self.now);
+            let rows = self
+                .app
+                .db
+                .run(move |c| orders::due_for_reading(c, due, sweep, &except, BATCH))
+                .await?;
+            let last_batch = i64::try_from(rows.len()).unwrap_or(i64::MAX) < BATCH;
+            for order in rows {
+                if self.backoff.waiting(&order.mall_id, self.now) {
+                    log::debug!(
+                        "reconcile: order {} of {} left for a later pass (merchant backed off)",
+                        order.order_id,
+                        order.mall_id
+                    );
+                    continue;
+                }
+                if self.tried > 0 && tokio::time::Instant::now() >= self.deadline {
+                    return Ok(false);
+                }
+                self.tried += 1;
+                self.pacer.wait(&order.mall_id).await;
+                self.read += read_order(self.app, order, self.now, self.backoff).await?;
+            }
+            if last_batch {
+                return Ok(true);
+            }
+        }
+    }
 }
 
 /// The last KOMOJU read of each merchant in this pass, to keep [`PACE`] between two.

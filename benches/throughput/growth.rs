@@ -215,6 +215,7 @@ fn service_env(db_url: &str, komoju_api: &str) -> HashMap<String, String> {
         ("OUTBOX_WORKER", "off"),
         ("DATABASE_POOL_SIZE", "16"),
         ("MAX_IN_FLIGHT", "10000"),
+        ("MAX_IN_FLIGHT_WEBHOOKS", "10000"),
         ("RECONCILE_INTERVAL_MS", "3600000"),
         ("RECONCILE_PENDING_AFTER_SECS", "1"),
     ]

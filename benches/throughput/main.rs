@@ -204,6 +204,7 @@ async fn run(backend: &'static str, db_url: String, cfg: &Config, dir: &Path) ->
         ("DATABASE_POOL_SIZE", cfg.concurrency.to_string()),
         // Throughput is measured here, not shedding: every request admitted.
         ("MAX_IN_FLIGHT", "10000".to_owned()),
+        ("MAX_IN_FLIGHT_WEBHOOKS", "10000".to_owned()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))

@@ -1,11 +1,12 @@
 //! A burst larger than the machine (issue 21, item 3):
 //! `cargo bench --bench throughput -- overload`.
 //!
-//! Per backend, the release service at its default `MAX_IN_FLIGHT` (or the value in the
-//! environment of the bench), each measurement on the same database:
+//! Per backend, the release service at its default `MAX_IN_FLIGHT` and
+//! `MAX_IN_FLIGHT_WEBHOOKS` (or the values in the environment of the bench), each
+//! measurement on the same database:
 //!
 //! 1. **Webhooks.** Capacity `C`: `BENCH_ORDERS` (5 000) signed `payment.captured`
-//!    closed loop over 16 connections; the unloaded p99 over one connection (1 000);
+//!    closed loop over as many connections as `MAX_IN_FLIGHT_WEBHOOKS` admits; the unloaded p99 over one connection (1 000);
 //!    then `2 C` per second offered open loop (`loadgen::paced`: each due at its time,
 //!    answered or not) for `BENCH_OVERLOAD_SECS` (30) s, each moving an order of its
 //!    own. Checked from the database afterwards: the orders paid and the notifications
@@ -25,6 +26,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use cafe24_komoju::app::settings::{DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT_WEBHOOKS};
 use diesel::sql_types::BigInt;
 
 use super::loadgen::{self, Run};
@@ -160,10 +162,21 @@ fn env(db_url: &str, komoju_api: &str) -> HashMap<String, String> {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect();
-    if let Ok(limit) = std::env::var("MAX_IN_FLIGHT") {
-        env.insert("MAX_IN_FLIGHT".into(), limit);
+    for limit in ["MAX_IN_FLIGHT", "MAX_IN_FLIGHT_WEBHOOKS"] {
+        if let Ok(value) = std::env::var(limit) {
+            env.insert(limit.into(), value);
+        }
     }
     env
+}
+
+/// The limit `name` the service runs with: the bench's environment, else `default`.
+fn limit(env: &HashMap<String, String>, name: &str, default: u64) -> usize {
+    env.get(name)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+        .try_into()
+        .unwrap_or(usize::MAX)
 }
 
 /// The webhook burst: orders prepared by checkouts against a stand-in that answers at
@@ -195,7 +208,13 @@ async fn webhooks(db_url: &str, dir: &Path, secs: f64, service: &mut Option<Serv
     };
     let (capacity, unloaded) = (orders(n), orders(UNLOADED));
     settle(db_url);
-    let capacity = load(vec![one.addr], 16, capacity, false);
+    // The capacity as configured: as many in flight as the webhooks' limit admits.
+    let admitted = limit(
+        &env,
+        "MAX_IN_FLIGHT_WEBHOOKS",
+        DEFAULT_MAX_IN_FLIGHT_WEBHOOKS,
+    );
+    let capacity = load(vec![one.addr], admitted, capacity, false);
     capacity.expect_status(200, "webhook (capacity)");
     b.capacity_per_sec = capacity.rate();
     let unloaded = load(vec![one.addr], 1, unloaded, false);
@@ -237,10 +256,8 @@ async fn checkouts(db_url: &str, dir: &Path, secs: f64) -> (Burst, u64) {
         requests
     };
     // The capacity as configured: as many in flight as the limit admits.
-    let limit = env
-        .get("MAX_IN_FLIGHT")
-        .map_or(32, |v| v.parse().unwrap_or(32));
-    let capacity = load(vec![one.addr], limit, next(n), false);
+    let admitted = limit(&env, "MAX_IN_FLIGHT", DEFAULT_MAX_IN_FLIGHT);
+    let capacity = load(vec![one.addr], admitted, next(n), false);
     capacity.expect_status(200, "checkout (capacity)");
     b.capacity_per_sec = capacity.rate();
     let unloaded = load(vec![one.addr], 1, next(UNLOADED / 5), false);
@@ -281,7 +298,9 @@ async fn run(
     println!("{checkouts:?}");
     Overload {
         backend,
-        max_in_flight: std::env::var("MAX_IN_FLIGHT").unwrap_or_else(|_| "default".into()),
+        max_in_flight: ["MAX_IN_FLIGHT", "MAX_IN_FLIGHT_WEBHOOKS"]
+            .map(|v| format!("{v}={}", std::env::var(v).as_deref().unwrap_or("default")))
+            .join(" "),
         webhooks,
         checkouts,
         peak_rss_bytes: peak.max(rss),

@@ -11,7 +11,7 @@
 //! `CAFE24_CLIENT_SECRET`, `CAFE24_API_BASE`, `CAFE24_API_VERSION`, `CAFE24_SCOPES`,
 //! `CAFE24_LAUNCH_MAX_AGE_SECS`, `CAFE24_TIMEOUT_SECS`, `METRICS_BIND_ADDR`,
 //! `MERCHANT_CACHE_SECS`, `CAFE24_WEBHOOK_API_KEY`, `REQUEST_TIMEOUT_SECS`, `HSTS`,
-//! `SHUTDOWN_TIMEOUT_SECS`, `MAX_IN_FLIGHT`.
+//! `SHUTDOWN_TIMEOUT_SECS`, `MAX_IN_FLIGHT`, `MAX_IN_FLIGHT_WEBHOOKS`.
 //! (`RUST_LOG` is env_logger's.)
 //!
 //! In development every variable has a default; the secrets' defaults are public
@@ -43,7 +43,10 @@ pub const DEV_APP_SECRET: &str = "dev-app-secret-change-me-0123456789abcdef";
 /// The default of `MAX_IN_FLIGHT`, derived from the figures of docs/benchmarks.md (see
 /// docs/decisions.md, "A burst larger than the machine").
 pub const DEFAULT_MAX_IN_FLIGHT: u64 = 32;
-/// The largest `MAX_IN_FLIGHT` accepted.
+/// The default of `MAX_IN_FLIGHT_WEBHOOKS`, measured (docs/benchmarks.md, "A burst
+/// larger than the machine").
+pub const DEFAULT_MAX_IN_FLIGHT_WEBHOOKS: u64 = 4;
+/// The largest `MAX_IN_FLIGHT` (and `MAX_IN_FLIGHT_WEBHOOKS`) accepted.
 pub const MAX_IN_FLIGHT_LIMIT: u64 = 10_000;
 /// The §10 default allow-list.
 pub const DEFAULT_ALLOWED_HOSTS: &str = ".cafe24.com,.cafe24shop.com,.cafe24api.com";
@@ -148,7 +151,12 @@ pub struct Settings {
     /// Requests served at once across all workers (`MAX_IN_FLIGHT`, 1 to 10000, default
     /// [`DEFAULT_MAX_IN_FLIGHT`]); one more is answered 503 `unavailable` with
     /// `Retry-After` at once. `/health`, `/health/ready` and `/metrics` are never refused.
+    /// KOMOJU's webhooks are not counted here but in `max_in_flight_webhooks`.
     pub max_in_flight: usize,
+    /// KOMOJU webhooks served at once across all workers (`MAX_IN_FLIGHT_WEBHOOKS`, 1 to
+    /// 10000, default [`DEFAULT_MAX_IN_FLIGHT_WEBHOOKS`]): work for the database alone,
+    /// which a few in flight saturate; one more is answered like any refusal above.
+    pub max_in_flight_webhooks: usize,
     /// Variables left at a development default, for the start-up warning.
     pub dev_defaults: Vec<&'static str>,
 }
@@ -208,7 +216,12 @@ impl Settings {
             request_timeout: Duration::from_secs(parse_num(&get, "REQUEST_TIMEOUT_SECS", 60)?),
             hsts: on_off(&get, "HSTS", hsts_default)?,
             shutdown_timeout: Duration::from_secs(parse_num(&get, "SHUTDOWN_TIMEOUT_SECS", 25)?),
-            max_in_flight: max_in_flight(&get)?,
+            max_in_flight: max_in_flight(&get, "MAX_IN_FLIGHT", DEFAULT_MAX_IN_FLIGHT)?,
+            max_in_flight_webhooks: max_in_flight(
+                &get,
+                "MAX_IN_FLIGHT_WEBHOOKS",
+                DEFAULT_MAX_IN_FLIGHT_WEBHOOKS,
+            )?,
             dev_defaults: secrets.dev_defaults,
         };
         settings.check_timeouts()?;
@@ -416,13 +429,17 @@ fn database_pool_size(get: &impl Fn(&str) -> Option<String>) -> Result<u32, Sett
     }
 }
 
-/// `MAX_IN_FLIGHT`: 1 to [`MAX_IN_FLIGHT_LIMIT`] requests (default
-/// [`DEFAULT_MAX_IN_FLIGHT`]).
-fn max_in_flight(get: &impl Fn(&str) -> Option<String>) -> Result<usize, SettingsError> {
-    match parse_num(get, "MAX_IN_FLIGHT", DEFAULT_MAX_IN_FLIGHT)? {
+/// `MAX_IN_FLIGHT` or `MAX_IN_FLIGHT_WEBHOOKS` (`name`): 1 to [`MAX_IN_FLIGHT_LIMIT`]
+/// requests, `default` when unset.
+fn max_in_flight(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: u64,
+) -> Result<usize, SettingsError> {
+    match parse_num(get, name, default)? {
         n @ 1..=MAX_IN_FLIGHT_LIMIT => Ok(n as usize),
         _ => Err(SettingsError::Invalid(
-            "MAX_IN_FLIGHT",
+            name,
             "must be between 1 and 10000 requests".into(),
         )),
     }
@@ -467,8 +484,10 @@ fn reconcile_settings(
     get: &impl Fn(&str) -> Option<String>,
 ) -> Result<crate::reconciliation::ReconcileSettings, SettingsError> {
     let secs = |name, default| parse_num(get, name, default).map(Duration::from_secs);
+    let interval = Duration::from_millis(parse_num(get, "RECONCILE_INTERVAL_MS", 30_000)?);
     Ok(crate::reconciliation::ReconcileSettings {
-        interval: Duration::from_millis(parse_num(get, "RECONCILE_INTERVAL_MS", 30_000)?),
+        interval,
+        budget: interval,
         cancellations_after: secs("RECONCILE_AFTER_SECS", 300)?,
         pending_after: secs("RECONCILE_PENDING_AFTER_SECS", 900)?,
         expiry_grace: secs("RECONCILE_EXPIRY_GRACE_SECS", 300)?,
@@ -608,12 +627,19 @@ mod tests {
     fn max_in_flight_is_a_positive_bounded_number_named_when_wrong() {
         let s = with(&[]).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(s.max_in_flight, DEFAULT_MAX_IN_FLIGHT as usize);
-        let s = with(&[("MAX_IN_FLIGHT", "2")]).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(s.max_in_flight, 2);
-        for bad in ["0", "-1", "many", "1.5", "10001", "99999999999999999999"] {
-            match with(&[("MAX_IN_FLIGHT", bad)]) {
-                Err(SettingsError::Invalid(name, _)) => assert_eq!(name, "MAX_IN_FLIGHT", "{bad}"),
-                other => panic!("{bad}: {other:?}"),
+        assert_eq!(
+            s.max_in_flight_webhooks,
+            DEFAULT_MAX_IN_FLIGHT_WEBHOOKS as usize
+        );
+        let s = with(&[("MAX_IN_FLIGHT", "2"), ("MAX_IN_FLIGHT_WEBHOOKS", "3")])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((s.max_in_flight, s.max_in_flight_webhooks), (2, 3));
+        for variable in ["MAX_IN_FLIGHT", "MAX_IN_FLIGHT_WEBHOOKS"] {
+            for bad in ["0", "-1", "many", "1.5", "10001", "99999999999999999999"] {
+                match with(&[(variable, bad)]) {
+                    Err(SettingsError::Invalid(name, _)) => assert_eq!(name, variable, "{bad}"),
+                    other => panic!("{variable}={bad}: {other:?}"),
+                }
             }
         }
     }

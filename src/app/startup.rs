@@ -448,7 +448,7 @@ fn bind(addr: &str) -> Result<TcpListener, StartupError> {
 }
 
 /// The request guard's limits (`BODY_LIMIT_BYTES`, `REQUEST_TIMEOUT_SECS`, `HSTS`,
-/// `MAX_IN_FLIGHT`): one [`crate::routes::guard::Admission`] for the process, shared by
+/// `MAX_IN_FLIGHT`, `MAX_IN_FLIGHT_WEBHOOKS`): one [`crate::routes::guard::Admission`] for the process, shared by
 /// every worker of both servers.
 fn guard_config(
     settings: &Settings,
@@ -456,7 +456,11 @@ fn guard_config(
 ) -> crate::routes::guard::GuardConfig {
     crate::routes::guard::GuardConfig {
         admission: crate::routes::guard::Admission::new(
-            settings.max_in_flight,
+            crate::routes::guard::Limits {
+                requests: settings.max_in_flight,
+                webhooks: settings.max_in_flight_webhooks,
+                webhook_paths: &crate::routes::komoju_webhook::PATHS,
+            },
             metrics.requests_shed.clone(),
             metrics.requests_in_flight.clone(),
         ),

@@ -498,38 +498,71 @@ pub struct Due {
     pub expired_before: Option<NaiveDateTime>,
 }
 
+/// Which of the due orders a query returns: a pass reads every [`Sweep::First`] before
+/// any [`Sweep::Again`], so that an order nobody has read yet (a silently paid one)
+/// never waits behind orders read before and still open (abandoned checkouts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sweep {
+    /// Never read by a pass (`reconciled_at` empty), least recently changed first.
+    First,
+    /// Read before, least recently read first.
+    Again,
+}
+
 /// Orders in `due.state` with a KOMOJU session that a reconciliation pass should read
-/// (the ones a webhook should have moved), least recently changed first, at most
-/// `limit`: unchanged since `due.changed_before` and not read since `due.read_before`;
-/// or, with `due.expired_before`, expired before it and not read since the expiry.
+/// (the ones a webhook should have moved), of one [`Sweep`], at most `limit`, none of
+/// the malls in `except` (merchants backed off): unchanged since `due.changed_before`
+/// and not read since `due.read_before`; or, with `due.expired_before`, expired before
+/// it and not read since the expiry. Both sweeps walk `orders_state_reconciled_at` in
+/// order.
 pub fn due_for_reading(
     conn: &mut DbConnection,
     due: Due,
+    sweep: Sweep,
+    except: &[String],
     limit: i64,
 ) -> Result<Vec<OrderRow>, DbError> {
-    let quiet = orders::updated_at.lt(due.changed_before).and(
-        orders::reconciled_at
-            .is_null()
-            .or(orders::reconciled_at.lt(due.read_before)),
-    );
     let query = orders::table
         .filter(orders::state.eq(due.state))
         .filter(orders::komoju_session_id.is_not_null())
-        .order(orders::updated_at.asc())
         .limit(limit)
         .select(OrderRow::as_select())
         .into_boxed();
-    let query = match due.expired_before {
-        None => query.filter(quiet),
-        Some(expired_before) => query.filter(
-            quiet
+    let query = if except.is_empty() {
+        query
+    } else {
+        query.filter(diesel::dsl::not(orders::mall_id.eq_any(except.to_vec())))
+    };
+    let query = match (sweep, due.expired_before) {
+        (Sweep::First, None) => query.filter(orders::updated_at.lt(due.changed_before)),
+        (Sweep::First, Some(expired_before)) => query.filter(
+            orders::updated_at
+                .lt(due.changed_before)
                 .nullable()
-                .or(orders::payment_expires_at.lt(expired_before).and(
-                    orders::reconciled_at
-                        .is_null()
-                        .or(orders::reconciled_at.le(orders::payment_expires_at)),
-                )),
+                .or(orders::payment_expires_at.lt(expired_before)),
         ),
+        (Sweep::Again, None) => query.filter(
+            orders::updated_at
+                .lt(due.changed_before)
+                .and(orders::reconciled_at.lt(due.read_before)),
+        ),
+        (Sweep::Again, Some(expired_before)) => query.filter(
+            orders::updated_at
+                .lt(due.changed_before)
+                .and(orders::reconciled_at.lt(due.read_before))
+                .nullable()
+                .or(orders::payment_expires_at
+                    .lt(expired_before)
+                    .and(orders::reconciled_at.le(orders::payment_expires_at))),
+        ),
+    };
+    let query = match sweep {
+        Sweep::First => query
+            .filter(orders::reconciled_at.is_null())
+            .order(orders::updated_at.asc()),
+        Sweep::Again => query
+            .filter(orders::reconciled_at.is_not_null())
+            .order(orders::reconciled_at.asc()),
     };
     Ok(query.load(conn)?)
 }

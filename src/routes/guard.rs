@@ -15,7 +15,10 @@
 //!   client trickles it).
 //! - **More requests than the service can serve** (issue 21, item 3). At most
 //!   `MAX_IN_FLIGHT` requests are served at once, across every worker (one shared
-//!   [`Admission`]); one more is answered at once, before the route runs and before any
+//!   [`Admission`]), and apart from them at most `MAX_IN_FLIGHT_WEBHOOKS` of KOMOJU's
+//!   webhooks (work for the database alone, which a few in flight saturate, where a
+//!   checkout holds its place for KOMOJU's whole answer); one more of either kind is
+//!   answered at once, before the route runs and before any
 //!   of its body is read, with 503 `unavailable` and `Retry-After` (the §3 envelope and
 //!   the [`crate::error::RETRY_AFTER_SECS`] every 503 carries): KOMOJU and Cafe24 send it
 //!   again later. Counted in `requests_shed_total`. `/health`, `/health/ready`,
@@ -71,45 +74,73 @@ pub struct GuardConfig {
     pub request_timeout: Duration,
     /// The `Strict-Transport-Security` value to send, when on (`HSTS`).
     pub hsts: Option<header::HeaderValue>,
-    /// `MAX_IN_FLIGHT`: the requests served at once, shared by every worker.
+    /// `MAX_IN_FLIGHT` and `MAX_IN_FLIGHT_WEBHOOKS`: the requests served at once, shared
+    /// by every worker.
     pub admission: Admission,
 }
 
-/// The bound on requests served at once (`MAX_IN_FLIGHT`), one for the whole process:
+/// How many requests of each kind are served at once.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// `MAX_IN_FLIGHT`: every request but the webhooks (and those never refused).
+    pub requests: usize,
+    /// `MAX_IN_FLIGHT_WEBHOOKS`: requests to one of `webhook_paths`.
+    pub webhooks: usize,
+    /// The paths of KOMOJU's webhooks (their route's own list).
+    pub webhook_paths: &'static [&'static str],
+}
+
+/// The bounds on requests served at once ([`Limits`]), one for the whole process:
 /// clones share the same permits and metrics.
 #[derive(Clone)]
 pub struct Admission {
-    permits: std::sync::Arc<Semaphore>,
-    /// `requests_shed_total`: requests answered 503 because the limit was full.
+    requests: std::sync::Arc<Semaphore>,
+    webhooks: std::sync::Arc<Semaphore>,
+    webhook_paths: &'static [&'static str],
+    /// `requests_shed_total`: requests answered 503 because their limit was full.
     shed: IntCounter,
-    /// `requests_in_flight`: requests holding a permit now.
+    /// `requests_in_flight`: requests holding a permit now, of either kind.
     in_flight: IntGauge,
 }
 
 impl std::fmt::Debug for Admission {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Admission({} free)", self.permits.available_permits())
+        write!(
+            f,
+            "Admission({} requests and {} webhooks free)",
+            self.requests.available_permits(),
+            self.webhooks.available_permits()
+        )
     }
 }
 
 impl Admission {
-    /// At most `limit` requests at once (at least 1); refusals counted in `shed`, the
-    /// requests being served in `in_flight`.
-    pub fn new(limit: usize, shed: IntCounter, in_flight: IntGauge) -> Admission {
+    /// At most `limits` of each kind at once (at least 1); refusals counted in `shed`,
+    /// the requests being served in `in_flight`.
+    pub fn new(limits: Limits, shed: IntCounter, in_flight: IntGauge) -> Admission {
+        let permits =
+            |n: usize| std::sync::Arc::new(Semaphore::new(n.clamp(1, Semaphore::MAX_PERMITS)));
         Admission {
-            permits: std::sync::Arc::new(Semaphore::new(limit.clamp(1, Semaphore::MAX_PERMITS))),
+            requests: permits(limits.requests),
+            webhooks: permits(limits.webhooks),
+            webhook_paths: limits.webhook_paths,
             shed,
             in_flight,
         }
     }
 
     /// A permit for `path`: `Ok(None)` when the path is never limited, `Err(())` (counted)
-    /// when the limit is full.
+    /// when its kind's limit is full.
     fn admit(&self, path: &str) -> Result<Option<Admitted>, ()> {
         if ALWAYS_ADMITTED.contains(&path) || path.starts_with(STAND_IN_PREFIX) {
             return Ok(None);
         }
-        match self.permits.clone().try_acquire_owned() {
+        let permits = if self.webhook_paths.contains(&path) {
+            &self.webhooks
+        } else {
+            &self.requests
+        };
+        match permits.clone().try_acquire_owned() {
             Ok(permit) => {
                 self.in_flight.inc();
                 Ok(Some(Admitted {
@@ -413,20 +444,29 @@ impl MessageBody for Holding {
 mod tests {
     use super::*;
 
+    const WEBHOOK: &str = "/api/asynchronous-checkout/checkout/webhook";
+    const CHECKOUT: &str = "/api/synchronous-checkout/checkout";
+
+    fn one_of_each(metrics: &crate::metrics::Metrics) -> Admission {
+        Admission::new(
+            Limits {
+                requests: 1,
+                webhooks: 1,
+                webhook_paths: &[WEBHOOK],
+            },
+            metrics.requests_shed.clone(),
+            metrics.requests_in_flight.clone(),
+        )
+    }
+
     #[test]
     fn one_over_the_limit_is_refused_and_counted_and_operators_paths_never() {
         let metrics = crate::metrics::Metrics::new();
-        let admission = Admission::new(
-            1,
-            metrics.requests_shed.clone(),
-            metrics.requests_in_flight.clone(),
-        );
-        let first = admission.admit("/api/asynchronous-checkout/checkout/webhook");
+        let admission = one_of_each(&metrics);
+        let first = admission.admit(CHECKOUT);
         assert!(matches!(first, Ok(Some(_))));
         assert_eq!(metrics.requests_in_flight.get(), 1);
-        assert!(admission
-            .admit("/api/synchronous-checkout/checkout")
-            .is_err());
+        assert!(admission.admit("/api/synchronous-checkout/cancel").is_err());
         assert_eq!(metrics.requests_shed.get(), 1);
         for path in [
             "/health",
@@ -440,6 +480,25 @@ mod tests {
         drop(first);
         assert_eq!(metrics.requests_in_flight.get(), 0);
         assert!(matches!(admission.admit("/"), Ok(Some(_))));
+    }
+
+    #[test]
+    fn webhooks_and_other_requests_are_limited_apart() {
+        let metrics = crate::metrics::Metrics::new();
+        let admission = one_of_each(&metrics);
+        let webhook = admission.admit(WEBHOOK);
+        assert!(matches!(webhook, Ok(Some(_))));
+        assert!(admission.admit(WEBHOOK).is_err(), "a second webhook");
+        let checkout = admission.admit(CHECKOUT);
+        assert!(
+            matches!(checkout, Ok(Some(_))),
+            "webhooks took the checkout's place"
+        );
+        assert!(admission.admit(CHECKOUT).is_err(), "a second checkout");
+        assert_eq!(metrics.requests_in_flight.get(), 2);
+        assert_eq!(metrics.requests_shed.get(), 2);
+        drop(webhook);
+        assert!(matches!(admission.admit(WEBHOOK), Ok(Some(_))));
     }
 
     #[test]

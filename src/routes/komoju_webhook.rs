@@ -12,13 +12,17 @@ use crate::error::ApiError;
 use crate::webhooks::{self, Delivery, Received};
 use actix_web::{web, HttpRequest, HttpResponse};
 
+/// Every path KOMOJU's webhooks are received at (the request guard counts them apart:
+/// `MAX_IN_FLIGHT_WEBHOOKS`).
+pub const PATHS: [&str; 3] = [
+    "/api/asynchronous-checkout/checkout/webhook",
+    "/api/asynchronous-cancellation/cancel/webhook",
+    "/api/asynchronous-refund/cancel/webhook",
+];
+
 /// Mounts the handler at every webhook path.
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    for path in [
-        "/api/asynchronous-checkout/checkout/webhook",
-        "/api/asynchronous-cancellation/cancel/webhook",
-        "/api/asynchronous-refund/cancel/webhook",
-    ] {
+    for path in PATHS {
         cfg.service(super::resource(path, "POST").route(web::post().to(webhook)));
     }
 }

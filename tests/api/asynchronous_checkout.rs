@@ -187,8 +187,9 @@ async fn konbini_pending_then_paid_then_another_expired(backend: Backend) {
 }
 
 async fn one_webhook_delivered_fifty_times_concurrently_changes_once(backend: Backend) {
-    // All fifty admitted at once (MAX_IN_FLIGHT's refusals are tests/api/overload.rs's).
-    let app = spawn_app_with(backend, &[("MAX_IN_FLIGHT", "100")]).await;
+    // All fifty admitted at once (MAX_IN_FLIGHT_WEBHOOKS's refusals are
+    // tests/api/overload.rs's).
+    let app = spawn_app_with(backend, &[("MAX_IN_FLIGHT_WEBHOOKS", "100")]).await;
     let cafe24 = Receiver::spawn(app.clock.clone());
     let url = app
         .async_checkout_ok(&async_fields(ORDER, "3065.00", "PHP", &cafe24))

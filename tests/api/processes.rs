@@ -411,7 +411,13 @@ async fn assert_outage_recovered(h: &Harness, service: &str, body: &[u8]) {
 async fn two_processes_on_one_postgres_notify_each_order_exactly_once() {
     let backend = Backend::postgres();
     let h = Harness::new(&backend).await;
-    let fast = [("OUTBOX_POLL_MS", "20"), ("OUTBOX_BATCH", "5")];
+    // Twenty webhooks at once to each: all admitted (the limit's refusals are
+    // tests/api/overload.rs's).
+    let fast = [
+        ("OUTBOX_POLL_MS", "20"),
+        ("OUTBOX_BATCH", "5"),
+        ("MAX_IN_FLIGHT_WEBHOOKS", "100"),
+    ];
     let a = h.start("a", &fast).await;
     let b = h.start("b", &fast).await;
     let mut bodies = Vec::new();

@@ -26,6 +26,8 @@ both_backends!(
     an_unpaid_code_is_read_once_a_day_and_nothing_changes,
     an_authorized_card_past_the_capture_window_is_read_and_applied,
     orders_of_an_unloadable_merchant_do_not_keep_the_others_waiting,
+    a_pass_reads_every_due_order_not_one_batch,
+    an_order_never_read_comes_before_orders_read_before,
 );
 
 /// An asynchronous order paid by card on the hosted page, whose buyer never came back
@@ -131,7 +133,14 @@ async fn nothing_due(app: &TestApp, backoff: &mut Backoff) {
 }
 
 async fn pass(app: &TestApp, backoff: &mut Backoff) -> usize {
-    reconciliation::pass(&app.state, &app.settings.reconcile, backoff)
+    pass_for(app, backoff, app.settings.reconcile.budget).await
+}
+
+/// A pass whose order reads stop at `budget` (after at least one).
+async fn pass_for(app: &TestApp, backoff: &mut Backoff, budget: Duration) -> usize {
+    let mut settings = app.settings.reconcile.clone();
+    settings.budget = budget;
+    reconciliation::pass(&app.state, &settings, backoff)
         .await
         .unwrap_or_else(|e| panic!("{e}"))
         .unwrap_or_else(|| panic!("the pass lock was taken"))
@@ -431,10 +440,64 @@ async fn orders_of_an_unloadable_merchant_do_not_keep_the_others_waiting(backend
         .unwrap_or_else(|e| panic!("{e}"));
     let mut backoff = Backoff::default();
     app.clock.advance(Duration::from_secs(901));
-    // The batch of 20 is the broken merchant's oldest orders: nothing can be read.
-    assert_eq!(pass(&app, &mut backoff).await, 0);
-    assert_eq!(state(&app).await, "pending");
-    // Recorded as read, they make room: the next pass reaches the paid order.
+    // The broken merchant's 21 orders are the oldest: none can be read, each is recorded
+    // as read, and the pass goes on to the paid order.
     assert_eq!(pass(&app, &mut backoff).await, 1);
     assert_eq!(state(&app).await, "paid");
+    // Recorded as read, they wait their interval: the next pass reads nothing.
+    nothing_due(&app, &mut backoff).await;
+}
+
+/// `n` synchronous checkouts of the demo mall whose buyers never pay: `pending` orders
+/// with a KOMOJU session that stays open.
+async fn abandoned(app: &TestApp, n: usize) {
+    for k in 0..n {
+        app.sync_checkout_ok(&checkout_fields(
+            &format!("20261201-08{k:05}"),
+            "1500",
+            "JPY",
+        ))
+        .await;
+    }
+}
+
+/// More orders due than one query returns (20): a pass reads on, batch after batch,
+/// within its budget, and reaches the silently paid order behind them (a pass read
+/// the 20 oldest and stopped before, three times fewer than the modelled demand).
+async fn a_pass_reads_every_due_order_not_one_batch(backend: Backend) {
+    let app = spawn_quiet(backend).await;
+    abandoned(&app, 25).await;
+    app.clock.advance(Duration::from_secs(1));
+    let cafe24 = Receiver::spawn(app.clock.clone());
+    paid_silently(&app, &cafe24).await;
+    app.clock.advance(Duration::from_secs(901));
+    let mut backoff = Backoff::default();
+    assert_eq!(pass(&app, &mut backoff).await, 26);
+    assert_eq!(state(&app).await, "paid");
+    app.drain_outbox().await;
+    assert_eq!(cafe24.received().len(), 1, "Cafe24 hears the payment once");
+    nothing_due(&app, &mut backoff).await;
+}
+
+/// Abandoned checkouts are read again every 15 minutes until KOMOJU ends their session;
+/// an order no pass has read yet (a buyer who paid and closed the browser) is read
+/// before any of them, whatever their age: with a budget for one read, that read is the
+/// paid order's.
+async fn an_order_never_read_comes_before_orders_read_before(backend: Backend) {
+    let app = spawn_quiet(backend).await;
+    abandoned(&app, 3).await;
+    app.clock.advance(Duration::from_secs(901));
+    let mut backoff = Backoff::default();
+    assert_eq!(pass(&app, &mut backoff).await, 3, "read once, still open");
+    let cafe24 = Receiver::spawn(app.clock.clone());
+    paid_silently(&app, &cafe24).await;
+    app.clock.advance(Duration::from_secs(901));
+    // All four are due; the three were read before, the paid order never was.
+    assert_eq!(pass_for(&app, &mut backoff, Duration::ZERO).await, 1);
+    assert_eq!(state(&app).await, "paid");
+    // The next passes read the others again, one each, oldest read first.
+    for _ in 0..3 {
+        assert_eq!(pass_for(&app, &mut backoff, Duration::ZERO).await, 1);
+    }
+    nothing_due(&app, &mut backoff).await;
 }

@@ -1,0 +1,1 @@
+DROP INDEX orders_state_reconciled_at;
