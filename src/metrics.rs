@@ -137,6 +137,13 @@ fn gauge(registry: &Registry, name: &str, help: &str) -> IntGauge {
 
 /// The calls to KOMOJU: `komoju_requests_total` by operation and status class, and
 /// `komoju_request_duration_seconds`.
+/// The buckets of `…_http_requests_duration_seconds`, in seconds: from 1 ms, since a
+/// webhook or a status read is served in about one, to the 10 s past which a request is
+/// answered 503 anyway.
+pub const HTTP_BUCKETS: [f64; 13] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
 #[derive(Clone)]
 struct KomojuCalls {
     requests: IntCounterVec,

@@ -45,7 +45,7 @@ pub const DEV_APP_SECRET: &str = "dev-app-secret-change-me-0123456789abcdef";
 pub const DEFAULT_MAX_IN_FLIGHT: u64 = 32;
 /// The default of `MAX_IN_FLIGHT_WEBHOOKS`, measured (docs/benchmarks.md, "A burst
 /// larger than the machine").
-pub const DEFAULT_MAX_IN_FLIGHT_WEBHOOKS: u64 = 4;
+pub const DEFAULT_MAX_IN_FLIGHT_WEBHOOKS: u64 = 8;
 /// The largest `MAX_IN_FLIGHT` (and `MAX_IN_FLIGHT_WEBHOOKS`) accepted.
 pub const MAX_IN_FLIGHT_LIMIT: u64 = 10_000;
 /// The §10 default allow-list.

@@ -485,6 +485,8 @@ fn main_server(
     let http_metrics = actix_web_prom::PrometheusMetricsBuilder::new(crate::metrics::NAMESPACE)
         .registry(state.metrics.registry().clone())
         .mask_unmatched_patterns("unmatched")
+        // From 1 ms: a webhook is served in about one (docs/benchmarks.md).
+        .buckets(&crate::metrics::HTTP_BUCKETS)
         .build()
         .map_err(|e| StartupError::Metrics(e.to_string()))?;
     let (data, guard, stand_ins) = (state.clone(), guard.clone(), stand_ins.clone());

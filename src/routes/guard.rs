@@ -18,8 +18,9 @@
 //!   [`Admission`]), and apart from them at most `MAX_IN_FLIGHT_WEBHOOKS` of KOMOJU's
 //!   webhooks (work for the database alone, which a few in flight saturate, where a
 //!   checkout holds its place for KOMOJU's whole answer); one more of either kind is
-//!   answered at once, before the route runs and before any
-//!   of its body is read, with 503 `unavailable` and `Retry-After` (the §3 envelope and
+//!   answered at once, before the route runs (its body, if it comes within
+//!   [`DRAIN_WAIT`], read and thrown away so that the connection stays open for the
+//!   retry; else the connection closed), with 503 `unavailable` and `Retry-After` (the §3 envelope and
 //!   the [`crate::error::RETRY_AFTER_SECS`] every 503 carries): KOMOJU and Cafe24 send it
 //!   again later. Counted in `requests_shed_total`. `/health`, `/health/ready`,
 //!   `/metrics` and the development stand-ins (`/sandbox/…`) are never refused and never
@@ -243,8 +244,16 @@ where
             Err(()) => {
                 // Counted, not logged at warn: a burst would flood the log.
                 log::debug!("{} {} shed: the limit is full", req.method(), req.path());
-                let res = req.into_response(ApiError::Unavailable.error_response());
-                return Box::pin(ready(Ok(finish(res, &config, payload))));
+                return Box::pin(async move {
+                    let drained = payload.is_none() || drain(&mut req, DRAIN_WAIT).await;
+                    let mut reply = ApiError::Unavailable.error_response();
+                    if !drained {
+                        reply
+                            .head_mut()
+                            .set_connection_type(actix_web::http::ConnectionType::Close);
+                    }
+                    Ok(finish(req.into_response(reply), &config, payload))
+                });
             }
         };
         let what = format!("{} {}", req.method(), req.path());
@@ -267,6 +276,31 @@ where
             }
         })
     }
+}
+
+/// How long the body of a request refused by the admission limit is read for (and
+/// thrown away): a body sent with its head is in by then, and the connection then
+/// serves the client's next request (its retry) instead of being closed, which at a
+/// burst cost a new connection per refusal (the overload bench: a second of `SYN`
+/// retries once the client's ports ran out). A body not in by then closes the
+/// connection.
+const DRAIN_WAIT: Duration = Duration::from_millis(250);
+
+/// Reads the request's body to its end within `wait`, keeping nothing; true when it
+/// ended (within the body limit: the payload is [`Watched`]).
+async fn drain(req: &mut ServiceRequest, wait: Duration) -> bool {
+    use futures_util::StreamExt;
+    let mut body = req.take_payload();
+    tokio::time::timeout(wait, async {
+        while let Some(chunk) = body.next().await {
+            if chunk.is_err() {
+                return false;
+            }
+        }
+        true
+    })
+    .await
+    .unwrap_or(false)
 }
 
 /// A request past `REQUEST_TIMEOUT_SECS`: 503 `unavailable`, the connection closed.

@@ -103,6 +103,60 @@ impl Held {
     }
 }
 
+/// One reply read off `stream`: its status line (head and `Content-Length` body read).
+async fn read_reply(stream: &mut TcpStream) -> String {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&got).into_owned();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text[..end]
+                .lines()
+                .find_map(|l| {
+                    let (name, value) = l.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse::<usize>().ok())?
+                })
+                .unwrap_or(0);
+            if got.len() >= end + 4 + length {
+                return text.lines().next().unwrap_or_default().to_owned();
+            }
+        }
+        let n = tokio::time::timeout(WAIT, stream.read(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("no reply: {text}"))
+            .unwrap_or_else(|e| panic!("read: {e}"));
+        assert!(n > 0, "connection closed after: {text}");
+        got.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// A webhook, then `GET /health`, on one keep-alive connection: both status lines.
+async fn same_connection_twice(app: &TestApp, body: &[u8], signature: &str) -> (String, String) {
+    let addr = app.address.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(addr)
+        .await
+        .unwrap_or_else(|e| panic!("connect: {e}"));
+    let head = format!(
+        "POST /api/asynchronous-checkout/checkout/webhook?mall_id={MALL} HTTP/1.1\r\n\
+         Host: {addr}\r\nContent-Type: application/json\r\nX-Komoju-Event: payment\r\n\
+         X-Komoju-Signature: {signature}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    let mut request = head.into_bytes();
+    request.extend_from_slice(body);
+    let health = format!("GET /health HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    let mut lines = Vec::new();
+    for request in [request, health.into_bytes()] {
+        stream
+            .write_all(&request)
+            .await
+            .unwrap_or_else(|e| panic!("write: {e}"));
+        lines.push(read_reply(&mut stream).await);
+    }
+    (lines[0].clone(), lines[1].clone())
+}
+
 /// Waits until the service reports `n` requests in flight.
 async fn in_flight_reaches(app: &TestApp, n: i64) {
     let deadline = Instant::now() + WAIT;
@@ -249,6 +303,15 @@ async fn a_burst_over_the_limit_is_refused_at_once_and_every_retry_applied_once(
     assert!(
         metrics.contains(&format!("cafe24_komoju_requests_shed_total {BURST}")),
         "{metrics}"
+    );
+    // A refused webhook's connection stays open: KOMOJU's retry needs no new one.
+    let (body, signature) = &webhooks[0];
+    assert_eq!(
+        same_connection_twice(&app, body, signature).await,
+        (
+            "HTTP/1.1 503 Service Unavailable".to_owned(),
+            "HTTP/1.1 200 OK".to_owned()
+        )
     );
     // A buyer's checkout is not refused for KOMOJU's webhooks.
     app.sync_checkout_ok(&checkout_fields("20261206-0299999", "1200", "JPY"))
