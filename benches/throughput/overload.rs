@@ -122,7 +122,11 @@ async fn served_buckets(addr: SocketAddr, endpoint: &str) -> Vec<(f64, f64)> {
         .filter(|l| l.contains(&endpoint) && l.contains("status=\"200\""))
         .filter_map(|l| {
             let le = l.split("le=\"").nth(1)?.split('"').next()?;
-            let le = if le == "+Inf" { f64::INFINITY } else { le.parse().ok()? };
+            let le = if le == "+Inf" {
+                f64::INFINITY
+            } else {
+                le.parse().ok()?
+            };
             Some((le, l.rsplit(' ').next()?.parse().ok()?))
         })
         .collect()
