@@ -26,7 +26,8 @@
 //! backs that merchant off for later passes.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::NaiveDateTime;
@@ -84,12 +85,6 @@ pub struct Backoff {
 }
 
 impl Backoff {
-    fn waiting(&self, mall_id: &str, now: NaiveDateTime) -> bool {
-        self.merchants
-            .get(mall_id)
-            .is_some_and(|(_, until)| *until > now)
-    }
-
     /// Records a failure; returns until when the merchant is left alone.
     fn failed(&mut self, mall_id: &str, now: NaiveDateTime) -> NaiveDateTime {
         let failures = self.merchants.get(mall_id).map_or(0, |(n, _)| *n) + 1;
@@ -235,10 +230,11 @@ fn due(settings: &ReconcileSettings, now: NaiveDateTime) -> [orders::Due; 3] {
 /// `awaiting_payment` and `authorized`, read once a day, before `pending`, where
 /// abandoned checkouts are read every `RECONCILE_PENDING_AFTER_SECS` until KOMOJU ends
 /// their session). Each sweep queries batches of [`BATCH`] until none is left or the
-/// pass has read for `settings.budget` (at least one order is read). Returns how many
-/// sessions were read. A KOMOJU error leaves the order untouched (read again next time)
-/// and backs its merchant off, whose orders the pass then leaves; a merchant's reads are
-/// [`PACE`]d.
+/// pass has read for `settings.budget` (at least one order is read); a batch's merchants
+/// are read [`MERCHANTS_AT_ONCE`] at a time, each merchant's orders one after another,
+/// [`PACE`]d. Returns how many sessions were read. A KOMOJU error leaves the order
+/// untouched (read again next time) and backs its merchant off, whose orders the pass
+/// then leaves.
 pub async fn order_passes(
     app: &Services,
     settings: &ReconcileSettings,
@@ -248,12 +244,14 @@ pub async fn order_passes(
     let now = app.clock.now_naive();
     let [pending, awaiting, authorized] = due(settings, now);
     let mut reader = Reader {
-        app,
-        now,
+        reading: Reading {
+            app,
+            now,
+            deadline: tokio::time::Instant::now() + settings.budget,
+            started: AtomicBool::new(false),
+            last_read: Mutex::new(HashMap::new()),
+        },
         backoff,
-        pacer: Pacer::default(),
-        deadline: tokio::time::Instant::now() + settings.budget,
-        tried: 0,
         read: 0,
     };
     let sweeps = [
@@ -267,10 +265,10 @@ pub async fn order_passes(
     for (due, sweep) in sweeps {
         if !reader.sweep(due, sweep).await? {
             log::info!(
-                "reconcile: the pass read for its budget ({:?}, {} orders tried); the rest \
+                "reconcile: the pass read for its budget ({:?}, {} sessions read); the rest \
                  waits for the next pass",
                 settings.budget,
-                reader.tried
+                reader.read
             );
             break;
         }
@@ -278,16 +276,16 @@ pub async fn order_passes(
     Ok(reader.read)
 }
 
-/// One pass's order reads: where it stands against its budget.
+/// Merchants whose orders of one batch are read at once (each merchant's one after
+/// another, [`PACE`] apart): KOMOJU's answer takes most of a read, so one merchant
+/// waiting for it need not hold the others.
+const MERCHANTS_AT_ONCE: usize = 4;
+
+/// One pass's order reads: the merchants' back-off (applied between batches) and the
+/// sessions read.
 struct Reader<'a> {
-    app: &'a Services,
-    now: NaiveDateTime,
+    reading: Reading<'a>,
     backoff: &'a mut Backoff,
-    pacer: Pacer,
-    deadline: tokio::time::Instant,
-    /// Orders the pass tried to read.
-    tried: usize,
-    /// Sessions KOMOJU answered for.
     read: usize,
 }
 
@@ -297,29 +295,39 @@ impl Reader<'_> {
     /// its merchant backed off and left out of the next query), so the next batch holds
     /// other orders.
     async fn sweep(&mut self, due: orders::Due, sweep: orders::Sweep) -> Result<bool, DbError> {
+        use futures_util::StreamExt;
+        let now = self.reading.now;
         loop {
-            let except = self.backoff.waiting_malls(self.now);
+            let except = self.backoff.waiting_malls(now);
             let rows = self
+                .reading
                 .app
                 .db
                 .run(move |c| orders::due_for_reading(c, due, sweep, &except, BATCH))
                 .await?;
             let last_batch = i64::try_from(rows.len()).unwrap_or(i64::MAX) < BATCH;
-            for order in rows {
-                if self.backoff.waiting(&order.mall_id, self.now) {
-                    log::debug!(
-                        "reconcile: order {} of {} left for a later pass (merchant backed off)",
-                        order.order_id,
-                        order.mall_id
+            let reading = &self.reading;
+            let mut merchants = futures_util::stream::iter(by_merchant(rows, |o| &o.mall_id))
+                .map(|orders| reading.merchant(orders))
+                .buffer_unordered(MERCHANTS_AT_ONCE);
+            let mut in_time = true;
+            while let Some(done) = merchants.next().await {
+                let done = done?;
+                self.read += done.read;
+                in_time &= done.in_time;
+                if done.failed {
+                    let until = self.backoff.failed(&done.mall_id, now);
+                    log::warn!(
+                        "reconcile: merchant {} backed off until {} UTC",
+                        done.mall_id,
+                        until.format("%Y-%m-%d %H:%M:%S")
                     );
-                    continue;
+                } else if done.read > 0 {
+                    self.backoff.succeeded(&done.mall_id);
                 }
-                if self.tried > 0 && tokio::time::Instant::now() >= self.deadline {
-                    return Ok(false);
-                }
-                self.tried += 1;
-                self.pacer.wait(&order.mall_id).await;
-                self.read += read_order(self.app, order, self.now, self.backoff).await?;
+            }
+            if !in_time {
+                return Ok(false);
             }
             if last_batch {
                 return Ok(true);
@@ -328,31 +336,114 @@ impl Reader<'_> {
     }
 }
 
-/// The last KOMOJU read of each merchant in this pass, to keep [`PACE`] between two.
-#[derive(Default)]
-struct Pacer {
-    last: HashMap<String, tokio::time::Instant>,
+/// `rows` by merchant (`mall_id_of`), each merchant's in their order, merchants in the
+/// order of their first row.
+fn by_merchant<T>(rows: Vec<T>, mall_id_of: impl Fn(&T) -> &str) -> Vec<Vec<T>> {
+    let mut merchants: Vec<Vec<T>> = Vec::new();
+    for row in rows {
+        match merchants
+            .iter_mut()
+            .find(|m| mall_id_of(&m[0]) == mall_id_of(&row))
+        {
+            Some(orders) => orders.push(row),
+            None => merchants.push(vec![row]),
+        }
+    }
+    merchants
 }
 
-impl Pacer {
-    async fn wait(&mut self, mall_id: &str) {
-        if let Some(last) = self.last.get(mall_id) {
-            tokio::time::sleep_until(*last + PACE).await;
+/// What the merchants of a pass share: the clock, the budget, the pacing.
+struct Reading<'a> {
+    app: &'a Services,
+    now: NaiveDateTime,
+    deadline: tokio::time::Instant,
+    /// Whether the pass has read anything: its first read is made whatever the budget.
+    started: AtomicBool,
+    /// Each merchant's last KOMOJU read in this pass, to keep [`PACE`] between two.
+    last_read: Mutex<HashMap<String, tokio::time::Instant>>,
+}
+
+/// What reading one merchant's orders of a batch came to.
+struct MerchantReads {
+    mall_id: String,
+    /// Sessions KOMOJU answered for.
+    read: usize,
+    /// KOMOJU failed: the rest of the merchant's orders were left.
+    failed: bool,
+    /// False when the budget ran out before every order was read.
+    in_time: bool,
+}
+
+impl Reading<'_> {
+    /// Reads one merchant's `orders` one after another until KOMOJU fails (the rest are
+    /// left for a later pass) or the budget runs out.
+    async fn merchant(&self, orders: Vec<orders::OrderRow>) -> Result<MerchantReads, DbError> {
+        let mall_id = orders
+            .first()
+            .map(|o| o.mall_id.clone())
+            .unwrap_or_default();
+        let mut done = MerchantReads {
+            mall_id: mall_id.clone(),
+            read: 0,
+            failed: false,
+            in_time: true,
+        };
+        for order in orders {
+            let first = !self.started.swap(true, Ordering::SeqCst);
+            if !first && tokio::time::Instant::now() >= self.deadline {
+                done.in_time = false;
+                break;
+            }
+            self.pace(&mall_id).await;
+            match read_order(self.app, order, self.now).await? {
+                Read::Answered => done.read += 1,
+                Read::Unloadable => {}
+                Read::Failed => {
+                    done.failed = true;
+                    break;
+                }
+            }
         }
-        self.last
-            .insert(mall_id.to_owned(), tokio::time::Instant::now());
+        Ok(done)
+    }
+
+    /// Waits until [`PACE`] has passed since the merchant's last read in this pass.
+    async fn pace(&self, mall_id: &str) {
+        let last = self.last_read_of(mall_id);
+        if let Some(last) = last {
+            tokio::time::sleep_until(last + PACE).await;
+        }
+        if let Ok(mut reads) = self.last_read.lock() {
+            reads.insert(mall_id.to_owned(), tokio::time::Instant::now());
+        }
+    }
+
+    fn last_read_of(&self, mall_id: &str) -> Option<tokio::time::Instant> {
+        self.last_read
+            .lock()
+            .ok()
+            .and_then(|reads| reads.get(mall_id).copied())
     }
 }
 
-/// Reads one order's session from KOMOJU and applies it; records the read. Returns 1
-/// when KOMOJU answered, 0 when not: the merchant unloadable (the read recorded all the
-/// same, so the order waits its interval), or a KOMOJU error (backed off).
+/// How one order's read went.
+enum Read {
+    /// KOMOJU answered; applied and recorded as read.
+    Answered,
+    /// The merchant cannot be loaded: recorded as read all the same.
+    Unloadable,
+    /// KOMOJU failed: the order is left as it was.
+    Failed,
+}
+
+/// Reads one order's session from KOMOJU and applies it; records the read, except when
+/// KOMOJU failed (the caller backs the merchant off). The merchant unloadable: the read
+/// recorded all the same, so the order waits its interval.
 async fn read_order(
     app: &Services,
     order: orders::OrderRow,
     now: NaiveDateTime,
-    backoff: &mut Backoff,
-) -> Result<usize, DbError> {
+) -> Result<Read, DbError> {
     let mall_id = order.mall_id.clone();
     let merchant = match app.merchants.load(&mall_id, None).await {
         Ok(m) => m,
@@ -374,13 +465,12 @@ async fn read_order(
             app.db
                 .run(move |c| orders::set_reconciled(c, &pk, now))
                 .await?;
-            return Ok(0);
+            return Ok(Read::Unloadable);
         }
     };
     let (pk, order_id, before) = (order.id.clone(), order.order_id.clone(), order.state);
     match crate::checkout::refresh_from_session(app, &merchant, order, "reconcile").await {
         Ok(after) => {
-            backoff.succeeded(&mall_id);
             if after.state != before {
                 log::info!(
                     "reconcile: order {order_id} of {mall_id} is {} (was {before}; no webhook had said so)",
@@ -391,19 +481,14 @@ async fn read_order(
             app.db
                 .run(move |c| orders::set_reconciled(c, &pk, now))
                 .await?;
-            Ok(1)
+            Ok(Read::Answered)
         }
         Err(ApiError::Unavailable) => {
             Err(DbError::Unavailable("applying a reconciled session".into()))
         }
         Err(e) => {
-            let until = backoff.failed(&mall_id, now);
-            log::warn!(
-                "reconcile order {order_id} of {mall_id} ({before}): {e}; left as it was, \
-                 merchant backed off until {} UTC",
-                until.format("%Y-%m-%d %H:%M:%S")
-            );
-            Ok(0)
+            log::warn!("reconcile order {order_id} of {mall_id} ({before}): {e}; left as it was");
+            Ok(Read::Failed)
         }
     }
 }
@@ -444,4 +529,22 @@ pub async fn cancellations(app: &Services, after: Duration) -> Result<usize, DbE
         }
     }
     Ok(read)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::by_merchant;
+
+    #[test]
+    fn a_batch_is_split_by_merchant_keeping_each_ones_order() {
+        let rows = vec![("b", 1), ("a", 2), ("b", 3), ("c", 4), ("a", 5)];
+        assert_eq!(
+            by_merchant(rows, |r| r.0),
+            vec![
+                vec![("b", 1), ("b", 3)],
+                vec![("a", 2), ("a", 5)],
+                vec![("c", 4)]
+            ]
+        );
+    }
 }
