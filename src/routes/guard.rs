@@ -20,9 +20,9 @@
 //!   checkout holds its place for KOMOJU's whole answer); one more of either kind is
 //!   answered at once, before the route runs (its body, if it comes within
 //!   [`DRAIN_WAIT`], read and thrown away so that the connection stays open for the
-//!   retry; else the connection closed), with 503 `unavailable` and `Retry-After` (the §3 envelope and
-//!   the [`crate::error::RETRY_AFTER_SECS`] every 503 carries): KOMOJU and Cafe24 send it
-//!   again later. Counted in `requests_shed_total`. `/health`, `/health/ready`,
+//!   retry; else the connection closed), with 503 `unavailable` and `Retry-After` (the
+//!   §3 envelope and the [`crate::error::RETRY_AFTER_SECS`] every 503 carries): KOMOJU
+//!   and Cafe24 send it again later. Counted in `requests_shed_total`. `/health`, `/health/ready`,
 //!   `/metrics` and the development stand-ins (`/sandbox/…`) are never refused and never
 //!   counted: operators must see an overloaded service, and the service's own calls to a
 //!   stand-in served beside it must not be refused by its own limit. A request refused
