@@ -51,8 +51,8 @@ use super::service::{cpu_of, Service};
 use super::standins;
 use super::wire::{
     add_merchant, captured_event, checkout_requests, cli, db_cpu, env_num, hmac_b64, load,
-    orders_by_id, percentile, settle, verdict, webhook_request, write_json, PgSchema, AMOUNT,
-    KOMOJU_DELAY, MALL, PARTNER, SERVICE_KEY,
+    metrics_text, orders_by_id, percentile, settle, verdict, webhook_request, write_json, PgSchema,
+    AMOUNT, KOMOJU_DELAY, MALL, PARTNER, SERVICE_KEY,
 };
 
 /// Checkouts sent first at each size to warm connections and caches, left out.
@@ -597,14 +597,9 @@ impl Bench {
 
     /// `cafe24_komoju_retention_purged_total`, every table, from the service's metrics.
     async fn purged(&self) -> u64 {
-        let text = reqwest::get(format!("http://{}/metrics", self.addr()))
+        metrics_text(self.addr())
             .await
-            .and_then(|r| r.error_for_status())
-            .unwrap_or_else(|e| panic!("metrics: {e}"))
-            .text()
-            .await
-            .unwrap_or_default();
-        text.lines()
+            .lines()
             .filter(|l| l.starts_with("cafe24_komoju_retention_purged_total{"))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum::<f64>() as u64

@@ -34,8 +34,8 @@ use super::loadgen::{self, Run};
 use super::service::Service;
 use super::standins;
 use super::wire::{
-    add_merchant, captured_event, checkout_requests, env_num, load, orders_by_id, percentile,
-    settle, verdict, webhook_request, write_json, PgSchema, KOMOJU_DELAY, SERVICE_KEY,
+    add_merchant, captured_event, checkout_requests, env_num, load, metrics_text, orders_by_id,
+    percentile, settle, verdict, webhook_request, write_json, PgSchema, KOMOJU_DELAY, SERVICE_KEY,
 };
 
 /// Most connections the open-loop generator holds at once.
@@ -109,13 +109,7 @@ fn burst(target: SocketAddr, rate: f64, requests: Vec<Vec<u8>>) -> Run {
 /// The service's `…_http_requests_duration_seconds` buckets for `endpoint`'s 200s:
 /// (upper bound in seconds, cumulative count), in bucket order.
 async fn served_buckets(addr: SocketAddr, endpoint: &str) -> Vec<(f64, f64)> {
-    let text = reqwest::get(format!("http://{addr}/metrics"))
-        .await
-        .and_then(|r| r.error_for_status())
-        .unwrap_or_else(|e| panic!("metrics: {e}"))
-        .text()
-        .await
-        .unwrap_or_default();
+    let text = metrics_text(addr).await;
     let endpoint = format!("endpoint=\"{endpoint}\"");
     text.lines()
         .filter(|l| l.starts_with("cafe24_komoju_http_requests_duration_seconds_bucket{"))

@@ -334,6 +334,17 @@ fn stat_cpu(stat: &str) -> Duration {
     Duration::from_millis(ticks * 10)
 }
 
+/// The service's `/metrics` page at `addr`, as text; panics when it cannot be read.
+pub async fn metrics_text(addr: SocketAddr) -> String {
+    reqwest::get(format!("http://{addr}/metrics"))
+        .await
+        .and_then(|r| r.error_for_status())
+        .unwrap_or_else(|e| panic!("metrics: {e}"))
+        .text()
+        .await
+        .unwrap_or_default()
+}
+
 /// "met" or "NOT MET", for the benchmarks' tables.
 pub fn verdict(ok: bool) -> &'static str {
     if ok {

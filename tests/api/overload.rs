@@ -61,16 +61,7 @@ struct Held {
 
 impl Held {
     async fn send(app: &TestApp, body: &[u8], signature: &str) -> Held {
-        let addr = app.address.trim_start_matches("http://");
-        let mut stream = TcpStream::connect(addr)
-            .await
-            .unwrap_or_else(|e| panic!("connect: {e}"));
-        let head = format!(
-            "POST /api/asynchronous-checkout/checkout/webhook?mall_id={MALL} HTTP/1.1\r\n\
-             Host: {addr}\r\nContent-Type: application/json\r\nX-Komoju-Event: payment\r\n\
-             X-Komoju-Signature: {signature}\r\nContent-Length: {}\r\n\r\n",
-            body.len()
-        );
+        let (mut stream, head) = webhook_connection(app, body, signature).await;
         let (first, last) = body.split_at(body.len() - 1);
         for part in [head.as_bytes(), first] {
             stream
@@ -90,17 +81,23 @@ impl Held {
             .write_all(&[self.last])
             .await
             .unwrap_or_else(|e| panic!("write: {e}"));
-        let mut reply = vec![0u8; 1024];
-        let n = tokio::time::timeout(WAIT, self.stream.read(&mut reply))
-            .await
-            .unwrap_or_else(|_| panic!("no reply to a held webhook"))
-            .unwrap_or_else(|e| panic!("read: {e}"));
-        String::from_utf8_lossy(&reply[..n])
-            .lines()
-            .next()
-            .unwrap_or_default()
-            .to_owned()
+        read_reply(&mut self.stream).await
     }
+}
+
+/// A connection to the service and the head of a signed webhook carrying `body`.
+async fn webhook_connection(app: &TestApp, body: &[u8], signature: &str) -> (TcpStream, String) {
+    let addr = app.address.trim_start_matches("http://");
+    let stream = TcpStream::connect(addr)
+        .await
+        .unwrap_or_else(|e| panic!("connect: {e}"));
+    let head = format!(
+        "POST /api/asynchronous-checkout/checkout/webhook?mall_id={MALL} HTTP/1.1\r\n\
+         Host: {addr}\r\nContent-Type: application/json\r\nX-Komoju-Event: payment\r\n\
+         X-Komoju-Signature: {signature}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    (stream, head)
 }
 
 /// One reply read off `stream`: its status line (head and `Content-Length` body read).
@@ -133,18 +130,10 @@ async fn read_reply(stream: &mut TcpStream) -> String {
 
 /// A webhook, then `GET /health`, on one keep-alive connection: both status lines.
 async fn same_connection_twice(app: &TestApp, body: &[u8], signature: &str) -> (String, String) {
-    let addr = app.address.trim_start_matches("http://");
-    let mut stream = TcpStream::connect(addr)
-        .await
-        .unwrap_or_else(|e| panic!("connect: {e}"));
-    let head = format!(
-        "POST /api/asynchronous-checkout/checkout/webhook?mall_id={MALL} HTTP/1.1\r\n\
-         Host: {addr}\r\nContent-Type: application/json\r\nX-Komoju-Event: payment\r\n\
-         X-Komoju-Signature: {signature}\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    );
+    let (mut stream, head) = webhook_connection(app, body, signature).await;
     let mut request = head.into_bytes();
     request.extend_from_slice(body);
+    let addr = app.address.trim_start_matches("http://");
     let health = format!("GET /health HTTP/1.1\r\nHost: {addr}\r\n\r\n");
     let mut lines = Vec::new();
     for request in [request, health.into_bytes()] {
