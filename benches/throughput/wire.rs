@@ -315,22 +315,27 @@ pub fn db_cpu(backend: &str, service_pid: u32) -> Duration {
         let path = entry.path();
         let stat = std::fs::read_to_string(path.join("stat")).unwrap_or_default();
         if stat.contains(name) {
-            total += stat_cpu(&stat);
+            total += stat_cpu(&stat, true);
         }
     }
     total
 }
 
-/// utime + stime of one `/proc/…/stat` line, plus cutime + cstime: the CPU of its
-/// children that have exited and been reaped (PostgreSQL's postmaster reaps every backend
-/// that closes, so a connection closed during a run still counts). Clock ticks of 10 ms.
-fn stat_cpu(stat: &str) -> Duration {
+/// utime + stime of one `/proc/…/stat` line and, with `children`, cutime + cstime: the
+/// CPU of its children that have exited and been reaped (PostgreSQL's postmaster reaps
+/// every backend that closes, so a connection closed during a run still counts). Clock
+/// ticks of 10 ms; the command name may hold spaces, so fields are counted after its
+/// closing parenthesis (utime is field 14 of the line, 12 after the name).
+pub fn stat_cpu(stat: &str, children: bool) -> Duration {
     let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
     let fields: Vec<u64> = after
         .split_whitespace()
         .map(|v| v.parse().unwrap_or(0))
         .collect();
-    let ticks: u64 = (11..=14).map(|i| fields.get(i).copied().unwrap_or(0)).sum();
+    let last = if children { 14 } else { 12 };
+    let ticks: u64 = (11..=last)
+        .map(|i| fields.get(i).copied().unwrap_or(0))
+        .sum();
     Duration::from_millis(ticks * 10)
 }
 

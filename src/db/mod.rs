@@ -94,6 +94,7 @@ pub mod notifications;
 pub mod order_record;
 pub mod orders;
 mod pool;
+pub mod prepared;
 pub mod refunds;
 pub mod retention;
 pub mod schema;

@@ -121,6 +121,9 @@ impl NotificationRow {
 /// A notification to enqueue.
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = notifications)]
+// Values are bound, `None` as NULL, never written `DEFAULT`: one SQL text for every
+// row, so the insert stays prepared (`db::prepared`).
+#[diesel(treat_none_as_default_value = false)]
 pub struct NewNotification {
     pub order_pk: String,
     pub kind: NotificationKind,
@@ -232,15 +235,16 @@ pub fn finish(
     how: Finish,
     now: NaiveDateTime,
 ) -> Result<bool, DbError> {
-    let target = notifications::table
-        .find(id)
-        .filter(notifications::lease_owner.eq(owner))
-        .filter(notifications::state.eq(NotificationState::Pending));
+    let target = notifications::id
+        .eq(id)
+        .and(notifications::lease_owner.eq(owner))
+        .and(notifications::state.eq(NotificationState::Pending));
     let none_owner = notifications::lease_owner.eq(None::<String>);
     let none_expiry = notifications::lease_expires_at.eq(None::<NaiveDateTime>);
     let n = match how {
-        Finish::Delivered { status } => diesel::update(target)
-            .set((
+        Finish::Delivered { status } => super::prepared::update(
+            notifications::table,
+            (
                 notifications::state.eq(NotificationState::Delivered),
                 notifications::last_status.eq(Some(status)),
                 notifications::last_error.eq(None::<String>),
@@ -248,32 +252,40 @@ pub fn finish(
                 none_owner,
                 none_expiry,
                 notifications::updated_at.eq(now),
-            ))
-            .execute(conn)?,
+            ),
+            target,
+        )
+        .execute(conn)?,
         Finish::Retry {
             status,
             error,
             next_attempt_at,
-        } => diesel::update(target)
-            .set((
+        } => super::prepared::update(
+            notifications::table,
+            (
                 notifications::last_status.eq(status),
                 notifications::last_error.eq(Some(error)),
                 notifications::next_attempt_at.eq(next_attempt_at),
                 none_owner,
                 none_expiry,
                 notifications::updated_at.eq(now),
-            ))
-            .execute(conn)?,
-        Finish::Dead { status, error } => diesel::update(target)
-            .set((
+            ),
+            target,
+        )
+        .execute(conn)?,
+        Finish::Dead { status, error } => super::prepared::update(
+            notifications::table,
+            (
                 notifications::state.eq(NotificationState::Dead),
                 notifications::last_status.eq(status),
                 notifications::last_error.eq(Some(error)),
                 none_owner,
                 none_expiry,
                 notifications::updated_at.eq(now),
-            ))
-            .execute(conn)?,
+            ),
+            target,
+        )
+        .execute(conn)?,
     };
     Ok(n == 1)
 }

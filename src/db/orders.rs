@@ -15,6 +15,9 @@ use crate::orders::state::{OrderFacts, OrderState};
 /// An `orders` row. Amounts in minor units; `amount_text` is Cafe24's exact string.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = orders)]
+// Values are bound, `None` as NULL, never written `DEFAULT`: one SQL text for every
+// row, so the insert stays prepared (`db::prepared`).
+#[diesel(treat_none_as_default_value = false)]
 pub struct OrderRow {
     pub id: String,
     pub mall_id: String,
@@ -161,6 +164,9 @@ impl OrderRow {
 /// An `order_events` row to insert.
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = order_events)]
+// Values are bound, `None` as NULL, never written `DEFAULT`: one SQL text for every
+// row, so the insert stays prepared (`db::prepared`).
+#[diesel(treat_none_as_default_value = false)]
 pub struct NewOrderEvent {
     pub order_pk: String,
     /// Who saw it: `callback`, `status`, `webhook`, `checkout`, …
@@ -385,21 +391,19 @@ pub fn set_session(
     session_url: &str,
     now: NaiveDateTime,
 ) -> Result<usize, DbError> {
-    Ok(diesel::update(
-        orders::table
-            .find(id)
-            .filter(orders::attempt.eq(attempt))
-            .filter(
-                orders::komoju_session_id
-                    .is_null()
-                    .or(orders::komoju_session_id.eq(session_id)),
-            ),
+    Ok(super::prepared::update(
+        orders::table,
+        (
+            orders::komoju_session_id.eq(session_id),
+            orders::komoju_session_url.eq(session_url),
+            orders::updated_at.eq(now),
+        ),
+        orders::id.eq(id).and(orders::attempt.eq(attempt)).and(
+            orders::komoju_session_id
+                .is_null()
+                .or(orders::komoju_session_id.eq(session_id)),
+        ),
     )
-    .set((
-        orders::komoju_session_id.eq(session_id),
-        orders::komoju_session_url.eq(session_url),
-        orders::updated_at.eq(now),
-    ))
     .execute(conn)?)
 }
 
@@ -445,8 +449,9 @@ pub fn start_attempt(
 /// it): state, payment, capture, refunds, the pending notice, the code's expiry,
 /// `updated_at`.
 pub fn save_facts(conn: &mut DbConnection, order: &OrderRow) -> Result<(), DbError> {
-    diesel::update(orders::table.find(&order.id))
-        .set((
+    super::prepared::update(
+        orders::table,
+        (
             orders::state.eq(order.state),
             orders::komoju_payment_id.eq(&order.komoju_payment_id),
             orders::payment_type.eq(&order.payment_type),
@@ -457,8 +462,10 @@ pub fn save_facts(conn: &mut DbConnection, order: &OrderRow) -> Result<(), DbErr
             orders::pending_notice_sent.eq(order.pending_notice_sent),
             orders::payment_expires_at.eq(order.payment_expires_at),
             orders::updated_at.eq(order.updated_at),
-        ))
-        .execute(conn)?;
+        ),
+        orders::id.eq(&order.id),
+    )
+    .execute(conn)?;
     Ok(())
 }
 
@@ -585,9 +592,12 @@ pub fn set_reconciled(
     id: &str,
     now: NaiveDateTime,
 ) -> Result<(), DbError> {
-    diesel::update(orders::table.find(id))
-        .set(orders::reconciled_at.eq(Some(now)))
-        .execute(conn)?;
+    super::prepared::update(
+        orders::table,
+        orders::reconciled_at.eq(Some(now)),
+        orders::id.eq(id),
+    )
+    .execute(conn)?;
     Ok(())
 }
 

@@ -60,6 +60,9 @@ impl WebhookOutcome {
 /// A `webhook_events` row.
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = webhook_events)]
+// Values are bound, `None` as NULL, never written `DEFAULT`: one SQL text for every
+// row, so the insert stays prepared (`db::prepared`).
+#[diesel(treat_none_as_default_value = false)]
 pub struct WebhookEventRow {
     pub mall_id: String,
     /// The event's `id` (stable across KOMOJU's redeliveries).

@@ -30,6 +30,7 @@ mod operator;
 mod order_page;
 mod overload;
 mod payments_page;
+mod prepared_statements;
 mod processes;
 mod reconciliation;
 mod retention;
