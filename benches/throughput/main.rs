@@ -106,7 +106,8 @@ struct Figures {
     db_cpu_us_per_notification: f64,
     /// Share of the machine's CPU in use during the service's webhook run.
     machine_busy_webhooks: f64,
-    /// Commits per webhook (PostgreSQL): the service's and the ceiling's.
+    /// Write transactions (transaction ids assigned) per webhook (PostgreSQL): the
+    /// service's and the ceiling's.
     commits_per_webhook: Option<Pair>,
 }
 
@@ -116,21 +117,21 @@ struct Commits {
     commits: i64,
 }
 
-/// Transactions committed in this database so far (PostgreSQL), `None` on SQLite.
+/// Transaction ids PostgreSQL has assigned so far (the next one to assign: every
+/// transaction that writes takes one), `None` on SQLite. Read from the current snapshot,
+/// which assigns none itself and, unlike `pg_stat_database.xact_commit`, does not lag:
+/// a backend reports its commits to the statistics only when it goes idle, up to ten
+/// seconds later, so a phase's last commits were counted in the next one.
 fn commits(db_url: &str) -> Option<i64> {
     use diesel::RunQueryDsl;
     let mut c = cafe24_komoju::db::establish(db_url).ok()?;
     let cafe24_komoju::db::DbConnection::Postgres(pg) = &mut c else {
         return None;
     };
-    // The statistics collector reports with a delay: flush this backend's first.
-    let _ = diesel::sql_query("SELECT pg_stat_clear_snapshot()").execute(pg);
-    diesel::sql_query(
-        "SELECT xact_commit AS commits FROM pg_stat_database WHERE datname = current_database()",
-    )
-    .get_result::<Commits>(pg)
-    .ok()
-    .map(|c| c.commits)
+    diesel::sql_query("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS commits")
+        .get_result::<Commits>(pg)
+        .ok()
+        .map(|c| c.commits)
 }
 
 /// What the ceiling writes for `order`: the service's own values for a card capture.
@@ -587,7 +588,7 @@ fn main() {
         );
         if let Some(c) = f.commits_per_webhook {
             println!(
-                "| {} | commits per webhook | {:.2} | {:.2} | | |",
+                "| {} | write transactions per webhook | {:.2} | {:.2} | | |",
                 f.backend, c.service, c.ceiling
             );
         }
