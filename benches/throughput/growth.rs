@@ -370,31 +370,7 @@ impl Bench {
                 body["payment_url"].as_str().unwrap_or_default().to_owned()
             })
             .collect();
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap_or_else(|e| panic!("{e}"));
-        let callbacks: Vec<String> = futures_util::stream::iter(payment_urls)
-            .map(|url| {
-                let client = client.clone();
-                async move {
-                    let resp = client
-                        .post(format!("{url}/pay"))
-                        .form(&[("method", "credit_card")])
-                        .send()
-                        .await
-                        .unwrap_or_else(|e| panic!("pay: {e}"));
-                    let location = resp
-                        .headers()
-                        .get("location")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or_else(|| panic!("the hosted page did not redirect"));
-                    path_of(location)
-                }
-            })
-            .buffered(8)
-            .collect()
-            .await;
+        let callbacks = pay_by_card(payment_urls).await;
 
         let requests = callbacks
             .iter()
@@ -405,29 +381,38 @@ impl Bench {
         let requests = run
             .replies
             .iter()
-            .map(|r| {
-                let location = r.location.clone().unwrap_or_default();
-                let key = url::Url::parse(&location)
-                    .ok()
-                    .and_then(|u| {
-                        u.query_pairs()
-                            .find(|(k, _)| k == "key")
-                            .map(|(_, v)| v.into_owned())
-                    })
-                    .unwrap_or_else(|| panic!("callback without a key: {location}"));
-                form(
-                    &self.addr(),
-                    "/api/synchronous-checkout/checkout/status",
-                    &[("key", &key)],
-                )
-            })
+            .map(|r| self.status_request(r.location.as_deref().unwrap_or_default()))
             .collect();
         let run = load(vec![self.addr()], CONCURRENCY, requests, false);
         f.status_ms_p99 = percentile(&millis(&run, 200, "status"), 99.0);
 
+        let requests = self.cancellation_requests(&ids);
+        let run = load(vec![self.addr()], CONCURRENCY, requests, false);
+        f.cancel_ms_p99 = percentile(&millis(&run, 200, "cancellation"), 99.0);
+        self.flow_ids = ids;
+    }
+
+    /// The status request for the callback's redirect to `location` (its `key`).
+    fn status_request(&self, location: &str) -> Vec<u8> {
+        let key = url::Url::parse(location)
+            .ok()
+            .and_then(|u| {
+                u.query_pairs()
+                    .find(|(k, _)| k == "key")
+                    .map(|(_, v)| v.into_owned())
+            })
+            .unwrap_or_else(|| panic!("callback without a key: {location}"));
+        form(
+            &self.addr(),
+            "/api/synchronous-checkout/checkout/status",
+            &[("key", &key)],
+        )
+    }
+
+    /// A full synchronous cancellation for each of the paid orders `ids`.
+    fn cancellation_requests(&self, ids: &[String]) -> Vec<Vec<u8>> {
         let mut c = db::establish(&self.db_url).unwrap_or_else(|e| panic!("{e}"));
-        let requests = ids
-            .iter()
+        ids.iter()
             .map(|id| {
                 let tid = db::orders::find_by_order_id(&mut c, MALL, id)
                     .ok()
@@ -448,11 +433,38 @@ impl Bench {
                     ],
                 )
             })
-            .collect();
-        let run = load(vec![self.addr()], CONCURRENCY, requests, false);
-        f.cancel_ms_p99 = percentile(&millis(&run, 200, "cancellation"), 99.0);
-        self.flow_ids = ids;
+            .collect()
     }
+}
+
+/// Pays each of the sandbox's hosted pages at `payment_urls` by card (8 at a time) and
+/// returns the paths the pages redirect to: the service's callbacks.
+async fn pay_by_card(payment_urls: Vec<String>) -> Vec<String> {
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"));
+    futures_util::stream::iter(payment_urls)
+        .map(|url| {
+            let client = client.clone();
+            async move {
+                let resp = client
+                    .post(format!("{url}/pay"))
+                    .form(&[("method", "credit_card")])
+                    .send()
+                    .await
+                    .unwrap_or_else(|e| panic!("pay: {e}"));
+                let location = resp
+                    .headers()
+                    .get("location")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_else(|| panic!("the hosted page did not redirect"));
+                path_of(location)
+            }
+        })
+        .buffered(8)
+        .collect()
+        .await
 }
 
 impl Bench {

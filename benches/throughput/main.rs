@@ -188,12 +188,47 @@ fn ceiling_webhook(order: &Order, receiver: &str) -> ceiling::Webhook {
     }
 }
 
-async fn run(backend: &'static str, db_url: String, cfg: &Config, dir: &Path) -> Figures {
-    println!("\n== {backend}");
-    let komoju_api = standins::komoju(KOMOJU_DELAY);
-    let receiver = standins::Receiver::spawn();
-    let env: HashMap<String, String> = [
-        ("DATABASE_URL", db_url.clone()),
+/// What one backend's run shares between its phases.
+struct Bench<'a> {
+    backend: &'static str,
+    db_url: String,
+    cfg: &'a Config,
+    dir: &'a Path,
+    receiver: standins::Receiver,
+    /// The service's environment (outbox worker off, every request admitted).
+    env: HashMap<String, String>,
+}
+
+/// Checkout latency: p50 and p99 beyond the stand-in's delay, and the rate.
+struct Checkouts {
+    p50_ms: f64,
+    p99_ms: f64,
+    per_sec: f64,
+}
+
+/// One webhook run (the ceiling's or the service's): rate, CPU per webhook of the
+/// service (none for the ceiling) and of the database, write transactions per webhook,
+/// and the machine's busy share.
+struct WebhookRun {
+    per_sec: f64,
+    service_cpu_us: Option<f64>,
+    db_cpu_us: f64,
+    commits: Option<f64>,
+    machine_busy: f64,
+}
+
+/// Notifications delivered: rates, CPU per notification, the worker's peak RSS.
+struct Notifications {
+    per_sec: Pair,
+    service_cpu_us: f64,
+    db_cpu_us: f64,
+    peak_rss: u64,
+}
+
+/// The environment of the bench's service processes.
+fn service_env(db_url: &str, komoju_api: String, cfg: &Config) -> HashMap<String, String> {
+    [
+        ("DATABASE_URL", db_url.to_owned()),
         ("KOMOJU_API_BASE", komoju_api),
         ("CAFE24_SERVICE_KEY", SERVICE_KEY.to_owned()),
         (
@@ -209,129 +244,145 @@ async fn run(backend: &'static str, db_url: String, cfg: &Config, dir: &Path) ->
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
-    .collect();
-    let log = dir.join(format!("{backend}-service.log"));
-    let one = Service::start(&env, &log).await;
-    add_merchant(&env);
+    .collect()
+}
 
-    // Checkouts: the orders every later phase uses, and the checkout latency.
-    let sets = if backend == "postgresql" { 3 } else { 2 };
-    let n = cfg.orders;
-    let warm = checkout_requests(&one.addr, Some(&receiver.url), 0, WARM_UP);
-    load(
-        vec![one.addr],
-        cfg.checkout_concurrency,
-        warm.into_iter().map(|(_, r)| r).collect(),
-        false,
-    )
-    .expect_status(200, "warm-up checkout");
-    let (order_ids, requests): (Vec<String>, Vec<Vec<u8>>) =
-        checkout_requests(&one.addr, Some(&receiver.url), WARM_UP, sets * n)
-            .into_iter()
-            .unzip();
-    let checkouts = load(vec![one.addr], cfg.checkout_concurrency, requests, true);
-    checkouts.expect_status(200, "checkout");
-    let mut overhead: Vec<f64> = checkouts
-        .replies
+/// Sorted milliseconds of `replies`, less `minus`.
+fn millis(replies: &[loadgen::Reply], minus: Duration) -> Vec<f64> {
+    let mut ms: Vec<f64> = replies
         .iter()
-        .map(|r| (r.latency.as_secs_f64() - KOMOJU_DELAY.as_secs_f64()) * 1000.0)
+        .map(|r| (r.latency.as_secs_f64() - minus.as_secs_f64()) * 1000.0)
         .collect();
-    overhead.sort_by(|a, b| a.total_cmp(b));
-    let (p50, p99) = (percentile(&overhead, 50.0), percentile(&overhead, 99.0));
-    println!(
-        "checkouts: {} at {} concurrent, {:.0}/s; overhead beyond the stand-in's {} ms: p50 {p50:.2} ms, p99 {p99:.2} ms",
-        order_ids.len(),
-        cfg.checkout_concurrency,
-        checkouts.rate(),
-        KOMOJU_DELAY.as_millis()
-    );
-    let by_id = orders_by_id(&db_url);
-    let orders: Vec<Order> = order_ids
-        .iter()
-        .map(|id| {
-            by_id
-                .get(id)
-                .cloned()
-                .unwrap_or_else(|| panic!("order {id} not stored"))
-        })
-        .collect();
-    let sets: Vec<&[Order]> = orders.chunks(n).collect();
+    ms.sort_by(|a, b| a.total_cmp(b));
+    ms
+}
 
-    // 1a. Webhook ceiling: the same statements, no HTTP.
-    let work: Vec<ceiling::Webhook> = sets[0]
-        .iter()
-        .map(|o| ceiling_webhook(o, &receiver.url))
-        .collect();
-    let threads = if backend == "sqlite" {
-        1
-    } else {
-        cfg.concurrency
-    };
-    settle(&db_url);
-    let commits_before = commits(&db_url);
-    let url = db_url.clone();
-    let perf = profile(dir, backend, "webhook-ceiling");
-    let db_before = db_cpu(backend, 0);
-    let elapsed = tokio::task::spawn_blocking(move || ceiling::webhooks(&url, work, threads))
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
-    let ceiling_db_cpu = (backend == "postgresql")
-        .then(|| (db_cpu(backend, 0) - db_before).as_secs_f64() * 1e6 / n as f64);
-    drop(perf);
-    let ceiling_commits = commits_before
-        .zip(commits(&db_url))
-        .map(|(a, b)| (b - a) as f64 / n as f64);
-    let webhook_ceiling = n as f64 / elapsed.as_secs_f64();
-    println!("webhook ceiling: {webhook_ceiling:.0}/s ({threads} connection(s))");
+impl Bench<'_> {
+    fn log(&self, name: &str) -> std::path::PathBuf {
+        self.dir.join(format!("{}-{name}.log", self.backend))
+    }
 
-    // 1b. The service.
-    let requests: Vec<Vec<u8>> = sets[1]
-        .iter()
-        .map(|o| webhook_request(&one.addr, &captured_event(o)))
-        .collect();
-    settle(&db_url);
-    let commits_before = commits(&db_url);
-    let (cpu_before, busy) = (one.cpu(), machine_jiffies());
-    let db_before = db_cpu(backend, one.pid());
-    let perf = profile(dir, backend, "webhooks");
-    let run = load(vec![one.addr], cfg.concurrency, requests, false);
-    drop(perf);
-    run.expect_status(200, "webhook");
-    let service_cpu = (one.cpu() - cpu_before).as_secs_f64() * 1e6 / n as f64;
-    let service_db_cpu = (db_cpu(backend, one.pid()) - db_before).as_secs_f64() * 1e6 / n as f64;
-    let machine_busy = busy_since(busy);
-    let service_commits = commits_before
-        .zip(commits(&db_url))
-        .map(|(a, b)| (b - a) as f64 / n as f64);
-    let webhooks = Pair {
-        service: run.rate(),
-        ceiling: webhook_ceiling,
-    };
-    let mut lat: Vec<f64> = run
-        .replies
-        .iter()
-        .map(|r| r.latency.as_secs_f64() * 1000.0)
-        .collect();
-    lat.sort_by(|a, b| a.total_cmp(b));
-    println!(
-        "webhook latency at {} concurrent: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
-        cfg.concurrency,
-        percentile(&lat, 50.0),
-        percentile(&lat, 90.0),
-        percentile(&lat, 99.0),
-        percentile(&lat, 100.0)
-    );
-    println!(
-        "webhooks: service {:.0}/s = {:.0} % of the ceiling; service CPU {service_cpu:.0} µs per webhook; machine {:.0} % busy",
-        webhooks.service,
-        webhooks.ratio() * 100.0,
-        machine_busy * 100.0
-    );
+    /// `count` checkouts after a warm-up: the orders every later phase uses (stored,
+    /// in the order they were sent), and the checkout latency.
+    async fn checkouts(&self, one: &Service, count: usize) -> (Vec<Order>, Checkouts) {
+        let cfg = self.cfg;
+        let receiver = Some(self.receiver.url.as_str());
+        let warm = checkout_requests(&one.addr, receiver, 0, WARM_UP);
+        load(
+            vec![one.addr],
+            cfg.checkout_concurrency,
+            warm.into_iter().map(|(_, r)| r).collect(),
+            false,
+        )
+        .expect_status(200, "warm-up checkout");
+        let (order_ids, requests): (Vec<String>, Vec<Vec<u8>>) =
+            checkout_requests(&one.addr, receiver, WARM_UP, count)
+                .into_iter()
+                .unzip();
+        let run = load(vec![one.addr], cfg.checkout_concurrency, requests, true);
+        run.expect_status(200, "checkout");
+        let overhead = millis(&run.replies, KOMOJU_DELAY);
+        let (p50, p99) = (percentile(&overhead, 50.0), percentile(&overhead, 99.0));
+        println!(
+            "checkouts: {count} at {} concurrent, {:.0}/s; overhead beyond the stand-in's {} ms: p50 {p50:.2} ms, p99 {p99:.2} ms",
+            cfg.checkout_concurrency,
+            run.rate(),
+            KOMOJU_DELAY.as_millis()
+        );
+        let by_id = orders_by_id(&self.db_url);
+        let orders = order_ids
+            .iter()
+            .map(|id| {
+                by_id
+                    .get(id)
+                    .cloned()
+                    .unwrap_or_else(|| panic!("order {id} not stored"))
+            })
+            .collect();
+        let figures = Checkouts {
+            p50_ms: p50,
+            p99_ms: p99,
+            per_sec: run.rate(),
+        };
+        (orders, figures)
+    }
 
-    // 5. Two instances on one PostgreSQL.
-    let two_instances = if let Some(set) = sets.get(2) {
-        let log = dir.join(format!("{backend}-service-2.log"));
-        let other = Service::start(&env, &log).await;
+    /// The webhook ceiling: `set`'s webhooks as the same statements, no HTTP, by as many
+    /// threads as the service has senders (SQLite: one).
+    async fn webhook_ceiling(&self, set: &[Order]) -> WebhookRun {
+        let (backend, n) = (self.backend, set.len());
+        let work: Vec<ceiling::Webhook> = set
+            .iter()
+            .map(|o| ceiling_webhook(o, &self.receiver.url))
+            .collect();
+        let threads = if backend == "sqlite" {
+            1
+        } else {
+            self.cfg.concurrency
+        };
+        settle(&self.db_url);
+        let (commits_before, busy) = (commits(&self.db_url), machine_jiffies());
+        let url = self.db_url.clone();
+        let perf = profile(backend, "webhook-ceiling");
+        let db_before = db_cpu(backend, 0);
+        let elapsed = tokio::task::spawn_blocking(move || ceiling::webhooks(&url, work, threads))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let db_cpu_us = (db_cpu(backend, 0) - db_before).as_secs_f64() * 1e6 / n as f64;
+        drop(perf);
+        let per_sec = n as f64 / elapsed.as_secs_f64();
+        println!("webhook ceiling: {per_sec:.0}/s ({threads} connection(s))");
+        WebhookRun {
+            per_sec,
+            service_cpu_us: None,
+            db_cpu_us,
+            commits: commits_before
+                .zip(commits(&self.db_url))
+                .map(|(a, b)| (b - a) as f64 / n as f64),
+            machine_busy: busy_since(busy),
+        }
+    }
+
+    /// `set`'s webhooks sent to the service `one` by the configured senders.
+    fn service_webhooks(&self, one: &Service, set: &[Order]) -> WebhookRun {
+        let (backend, n) = (self.backend, set.len());
+        let requests: Vec<Vec<u8>> = set
+            .iter()
+            .map(|o| webhook_request(&one.addr, &captured_event(o)))
+            .collect();
+        settle(&self.db_url);
+        let commits_before = commits(&self.db_url);
+        let (cpu_before, busy) = (one.cpu(), machine_jiffies());
+        let db_before = db_cpu(backend, one.pid());
+        let perf = profile(backend, "webhooks");
+        let run = load(vec![one.addr], self.cfg.concurrency, requests, false);
+        drop(perf);
+        run.expect_status(200, "webhook");
+        let figures = WebhookRun {
+            per_sec: run.rate(),
+            service_cpu_us: Some((one.cpu() - cpu_before).as_secs_f64() * 1e6 / n as f64),
+            db_cpu_us: (db_cpu(backend, one.pid()) - db_before).as_secs_f64() * 1e6 / n as f64,
+            commits: commits_before
+                .zip(commits(&self.db_url))
+                .map(|(a, b)| (b - a) as f64 / n as f64),
+            machine_busy: busy_since(busy),
+        };
+        let lat = millis(&run.replies, Duration::ZERO);
+        println!(
+            "webhook latency at {} concurrent: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            self.cfg.concurrency,
+            percentile(&lat, 50.0),
+            percentile(&lat, 90.0),
+            percentile(&lat, 99.0),
+            percentile(&lat, 100.0)
+        );
+        figures
+    }
+
+    /// `set`'s webhooks spread over `one` and a second service process on the same
+    /// database; webhooks per second.
+    async fn two_instances(&self, one: &Service, set: &[Order], one_rate: f64) -> f64 {
+        let other = Service::start(&self.env, &self.log("service-2")).await;
         let requests: Vec<Vec<u8>> = set
             .iter()
             .enumerate()
@@ -342,89 +393,143 @@ async fn run(backend: &'static str, db_url: String, cfg: &Config, dir: &Path) ->
                 )
             })
             .collect();
-        settle(&db_url);
-        let run = load(vec![one.addr, other.addr], cfg.concurrency, requests, false);
+        settle(&self.db_url);
+        let run = load(
+            vec![one.addr, other.addr],
+            self.cfg.concurrency,
+            requests,
+            false,
+        );
         run.expect_status(200, "webhook (two instances)");
         println!(
             "two instances: {:.0}/s = {:.2} × one",
             run.rate(),
-            run.rate() / webhooks.service
+            run.rate() / one_rate
         );
         other.stop();
-        Some(run.rate())
-    } else {
-        None
+        run.rate()
+    }
+
+    /// The `total` pending notifications delivered by the ceiling, put back, then
+    /// delivered by a service process with its outbox worker on.
+    async fn notifications(&self, total: usize) -> Notifications {
+        let (backend, db_url, receiver) = (self.backend, &self.db_url, &self.receiver);
+        receiver.reset();
+        settle(db_url);
+        ceiling::notifications(db_url, OUTBOX_BATCH, total).await;
+        let ceiling_span = receiver.wait_for(total).await;
+        ceiling::reset_notifications(db_url);
+        settle(db_url);
+        receiver.reset();
+        let mut worker_env = self.env.clone();
+        worker_env.insert("OUTBOX_WORKER".into(), "on".into());
+        let perf = profile(backend, "notifications");
+        let worker = Service::start(&worker_env, &self.log("service")).await;
+        let (cpu_before, db_before) = (worker.cpu(), db_cpu(backend, worker.pid()));
+        let service_span = receiver.wait_for(total).await;
+        let per_notification = |d: Duration| d.as_secs_f64() * 1e6 / total as f64;
+        let figures = Notifications {
+            per_sec: Pair {
+                service: (total - 1) as f64 / service_span.as_secs_f64(),
+                ceiling: (total - 1) as f64 / ceiling_span.as_secs_f64(),
+            },
+            service_cpu_us: per_notification(worker.cpu() - cpu_before),
+            db_cpu_us: per_notification(db_cpu(backend, worker.pid()) - db_before),
+            peak_rss: worker.peak_rss(),
+        };
+        drop(perf);
+        worker.stop();
+        println!(
+            "notifications: service {:.0}/s, ceiling {:.0}/s = {:.0} %",
+            figures.per_sec.service,
+            figures.per_sec.ceiling,
+            figures.per_sec.ratio() * 100.0
+        );
+        figures
+    }
+
+    /// pgbench's transactions per second for the same transaction over ten seconds, and
+    /// the server's CPU per transaction (PostgreSQL with pgbench installed).
+    fn pgbench(&self, sessions: usize) -> Option<(f64, f64)> {
+        if self.backend != "postgresql" {
+            return None;
+        }
+        let db_before = db_cpu(self.backend, 0);
+        let tps = ceiling::pgbench(
+            &self.db_url,
+            self.cfg.concurrency,
+            sessions,
+            &self.receiver.url,
+        )?;
+        let cpu = (db_cpu(self.backend, 0) - db_before).as_secs_f64() * 1e6 / (tps * 10.0);
+        println!("pgbench, the same transaction: {tps:.0} tps");
+        Some((tps, cpu))
+    }
+}
+
+async fn run(backend: &'static str, db_url: String, cfg: &Config, dir: &Path) -> Figures {
+    println!("\n== {backend}");
+    let env = service_env(&db_url, standins::komoju(KOMOJU_DELAY), cfg);
+    let bench = Bench {
+        backend,
+        db_url,
+        cfg,
+        dir,
+        receiver: standins::Receiver::spawn(),
+        env,
     };
-    let mut peak_rss = one.peak_rss();
+    let one = Service::start(&bench.env, &bench.log("service")).await;
+    add_merchant(&bench.env);
+
+    // Checkouts: the orders every later phase uses (a set per webhook run).
+    let sets = if backend == "postgresql" { 3 } else { 2 };
+    let (orders, checkouts) = bench.checkouts(&one, sets * cfg.orders).await;
+    let sets: Vec<&[Order]> = orders.chunks(cfg.orders).collect();
+
+    // 1. Webhooks: the ceiling, then the service.
+    let ceiling = bench.webhook_ceiling(sets[0]).await;
+    let service = bench.service_webhooks(&one, sets[1]);
+    let webhooks = Pair {
+        service: service.per_sec,
+        ceiling: ceiling.per_sec,
+    };
+    println!(
+        "webhooks: service {:.0}/s = {:.0} % of the ceiling; service CPU {:.0} µs per webhook; machine {:.0} % busy",
+        webhooks.service,
+        webhooks.ratio() * 100.0,
+        service.service_cpu_us.unwrap_or_default(),
+        service.machine_busy * 100.0
+    );
+
+    // 5. Two instances on one PostgreSQL.
+    let two_instances = match sets.get(2) {
+        Some(set) => Some(bench.two_instances(&one, set, webhooks.service).await),
+        None => None,
+    };
+    let one_rss = one.peak_rss();
     one.stop();
 
     // 2. Notifications: every webhook above enqueued one.
-    let total = n * sets.len();
-    receiver.reset();
-    settle(&db_url);
-    ceiling::notifications(&db_url, OUTBOX_BATCH, total).await;
-    let ceiling_span = receiver.wait_for(total).await;
-    ceiling::reset_notifications(&db_url);
-    settle(&db_url);
-    receiver.reset();
-    let mut worker_env = env.clone();
-    worker_env.insert("OUTBOX_WORKER".into(), "on".into());
-    let perf = profile(dir, backend, "notifications");
-    let worker = Service::start(&worker_env, &log).await;
-    let (cpu_before, db_before) = (worker.cpu(), db_cpu(backend, worker.pid()));
-    let service_span = receiver.wait_for(total).await;
-    let notification_cpu = (worker.cpu() - cpu_before).as_secs_f64() * 1e6 / total as f64;
-    let notification_db_cpu =
-        (db_cpu(backend, worker.pid()) - db_before).as_secs_f64() * 1e6 / total as f64;
-    drop(perf);
-    peak_rss = peak_rss.max(worker.peak_rss());
-    worker.stop();
-    let notifications = Pair {
-        service: (total - 1) as f64 / service_span.as_secs_f64(),
-        ceiling: (total - 1) as f64 / ceiling_span.as_secs_f64(),
-    };
-    println!(
-        "notifications: service {:.0}/s, ceiling {:.0}/s = {:.0} %",
-        notifications.service,
-        notifications.ceiling,
-        notifications.ratio() * 100.0
-    );
-
-    let db_before = db_cpu(backend, 0);
-    let pgbench_tps = if backend == "postgresql" {
-        ceiling::pgbench(
-            &db_url,
-            cfg.concurrency,
-            WARM_UP + orders.len(),
-            &receiver.url,
-        )
-    } else {
-        None
-    };
-    // pgbench runs for ten seconds.
-    let pgbench_db_cpu =
-        pgbench_tps.map(|tps| (db_cpu(backend, 0) - db_before).as_secs_f64() * 1e6 / (tps * 10.0));
-    if let Some(tps) = pgbench_tps {
-        println!("pgbench, the same transaction: {tps:.0} tps");
-    }
+    let notifications = bench.notifications(cfg.orders * sets.len()).await;
+    let pgbench = bench.pgbench(WARM_UP + orders.len());
     Figures {
         backend,
         webhooks_per_sec: webhooks,
-        notifications_per_sec: notifications,
-        pgbench_tps,
-        checkout_overhead_ms_p50: p50,
-        checkout_overhead_ms_p99: p99,
-        checkouts_per_sec: checkouts.rate(),
-        peak_rss_bytes: peak_rss,
+        notifications_per_sec: notifications.per_sec,
+        pgbench_tps: pgbench.map(|(tps, _)| tps),
+        checkout_overhead_ms_p50: checkouts.p50_ms,
+        checkout_overhead_ms_p99: checkouts.p99_ms,
+        checkouts_per_sec: checkouts.per_sec,
+        peak_rss_bytes: one_rss.max(notifications.peak_rss),
         two_instances_per_sec: two_instances,
-        service_cpu_us_per_webhook: service_cpu,
-        db_cpu_us_per_webhook: service_db_cpu,
-        db_cpu_us_per_webhook_ceiling: ceiling_db_cpu,
-        db_cpu_us_per_pgbench_transaction: pgbench_db_cpu,
-        service_cpu_us_per_notification: notification_cpu,
-        db_cpu_us_per_notification: notification_db_cpu,
-        machine_busy_webhooks: machine_busy,
-        commits_per_webhook: service_commits.zip(ceiling_commits).map(|(s, c)| Pair {
+        service_cpu_us_per_webhook: service.service_cpu_us.unwrap_or_default(),
+        db_cpu_us_per_webhook: service.db_cpu_us,
+        db_cpu_us_per_webhook_ceiling: (backend == "postgresql").then_some(ceiling.db_cpu_us),
+        db_cpu_us_per_pgbench_transaction: pgbench.map(|(_, cpu)| cpu),
+        service_cpu_us_per_notification: notifications.service_cpu_us,
+        db_cpu_us_per_notification: notifications.db_cpu_us,
+        machine_busy_webhooks: service.machine_busy,
+        commits_per_webhook: service.commits.zip(ceiling.commits).map(|(s, c)| Pair {
             service: s,
             ceiling: c,
         }),
@@ -433,7 +538,7 @@ async fn run(backend: &'static str, db_url: String, cfg: &Config, dir: &Path) ->
 
 /// With `BENCH_PERF=DIR`: `perf record` of the whole machine (every process, call
 /// graphs) while the returned guard lives, into `DIR/{backend}-{phase}.perf`.
-fn profile(_dir: &Path, backend: &str, phase: &str) -> Option<Profile> {
+fn profile(backend: &str, phase: &str) -> Option<Profile> {
     let out = std::env::var("BENCH_PERF").ok()?;
     let file = format!("{out}/{backend}-{phase}.perf");
     let child = std::process::Command::new("perf")
@@ -468,6 +573,96 @@ impl Drop for Profile {
     }
 }
 
+/// The table rows of one backend's figures.
+fn print_rows(f: &Figures, cfg: &Config) {
+    let w = f.webhooks_per_sec;
+    println!(
+        "| {} | webhooks acknowledged/s | {:.0} | {:.0}{} | {:.0} % | ≥ 80 %: {} |",
+        f.backend,
+        w.service,
+        w.ceiling,
+        f.pgbench_tps
+            .map(|t| format!(" (pgbench {t:.0})"))
+            .unwrap_or_default(),
+        w.ratio() * 100.0,
+        verdict(w.ratio() >= 0.8)
+    );
+    let nt = f.notifications_per_sec;
+    println!(
+        "| {} | notifications delivered/s | {:.0} | {:.0} | {:.0} % | ≥ 80 %: {} |",
+        f.backend,
+        nt.service,
+        nt.ceiling,
+        nt.ratio() * 100.0,
+        verdict(nt.ratio() >= 0.8)
+    );
+    println!(
+        "| {} | checkout overhead p50 / p99 ({} concurrent, {} ms stand-in) | {:.2} / {:.2} ms | | | p99 ≤ 5 ms: {} |",
+        f.backend,
+        cfg.checkout_concurrency,
+        KOMOJU_DELAY.as_millis(),
+        f.checkout_overhead_ms_p50,
+        f.checkout_overhead_ms_p99,
+        verdict(f.checkout_overhead_ms_p99 <= 5.0)
+    );
+    println!(
+        "| {} | peak RSS of a service process | {:.1} MB | | | ≤ 64 MB: {} |",
+        f.backend,
+        f.peak_rss_bytes as f64 / 1048576.0,
+        verdict(f.peak_rss_bytes <= 64 * 1048576)
+    );
+    if let Some(two) = f.two_instances_per_sec {
+        let ratio = two / w.service;
+        println!(
+            "| {} | webhooks/s, two instances / one | {:.0} / {:.0} | | {:.2} × | ≥ 1.6 ×: {} |",
+            f.backend,
+            two,
+            w.service,
+            ratio,
+            verdict(ratio >= 1.6)
+        );
+    }
+    println!(
+        "| {} | service CPU per webhook; machine busy | {:.0} µs; {:.0} % | | | |",
+        f.backend,
+        f.service_cpu_us_per_webhook,
+        f.machine_busy_webhooks * 100.0
+    );
+    println!(
+        "| {} | database CPU per webhook: service / ceiling / pgbench | {:.0} µs | {} | {} | |",
+        f.backend,
+        f.db_cpu_us_per_webhook,
+        f.db_cpu_us_per_webhook_ceiling
+            .map(|c| format!("{c:.0} µs"))
+            .unwrap_or_default(),
+        f.db_cpu_us_per_pgbench_transaction
+            .map(|c| format!("pgbench {c:.0} µs"))
+            .unwrap_or_default()
+    );
+    println!(
+        "| {} | CPU per notification delivered: service; database | {:.0} µs; {:.0} µs | | | |",
+        f.backend, f.service_cpu_us_per_notification, f.db_cpu_us_per_notification
+    );
+    if let Some(c) = f.commits_per_webhook {
+        println!(
+            "| {} | write transactions per webhook | {:.2} | {:.2} | | |",
+            f.backend, c.service, c.ceiling
+        );
+    }
+}
+
+/// The processor's model name (`/proc/cpuinfo`), or empty.
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
+        })
+        .unwrap_or_default()
+}
+
 fn main() {
     let cfg = Config {
         orders: env_num("BENCH_ORDERS", 5000),
@@ -477,14 +672,7 @@ fn main() {
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(0);
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("model name")
-                .map(|v| v.trim_start_matches([' ', '\t', ':']).to_owned())
-        })
-        .unwrap_or_default();
+    let cpu = cpu_model();
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     if std::env::args().any(|a| a == "growth") {
         growth::main(dir.path());
@@ -518,80 +706,7 @@ fn main() {
     println!("| backend | measure | service | ceiling | ratio | target |");
     println!("|---|---|---|---|---|---|");
     for f in &results {
-        let w = f.webhooks_per_sec;
-        println!(
-            "| {} | webhooks acknowledged/s | {:.0} | {:.0}{} | {:.0} % | ≥ 80 %: {} |",
-            f.backend,
-            w.service,
-            w.ceiling,
-            f.pgbench_tps
-                .map(|t| format!(" (pgbench {t:.0})"))
-                .unwrap_or_default(),
-            w.ratio() * 100.0,
-            verdict(w.ratio() >= 0.8)
-        );
-        let nt = f.notifications_per_sec;
-        println!(
-            "| {} | notifications delivered/s | {:.0} | {:.0} | {:.0} % | ≥ 80 %: {} |",
-            f.backend,
-            nt.service,
-            nt.ceiling,
-            nt.ratio() * 100.0,
-            verdict(nt.ratio() >= 0.8)
-        );
-        println!(
-            "| {} | checkout overhead p50 / p99 ({} concurrent, {} ms stand-in) | {:.2} / {:.2} ms | | | p99 ≤ 5 ms: {} |",
-            f.backend,
-            cfg.checkout_concurrency,
-            KOMOJU_DELAY.as_millis(),
-            f.checkout_overhead_ms_p50,
-            f.checkout_overhead_ms_p99,
-            verdict(f.checkout_overhead_ms_p99 <= 5.0)
-        );
-        println!(
-            "| {} | peak RSS of a service process | {:.1} MB | | | ≤ 64 MB: {} |",
-            f.backend,
-            f.peak_rss_bytes as f64 / 1048576.0,
-            verdict(f.peak_rss_bytes <= 64 * 1048576)
-        );
-        if let Some(two) = f.two_instances_per_sec {
-            let ratio = two / w.service;
-            println!(
-                "| {} | webhooks/s, two instances / one | {:.0} / {:.0} | | {:.2} × | ≥ 1.6 ×: {} |",
-                f.backend,
-                two,
-                w.service,
-                ratio,
-                verdict(ratio >= 1.6)
-            );
-        }
-        println!(
-            "| {} | service CPU per webhook; machine busy | {:.0} µs; {:.0} % | | | |",
-            f.backend,
-            f.service_cpu_us_per_webhook,
-            f.machine_busy_webhooks * 100.0
-        );
-        println!(
-            "| {} | database CPU per webhook: service / ceiling / pgbench | {:.0} µs | {} | {} | |",
-            f.backend,
-            f.db_cpu_us_per_webhook,
-            f.db_cpu_us_per_webhook_ceiling
-                .map(|c| format!("{c:.0} µs"))
-                .unwrap_or_default(),
-            f.db_cpu_us_per_pgbench_transaction
-                .map(|c| format!("pgbench {c:.0} µs"))
-                .unwrap_or_default()
-        );
-        println!(
-            "| {} | CPU per notification delivered: service; database | {:.0} µs; {:.0} µs | | | |",
-            f.backend, f.service_cpu_us_per_notification, f.db_cpu_us_per_notification
-        );
-        if let Some(c) = f.commits_per_webhook {
-            println!(
-                "| {} | write transactions per webhook | {:.2} | {:.2} | | |",
-                f.backend, c.service, c.ceiling
-            );
-        }
+        print_rows(f, &cfg);
     }
     let doc = json!({
         "cores": cores,

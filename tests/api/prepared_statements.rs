@@ -143,6 +143,47 @@ struct Prepared {
     statement: String,
 }
 
+/// Runs [`round`] for each of `ids` (stored orders) on one new connection to `url`,
+/// recording what each round started and cached; with the session's prepared
+/// statements as PostgreSQL lists them (empty on SQLite).
+fn rounds_on_one_connection(url: &str, ids: &[&str]) -> (Vec<Seen>, Vec<String>) {
+    let mut c = db::establish(url).unwrap_or_else(|e| panic!("{e}"));
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let sink = seen.clone();
+    c.set_instrumentation(move |event: InstrumentationEvent<'_>| {
+        let mut s = sink.lock().unwrap_or_else(|e| e.into_inner());
+        match event {
+            InstrumentationEvent::StartQuery { query, .. } => {
+                s.started.push(sql_of(&query.to_string()))
+            }
+            InstrumentationEvent::CacheQuery { sql, .. } => s.cached.push(sql.to_owned()),
+            _ => {}
+        }
+    });
+    let mut rounds = Vec::new();
+    for (n, id) in ids.iter().enumerate() {
+        let order = orders::find_by_order_id(&mut c, MALL, id)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|| panic!("order {id} not stored"));
+        round(&mut c, &order, n).unwrap_or_else(|e| panic!("round {n}: {e}"));
+        rounds.push(std::mem::take(
+            &mut *seen.lock().unwrap_or_else(|e| e.into_inner()),
+        ));
+    }
+    let server = match &mut c {
+        DbConnection::Postgres(pg) => {
+            diesel::sql_query("SELECT statement FROM pg_prepared_statements")
+                .load::<Prepared>(pg)
+                .unwrap_or_else(|e| panic!("{e}"))
+                .into_iter()
+                .map(|p| p.statement)
+                .collect()
+        }
+        DbConnection::Sqlite(_) => Vec::new(),
+    };
+    (rounds, server)
+}
+
 async fn hot_statements_are_prepared_once_per_connection(backend: Backend) {
     let postgres = matches!(backend, Backend::Postgres(_));
     let app = spawn_quiet(backend).await;
@@ -153,47 +194,12 @@ async fn hot_statements_are_prepared_once_per_connection(backend: Backend) {
             .await;
     }
     let url = app._db.url.clone();
-    let (first, second, server) = tokio::task::spawn_blocking(move || {
-        let mut c = db::establish(&url).unwrap_or_else(|e| panic!("{e}"));
-        let seen = Arc::new(Mutex::new(Seen::default()));
-        let sink = seen.clone();
-        c.set_instrumentation(move |event: InstrumentationEvent<'_>| {
-            let mut s = sink.lock().unwrap_or_else(|e| e.into_inner());
-            match event {
-                InstrumentationEvent::StartQuery { query, .. } => {
-                    s.started.push(sql_of(&query.to_string()))
-                }
-                InstrumentationEvent::CacheQuery { sql, .. } => s.cached.push(sql.to_owned()),
-                _ => {}
-            }
-        });
-        let mut rounds = Vec::new();
-        for (n, id) in ids.iter().enumerate() {
-            let order = orders::find_by_order_id(&mut c, MALL, id)
-                .unwrap_or_else(|e| panic!("{e}"))
-                .unwrap_or_else(|| panic!("order {id} not stored"));
-            round(&mut c, &order, n).unwrap_or_else(|e| panic!("round {n}: {e}"));
-            rounds.push(std::mem::take(
-                &mut *seen.lock().unwrap_or_else(|e| e.into_inner()),
-            ));
-        }
-        let server: Vec<String> = match &mut c {
-            DbConnection::Postgres(pg) if postgres => {
-                diesel::sql_query("SELECT statement FROM pg_prepared_statements")
-                    .load::<Prepared>(pg)
-                    .unwrap_or_else(|e| panic!("{e}"))
-                    .into_iter()
-                    .map(|p| p.statement)
-                    .collect()
-            }
-            _ => Vec::new(),
-        };
-        let second = rounds.pop().unwrap_or_default();
-        let first = rounds.pop().unwrap_or_default();
-        (first, second, server)
-    })
-    .await
-    .unwrap_or_else(|e| panic!("{e}"));
+    let (mut rounds, server) =
+        tokio::task::spawn_blocking(move || rounds_on_one_connection(&url, &ids))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    let second = rounds.pop().unwrap_or_default();
+    let first = rounds.pop().unwrap_or_default();
 
     // The second round prepared nothing and ran only what the first cached.
     assert!(
