@@ -34,6 +34,9 @@ pub struct Update<F, V, W> {
 
 /// `UPDATE table SET values WHERE filter`. `values` is a changeset of `column.eq(value)`
 /// (a tuple of them for several columns); `filter` a boolean expression on the table.
+/// Not for a changeset that skips what is `None` (a derived `AsChangeset` with optional
+/// fields): its SQL has a shape per combination, and with nothing to set it is no
+/// statement at all (diesel's own `update` refuses that one; this does not look).
 pub fn update<T, V, W>(table: T, values: V, filter: W) -> Update<T::FromClause, V::Changeset, W>
 where
     T: Table,
