@@ -111,7 +111,12 @@ fn round(c: &mut DbConnection, order: &OrderRow, n: usize) -> Result<(), DbError
     })?;
     // The outbox: claim, then record the delivery.
     let lease = now + chrono::Duration::seconds(60);
-    for row in notifications::claim(c, "prepared", now, lease, 10)? {
+    let claimed = notifications::claim(c, "prepared", now, lease, 10)?;
+    assert!(
+        !claimed.is_empty(),
+        "round {n}: its notification was not claimed"
+    );
+    for row in claimed {
         notifications::finish(
             c,
             row.id,
@@ -186,7 +191,16 @@ fn rounds_on_one_connection(url: &str, ids: &[&str]) -> (Vec<Seen>, Vec<String>)
 
 async fn hot_statements_are_prepared_once_per_connection(backend: Backend) {
     let postgres = matches!(backend, Backend::Postgres(_));
-    let app = spawn_quiet(backend).await;
+    // Nothing of the service's own competes for the rows: no reconciliation pass, no
+    // outbox worker (it would claim the round's notification first).
+    let app = spawn_app_with(
+        backend,
+        &[
+            ("RECONCILE_INTERVAL_MS", "3600000"),
+            ("OUTBOX_WORKER", "off"),
+        ],
+    )
+    .await;
     let cafe24 = Receiver::spawn(app.clock.clone());
     let ids = ["20261207-0000801", "20261207-0000802"];
     for id in ids {
