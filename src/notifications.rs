@@ -326,9 +326,10 @@ impl Worker {
         outcome
     }
 
-    /// The attempt's end and its host's change, in one transaction; `None` when the lease
-    /// was lost (another worker owns the row now), else how many of the host's waiting
-    /// rows became due.
+    /// The attempt's end and its host's change, in one transaction (without a change of
+    /// the host, the usual case, the one `UPDATE` is that transaction: no `BEGIN` and
+    /// `COMMIT` of its own); `None` when the lease was lost (another worker owns the row
+    /// now), else how many of the host's waiting rows became due.
     async fn record(
         &self,
         id: i64,
@@ -340,6 +341,9 @@ impl Worker {
         self.app
             .db
             .run(move |c| {
+                if matches!(host, HostChange::None) {
+                    return Ok(notifications::finish(c, id, &owner, finish, now)?.then_some(0));
+                }
                 db::transaction(c, |c| {
                     if !notifications::finish(c, id, &owner, finish, now)? {
                         return Ok(None);

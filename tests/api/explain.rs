@@ -79,26 +79,7 @@ fn recorder() -> Option<Box<dyn Instrumentation>> {
     ignore = "PostgreSQL: set TEST_POSTGRES_URL (then cargo rebuilds the tests)"
 )]
 async fn hot_paths_never_scan_a_big_table_whole() {
-    set_default_instrumentation(recorder).unwrap_or_else(|e| panic!("instrumentation: {e}"));
-    RECORDING.fetch_add(1, Ordering::SeqCst);
-    let app = spawn_quiet(Backend::postgres()).await;
-    let schema = app._db.pg_schema().unwrap_or_default().to_owned();
-    drive_hot_paths(&app).await;
-    RECORDING.fetch_sub(1, Ordering::SeqCst);
-
-    let statements = recorded(&schema);
-    let plan = SeedPlan {
-        orders: 50_000,
-        malls: 40,
-        days: 365,
-        now: app.clock.now_naive(),
-        seed: 7,
-    };
-    app.state
-        .db
-        .run(move |c| seed(c, &plan))
-        .await
-        .unwrap_or_else(|e| panic!("seeding: {e}"));
+    let (app, statements) = recorded_then_seeded(Backend::postgres(), 50_000, 40, 7).await;
     let mut conn = PgConnection::establish(&app._db.url).unwrap_or_else(|e| panic!("connect: {e}"));
     diesel::sql_query("ANALYZE")
         .execute(&mut conn)
@@ -138,27 +119,8 @@ async fn hot_paths_never_scan_a_big_table_whole() {
 /// notifications did, 480 ms a batch at 200 000 orders, until it named its index.
 #[actix_web::test]
 async fn sqlite_plans_of_the_hot_paths_never_read_a_big_table_whole() {
-    set_default_instrumentation(recorder).unwrap_or_else(|e| panic!("instrumentation: {e}"));
-    RECORDING.fetch_add(1, Ordering::SeqCst);
-    let app = spawn_quiet(Backend::Sqlite).await;
+    let (app, statements) = recorded_then_seeded(Backend::Sqlite, 20_000, 20, 11).await;
     let url = app._db.url.clone();
-    drive_hot_paths(&app).await;
-    RECORDING.fetch_sub(1, Ordering::SeqCst);
-
-    // The file's name: the connections see the path, not the URL.
-    let statements = recorded(url.rsplit('/').next().unwrap_or_default());
-    let plan = SeedPlan {
-        orders: 20_000,
-        malls: 20,
-        days: 365,
-        now: app.clock.now_naive(),
-        seed: 11,
-    };
-    app.state
-        .db
-        .run(move |c| seed(c, &plan))
-        .await
-        .unwrap_or_else(|e| panic!("seeding: {e}"));
     let mut conn =
         cafe24_komoju::db::establish(&url).unwrap_or_else(|e| panic!("connect {url}: {e}"));
     let cafe24_komoju::db::DbConnection::Sqlite(conn) = &mut conn else {
@@ -188,6 +150,49 @@ async fn sqlite_plans_of_the_hot_paths_never_read_a_big_table_whole() {
         "plans reading a big table whole:\n{}",
         faults.join("\n")
     );
+}
+
+/// A test service on `backend` whose hot paths are driven while every statement is
+/// recorded ([`drive_hot_paths`]); then its database seeded with `orders` orders over
+/// `malls` malls and a year (`seed` for the random choices). Returns the service and
+/// the statements its connections ran, with their binds.
+async fn recorded_then_seeded(
+    backend: Backend,
+    orders: u64,
+    malls: u32,
+    seed_with: u64,
+) -> (TestApp, BTreeMap<String, String>) {
+    set_default_instrumentation(recorder).unwrap_or_else(|e| panic!("instrumentation: {e}"));
+    RECORDING.fetch_add(1, Ordering::SeqCst);
+    let app = spawn_quiet(backend).await;
+    drive_hot_paths(&app).await;
+    RECORDING.fetch_sub(1, Ordering::SeqCst);
+    // What the connections' URL holds: PostgreSQL's schema, SQLite's file name (the
+    // connections see the path, not the URL).
+    let marker = match app._db.pg_schema() {
+        Some(schema) => schema.to_owned(),
+        None => app
+            ._db
+            .url
+            .rsplit('/')
+            .next()
+            .unwrap_or_default()
+            .to_owned(),
+    };
+    let statements = recorded(&marker);
+    let plan = SeedPlan {
+        orders,
+        malls,
+        days: 365,
+        now: app.clock.now_naive(),
+        seed: seed_with,
+    };
+    app.state
+        .db
+        .run(move |c| seed(c, &plan))
+        .await
+        .unwrap_or_else(|e| panic!("seeding: {e}"));
+    (app, statements)
 }
 
 #[derive(QueryableByName)]
