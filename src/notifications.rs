@@ -341,10 +341,9 @@ impl Worker {
         self.app
             .db
             .run(move |c| {
-                if matches!(host, HostChange::None) {
-                    return Ok(notifications::finish(c, id, &owner, finish, now)?.then_some(0));
-                }
-                db::transaction(c, |c| {
+                // One statement is its own transaction; two need one around them.
+                let alone = matches!(host, HostChange::None);
+                let write = move |c: &mut db::DbConnection| {
                     if !notifications::finish(c, id, &owner, finish, now)? {
                         return Ok(None);
                     }
@@ -356,7 +355,12 @@ impl Worker {
                         HostChange::Recovered(host) => notifications::host_recovered(c, host, now)?,
                         HostChange::None => 0,
                     }))
-                })
+                };
+                if alone {
+                    write(c)
+                } else {
+                    db::transaction(c, write)
+                }
             })
             .await
     }

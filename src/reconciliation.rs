@@ -409,20 +409,14 @@ impl Reading<'_> {
 
     /// Waits until [`PACE`] has passed since the merchant's last read in this pass.
     async fn pace(&self, mall_id: &str) {
-        let last = self.last_read_of(mall_id);
+        // The lock is let go before the wait.
+        let last = (self.last_read.lock().ok()).and_then(|reads| reads.get(mall_id).copied());
         if let Some(last) = last {
             tokio::time::sleep_until(last + PACE).await;
         }
         if let Ok(mut reads) = self.last_read.lock() {
             reads.insert(mall_id.to_owned(), tokio::time::Instant::now());
         }
-    }
-
-    fn last_read_of(&self, mall_id: &str) -> Option<tokio::time::Instant> {
-        self.last_read
-            .lock()
-            .ok()
-            .and_then(|reads| reads.get(mall_id).copied())
     }
 }
 

@@ -50,9 +50,9 @@ use super::loadgen;
 use super::service::{cpu_of, Service};
 use super::standins;
 use super::wire::{
-    add_merchant, captured_event, checkout_requests, cli, db_cpu, env_num, hmac_b64, load,
-    metrics_text, orders_by_id, percentile, settle, verdict, webhook_request, write_json, PgSchema,
-    AMOUNT, KOMOJU_DELAY, MALL, PARTNER, SERVICE_KEY,
+    add_merchant, captured_event, checkout_requests, cli, db_cpu, env_num, hmac_b64, latencies_ms,
+    load, metrics_text, orders_by_id, percentile, settle, verdict, webhook_request, write_json,
+    PgSchema, AMOUNT, KOMOJU_DELAY, MALL, PARTNER, SERVICE_KEY,
 };
 
 /// Checkouts sent first at each size to warm connections and caches, left out.
@@ -196,13 +196,7 @@ fn sizes(var: &str, default: &str) -> Vec<u64> {
 /// Sorted latencies in milliseconds of every reply of `run`, after checking its status.
 fn millis(run: &loadgen::Run, status: u16, what: &str) -> Vec<f64> {
     run.expect_status(status, what);
-    let mut ms: Vec<f64> = run
-        .replies
-        .iter()
-        .map(|r| r.latency.as_secs_f64() * 1000.0)
-        .collect();
-    ms.sort_by(|a, b| a.total_cmp(b));
-    ms
+    latencies_ms(&run.replies, Duration::ZERO)
 }
 
 /// The service's environment for `db_url` and the sandbox at `komoju_api`.
@@ -331,10 +325,8 @@ impl Bench {
         let (ids, run) = self.checkouts(self.n + DUE, true);
         f.service_cpu_us_per_checkout =
             (cpu_of(pid) - cpu).as_secs_f64() * 1e6 / (WARM_UP + self.n + DUE) as f64;
-        let overhead: Vec<f64> = millis(&run, 200, "checkout")
-            .into_iter()
-            .map(|ms| ms - KOMOJU_DELAY.as_secs_f64() * 1000.0)
-            .collect();
+        run.expect_status(200, "checkout");
+        let overhead = latencies_ms(&run.replies, KOMOJU_DELAY);
         f.checkout_overhead_ms_p50 = percentile(&overhead, 50.0);
         f.checkout_overhead_ms_p99 = percentile(&overhead, 99.0);
 

@@ -51,9 +51,9 @@ use serde_json::json;
 
 use service::Service;
 use wire::{
-    add_merchant, busy_since, captured_event, checkout_requests, db_cpu, env_num, hmac_b64, load,
-    machine_jiffies, orders_by_id, percentile, settle, verdict, webhook_request, write_json, Order,
-    PgSchema, AMOUNT, KOMOJU_DELAY, MALL, PARTNER, SERVICE_KEY,
+    add_merchant, busy_since, captured_event, checkout_requests, db_cpu, env_num, hmac_b64,
+    latencies_ms, load, machine_jiffies, orders_by_id, percentile, settle, verdict,
+    webhook_request, write_json, Order, PgSchema, AMOUNT, KOMOJU_DELAY, MALL, PARTNER, SERVICE_KEY,
 };
 
 /// Checkouts sent first to warm connections and caches, left out of the figures.
@@ -247,16 +247,6 @@ fn service_env(db_url: &str, komoju_api: String, cfg: &Config) -> HashMap<String
     .collect()
 }
 
-/// Sorted milliseconds of `replies`, less `minus`.
-fn millis(replies: &[loadgen::Reply], minus: Duration) -> Vec<f64> {
-    let mut ms: Vec<f64> = replies
-        .iter()
-        .map(|r| (r.latency.as_secs_f64() - minus.as_secs_f64()) * 1000.0)
-        .collect();
-    ms.sort_by(|a, b| a.total_cmp(b));
-    ms
-}
-
 impl Bench<'_> {
     fn log(&self, name: &str) -> std::path::PathBuf {
         self.dir.join(format!("{}-{name}.log", self.backend))
@@ -281,7 +271,7 @@ impl Bench<'_> {
                 .unzip();
         let run = load(vec![one.addr], cfg.checkout_concurrency, requests, true);
         run.expect_status(200, "checkout");
-        let overhead = millis(&run.replies, KOMOJU_DELAY);
+        let overhead = latencies_ms(&run.replies, KOMOJU_DELAY);
         let (p50, p99) = (percentile(&overhead, 50.0), percentile(&overhead, 99.0));
         println!(
             "checkouts: {count} at {} concurrent, {:.0}/s; overhead beyond the stand-in's {} ms: p50 {p50:.2} ms, p99 {p99:.2} ms",
@@ -367,7 +357,7 @@ impl Bench<'_> {
                 .map(|(a, b)| (b - a) as f64 / n as f64),
             machine_busy: busy_since(busy),
         };
-        let lat = millis(&run.replies, Duration::ZERO);
+        let lat = latencies_ms(&run.replies, Duration::ZERO);
         println!(
             "webhook latency at {} concurrent: p50 {:.2} ms, p90 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
             self.cfg.concurrency,

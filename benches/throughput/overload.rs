@@ -34,8 +34,9 @@ use super::loadgen::{self, Run};
 use super::service::Service;
 use super::standins;
 use super::wire::{
-    add_merchant, captured_event, checkout_requests, env_num, load, metrics_text, orders_by_id,
-    percentile, settle, verdict, webhook_request, write_json, PgSchema, KOMOJU_DELAY, SERVICE_KEY,
+    add_merchant, captured_event, checkout_requests, env_num, latencies_ms, load, metrics_text,
+    orders_by_id, percentile, settle, verdict, webhook_request, write_json, PgSchema, KOMOJU_DELAY,
+    SERVICE_KEY,
 };
 
 /// Most connections the open-loop generator holds at once.
@@ -144,13 +145,10 @@ fn bucket_p99_ms(before: &[(f64, f64)], after: &[(f64, f64)]) -> f64 {
 }
 
 fn p99_ms(run: &Run, status: u16) -> f64 {
-    let mut ms: Vec<f64> = run
-        .replies
-        .iter()
-        .filter(|r| r.status == status)
-        .map(|r| r.latency.as_secs_f64() * 1000.0)
-        .collect();
-    ms.sort_by(|a, b| a.total_cmp(b));
+    let ms = latencies_ms(
+        run.replies.iter().filter(|r| r.status == status),
+        Duration::ZERO,
+    );
     percentile(&ms, 99.0)
 }
 

@@ -64,6 +64,20 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.min(sorted.len() - 1)]
 }
 
+/// The latencies of `replies` in milliseconds, less `minus` (a stand-in's fixed delay),
+/// sorted for [`percentile`].
+pub fn latencies_ms<'a>(
+    replies: impl IntoIterator<Item = &'a super::loadgen::Reply>,
+    minus: Duration,
+) -> Vec<f64> {
+    let mut ms: Vec<f64> = replies
+        .into_iter()
+        .map(|r| (r.latency.as_secs_f64() - minus.as_secs_f64()) * 1000.0)
+        .collect();
+    ms.sort_by(|a, b| a.total_cmp(b));
+    ms
+}
+
 /// The database-level preparation before each timed phase: statistics current and
 /// dead rows gone (PostgreSQL), the write-ahead log folded back (SQLite; no ANALYZE, which
 /// a deployment does not run either).
