@@ -261,7 +261,13 @@ async fn konbini_order_refunded(
         .await
         .unwrap_or_else(|e| panic!("hosted page: {e}"));
     click(client, "#pay-konbini").await;
-    click(client, "#simulate-capture").await;
+    // The simulation is a form post: wait for its page, or the order page opened next
+    // can be replaced by the post's late answer.
+    submit(client, "#simulate-capture").await;
+    wait_for_url(client, "the capture simulation's page", |u| {
+        u.path().ends_with("/simulate-capture")
+    })
+    .await;
     order_page_until(client, service, KONBINI_ORDER, "en", "Paid").await;
 
     // Cafe24 cancels the whole order (H2 with the service key); KOMOJU refunds a
