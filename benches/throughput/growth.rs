@@ -204,6 +204,18 @@ fn millis(run: &loadgen::Run, status: u16, what: &str) -> Vec<f64> {
     latencies_ms(&run.replies, Duration::ZERO)
 }
 
+/// Runs `sql`, one statement both backends read alike, on a connection of its own to
+/// `db_url`; returns how many rows it changed. Panics on any error (the bench stops).
+fn execute(db_url: &str, sql: &str) -> usize {
+    use diesel::RunQueryDsl;
+    let mut c = db::establish(db_url).unwrap_or_else(|e| panic!("{e}"));
+    let changed = match &mut c {
+        db::DbConnection::Postgres(c) => diesel::sql_query(sql).execute(c),
+        db::DbConnection::Sqlite(c) => diesel::sql_query(sql).execute(c),
+    };
+    changed.unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
 /// The service's environment for `db_url` and the sandbox at `komoju_api`.
 fn service_env(db_url: &str, komoju_api: &str) -> HashMap<String, String> {
     [
@@ -356,21 +368,17 @@ impl Bench {
     /// seeding of the next size, and that size's claims, oldest due first, take rows on
     /// heap pages written before millions of others, which no running service has.
     fn deliver_own_notifications(&self) {
-        use diesel::RunQueryDsl;
-        let mut c = db::establish(&self.db_url).unwrap_or_else(|e| panic!("{e}"));
         let now = chrono::Utc::now().naive_utc().format("%Y-%m-%d %H:%M:%S");
-        let sql = format!(
-            "UPDATE notifications SET state = 'delivered', delivered_at = '{now}', \
-             updated_at = '{now}', last_status = 200, lease_owner = NULL, \
-             lease_expires_at = NULL \
-             WHERE state = 'pending' \
-             AND order_pk IN (SELECT id FROM orders WHERE mall_id = '{MALL}')"
+        let delivered = execute(
+            &self.db_url,
+            &format!(
+                "UPDATE notifications SET state = 'delivered', delivered_at = '{now}', \
+                 updated_at = '{now}', last_status = 200, lease_owner = NULL, \
+                 lease_expires_at = NULL \
+                 WHERE state = 'pending' \
+                 AND order_pk IN (SELECT id FROM orders WHERE mall_id = '{MALL}')"
+            ),
         );
-        let delivered = match &mut c {
-            db::DbConnection::Postgres(c) => diesel::sql_query(sql).execute(c),
-            db::DbConnection::Sqlite(c) => diesel::sql_query(sql).execute(c),
-        };
-        let delivered = delivered.unwrap_or_else(|e| panic!("delivering: {e}"));
         println!("  {delivered} pending notifications of {MALL} marked delivered");
     }
 
@@ -517,17 +525,14 @@ impl Bench {
     /// no KOMOJU key (read and recorded without a KOMOJU call), and the pass does less at
     /// a larger size.
     async fn reconciliation_pass(&self, f: &mut AtSize) {
-        use diesel::RunQueryDsl;
-        let mut c = db::establish(&self.db_url).unwrap_or_else(|e| panic!("{e}"));
-        let sql = format!(
-            "UPDATE orders SET updated_at = '2000-01-01 00:00:00' \
-             WHERE mall_id = '{MALL}' AND state = 'pending'"
+        let moved = execute(
+            &self.db_url,
+            &format!(
+                "UPDATE orders SET updated_at = '2000-01-01 00:00:00' \
+                 WHERE mall_id = '{MALL}' AND state = 'pending'"
+            ),
         );
-        let moved = match &mut c {
-            db::DbConnection::Postgres(c) => diesel::sql_query(sql).execute(c),
-            db::DbConnection::Sqlite(c) => diesel::sql_query(sql).execute(c),
-        };
-        assert!(moved.unwrap_or_else(|e| panic!("{e}")) >= DUE);
+        assert!(moved >= DUE);
         let state = self.app.state();
         let settings = Settings::from_lookup(|k| {
             service_env(&self.db_url, "http://unused.invalid/api/v1")
