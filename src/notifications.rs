@@ -219,7 +219,8 @@ impl Worker {
             })
             .await?;
         let n = rows.len();
-        rows.sort_by_key(|r| (r.next_attempt_at, r.id));
+        // Oldest enqueued first (the claim gave every row the same next attempt).
+        rows.sort_by_key(|r| r.id);
         let mut groups: Vec<(Option<String>, Vec<NotificationRow>)> = Vec::new();
         for row in rows {
             match groups

@@ -164,7 +164,8 @@ pub fn enqueue(conn: &mut DbConnection, n: &NewNotification) -> Result<bool, DbE
 }
 
 const CLAIM_POSTGRES: &str = "UPDATE notifications \
-    SET lease_owner = $1, lease_expires_at = $2, attempts = attempts + 1, updated_at = $3 \
+    SET lease_owner = $1, lease_expires_at = $2, next_attempt_at = $2, \
+        attempts = attempts + 1, updated_at = $3 \
     WHERE id IN (SELECT id FROM notifications \
                  WHERE state = 'pending' AND next_attempt_at <= $3 \
                    AND (lease_expires_at IS NULL OR lease_expires_at < $3) \
@@ -174,7 +175,8 @@ const CLAIM_POSTGRES: &str = "UPDATE notifications \
     RETURNING *";
 
 const CLAIM_SQLITE: &str = "UPDATE notifications \
-    SET lease_owner = ?1, lease_expires_at = ?2, attempts = attempts + 1, updated_at = ?3 \
+    SET lease_owner = ?1, lease_expires_at = ?2, next_attempt_at = ?2, \
+        attempts = attempts + 1, updated_at = ?3 \
     WHERE id IN (SELECT id FROM notifications \
                  WHERE state = 'pending' AND next_attempt_at <= ?3 \
                    AND (lease_expires_at IS NULL OR lease_expires_at < ?3) \
@@ -184,7 +186,12 @@ const CLAIM_SQLITE: &str = "UPDATE notifications \
     RETURNING *";
 
 /// Claims up to `limit` due rows for `owner` until `lease_until`, oldest due first,
-/// skipping the rows of hosts backing off at `now`.
+/// skipping the rows of hosts backing off at `now`. A claimed row's `next_attempt_at`
+/// becomes `lease_until`: should its worker die, that is when it is due again, and
+/// until then it is out of the due range every later claim walks (a claim no longer
+/// steps over the rows earlier claims hold; docs/decisions.md, "A claim moves the
+/// row's next attempt to its lease's end"). The lease test stays, for rows leased
+/// before this rule. The returned rows carry the new `next_attempt_at`.
 pub fn claim(
     conn: &mut DbConnection,
     owner: &str,
@@ -290,7 +297,9 @@ pub fn finish(
     Ok(n == 1)
 }
 
-/// Gives claimed rows back without counting the attempt (graceful shutdown).
+/// Gives claimed rows back without counting the attempt (graceful shutdown, or the
+/// rest of a failing host's rows): due again at `now` (the claim had moved them to the
+/// lease's end).
 pub fn release(
     conn: &mut DbConnection,
     ids: &[i64],
@@ -307,13 +316,14 @@ pub fn release(
         notifications::attempts.eq(notifications::attempts - 1),
         notifications::lease_owner.eq(None::<String>),
         notifications::lease_expires_at.eq(None::<NaiveDateTime>),
+        notifications::next_attempt_at.eq(now),
         notifications::updated_at.eq(now),
     ))
     .execute(conn)?)
 }
 
 /// Gives back every row `owner` still holds, without counting the attempt (a stopping
-/// worker), so another worker may claim them at once. Returns how many.
+/// worker), due at `now`, so another worker may claim them at once. Returns how many.
 pub fn release_all(
     conn: &mut DbConnection,
     owner: &str,
@@ -328,6 +338,7 @@ pub fn release_all(
         notifications::attempts.eq(notifications::attempts - 1),
         notifications::lease_owner.eq(None::<String>),
         notifications::lease_expires_at.eq(None::<NaiveDateTime>),
+        notifications::next_attempt_at.eq(now),
         notifications::updated_at.eq(now),
     ))
     .execute(conn)?)

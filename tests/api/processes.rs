@@ -264,6 +264,14 @@ async fn killed_after_cafe24_got_it_before_marking_it_is_delivered_again(backend
     let rows = h.notifications().await;
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].state.as_str(), "pending", "the row was not marked");
+    // What an operator reads of it says when it is tried again: at the dead worker's
+    // lease end, which is also what takes it out of every other claim's way.
+    assert!(rows[0].lease_expires_at.is_some(), "{rows:?}");
+    assert_eq!(
+        Some(rows[0].next_attempt_at),
+        rows[0].lease_expires_at,
+        "next attempt is not the lease's end"
+    );
     h.cafe24.hang(None);
     service.restart().await;
     // After the dead worker's lease expires, the new process delivers it again.
