@@ -82,6 +82,17 @@ impl Drop for Service {
 }
 
 /// User + system CPU time of process `pid` (`/proc/PID/stat`, clock ticks of 10 ms).
+/// The read system calls process `pid` has made (`syscr` of `/proc/<pid>/io`): file
+/// reads, which for the service are SQLite's reads of pages its cache did not hold
+/// (sockets are read with `recv`, not counted).
+pub fn read_syscalls_of(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/io"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("syscr: ")?.trim().parse().ok())
+        .unwrap_or(0)
+}
+
 pub fn cpu_of(pid: u32) -> Duration {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     super::wire::stat_cpu(&stat, false)
