@@ -402,7 +402,8 @@ pub fn host_failed(
 
 /// A delivery to `host` succeeded at `now` after failures: its back-off is cleared and
 /// every row of it waiting for a later attempt is due now (claimed oldest first, a
-/// batch at a time). Returns how many rows were made due.
+/// batch at a time); a row a worker holds (its next attempt is its lease's end) is left
+/// to that worker. Returns how many rows were made due.
 pub fn host_recovered(
     conn: &mut DbConnection,
     host: &str,
@@ -419,6 +420,7 @@ pub fn host_recovered(
         notifications::table
             .filter(notifications::target_host.eq(host))
             .filter(notifications::state.eq(NotificationState::Pending))
+            .filter(notifications::lease_owner.is_null())
             .filter(notifications::next_attempt_at.gt(now)),
     )
     .set((
