@@ -187,9 +187,10 @@ impl Instrumentation for StatementClock {
         match event {
             InstrumentationEvent::StartQuery { .. } => self.started = Some(Instant::now()),
             InstrumentationEvent::FinishQuery { query, .. } => {
-                let checkpointer = std::thread::current().name() == Some("sqlite-checkpoint");
                 if let Some(t) = self.started.take() {
-                    if TIMING.load(Ordering::SeqCst) && !checkpointer {
+                    if TIMING.load(Ordering::SeqCst)
+                        && std::thread::current().name() != Some("sqlite-checkpoint")
+                    {
                         let nanos = u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX);
                         STATEMENT_NANOS.fetch_add(nanos, Ordering::SeqCst);
                         STATEMENTS.fetch_add(1, Ordering::SeqCst);

@@ -81,7 +81,6 @@ impl Drop for Service {
     }
 }
 
-/// User + system CPU time of process `pid` (`/proc/PID/stat`, clock ticks of 10 ms).
 /// The read system calls process `pid` has made (`syscr` of `/proc/<pid>/io`): file
 /// reads, which for the service are SQLite's reads of pages its cache did not hold
 /// (sockets are read with `recv`, not counted).
@@ -93,6 +92,7 @@ pub fn read_syscalls_of(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
+/// User + system CPU time of process `pid` (`/proc/PID/stat`, clock ticks of 10 ms).
 pub fn cpu_of(pid: u32) -> Duration {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     super::wire::stat_cpu(&stat, false)
