@@ -35,6 +35,7 @@ use tokio::sync::watch;
 
 use crate::db::{self, orders, refunds, Database, DbError};
 use crate::error::ApiError;
+use crate::merchant::Merchant;
 use crate::orders::state::OrderState;
 use crate::services::Services;
 
@@ -376,7 +377,8 @@ struct MerchantReads {
 
 impl Reading<'_> {
     /// Reads one merchant's `orders` one after another until KOMOJU fails (the rest are
-    /// left for a later pass) or the budget runs out.
+    /// left for a later pass) or the budget runs out. The merchant is loaded once; one
+    /// that cannot be loaded has its orders recorded as read at once ([`Self::unloadable`]).
     async fn merchant(&self, orders: Vec<orders::OrderRow>) -> Result<MerchantReads, DbError> {
         let mall_id = orders
             .first()
@@ -388,6 +390,18 @@ impl Reading<'_> {
             failed: false,
             in_time: true,
         };
+        let merchant = match self.app.merchants.load(&mall_id, None).await {
+            Ok(m) => m,
+            Err(ApiError::Unavailable) => {
+                return Err(DbError::Unavailable(
+                    "loading a merchant to reconcile".into(),
+                ))
+            }
+            Err(e) => {
+                self.unloadable(&mall_id, orders, &e).await?;
+                return Ok(done);
+            }
+        };
         for order in orders {
             let first = !self.started.swap(true, Ordering::SeqCst);
             if !first && tokio::time::Instant::now() >= self.deadline {
@@ -395,16 +409,38 @@ impl Reading<'_> {
                 break;
             }
             self.pace(&mall_id).await;
-            match read_order(self.app, order, self.now).await? {
-                Read::Answered => done.read += 1,
-                Read::Unloadable => {}
-                Read::Failed => {
-                    done.failed = true;
-                    break;
-                }
+            if read_order(self.app, &merchant, order, self.now).await? {
+                done.read += 1;
+            } else {
+                done.failed = true;
+                break;
             }
         }
         Ok(done)
+    }
+
+    /// The merchant of `orders` cannot be loaded (disabled, keys that do not open): its
+    /// orders are recorded as read all the same, in one statement, so that they wait
+    /// their interval. Left due, they would come first in every batch (oldest first) and
+    /// keep the other merchants' orders out for as long as the merchant stays unloadable.
+    async fn unloadable(
+        &self,
+        mall_id: &str,
+        orders: Vec<orders::OrderRow>,
+        why: &ApiError,
+    ) -> Result<(), DbError> {
+        log::warn!(
+            "reconcile: {} order(s) of {mall_id} not read, the merchant cannot be loaded \
+             ({why}); read again after their interval",
+            orders.len()
+        );
+        let now = self.now;
+        let pks: Vec<String> = orders.into_iter().map(|o| o.id).collect();
+        self.app
+            .db
+            .run(move |c| orders::set_reconciled_unread(c, &pks, now))
+            .await?;
+        Ok(())
     }
 
     /// Waits until [`PACE`] has passed since the merchant's last read in this pass.
@@ -420,50 +456,17 @@ impl Reading<'_> {
     }
 }
 
-/// How one order's read went.
-enum Read {
-    /// KOMOJU answered; applied and recorded as read.
-    Answered,
-    /// The merchant cannot be loaded: recorded as read all the same.
-    Unloadable,
-    /// KOMOJU failed: the order is left as it was.
-    Failed,
-}
-
-/// Reads one order's session from KOMOJU and applies it; records the read, except when
-/// KOMOJU failed (the caller backs the merchant off). The merchant unloadable: the read
-/// recorded all the same, so the order waits its interval.
+/// Reads one order's session from KOMOJU and applies it, then records the read: `true`.
+/// KOMOJU failed: `false`, the order left as it was (the caller backs the merchant off).
 async fn read_order(
     app: &Services,
+    merchant: &Merchant,
     order: orders::OrderRow,
     now: NaiveDateTime,
-) -> Result<Read, DbError> {
+) -> Result<bool, DbError> {
     let mall_id = order.mall_id.clone();
-    let merchant = match app.merchants.load(&mall_id, None).await {
-        Ok(m) => m,
-        Err(ApiError::Unavailable) => {
-            return Err(DbError::Unavailable(
-                "loading a merchant to reconcile".into(),
-            ))
-        }
-        Err(e) => {
-            log::warn!(
-                "reconcile order {} of {mall_id}: the merchant cannot be loaded ({e}); \
-                 read again after its interval",
-                order.order_id
-            );
-            // Recorded as read, so that it waits its interval like any other order: left
-            // due, it would come first in every batch (oldest first) and keep the
-            // other merchants' orders out for as long as the merchant stays unloadable.
-            let pk = order.id.clone();
-            app.db
-                .run(move |c| orders::set_reconciled(c, &pk, now))
-                .await?;
-            return Ok(Read::Unloadable);
-        }
-    };
     let (pk, order_id, before) = (order.id.clone(), order.order_id.clone(), order.state);
-    match crate::checkout::refresh_from_session(app, &merchant, order, "reconcile").await {
+    match crate::checkout::refresh_from_session(app, merchant, order, "reconcile").await {
         Ok(after) => {
             if after.state != before {
                 log::info!(
@@ -475,14 +478,14 @@ async fn read_order(
             app.db
                 .run(move |c| orders::set_reconciled(c, &pk, now))
                 .await?;
-            Ok(Read::Answered)
+            Ok(true)
         }
         Err(ApiError::Unavailable) => {
             Err(DbError::Unavailable("applying a reconciled session".into()))
         }
         Err(e) => {
             log::warn!("reconcile order {order_id} of {mall_id} ({before}): {e}; left as it was");
-            Ok(Read::Failed)
+            Ok(false)
         }
     }
 }

@@ -601,6 +601,19 @@ pub fn set_reconciled(
     Ok(())
 }
 
+/// Records that a reconciliation pass took the orders `ids` at `now` without reading
+/// them (their merchant cannot be loaded): one statement for a batch's orders of one
+/// merchant. Returns the rows changed.
+pub fn set_reconciled_unread(
+    conn: &mut DbConnection,
+    ids: &[String],
+    now: NaiveDateTime,
+) -> Result<usize, DbError> {
+    Ok(diesel::update(orders::table.filter(orders::id.eq_any(ids)))
+        .set(orders::reconciled_at.eq(Some(now)))
+        .execute(conn)?)
+}
+
 /// The order whose current KOMOJU session is `session_id`.
 pub fn find_by_session(
     conn: &mut DbConnection,
