@@ -24,7 +24,9 @@
 //!
 //! Run: `cargo bench --bench throughput` (SQLite); with
 //! `BENCH_POSTGRES_URL=postgres://…` (a database it may create a schema in) PostgreSQL
-//! too. `BENCH_ORDERS` (default 5000) is the number of webhooks per measurement. The
+//! too. `BENCH_SERVICE_CPUS` and `BENCH_LOADGEN_CPUS` (`taskset -c` lists, e.g. `1` and
+//! `0`) put the service and this process on cores of their own. `BENCH_ORDERS` (default
+//! 5000) is the number of webhooks per measurement. The
 //! figures are printed as a table and written as JSON to `BENCH_JSON` (default
 //! `target/throughput.json`), which `docs/plot_benchmarks.py` draws.
 
@@ -653,7 +655,25 @@ fn cpu_model() -> String {
         .unwrap_or_default()
 }
 
+/// Moves every thread of this process (the load generator, the stand-ins) onto the CPUs
+/// `BENCH_LOADGEN_CPUS` names (`taskset -c`), if set: beside `BENCH_SERVICE_CPUS`, the
+/// service and the generator on cores of their own, as with a generator on another
+/// machine. Panics when `taskset` fails.
+fn pin_load_generator() {
+    let Ok(cpus) = std::env::var("BENCH_LOADGEN_CPUS") else {
+        return;
+    };
+    let pinned = std::process::Command::new("taskset")
+        .args(["-a", "-cp", &cpus, &std::process::id().to_string()])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(pinned, "taskset -a -cp {cpus} failed");
+    println!("load generator on CPUs {cpus}");
+}
+
 fn main() {
+    pin_load_generator();
     let cfg = Config {
         orders: env_num("BENCH_ORDERS", 5000),
         concurrency: env_num("BENCH_CONCURRENCY", 16),

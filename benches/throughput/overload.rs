@@ -2,8 +2,11 @@
 //! `cargo bench --bench throughput -- overload`.
 //!
 //! Per backend, the release service at its default `MAX_IN_FLIGHT` and
-//! `MAX_IN_FLIGHT_WEBHOOKS` (or the values in the environment of the bench), each
-//! measurement on the same database:
+//! `MAX_IN_FLIGHT_WEBHOOKS` (4 per core it runs on; or the values in the environment of
+//! the bench), each measurement on the same database. With `BENCH_SERVICE_CPUS` and
+//! `BENCH_LOADGEN_CPUS` (main.rs) the service and the load generator run on cores of
+//! their own (PostgreSQL's server is not moved: pin it with `taskset` beside the
+//! service's cores, docs/benchmarks.md):
 //!
 //! 1. **Webhooks.** Capacity `C`: `BENCH_ORDERS` (5 000) signed `payment.captured`
 //!    closed loop over as many connections as `MAX_IN_FLIGHT_WEBHOOKS` admits; the unloaded p99 over one connection (1 000);
@@ -27,7 +30,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use cafe24_komoju::app::settings::{DEFAULT_MAX_IN_FLIGHT, DEFAULT_MAX_IN_FLIGHT_WEBHOOKS};
+use cafe24_komoju::app::settings::{default_max_in_flight_webhooks, DEFAULT_MAX_IN_FLIGHT};
 use diesel::sql_types::BigInt;
 
 use super::loadgen::{self, Run};
@@ -206,7 +209,29 @@ fn env(db_url: &str, komoju_api: &str) -> HashMap<String, String> {
             env.insert(limit.into(), value);
         }
     }
+    // The service's default for the cores it runs on, named, so that the bench
+    // measures the capacity at the same limit.
+    env.entry("MAX_IN_FLIGHT_WEBHOOKS".into())
+        .or_insert_with(|| default_max_in_flight_webhooks(service_cores()).to_string());
     env
+}
+
+/// The cores the service runs on: those `BENCH_SERVICE_CPUS` lists (`taskset -c`: `1`,
+/// `2,3`, `0-3`), else this process's.
+fn service_cores() -> usize {
+    match std::env::var("BENCH_SERVICE_CPUS") {
+        Ok(list) => list
+            .split(',')
+            .map(|part| match part.split_once('-') {
+                Some((a, b)) => match (a.trim().parse::<usize>(), b.trim().parse::<usize>()) {
+                    (Ok(a), Ok(b)) if b >= a => b - a + 1,
+                    _ => panic!("BENCH_SERVICE_CPUS: {list}"),
+                },
+                None => 1,
+            })
+            .sum(),
+        Err(_) => std::thread::available_parallelism().map_or(1, |n| n.get()),
+    }
 }
 
 /// The limit `name` the service runs with: the bench's environment, else `default`.
@@ -251,7 +276,7 @@ async fn webhooks(db_url: &str, dir: &Path, secs: f64, service: &mut Option<Serv
     let admitted = limit(
         &env,
         "MAX_IN_FLIGHT_WEBHOOKS",
-        DEFAULT_MAX_IN_FLIGHT_WEBHOOKS,
+        default_max_in_flight_webhooks(service_cores()),
     );
     let capacity = load(vec![one.addr], admitted, capacity, false);
     capacity.expect_status(200, "webhook (capacity)");

@@ -14,15 +14,17 @@ pub struct Service {
 }
 
 impl Service {
-    /// Starts `serve` with `env` (plus `BIND_ADDR` and `PUBLIC_BASE_URL` on a free port)
-    /// and waits until `/health` answers.
+    /// Starts `serve` with `env` (plus `BIND_ADDR` and `PUBLIC_BASE_URL` on a free port),
+    /// on the CPUs `BENCH_SERVICE_CPUS` names if set (`taskset -c`), and waits until
+    /// `/health` answers.
     pub async fn start(env: &HashMap<String, String>, log: &Path) -> Service {
         let (l, addr) = super::standins::listener();
         drop(l);
         let mut env = env.clone();
         env.insert("BIND_ADDR".into(), addr.to_string());
         env.insert("PUBLIC_BASE_URL".into(), format!("http://{addr}"));
-        let child = crate::serve_fixture::spawn(&env, log);
+        let cpus = std::env::var("BENCH_SERVICE_CPUS").ok();
+        let child = crate::serve_fixture::spawn(cpus.as_deref(), &env, log);
         let mut service = Service { addr, child };
         let deadline = Instant::now() + Duration::from_secs(30);
         let client = reqwest::Client::new();

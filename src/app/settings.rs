@@ -43,11 +43,25 @@ pub const DEV_APP_SECRET: &str = "dev-app-secret-change-me-0123456789abcdef";
 /// The default of `MAX_IN_FLIGHT`, derived from the figures of docs/benchmarks.md (see
 /// docs/decisions.md, "A burst larger than the machine").
 pub const DEFAULT_MAX_IN_FLIGHT: u64 = 32;
-/// The default of `MAX_IN_FLIGHT_WEBHOOKS`, measured (docs/benchmarks.md, "A burst
-/// larger than the machine").
-pub const DEFAULT_MAX_IN_FLIGHT_WEBHOOKS: u64 = 8;
+/// KOMOJU webhooks in flight per core the process may run on: the default of
+/// `MAX_IN_FLIGHT_WEBHOOKS` is this many per core ([`default_max_in_flight_webhooks`]),
+/// measured (docs/benchmarks.md, "A burst larger than the machine": 8 on two cores
+/// against 4, 16 and 32; 4 against 8 on one core of its own).
+pub const WEBHOOKS_IN_FLIGHT_PER_CORE: u64 = 4;
 /// The largest `MAX_IN_FLIGHT` (and `MAX_IN_FLIGHT_WEBHOOKS`) accepted.
 pub const MAX_IN_FLIGHT_LIMIT: u64 = 10_000;
+
+/// The default of `MAX_IN_FLIGHT_WEBHOOKS` for a process that may run on `cores` cores
+/// (as [`std::thread::available_parallelism`] counts them: its CPU affinity and cgroup
+/// quota): [`WEBHOOKS_IN_FLIGHT_PER_CORE`] per core, one core at least, at most
+/// [`MAX_IN_FLIGHT_LIMIT`]. A webhook is database work alone; past a few per core in
+/// flight each further one only waits.
+pub fn default_max_in_flight_webhooks(cores: usize) -> u64 {
+    let cores = u64::try_from(cores.max(1)).unwrap_or(u64::MAX);
+    WEBHOOKS_IN_FLIGHT_PER_CORE
+        .saturating_mul(cores)
+        .min(MAX_IN_FLIGHT_LIMIT)
+}
 /// The §10 default allow-list.
 pub const DEFAULT_ALLOWED_HOSTS: &str = ".cafe24.com,.cafe24shop.com,.cafe24api.com";
 /// KOMOJU's production API.
@@ -154,7 +168,7 @@ pub struct Settings {
     /// KOMOJU's webhooks are not counted here but in `max_in_flight_webhooks`.
     pub max_in_flight: usize,
     /// KOMOJU webhooks served at once across all workers (`MAX_IN_FLIGHT_WEBHOOKS`, 1 to
-    /// 10000, default [`DEFAULT_MAX_IN_FLIGHT_WEBHOOKS`]): work for the database alone,
+    /// 10000, default [`default_max_in_flight_webhooks`] of the process's cores: 8 on two): work for the database alone,
     /// which a few in flight saturate; one more is answered like any refusal above.
     pub max_in_flight_webhooks: usize,
     /// Variables left at a development default, for the start-up warning.
@@ -220,7 +234,7 @@ impl Settings {
             max_in_flight_webhooks: max_in_flight(
                 &get,
                 "MAX_IN_FLIGHT_WEBHOOKS",
-                DEFAULT_MAX_IN_FLIGHT_WEBHOOKS,
+                default_max_in_flight_webhooks(cores()),
             )?,
             dev_defaults: secrets.dev_defaults,
         };
@@ -445,6 +459,12 @@ fn max_in_flight(
     }
 }
 
+/// The cores this process may run on, as [`std::thread::available_parallelism`] counts
+/// them; 1 when it cannot tell.
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+}
+
 /// `CAFE24_LAUNCH_MAX_AGE_SECS`: seconds, at most [`LAUNCH_MAX_AGE_LIMIT`] (default 3600).
 fn launch_max_age(get: &impl Fn(&str) -> Option<String>) -> Result<i64, SettingsError> {
     match parse_num(get, "CAFE24_LAUNCH_MAX_AGE_SECS", 3600)? {
@@ -627,9 +647,11 @@ mod tests {
     fn max_in_flight_is_a_positive_bounded_number_named_when_wrong() {
         let s = with(&[]).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(s.max_in_flight, DEFAULT_MAX_IN_FLIGHT as usize);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(s.max_in_flight_webhooks, 4 * cores);
         assert_eq!(
-            s.max_in_flight_webhooks,
-            DEFAULT_MAX_IN_FLIGHT_WEBHOOKS as usize
+            [0, 1, 2, 16, 5000].map(default_max_in_flight_webhooks),
+            [4, 4, 8, 64, 10_000]
         );
         let s = with(&[("MAX_IN_FLIGHT", "2"), ("MAX_IN_FLIGHT_WEBHOOKS", "3")])
             .unwrap_or_else(|e| panic!("{e}"));

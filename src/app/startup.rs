@@ -115,11 +115,14 @@ impl Application {
         let state = services(&settings, db, clock, &komoju_base, cafe24_config)?;
         let state = web::Data::new(state);
         log::info!(
-            "serving on http://{local} ({} database, KOMOJU at {}, Cafe24 at {}, public base {})",
+            "serving on http://{local} ({} database, KOMOJU at {}, Cafe24 at {}, public base {}; \
+             at most {} requests and {} KOMOJU webhooks in flight)",
             state.db.backend_name(),
             state.komoju.base(),
             state.cafe24.base(),
-            settings.public_base_url
+            settings.public_base_url,
+            settings.max_in_flight,
+            settings.max_in_flight_webhooks
         );
         let metrics_listener = match &settings.metrics_bind_addr {
             Some(addr) => Some(bind(addr)?),

@@ -346,7 +346,7 @@ async fn a_launch_window_over_two_hours_stops_the_service_naming_the_variable(ba
         None,
         &[("CAFE24_LAUNCH_MAX_AGE_SECS", "7201")],
     );
-    let mut child = crate::serve_fixture::spawn(&env, &log);
+    let mut child = crate::serve_fixture::spawn(None, &env, &log);
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let status = loop {
         if let Ok(Some(status)) = child.try_wait() {

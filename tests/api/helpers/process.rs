@@ -34,7 +34,7 @@ impl ServiceProcess {
     }
 
     fn spawn(env: &HashMap<String, String>, log: &std::path::Path) -> std::process::Child {
-        crate::serve_fixture::spawn(env, log)
+        crate::serve_fixture::spawn(None, env, log)
     }
 
     async fn wait_healthy(&mut self) {
