@@ -419,7 +419,7 @@ impl Reading<'_> {
         Ok(done)
     }
 
-    /// The merchant of `orders` cannot be loaded (disabled, keys that do not open): its
+    /// The merchant of `orders` cannot be loaded (gone, or keys that do not open): its
     /// orders are recorded as read all the same, in one statement, so that they wait
     /// their interval. Left due, they would come first in every batch (oldest first) and
     /// keep the other merchants' orders out for as long as the merchant stays unloadable.

@@ -62,6 +62,7 @@ pub fn default_max_in_flight_webhooks(cores: usize) -> u64 {
         .saturating_mul(cores)
         .min(MAX_IN_FLIGHT_LIMIT)
 }
+
 /// The §10 default allow-list.
 pub const DEFAULT_ALLOWED_HOSTS: &str = ".cafe24.com,.cafe24shop.com,.cafe24api.com";
 /// KOMOJU's production API.
@@ -168,8 +169,9 @@ pub struct Settings {
     /// KOMOJU's webhooks are not counted here but in `max_in_flight_webhooks`.
     pub max_in_flight: usize,
     /// KOMOJU webhooks served at once across all workers (`MAX_IN_FLIGHT_WEBHOOKS`, 1 to
-    /// 10000, default [`default_max_in_flight_webhooks`] of the process's cores: 8 on two): work for the database alone,
-    /// which a few in flight saturate; one more is answered like any refusal above.
+    /// 10000, default [`default_max_in_flight_webhooks`] of the process's cores: 8 on
+    /// two): work for the database alone, which a few in flight per core saturate; one
+    /// more is answered like any refusal above.
     pub max_in_flight_webhooks: usize,
     /// Variables left at a development default, for the start-up warning.
     pub dev_defaults: Vec<&'static str>,
