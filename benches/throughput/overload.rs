@@ -22,7 +22,9 @@
 //!
 //! Printed per backend: offered, admitted, refused, admitted p99 against 3 × the
 //! unloaded p99, the admitted requests' p99 inside the service (its request-duration
-//! histogram over the burst: where the wait is), the longest wait (≤ 10 s) and the service's peak RSS (≤ 64 MB); written
+//! histogram over the burst: where the wait is), the longest wait (≤ 10 s), the service's
+//! CPU per admitted request (closed loop) and per refusal (the rest of the burst's CPU)
+//! and its peak RSS (≤ 64 MB); written
 //! as JSON to `BENCH_OVERLOAD_JSON` (default `target/overload.json`).
 
 use std::collections::HashMap;
@@ -68,6 +70,23 @@ pub struct Burst {
     pub applied: i64,
     /// Notifications enqueued over the burst (webhooks).
     pub notifications: i64,
+    /// The service's CPU per request of the closed-loop capacity run, microseconds.
+    pub cpu_us_per_admitted: f64,
+    /// The service's CPU per refused request, estimated from the burst's: what the burst
+    /// used beyond `cpu_us_per_admitted` for each admitted one, over the refused,
+    /// microseconds.
+    pub cpu_us_per_refusal: f64,
+}
+
+impl Burst {
+    /// Fills in the CPU figures from the service's CPU over the capacity run
+    /// (`capacity_cpu`, for `capacity_n` requests) and over the burst (`burst_cpu`).
+    fn cpu(&mut self, capacity_cpu: Duration, capacity_n: usize, burst_cpu: Duration) {
+        self.cpu_us_per_admitted = capacity_cpu.as_secs_f64() * 1e6 / capacity_n.max(1) as f64;
+        let admitted = self.cpu_us_per_admitted * self.admitted as f64;
+        self.cpu_us_per_refusal =
+            (burst_cpu.as_secs_f64() * 1e6 - admitted) / self.refused.max(1) as f64;
+    }
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -278,7 +297,9 @@ async fn webhooks(db_url: &str, dir: &Path, secs: f64, service: &mut Option<Serv
         "MAX_IN_FLIGHT_WEBHOOKS",
         default_max_in_flight_webhooks(service_cores()),
     );
+    let (cpu, capacity_n) = (one.cpu(), capacity.len());
     let capacity = load(vec![one.addr], admitted, capacity, false);
+    let capacity_cpu = one.cpu() - cpu;
     capacity.expect_status(200, "webhook (capacity)");
     b.capacity_per_sec = capacity.rate();
     let unloaded = load(vec![one.addr], 1, unloaded, false);
@@ -292,8 +313,11 @@ async fn webhooks(db_url: &str, dir: &Path, secs: f64, service: &mut Option<Serv
     settle(db_url);
     let endpoint = "/api/asynchronous-checkout/checkout/webhook";
     let served_before = served_buckets(one.addr, endpoint).await;
+    let cpu = one.cpu();
     let run = burst(one.addr, b.offered_per_sec, requests);
+    let burst_cpu = one.cpu() - cpu;
     tally(&mut b, &run);
+    b.cpu(capacity_cpu, capacity_n, burst_cpu);
     b.inside_ms_p99 = bucket_p99_ms(&served_before, &served_buckets(one.addr, endpoint).await);
     b.applied = count(db_url, paid) - paid_before;
     b.notifications = count(db_url, notices) - notices_before;
@@ -324,7 +348,9 @@ async fn checkouts(db_url: &str, dir: &Path, secs: f64) -> (Burst, u64) {
     };
     // The capacity as configured: as many in flight as the limit admits.
     let admitted = limit(&env, "MAX_IN_FLIGHT", DEFAULT_MAX_IN_FLIGHT);
+    let cpu = one.cpu();
     let capacity = load(vec![one.addr], admitted, next(n), false);
+    let capacity_cpu = one.cpu() - cpu;
     capacity.expect_status(200, "checkout (capacity)");
     b.capacity_per_sec = capacity.rate();
     let unloaded = load(vec![one.addr], 1, next(UNLOADED / 5), false);
@@ -337,8 +363,11 @@ async fn checkouts(db_url: &str, dir: &Path, secs: f64) -> (Burst, u64) {
     settle(db_url);
     let endpoint = "/api/asynchronous-checkout/checkout";
     let served_before = served_buckets(one.addr, endpoint).await;
+    let cpu = one.cpu();
     let run = burst(one.addr, b.offered_per_sec, requests);
+    let burst_cpu = one.cpu() - cpu;
     tally(&mut b, &run);
+    b.cpu(capacity_cpu, n, burst_cpu);
     b.inside_ms_p99 = bucket_p99_ms(&served_before, &served_buckets(one.addr, endpoint).await);
     b.applied = count(db_url, orders) - before;
     let rss = one.peak_rss();
@@ -399,15 +428,15 @@ pub fn main(dir: &Path) {
             dir,
         )));
     }
-    println!("\n| backend | burst | capacity/s | offered/s | offered | admitted | refused 503 | admitted p99 / 3 × unloaded p99 | inside the service p99 ≤ | longest wait ≤ 10 s | applied = admitted |");
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("\n| backend | burst | capacity/s | offered/s | offered | admitted | refused 503 | admitted p99 / 3 × unloaded p99 | inside the service p99 ≤ | longest wait ≤ 10 s | applied = admitted | service CPU per admitted / per refusal |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     for o in &results {
         for b in [&o.webhooks, &o.checkouts] {
             let bound = 3.0 * b.unloaded_ms_p99;
             let applied = b.applied == b.admitted as i64
                 && (b.what != "webhooks" || b.notifications == b.admitted as i64);
             println!(
-                "| {} | {} | {:.0} | {:.0} | {} | {} | {} | {:.1} / {:.1} ms: {} | {:.1} ms | {:.0} ms: {} | {} ({} rows, {} notifications) |",
+                "| {} | {} | {:.0} | {:.0} | {} | {} | {} | {:.1} / {:.1} ms: {} | {:.1} ms | {:.0} ms: {} | {} ({} rows, {} notifications) | {:.0} / {:.0} µs |",
                 o.backend,
                 b.what,
                 b.capacity_per_sec,
@@ -423,7 +452,9 @@ pub fn main(dir: &Path) {
                 verdict(b.longest_wait_ms <= 10_000.0),
                 verdict(applied),
                 b.applied,
-                b.notifications
+                b.notifications,
+                b.cpu_us_per_admitted,
+                b.cpu_us_per_refusal
             );
         }
         println!(
