@@ -223,15 +223,19 @@ fn env(db_url: &str, komoju_api: &str) -> HashMap<String, String> {
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v.to_owned()))
     .collect();
-    for limit in ["MAX_IN_FLIGHT", "MAX_IN_FLIGHT_WEBHOOKS"] {
-        if let Ok(value) = std::env::var(limit) {
-            env.insert(limit.into(), value);
-        }
+    // Each limit named (the bench's value, else the service's default for the cores it
+    // runs on), so that the bench measures the capacity at the limit the service has.
+    let defaults = [
+        ("MAX_IN_FLIGHT", DEFAULT_MAX_IN_FLIGHT),
+        (
+            "MAX_IN_FLIGHT_WEBHOOKS",
+            default_max_in_flight_webhooks(service_cores()),
+        ),
+    ];
+    for (limit, default) in defaults {
+        let value = std::env::var(limit).unwrap_or_else(|_| default.to_string());
+        env.insert(limit.into(), value);
     }
-    // The service's default for the cores it runs on, named, so that the bench
-    // measures the capacity at the same limit.
-    env.entry("MAX_IN_FLIGHT_WEBHOOKS".into())
-        .or_insert_with(|| default_max_in_flight_webhooks(service_cores()).to_string());
     env
 }
 
@@ -253,13 +257,11 @@ fn service_cores() -> usize {
     }
 }
 
-/// The limit `name` the service runs with: the bench's environment, else `default`.
-fn limit(env: &HashMap<String, String>, name: &str, default: u64) -> usize {
+/// The limit `name` the service runs with, as [`env`] named it.
+fn limit(env: &HashMap<String, String>, name: &str) -> usize {
     env.get(name)
         .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-        .try_into()
-        .unwrap_or(usize::MAX)
+        .unwrap_or_else(|| panic!("{name} is not a number of requests"))
 }
 
 /// The webhook burst: orders prepared by checkouts against a stand-in that answers at
@@ -292,12 +294,8 @@ async fn webhooks(db_url: &str, dir: &Path, secs: f64, service: &mut Option<Serv
     let (capacity, unloaded) = (orders(n), orders(UNLOADED));
     settle(db_url);
     // The capacity as configured: as many in flight as the webhooks' limit admits.
-    let admitted = limit(
-        &env,
-        "MAX_IN_FLIGHT_WEBHOOKS",
-        default_max_in_flight_webhooks(service_cores()),
-    );
-    let (cpu, capacity_n) = (one.cpu(), capacity.len());
+    let admitted = limit(&env, "MAX_IN_FLIGHT_WEBHOOKS");
+    let cpu = one.cpu();
     let capacity = load(vec![one.addr], admitted, capacity, false);
     let capacity_cpu = one.cpu() - cpu;
     capacity.expect_status(200, "webhook (capacity)");
@@ -317,7 +315,7 @@ async fn webhooks(db_url: &str, dir: &Path, secs: f64, service: &mut Option<Serv
     let run = burst(one.addr, b.offered_per_sec, requests);
     let burst_cpu = one.cpu() - cpu;
     tally(&mut b, &run);
-    b.cpu(capacity_cpu, capacity_n, burst_cpu);
+    b.cpu(capacity_cpu, n, burst_cpu);
     b.inside_ms_p99 = bucket_p99_ms(&served_before, &served_buckets(one.addr, endpoint).await);
     b.applied = count(db_url, paid) - paid_before;
     b.notifications = count(db_url, notices) - notices_before;
@@ -347,7 +345,7 @@ async fn checkouts(db_url: &str, dir: &Path, secs: f64) -> (Burst, u64) {
         requests
     };
     // The capacity as configured: as many in flight as the limit admits.
-    let admitted = limit(&env, "MAX_IN_FLIGHT", DEFAULT_MAX_IN_FLIGHT);
+    let admitted = limit(&env, "MAX_IN_FLIGHT");
     let cpu = one.cpu();
     let capacity = load(vec![one.addr], admitted, next(n), false);
     let capacity_cpu = one.cpu() - cpu;

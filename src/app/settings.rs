@@ -649,8 +649,7 @@ mod tests {
     fn max_in_flight_is_a_positive_bounded_number_named_when_wrong() {
         let s = with(&[]).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(s.max_in_flight, DEFAULT_MAX_IN_FLIGHT as usize);
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        assert_eq!(s.max_in_flight_webhooks, 4 * cores);
+        assert_eq!(s.max_in_flight_webhooks, 4 * super::cores());
         assert_eq!(
             [0, 1, 2, 16, 5000].map(default_max_in_flight_webhooks),
             [4, 4, 8, 64, 10_000]
