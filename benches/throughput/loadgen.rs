@@ -155,7 +155,12 @@ async fn connection(
             .await
             .unwrap_or_else(|e| panic!("write: {e}"));
         let sent = Instant::now();
-        let (status, body, location) = read_reply(&mut stream, &mut buf).await;
+        let Parsed {
+            status,
+            body,
+            location,
+            ..
+        } = read_reply(&mut stream, &mut buf).await;
         let latency = sent.elapsed();
         done.push((
             i,
@@ -174,15 +179,21 @@ async fn connection(
     done
 }
 
-/// Reads one reply with a `Content-Length` body; returns its status, body and
-/// `Location` header. Panics when the connection fails.
-async fn read_reply(stream: &mut TcpStream, buf: &mut Vec<u8>) -> (u16, Vec<u8>, Option<String>) {
+/// Reads one reply with a `Content-Length` body. Panics when the connection fails.
+async fn read_reply(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Parsed {
     try_read_reply(stream, buf)
         .await
         .unwrap_or_else(|e| panic!("reading a reply: {e}"))
 }
 
-type Parsed = (u16, Vec<u8>, Option<String>);
+/// One reply: its status, body, `Location` header, and whether the server closes the
+/// connection after it (`Connection: close`).
+struct Parsed {
+    status: u16,
+    body: Vec<u8>,
+    location: Option<String>,
+    close: bool,
+}
 
 /// [`read_reply`], with the connection's failure (or its end) as an error.
 async fn try_read_reply(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::Result<Parsed> {
@@ -204,14 +215,19 @@ async fn try_read_reply(stream: &mut TcpStream, buf: &mut Vec<u8>) -> std::io::R
             let length: usize = header("content-length")
                 .and_then(|v| v.parse().ok())
                 .unwrap_or_else(|| panic!("reply without Content-Length: {head:?}"));
-            let location = header("location");
+            let parsed = Parsed {
+                status,
+                body: Vec::new(),
+                location: header("location"),
+                close: header("connection").is_some_and(|v| v.eq_ignore_ascii_case("close")),
+            };
             let total = end + 4 + length;
             while buf.len() < total {
                 fill(stream, buf).await?;
             }
             let body = buf[end + 4..total].to_vec();
             buf.drain(..total);
-            return Ok((status, body, location));
+            return Ok(Parsed { body, ..parsed });
         }
         fill(stream, buf).await?;
     }
@@ -234,9 +250,11 @@ type Idle = (TcpStream, Vec<u8>);
 /// after the start whether or not earlier ones were answered, over keep-alive
 /// connections opened as needed, at most `max_connections` at once (a request finding
 /// none free waits for one). A latency runs from when its request was due to the last
-/// byte of its reply, so the waits of the generator count too. A connection that failed,
-/// or whose reply was 503, is closed and replaced; a request whose connection failed is
-/// sent again on a new one. Replies come back in request order.
+/// byte of its reply, so the waits of the generator count too. A connection is kept for
+/// the next request as an HTTP/1.1 client keeps it (a proxy's upstream pool, Cafe24's
+/// and KOMOJU's HTTP clients): whatever the status, unless the reply said
+/// `Connection: close`; a connection that failed is replaced, and its request sent again
+/// on a new one. Replies come back in request order.
 pub async fn paced(
     target: SocketAddr,
     rate: f64,
@@ -247,9 +265,9 @@ pub async fn paced(
     let permits = Arc::new(tokio::sync::Semaphore::new(max_connections));
     let started = tokio::time::Instant::now();
     let mut tasks = Vec::with_capacity(requests.len());
-    for (i, request) in requests.into_iter().enumerate() {
-        let due = started + Duration::from_secs_f64(i as f64 / rate);
-        tokio::time::sleep_until(due).await;
+    let mut due_requests = pace(started.into_std(), rate, requests);
+    while let Some((due, request)) = due_requests.recv().await {
+        let due = tokio::time::Instant::from_std(due);
         let (idle, permits) = (idle.clone(), permits.clone());
         tasks.push(tokio::spawn(async move {
             let _permit = permits.acquire_owned().await;
@@ -268,10 +286,16 @@ pub async fn paced(
                 if stream.write_all(&request).await.is_err() {
                     continue;
                 }
-                let Ok((status, body, _)) = try_read_reply(&mut stream, &mut buf).await else {
+                let Ok(Parsed {
+                    status,
+                    body,
+                    close,
+                    ..
+                }) = try_read_reply(&mut stream, &mut buf).await
+                else {
                     continue;
                 };
-                if status != 503 {
+                if !close {
                     idle.lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .push((stream, buf));
@@ -293,6 +317,29 @@ pub async fn paced(
         elapsed: started.elapsed(),
         replies,
     }
+}
+
+/// Hands each of `requests` over when it is due (`i / rate` seconds after `started`),
+/// with its due time, from a thread of its own: `std::thread::sleep` wakes within tens
+/// of microseconds, where tokio's timer rounds every wait up to a whole millisecond and
+/// so released a burst in lumps of `rate / 1000` requests at once, all of them meeting a
+/// full limit together: arrivals no real set of senders makes.
+fn pace(
+    started: std::time::Instant,
+    rate: f64,
+    requests: Vec<Vec<u8>>,
+) -> tokio::sync::mpsc::UnboundedReceiver<(std::time::Instant, Vec<u8>)> {
+    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for (i, request) in requests.into_iter().enumerate() {
+            let due = started + Duration::from_secs_f64(i as f64 / rate);
+            std::thread::sleep(due.saturating_duration_since(std::time::Instant::now()));
+            if sender.send((due, request)).is_err() {
+                return;
+            }
+        }
+    });
+    receiver
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
