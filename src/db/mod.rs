@@ -170,29 +170,19 @@ pub enum DbError {
 
 impl DbError {
     /// True when the failure is the database being out of reach rather than a bad query:
-    /// the caller may answer 503 and be retried.
+    /// the caller may answer 503 and be retried. A lost connection
+    /// ([`DbError::breaks_connection`]) is, and so is a busy SQLite file.
     pub fn is_unavailable(&self) -> bool {
         match self {
             DbError::Unavailable(_) => true,
-            DbError::Query(diesel::result::Error::DatabaseError(kind, info)) => {
-                matches!(
-                    kind,
-                    diesel::result::DatabaseErrorKind::ClosedConnection
-                        | diesel::result::DatabaseErrorKind::UnableToSendCommand
-                )
-                    // SQLite: another writer held the file past the busy timeout.
-                    || info.message().contains("database is locked")
-                    || info.message().contains("database is busy")
-                    // PostgreSQL: the server went away mid-query.
-                    || info.message().contains("terminating connection")
-                    || info.message().contains("server closed the connection")
-                    || info.message().contains("connection to server")
-                    || info.message().contains("no connection to the server")
-                    || info.message().contains("could not receive data from server")
-                    || info.message().contains("could not send data to server")
+            // SQLite: another writer held the file past the busy timeout.
+            DbError::Query(diesel::result::Error::DatabaseError(_, info))
+                if info.message().contains("database is locked")
+                    || info.message().contains("database is busy") =>
+            {
+                true
             }
-            DbError::Query(diesel::result::Error::BrokenTransactionManager) => true,
-            _ => false,
+            _ => self.breaks_connection(),
         }
     }
 
@@ -206,20 +196,31 @@ impl DbError {
                     kind,
                     diesel::result::DatabaseErrorKind::ClosedConnection
                         | diesel::result::DatabaseErrorKind::UnableToSendCommand
-                ) || info.message().contains("terminating connection")
-                    || info.message().contains("server closed the connection")
-                    || info.message().contains("connection to server")
-                    || info.message().contains("no connection to the server")
-                    || info
-                        .message()
-                        .contains("could not receive data from server")
-                    || info.message().contains("could not send data to server")
+                ) || LOST_CONNECTION
+                    .iter()
+                    .any(|words| info.message().contains(words))
             }
             DbError::Query(diesel::result::Error::BrokenTransactionManager) => true,
             _ => false,
         }
     }
 }
+
+/// What PostgreSQL and libpq say when the server went away mid-query. Over TLS (libpq's
+/// default `sslmode=prefer` finds it on when the server has it) libpq words it its own
+/// way (`fe-secure-openssl.c`: "SSL connection has been closed unexpectedly", "SSL
+/// SYSCALL error: EOF detected"); without these two a connection cut under TLS was not
+/// seen as lost, its unit of work not run again, and the request answered 503.
+const LOST_CONNECTION: [&str; 8] = [
+    "terminating connection",
+    "server closed the connection",
+    "connection to server",
+    "no connection to the server",
+    "could not receive data from server",
+    "could not send data to server",
+    "SSL connection has been closed unexpectedly",
+    "SSL SYSCALL error",
+];
 
 /// Makes the SQLite file readable by its owner only (it holds orders, their KOMOJU
 /// idempotency keys, sealed merchant secrets and buyers' e-mail addresses): created `0600` when absent,
@@ -342,4 +343,37 @@ pub fn is_unique_violation(e: &DbError) -> bool {
             _
         ))
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failed(message: &str) -> DbError {
+        DbError::Query(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::Unknown,
+            Box::new(message.to_owned()),
+        ))
+    }
+
+    #[test]
+    fn a_connection_cut_under_tls_is_lost_and_a_busy_file_only_unavailable() {
+        // libpq's words (fe-secure-openssl.c, fe-misc.c) and the server's.
+        for message in [
+            "SSL connection has been closed unexpectedly\n",
+            "SSL SYSCALL error: EOF detected\n",
+            "server closed the connection unexpectedly\n\tThis probably means the server terminated abnormally\n",
+            "terminating connection due to administrator command",
+        ] {
+            let e = failed(message);
+            assert!(e.breaks_connection(), "{message}");
+            assert!(e.is_unavailable(), "{message}");
+        }
+        let busy = failed("database is locked");
+        assert!(busy.is_unavailable());
+        assert!(!busy.breaks_connection());
+        let wrong = failed("duplicate key value violates unique constraint \"orders_pkey\"");
+        assert!(!wrong.is_unavailable());
+        assert!(!wrong.breaks_connection());
+    }
 }
