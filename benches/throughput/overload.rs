@@ -299,9 +299,7 @@ async fn webhooks(db_url: &str, dir: &Path, secs: f64, service: &mut Option<Serv
     settle(db_url);
     // The capacity as configured: as many in flight as the webhooks' limit admits.
     let admitted = limit(&env, "MAX_IN_FLIGHT_WEBHOOKS");
-    let cpu = one.cpu();
-    let capacity = load(vec![one.addr], admitted, capacity, false);
-    let capacity_cpu = one.cpu() - cpu;
+    let (capacity, capacity_cpu) = one.cpu_over(|| load(vec![one.addr], admitted, capacity, false));
     capacity.expect_status(200, "webhook (capacity)");
     b.capacity_per_sec = capacity.rate();
     let unloaded = load(vec![one.addr], 1, unloaded, false);
@@ -315,9 +313,7 @@ async fn webhooks(db_url: &str, dir: &Path, secs: f64, service: &mut Option<Serv
     settle(db_url);
     let endpoint = "/api/asynchronous-checkout/checkout/webhook";
     let served_before = served_buckets(one.addr, endpoint).await;
-    let cpu = one.cpu();
-    let run = burst(one.addr, b.offered_per_sec, requests);
-    let burst_cpu = one.cpu() - cpu;
+    let (run, burst_cpu) = one.cpu_over(|| burst(one.addr, b.offered_per_sec, requests));
     tally(&mut b, &run);
     b.cpu(capacity_cpu, n, burst_cpu);
     b.inside_ms_p99 = bucket_p99_ms(&served_before, &served_buckets(one.addr, endpoint).await);
@@ -350,9 +346,7 @@ async fn checkouts(db_url: &str, dir: &Path, secs: f64) -> (Burst, u64) {
     };
     // The capacity as configured: as many in flight as the limit admits.
     let admitted = limit(&env, "MAX_IN_FLIGHT");
-    let cpu = one.cpu();
-    let capacity = load(vec![one.addr], admitted, next(n), false);
-    let capacity_cpu = one.cpu() - cpu;
+    let (capacity, capacity_cpu) = one.cpu_over(|| load(vec![one.addr], admitted, next(n), false));
     capacity.expect_status(200, "checkout (capacity)");
     b.capacity_per_sec = capacity.rate();
     let unloaded = load(vec![one.addr], 1, next(UNLOADED_CHECKOUTS), false);
@@ -365,9 +359,7 @@ async fn checkouts(db_url: &str, dir: &Path, secs: f64) -> (Burst, u64) {
     settle(db_url);
     let endpoint = "/api/asynchronous-checkout/checkout";
     let served_before = served_buckets(one.addr, endpoint).await;
-    let cpu = one.cpu();
-    let run = burst(one.addr, b.offered_per_sec, requests);
-    let burst_cpu = one.cpu() - cpu;
+    let (run, burst_cpu) = one.cpu_over(|| burst(one.addr, b.offered_per_sec, requests));
     tally(&mut b, &run);
     b.cpu(capacity_cpu, n, burst_cpu);
     b.inside_ms_p99 = bucket_p99_ms(&served_before, &served_buckets(one.addr, endpoint).await);

@@ -54,6 +54,13 @@ impl Service {
         cpu_of(self.pid())
     }
 
+    /// What `work` returns, and the service's CPU (user + system) while it ran.
+    pub fn cpu_over<T>(&self, work: impl FnOnce() -> T) -> (T, Duration) {
+        let before = self.cpu();
+        let out = work();
+        (out, self.cpu() - before)
+    }
+
     /// Peak resident set size so far (`VmHWM`), in bytes.
     pub fn peak_rss(&self) -> u64 {
         let status =
