@@ -27,7 +27,12 @@
 //!   twenty): p50 / p99;
 //! - CPU: the service process's per checkout and per webhook (`/proc/<pid>/stat`), the
 //!   database's (PostgreSQL: every `postgres` process; SQLite: the service's `sqlite`
-//!   thread) per webhook, and the service's peak RSS.
+//!   thread) per webhook, and the service's peak RSS;
+//! - the machine, whatever the data (each round): the service's CPU per `GET /health`,
+//!   the database's time for a count that reads no table, and the CPU time the
+//!   hypervisor gave to others (`steal`). A figure that moves with these moved with the
+//!   machine's speed, which a shared host changes by the hour; the service's CPU per
+//!   webhook is also printed in `GET /health`s.
 //!
 //! At the largest size, the retention run: webhooks p99 without a purge, then the same
 //! number while `retention::purge` removes what is older than 30 days in its paced
@@ -80,6 +85,14 @@ const CLAIMS: usize = 20;
 /// hundred: one slow claim moved it 3 × while the p50 halved).
 const CLAIM_ROUNDS: usize = 25;
 
+/// `GET /health` requests of the reference load in each round: the service's CPU is read
+/// in 10 ms ticks, and 50 000 at about 10 µs each take 50 of them.
+const REFERENCE_REQUESTS: usize = 50_000;
+/// The database's reference load, the same statement on both backends: CPU work in the
+/// server that reads no table, so that its time moves with the machine, not the data.
+const REFERENCE_SQL: &str = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c \
+     WHERE x < 1000000) SELECT COUNT(*) AS n FROM c";
+
 /// Rounds of the requests measured at each size (checkouts, webhooks, the synchronous
 /// flows, the operator API); each figure of a size is the median of its rounds'.
 const ROUNDS: usize = 3;
@@ -116,6 +129,15 @@ pub struct AtSize {
     pub db_cpu_us_per_webhook: f64,
     /// The service's file reads per webhook (SQLite: pages its cache missed).
     pub read_syscalls_per_webhook: f64,
+    /// The machine's speed as the service sees it, whatever the data: the service's CPU
+    /// per `GET /health` ([`REFERENCE_REQUESTS`] at 16 concurrent; no database work), µs.
+    pub reference_health_cpu_us: f64,
+    /// The database server's speed, whatever the data: the wall time of
+    /// [`REFERENCE_SQL`] (a count to 1 000 000 touching no table), the median of five, ms.
+    pub reference_db_ms: f64,
+    /// The share of the machine's CPU time its hypervisor gave to others over the round
+    /// (`steal` of `/proc/stat`), per cent.
+    pub steal_pct: f64,
     pub seeding_secs: f64,
     /// Each round's request figures, in the order run (empty inside a round).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -139,6 +161,9 @@ fn medians(rounds: &[AtSize]) -> AtSize {
         service_cpu_us_per_webhook: m(|f| f.service_cpu_us_per_webhook),
         db_cpu_us_per_webhook: m(|f| f.db_cpu_us_per_webhook),
         read_syscalls_per_webhook: m(|f| f.read_syscalls_per_webhook),
+        reference_health_cpu_us: m(|f| f.reference_health_cpu_us),
+        reference_db_ms: m(|f| f.reference_db_ms),
+        steal_pct: m(|f| f.steal_pct),
         ..AtSize::default()
     }
 }
@@ -267,6 +292,40 @@ fn execute(db_url: &str, sql: &str) -> usize {
         db::DbConnection::Sqlite(c) => diesel::sql_query(sql).execute(c),
     };
     changed.unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// The `n` of `sql` (`SELECT COUNT(*) AS n …`) on `c`. Panics on any error.
+fn count_rows(c: &mut db::DbConnection, sql: &str) -> i64 {
+    use diesel::RunQueryDsl;
+    let counted = match c {
+        db::DbConnection::Postgres(c) => diesel::sql_query(sql).get_result::<Count>(c),
+        db::DbConnection::Sqlite(c) => diesel::sql_query(sql).get_result::<Count>(c),
+    };
+    counted.unwrap_or_else(|e| panic!("{sql}: {e}")).n
+}
+
+/// The machine's stolen CPU time and its total so far (`/proc/stat`'s `cpu` line,
+/// jiffies): (steal, all).
+fn steal_jiffies() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let fields: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .skip(1)
+        .map(|v| v.parse().unwrap_or(0))
+        .collect();
+    // user nice system idle iowait irq softirq steal guest guest_nice; guest time is
+    // already counted in user.
+    let all = fields.iter().take(8).sum();
+    (fields.get(7).copied().unwrap_or(0), all)
 }
 
 /// The service's environment for `db_url` and the sandbox at `komoju_api`.
@@ -405,6 +464,8 @@ impl Bench {
     async fn requests_round(&mut self, due: usize) -> AtSize {
         let mut f = AtSize::default();
         let pid = self.service.pid();
+        let steal = steal_jiffies();
+        self.reference(&mut f);
         let cpu = cpu_of(pid);
         let (ids, run) = self.checkouts(self.n + due, true);
         f.service_cpu_us_per_checkout =
@@ -427,7 +488,32 @@ impl Bench {
 
         self.synchronous_flows(&mut f).await;
         self.operator(&mut f);
+        let (stolen, total) = steal_jiffies();
+        f.steal_pct = (stolen - steal.0) as f64 * 100.0 / (total - steal.1).max(1) as f64;
         f
+    }
+
+    /// The reference loads, which do the same work at every size: the service's CPU per
+    /// `GET /health` and the database's time for [`REFERENCE_SQL`]. A figure that grows
+    /// with them grew with the machine's speed (a shared host's hour), not the data.
+    fn reference(&self, f: &mut AtSize) {
+        let requests = (0..REFERENCE_REQUESTS)
+            .map(|_| loadgen::get(&self.addr(), "/health", &[]))
+            .collect();
+        let (run, cpu) = self
+            .service
+            .cpu_over(|| load(vec![self.addr()], CONCURRENCY, requests, false));
+        run.expect_status(200, "/health");
+        f.reference_health_cpu_us = cpu.as_secs_f64() * 1e6 / REFERENCE_REQUESTS as f64;
+        let mut c = db::establish(&self.db_url).unwrap_or_else(|e| panic!("{e}"));
+        let ms: Vec<f64> = (0..5)
+            .map(|_| {
+                let started = Instant::now();
+                count_rows(&mut c, REFERENCE_SQL);
+                started.elapsed().as_secs_f64() * 1000.0
+            })
+            .collect();
+        f.reference_db_ms = median(&ms);
     }
 
     /// Marks the bench mall's pending notifications delivered, as the outbox worker (off
@@ -794,35 +880,65 @@ pub fn main(dir: &Path) {
 /// Each figure per size, and the largest size's over the empty database's (target ≤ 1.25).
 fn print_table(results: &[Growth]) {
     type Pick = fn(&AtSize) -> f64;
-    let rows: [(&str, Pick, bool); 12] = [
-        ("webhooks/s", |f| f.webhooks_per_sec, true),
-        ("webhook p99 ms", |f| f.webhook_ms_p99, false),
+    // (name, figure, Some(higher is better) for a target, None for the machine's own)
+    let rows: [(&str, Pick, Option<bool>); 17] = [
+        ("webhooks/s", |f| f.webhooks_per_sec, Some(true)),
+        ("webhook p99 ms", |f| f.webhook_ms_p99, Some(false)),
         (
             "checkout overhead p50 ms",
             |f| f.checkout_overhead_ms_p50,
-            false,
+            Some(false),
         ),
         (
             "checkout overhead p99 ms",
             |f| f.checkout_overhead_ms_p99,
-            false,
+            Some(false),
         ),
-        ("callback p99 ms", |f| f.callback_ms_p99, false),
-        ("status p99 ms", |f| f.status_ms_p99, false),
-        ("cancellation p99 ms", |f| f.cancel_ms_p99, false),
-        ("operator list p99 ms", |f| f.operator_list_ms_p99, false),
-        ("operator view p99 ms", |f| f.operator_view_ms_p99, false),
+        ("callback p99 ms", |f| f.callback_ms_p99, Some(false)),
+        ("status p99 ms", |f| f.status_ms_p99, Some(false)),
+        ("cancellation p99 ms", |f| f.cancel_ms_p99, Some(false)),
+        (
+            "operator list p99 ms",
+            |f| f.operator_list_ms_p99,
+            Some(false),
+        ),
+        (
+            "operator view p99 ms",
+            |f| f.operator_view_ms_p99,
+            Some(false),
+        ),
         (
             "reconciliation pass, statements ms per 1 000 orders read",
             |f| f.pass_db_ms_per_1000_reads,
-            false,
+            Some(false),
         ),
-        ("outbox claim p99 ms", |f| f.claim_ms_p99, false),
+        ("outbox claim p99 ms", |f| f.claim_ms_p99, Some(false)),
         (
             "service CPU µs per webhook",
             |f| f.service_cpu_us_per_webhook,
-            false,
+            Some(false),
         ),
+        (
+            "database CPU µs per webhook",
+            |f| f.db_cpu_us_per_webhook,
+            Some(false),
+        ),
+        (
+            "reference: service CPU µs per GET /health",
+            |f| f.reference_health_cpu_us,
+            None,
+        ),
+        (
+            "reference: database ms for a count to 1 000 000",
+            |f| f.reference_db_ms,
+            None,
+        ),
+        (
+            "service CPU per webhook, in GET /health",
+            |f| f.service_cpu_us_per_webhook / f.reference_health_cpu_us,
+            None,
+        ),
+        ("steal %", |f| f.steal_pct, None),
     ];
     for g in results {
         let head: Vec<String> = g.sizes.iter().map(|s| s.orders.to_string()).collect();
@@ -832,19 +948,19 @@ fn print_table(results: &[Growth]) {
             head.join(" | ")
         );
         println!("|---|{}---|---|", "---|".repeat(head.len()));
-        for (name, pick, higher_is_better) in rows {
+        for (name, pick, target) in rows {
             let values: Vec<f64> = g.sizes.iter().map(pick).collect();
             let (first, last) = (values[0], values[values.len() - 1]);
-            let ratio = if higher_is_better {
+            let ratio = if target == Some(true) {
                 first / last
             } else {
                 last / first
             };
             let cells: Vec<String> = values.iter().map(|v| format!("{v:.2}")).collect();
+            let verdict = target.map_or("the machine", |_| verdict(ratio <= 1.25));
             println!(
-                "| {name} | {} | {ratio:.2} × | {} |",
-                cells.join(" | "),
-                verdict(ratio <= 1.25)
+                "| {name} | {} | {ratio:.2} × | {verdict} |",
+                cells.join(" | ")
             );
         }
         let r = &g.retention;

@@ -26,7 +26,8 @@
 //! histogram over the burst: where the wait is), the longest wait (≤ 10 s), the service's
 //! CPU per admitted request (closed loop) and per refusal (the rest of the burst's CPU)
 //! and its peak RSS (≤ 64 MB); written
-//! as JSON to `BENCH_OVERLOAD_JSON` (default `target/overload.json`).
+//! as JSON to `BENCH_OVERLOAD_JSON` (default `target/overload.json`); with
+//! `BENCH_OVERLOAD_TRACE=FILE`, each webhook of the burst to `FILE` ([`trace`]).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -178,6 +179,27 @@ fn p99_ms(run: &Run, status: u16) -> f64 {
     percentile(&ms, 99.0)
 }
 
+/// With `BENCH_OVERLOAD_TRACE=FILE`, writes the webhook burst's replies to `FILE`, one
+/// line each in the order sent: the second it was due, its status, its latency in ms.
+/// Where the slow replies fall in time (together with the refusals beside them, or
+/// alone) tells a pause of the whole process from one of the database thread.
+fn trace(run: &Run, rate: f64) {
+    let Ok(path) = std::env::var("BENCH_OVERLOAD_TRACE") else {
+        return;
+    };
+    let lines: Vec<String> = run
+        .replies
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let due = i as f64 / rate;
+            let ms = r.latency.as_secs_f64() * 1000.0;
+            format!("{due:.6} {} {ms:.3}", r.status)
+        })
+        .collect();
+    std::fs::write(&path, lines.join("\n")).unwrap_or_else(|e| panic!("{path}: {e}"));
+}
+
 /// Fills in what the burst's replies say; panics on a reply neither 200 nor the 503 of
 /// the admission limit.
 fn tally(b: &mut Burst, run: &Run) {
@@ -314,6 +336,7 @@ async fn webhooks(db_url: &str, dir: &Path, secs: f64, service: &mut Option<Serv
     let endpoint = "/api/asynchronous-checkout/checkout/webhook";
     let served_before = served_buckets(one.addr, endpoint).await;
     let (run, burst_cpu) = one.cpu_over(|| burst(one.addr, b.offered_per_sec, requests));
+    trace(&run, b.offered_per_sec);
     tally(&mut b, &run);
     b.cpu(capacity_cpu, n, burst_cpu);
     b.inside_ms_p99 = bucket_p99_ms(&served_before, &served_buckets(one.addr, endpoint).await);
