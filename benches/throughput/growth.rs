@@ -60,9 +60,9 @@ use super::loadgen;
 use super::service::{cpu_of, read_syscalls_of, Service};
 use super::standins;
 use super::wire::{
-    add_merchant, captured_event, checkout_requests, cli, db_cpu, env_num, hmac_b64, latencies_ms,
-    load, metrics_text, orders_by_id, percentile, settle, verdict, webhook_request, write_json,
-    PgSchema, AMOUNT, KOMOJU_DELAY, MALL, PARTNER, SERVICE_KEY,
+    add_merchant, captured_event, checkout_requests, cli, count_on, db_cpu, env_num, hmac_b64,
+    latencies_ms, load, metrics_text, orders_by_id, percentile, settle, verdict, webhook_request,
+    write_json, PgSchema, AMOUNT, KOMOJU_DELAY, MALL, PARTNER, SERVICE_KEY,
 };
 
 /// Rounds of the retention run (each: webhooks without a purge, then during one).
@@ -294,22 +294,6 @@ fn execute(db_url: &str, sql: &str) -> usize {
     changed.unwrap_or_else(|e| panic!("{sql}: {e}"))
 }
 
-#[derive(diesel::QueryableByName)]
-struct Count {
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    n: i64,
-}
-
-/// The `n` of `sql` (`SELECT COUNT(*) AS n …`) on `c`. Panics on any error.
-fn count_rows(c: &mut db::DbConnection, sql: &str) -> i64 {
-    use diesel::RunQueryDsl;
-    let counted = match c {
-        db::DbConnection::Postgres(c) => diesel::sql_query(sql).get_result::<Count>(c),
-        db::DbConnection::Sqlite(c) => diesel::sql_query(sql).get_result::<Count>(c),
-    };
-    counted.unwrap_or_else(|e| panic!("{sql}: {e}")).n
-}
-
 /// The machine's stolen CPU time and its total so far (`/proc/stat`'s `cpu` line,
 /// jiffies): (steal, all).
 fn steal_jiffies() -> (u64, u64) {
@@ -509,7 +493,7 @@ impl Bench {
         let ms: Vec<f64> = (0..5)
             .map(|_| {
                 let started = Instant::now();
-                count_rows(&mut c, REFERENCE_SQL);
+                count_on(&mut c, REFERENCE_SQL);
                 started.elapsed().as_secs_f64() * 1000.0
             })
             .collect();

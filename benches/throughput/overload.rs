@@ -35,15 +35,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use cafe24_komoju::app::settings::{default_max_in_flight_webhooks, DEFAULT_MAX_IN_FLIGHT};
-use diesel::sql_types::BigInt;
 
 use super::loadgen::{self, Run};
 use super::service::Service;
 use super::standins;
 use super::wire::{
-    add_merchant, captured_event, checkout_requests, env_num, latencies_ms, load, metrics_text,
-    orders_by_id, percentile, settle, verdict, webhook_request, write_json, PgSchema, KOMOJU_DELAY,
-    SERVICE_KEY,
+    add_merchant, captured_event, checkout_requests, count, env_num, latencies_ms, load,
+    metrics_text, orders_by_id, percentile, settle, verdict, webhook_request, write_json, PgSchema,
+    KOMOJU_DELAY, SERVICE_KEY,
 };
 
 /// Most connections the open-loop generator holds at once.
@@ -101,24 +100,6 @@ pub struct Overload {
     pub webhooks: Burst,
     pub checkouts: Burst,
     pub peak_rss_bytes: u64,
-}
-
-#[derive(diesel::QueryableByName)]
-struct Count {
-    #[diesel(sql_type = BigInt)]
-    n: i64,
-}
-
-/// `SELECT COUNT(*) AS n …` on a connection of its own.
-fn count(db_url: &str, sql: &str) -> i64 {
-    use cafe24_komoju::db::DbConnection;
-    use diesel::RunQueryDsl;
-    let mut c = cafe24_komoju::db::establish(db_url).unwrap_or_else(|e| panic!("{e}"));
-    let counted = match &mut c {
-        DbConnection::Postgres(c) => diesel::sql_query(sql).get_result::<Count>(c),
-        DbConnection::Sqlite(c) => diesel::sql_query(sql).get_result::<Count>(c),
-    };
-    counted.unwrap_or_else(|e| panic!("{sql}: {e}")).n
 }
 
 /// Runs the open-loop generator on a thread and runtime of its own.

@@ -94,6 +94,29 @@ pub fn settle(db_url: &str) {
     }
 }
 
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    n: i64,
+}
+
+/// The `n` of `sql` (`SELECT COUNT(*) AS n …`) on `c`; panics on any error.
+pub fn count_on(c: &mut cafe24_komoju::db::DbConnection, sql: &str) -> i64 {
+    use cafe24_komoju::db::DbConnection;
+    use diesel::RunQueryDsl;
+    let counted = match c {
+        DbConnection::Postgres(c) => diesel::sql_query(sql).get_result::<Count>(c),
+        DbConnection::Sqlite(c) => diesel::sql_query(sql).get_result::<Count>(c),
+    };
+    counted.unwrap_or_else(|e| panic!("{sql}: {e}")).n
+}
+
+/// [`count_on`] on a connection of its own to `db_url`.
+pub fn count(db_url: &str, sql: &str) -> i64 {
+    let mut c = cafe24_komoju::db::establish(db_url).unwrap_or_else(|e| panic!("{e}"));
+    count_on(&mut c, sql)
+}
+
 /// The shop's `return_url` every bench checkout carries.
 const RETURN_URL: &str = "https://benchmall.cafe24shop.com/order/result";
 
