@@ -61,8 +61,8 @@ use super::service::{cpu_of, read_syscalls_of, Service};
 use super::standins;
 use super::wire::{
     add_merchant, captured_event, checkout_requests, cli, count_on, db_cpu, env_num, hmac_b64,
-    latencies_ms, load, metrics_text, orders_by_id, percentile, settle, verdict, webhook_request,
-    write_json, PgSchema, AMOUNT, KOMOJU_DELAY, MALL, PARTNER, SERVICE_KEY,
+    latencies_ms, load, metrics_text, orders_by_id, percentile, settle, steal_jiffies, verdict,
+    webhook_request, write_json, PgSchema, AMOUNT, KOMOJU_DELAY, MALL, PARTNER, SERVICE_KEY,
 };
 
 /// Rounds of the retention run (each: webhooks without a purge, then during one).
@@ -292,24 +292,6 @@ fn execute(db_url: &str, sql: &str) -> usize {
         db::DbConnection::Sqlite(c) => diesel::sql_query(sql).execute(c),
     };
     changed.unwrap_or_else(|e| panic!("{sql}: {e}"))
-}
-
-/// The machine's stolen CPU time and its total so far (`/proc/stat`'s `cpu` line,
-/// jiffies): (steal, all).
-fn steal_jiffies() -> (u64, u64) {
-    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let fields: Vec<u64> = stat
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .skip(1)
-        .map(|v| v.parse().unwrap_or(0))
-        .collect();
-    // user nice system idle iowait irq softirq steal guest guest_nice; guest time is
-    // already counted in user.
-    let all = fields.iter().take(8).sum();
-    (fields.get(7).copied().unwrap_or(0), all)
 }
 
 /// The service's environment for `db_url` and the sandbox at `komoju_api`.

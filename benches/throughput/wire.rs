@@ -34,20 +34,33 @@ pub fn hmac_hex(body: &[u8]) -> String {
     hex::encode(mac.finalize().into_bytes())
 }
 
-/// Busy and total jiffies of the whole machine (`/proc/stat`).
-pub fn machine_jiffies() -> (u64, u64) {
+/// The whole machine's `cpu` line of `/proc/stat`, jiffies: user, nice, system, idle,
+/// iowait, irq, softirq, steal, guest, guest_nice (guest time is also counted in user).
+fn cpu_line() -> Vec<u64> {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let values: Vec<u64> = stat
-        .lines()
+    stat.lines()
         .next()
         .unwrap_or_default()
         .split_whitespace()
         .skip(1)
         .filter_map(|v| v.parse().ok())
-        .collect();
+        .collect()
+}
+
+/// Busy and total jiffies of the whole machine (`/proc/stat`).
+pub fn machine_jiffies() -> (u64, u64) {
+    let values = cpu_line();
     let total: u64 = values.iter().sum();
     let idle = values.get(3).copied().unwrap_or(0) + values.get(4).copied().unwrap_or(0);
     (total - idle, total)
+}
+
+/// The machine's stolen CPU time (given by its hypervisor to others) and its total so
+/// far, jiffies: (steal, user to steal).
+pub fn steal_jiffies() -> (u64, u64) {
+    let values = cpu_line();
+    let all = values.iter().take(8).sum();
+    (values.get(7).copied().unwrap_or(0), all)
 }
 
 pub fn busy_since(start: (u64, u64)) -> f64 {
