@@ -924,10 +924,13 @@ fn print_table(results: &[Growth]) {
             };
             let cells: Vec<String> = values.iter().map(|v| format!("{v:.2}")).collect();
             let verdict = target.map_or("the machine", |_| verdict(ratio <= 1.25));
-            println!(
-                "| {name} | {} | {ratio:.2} × | {verdict} |",
-                cells.join(" | ")
-            );
+            // A ratio of two zeros (no steal at either end) is no ratio.
+            let ratio = if ratio.is_finite() {
+                format!("{ratio:.2} ×")
+            } else {
+                "–".to_owned()
+            };
+            println!("| {name} | {} | {ratio} | {verdict} |", cells.join(" | "));
         }
         let r = &g.retention;
         println!(
