@@ -61,8 +61,9 @@ use super::service::{cpu_of, read_syscalls_of, Service};
 use super::standins;
 use super::wire::{
     add_merchant, captured_event, checkout_requests, cli, count_on, db_cpu, env_num, hmac_b64,
-    latencies_ms, load, metrics_text, orders_by_id, percentile, settle, steal_jiffies, verdict,
-    webhook_request, write_json, PgSchema, AMOUNT, KOMOJU_DELAY, MALL, PARTNER, SERVICE_KEY,
+    latencies_ms, load, metrics_text, orders_by_id, percentile, settle, steal_jiffies, steal_since,
+    verdict, webhook_request, write_json, PgSchema, AMOUNT, KOMOJU_DELAY, MALL, PARTNER,
+    SERVICE_KEY,
 };
 
 /// Rounds of the retention run (each: webhooks without a purge, then during one).
@@ -454,8 +455,7 @@ impl Bench {
 
         self.synchronous_flows(&mut f).await;
         self.operator(&mut f);
-        let (stolen, total) = steal_jiffies();
-        f.steal_pct = (stolen - steal.0) as f64 * 100.0 / (total - steal.1).max(1) as f64;
+        f.steal_pct = steal_since(steal) * 100.0;
         f
     }
 

@@ -63,8 +63,20 @@ pub fn steal_jiffies() -> (u64, u64) {
     (values.get(7).copied().unwrap_or(0), all)
 }
 
+/// The share (0 to 1) of the machine's time since `start` ([`machine_jiffies`]) that it
+/// was busy.
 pub fn busy_since(start: (u64, u64)) -> f64 {
-    let now = machine_jiffies();
+    share_since(start, machine_jiffies())
+}
+
+/// The share (0 to 1) of the machine's time since `start` ([`steal_jiffies`]) that its
+/// hypervisor gave to others.
+pub fn steal_since(start: (u64, u64)) -> f64 {
+    share_since(start, steal_jiffies())
+}
+
+/// (part, total) jiffies from `start` to `now`, as a share of the total.
+fn share_since(start: (u64, u64), now: (u64, u64)) -> f64 {
     (now.0 - start.0) as f64 / (now.1 - start.1).max(1) as f64
 }
 
