@@ -6,8 +6,13 @@
 //! SQLite: one connection (SQLite has one writer), driven by one thread of its own that
 //! runs the queued work back to back: the connection never waits for a woken thread to
 //! be scheduled between two units of work, which on a loaded machine costs more than
-//! the work itself (docs/benchmarks.md). The thread takes the connection from the same
-//! r2d2 pool of one while work is queued and gives it back when the queue is empty, so
+//! the work itself (docs/benchmarks.md). The units of work queued together commit
+//! together (group commit, [`MAX_BATCH`] at most): each unit's own transaction is a
+//! savepoint of the batch's, and each caller is answered only once the batch has
+//! committed, so a reply still means "on disk"; the pages the units share (the last page
+//! of each table and index they append to) are written to the log once per batch
+//! instead of once per unit. The thread takes the connection from the same r2d2 pool of
+//! one while work is queued and gives it back when the queue is empty, so
 //! [`Database::get`] still works (the migrations at start, the command line).
 //!
 //! SQLite's write-ahead log is copied into the database file by a [`Checkpointer`]: a
@@ -53,6 +58,13 @@ use super::{
 /// A connection that was used without error this recently is not checked again when
 /// taken from the pool.
 pub const CHECK_AFTER_IDLE: Duration = Duration::from_secs(1);
+
+/// At most this many units of work commit together on SQLite (see the module's doc).
+pub const MAX_BATCH: usize = 32;
+
+/// A batch stops taking queued units of work once it has run this long, so the first
+/// unit's answer waits at most about this (plus the last unit's own time).
+pub const BATCH_TIME: Duration = Duration::from_millis(2);
 
 /// How often the [`Checkpointer`] copies SQLite's write-ahead log into the database.
 pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
@@ -362,7 +374,10 @@ impl Database {
                         conn.used(&result);
                         result
                     });
-                    let _ = reply.send(result);
+                    // Answered once the batch it ran in has committed (or failed).
+                    Box::new(move |batch: Result<(), DbError>| {
+                        let _ = reply.send(batch.and(result));
+                    })
                 });
                 jobs.send(job)
                     .map_err(|_| DbError::Unavailable("the SQLite thread has stopped".into()))?;
@@ -435,5 +450,156 @@ mod tests {
         assert!(Checkpointer::start("postgres://localhost/x")
             .unwrap_or_else(|e| panic!("{e}"))
             .is_none());
+    }
+
+    /// A SQLite database in `dir` with a table `t (v INTEGER PRIMARY KEY)`, and a unit
+    /// of work that holds the SQLite thread until the returned sender is dropped, queued
+    /// (so that what is queued after it is queued together).
+    async fn held_database(
+        dir: &std::path::Path,
+    ) -> (
+        Database,
+        mpsc::Sender<()>,
+        tokio::task::JoinHandle<Result<(), DbError>>,
+    ) {
+        let url = format!("sqlite://{}", dir.join("batch.sqlite3").display());
+        let db = Database::connect(&url).unwrap_or_else(|e| panic!("{e}"));
+        db.run(|c| Ok(c.batch_execute("CREATE TABLE t (v INTEGER PRIMARY KEY)")?))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let (release, held) = mpsc::channel::<()>();
+        let held = Arc::new(std::sync::Mutex::new(held));
+        let (started, running) = mpsc::channel::<()>();
+        let holder = db.clone();
+        let hold = tokio::spawn(async move {
+            holder
+                .run(move |_| {
+                    let _ = started.send(());
+                    let held = held.lock().unwrap_or_else(|e| e.into_inner());
+                    let _ = held.recv();
+                    Ok(())
+                })
+                .await
+        });
+        tokio::task::spawn_blocking(move || running.recv())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|e| panic!("the holding unit never ran: {e}"));
+        (db, release, hold)
+    }
+
+    /// Queues `work` on `db` now (its first poll sends it) and returns its answer.
+    fn queued<T: Send + 'static>(
+        db: &Database,
+        work: impl FnOnce(&mut DbConnection) -> Result<T, DbError> + Clone + Send + 'static,
+    ) -> tokio::task::JoinHandle<Result<T, DbError>> {
+        let db = db.clone();
+        let mut answer = Box::pin(async move { db.run(work).await });
+        let first = futures_util::FutureExt::now_or_never(answer.as_mut());
+        assert!(
+            first.is_none(),
+            "a queued unit was answered before the batch ran"
+        );
+        tokio::spawn(answer)
+    }
+
+    fn insert(
+        v: i32,
+        then_fail: bool,
+    ) -> impl FnOnce(&mut DbConnection) -> Result<(), DbError> + Clone {
+        move |c| {
+            crate::db::transaction(c, |c| {
+                c.batch_execute(&format!("INSERT INTO t (v) VALUES ({v})"))?;
+                if then_fail {
+                    return Err(DbError::Corrupt(format!("unit {v} refused")));
+                }
+                Ok(())
+            })
+        }
+    }
+
+    fn stored(dir: &std::path::Path) -> Vec<i32> {
+        #[derive(QueryableByName)]
+        struct Row {
+            #[diesel(sql_type = diesel::sql_types::Integer)]
+            v: i32,
+        }
+        let url = format!("sqlite://{}", dir.join("batch.sqlite3").display());
+        let DbConnection::Sqlite(mut c) = establish(&url).unwrap_or_else(|e| panic!("{e}")) else {
+            panic!("a SQLite url")
+        };
+        diesel::sql_query("SELECT v FROM t ORDER BY v")
+            .load::<Row>(&mut c)
+            .unwrap_or_else(|e| panic!("{e}"))
+            .into_iter()
+            .map(|r| r.v)
+            .collect()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn units_queued_together_commit_together_each_answered_once_on_disk() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let (db, release, hold) = held_database(dir.path()).await;
+        let units: Vec<_> = (1..=20)
+            .map(|v| (v, queued(&db, insert(v, v % 3 == 0))))
+            .collect();
+        drop(release);
+        hold.await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut kept = Vec::new();
+        for (v, unit) in units {
+            let answer = unit.await.unwrap_or_else(|e| panic!("{e}"));
+            // Answered means committed: another connection sees it at once.
+            let seen = stored(dir.path()).contains(&v);
+            match answer {
+                Ok(()) => {
+                    assert!(seen, "unit {v} was answered before its row was on disk");
+                    kept.push(v);
+                }
+                Err(DbError::Corrupt(_)) => {
+                    assert!(
+                        v % 3 == 0 && !seen,
+                        "unit {v}: its own failure undid only it"
+                    )
+                }
+                Err(e) => panic!("unit {v}: {e}"),
+            }
+        }
+        assert_eq!(
+            stored(dir.path()),
+            kept,
+            "every unit that succeeded, and only those"
+        );
+        assert_eq!(kept.len(), 14);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_unit_that_panics_fails_its_batch_and_the_next_batch_runs_on_a_new_connection() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let (db, release, hold) = held_database(dir.path()).await;
+        let before = queued(&db, insert(1, false));
+        let panics = queued(&db, |_c: &mut DbConnection| -> Result<(), DbError> {
+            panic!("a bug in a unit of work")
+        });
+        drop(release);
+        // The holding unit may have shared the failed batch: either answer is right.
+        let _ = hold.await.unwrap_or_else(|e| panic!("{e}"));
+        let before = before.await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            matches!(&before, Err(e) if e.is_unavailable()),
+            "a batch-mate of a panic is told to retry: {before:?}"
+        );
+        let panicked = panics.await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(matches!(panicked, Err(DbError::Unavailable(_))));
+        assert_eq!(
+            stored(dir.path()),
+            Vec::<i32>::new(),
+            "nothing of the batch was kept"
+        );
+        db.run(insert(2, false))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(stored(dir.path()), vec![2]);
     }
 }

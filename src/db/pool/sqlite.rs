@@ -4,34 +4,125 @@
 use std::panic::AssertUnwindSafe;
 use std::sync::mpsc;
 
-use diesel::connection::SimpleConnection;
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 
-use super::{open, ConnectionManager, Pooled, CHECKPOINT_EVERY};
+use super::{open, ConnectionManager, Pooled, BATCH_TIME, CHECKPOINT_EVERY, MAX_BATCH};
 use crate::db::{Backend, DbConnection, DbError};
 
-/// Work for the SQLite thread: gets the connection, or why there is none.
-pub(super) type Job = Box<dyn FnOnce(Result<&mut Pooled, DbError>) + Send>;
+/// Work for the SQLite thread: gets the connection, or why there is none, and returns
+/// how to answer its caller once the batch it ran in has committed (`Ok`) or failed.
+pub(super) type Job = Box<dyn FnOnce(Result<&mut Pooled, DbError>) -> Reply + Send>;
 
-/// The SQLite thread: runs queued jobs back to back on the one connection.
+/// A job's answer, given the outcome of its batch.
+pub(super) type Reply = Box<dyn FnOnce(Result<(), DbError>) + Send>;
+
+/// The SQLite thread: runs queued jobs back to back on the one connection, those queued
+/// together in one transaction ([`batch`]).
 pub(super) fn serve(pool: r2d2::Pool<ConnectionManager>, jobs: mpsc::Receiver<Job>) {
     while let Ok(first) = jobs.recv() {
         let mut conn = match pool.get() {
             Ok(conn) => conn,
             Err(e) => {
-                first(Err(DbError::Unavailable(e.to_string())));
+                first(Err(DbError::Unavailable(e.to_string())))(Ok(()));
                 continue;
             }
         };
         let mut next = Some(first);
         while let Some(job) = next.take() {
-            // A panicking job drops its reply (its caller sees the task failed); the
-            // connection it left behind may be mid-transaction, so it is not reused.
-            if std::panic::catch_unwind(AssertUnwindSafe(|| job(Ok(&mut conn)))).is_err() {
-                conn.broken = true;
+            if !batch(&mut conn, job, &jobs) {
                 break;
             }
             next = jobs.try_recv().ok();
         }
+    }
+}
+
+/// Runs `first` and the jobs queued behind it, up to [`MAX_BATCH`] or [`BATCH_TIME`], in
+/// one `BEGIN IMMEDIATE` … `COMMIT` (each job's own transaction becomes a savepoint of
+/// it), then answers each: with its own result once the batch committed, with the
+/// batch's failure otherwise (its writes are gone, so its caller must see an error and
+/// retry). Returns whether the connection may be used again: not after a panicking job
+/// (the connection may be mid-savepoint) or an error that broke it.
+fn batch(conn: &mut Pooled, first: Job, jobs: &mpsc::Receiver<Job>) -> bool {
+    let started = std::time::Instant::now();
+    if let Err(e) = begin(conn) {
+        first(Ok(conn))(Err(e));
+        return !conn.broken;
+    }
+    let mut replies: Vec<Reply> = Vec::new();
+    let mut job = Some(first);
+    let mut panicked = false;
+    while let Some(run) = job.take() {
+        match std::panic::catch_unwind(AssertUnwindSafe(|| run(Ok(&mut *conn)))) {
+            Ok(reply) => replies.push(reply),
+            Err(_) => panicked = true,
+        }
+        if panicked || conn.broken || replies.len() >= MAX_BATCH || started.elapsed() >= BATCH_TIME
+        {
+            break;
+        }
+        job = jobs.try_recv().ok();
+    }
+    let outcome = if panicked || conn.broken {
+        rollback(conn);
+        Err("a unit of work of its batch failed the connection".to_owned())
+    } else {
+        commit(conn)
+    };
+    if panicked {
+        conn.broken = true;
+    }
+    for reply in replies {
+        reply(
+            outcome
+                .clone()
+                .map_err(|e| DbError::Unavailable(format!("not committed: {e}"))),
+        );
+    }
+    !conn.broken
+}
+
+/// Opens the batch's transaction through diesel's transaction manager, so that a job's
+/// own `transaction` nests in it as a savepoint. Errors: the file is busy past the
+/// timeout (another process writing), or the connection failed.
+fn begin(conn: &mut Pooled) -> Result<(), DbError> {
+    let DbConnection::Sqlite(lite) = &mut **conn else {
+        return Ok(());
+    };
+    AnsiTransactionManager::begin_transaction_sql(lite, "BEGIN IMMEDIATE").map_err(DbError::from)
+}
+
+/// Commits the batch; on failure rolls it back (a connection left in a transaction is
+/// not usable) and says why.
+fn commit(conn: &mut Pooled) -> Result<(), String> {
+    let DbConnection::Sqlite(lite) = &mut **conn else {
+        return Ok(());
+    };
+    match AnsiTransactionManager::commit_transaction(lite) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            rollback(conn);
+            Err(e.to_string())
+        }
+    }
+}
+
+/// Rolls the batch back; a connection that cannot is not used again.
+fn rollback(conn: &mut Pooled) {
+    let DbConnection::Sqlite(lite) = &mut **conn else {
+        return;
+    };
+    if AnsiTransactionManager::transaction_manager_status_mut(lite)
+        .transaction_depth()
+        .ok()
+        .flatten()
+        .is_none()
+    {
+        return;
+    }
+    if let Err(e) = AnsiTransactionManager::rollback_transaction(lite) {
+        log::error!("SQLite: rolling back a failed batch: {e}; the connection is dropped");
+        conn.broken = true;
     }
 }
 
