@@ -8,9 +8,7 @@
 //! - Notifications: claim a batch, POST each (concurrently, with the service's own
 //!   `Sender` and its reading of the reply), record the batch's end: the least code that
 //!   does the outbox's job, against the same receiver.
-//! - SQLite: both run with the service's WAL checkpointer ([`db::Checkpointer`]); the
-//!   webhooks commit as many to a transaction as the service has senders, the most the
-//!   service's SQLite thread can group (`db::pool::MAX_BATCH` permitting).
+//! - SQLite: both run with the service's WAL checkpointer ([`db::Checkpointer`]).
 //! - pgbench (PostgreSQL, when installed): the same transaction as a plain SQL script.
 
 use std::time::{Duration, Instant};
@@ -72,11 +70,9 @@ fn webhook(c: &mut DbConnection, w: &Webhook) -> Result<(), DbError> {
     })
 }
 
-/// Runs `work` on `threads` threads, each with a connection of its own, `per_commit`
-/// webhooks to a transaction (each webhook's own transaction a savepoint of it, as the
-/// service's SQLite thread commits the units queued together); returns the wall time
-/// from the first transaction to the last commit.
-pub fn webhooks(db_url: &str, work: Vec<Webhook>, threads: usize, per_commit: usize) -> Duration {
+/// Runs `work` on `threads` threads, each with a connection of its own; returns the
+/// wall time from the first transaction to the last commit.
+pub fn webhooks(db_url: &str, work: Vec<Webhook>, threads: usize) -> Duration {
     // SQLite: the service's checkpointer runs beside its writer; so does the ceiling's.
     let _checkpointer = db::Checkpointer::start(db_url).unwrap_or_else(|e| panic!("{e}"));
     let work = std::sync::Arc::new(work);
@@ -89,15 +85,9 @@ pub fn webhooks(db_url: &str, work: Vec<Webhook>, threads: usize, per_commit: us
             std::thread::spawn(move || {
                 barrier.wait();
                 loop {
-                    let i = next.fetch_add(per_commit, std::sync::atomic::Ordering::Relaxed);
-                    let Some(batch) = work.get(i..(i + per_commit).min(work.len())) else {
-                        break;
-                    };
-                    if batch.is_empty() {
-                        break;
-                    }
-                    db::transaction(&mut conn, |c| batch.iter().try_for_each(|w| webhook(c, w)))
-                        .unwrap_or_else(|e| panic!("ceiling webhooks from {i}: {e}"));
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(w) = work.get(i) else { break };
+                    webhook(&mut conn, w).unwrap_or_else(|e| panic!("ceiling webhook {i}: {e}"));
                 }
             })
         })
@@ -142,25 +132,22 @@ pub async fn notifications(db_url: &str, batch: i64, expected: usize) -> Duratio
         });
         let attempts = futures_util::future::join_all(sends).await;
         let now = chrono::Utc::now().naive_utc();
-        // The batch's ends in one transaction, as the service's SQLite thread commits
-        // the ends queued together (on PostgreSQL the service commits each alone).
-        let ends = |c: &mut DbConnection| {
-            rows.iter().zip(attempts).try_for_each(|(row, attempt)| {
-                let Attempt::Delivered(status) = attempt else {
-                    panic!("the receiver refused a notification: {attempt:?}")
-                };
-                let end = Finish::Delivered {
+        for (row, attempt) in rows.iter().zip(attempts) {
+            let Attempt::Delivered(status) = attempt else {
+                panic!("the receiver refused a notification: {attempt:?}")
+            };
+            notifications::finish(
+                &mut conn,
+                row.id,
+                owner,
+                Finish::Delivered {
                     status: i32::from(status),
-                };
-                notifications::finish(c, row.id, owner, end, now).map(|_| ())
-            })
-        };
-        match &conn {
-            DbConnection::Sqlite(_) => db::transaction(&mut conn, ends),
-            DbConnection::Postgres(_) => ends(&mut conn),
+                },
+                now,
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
+            delivered += 1;
         }
-        .unwrap_or_else(|e| panic!("{e}"));
-        delivered += rows.len();
     }
     started.elapsed()
 }

@@ -300,29 +300,26 @@ impl Bench<'_> {
     }
 
     /// The webhook ceiling: `set`'s webhooks as the same statements, no HTTP, by as many
-    /// threads as the service has senders (SQLite: one, committing as many webhooks
-    /// together as the service has senders).
+    /// threads as the service has senders (SQLite: one).
     async fn webhook_ceiling(&self, set: &[Order]) -> WebhookRun {
         let (backend, n) = (self.backend, set.len());
         let work: Vec<ceiling::Webhook> = set
             .iter()
             .map(|o| ceiling_webhook(o, &self.receiver.url))
             .collect();
-        // SQLite: one writer, committing the units queued together as the service does.
-        let (threads, per_commit) = if backend == "sqlite" {
-            (1, self.cfg.concurrency)
+        let threads = if backend == "sqlite" {
+            1
         } else {
-            (self.cfg.concurrency, 1)
+            self.cfg.concurrency
         };
         settle(&self.db_url);
         let (commits_before, busy) = (commits(&self.db_url), machine_jiffies());
         let url = self.db_url.clone();
         let perf = profile(backend, "webhook-ceiling");
         let db_before = db_cpu(backend, 0);
-        let elapsed =
-            tokio::task::spawn_blocking(move || ceiling::webhooks(&url, work, threads, per_commit))
-                .await
-                .unwrap_or_else(|e| panic!("{e}"));
+        let elapsed = tokio::task::spawn_blocking(move || ceiling::webhooks(&url, work, threads))
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
         let db_cpu_us = (db_cpu(backend, 0) - db_before).as_secs_f64() * 1e6 / n as f64;
         drop(perf);
         let per_sec = n as f64 / elapsed.as_secs_f64();

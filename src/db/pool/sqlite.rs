@@ -16,8 +16,9 @@ pub(super) type Job = Box<dyn FnOnce(Result<&mut Pooled, DbError>) -> Reply + Se
 /// A job's answer, given the outcome of its batch.
 pub(super) type Reply = Box<dyn FnOnce(Result<(), DbError>) + Send>;
 
-/// The SQLite thread: runs queued jobs back to back on the one connection, those queued
-/// together in one transaction ([`batch`]).
+/// The SQLite thread: runs queued jobs back to back on the one connection: a job with
+/// none queued behind it alone ([`alone`]), jobs queued together in one transaction
+/// ([`batch`]).
 pub(super) fn serve(pool: r2d2::Pool<ConnectionManager>, jobs: mpsc::Receiver<Job>) {
     while let Ok(first) = jobs.recv() {
         let mut conn = match pool.get() {
@@ -29,7 +30,11 @@ pub(super) fn serve(pool: r2d2::Pool<ConnectionManager>, jobs: mpsc::Receiver<Jo
         };
         let mut next = Some(first);
         while let Some(job) = next.take() {
-            if !batch(&mut conn, job, &jobs) {
+            let usable = match jobs.try_recv() {
+                Ok(second) => batch(&mut conn, job, second, &jobs),
+                Err(_) => alone(&mut conn, job),
+            };
+            if !usable {
                 break;
             }
             next = jobs.try_recv().ok();
@@ -37,19 +42,34 @@ pub(super) fn serve(pool: r2d2::Pool<ConnectionManager>, jobs: mpsc::Receiver<Jo
     }
 }
 
-/// Runs `first` and the jobs queued behind it, up to [`MAX_BATCH`] or [`BATCH_TIME`], in
+/// Runs `job` on its own (its transactions are its own) and answers it at once: with
+/// nothing queued behind it, a batch would only add its `BEGIN` and savepoint. Returns
+/// whether the connection may be used again (not after a panic: it may be
+/// mid-transaction).
+fn alone(conn: &mut Pooled, job: Job) -> bool {
+    match std::panic::catch_unwind(AssertUnwindSafe(|| job(Ok(&mut *conn)))) {
+        Ok(reply) => reply(Ok(())),
+        Err(_) => conn.broken = true,
+    }
+    !conn.broken
+}
+
+/// Runs `first`, `second` and the jobs queued behind them, up to [`MAX_BATCH`] or [`BATCH_TIME`], in
 /// one `BEGIN IMMEDIATE` … `COMMIT` (each job's own transaction becomes a savepoint of
 /// it), then answers each: with its own result once the batch committed, with the
 /// batch's failure otherwise (its writes are gone, so its caller must see an error and
 /// retry). Returns whether the connection may be used again: not after a panicking job
 /// (the connection may be mid-savepoint) or an error that broke it.
-fn batch(conn: &mut Pooled, first: Job, jobs: &mpsc::Receiver<Job>) -> bool {
+fn batch(conn: &mut Pooled, first: Job, second: Job, jobs: &mpsc::Receiver<Job>) -> bool {
     let started = std::time::Instant::now();
     if let Err(e) = begin(conn) {
-        first(Ok(conn))(Err(e));
-        return !conn.broken;
+        // The file is busy or the connection failed: each job on its own (a second
+        // job left behind by a failed first is dropped: its caller sees `unavailable`).
+        log::warn!("SQLite: a batch could not begin ({e}); its jobs run one by one");
+        return alone(conn, first) && alone(conn, second);
     }
     let mut replies: Vec<Reply> = Vec::new();
+    let mut queued = Some(second);
     let mut job = Some(first);
     let mut panicked = false;
     while let Some(run) = job.take() {
@@ -57,11 +77,19 @@ fn batch(conn: &mut Pooled, first: Job, jobs: &mpsc::Receiver<Job>) -> bool {
             Ok(reply) => replies.push(reply),
             Err(_) => panicked = true,
         }
-        if panicked || conn.broken || replies.len() >= MAX_BATCH || started.elapsed() >= BATCH_TIME
-        {
+        let full = replies.len() >= MAX_BATCH || started.elapsed() >= BATCH_TIME;
+        // The second job, taken from the queue already, always runs in this batch.
+        if panicked || conn.broken || (full && queued.is_none()) {
             break;
         }
-        job = jobs.try_recv().ok();
+        job = queued.take().or_else(|| jobs.try_recv().ok());
+    }
+    if let Some(left) = queued {
+        // The first job panicked or broke the connection before the second ran: the
+        // second is answered `unavailable` (nothing of it ran; its caller retries).
+        left(Err(DbError::Unavailable(
+            "a unit of work queued with it failed the connection".into(),
+        )))(Ok(()));
     }
     let outcome = if panicked || conn.broken {
         rollback(conn);
