@@ -7,7 +7,8 @@
 //! runs the queued work back to back: the connection never waits for a woken thread to
 //! be scheduled between two units of work, which on a loaded machine costs more than
 //! the work itself (docs/benchmarks.md). The units of work queued together commit
-//! together (group commit, [`MAX_BATCH`] at most): each unit's own transaction is a
+//! together (group commit, at most [`MAX_BATCH`] or [`BATCH_TIME`]; a unit with none
+//! queued behind it commits alone): each unit's own transaction is a
 //! savepoint of the batch's, and each caller is answered only once the batch has
 //! committed, so a reply still means "on disk"; the pages the units share (the last page
 //! of each table and index they append to) are written to the log once per batch

@@ -24,7 +24,7 @@ pub(super) fn serve(pool: r2d2::Pool<ConnectionManager>, jobs: mpsc::Receiver<Jo
         let mut conn = match pool.get() {
             Ok(conn) => conn,
             Err(e) => {
-                first(Err(DbError::Unavailable(e.to_string())))(Ok(()));
+                refuse(first, DbError::Unavailable(e.to_string()));
                 continue;
             }
         };
@@ -40,6 +40,11 @@ pub(super) fn serve(pool: r2d2::Pool<ConnectionManager>, jobs: mpsc::Receiver<Jo
             next = jobs.try_recv().ok();
         }
     }
+}
+
+/// Answers `job` with `why` without running its work.
+fn refuse(job: Job, why: DbError) {
+    job(Err(why))(Ok(()));
 }
 
 /// Runs `job` on its own (its transactions are its own) and answers it at once: with
@@ -63,10 +68,13 @@ fn alone(conn: &mut Pooled, job: Job) -> bool {
 fn batch(conn: &mut Pooled, first: Job, second: Job, jobs: &mpsc::Receiver<Job>) -> bool {
     let started = std::time::Instant::now();
     if let Err(e) = begin(conn) {
-        // The file is busy or the connection failed: each job on its own (a second
-        // job left behind by a failed first is dropped: its caller sees `unavailable`).
+        // The file is busy or the connection failed: each job on its own.
         log::warn!("SQLite: a batch could not begin ({e}); its jobs run one by one");
-        return alone(conn, first) && alone(conn, second);
+        if !alone(conn, first) {
+            refuse(second, queued_with_failure());
+            return false;
+        }
+        return alone(conn, second);
     }
     let mut replies: Vec<Reply> = Vec::new();
     let mut queued = Some(second);
@@ -85,11 +93,8 @@ fn batch(conn: &mut Pooled, first: Job, second: Job, jobs: &mpsc::Receiver<Job>)
         job = queued.take().or_else(|| jobs.try_recv().ok());
     }
     if let Some(left) = queued {
-        // The first job panicked or broke the connection before the second ran: the
-        // second is answered `unavailable` (nothing of it ran; its caller retries).
-        left(Err(DbError::Unavailable(
-            "a unit of work queued with it failed the connection".into(),
-        )))(Ok(()));
+        // The first job panicked or broke the connection before the second ran.
+        refuse(left, queued_with_failure());
     }
     let outcome = if panicked || conn.broken {
         rollback(conn);
@@ -108,6 +113,12 @@ fn batch(conn: &mut Pooled, first: Job, second: Job, jobs: &mpsc::Receiver<Job>)
         );
     }
     !conn.broken
+}
+
+/// Why a job taken from the queue did not run: the job before it panicked or broke the
+/// connection. `unavailable`: nothing of it ran, and its caller retries.
+fn queued_with_failure() -> DbError {
+    DbError::Unavailable("a unit of work queued with it failed the connection".into())
 }
 
 /// Opens the batch's transaction through diesel's transaction manager, so that a job's
