@@ -367,6 +367,7 @@ impl Bench {
                 days: 365,
                 now: chrono::Utc::now().naive_utc(),
                 seed: *chunk_seed,
+                retry_schedule: &cafe24_komoju::notifications::SCHEDULE,
             };
             db::seed::seed(&mut c, &plan).unwrap_or_else(|e| panic!("seeding: {e}"));
             left -= chunk;

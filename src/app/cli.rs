@@ -265,6 +265,7 @@ fn seed(
         days,
         now: clock.now_naive(),
         seed: clock.unix_seconds().unsigned_abs(),
+        retry_schedule: &crate::notifications::SCHEDULE,
     };
     let started = std::time::Instant::now();
     let n = db::seed::seed(&mut conn, &plan)?;

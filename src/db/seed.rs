@@ -32,6 +32,11 @@ pub struct SeedPlan {
     pub now: NaiveDateTime,
     /// The generator's seed; the same plan writes the same rows.
     pub seed: u64,
+    /// The outbox's delays between attempts (`crate::notifications::SCHEDULE`): a
+    /// seeded pending notification is one its worker has tried and is retrying on
+    /// them, due at its next step (never overdue: a running outbox would have tried
+    /// it); one whose schedule ran out before `now` is dead.
+    pub retry_schedule: &'static [std::time::Duration],
 }
 
 /// How many rows of each table a run wrote.
@@ -168,7 +173,7 @@ pub fn seed(conn: &mut DbConnection, plan: &SeedPlan) -> Result<Seeded, DbError>
         let mut tables = Tables::new();
         for n in 0..plan.orders {
             let order = next_order(plan, &tag, n, &shops, &mut rng);
-            write_order(conn, &mut tables, &order, n, &mut rng)?;
+            write_order(conn, &mut tables, plan, &order, n, &mut rng)?;
         }
         tables.flush(conn)?;
         Ok(Seeded {
@@ -324,6 +329,7 @@ impl Tables {
 fn write_order(
     conn: &mut DbConnection,
     t: &mut Tables,
+    plan: &SeedPlan,
     o: &Order,
     n: u64,
     rng: &mut Rng,
@@ -361,7 +367,7 @@ fn write_order(
         t.refunds.flush(conn)?;
     }
     write_events(t, o, updated, rng);
-    write_notification(t, o, n, updated, rng);
+    write_notification(t, plan, o, n, updated, rng);
     write_refund(t, o, refunded, updated);
     Ok(())
 }
@@ -427,14 +433,34 @@ fn write_events(t: &mut Tables, o: &Order, updated: NaiveDateTime, rng: &mut Rng
     }
 }
 
-/// One notification per order: 95 % delivered, 1 % dead, the rest pending (delivered
-/// when the order is older than [`OPEN_FOR_DAYS`]).
-fn write_notification(t: &mut Tables, o: &Order, n: u64, updated: NaiveDateTime, rng: &mut Rng) {
+/// One notification per order: 95 % delivered, 1 % dead, the rest pending on the orders
+/// of the last [`OPEN_FOR_DAYS`] (delivered on older ones): a pending one has failed
+/// every attempt since `updated` and waits for its next on the plan's retry schedule
+/// ([`retrying`]; dead once the schedule is over).
+fn write_notification(
+    t: &mut Tables,
+    plan: &SeedPlan,
+    o: &Order,
+    n: u64,
+    updated: NaiveDateTime,
+    rng: &mut Rng,
+) {
     let roll = rng.below(100);
-    let (state, attempts, status, delivered) = match roll {
-        0 => ("'dead'", 12, "500", "NULL".to_string()),
-        1..=4 if o.recent => ("'pending'", 1, "NULL", "NULL".to_string()),
-        _ => ("'delivered'", 1, "200", ts(updated + Duration::seconds(2))),
+    let dead_after = plan.retry_schedule.len() + 1;
+    let (state, attempts, status, delivered, next) = match roll {
+        0 => ("'dead'", dead_after, "500", "NULL".to_string(), updated),
+        1..=4 if o.recent => match retrying(updated, plan.now, plan.retry_schedule) {
+            Some((0, next)) => ("'pending'", 0, "NULL", "NULL".to_string(), next),
+            Some((made, next)) => ("'pending'", made, "503", "NULL".to_string(), next),
+            None => ("'dead'", dead_after, "503", "NULL".to_string(), updated),
+        },
+        _ => (
+            "'delivered'",
+            1,
+            "200",
+            ts(updated + Duration::seconds(2)),
+            updated,
+        ),
     };
     let kind = if n % 3 == 0 {
         "'return_noty'"
@@ -447,10 +473,32 @@ fn write_notification(t: &mut Tables, o: &Order, n: u64, updated: NaiveDateTime,
         id = q(&o.id),
         dedup = q(&format!("noty{}", o.id)),
         host = o.mall,
-        next = ts(updated + Duration::seconds(60)),
+        next = ts(next),
         at = ts(updated),
         host_q = q(&format!("{}.cafe24.com", o.mall)),
     ));
+}
+
+/// Where a notification enqueued at `enqueued`, whose every attempt has failed, stands at
+/// `now` on `schedule` (its first attempt at `enqueued`, each next one a delay of the
+/// schedule later): `Some((attempts made, the next attempt's time))`, that time after
+/// `now`; `None` once the schedule is over (the row is dead).
+fn retrying(
+    enqueued: NaiveDateTime,
+    now: NaiveDateTime,
+    schedule: &[std::time::Duration],
+) -> Option<(usize, NaiveDateTime)> {
+    if enqueued > now {
+        return Some((0, enqueued));
+    }
+    let mut at = enqueued;
+    for (made, delay) in (1..).zip(schedule) {
+        at += Duration::from_std(*delay).ok()?;
+        if at > now {
+            return Some((made, at));
+        }
+    }
+    None
 }
 
 /// A succeeded refund for each refunded or partially refunded order.
@@ -471,4 +519,36 @@ fn write_refund(t: &mut Tables, o: &Order, refunded: i64, updated: NaiveDateTime
         key = q(&format!("rk{}", o.id)),
         refund = q(&format!("ref{}", o.id)),
     ));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration as Std;
+
+    const SCHEDULE: [Std; 3] = [Std::from_secs(10), Std::from_secs(60), Std::from_secs(300)];
+
+    fn at(seconds: i64) -> NaiveDateTime {
+        chrono::DateTime::from_timestamp(1_796_688_000 + seconds, 0)
+            .unwrap_or_default()
+            .naive_utc()
+    }
+
+    #[test]
+    fn a_retrying_notification_waits_for_its_next_step_and_is_never_overdue() {
+        let enqueued = at(0);
+        // Not yet tried: due when enqueued.
+        assert_eq!(retrying(enqueued, at(-5), &SCHEDULE), Some((0, at(0))));
+        // Tried at 0, failed: next at 10 s; tried at 10 s too: next at 70 s.
+        assert_eq!(retrying(enqueued, at(0), &SCHEDULE), Some((1, at(10))));
+        assert_eq!(retrying(enqueued, at(9), &SCHEDULE), Some((1, at(10))));
+        assert_eq!(retrying(enqueued, at(10), &SCHEDULE), Some((2, at(70))));
+        assert_eq!(retrying(enqueued, at(369), &SCHEDULE), Some((3, at(370))));
+        // The fourth attempt, at 370 s, was its last: dead.
+        assert_eq!(retrying(enqueued, at(370), &SCHEDULE), None);
+        for now in (0..370).step_by(7) {
+            let (_, next) = retrying(enqueued, at(now), &SCHEDULE).unwrap_or_default();
+            assert!(next > at(now), "due at {next} before or at {now}");
+        }
+    }
 }

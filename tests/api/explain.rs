@@ -186,6 +186,7 @@ async fn recorded_then_seeded(
         days: 365,
         now: app.clock.now_naive(),
         seed: seed_with,
+        retry_schedule: &cafe24_komoju::notifications::SCHEDULE,
     };
     app.state
         .db

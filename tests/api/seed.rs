@@ -35,6 +35,7 @@ async fn seeding_fills_every_table_in_the_documented_shares(backend: Backend) {
         days: 365,
         now,
         seed: 42,
+        retry_schedule: &cafe24_komoju::notifications::SCHEDULE,
     };
     let written = seed(&mut conn, &plan).unwrap_or_else(|e| panic!("seed: {e}"));
     let count =
@@ -113,6 +114,22 @@ async fn seeding_fills_every_table_in_the_documented_shares(backend: Backend) {
             .get_result(c),
     );
     assert_eq!(old_pending, 0, "no notification stays pending for a year");
+    // A pending notification is being retried: its next attempt is still to come.
+    let pending = count(
+        notifications::table
+            .filter(notifications::state.eq("pending"))
+            .count()
+            .get_result(c),
+    );
+    let overdue = count(
+        notifications::table
+            .filter(notifications::state.eq("pending"))
+            .filter(notifications::next_attempt_at.le(now))
+            .count()
+            .get_result(c),
+    );
+    assert!(pending > 0, "some notifications are being retried");
+    assert_eq!(overdue, 0, "of {pending} pending, none is overdue");
     let delivered = count(
         notifications::table
             .filter(notifications::state.eq("delivered"))
